@@ -1,0 +1,1 @@
+//! Test harness that runs real Envoy processes with the built wasmixer filters.

@@ -1,0 +1,1 @@
+//! Go `idna` behaviours (to be written).

@@ -1,0 +1,1 @@
+//! Go `mail` behaviours (to be written).

@@ -1,0 +1,1 @@
+//! Go `strconv` behaviours (to be written).

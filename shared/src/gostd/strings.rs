@@ -1,0 +1,1 @@
+//! Go `strings` behaviours (to be written).

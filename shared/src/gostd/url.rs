@@ -1,0 +1,1 @@
+//! Go `url` behaviours (to be written).

@@ -1,0 +1,8 @@
+//! wasmixer-shared: everything the wasmixer filters and the `wasmixer` command have in common.
+//!
+//! Nothing in this crate talks to a proxy: host access goes through the [`expr::AttributeBag`]
+//! trait, so every piece of logic here runs (and is tested) natively and on wasm32.
+
+pub mod expr;
+pub mod gostd;
+pub mod telemetry;

@@ -1,0 +1,1 @@
+//! Telemetry encoders shared by the metrics and access-log filters.
