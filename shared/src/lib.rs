@@ -3,6 +3,11 @@
 //! Nothing in this crate talks to a proxy: host access goes through the [`expr::AttributeBag`]
 //! trait, so every piece of logic here runs (and is tested) natively and on wasm32.
 
+pub mod attr;
+pub mod config;
+pub mod diag;
 pub mod expr;
 pub mod gostd;
+pub mod host;
+pub mod policy;
 pub mod telemetry;

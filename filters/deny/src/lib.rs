@@ -1,35 +1,15 @@
-//! wasmixer deny filter (proxy-wasm). The features arrive with their issues; for now the filter
-//! loads, accepts its configuration and lets every request through.
+//! wasmixer deny filter: Mixer's policy check (rules, denier / listchecker handlers) evaluated
+//! inside the sidecar, answering denials in Mixer's format. The logic lives in
+//! `wasmixer_shared::policy`; this crate is the proxy-wasm glue.
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, LogLevel};
+mod root;
+mod stream;
+
+use proxy_wasm::traits::RootContext;
+use proxy_wasm::types::LogLevel;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(DenyRoot) });
+    wasmixer_shared::host::panic_hook::install("wasmixer-deny");
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(root::DenyRoot::default()) });
 }}
-
-struct DenyRoot;
-
-impl Context for DenyRoot {}
-
-impl RootContext for DenyRoot {
-    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        log::info!("wasmixer-deny {} configured", env!("CARGO_PKG_VERSION"));
-        true
-    }
-
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(DenyStream))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-}
-
-struct DenyStream;
-
-impl Context for DenyStream {}
-
-impl HttpContext for DenyStream {}

@@ -1,1 +1,9 @@
-//! Telemetry encoders shared by the metrics and access-log filters.
+//! Telemetry encoders shared by the metrics and access-log filters: Mixer's label text
+//! (`adapter.Stringify`), zap's JSON as the stdio adapter wrote it, the prometheus adapter's
+//! naming, values and buckets, and Istio's tag-in-stat-name encoding for Envoy.
+
+pub mod prometheus;
+pub mod stat_name;
+pub mod stdio;
+pub mod stringify;
+pub mod zap_json;

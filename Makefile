@@ -1,0 +1,114 @@
+# wasmixer: the project's verbs. CI calls these (via .ci/run), not raw cargo.
+# `make` alone lists them.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+CARGO       ?= cargo
+WASM_TARGET := wasm32-wasip1
+TARGET_DIR  := $(or $(CARGO_TARGET_DIR),target)
+DIST        := dist
+
+# Every filter crate: filters/<dir>/Cargo.toml. Its package name is the manifest's first
+# `name = "..."` (the [package] table comes first); its wasm is <package with _>.wasm.
+FILTER_DIRS := $(sort $(patsubst filters/%/Cargo.toml,%,$(wildcard filters/*/Cargo.toml)))
+pkg_of       = $(shell sed -n 's/^name *= *"\(.*\)"/\1/p' filters/$(1)/Cargo.toml | head -n1)
+FILTER_PKGS := $(foreach d,$(FILTER_DIRS),$(call pkg_of,$(d)))
+
+# rustc's wasm32 output uses bulk memory (memory.copy/fill) and sign-extension ops, which
+# wasm-opt rejects unless enabled; float-to-int saturation and mutable globals are enabled by
+# rustc too. All are supported by Envoy's V8. (Checked with binaryen 108 and rustc 1.95.)
+WASM_OPT       ?= wasm-opt
+WASM_OPT_FLAGS ?= -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+                  --enable-mutable-globals
+
+.PHONY: help wasm size test test-native test-wasm32 test-integration lint clean run bench bench-expr
+
+help: ## list the verbs
+	@echo "wasmixer make verbs:"
+	@awk -F ':.*## ' '/^[a-z0-9-]+:.*## /{printf "  %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "filters: $(FILTER_DIRS)"
+
+wasm: ## build every filters/* crate for wasm32-wasip1 into dist/<filter>.wasm
+	@echo "==> cargo build --release --target $(WASM_TARGET): $(FILTER_PKGS)"
+	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTER_PKGS))
+	@mkdir -p $(DIST)
+	@if command -v $(WASM_OPT) >/dev/null 2>&1; then \
+	  echo "==> $(WASM_OPT) $(WASM_OPT_FLAGS)"; \
+	else \
+	  echo "==> $(WASM_OPT) not on PATH: copying unoptimised modules"; \
+	fi
+	@set -e; for d in $(FILTER_DIRS); do \
+	  pkg=$$(sed -n 's/^name *= *"\(.*\)"/\1/p' filters/$$d/Cargo.toml | head -n1); \
+	  src=$(TARGET_DIR)/$(WASM_TARGET)/release/$${pkg//-/_}.wasm; \
+	  if [ ! -f "$$src" ]; then echo "error: $$src not built (is $$pkg a cdylib?)" >&2; exit 1; fi; \
+	  if command -v $(WASM_OPT) >/dev/null 2>&1; then \
+	    $(WASM_OPT) $(WASM_OPT_FLAGS) "$$src" -o $(DIST)/$$d.wasm.tmp; \
+	  else \
+	    cp "$$src" $(DIST)/$$d.wasm.tmp; \
+	  fi; \
+	  mv $(DIST)/$$d.wasm.tmp $(DIST)/$$d.wasm; \
+	done
+	@$(MAKE) size
+
+size: ## print the sizes of dist/*.wasm
+	@if ls $(DIST)/*.wasm >/dev/null 2>&1; then \
+	  echo "==> filter sizes (bytes, gzip -9 bytes)"; \
+	  for f in $(DIST)/*.wasm; do \
+	    printf '  %-24s %9d %9d\n' "$$f" "$$(stat -c %s "$$f")" "$$(gzip -9c "$$f" | wc -c)"; \
+	  done; \
+	else \
+	  echo "no $(DIST)/*.wasm yet: run 'make wasm'"; \
+	fi
+
+test: test-native test-wasm32 test-integration ## every test: native, wasm32 (shared crate), end-to-end with Envoy
+
+test-native: ## cargo test for the workspace (host target), integration crate excluded
+	@echo "==> native tests"
+	$(CARGO) test --no-fail-fast --workspace --exclude wasmixer-integration
+
+# The shared crate's tests on wasm32-unknown-unknown, run by wasm-bindgen-test-runner under
+# node. The runner must match the wasm-bindgen version in Cargo.lock (.ci/install does that).
+# --lib --tests: doctests are not cross-compiled.
+test-wasm32: ## the shared crate's tests on wasm32-unknown-unknown (wasm-bindgen-test-runner, node)
+	@echo "==> wasm32 tests (wasmixer-shared on wasm32-unknown-unknown)"
+	@if ! grep -q '^name = "wasm-bindgen"$$' Cargo.lock; then \
+	  echo "SKIP test-wasm32: Cargo.lock has no wasm-bindgen yet (no wasm-bindgen-test dev-dependency)"; \
+	  exit 0; \
+	fi; \
+	want=$$(awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[^0-9.]/,""); print; exit}' Cargo.lock); \
+	if ! command -v wasm-bindgen-test-runner >/dev/null 2>&1; then \
+	  echo "error: wasm-bindgen-test-runner $$want not on PATH: run 'bash .ci/install'" >&2; exit 1; \
+	fi; \
+	have=$$(wasm-bindgen-test-runner --version | awk '{print $$2}'); \
+	if [ "$$have" != "$$want" ]; then \
+	  echo "error: wasm-bindgen-test-runner is $$have, Cargo.lock wants $$want: run 'bash .ci/install'" >&2; exit 1; \
+	fi; \
+	set -x; \
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+	  $(CARGO) test --no-fail-fast -p wasmixer-shared --target wasm32-unknown-unknown --lib --tests
+
+# --lib --tests: the harness's doc examples are `ignore`d sketches, not tests.
+test-integration: wasm ## end-to-end tests: real Envoy loading dist/*.wasm
+	@echo "==> integration tests (envoy: $${ENVOY_BIN:-$$(command -v envoy || echo 'missing: bash .ci/install')})"
+	$(CARGO) test --no-fail-fast -p wasmixer-integration --lib --tests -- --test-threads=2
+
+lint: ## rustfmt check, clippy (host, all targets) and clippy for the filters on wasm32
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(FILTER_PKGS)) -- -D warnings
+
+clean: ## remove build output and dist/
+	$(CARGO) clean
+	rm -rf $(DIST)
+
+run: ## run Envoy with the filters (not yet)
+	@echo "make run: not yet"
+
+bench: ## load benchmarks (not yet)
+	@echo "make bench: not yet"
+
+bench-expr: ## expression engine benchmarks (not yet)
+	@echo "make bench-expr: not yet"

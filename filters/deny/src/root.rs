@@ -1,0 +1,135 @@
+//! The deny filter's root context: compiles the configuration, owns what streams share,
+//! and keeps fetched lists (listchecker `provider_url`) fresh.
+
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::ContextType;
+use wasmixer_shared::attr::envoy_bag::SourceTable;
+use wasmixer_shared::config::FilterConfig;
+use wasmixer_shared::expr::Manifest;
+use wasmixer_shared::host::abi::{self, BufferType};
+use wasmixer_shared::host::identity::{local_workload, PeerCache};
+use wasmixer_shared::policy::deny::{CheckHandler, ListSource};
+use wasmixer_shared::policy::DenyPlan;
+
+use crate::stream::{DenyMetrics, DenyStream, Shared};
+
+/// Largest configuration accepted (bytes).
+const MAX_CONFIG_BYTES: usize = 4 << 20;
+const LIST_FETCH_TIMEOUT_MS: u32 = 5_000;
+
+#[derive(Default)]
+pub struct DenyRoot {
+    shared: Option<Rc<Shared>>,
+    /// Outstanding list fetches: (token, handler index).
+    fetches: Vec<(u32, usize)>,
+    last_fetch_ns: Vec<i64>,
+}
+
+impl DenyRoot {
+    fn configure(&self) -> Result<Shared, String> {
+        let bytes = abi::get_buffer(BufferType::PluginConfiguration, MAX_CONFIG_BYTES).unwrap_or_default();
+        let config = FilterConfig::parse(&bytes).map_err(|e| e.to_string())?;
+        let manifest = Manifest::istio();
+        let plan = DenyPlan::compile(&config, manifest).map_err(|e| e.to_string())?;
+        let table = SourceTable::new(manifest, plan.attributes());
+        let rules = plan.rules.len();
+        Ok(Shared { table, metrics: DenyMetrics::new(rules), plan, local: local_workload(), peers: PeerCache::default() })
+    }
+
+    fn fetch_lists(&mut self) {
+        let Some(shared) = self.shared.clone() else { return };
+        let now = abi::now_nanos();
+        self.last_fetch_ns.resize(shared.plan.handlers.len(), i64::MIN);
+        for (i, h) in shared.plan.handlers.iter().enumerate() {
+            let CheckHandler::List { params, display_name, .. } = h else { continue };
+            let Some(url) = params.provider_url.as_deref() else { continue };
+            let due = self.last_fetch_ns.get(i).is_none_or(|last| now.saturating_sub(*last) >= params.refresh_interval_ns);
+            if !due || self.fetches.iter().any(|(_, hi)| *hi == i) {
+                continue;
+            }
+            let cluster = params.fetch_cluster().unwrap_or_default();
+            let (authority, path) = split_url(url);
+            let headers = [(":method", "GET"), (":path", path), (":authority", authority), (":scheme", "http")];
+            match abi::dispatch_http_call(&cluster, &headers, &[], LIST_FETCH_TIMEOUT_MS) {
+                Some(token) => self.fetches.push((token, i)),
+                None => log::warn!("wasmixer-deny: {display_name}: cannot fetch {url} through cluster {cluster:?} (is the cluster defined?)"),
+            }
+            if let Some(last) = self.last_fetch_ns.get_mut(i) {
+                *last = now;
+            }
+        }
+    }
+}
+
+fn split_url(url: &str) -> (&str, &str) {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    match rest.find('/') {
+        Some(i) => (rest.get(..i).unwrap_or(rest), rest.get(i..).unwrap_or("/")),
+        None => (rest, "/"),
+    }
+}
+
+impl Context for DenyRoot {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let Some(pos) = self.fetches.iter().position(|(t, _)| *t == token) else { return };
+        let (_, index) = self.fetches.swap_remove(pos);
+        let Some(shared) = self.shared.clone() else { return };
+        let Some(CheckHandler::List { params, list, display_name }) = shared.plan.handlers.get(index) else { return };
+        let status = abi::get_header(abi::MapType::HttpCallResponseHeaders, ":status").unwrap_or_default();
+        let Ok(mut source) = list.try_borrow_mut() else { return };
+        let ListSource::Fetched(fetched) = &mut *source else { return };
+        if status != "200" {
+            fetched.on_fetch_error(format!("fetching {} gave HTTP status {status}", params.provider_url.as_deref().unwrap_or("")));
+            log::warn!("wasmixer-deny: {display_name}: list fetch failed with status {status}; keeping the last good list");
+            return;
+        }
+        let body = abi::get_buffer(BufferType::HttpCallResponseBody, body_size).unwrap_or_default();
+        if let Err(e) = fetched.on_fetch_ok(params, &String::from_utf8_lossy(&body), abi::now_nanos()) {
+            log::warn!("wasmixer-deny: {display_name}: fetched list rejected: {e}; keeping the last good list");
+        }
+    }
+}
+
+impl RootContext for DenyRoot {
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        log::info!("wasmixer-deny {} started", env!("CARGO_PKG_VERSION"));
+        true
+    }
+
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        match self.configure() {
+            Ok(shared) => {
+                log::info!("wasmixer-deny {} configured: {} check rule(s), {} handler(s)", env!("CARGO_PKG_VERSION"), shared.plan.rules.len(), shared.plan.handlers.len());
+                let fetches = shared.plan.handlers.iter().any(|h| matches!(h, CheckHandler::List { params, .. } if params.provider_url.is_some()));
+                self.shared = Some(Rc::new(shared));
+                self.fetches.clear();
+                self.last_fetch_ns.clear();
+                if fetches {
+                    abi::set_tick_period_ms(1_000);
+                    self.fetch_lists();
+                }
+                true
+            }
+            Err(e) => {
+                // Envoy keeps serving with the previous configuration, if there was one.
+                log::error!("wasmixer-deny: configuration rejected: {e}");
+                abi::define_metric(abi::MetricType::Counter, "wasmixer_config_rejected_total").map(|id| abi::increment_metric(id, 1));
+                false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.fetch_lists();
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(DenyStream::new(context_id, self.shared.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

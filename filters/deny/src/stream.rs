@@ -1,0 +1,132 @@
+//! One request through the deny filter: evaluate the check, then answer a denial in Mixer's
+//! format or let the request through with the rules' header operations applied.
+
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
+use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
+use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
+use wasmixer_shared::host::abi::{self, MapType, MetricType};
+use wasmixer_shared::host::identity::PeerCache;
+use wasmixer_shared::host::proxy_host::ProxyHost;
+use wasmixer_shared::host::tagged_metrics::TaggedMetric;
+use wasmixer_shared::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
+use wasmixer_shared::policy::header_ops::HeaderEdit;
+use wasmixer_shared::policy::status::http_status;
+use wasmixer_shared::policy::DenyPlan;
+
+/// Envoy's response-code details for our local replies.
+const DENIED_DETAILS: &str = "wasmixer_access_denied";
+const UNCONFIGURED_DETAILS: &str = "wasmixer_deny_unconfigured";
+
+/// What every stream of one configuration shares.
+pub struct Shared {
+    pub plan: DenyPlan,
+    pub table: SourceTable,
+    pub metrics: DenyMetrics,
+    pub local: Option<Rc<WorkloadAttributes>>,
+    pub peers: PeerCache,
+}
+
+const CHECK_TAGS: [&str; 2] = ["rule", "result"];
+const MAX_RULE_SERIES: usize = 10_000;
+
+/// `wasmixer_policy_checks_total{rule, result}` and one log limiter per rule.
+pub struct DenyMetrics {
+    checks: TaggedMetric,
+    limiters: Vec<LogLimiter>,
+}
+
+impl DenyMetrics {
+    pub fn new(rules: usize) -> DenyMetrics {
+        DenyMetrics {
+            checks: TaggedMetric::new("wasmixer_policy_checks_total", MetricType::Counter, MAX_RULE_SERIES),
+            limiters: (0..rules).map(|_| LogLimiter::new()).collect(),
+        }
+    }
+}
+
+struct Observer<'s> {
+    metrics: &'s DenyMetrics,
+    context_id: u32,
+}
+
+impl CheckObserver for Observer<'_> {
+    fn rule(&mut self, index: usize, rule: &CheckRule, outcome: RuleOutcome, detail: &dyn std::fmt::Display) {
+        self.metrics.checks.increment(&CHECK_TAGS, &[rule.label.as_str(), outcome.name()], 1);
+        if outcome == RuleOutcome::Allow {
+            return;
+        }
+        let Some(limiter) = self.metrics.limiters.get(index) else { return };
+        if let Some(suppressed) = limiter.admit(abi::now_nanos(), DEFAULT_INTERVAL_NS) {
+            let id = self.context_id;
+            let label = &rule.label;
+            match outcome {
+                RuleOutcome::Error => log::warn!("#{id} wasmixer-deny: rule {label}: evaluation failed: {detail} ({suppressed} similar suppressed)"),
+                RuleOutcome::DryRunDeny => log::info!("#{id} wasmixer-deny: rule {label} (dry run) would deny: {detail} ({suppressed} similar suppressed)"),
+                _ => log::info!("#{id} wasmixer-deny: rule {label} denied: {detail} ({suppressed} similar suppressed)"),
+            }
+        }
+    }
+}
+
+pub struct DenyStream {
+    context_id: u32,
+    shared: Option<Rc<Shared>>,
+    response_edits: Vec<HeaderEdit>,
+}
+
+impl DenyStream {
+    pub fn new(context_id: u32, shared: Option<Rc<Shared>>) -> DenyStream {
+        DenyStream { context_id, shared, response_edits: Vec::new() }
+    }
+}
+
+fn apply(map: MapType, edits: &[HeaderEdit]) {
+    for edit in edits {
+        match edit {
+            HeaderEdit::Replace(name, value) => abi::replace_header(map, name, value),
+            HeaderEdit::Append(name, value) => abi::add_header(map, name, value),
+            HeaderEdit::Remove(name) => abi::remove_header(map, name),
+        };
+    }
+}
+
+impl Context for DenyStream {}
+
+impl HttpContext for DenyStream {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(shared) = self.shared.clone() else {
+            // No valid configuration ever loaded: refuse rather than let unchecked traffic through.
+            abi::send_local_response(500, UNCONFIGURED_DETAILS, b"wasmixer deny filter has no valid configuration", &[], None);
+            return Action::Pause;
+        };
+        let peer = || shared.peers.resolve();
+        let host = ProxyHost::new(shared.local.clone(), &peer);
+        let bag = EnvoyBag::new(&host, &shared.table);
+        let mut observer = Observer { metrics: &shared.metrics, context_id: self.context_id };
+        let result = shared.plan.check(&bag, abi::now_nanos(), &mut observer);
+        if result.status.is_ok() {
+            apply(MapType::RequestHeaders, &result.request_edits);
+            self.response_edits = result.response_edits;
+            return Action::Continue;
+        }
+        let grpc = abi::get_header(MapType::RequestHeaders, "content-type").is_some_and(|c| c.starts_with("application/grpc"));
+        if grpc {
+            abi::send_local_response(200, DENIED_DETAILS, result.status.message.as_bytes(), &[], Some(result.status.code));
+        } else {
+            let body = result.status.body();
+            abi::send_local_response(http_status(result.status.code), DENIED_DETAILS, body.as_bytes(), &[("content-type", "text/plain")], None);
+        }
+        Action::Pause
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if !self.response_edits.is_empty() {
+            apply(MapType::ResponseHeaders, &self.response_edits);
+        }
+        Action::Continue
+    }
+}

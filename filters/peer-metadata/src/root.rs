@@ -1,0 +1,74 @@
+//! The peer-metadata filter's root: the local workload's announcement, built once.
+
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::ContextType;
+use wasmixer_shared::attr::protobuf_struct;
+use wasmixer_shared::attr::workload::WorkloadMetadata;
+use wasmixer_shared::host::abi::{self, BufferType, MetricType};
+use wasmixer_shared::host::identity::PeerCache;
+use wasmixer_shared::host::tagged_metrics::TaggedMetric;
+
+use crate::config::PeerConfig;
+use crate::stream::PeerStream;
+
+/// What all streams share.
+pub struct PeerShared {
+    pub config: PeerConfig,
+    /// Our `x-envoy-peer-metadata` value (base64 protobuf Struct), if node metadata exists.
+    pub local_metadata: Option<String>,
+    /// Our `x-envoy-peer-metadata-id` value (the node id).
+    pub local_id: String,
+    pub peers: PeerCache,
+    pub exchanges: TaggedMetric,
+}
+
+#[derive(Default)]
+pub struct PeerRoot {
+    shared: Option<Rc<PeerShared>>,
+}
+
+fn local_metadata() -> Option<String> {
+    let bytes = abi::get_property(&["xds", "node", "metadata"])?;
+    let json = protobuf_struct::decode_struct(&bytes).map(serde_json::Value::Object).or_else(|_| serde_json::from_slice(&bytes)).ok()?;
+    let meta = WorkloadMetadata::from_node_metadata(&json);
+    (!meta.name.is_empty() || !meta.namespace.is_empty()).then(|| meta.encode_header())
+}
+
+impl Context for PeerRoot {}
+
+impl RootContext for PeerRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = abi::get_buffer(BufferType::PluginConfiguration, 1 << 20).unwrap_or_default();
+        let config = match PeerConfig::parse(&bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("wasmixer-peer-metadata: configuration rejected: {e}");
+                return false;
+            }
+        };
+        let local_metadata = local_metadata();
+        if local_metadata.is_none() {
+            log::warn!("wasmixer-peer-metadata: the node has no workload metadata (NAME, NAMESPACE, ...); nothing will be announced");
+        }
+        let local_id = abi::get_property(&["xds", "node", "id"]).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        log::info!("wasmixer-peer-metadata {} configured for node {local_id:?}", env!("CARGO_PKG_VERSION"));
+        self.shared = Some(Rc::new(PeerShared {
+            config,
+            local_metadata,
+            local_id,
+            peers: PeerCache::default(),
+            exchanges: TaggedMetric::new("wasmixer_peer_metadata_total", MetricType::Counter, 64),
+        }));
+        true
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(PeerStream::new(self.shared.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

@@ -1,0 +1,121 @@
+//! One request: announce (outbound), receive, strip, verify and publish (both directions).
+
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+use wasmixer_shared::attr::peer_metadata::{METADATA_HEADER, METADATA_ID_HEADER};
+use wasmixer_shared::attr::spiffe::{verify_peer_claim, PeerTrust};
+use wasmixer_shared::attr::workload::WorkloadMetadata;
+use wasmixer_shared::host::abi::{self, MapType};
+use wasmixer_shared::host::identity::{PEER_STATE, UNVERIFIED_PEER_STATE};
+
+use crate::root::PeerShared;
+
+const TAGS: [&str; 2] = ["direction", "result"];
+
+pub struct PeerStream {
+    shared: Option<Rc<PeerShared>>,
+    outbound: bool,
+    /// Outbound: we announced ourselves, so the upstream may answer with its metadata.
+    announced: bool,
+    /// Inbound: the caller announced itself, so it gets our metadata in the response.
+    caller_announced: bool,
+}
+
+impl PeerStream {
+    pub fn new(shared: Option<Rc<PeerShared>>) -> PeerStream {
+        PeerStream { shared, outbound: false, announced: false, caller_announced: false }
+    }
+}
+
+fn strip(map: MapType) -> Option<String> {
+    let value = abi::get_header(map, METADATA_HEADER);
+    abi::remove_header(map, METADATA_HEADER);
+    abi::remove_header(map, METADATA_ID_HEADER);
+    value
+}
+
+impl PeerStream {
+    /// Verifies a received announcement against the connection's certificate and publishes it.
+    fn accept(&self, shared: &PeerShared, encoded: &str, direction: &str) {
+        let (san_path, mtls_path): (&[&str], Option<&[&str]>) = if self.outbound {
+            (&["upstream", "uri_san_peer_certificate"], None)
+        } else {
+            (&["connection", "uri_san_peer_certificate"], Some(&["connection", "mtls"]))
+        };
+        let result = match shared.peers.get_or_decode(encoded) {
+            None => "malformed",
+            Some(peer) => {
+                let san = abi::get_property(san_path).map(|b| String::from_utf8_lossy(&b).into_owned());
+                // Upstream: a peer certificate with a URI SAN only exists over (Istio) mTLS.
+                let mtls = match mtls_path {
+                    Some(path) => abi::get_property(path).and_then(|b| b.first().copied()).is_some_and(|b| b != 0),
+                    None => san.as_deref().is_some_and(|s| !s.is_empty()),
+                };
+                let claim = WorkloadMetadata {
+                    namespace: peer.namespace.clone().unwrap_or_default(),
+                    service_account: peer.service_account.clone().unwrap_or_default(),
+                    ..WorkloadMetadata::default()
+                };
+                match verify_peer_claim(&claim, san.as_deref(), mtls) {
+                    PeerTrust::Verified => {
+                        abi::set_property(&[PEER_STATE], encoded.as_bytes());
+                        "verified"
+                    }
+                    PeerTrust::Unverified(reason) => {
+                        if shared.config.publish_unverified {
+                            abi::set_property(&[UNVERIFIED_PEER_STATE], encoded.as_bytes());
+                        }
+                        reason.as_str()
+                    }
+                }
+            }
+        };
+        shared.exchanges.increment(&TAGS, &[direction, result], 1);
+    }
+}
+
+impl Context for PeerStream {}
+
+impl HttpContext for PeerStream {
+    fn on_http_request_headers(&mut self, _n: usize, _end: bool) -> Action {
+        let Some(shared) = self.shared.clone() else { return Action::Continue };
+        self.outbound = abi::get_property(&["xds", "listener_direction"]).and_then(|b| b.first().copied()) == Some(2);
+        if self.outbound {
+            let cluster = abi::get_property(&["xds", "cluster_name"]).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            match &shared.local_metadata {
+                Some(meta) if shared.config.may_announce_to(&cluster) => {
+                    abi::replace_header(MapType::RequestHeaders, METADATA_HEADER, meta);
+                    abi::replace_header(MapType::RequestHeaders, METADATA_ID_HEADER, &shared.local_id);
+                    self.announced = true;
+                }
+                // Never forward an announcement the application made up, nor leak ours.
+                _ => {
+                    strip(MapType::RequestHeaders);
+                }
+            }
+        } else if let Some(encoded) = strip(MapType::RequestHeaders) {
+            self.caller_announced = true;
+            self.accept(&shared, &encoded, "inbound");
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, _end: bool) -> Action {
+        let Some(shared) = self.shared.clone() else { return Action::Continue };
+        if self.outbound {
+            let received = strip(MapType::ResponseHeaders);
+            if let (true, Some(encoded)) = (self.announced, received) {
+                self.accept(&shared, &encoded, "outbound");
+            }
+        } else {
+            strip(MapType::ResponseHeaders);
+            if let (true, Some(meta)) = (self.caller_announced, &shared.local_metadata) {
+                abi::replace_header(MapType::ResponseHeaders, METADATA_HEADER, meta);
+                abi::replace_header(MapType::ResponseHeaders, METADATA_ID_HEADER, &shared.local_id);
+            }
+        }
+        Action::Continue
+    }
+}

@@ -1,0 +1,22 @@
+//! The boundary between the attribute layer and the proxy: everything the layer asks of Envoy.
+//! Filters implement it with proxy-wasm host calls; tests implement it with a fake that counts.
+
+use std::rc::Rc;
+
+use super::workload_attributes::WorkloadAttributes;
+
+/// Envoy, as the attribute layer sees it. Every method is one host call (or none).
+pub trait Host {
+    /// `get_property(path)`: `None` when absent or not available in this phase.
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+    /// All request (or response) headers, lowercase names.
+    fn headers(&self, response: bool) -> Vec<(String, String)>;
+    /// One request (or response) header.
+    fn header(&self, response: bool, name: &str) -> Option<String>;
+    /// Wall-clock time, nanoseconds since the Unix epoch.
+    fn now_nanos(&self) -> i64;
+    /// This proxy's own workload (from `xds.node` metadata), resolved at configure time.
+    fn local_workload(&self) -> Option<Rc<WorkloadAttributes>>;
+    /// The other side's workload, when known and trusted (see the README's security model).
+    fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>>;
+}

@@ -1,0 +1,75 @@
+//! Compiling the expressions of a configuration, with Mixer's rules for each place:
+//! rule matches (empty or `true` always match, otherwise BOOL), typed instance fields.
+
+use super::error::ConfigError;
+use crate::expr::{Manifest, Program, ValueType};
+
+/// A rule's match: `None` means "always", as for an empty, blank or `true` match.
+pub fn compile_match(resource: &str, source: &str, manifest: &Manifest) -> Result<Option<Program>, ConfigError> {
+    let trimmed = source.trim();
+    if trimmed.is_empty() || trimmed == "true" {
+        return Ok(None);
+    }
+    let program = Program::compile(source, manifest).map_err(|e| ConfigError::expression(resource, "match", source, &e))?;
+    if program.result_type() != ValueType::Bool {
+        return Err(ConfigError::new(
+            resource,
+            "match",
+            format!("expression '{source}' evaluated to type {}, expected type BOOL", program.result_type()),
+        ));
+    }
+    if program.is_constant_true() {
+        return Ok(None);
+    }
+    Ok(Some(program))
+}
+
+/// An instance or header-operation field; `expected` enforces a type (Mixer's
+/// `instance field type mismatch` check), `None` accepts any type.
+pub fn compile_field(
+    resource: &str,
+    field: &str,
+    source: &str,
+    expected: Option<ValueType>,
+    manifest: &Manifest,
+) -> Result<Program, ConfigError> {
+    let program = Program::compile(source, manifest).map_err(|e| ConfigError::expression(resource, field, source, &e))?;
+    if let Some(want) = expected {
+        if program.result_type() != want {
+            return Err(ConfigError::new(
+                resource,
+                field,
+                format!("instance field type mismatch: expected='{want}', actual='{}', expression='{source}'", program.result_type()),
+            ));
+        }
+    }
+    Ok(program)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn match_rules() {
+        let m = Manifest::istio();
+        assert!(compile_match("r", "", m).unwrap().is_none());
+        assert!(compile_match("r", "  true ", m).unwrap().is_none());
+        assert!(compile_match("r", r#"request.method == "GET""#, m).unwrap().is_some());
+        let e = compile_match("r", "request.size | 0", m).unwrap_err();
+        assert_eq!(e.to_string(), "r: field match: expression 'request.size | 0' evaluated to type INT64, expected type BOOL");
+        let e = compile_match("denyreviewsv3.rule.default", r#"source.nam == "x""#, m).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"denyreviewsv3.rule.default: field match: position 1: unknown attribute source.nam (expression: source.nam == "x")"#
+        );
+    }
+
+    #[test]
+    fn typed_fields() {
+        let m = Manifest::istio();
+        let e = compile_field("i", "params.severity", "response.code", Some(ValueType::String), m).unwrap_err();
+        assert_eq!(e.message, "instance field type mismatch: expected='STRING', actual='INT64', expression='response.code'");
+    }
+}

@@ -1,0 +1,13 @@
+//! Filter configuration: Mixer's resources (handler / instance / rule), resolved with Mixer's
+//! naming and reference rules, and errors that say where a problem is.
+
+pub mod error;
+pub mod expressions;
+pub mod filter_config;
+pub mod resource;
+pub mod snapshot;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use filter_config::{DenyOptions, FilterConfig};
+pub use resource::{Resource, DEFAULT_CONFIG_NAMESPACE};
+pub use snapshot::{Action, Handler, Instance, Rule, Snapshot};

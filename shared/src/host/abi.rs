@@ -1,0 +1,431 @@
+//! The few proxy-wasm ABI calls the filters make on hot paths, called directly so that every
+//! status the host can return is handled: the SDK's wrappers `panic!` on statuses they do not
+//! expect (a trap that kills the VM), and a filter must never trap.
+//!
+//! On targets other than wasm32 the calls are inert (they report "absent"), so filter crates
+//! build and unit-test natively.
+
+/// proxy-wasm map types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum MapType {
+    RequestHeaders = 0,
+    RequestTrailers = 1,
+    ResponseHeaders = 2,
+    ResponseTrailers = 3,
+    HttpCallResponseHeaders = 6,
+}
+
+/// proxy-wasm buffer types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum BufferType {
+    HttpCallResponseBody = 4,
+    VmConfiguration = 6,
+    PluginConfiguration = 7,
+}
+
+/// proxy-wasm metric types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum MetricType {
+    Counter = 0,
+    Gauge = 1,
+    Histogram = 2,
+}
+
+const OK: u32 = 0;
+
+#[cfg(target_arch = "wasm32")]
+mod imports {
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        pub fn proxy_get_property(path_data: *const u8, path_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
+        pub fn proxy_set_property(path_data: *const u8, path_size: usize, value_data: *const u8, value_size: usize) -> u32;
+        pub fn proxy_get_header_map_pairs(map_type: u32, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
+        pub fn proxy_get_header_map_value(map_type: u32, key_data: *const u8, key_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
+        pub fn proxy_replace_header_map_value(map_type: u32, key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize) -> u32;
+        pub fn proxy_add_header_map_value(map_type: u32, key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize) -> u32;
+        pub fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+        pub fn proxy_send_local_response(
+            status_code: u32,
+            status_code_details_data: *const u8,
+            status_code_details_size: usize,
+            body_data: *const u8,
+            body_size: usize,
+            headers_data: *const u8,
+            headers_size: usize,
+            grpc_status: i32,
+        ) -> u32;
+        pub fn proxy_define_metric(metric_type: u32, name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
+        pub fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+        pub fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+        pub fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+        pub fn proxy_get_buffer_bytes(buffer_type: u32, start: usize, max_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
+        pub fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+        pub fn proxy_http_call(
+            upstream_data: *const u8,
+            upstream_size: usize,
+            headers_data: *const u8,
+            headers_size: usize,
+            body_data: *const u8,
+            body_size: usize,
+            trailers_data: *const u8,
+            trailers_size: usize,
+            timeout: u32,
+            return_token: *mut u32,
+        ) -> u32;
+    }
+}
+
+/// Takes ownership of a buffer the host allocated through `proxy_on_memory_allocate`.
+#[cfg(target_arch = "wasm32")]
+fn take(data: *mut u8, size: usize) -> Option<Vec<u8>> {
+    if data.is_null() {
+        return None;
+    }
+    // SAFETY: the host allocated `size` bytes with the module's allocator and hands them over.
+    Some(unsafe { Vec::from_raw_parts(data, size, size) })
+}
+
+/// `get_property`: the value's bytes, or `None` when absent, unavailable now, or on any error.
+pub fn get_property(path: &[&str]) -> Option<Vec<u8>> {
+    let serialized = serialize_path(path);
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: pointers to live locals and to `serialized`, per the ABI contract.
+        let status = unsafe { imports::proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
+        let value = take(data, size);
+        if status == OK {
+            value
+        } else {
+            None
+        }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = serialized;
+        None
+    }
+}
+
+/// `set_property`: stores filter state `wasm.<name>` for this stream. Returns success.
+pub fn set_property(path: &[&str], value: &[u8]) -> bool {
+    let serialized = serialize_path(path);
+    #[cfg(target_arch = "wasm32")]
+    {
+        // SAFETY: pointers to live buffers, per the ABI contract.
+        unsafe { imports::proxy_set_property(serialized.as_ptr(), serialized.len(), value.as_ptr(), value.len()) == OK }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (serialized, value);
+        false
+    }
+}
+
+/// All headers of a map; empty when unavailable in this phase.
+pub fn get_header_map(map: MapType) -> Vec<(String, String)> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: pointers to live locals, per the ABI contract.
+        let status = unsafe { imports::proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
+        match take(data, size) {
+            Some(bytes) if status == OK => deserialize_pairs(&bytes),
+            _ => Vec::new(),
+        }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = map;
+        Vec::new()
+    }
+}
+
+/// One header; `None` when absent or unavailable.
+pub fn get_header(map: MapType, name: &str) -> Option<String> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: pointers to live locals and `name`, per the ABI contract.
+        let status = unsafe { imports::proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size) };
+        let bytes = take(data, size)?;
+        (status == OK).then(|| String::from_utf8_lossy(&bytes).into_owned())
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (map, name);
+        None
+    }
+}
+
+/// Header edits; each returns success.
+pub fn replace_header(map: MapType, name: &str, value: &str) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    {
+        // SAFETY: pointers to live strings, per the ABI contract.
+        unsafe { imports::proxy_replace_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len()) == OK }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (map, name, value);
+        false
+    }
+}
+
+pub fn add_header(map: MapType, name: &str, value: &str) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    {
+        // SAFETY: pointers to live strings, per the ABI contract.
+        unsafe { imports::proxy_add_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len()) == OK }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (map, name, value);
+        false
+    }
+}
+
+pub fn remove_header(map: MapType, name: &str) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    {
+        // SAFETY: pointer to a live string, per the ABI contract.
+        unsafe { imports::proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()) == OK }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (map, name);
+        false
+    }
+}
+
+/// Sends a local reply. `grpc_status` of `None` sends a plain HTTP reply; `Some(code)` a gRPC
+/// status (HTTP 200 with `grpc-status`/`grpc-message`, `body` used as the message).
+pub fn send_local_response(status: u32, details: &str, body: &[u8], headers: &[(&str, &str)], grpc_status: Option<i32>) -> bool {
+    let serialized = serialize_pairs(headers);
+    #[cfg(target_arch = "wasm32")]
+    {
+        // SAFETY: pointers to live buffers, per the ABI contract.
+        unsafe {
+            imports::proxy_send_local_response(
+                status,
+                details.as_ptr(),
+                details.len(),
+                body.as_ptr(),
+                body.len(),
+                serialized.as_ptr(),
+                serialized.len(),
+                grpc_status.unwrap_or(-1),
+            ) == OK
+        }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (status, details, body, serialized, grpc_status);
+        false
+    }
+}
+
+/// Defines (or finds) a metric; `None` on failure.
+pub fn define_metric(kind: MetricType, name: &str) -> Option<u32> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut id: u32 = 0;
+        // SAFETY: pointers to a live string and local, per the ABI contract.
+        let status = unsafe { imports::proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) };
+        (status == OK).then_some(id)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (kind, name);
+        None
+    }
+}
+
+pub fn increment_metric(id: u32, delta: i64) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    {
+        // SAFETY: plain values, per the ABI contract.
+        unsafe { imports::proxy_increment_metric(id, delta) == OK }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (id, delta);
+        false
+    }
+}
+
+pub fn record_metric(id: u32, value: u64) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    {
+        // SAFETY: plain values, per the ABI contract.
+        unsafe { imports::proxy_record_metric(id, value) == OK }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (id, value);
+        false
+    }
+}
+
+/// A whole buffer (plugin configuration, an HTTP call's response body); `None` if absent.
+pub fn get_buffer(kind: BufferType, max_size: usize) -> Option<Vec<u8>> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: pointers to live locals, per the ABI contract.
+        let status = unsafe { imports::proxy_get_buffer_bytes(kind as u32, 0, max_size, &mut data, &mut size) };
+        let bytes = take(data, size);
+        if status == OK {
+            bytes
+        } else {
+            None
+        }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (kind, max_size);
+        None
+    }
+}
+
+/// Sets the root context's tick period (0 disables ticks).
+pub fn set_tick_period_ms(period: u32) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    {
+        // SAFETY: plain value, per the ABI contract.
+        unsafe { imports::proxy_set_tick_period_milliseconds(period) == OK }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = period;
+        false
+    }
+}
+
+/// Starts an HTTP call to an Envoy cluster; the token identifies the answer in
+/// `on_http_call_response`. `None` when the call could not start (e.g. unknown cluster).
+pub fn dispatch_http_call(cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u32) -> Option<u32> {
+    let headers = serialize_pairs(headers);
+    let trailers = serialize_pairs(&[]);
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut token: u32 = 0;
+        // SAFETY: pointers to live buffers and a local, per the ABI contract.
+        let status = unsafe {
+            imports::proxy_http_call(
+                cluster.as_ptr(),
+                cluster.len(),
+                headers.as_ptr(),
+                headers.len(),
+                body.as_ptr(),
+                body.len(),
+                trailers.as_ptr(),
+                trailers.len(),
+                timeout_ms,
+                &mut token,
+            )
+        };
+        (status == OK).then_some(token)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (cluster, headers, trailers, body, timeout_ms);
+        None
+    }
+}
+
+/// Wall clock, nanoseconds since the Unix epoch (0 if unavailable).
+pub fn now_nanos() -> i64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut t: u64 = 0;
+        // SAFETY: pointer to a live local, per the ABI contract.
+        let status = unsafe { imports::proxy_get_current_time_nanoseconds(&mut t) };
+        if status == OK {
+            i64::try_from(t).unwrap_or(i64::MAX)
+        } else {
+            0
+        }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+}
+
+/// Property paths travel as their segments joined by NUL.
+pub fn serialize_path(path: &[&str]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.iter().map(|p| p.len() + 1).sum());
+    for (i, p) in path.iter().enumerate() {
+        if i > 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(p.as_bytes());
+    }
+    out
+}
+
+/// The ABI's pairs encoding: count, (key size, value size) per pair, then NUL-terminated data.
+pub fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    for (k, v) in pairs {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+/// Decodes the pairs encoding; malformed input yields the pairs read so far.
+pub fn deserialize_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+    let u32_at = |at: usize| -> Option<usize> {
+        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+        Some(u32::from_le_bytes(b) as usize)
+    };
+    let Some(count) = u32_at(0) else { return Vec::new() };
+    let mut sizes = Vec::new();
+    for i in 0..count {
+        match (u32_at(4 + i * 8), u32_at(8 + i * 8)) {
+            (Some(k), Some(v)) => sizes.push((k, v)),
+            _ => return Vec::new(),
+        }
+    }
+    let mut at = 4 + count.saturating_mul(8);
+    let mut out = Vec::with_capacity(sizes.len());
+    for (k, v) in sizes {
+        let (Some(key), Some(value)) = (bytes.get(at..at + k), bytes.get(at + k + 1..at + k + 1 + v)) else { break };
+        out.push((String::from_utf8_lossy(key).into_owned(), String::from_utf8_lossy(value).into_owned()));
+        at += k + v + 2;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_round_trip_and_truncation() {
+        let bytes = serialize_pairs(&[(":status", "403"), ("content-type", "text/plain")]);
+        assert_eq!(deserialize_pairs(&bytes), [(":status".to_string(), "403".to_string()), ("content-type".to_string(), "text/plain".to_string())]);
+        assert!(deserialize_pairs(&bytes[..bytes.len() - 5]).len() < 2);
+        assert!(deserialize_pairs(&[255, 255, 255, 255]).is_empty());
+        assert_eq!(serialize_path(&["xds", "node"]), b"xds\0node");
+    }
+}

@@ -1,0 +1,99 @@
+//! Workload identities inside the proxy: the local one from `xds.node` metadata, and the peer's,
+//! published in filter state by the peer-metadata filter and decoded here at most once per peer.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use hashbrown::HashMap;
+
+use super::abi;
+use crate::attr::protobuf_struct;
+use crate::attr::workload::WorkloadMetadata;
+use crate::attr::workload_attributes::WorkloadAttributes;
+
+/// Filter-state key (Envoy prefixes it with `wasm.`) under which the peer-metadata filter
+/// publishes the *verified* peer of a stream, in the `x-envoy-peer-metadata` header encoding.
+pub const PEER_STATE: &str = "wasmixer_peer";
+/// Filter-state key of a peer whose claim could not be verified (telemetry may opt in).
+pub const UNVERIFIED_PEER_STATE: &str = "wasmixer_peer_unverified";
+
+/// The local workload, from the node metadata Istio's proxies carry (`xds.node.metadata`).
+pub fn local_workload() -> Option<Rc<WorkloadAttributes>> {
+    let bytes = abi::get_property(&["xds", "node", "metadata"])?;
+    let json = protobuf_struct::decode_struct(&bytes)
+        .map(serde_json::Value::Object)
+        .or_else(|_| serde_json::from_slice(&bytes))
+        .ok()?;
+    let w = WorkloadMetadata::from_node_metadata(&json);
+    Some(Rc::new(WorkloadAttributes::from(&w)))
+}
+
+const VERIFIED_KEY: &str = "wasm.wasmixer_peer";
+const UNVERIFIED_KEY: &str = "wasm.wasmixer_peer_unverified";
+
+/// Decoded peers, keyed by their encoded form (never by a client-chosen id, which a peer could
+/// use to poison the cache), bounded (oldest evicted first).
+#[derive(Debug)]
+pub struct PeerCache {
+    entries: RefCell<HashMap<String, Rc<WorkloadAttributes>>>,
+    order: RefCell<VecDeque<String>>,
+    capacity: usize,
+}
+
+/// Default number of peers kept decoded.
+pub const DEFAULT_PEER_CACHE: usize = 1024;
+
+impl Default for PeerCache {
+    fn default() -> PeerCache {
+        PeerCache::with_capacity(DEFAULT_PEER_CACHE)
+    }
+}
+
+impl PeerCache {
+    pub fn with_capacity(capacity: usize) -> PeerCache {
+        PeerCache { entries: RefCell::new(HashMap::new()), order: RefCell::new(VecDeque::new()), capacity: capacity.max(1) }
+    }
+
+    /// This stream's verified peer, if the peer-metadata filter published one.
+    pub fn resolve(&self) -> Option<Rc<WorkloadAttributes>> {
+        self.resolve_key(VERIFIED_KEY)
+    }
+
+    /// The verified peer, or else an unverified claim (for telemetry that opted in).
+    pub fn resolve_allowing_unverified(&self) -> Option<Rc<WorkloadAttributes>> {
+        self.resolve().or_else(|| self.resolve_key(UNVERIFIED_KEY))
+    }
+
+    fn resolve_key(&self, key: &str) -> Option<Rc<WorkloadAttributes>> {
+        let encoded = String::from_utf8(abi::get_property(&["filter_state", key])?).ok()?;
+        self.get_or_decode(&encoded)
+    }
+
+    /// Looks an encoded peer up, decoding it on a miss.
+    pub fn get_or_decode(&self, encoded: &str) -> Option<Rc<WorkloadAttributes>> {
+        let id = encoded;
+        if let Some(hit) = self.entries.try_borrow().ok()?.get(id) {
+            return Some(hit.clone());
+        }
+        let meta = WorkloadMetadata::decode_header(encoded).ok()?;
+        let attrs = Rc::new(WorkloadAttributes::from(&meta));
+        let mut entries = self.entries.try_borrow_mut().ok()?;
+        let mut order = self.order.try_borrow_mut().ok()?;
+        while entries.len() >= self.capacity {
+            let Some(old) = order.pop_front() else { break };
+            entries.remove(&old);
+        }
+        entries.insert(id.to_string(), attrs.clone());
+        order.push_back(id.to_string());
+        Some(attrs)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.try_borrow().map_or(0, |e| e.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

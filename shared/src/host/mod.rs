@@ -1,0 +1,10 @@
+//! The filters' side of the proxy: raw ABI calls that cannot trap, the [`Host`] of the attribute
+//! layer over them, and metrics with tags encoded in their names.
+//!
+//! [`Host`]: crate::attr::host::Host
+
+pub mod abi;
+pub mod identity;
+pub mod panic_hook;
+pub mod proxy_host;
+pub mod tagged_metrics;

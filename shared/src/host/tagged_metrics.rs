@@ -1,0 +1,88 @@
+//! Metrics with tags, on an ABI whose metrics have none: the tags are encoded in the stat name
+//! (`tag=.=value;.;...;.;name`, see [`crate::telemetry::stat_name`]) and Envoy's `stats_tags`
+//! regexes turn them back into labels. Metric ids are cached per tag tuple: a cache hit neither
+//! builds a name nor calls the host.
+
+use std::cell::RefCell;
+
+use hashbrown::HashMap;
+
+use super::abi::{self, MetricType};
+use crate::telemetry::stat_name::write_tagged_name;
+
+/// One metric family: a name, a type, and the ids of the series defined so far.
+#[derive(Debug)]
+pub struct TaggedMetric {
+    name: String,
+    kind: MetricType,
+    series: RefCell<HashMap<Vec<String>, u32>>,
+    max_series: usize,
+    overflow: RefCell<Option<u32>>,
+}
+
+/// A tag tuple as `&[&str]`, looked up in a map keyed by `Vec<String>` without allocating:
+/// a slice of `&str` hashes exactly like a `Vec<String>` with the same contents.
+#[derive(Hash)]
+struct BorrowedTuple<'a>(&'a [&'a str]);
+
+impl hashbrown::Equivalent<Vec<String>> for BorrowedTuple<'_> {
+    fn equivalent(&self, key: &Vec<String>) -> bool {
+        key.len() == self.0.len() && key.iter().zip(self.0).all(|(a, b)| a == b)
+    }
+}
+
+/// Value used for every tag of the overflow series, once a family has `max_series` series.
+pub const OVERFLOW_TAG_VALUE: &str = "overflow";
+
+impl TaggedMetric {
+    pub fn new(name: impl Into<String>, kind: MetricType, max_series: usize) -> TaggedMetric {
+        TaggedMetric { name: name.into(), kind, series: RefCell::new(HashMap::new()), max_series, overflow: RefCell::new(None) }
+    }
+
+    /// The metric id of the series with these tag values (`tags` names them in order).
+    pub fn id(&self, tags: &[&str], values: &[&str]) -> Option<u32> {
+        let mut series = self.series.try_borrow_mut().ok()?;
+        if let Some(id) = series.get(&BorrowedTuple(values)) {
+            return Some(*id);
+        }
+        if series.len() >= self.max_series {
+            return self.overflow_id(tags);
+        }
+        let id = self.define(tags, values)?;
+        series.insert(values.iter().map(|v| v.to_string()).collect(), id);
+        Some(id)
+    }
+
+    fn overflow_id(&self, tags: &[&str]) -> Option<u32> {
+        let mut overflow = self.overflow.try_borrow_mut().ok()?;
+        if overflow.is_none() {
+            let values: Vec<&str> = tags.iter().map(|_| OVERFLOW_TAG_VALUE).collect();
+            *overflow = self.define(tags, &values);
+        }
+        *overflow
+    }
+
+    fn define(&self, tags: &[&str], values: &[&str]) -> Option<u32> {
+        let pairs: Vec<(&str, &str)> = tags.iter().copied().zip(values.iter().copied()).collect();
+        let mut name = String::with_capacity(self.name.len() + 16 * pairs.len());
+        write_tagged_name(&pairs, &self.name, &mut name);
+        abi::define_metric(self.kind, &name)
+    }
+
+    /// Number of distinct series defined (overflow excluded).
+    pub fn series_count(&self) -> usize {
+        self.series.try_borrow().map_or(0, |s| s.len())
+    }
+
+    pub fn increment(&self, tags: &[&str], values: &[&str], delta: i64) {
+        if let Some(id) = self.id(tags, values) {
+            abi::increment_metric(id, delta);
+        }
+    }
+
+    pub fn record(&self, tags: &[&str], values: &[&str], value: u64) {
+        if let Some(id) = self.id(tags, values) {
+            abi::record_metric(id, value);
+        }
+    }
+}

@@ -1,0 +1,595 @@
+//! The check path of Mixer, evaluated locally: rules whose actions send `checknothing` /
+//! `listentry` instances to `denier` / `listchecker` handlers, combined into one status the way
+//! Mixer's dispatcher did (`mixer/pkg/runtime/dispatcher/session.go`), plus header operations.
+
+use std::cell::RefCell;
+
+use serde_json::Value as Json;
+
+use super::header_ops::{compile_header_operations, HeaderEdit, HeaderOperation};
+use super::listchecker::{self, FetchedList, List, ListParams};
+use super::status::{parse_code, Status};
+use crate::config::expressions::{compile_field, compile_match};
+use crate::config::{ConfigError, ConfigErrors, FilterConfig, Snapshot};
+use crate::expr::{AttrId, AttributeBag, EvalError, Manifest, Program};
+
+const INTERNAL: i32 = 13;
+
+/// A handler the deny filter runs.
+#[derive(Debug)]
+pub enum CheckHandler {
+    Denier { display_name: String, status: Status },
+    List { display_name: String, params: ListParams, list: RefCell<ListSource> },
+}
+
+/// Where a listchecker's entries come from.
+#[derive(Debug)]
+pub enum ListSource {
+    Static(List),
+    Fetched(FetchedList),
+}
+
+impl CheckHandler {
+    pub fn display_name(&self) -> &str {
+        match self {
+            CheckHandler::Denier { display_name, .. } | CheckHandler::List { display_name, .. } => display_name,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum CheckInstance {
+    Nothing,
+    ListEntry { fqn: String, value: Program },
+}
+
+#[derive(Debug)]
+struct CheckAction {
+    handler: usize,
+    instances: Vec<CheckInstance>,
+}
+
+/// A compiled rule of the check path.
+#[derive(Debug)]
+pub struct CheckRule {
+    /// Rule key, `name.rule.namespace`.
+    pub label: String,
+    /// `Some(ns)` when the rule is outside the config namespace and so scoped to `ns`.
+    pub scope: Option<String>,
+    matcher: Option<Program>,
+    actions: Vec<CheckAction>,
+    request_headers: Vec<HeaderOperation>,
+    response_headers: Vec<HeaderOperation>,
+    pub dry_run: bool,
+    pub fail_closed: bool,
+}
+
+/// How one rule took part in a check, for per-rule counters and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleOutcome {
+    Allow,
+    Deny,
+    Error,
+    DryRunDeny,
+}
+
+impl RuleOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleOutcome::Allow => "allow",
+            RuleOutcome::Deny => "deny",
+            RuleOutcome::Error => "error",
+            RuleOutcome::DryRunDeny => "dry_run_deny",
+        }
+    }
+}
+
+/// Receives what a check did, so filters can count and log without the plan allocating.
+pub trait CheckObserver {
+    fn rule(&mut self, rule_index: usize, rule: &CheckRule, outcome: RuleOutcome, detail: &dyn std::fmt::Display);
+}
+
+/// Attribute ids for Mixer's namespace scoping of rules.
+#[derive(Debug, Clone, Copy)]
+struct ScopeAttributes {
+    reporter_kind: AttrId,
+    source_namespace: AttrId,
+    destination_namespace: AttrId,
+}
+
+/// Everything the deny filter evaluates, compiled at configure time.
+#[derive(Debug)]
+pub struct DenyPlan {
+    pub rules: Vec<CheckRule>,
+    pub handlers: Vec<CheckHandler>,
+    scope: Option<ScopeAttributes>,
+    attributes: Vec<AttrId>,
+}
+
+/// The result of a check: the combined status and the header edits for an allowed request.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CheckResult {
+    pub status: Status,
+    pub request_edits: Vec<HeaderEdit>,
+    pub response_edits: Vec<HeaderEdit>,
+}
+
+const CHECK_ADAPTERS: &[&str] = &["denier", "listchecker"];
+
+impl DenyPlan {
+    /// Compiles the check rules of a configuration. Rules whose actions go only to other
+    /// (telemetry) adapters are left out; any error rejects the whole configuration.
+    pub fn compile(config: &FilterConfig, manifest: &Manifest) -> Result<DenyPlan, ConfigErrors> {
+        let snap = Snapshot::resolve(&config.resources, &config.default_namespace, &config.config_namespace)?;
+        let mut errors = Vec::new();
+        let mut handlers = Vec::new();
+        let mut handler_index = vec![None; snap.handlers.len()];
+        for (i, h) in snap.handlers.iter().enumerate() {
+            if !CHECK_ADAPTERS.contains(&h.adapter.as_str()) {
+                continue;
+            }
+            match compile_handler(h) {
+                Ok(ch) => {
+                    handler_index[i] = Some(handlers.len());
+                    handlers.push(ch);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        let mut rules = Vec::new();
+        for r in &snap.rules {
+            let has_headers = r.spec.get("requestHeaderOperations").is_some() || r.spec.get("responseHeaderOperations").is_some();
+            let check_actions: Vec<_> = r.actions.iter().filter_map(|a| handler_index.get(a.handler).copied().flatten().map(|h| (h, a))).collect();
+            if check_actions.is_empty() && !has_headers {
+                continue;
+            }
+            match compile_rule(&snap, r, &check_actions, config, manifest) {
+                Ok(rule) => rules.push(rule),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let scope = if rules.iter().any(|r| r.scope.is_some()) {
+            let id = |n: &str| manifest.lookup(n).map(|(id, _)| id);
+            match (id("context.reporter.kind"), id("source.namespace"), id("destination.namespace")) {
+                (Some(reporter_kind), Some(source_namespace), Some(destination_namespace)) => {
+                    Some(ScopeAttributes { reporter_kind, source_namespace, destination_namespace })
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let mut attributes: Vec<AttrId> = Vec::new();
+        for r in &rules {
+            attributes.extend(r.matcher.iter().flat_map(|p| p.attributes()));
+            for a in &r.actions {
+                for i in &a.instances {
+                    if let CheckInstance::ListEntry { value, .. } = i {
+                        attributes.extend(value.attributes());
+                    }
+                }
+            }
+            for op in r.request_headers.iter().chain(&r.response_headers) {
+                attributes.extend(op.values.iter().flat_map(|p| p.attributes()));
+            }
+        }
+        if let Some(s) = scope {
+            attributes.extend([s.reporter_kind, s.source_namespace, s.destination_namespace]);
+        }
+        attributes.sort_unstable();
+        attributes.dedup();
+        Ok(DenyPlan { rules, handlers, scope, attributes })
+    }
+
+    /// Every attribute a check may read: what a filter needs to be able to fetch.
+    pub fn attributes(&self) -> &[AttrId] {
+        &self.attributes
+    }
+
+    /// Runs the check for one request.
+    pub fn check<B: AttributeBag + ?Sized>(&self, bag: &B, now_ns: i64, observer: &mut dyn CheckObserver) -> CheckResult {
+        let mut result = CheckResult::default();
+        for (index, rule) in self.rules.iter().enumerate() {
+            if rule.actions.is_empty() || !self.applies(rule, bag) {
+                continue;
+            }
+            let matched = match rule.matcher.as_ref().map(|m| m.evaluate_bool(bag)) {
+                None | Some(Ok(true)) => true,
+                Some(Ok(false)) => false,
+                Some(Err(e)) => {
+                    observer.rule(index, rule, RuleOutcome::Error, &e);
+                    if rule.fail_closed && !rule.dry_run {
+                        add_denial(&mut result.status, &rule.label, &Status { code: INTERNAL, message: format!("match evaluation failed: {e}") });
+                    }
+                    continue;
+                }
+            };
+            if !matched {
+                continue;
+            }
+            let mut rule_status = Status::default();
+            let mut failed: Option<String> = None;
+            for action in &rule.actions {
+                let Some(handler) = self.handlers.get(action.handler) else { continue };
+                for instance in &action.instances {
+                    match self.run(handler, instance, bag, now_ns) {
+                        Ok(s) if s.is_ok() => {}
+                        Ok(s) => add_denial(&mut rule_status, handler.display_name(), &s),
+                        Err(e) => failed = Some(e),
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                observer.rule(index, rule, RuleOutcome::Error, &e);
+                if !rule.dry_run {
+                    // Mixer failed the whole Check RPC; the proxy then failed closed.
+                    add_denial(&mut result.status, "", &Status { code: INTERNAL, message: format!("performing check operation failed: {e}") });
+                }
+                continue;
+            }
+            let outcome = match (rule_status.is_ok(), rule.dry_run) {
+                (true, _) => RuleOutcome::Allow,
+                (false, true) => RuleOutcome::DryRunDeny,
+                (false, false) => RuleOutcome::Deny,
+            };
+            observer.rule(index, rule, outcome, &rule_status.message);
+            if outcome == RuleOutcome::Deny {
+                merge(&mut result.status, rule_status);
+            }
+        }
+        if result.status.is_ok() {
+            self.header_edits(bag, &mut result);
+        }
+        result
+    }
+
+    fn header_edits<B: AttributeBag + ?Sized>(&self, bag: &B, result: &mut CheckResult) {
+        for rule in &self.rules {
+            if rule.request_headers.is_empty() && rule.response_headers.is_empty() {
+                continue;
+            }
+            if !self.applies(rule, bag) || !matches!(rule.matcher.as_ref().map(|m| m.evaluate_bool(bag)), None | Some(Ok(true))) {
+                continue;
+            }
+            for op in &rule.request_headers {
+                op.edits(bag, &mut result.request_edits);
+            }
+            for op in &rule.response_headers {
+                op.edits(bag, &mut result.response_edits);
+            }
+        }
+    }
+
+    /// Mixer's namespace scoping: a rule outside the config namespace applies only when the
+    /// request's identity namespace (destination's for inbound, source's for outbound) is its own.
+    fn applies<B: AttributeBag + ?Sized>(&self, rule: &CheckRule, bag: &B) -> bool {
+        let Some(ns) = &rule.scope else { return true };
+        let Some(s) = self.scope else { return false };
+        let outbound = matches!(bag.get(s.reporter_kind), Some(v) if v.as_str() == Some("outbound"));
+        let id = if outbound { s.source_namespace } else { s.destination_namespace };
+        matches!(bag.get(id), Some(v) if v.as_str() == Some(ns.as_str()))
+    }
+
+    fn run<B: AttributeBag + ?Sized>(&self, handler: &CheckHandler, instance: &CheckInstance, bag: &B, now_ns: i64) -> Result<Status, String> {
+        let value = match instance {
+            CheckInstance::Nothing => None,
+            CheckInstance::ListEntry { fqn, value } => Some(value.evaluate(bag).map_err(|e: EvalError<'_>| format!("{fqn}: Value: {e}"))?),
+        };
+        match handler {
+            CheckHandler::Denier { status, .. } => Ok(status.clone()),
+            CheckHandler::List { params, list, display_name } => {
+                let Some(value) = value else { return Ok(Status::default()) };
+                let mut source = list.try_borrow_mut().map_err(|_| format!("{display_name}: list busy"))?;
+                let list = match &mut *source {
+                    ListSource::Static(l) => l,
+                    ListSource::Fetched(f) => f.current(params, now_ns).map_err(|e| format!("{display_name}: {e}"))?,
+                };
+                Ok(listchecker::check(params, list, &value))
+            }
+        }
+    }
+}
+
+/// Adds one handler's denial: the first code wins, every message is kept, joined by ", ".
+fn add_denial(status: &mut Status, handler: &str, denial: &Status) {
+    if status.is_ok() {
+        status.code = denial.code;
+    } else {
+        status.message.push_str(", ");
+    }
+    if !handler.is_empty() {
+        status.message.push_str(handler);
+        status.message.push(':');
+    }
+    status.message.push_str(&denial.message);
+}
+
+fn merge(status: &mut Status, rule_status: Status) {
+    if status.is_ok() {
+        *status = rule_status;
+    } else {
+        status.message.push_str(", ");
+        status.message.push_str(&rule_status.message);
+    }
+}
+
+fn compile_handler(h: &crate::config::Handler) -> Result<CheckHandler, ConfigError> {
+    let label = h.label();
+    match h.adapter.as_str() {
+        "denier" => {
+            // Mixer merged params over the defaults: code 9 FAILED_PRECONDITION, empty message.
+            let status = h.params.get("status");
+            let code = match status.and_then(|s| s.get("code")) {
+                None | Some(Json::Null) => 9,
+                Some(c) => parse_code(c).ok_or_else(|| ConfigError::new(&label, "params.status.code", format!("not a gRPC status code (0..16 or its name): {c}")))?,
+            };
+            let message = status.and_then(|s| s.get("message")).and_then(Json::as_str).unwrap_or("").to_string();
+            Ok(CheckHandler::Denier { display_name: h.display_name.clone(), status: Status { code, message } })
+        }
+        _ => {
+            let params = ListParams::from_json(&h.params).map_err(|e| ConfigError::new(&label, "params", e))?;
+            let source = if params.provider_url.is_some() {
+                ListSource::Fetched(FetchedList::default())
+            } else {
+                ListSource::Static(List::build(params.entry_type, params.overrides.iter().map(String::as_str)).map_err(|e| ConfigError::new(&label, "params.overrides", e))?)
+            };
+            Ok(CheckHandler::List { display_name: h.display_name.clone(), params, list: RefCell::new(source) })
+        }
+    }
+}
+
+fn compile_rule(
+    snap: &Snapshot,
+    r: &crate::config::Rule,
+    check_actions: &[(usize, &crate::config::Action)],
+    config: &FilterConfig,
+    manifest: &Manifest,
+) -> Result<CheckRule, ConfigError> {
+    let matcher = compile_match(&r.label, &r.match_source, manifest)?;
+    let mut actions = Vec::new();
+    for (handler, action) in check_actions {
+        let mut instances = Vec::new();
+        for &i in &action.instances {
+            let Some(inst) = snap.instances.get(i) else { continue };
+            instances.push(match inst.template.as_str() {
+                "checknothing" => CheckInstance::Nothing,
+                "listentry" => {
+                    let src = inst.params.get("value").and_then(Json::as_str).unwrap_or("");
+                    if src.trim().is_empty() {
+                        return Err(ConfigError::new(inst.label(), "params.value", "a listentry instance needs a value expression"));
+                    }
+                    CheckInstance::ListEntry { fqn: inst.fqn.clone(), value: compile_field(&inst.label(), "params.value", src, None, manifest)? }
+                }
+                other => {
+                    return Err(ConfigError::new(
+                        &r.label,
+                        "actions",
+                        format!("instance {} of template {other} cannot be sent to a check handler (use checknothing or listentry)", inst.fqn),
+                    ))
+                }
+            });
+        }
+        actions.push(CheckAction { handler: *handler, instances });
+    }
+    let flag = |name: &str| r.spec.get(name).and_then(Json::as_bool).unwrap_or(false);
+    Ok(CheckRule {
+        label: r.label.clone(),
+        scope: (r.namespace != snap.config_namespace).then(|| r.namespace.clone()),
+        matcher,
+        actions,
+        request_headers: compile_header_operations(&r.label, "requestHeaderOperations", r.spec.get("requestHeaderOperations"), manifest)?,
+        response_headers: compile_header_operations(&r.label, "responseHeaderOperations", r.spec.get("responseHeaderOperations"), manifest)?,
+        dry_run: flag("dry_run") || flag("dryRun"),
+        fail_closed: flag("fail_closed") || flag("failClosed") || config.deny.fail_closed,
+    })
+}
+
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::expr::{MapBag, StringMap, Value};
+    use std::borrow::Cow;
+
+    struct Recorder(Vec<(String, RuleOutcome)>);
+
+    impl CheckObserver for Recorder {
+        fn rule(&mut self, _: usize, rule: &CheckRule, outcome: RuleOutcome, _: &dyn std::fmt::Display) {
+            self.0.push((rule.label.clone(), outcome));
+        }
+    }
+
+    fn plan(json: &str) -> Result<DenyPlan, String> {
+        let config = FilterConfig::parse(json.as_bytes()).map_err(|e| e.to_string())?;
+        DenyPlan::compile(&config, Manifest::istio()).map_err(|e| e.to_string())
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Value<'static> {
+        Value::StringMap(Cow::Owned(StringMap::from_pairs(pairs.iter().copied())))
+    }
+
+    fn s(v: &str) -> Value<'static> {
+        Value::String(Cow::Owned(v.to_string()))
+    }
+
+    fn bag(attrs: &[(&str, Value<'static>)]) -> MapBag {
+        let m = Manifest::istio();
+        let mut b = MapBag::new(m);
+        for (n, v) in attrs {
+            b.set(m, n, v.clone()).unwrap();
+        }
+        b
+    }
+
+    fn run(p: &DenyPlan, attrs: &[(&str, Value<'static>)]) -> (CheckResult, Vec<(String, RuleOutcome)>) {
+        let mut rec = Recorder(Vec::new());
+        let r = p.check(&bag(attrs), 0, &mut rec);
+        (r, rec.0)
+    }
+
+    const SEED: &str = r#"{"resources": [
+      {"kind": "handler", "metadata": {"name": "denyreviewsv3handler"}, "spec": {"compiledAdapter": "denier", "params": {"status": {"code": 7, "message": "Not allowed"}}}},
+      {"kind": "instance", "metadata": {"name": "denyreviewsv3request"}, "spec": {"compiledTemplate": "checknothing"}},
+      {"kind": "rule", "metadata": {"name": "denyreviewsv3"}, "spec": {
+        "match": "destination.labels[\"app\"] == \"ratings\" && source.labels[\"app\"]==\"reviews\" && source.labels[\"version\"] == \"v3\"",
+        "actions": [{"handler": "denyreviewsv3handler", "instances": ["denyreviewsv3request"]}]}}
+    ]}"#;
+
+    fn seed_request(version: &str) -> Vec<(&'static str, Value<'static>)> {
+        vec![
+            ("context.reporter.kind", s("inbound")),
+            ("destination.namespace", s("default")),
+            ("destination.labels", labels(&[("app", "ratings")])),
+            ("source.labels", labels(&[("app", "reviews"), ("version", if version == "v3" { "v3" } else { "v2" })])),
+        ]
+    }
+
+    #[test]
+    fn seed_scenario_denies_reviews_v3_only() {
+        let p = plan(SEED).unwrap();
+        let (r, outcomes) = run(&p, &seed_request("v3"));
+        assert_eq!(r.status.code, 7);
+        assert_eq!(r.status.body(), "PERMISSION_DENIED:denyreviewsv3handler.default:Not allowed");
+        assert_eq!(outcomes, [("denyreviewsv3.rule.default".to_string(), RuleOutcome::Deny)]);
+        let (r, _) = run(&p, &seed_request("v2"));
+        assert!(r.status.is_ok());
+    }
+
+    #[test]
+    fn match_errors_do_not_match_unless_fail_closed() {
+        let p = plan(SEED).unwrap();
+        // No identity at all: lookup errors, the rule does not match, the request is allowed.
+        let (r, outcomes) = run(&p, &[("context.reporter.kind", s("inbound")), ("destination.namespace", s("default"))]);
+        assert!(r.status.is_ok());
+        assert_eq!(outcomes, [("denyreviewsv3.rule.default".to_string(), RuleOutcome::Error)]);
+        let closed = SEED.replacen("{\"resources\"", "{\"deny\": {\"fail_closed\": true}, \"resources\"", 1);
+        let p = plan(&closed).unwrap();
+        let (r, _) = run(&p, &[("context.reporter.kind", s("inbound")), ("destination.namespace", s("default"))]);
+        assert_eq!(r.status.code, 13);
+        assert!(r.status.body().starts_with("INTERNAL:denyreviewsv3.rule.default:match evaluation failed: lookup failed: "), "{}", r.status.body());
+    }
+
+    #[test]
+    fn namespace_scoping() {
+        let p = plan(SEED).unwrap();
+        let mut req = seed_request("v3");
+        req[1] = ("destination.namespace", s("other"));
+        let (r, outcomes) = run(&p, &req);
+        assert!(r.status.is_ok());
+        assert!(outcomes.is_empty(), "a rule of namespace default does not apply to namespace other");
+        // Outbound: the identity namespace is the source's.
+        req[0] = ("context.reporter.kind", s("outbound"));
+        req.push(("source.namespace", s("default")));
+        let (r, _) = run(&p, &req);
+        assert_eq!(r.status.code, 7);
+        // Rules in the config namespace apply everywhere.
+        let global = SEED.replace("\"metadata\": {\"name\": \"denyreviewsv3\"}", "\"metadata\": {\"name\": \"denyreviewsv3\", \"namespace\": \"istio-system\"}")
+            .replace("\"handler\": \"denyreviewsv3handler\"", "\"handler\": \"denyreviewsv3handler.default\"")
+            .replace("[\"denyreviewsv3request\"]", "[\"denyreviewsv3request.instance.default\"]");
+        let p = plan(&global).unwrap();
+        let mut req = seed_request("v3");
+        req[1] = ("destination.namespace", s("elsewhere"));
+        assert_eq!(run(&p, &req).0.status.code, 7);
+    }
+
+    #[test]
+    fn denials_combine_first_code_all_messages() {
+        let p = plan(r#"{"resources": [
+          {"kind": "handler", "metadata": {"name": "a", "namespace": "istio-system"}, "spec": {"compiledAdapter": "denier", "params": {"status": {"code": 8, "message": "slow down"}}}},
+          {"kind": "handler", "metadata": {"name": "b", "namespace": "istio-system"}, "spec": {"compiledAdapter": "denier"}},
+          {"kind": "instance", "metadata": {"name": "i", "namespace": "istio-system"}, "spec": {"compiledTemplate": "checknothing"}},
+          {"kind": "rule", "metadata": {"name": "r1", "namespace": "istio-system"}, "spec": {"actions": [{"handler": "a", "instances": ["i"]}]}},
+          {"kind": "rule", "metadata": {"name": "r2", "namespace": "istio-system"}, "spec": {"match": "true", "actions": [{"handler": "b", "instances": ["i"]}]}}
+        ]}"#).unwrap();
+        let (r, _) = run(&p, &[]);
+        assert_eq!(r.status.code, 8);
+        assert_eq!(r.status.body(), "RESOURCE_EXHAUSTED:a.istio-system:slow down, b.istio-system:");
+    }
+
+    #[test]
+    fn default_denier_and_legacy_names() {
+        let p = plan(r#"{"resources": [
+          {"kind": "denier", "metadata": {"name": "d", "namespace": "ns"}, "spec": {}},
+          {"kind": "checknothing", "metadata": {"name": "i", "namespace": "ns"}, "spec": {}},
+          {"kind": "rule", "metadata": {"name": "r", "namespace": "istio-system"}, "spec": {"actions": [{"handler": "d.denier.ns", "instances": ["i.checknothing.ns"]}]}}
+        ]}"#).unwrap();
+        let (r, _) = run(&p, &[]);
+        assert_eq!((http_status_of(&r), r.status.body()), (400, "FAILED_PRECONDITION:d.denier.ns:".to_string()));
+    }
+
+    fn http_status_of(r: &CheckResult) -> u32 {
+        super::super::status::http_status(r.status.code)
+    }
+
+    #[test]
+    fn listentry_whitelist_and_value_errors() {
+        let p = plan(r#"{"resources": [
+          {"kind": "handler", "metadata": {"name": "whitelist", "namespace": "istio-system"}, "spec": {"compiledAdapter": "listchecker", "params": {"overrides": ["v1", "v2"], "blacklist": false}}},
+          {"kind": "instance", "metadata": {"name": "appversion", "namespace": "istio-system"}, "spec": {"compiledTemplate": "listentry", "params": {"value": "source.labels[\"version\"]"}}},
+          {"kind": "rule", "metadata": {"name": "checkversion", "namespace": "istio-system"}, "spec": {"match": "destination.labels[\"app\"] == \"ratings\"", "actions": [{"handler": "whitelist", "instances": ["appversion"]}]}}
+        ]}"#).unwrap();
+        let ratings = ("destination.labels", labels(&[("app", "ratings")]));
+        let (r, _) = run(&p, &[ratings.clone(), ("source.labels", labels(&[("version", "v3")]))]);
+        assert_eq!(r.status.body(), "PERMISSION_DENIED:whitelist.istio-system:v3 is not whitelisted");
+        assert!(run(&p, &[ratings.clone(), ("source.labels", labels(&[("version", "v1")]))]).0.status.is_ok());
+        // The instance cannot be built: Mixer failed the check (INTERNAL, the proxy failed closed).
+        let (r, outcomes) = run(&p, &[ratings]);
+        assert_eq!(r.status.code, 13);
+        assert!(r.status.message.starts_with("performing check operation failed: appversion.instance.istio-system: Value: lookup failed: 'source.labels'"), "{}", r.status.message);
+        assert_eq!(outcomes[0].1, RuleOutcome::Error);
+    }
+
+    #[test]
+    fn dry_run_counts_but_allows() {
+        let p = plan(&SEED.replace("\"spec\": {\n        \"match\"", "\"spec\": {\"dry_run\": true,\n        \"match\"")).unwrap();
+        let (r, outcomes) = run(&p, &seed_request("v3"));
+        assert!(r.status.is_ok());
+        assert_eq!(outcomes[0].1, RuleOutcome::DryRunDeny);
+    }
+
+    #[test]
+    fn header_operations_for_allowed_requests() {
+        let p = plan(r#"{"resources": [
+          {"kind": "rule", "metadata": {"name": "h", "namespace": "istio-system"}, "spec": {
+            "match": "request.method == \"GET\"",
+            "requestHeaderOperations": [
+              {"name": "x-user", "values": ["source.labels[\"app\"] | \"unknown\"", "\"\"", "request.headers[\"nope\"]"]},
+              {"name": "x-extra", "values": ["\"a\"", "\"b\""], "operation": "APPEND"},
+              {"name": "x-drop", "values": ["\"ignored\""], "operation": "REMOVE"}],
+            "responseHeaderOperations": [{"name": "X-Served-By", "values": ["destination.workload.name | \"?\""]}]}}
+        ]}"#).unwrap();
+        let (r, _) = run(&p, &[("request.method", s("GET")), ("request.headers", labels(&[]))]);
+        assert!(r.status.is_ok());
+        assert_eq!(r.request_edits, [
+            HeaderEdit::Replace("x-user".into(), "unknown".into()),
+            HeaderEdit::Append("x-extra".into(), "a".into()),
+            HeaderEdit::Append("x-extra".into(), "b".into()),
+            HeaderEdit::Remove("x-drop".into()),
+        ]);
+        assert_eq!(r.response_edits, [HeaderEdit::Replace("x-served-by".into(), "?".into())]);
+        let (r, _) = run(&p, &[("request.method", s("POST"))]);
+        assert!(r.request_edits.is_empty());
+    }
+
+    #[test]
+    fn configuration_errors_name_resource_field_and_position() {
+        let e = plan(&SEED.replace("source.labels[\\\"version\\\"] == \\\"v3\\\"", "source.labelz[\\\"version\\\"] == \\\"v3\\\"")).unwrap_err();
+        assert!(e.starts_with("denyreviewsv3.rule.default: field match: position 78: unknown attribute source.labelz"), "{e}");
+        let e = plan(r#"{"resources": [{"kind": "handler", "metadata": {"name": "d"}, "spec": {"compiledAdapter": "denier", "params": {"status": {"code": 77}}}}]}"#).unwrap_err();
+        assert_eq!(e, "d.handler.default: field params.status.code: not a gRPC status code (0..16 or its name): 77");
+        let e = plan(r#"{"resources": [{"kind": "rule", "metadata": {"name": "r"}, "spec": {"requestHeaderOperations": [{"name": "x", "values": ["request.size"]}]}}]}"#).unwrap_err();
+        assert_eq!(e, "r.rule.default: field requestHeaderOperations[0].values[0]: header operation value expression is not of string type");
+    }
+
+    #[test]
+    fn only_referenced_attributes_are_announced() {
+        let p = plan(SEED).unwrap();
+        let m = Manifest::istio();
+        let names: Vec<&str> = p.attributes().iter().map(|id| m.name(*id)).collect();
+        assert_eq!(names, ["source.labels", "source.namespace", "destination.labels", "destination.namespace", "context.reporter.kind"]);
+    }
+}
