@@ -18,7 +18,9 @@ pub mod dist;
 pub mod envoy;
 mod error;
 pub mod http;
+pub mod pki;
 pub mod ports;
+pub mod sidecar;
 
 pub use backend::{Backend, BackendResponse, ReceivedRequest};
 pub use dist::wasm_path;

@@ -4,10 +4,8 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
-use wasmixer_shared::attr::protobuf_struct;
-use wasmixer_shared::attr::workload::WorkloadMetadata;
 use wasmixer_shared::host::abi::{self, BufferType, MetricType};
-use wasmixer_shared::host::identity::PeerCache;
+use wasmixer_shared::host::identity::{local_workload_metadata, PeerCache};
 use wasmixer_shared::host::tagged_metrics::TaggedMetric;
 
 use crate::config::PeerConfig;
@@ -30,10 +28,7 @@ pub struct PeerRoot {
 }
 
 fn local_metadata() -> Option<String> {
-    let bytes = abi::get_property(&["xds", "node", "metadata"])?;
-    let json = protobuf_struct::decode_struct(&bytes).map(serde_json::Value::Object).or_else(|_| serde_json::from_slice(&bytes)).ok()?;
-    let meta = WorkloadMetadata::from_node_metadata(&json);
-    (!meta.name.is_empty() || !meta.namespace.is_empty()).then(|| meta.encode_header())
+    local_workload_metadata().map(|meta| meta.encode_header())
 }
 
 impl Context for PeerRoot {}

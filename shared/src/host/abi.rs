@@ -394,6 +394,15 @@ pub fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
 
 /// Decodes the pairs encoding; malformed input yields the pairs read so far.
 pub fn deserialize_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+    deserialize_pairs_bytes(bytes)
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect()
+}
+
+/// Decodes the pairs encoding keeping values as bytes (Envoy serializes map-valued
+/// properties, such as `xds.node.metadata`, as pairs whose values may be nested pairs).
+pub fn deserialize_pairs_bytes(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     let u32_at = |at: usize| -> Option<usize> {
         let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
         Some(u32::from_le_bytes(b) as usize)
@@ -410,7 +419,7 @@ pub fn deserialize_pairs(bytes: &[u8]) -> Vec<(String, String)> {
     let mut out = Vec::with_capacity(sizes.len());
     for (k, v) in sizes {
         let (Some(key), Some(value)) = (bytes.get(at..at + k), bytes.get(at + k + 1..at + k + 1 + v)) else { break };
-        out.push((String::from_utf8_lossy(key).into_owned(), String::from_utf8_lossy(value).into_owned()));
+        out.push((String::from_utf8_lossy(key).into_owned(), value.to_vec()));
         at += k + v + 2;
     }
     out

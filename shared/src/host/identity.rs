@@ -20,13 +20,44 @@ pub const UNVERIFIED_PEER_STATE: &str = "wasmixer_peer_unverified";
 
 /// The local workload, from the node metadata Istio's proxies carry (`xds.node.metadata`).
 pub fn local_workload() -> Option<Rc<WorkloadAttributes>> {
-    let bytes = abi::get_property(&["xds", "node", "metadata"])?;
-    let json = protobuf_struct::decode_struct(&bytes)
-        .map(serde_json::Value::Object)
-        .or_else(|_| serde_json::from_slice(&bytes))
-        .ok()?;
-    let w = WorkloadMetadata::from_node_metadata(&json);
+    let w = local_workload_metadata()?;
     Some(Rc::new(WorkloadAttributes::from(&w)))
+}
+
+/// The node metadata as Istio's workload description (`None` when the node has none).
+pub fn local_workload_metadata() -> Option<WorkloadMetadata> {
+    let bytes = abi::get_property(&["xds", "node", "metadata"])?;
+    let json = node_metadata_json(&bytes)?;
+    let w = WorkloadMetadata::from_node_metadata(&json);
+    (!w.name.is_empty() || !w.namespace.is_empty()).then_some(w)
+}
+
+/// Keys whose values are maps (Envoy serializes them as nested pairs).
+const MAP_KEYS: [&str; 2] = ["LABELS", "PLATFORM_METADATA"];
+
+/// Envoy 1.40 returns a Struct-valued property as the ABI's pairs encoding (nested maps as
+/// nested pairs); older hosts returned the serialized `google.protobuf.Struct`.
+pub fn node_metadata_json(bytes: &[u8]) -> Option<serde_json::Value> {
+    if let Ok(fields) = protobuf_struct::decode_struct(bytes) {
+        if !fields.is_empty() {
+            return Some(serde_json::Value::Object(fields));
+        }
+    }
+    let pairs = abi::deserialize_pairs_bytes(bytes);
+    if pairs.is_empty() {
+        return serde_json::from_slice(bytes).ok();
+    }
+    let mut map = serde_json::Map::new();
+    for (key, value) in pairs {
+        let v = if MAP_KEYS.contains(&key.as_str()) {
+            let inner = abi::deserialize_pairs(&value).into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+            serde_json::Value::Object(inner)
+        } else {
+            serde_json::Value::String(String::from_utf8_lossy(&value).into_owned())
+        };
+        map.insert(key, v);
+    }
+    Some(serde_json::Value::Object(map))
 }
 
 const VERIFIED_KEY: &str = "wasm.wasmixer_peer";

@@ -7,3 +7,5 @@ pub mod stat_name;
 pub mod stdio;
 pub mod stringify;
 pub mod zap_json;
+pub mod log_plan;
+pub mod metric_plan;

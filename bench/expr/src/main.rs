@@ -1,0 +1,601 @@
+//! Expression micro-benchmark (issue 3, "Tests and quality"): CEXL (wasmixer) against CEL
+//! (`cel-interpreter`) on the seed expressions, attributes cached on both sides.
+//!
+//! Each expression is compiled once and evaluated many times: the iteration count of a batch is
+//! calibrated to a target batch time, several batches are timed and the median ns/eval is
+//! reported. Heap allocations per evaluation are counted with a counting global allocator.
+//!
+//! Usage: `cargo run --release -p wasmixer-bench-expr [-- --quick] [--check] [--out FILE]`
+//!   --quick   ~5 second run (shorter batches, fewer repetitions)
+//!   --check   exit with status 1 when a target is missed
+//!   --out F   write the JSON table to F (default: bench/results/expr.json)
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::error::Error;
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cel_interpreter as cel;
+use wasmixer_shared::expr::{AttrId, AttributeBag, Manifest, Program, StringMap, Value};
+
+// ---------------------------------------------------------------------------------------------
+// Counting allocator
+
+/// Wraps the system allocator and counts every allocation (alloc, alloc_zeroed, realloc).
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static ALLOC_BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded unchanged to `System`; the counters have no effect on memory.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        ALLOC_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        ALLOC_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        ALLOC_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn alloc_snapshot() -> (u64, u64) {
+    (ALLOCS.load(Ordering::Relaxed), ALLOC_BYTES.load(Ordering::Relaxed))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attributes
+
+/// One request's attributes, fed identically to both engines.
+struct Request {
+    source_labels: &'static [(&'static str, &'static str)],
+    destination_labels: &'static [(&'static str, &'static str)],
+    source_workload: Option<&'static str>,
+    destination_workload: Option<&'static str>,
+    reporter_kind: Option<&'static str>,
+}
+
+const REVIEWS_V3: Request = Request {
+    source_labels: &[("app", "reviews"), ("version", "v3")],
+    destination_labels: &[("app", "ratings"), ("version", "v1")],
+    source_workload: Some("reviews-v3"),
+    destination_workload: Some("ratings-v1"),
+    reporter_kind: Some("inbound"),
+};
+
+const REVIEWS_V2: Request = Request {
+    source_labels: &[("app", "reviews"), ("version", "v2")],
+    ..REVIEWS_V3
+};
+
+/// A request whose source has no `app` label (the access-log variable falls back).
+const NO_APP_LABEL: Request = Request { source_labels: &[("version", "v1")], ..REVIEWS_V3 };
+
+/// The CEXL side: the cached path of the filters' `EnvoyBag` — an attribute id maps to a slot,
+/// the slot's `OnceCell` was filled on first use (here: before the benchmark), and `get`
+/// returns a value borrowing from it.
+struct CachedBag {
+    slot_of: Vec<Option<u16>>,
+    slots: Vec<OnceCell<Option<Value<'static>>>>,
+}
+
+impl CachedBag {
+    fn new(manifest: &Manifest, req: &Request) -> Result<CachedBag, Box<dyn Error>> {
+        let mut bag = CachedBag { slot_of: vec![None; manifest.len()], slots: Vec::new() };
+        let string = |s: Option<&'static str>| s.map(|s| Value::String(Cow::Owned(s.to_string())));
+        let map = |pairs: &[(&str, &str)]| {
+            Some(Value::StringMap(Cow::Owned(StringMap::from_pairs(pairs.iter().copied()))))
+        };
+        bag.put(manifest, "source.labels", map(req.source_labels))?;
+        bag.put(manifest, "destination.labels", map(req.destination_labels))?;
+        bag.put(manifest, "source.workload.name", string(req.source_workload))?;
+        bag.put(manifest, "destination.workload.name", string(req.destination_workload))?;
+        bag.put(manifest, "context.reporter.kind", string(req.reporter_kind))?;
+        Ok(bag)
+    }
+
+    fn put(&mut self, manifest: &Manifest, name: &str, v: Option<Value<'static>>) -> Result<(), Box<dyn Error>> {
+        let (id, _) = manifest.lookup(name).ok_or_else(|| format!("{name} is not in the manifest"))?;
+        let slot = u16::try_from(self.slots.len())?;
+        let cell = OnceCell::new();
+        cell.set(v).map_err(|_| "slot already set")?;
+        self.slots.push(cell);
+        if let Some(s) = self.slot_of.get_mut(usize::from(id)) {
+            *s = Some(slot);
+        }
+        Ok(())
+    }
+}
+
+impl AttributeBag for CachedBag {
+    fn get(&self, id: AttrId) -> Option<Value<'_>> {
+        let slot = self.slot_of.get(usize::from(id)).copied().flatten()?;
+        self.slots.get(usize::from(slot))?.get_or_init(|| None).as_ref().map(Value::reborrow)
+    }
+}
+
+/// The CEL side: nested maps (`source.labels.app`, `source.workload.name`, ...) in a context
+/// built once per request.
+fn cel_context(req: &Request) -> cel::Context<'static> {
+    fn map(entries: Vec<(&'static str, cel::Value)>) -> cel::Value {
+        let m: HashMap<String, cel::Value> = entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        cel::Value::from(m)
+    }
+    fn labels(pairs: &[(&str, &str)]) -> cel::Value {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        cel::Value::from(m)
+    }
+    fn workload(name: Option<&str>) -> cel::Value {
+        let mut m: HashMap<String, cel::Value> = HashMap::new();
+        if let Some(n) = name {
+            m.insert("name".to_string(), cel::Value::String(Arc::new(n.to_string())));
+        }
+        cel::Value::from(m)
+    }
+    let mut ctx = cel::Context::default();
+    ctx.add_variable_from_value(
+        "source",
+        map(vec![("labels", labels(req.source_labels)), ("workload", workload(req.source_workload))]),
+    );
+    ctx.add_variable_from_value(
+        "destination",
+        map(vec![
+            ("labels", labels(req.destination_labels)),
+            ("workload", workload(req.destination_workload)),
+        ]),
+    );
+    let mut reporter: Vec<(&'static str, cel::Value)> = Vec::new();
+    if let Some(k) = req.reporter_kind {
+        reporter.push(("kind", cel::Value::String(Arc::new(k.to_string()))));
+    }
+    ctx.add_variable_from_value("context", map(vec![("reporter", map(reporter))]));
+    ctx
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases
+
+#[derive(Clone, Copy, Debug)]
+enum Expected {
+    Bool(bool),
+    Str(&'static str),
+}
+
+struct Case {
+    name: &'static str,
+    /// True for the issue's target row (the seed deny rule's match).
+    target: bool,
+    cexl: &'static str,
+    cel: &'static str,
+    request: &'static Request,
+    expected: Expected,
+}
+
+const DENY_CEXL: &str = r#"destination.labels["app"] == "ratings" && source.labels["app"]=="reviews" && source.labels["version"] == "v3""#;
+const DENY_CEL: &str =
+    r#"destination.labels.app == "ratings" && source.labels.app == "reviews" && source.labels.version == "v3""#;
+
+const CASES: &[Case] = &[
+    Case {
+        name: "deny match (reviews v3)",
+        target: true,
+        cexl: DENY_CEXL,
+        cel: DENY_CEL,
+        request: &REVIEWS_V3,
+        expected: Expected::Bool(true),
+    },
+    Case {
+        name: "deny no match (reviews v2)",
+        target: false,
+        cexl: DENY_CEXL,
+        cel: DENY_CEL,
+        request: &REVIEWS_V2,
+        expected: Expected::Bool(false),
+    },
+    Case {
+        name: "metric dim reporter",
+        target: false,
+        cexl: r#"conditional((context.reporter.kind | "inbound") == "outbound", "client", "server")"#,
+        cel: r#"(has(context.reporter.kind) ? context.reporter.kind : "inbound") == "outbound" ? "client" : "server""#,
+        request: &REVIEWS_V3,
+        expected: Expected::Str("server"),
+    },
+    Case {
+        name: "metric dim source",
+        target: false,
+        cexl: r#"source.workload.name | "unknown""#,
+        cel: r#"has(source.workload.name) ? source.workload.name : "unknown""#,
+        request: &REVIEWS_V3,
+        expected: Expected::Str("reviews-v3"),
+    },
+    Case {
+        name: "metric dim destination",
+        target: false,
+        cexl: r#"destination.workload.name | "unknown""#,
+        cel: r#"has(destination.workload.name) ? destination.workload.name : "unknown""#,
+        request: &REVIEWS_V3,
+        expected: Expected::Str("ratings-v1"),
+    },
+    Case {
+        name: "metric dim message",
+        target: false,
+        cexl: r#""twice the fun!""#,
+        cel: r#""twice the fun!""#,
+        request: &REVIEWS_V3,
+        expected: Expected::Str("twice the fun!"),
+    },
+    Case {
+        name: "access-log app (label set)",
+        target: false,
+        cexl: r#"source.labels["app"] | source.workload.name | "unknown""#,
+        cel: r#"has(source.labels.app) ? source.labels.app : (has(source.workload.name) ? source.workload.name : "unknown")"#,
+        request: &REVIEWS_V3,
+        expected: Expected::Str("reviews"),
+    },
+    Case {
+        name: "access-log app (no label)",
+        target: false,
+        cexl: r#"source.labels["app"] | source.workload.name | "unknown""#,
+        cel: r#"has(source.labels.app) ? source.labels.app : (has(source.workload.name) ? source.workload.name : "unknown")"#,
+        request: &NO_APP_LABEL,
+        expected: Expected::Str("reviews-v3"),
+    },
+];
+
+fn check_cexl(case: &Case, v: &Value<'_>) -> Result<(), String> {
+    let ok = match (case.expected, v) {
+        (Expected::Bool(b), Value::Bool(got)) => b == *got,
+        (Expected::Str(s), v) => v.as_str() == Some(s),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("CEXL {:?}: expected {:?}, got {v:?}", case.name, case.expected))
+    }
+}
+
+fn check_cel(case: &Case, v: &cel::Value) -> Result<(), String> {
+    let ok = match (case.expected, v) {
+        (Expected::Bool(b), cel::Value::Bool(got)) => b == *got,
+        (Expected::Str(s), cel::Value::String(got)) => got.as_str() == s,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("CEL {:?}: expected {:?}, got {v:?}", case.name, case.expected))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurement
+
+struct Config {
+    /// Wall time one timed batch aims for.
+    batch: Duration,
+    /// Timed batches per measurement; the median is reported.
+    reps: usize,
+    /// Evaluations over which allocations are counted.
+    alloc_evals: u64,
+}
+
+struct Measurement {
+    median_ns: f64,
+    min_ns: f64,
+    max_ns: f64,
+    iters: u64,
+    allocs_per_eval: f64,
+    alloc_bytes_per_eval: f64,
+}
+
+fn run_batch<F: FnMut()>(f: &mut F, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    start.elapsed()
+}
+
+fn measure<F: FnMut()>(cfg: &Config, mut f: F) -> Measurement {
+    // Warm up and count allocations.
+    run_batch(&mut f, cfg.alloc_evals.min(1000));
+    let (a0, b0) = alloc_snapshot();
+    run_batch(&mut f, cfg.alloc_evals);
+    let (a1, b1) = alloc_snapshot();
+    let n = cfg.alloc_evals as f64;
+    let allocs_per_eval = (a1 - a0) as f64 / n;
+    let alloc_bytes_per_eval = (b1 - b0) as f64 / n;
+
+    // Calibrate: grow the batch until it takes at least a tenth of the target, then scale.
+    let mut iters: u64 = 16;
+    loop {
+        let t = run_batch(&mut f, iters);
+        if t >= cfg.batch / 10 || iters >= 1 << 34 {
+            let per = t.as_secs_f64() / iters as f64;
+            iters = ((cfg.batch.as_secs_f64() / per.max(1e-12)) as u64).max(1);
+            break;
+        }
+        iters *= 4;
+    }
+
+    let mut samples: Vec<f64> = (0..cfg.reps)
+        .map(|_| run_batch(&mut f, iters).as_secs_f64() * 1e9 / iters as f64)
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    let median_ns = match samples.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => samples[n / 2],
+        n => (samples[n / 2 - 1] + samples[n / 2]) / 2.0,
+    };
+    Measurement {
+        median_ns,
+        min_ns: samples.first().copied().unwrap_or(f64::NAN),
+        max_ns: samples.last().copied().unwrap_or(f64::NAN),
+        iters,
+        allocs_per_eval,
+        alloc_bytes_per_eval,
+    }
+}
+
+struct Row {
+    case: &'static Case,
+    cexl: Measurement,
+    cel: Measurement,
+}
+
+impl Row {
+    fn ratio(&self) -> f64 {
+        self.cel.median_ns / self.cexl.median_ns
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+struct Target {
+    name: String,
+    pass: bool,
+    detail: String,
+}
+
+fn targets(rows: &[Row]) -> Vec<Target> {
+    let mut out = Vec::new();
+    for row in rows.iter().filter(|r| r.case.target) {
+        let n = row.case.name;
+        out.push(Target {
+            name: format!("{n}: CEXL < 100 ns/eval"),
+            pass: row.cexl.median_ns < 100.0,
+            detail: format!("{:.1} ns", row.cexl.median_ns),
+        });
+        out.push(Target {
+            name: format!("{n}: CEXL >= 3x faster than CEL"),
+            pass: row.ratio() >= 3.0,
+            detail: format!("{:.1}x", row.ratio()),
+        });
+        out.push(Target {
+            name: format!("{n}: CEXL 0 allocations/eval"),
+            pass: row.cexl.allocs_per_eval == 0.0,
+            detail: format!("{} allocs", row.cexl.allocs_per_eval),
+        });
+    }
+    // Not in the issue's target, but the same promise holds for every seed expression.
+    let slowest = rows.iter().map(Row::ratio).fold(f64::INFINITY, f64::min);
+    out.push(Target {
+        name: "all seed expressions: CEXL >= 3x faster than CEL".to_string(),
+        pass: slowest >= 3.0,
+        detail: format!("lowest ratio {slowest:.1}x"),
+    });
+    let most = rows.iter().map(|r| r.cexl.allocs_per_eval).fold(0.0, f64::max);
+    out.push(Target {
+        name: "all seed expressions: CEXL 0 allocations/eval".to_string(),
+        pass: most == 0.0,
+        detail: format!("max {most} allocs"),
+    });
+    out
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<28} {:>12} {:>12} {:>9} {:>12} {:>12}",
+        "expression", "CEXL ns/eval", "CEL ns/eval", "CEL/CEXL", "CEXL allocs", "CEL allocs"
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{:<28} {:>12.1} {:>12.1} {:>8.1}x {:>12} {:>12}",
+            r.case.name,
+            r.cexl.median_ns,
+            r.cel.median_ns,
+            r.ratio(),
+            fmt_count(r.cexl.allocs_per_eval),
+            fmt_count(r.cel.allocs_per_eval),
+        );
+    }
+    s
+}
+
+fn fmt_count(n: f64) -> String {
+    if n.fract() == 0.0 {
+        format!("{n:.0}")
+    } else {
+        format!("{n:.2}")
+    }
+}
+
+fn measurement_json(m: &Measurement) -> serde_json::Value {
+    serde_json::json!({
+        "median_ns": m.median_ns,
+        "min_ns": m.min_ns,
+        "max_ns": m.max_ns,
+        "iters_per_batch": m.iters,
+        "allocs_per_eval": m.allocs_per_eval,
+        "alloc_bytes_per_eval": m.alloc_bytes_per_eval,
+    })
+}
+
+fn json(rows: &[Row], targets: &[Target], quick: bool, cfg: &Config) -> serde_json::Value {
+    serde_json::json!({
+        "benchmark": "wasmixer-bench-expr",
+        "command": if quick {
+            "cargo run --release -p wasmixer-bench-expr -- --quick"
+        } else {
+            "cargo run --release -p wasmixer-bench-expr"
+        },
+        "mode": if quick { "quick" } else { "full" },
+        "batch_ms": cfg.batch.as_secs_f64() * 1e3,
+        "repetitions": cfg.reps,
+        "cel_engine": "cel-interpreter 0.10.0",
+        "attributes": "cached (CEXL: pre-filled OnceCell slots, borrowed values; CEL: variables in Context)",
+        "rows": rows.iter().map(|r| serde_json::json!({
+            "expression": r.case.name,
+            "cexl_source": r.case.cexl,
+            "cel_source": r.case.cel,
+            "cexl": measurement_json(&r.cexl),
+            "cel": measurement_json(&r.cel),
+            "ratio_cel_over_cexl": r.ratio(),
+        })).collect::<Vec<_>>(),
+        "targets": targets.iter().map(|t| serde_json::json!({
+            "target": t.name, "pass": t.pass, "detail": t.detail,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Args {
+    quick: bool,
+    check: bool,
+    out: PathBuf,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        quick: false,
+        check: false,
+        // bench/expr -> bench/results/expr.json
+        out: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map_or_else(|| PathBuf::from("bench"), std::path::Path::to_path_buf)
+            .join("results/expr.json"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => args.quick = true,
+            "--check" => args.check = true,
+            "--out" => args.out = PathBuf::from(it.next().ok_or("--out needs a file")?),
+            "-h" | "--help" => {
+                return Err("usage: wasmixer-bench-expr [--quick] [--check] [--out FILE]".to_string())
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("wasmixer-bench-expr: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<bool, Box<dyn Error>> {
+    let args = parse_args()?;
+    let cfg = if args.quick {
+        Config { batch: Duration::from_millis(40), reps: 5, alloc_evals: 10_000 }
+    } else {
+        Config { batch: Duration::from_millis(100), reps: 15, alloc_evals: 100_000 }
+    };
+    if cfg!(debug_assertions) {
+        eprintln!("warning: debug build; run with --release for meaningful numbers");
+    }
+    let manifest = Manifest::istio();
+    println!(
+        "wasmixer expression benchmark: CEXL vs CEL (cel-interpreter 0.10.0), attributes cached, \
+         median of {} batches of ~{} ms{}",
+        cfg.reps,
+        cfg.batch.as_millis(),
+        if args.quick { " (quick)" } else { "" }
+    );
+
+    let mut rows = Vec::new();
+    for case in CASES {
+        // Compile once.
+        let program = Program::compile(case.cexl, manifest).map_err(|e| format!("CEXL {:?}: {e}", case.name))?;
+        let bag = CachedBag::new(manifest, case.request)?;
+        let cel_program = cel::Program::compile(case.cel).map_err(|e| format!("CEL {:?}: {e}", case.name))?;
+        let ctx = cel_context(case.request);
+
+        // Both engines must compute the expected value before their speed means anything.
+        let v = program.evaluate(&bag).map_err(|e| format!("CEXL {:?}: {e}", case.name))?;
+        check_cexl(case, &v)?;
+        let v = cel_program.execute(&ctx).map_err(|e| format!("CEL {:?}: {e}", case.name))?;
+        check_cel(case, &v)?;
+
+        let cexl = measure(&cfg, || {
+            let _ = black_box(black_box(&program).evaluate(black_box(&bag)));
+        });
+        let cel = measure(&cfg, || {
+            let _ = black_box(black_box(&cel_program).execute(black_box(&ctx)));
+        });
+        eprintln!("  measured {:<28} CEXL {:>8.1} ns  CEL {:>8.1} ns", case.name, cexl.median_ns, cel.median_ns);
+        rows.push(Row { case, cexl, cel });
+    }
+
+    println!();
+    print!("{}", table(&rows));
+    println!();
+    let targets = targets(&rows);
+    for t in &targets {
+        println!("{} {} ({})", if t.pass { "PASS" } else { "MISS" }, t.name, t.detail);
+    }
+
+    let doc = json(&rows, &targets, args.quick, &cfg);
+    let written = args
+        .out
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&args.out, serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
+    match written {
+        Ok(()) => println!("\nwrote {}", args.out.display()),
+        Err(e) => eprintln!("\nnot writing {}: {e}", args.out.display()),
+    }
+
+    Ok(!args.check || targets.iter().all(|t| t.pass))
+}

@@ -1,0 +1,130 @@
+//! The seed's deny scenario end to end: reviews -> ratings through two real Envoy sidecars with
+//! mTLS, the deny filter on the ratings (server) side, workload identity from node metadata and
+//! the peer-metadata exchange, verified against the SPIFFE certificates.
+
+use std::time::Duration;
+
+use wasmixer_integration::bootstrap::wasm_filter;
+use wasmixer_integration::dist::read_workspace_file;
+use wasmixer_integration::pki::TestCa;
+use wasmixer_integration::ports::free_ports;
+use wasmixer_integration::sidecar::{InboundTls, SidecarSpec, Upstream, Workload};
+use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request};
+use wasmixer_shared::attr::workload::WorkloadMetadata;
+
+const RATINGS_HOST: &str = "ratings.default.svc.cluster.local";
+const SEED_BODY: &str = "PERMISSION_DENIED:denyreviewsv3handler.default:Not allowed";
+
+struct Mesh {
+    ratings_app: Backend,
+    ratings: EnvoyProcess,
+    reviews_v2: EnvoyProcess,
+    reviews_v3: EnvoyProcess,
+    ratings_inbound_port: u16,
+    _ca_dir: std::path::PathBuf,
+}
+
+fn peer_filter() -> Result<String, HarnessError> {
+    Ok(wasm_filter("peer-metadata", &wasm_path("peer-metadata")?, "{}"))
+}
+
+fn start_mesh(name: &str, deny_config: &str) -> Result<Mesh, HarnessError> {
+    let ca_dir = std::env::temp_dir().join(format!("wasmixer-it-pki-{name}-{}", std::process::id()));
+    let ca = TestCa::create(&ca_dir, "cluster.local")?;
+    let ca_cert = ca.ca_cert();
+    let ratings_app = Backend::start(|_req| BackendResponse::ok("{\"id\":0,\"ratings\":{\"Reviewer1\":5}}"))?;
+    let ports = free_ports(6)?;
+    let ratings_w = Workload::new("ratings", "v1", "default", "bookinfo-ratings");
+    let ratings_cert = ca.issue("default", "bookinfo-ratings")?;
+    let ratings_spec = SidecarSpec {
+        workload: &ratings_w,
+        service_host: RATINGS_HOST.into(),
+        service_port: 9080,
+        inbound_port: ports[0],
+        outbound_port: ports[1],
+        app_port: ratings_app.port(),
+        inbound_tls: InboundTls::Permissive,
+        cert: Some(&ratings_cert),
+        ca_cert: Some(&ca_cert),
+        upstreams: vec![],
+        inbound_filters: vec![peer_filter()?, wasm_filter("deny", &wasm_path("deny")?, deny_config)],
+        outbound_filters: vec![peer_filter()?],
+        stats_tags: vec![],
+    };
+    let ratings = EnvoyProcess::start(&ratings_spec.bootstrap(), &format!("{name}-ratings"))?;
+    let client = |version: &str, inbound: u16, outbound: u16| -> Result<EnvoyProcess, HarnessError> {
+        let w = Workload::new("reviews", version, "default", "bookinfo-reviews");
+        let cert = ca.issue("default", "bookinfo-reviews")?;
+        let spec = SidecarSpec {
+            workload: &w,
+            service_host: "reviews.default.svc.cluster.local".into(),
+            service_port: 9080,
+            inbound_port: inbound,
+            outbound_port: outbound,
+            app_port: 1,
+            inbound_tls: InboundTls::Permissive,
+            cert: Some(&cert),
+            ca_cert: Some(&ca_cert),
+            upstreams: vec![Upstream { host: RATINGS_HOST.into(), service_port: 9080, address: "127.0.0.1".into(), port: ports[0], mtls: true }],
+            inbound_filters: vec![peer_filter()?],
+            outbound_filters: vec![peer_filter()?],
+            stats_tags: vec![],
+        };
+        EnvoyProcess::start(&spec.bootstrap(), &format!("{name}-reviews-{version}"))
+    };
+    let reviews_v2 = client("v2", ports[2], ports[3])?;
+    let reviews_v3 = client("v3", ports[4], ports[5])?;
+    Ok(Mesh { ratings_app, ratings, reviews_v2, reviews_v3, ratings_inbound_port: ports[0], _ca_dir: ca_dir })
+}
+
+fn call_ratings(sidecar: &EnvoyProcess) -> Result<wasmixer_integration::Response, HarnessError> {
+    Request::get("/ratings/0").header("host", "ratings:9080").send(sidecar.listener_addr("outbound")?)
+}
+
+#[test]
+fn seed_deny_reviews_v3_to_ratings() -> Result<(), HarnessError> {
+    let mesh = start_mesh("deny-seed", &read_workspace_file("integration/testdata/deny-seed.json")?)?;
+
+    let denied = call_ratings(&mesh.reviews_v3)?;
+    ensure!(denied.status == 403, "reviews-v3 -> ratings: status {} body {:?}", denied.status, denied.body_text());
+    ensure!(denied.body_text() == SEED_BODY, "body {:?}", denied.body_text());
+
+    let allowed = call_ratings(&mesh.reviews_v2)?;
+    ensure!(allowed.status == 200, "reviews-v2 -> ratings: status {} body {:?}", allowed.status, allowed.body_text());
+    ensure!(allowed.body_text().contains("Reviewer1"), "body {:?}", allowed.body_text());
+
+    // The application never sees the exchange headers.
+    let seen = mesh.ratings_app.wait_for_requests(1, Duration::from_secs(5))?;
+    ensure!(seen.len() == 1, "ratings app saw {} requests (the denied one must not arrive)", seen.len());
+    ensure!(seen[0].header("x-envoy-peer-metadata").is_none(), "peer metadata leaked to the application");
+
+    let stats = mesh.ratings.stats_prometheus()?;
+    ensure!(
+        stats.lines().any(|l| l.starts_with("wasmixer_policy_checks_total{") && l.contains("result=\"deny\"") && l.ends_with(" 1")),
+        "no deny counter in:\n{}",
+        stats.lines().filter(|l| l.contains("wasmixer")).collect::<Vec<_>>().join("\n")
+    );
+    Ok(())
+}
+
+#[test]
+fn forged_peer_metadata_over_plain_text_is_not_trusted() -> Result<(), HarnessError> {
+    let mesh = start_mesh("deny-forgery", &read_workspace_file("integration/testdata/deny-seed.json")?)?;
+    let mut forged = WorkloadMetadata { name: "reviews-v3-0".into(), namespace: "default".into(), workload_name: "reviews-v3".into(), service_account: "bookinfo-reviews".into(), ..WorkloadMetadata::default() };
+    forged.labels = wasmixer_shared::expr::StringMap::from_pairs([("app", "reviews"), ("version", "v3")]);
+    let resp = Request::get("/ratings/0")
+        .header("host", "ratings:9080")
+        .header("x-envoy-peer-metadata", &forged.encode_header())
+        .header("x-envoy-peer-metadata-id", "sidecar~127.0.0.1~reviews-v3-0.default~default.svc.cluster.local")
+        .send(([127, 0, 0, 1], mesh.ratings_inbound_port).into())?;
+    ensure!(resp.status == 200, "a plain-text client claiming reviews-v3 was treated as reviews-v3: {} {:?}", resp.status, resp.body_text());
+    let seen = mesh.ratings_app.wait_for_requests(1, Duration::from_secs(5))?;
+    ensure!(seen.iter().all(|r| r.header("x-envoy-peer-metadata").is_none()), "the forged header reached the application");
+    let stats = mesh.ratings.stats_prometheus()?;
+    ensure!(
+        stats.lines().any(|l| l.starts_with("wasmixer_peer_metadata_total{") && l.contains("result=\"no_mtls\"")),
+        "the unverified claim was not counted:\n{}",
+        stats.lines().filter(|l| l.contains("wasmixer")).collect::<Vec<_>>().join("\n")
+    );
+    Ok(())
+}

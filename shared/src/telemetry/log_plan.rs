@@ -1,0 +1,1 @@
+//! Compiled logentry instances and stdio handlers (to be written).

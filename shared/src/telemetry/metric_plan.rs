@@ -1,0 +1,1 @@
+//! Compiled metric instances and prometheus handlers (to be written).
