@@ -8,6 +8,7 @@
 //! Usage: `cargo run --release -p wasmixer-bench-expr [-- --quick] [--check] [--out FILE]`
 //!   --quick   ~5 second run (shorter batches, fewer repetitions)
 //!   --check   exit with status 1 when a target is missed
+//!   --breakdown  time sub-expressions of the seed expressions (CEXL only) instead
 //!   --out F   write the JSON table to F (default: bench/results/expr.json)
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -493,7 +494,47 @@ fn json(rows: &[Row], targets: &[Target], quick: bool, cfg: &Config) -> serde_js
 
 // ---------------------------------------------------------------------------------------------
 
+/// Sub-expressions of the seed expressions, CEXL only: where the time of a row goes.
+const BREAKDOWN: &[&str] = &[
+    r#""ratings""#,
+    r#"true"#,
+    r#"destination.labels"#,
+    r#"source.workload.name"#,
+    r#"destination.labels["app"]"#,
+    r#"destination.labels["app"] == "ratings""#,
+    r#""ratings" == "ratings""#,
+    r#"true && true"#,
+    r#"true && true && true"#,
+    r#"destination.labels["app"] == "ratings" && source.labels["app"]=="reviews""#,
+    DENY_CEXL,
+    r#"source.workload.name | "unknown""#,
+    r#"context.reporter.kind | "inbound""#,
+    r#"(context.reporter.kind | "inbound") == "outbound""#,
+];
+
+fn breakdown(cfg: &Config) -> Result<(), Box<dyn Error>> {
+    let manifest = Manifest::istio();
+    let bag = CachedBag::new(manifest, &REVIEWS_V3)?;
+    println!("\nCEXL breakdown (reviews v3 attributes):");
+    println!("{:>10} {:>8}  expression", "ns/eval", "allocs");
+    for src in BREAKDOWN {
+        let program = Program::compile(src, manifest).map_err(|e| format!("{src}: {e}"))?;
+        let m = measure(cfg, || {
+            let _ = black_box(black_box(&program).evaluate(black_box(&bag)));
+        });
+        println!("{:>10.1} {:>8}  {src}", m.median_ns, fmt_count(m.allocs_per_eval));
+        let mb = measure(cfg, || {
+            let _ = black_box(black_box(&program).evaluate_bool(black_box(&bag)));
+        });
+        if program.result_type() == wasmixer_shared::expr::ValueType::Bool {
+            println!("{:>10.1} {:>8}  (evaluate_bool)", mb.median_ns, fmt_count(mb.allocs_per_eval));
+        }
+    }
+    Ok(())
+}
+
 struct Args {
+    breakdown: bool,
     quick: bool,
     check: bool,
     out: PathBuf,
@@ -501,6 +542,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
+        breakdown: false,
         quick: false,
         check: false,
         // bench/expr -> bench/results/expr.json
@@ -514,9 +556,10 @@ fn parse_args() -> Result<Args, String> {
         match a.as_str() {
             "--quick" => args.quick = true,
             "--check" => args.check = true,
+            "--breakdown" => args.breakdown = true,
             "--out" => args.out = PathBuf::from(it.next().ok_or("--out needs a file")?),
             "-h" | "--help" => {
-                return Err("usage: wasmixer-bench-expr [--quick] [--check] [--out FILE]".to_string())
+                return Err("usage: wasmixer-bench-expr [--quick] [--check] [--breakdown] [--out FILE]".to_string())
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
@@ -544,6 +587,10 @@ fn run() -> Result<bool, Box<dyn Error>> {
     };
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; run with --release for meaningful numbers");
+    }
+    if args.breakdown {
+        breakdown(&cfg)?;
+        return Ok(true);
     }
     let manifest = Manifest::istio();
     println!(

@@ -2,7 +2,7 @@
 //! `mixer/pkg/lang/checker` and `mixer/pkg/lang/compiler` (which also rejects a few
 //! type/operator pairs after type checking succeeded).
 
-use regex::Regex;
+use regex_lite::Regex;
 
 use super::ast::{ConstValue, Expr, ExprKind};
 use super::checker::{self, ArgChecker};

@@ -3,7 +3,7 @@
 //! fetched from `provider_url`, kept per `refresh_interval` / `ttl`.
 
 use hashbrown::HashSet;
-use regex::Regex;
+use regex_lite::Regex;
 use serde_json::Value as Json;
 
 use super::status::Status;
