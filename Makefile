@@ -24,7 +24,7 @@ WASM_OPT       ?= wasm-opt
 WASM_OPT_FLAGS ?= -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
                   --enable-mutable-globals
 
-.PHONY: help wasm size test test-native test-wasm32 test-integration lint clean run bench bench-expr
+.PHONY: help setup wasm size test test-native test-wasm32 test-integration lint clean run bench bench-expr
 
 help: ## list the verbs
 	@echo "wasmixer make verbs:"
@@ -63,7 +63,10 @@ size: ## print the sizes of dist/*.wasm
 	  echo "no $(DIST)/*.wasm yet: run 'make wasm'"; \
 	fi
 
-test: test-native test-wasm32 test-integration ## every test: native, wasm32 (shared crate), end-to-end with Envoy
+setup: ## install what a fresh machine lacks (rust targets, envoy, Debian packages); idempotent
+	bash .ci/install
+
+test: setup test-native test-wasm32 test-integration ## THE test command: installs, then native, wasm32 and end-to-end tests
 
 test-native: ## cargo test for the workspace (host target), integration crate excluded
 	@echo "==> native tests"
@@ -110,5 +113,5 @@ run: ## run Envoy with the filters (not yet)
 bench: ## load benchmarks (not yet)
 	@echo "make bench: not yet"
 
-bench-expr: ## expression engine benchmarks (not yet)
-	@echo "make bench-expr: not yet"
+bench-expr: ## CEXL evaluation ns/op and allocations vs cel-interpreter (CEL); writes bench/results/expr.json
+	$(CARGO) run --release -p wasmixer-bench-expr

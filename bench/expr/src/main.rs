@@ -515,6 +515,14 @@ const BREAKDOWN: &[&str] = &[
 fn breakdown(cfg: &Config) -> Result<(), Box<dyn Error>> {
     let manifest = Manifest::istio();
     let bag = CachedBag::new(manifest, &REVIEWS_V3)?;
+    println!(
+        "\nsizes: Value {} B (align {}), Option<Value> {} B, Result<Value, EvalError> {} B, Result<bool, EvalError> {} B",
+        std::mem::size_of::<Value<'_>>(),
+        std::mem::align_of::<Value<'_>>(),
+        std::mem::size_of::<Option<Value<'_>>>(),
+        std::mem::size_of::<Result<Value<'_>, wasmixer_shared::expr::EvalError<'_>>>(),
+        std::mem::size_of::<Result<bool, wasmixer_shared::expr::EvalError<'_>>>(),
+    );
     println!("\nCEXL breakdown (reviews v3 attributes):");
     println!("{:>10} {:>8}  expression", "ns/eval", "allocs");
     for src in BREAKDOWN {
@@ -523,10 +531,10 @@ fn breakdown(cfg: &Config) -> Result<(), Box<dyn Error>> {
             let _ = black_box(black_box(&program).evaluate(black_box(&bag)));
         });
         println!("{:>10.1} {:>8}  {src}", m.median_ns, fmt_count(m.allocs_per_eval));
-        let mb = measure(cfg, || {
-            let _ = black_box(black_box(&program).evaluate_bool(black_box(&bag)));
-        });
         if program.result_type() == wasmixer_shared::expr::ValueType::Bool {
+            let mb = measure(cfg, || {
+                let _ = black_box(black_box(&program).evaluate_bool(black_box(&bag)));
+            });
             println!("{:>10.1} {:>8}  (evaluate_bool)", mb.median_ns, fmt_count(mb.allocs_per_eval));
         }
     }
