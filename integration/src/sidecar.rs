@@ -95,6 +95,51 @@ pub struct SidecarSpec<'a> {
     pub stats_tags: Vec<String>,
 }
 
+/// Optional settings of [`SidecarSpec::bootstrap_with`]; the defaults give [`SidecarSpec::bootstrap`].
+#[derive(Clone, Debug, Default)]
+pub struct SidecarOptions {
+    /// The workload's loopback address (e.g. `127.10.0.3`): listeners and admin bind it, the
+    /// node id carries it, and upstream connections leave from it (so `source.ip` differs per
+    /// workload). Default `127.0.0.1`.
+    pub ip: Option<String>,
+    /// The application's address for the `inbound|...` cluster. Default `127.0.0.1`.
+    pub app_ip: Option<String>,
+    /// Envoy's native Zipkin tracer in both connection managers.
+    pub tracing: Option<Tracing>,
+}
+
+/// Envoy's Zipkin tracer (`envoy.tracers.zipkin`, JSON v2 to `collector`), as Istio configures it.
+#[derive(Clone, Debug)]
+pub struct Tracing {
+    /// The collector (`POST /api/v2/spans`), reached through the static cluster `zipkin`.
+    pub collector: std::net::SocketAddr,
+    /// Percentage of requests without a sampling decision that start a trace (Istio: 1.0).
+    pub sampling_percent: f64,
+    /// Flush spans after this many milliseconds (Envoy's default is 5000) or this many spans.
+    pub flush_interval_ms: u32,
+    pub min_flush_spans: u32,
+}
+
+impl Tracing {
+    /// Istio's default: 1% sampling.
+    pub fn istio_default(collector: std::net::SocketAddr) -> Tracing {
+        Tracing { collector, sampling_percent: 1.0, flush_interval_ms: 1000, min_flush_spans: 5 }
+    }
+
+    /// Every request traced, spans flushed quickly (tests).
+    pub fn always(collector: std::net::SocketAddr) -> Tracing {
+        Tracing { collector, sampling_percent: 100.0, flush_interval_ms: 200, min_flush_spans: 1 }
+    }
+
+    /// The `tracing` object of an `HttpConnectionManager`.
+    pub fn hcm_json(&self) -> String {
+        format!(
+            r#"{{"random_sampling":{{"value":{}}},"provider":{{"name":"envoy.tracers.zipkin","typed_config":{{"@type":"type.googleapis.com/envoy.config.trace.v3.ZipkinConfig","collector_cluster":"zipkin","collector_endpoint":"/api/v2/spans","collector_endpoint_version":"HTTP_JSON","trace_id_128bit":true,"shared_span_context":false}}}}}}"#,
+            self.sampling_percent
+        )
+    }
+}
+
 /// Tags of wasmixer's own metrics (`wasmixer_policy_checks_total{rule,result}`, ...).
 pub const SELF_METRIC_TAGS: [&str; 3] = ["rule", "result", "direction"];
 
@@ -121,9 +166,10 @@ fn tls_context(cert: &WorkloadCert, ca: &Path) -> String {
     )
 }
 
-fn hcm(stat_prefix: &str, routes: &str, filters: &[String]) -> String {
+fn hcm(stat_prefix: &str, routes: &str, filters: &[String], tracing: Option<&Tracing>) -> String {
+    let tracing = tracing.map(|t| format!(r#","tracing":{}"#, t.hcm_json())).unwrap_or_default();
     format!(
-        r#"{{"name":"envoy.filters.network.http_connection_manager","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager","stat_prefix":{},"codec_type":"AUTO","route_config":{{"name":{},"virtual_hosts":{routes}}},"http_filters":{}}}}}"#,
+        r#"{{"name":"envoy.filters.network.http_connection_manager","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager","stat_prefix":{},"codec_type":"AUTO"{tracing},"route_config":{{"name":{},"virtual_hosts":{routes}}},"http_filters":{}}}}}"#,
         json_string(stat_prefix),
         json_string(stat_prefix),
         http_filters(filters),
@@ -131,13 +177,22 @@ fn hcm(stat_prefix: &str, routes: &str, filters: &[String]) -> String {
 }
 
 fn cluster(name: &str, address: &str, port: u16, tls: Option<String>) -> String {
+    cluster_endpoints(name, &[(address, port)], tls)
+}
+
+/// A STATIC cluster with `endpoints` (round robin, Envoy's default policy).
+fn cluster_endpoints(name: &str, endpoints: &[(&str, u16)], tls: Option<String>) -> String {
+    let lb_endpoints: Vec<String> = endpoints
+        .iter()
+        .map(|(address, port)| format!(r#"{{"endpoint":{{"address":{{"socket_address":{{"address":{},"port_value":{port}}}}}}}}}"#, json_string(address)))
+        .collect();
     let transport = tls
         .map(|ctx| format!(r#","transport_socket":{{"name":"envoy.transport_sockets.tls","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext","common_tls_context":{ctx}}}}}"#))
         .unwrap_or_default();
     format!(
-        r#"{{"name":{n},"connect_timeout":"2s","type":"STATIC","load_assignment":{{"cluster_name":{n},"endpoints":[{{"lb_endpoints":[{{"endpoint":{{"address":{{"socket_address":{{"address":{a},"port_value":{port}}}}}}}}}]}}]}}{transport}}}"#,
+        r#"{{"name":{n},"connect_timeout":"2s","type":"STATIC","load_assignment":{{"cluster_name":{n},"endpoints":[{{"lb_endpoints":[{eps}]}}]}}{transport}}}"#,
         n = json_string(name),
-        a = json_string(address),
+        eps = lb_endpoints.join(","),
     )
 }
 
@@ -148,14 +203,35 @@ impl SidecarSpec<'_> {
 
     /// The bootstrap (JSON, which Envoy reads as YAML).
     pub fn bootstrap(&self) -> String {
+        self.bootstrap_with(&SidecarOptions::default())
+    }
+
+    /// The upstreams grouped by service (`host`, `service_port`), in first-seen order: several
+    /// [`Upstream`]s naming one service become one cluster with one endpoint each (round robin),
+    /// e.g. `reviews` v1/v2/v3. mTLS origination is the group's first entry's.
+    pub fn upstream_groups(&self) -> Vec<Vec<&Upstream>> {
+        let mut groups: Vec<Vec<&Upstream>> = Vec::new();
+        for u in &self.upstreams {
+            match groups.iter_mut().find(|g| g.first().is_some_and(|f| f.host == u.host && f.service_port == u.service_port)) {
+                Some(g) => g.push(u),
+                None => groups.push(vec![u]),
+            }
+        }
+        groups
+    }
+
+    /// The bootstrap with `options` (JSON, which Envoy reads as YAML).
+    pub fn bootstrap_with(&self, options: &SidecarOptions) -> String {
         let w = self.workload;
-        let ip = "127.0.0.1";
+        let ip = options.ip.as_deref().unwrap_or("127.0.0.1");
+        let app_ip = options.app_ip.as_deref().unwrap_or("127.0.0.1");
+        let tracing = options.tracing.as_ref();
         let node_id = format!("sidecar~{ip}~{}.{}~{}.svc.cluster.local", w.pod_name(), w.namespace, w.namespace);
         let inbound_routes = format!(
             r#"[{{"name":"inbound","domains":["*"],"routes":[{{"match":{{"prefix":"/"}},"route":{{"cluster":{}}}}}]}}]"#,
             json_string(&self.inbound_cluster())
         );
-        let inbound_hcm = hcm("inbound", &inbound_routes, &self.inbound_filters);
+        let inbound_hcm = hcm("inbound", &inbound_routes, &self.inbound_filters, tracing);
         let tls = match (self.cert, self.ca_cert) {
             (Some(c), Some(ca)) => Some(tls_context(c, ca)),
             _ => None,
@@ -171,13 +247,21 @@ impl SidecarSpec<'_> {
             (InboundTls::Permissive, Some(t)) => format!("{t},{plain_chain}"),
             _ => plain_chain,
         };
-        let outbound_vhosts: Vec<String> = self
-            .upstreams
+        let groups = self.upstream_groups();
+        let outbound_vhosts: Vec<String> = groups
             .iter()
+            .filter_map(|g| g.first().copied())
             .map(|u| {
                 let short = u.host.split('.').next().unwrap_or(&u.host).to_string();
+                let namespace = u.host.split('.').nth(1).unwrap_or("");
                 let with_ns = u.host.split('.').take(2).collect::<Vec<_>>().join(".");
-                let mut names = vec![u.host.clone(), short, with_ns];
+                // As in Kubernetes DNS, the short name means the service of the client's own
+                // namespace (and `httpbin` in foo and in bar must not both claim it).
+                let mut names = vec![u.host.clone()];
+                if namespace.is_empty() || namespace == w.namespace {
+                    names.push(short);
+                }
+                names.push(with_ns);
                 names.dedup();
                 let domains: Vec<String> = names
                     .iter()
@@ -192,15 +276,32 @@ impl SidecarSpec<'_> {
             })
             .collect();
         let outbound_routes = format!("[{}]", outbound_vhosts.join(","));
-        let outbound_hcm = hcm("outbound", &outbound_routes, &self.outbound_filters);
-        let mut clusters = vec![cluster(&self.inbound_cluster(), ip, self.app_port, None)];
-        for u in &self.upstreams {
+        let outbound_hcm = hcm("outbound", &outbound_routes, &self.outbound_filters, tracing);
+        let mut clusters = vec![cluster(&self.inbound_cluster(), app_ip, self.app_port, None)];
+        for g in &groups {
+            let Some(u) = g.first() else { continue };
             let ctx = if u.mtls { tls.clone() } else { None };
-            clusters.push(cluster(&format!("outbound|{}||{}", u.service_port, u.host), &u.address, u.port, ctx));
+            let endpoints: Vec<(&str, u16)> = g.iter().map(|e| (e.address.as_str(), e.port)).collect();
+            clusters.push(cluster_endpoints(&format!("outbound|{}||{}", u.service_port, u.host), &endpoints, ctx));
         }
-        let stats = format!(r#","stats_config":{{"stats_tags":[{}]}}"#, stats_tags(&self.stats_tags).join(","));
+        let mut extra = String::new();
+        if let Some(t) = tracing {
+            clusters.push(cluster("zipkin", &t.collector.ip().to_string(), t.collector.port(), None));
+            extra.push_str(&format!(
+                r#","layered_runtime":{{"layers":[{{"name":"static","static_layer":{{"tracing.zipkin.min_flush_spans":{},"tracing.zipkin.flush_interval_ms":{}}}}}]}}"#,
+                t.min_flush_spans, t.flush_interval_ms
+            ));
+        }
+        if options.ip.is_some() {
+            // Upstream connections leave from the workload's own address.
+            extra.push_str(&format!(
+                r#","cluster_manager":{{"upstream_bind_config":{{"source_address":{{"address":{},"port_value":0}}}}}}"#,
+                json_string(ip)
+            ));
+        }
+        let stats = format!(r#","stats_config":{{"stats_tags":[{}]}}{extra}"#, stats_tags(&self.stats_tags).join(","));
         format!(
-            r#"{{"node":{{"id":{node_id},"cluster":{cl},"metadata":{meta}}},"admin":{{"address":{{"socket_address":{{"address":"127.0.0.1","port_value":0}}}}}}{stats},"static_resources":{{"listeners":[{{"name":"inbound","traffic_direction":"INBOUND","address":{{"socket_address":{{"address":{ip},"port_value":{ip_port}}}}},"listener_filters":[{{"name":"envoy.filters.listener.tls_inspector","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}}}],"filter_chains":[{chains}]}},{{"name":"outbound","traffic_direction":"OUTBOUND","address":{{"socket_address":{{"address":{ip},"port_value":{op}}}}},"filter_chains":[{{"filters":[{outbound_hcm}]}}]}}],"clusters":[{clusters}]}}}}"#,
+            r#"{{"node":{{"id":{node_id},"cluster":{cl},"metadata":{meta}}},"admin":{{"address":{{"socket_address":{{"address":{ip},"port_value":0}}}}}}{stats},"static_resources":{{"listeners":[{{"name":"inbound","traffic_direction":"INBOUND","address":{{"socket_address":{{"address":{ip},"port_value":{ip_port}}}}},"listener_filters":[{{"name":"envoy.filters.listener.tls_inspector","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}}}],"filter_chains":[{chains}]}},{{"name":"outbound","traffic_direction":"OUTBOUND","address":{{"socket_address":{{"address":{ip},"port_value":{op}}}}},"filter_chains":[{{"filters":[{outbound_hcm}]}}]}}],"clusters":[{clusters}]}}}}"#,
             node_id = json_string(&node_id),
             cl = json_string(&format!("{}.{}", w.name, w.namespace)),
             meta = w.node_metadata_json(),

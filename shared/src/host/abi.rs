@@ -34,6 +34,7 @@ pub enum MetricType {
     Histogram = 2,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 const OK: u32 = 0;
 
 #[cfg(target_arch = "wasm32")]
@@ -63,18 +64,6 @@ mod imports {
         pub fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
         pub fn proxy_get_buffer_bytes(buffer_type: u32, start: usize, max_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
         pub fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
-        pub fn proxy_http_call(
-            upstream_data: *const u8,
-            upstream_size: usize,
-            headers_data: *const u8,
-            headers_size: usize,
-            body_data: *const u8,
-            body_size: usize,
-            trailers_data: *const u8,
-            trailers_size: usize,
-            timeout: u32,
-            return_token: *mut u32,
-        ) -> u32;
     }
 }
 
@@ -311,32 +300,18 @@ pub fn set_tick_period_ms(period: u32) -> bool {
 
 /// Starts an HTTP call to an Envoy cluster; the token identifies the answer in
 /// `on_http_call_response`. `None` when the call could not start (e.g. unknown cluster).
+///
+/// This one goes through the SDK: its dispatcher must learn the token, or it panics when the
+/// answer arrives. The SDK handles every status Envoy returns for this call.
 pub fn dispatch_http_call(cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u32) -> Option<u32> {
-    let headers = serialize_pairs(headers);
-    let trailers = serialize_pairs(&[]);
     #[cfg(target_arch = "wasm32")]
     {
-        let mut token: u32 = 0;
-        // SAFETY: pointers to live buffers and a local, per the ABI contract.
-        let status = unsafe {
-            imports::proxy_http_call(
-                cluster.as_ptr(),
-                cluster.len(),
-                headers.as_ptr(),
-                headers.len(),
-                body.as_ptr(),
-                body.len(),
-                trailers.as_ptr(),
-                trailers.len(),
-                timeout_ms,
-                &mut token,
-            )
-        };
-        (status == OK).then_some(token)
+        let body = (!body.is_empty()).then_some(body);
+        proxy_wasm::hostcalls::dispatch_http_call(cluster, headers.to_vec(), body, Vec::new(), std::time::Duration::from_millis(u64::from(timeout_ms))).ok()
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let _ = (cluster, headers, trailers, body, timeout_ms);
+        let _ = (cluster, headers, body, timeout_ms);
         None
     }
 }

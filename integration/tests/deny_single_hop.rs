@@ -1,0 +1,146 @@
+//! The deny filter's behaviours that need no mesh: gRPC denials, header operations, fetched
+//! lists, and a bad configuration pushed at run time (rejected with a readable message while the
+//! previous configuration keeps serving).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use wasmixer_integration::bootstrap::{http_filters, json_string, render, wasm_filter};
+use wasmixer_integration::dist::read_workspace_file;
+use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request, Response};
+
+struct SingleHop {
+    envoy: EnvoyProcess,
+    backend: Backend,
+    lds_path: PathBuf,
+    _lists: Backend,
+    port: u16,
+}
+
+fn listener(port: u16, deny_config: &str) -> Result<String, HarnessError> {
+    let filters = http_filters(&[wasm_filter("deny", &wasm_path("deny")?, deny_config)]);
+    Ok(format!(
+        r#"{{"resources":[{{"@type":"type.googleapis.com/envoy.config.listener.v3.Listener","name":"ingress","address":{{"socket_address":{{"address":"127.0.0.1","port_value":{port}}}}},"filter_chains":[{{"filters":[{{"name":"envoy.filters.network.http_connection_manager","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager","stat_prefix":"ingress","route_config":{{"name":"local","virtual_hosts":[{{"name":"all","domains":["*"],"routes":[{{"match":{{"prefix":"/"}},"route":{{"cluster":"backend"}}}}]}}]}},"http_filters":{filters}}}}}]}}]}}]}}"#
+    ))
+}
+
+/// Writes the listener file atomically (Envoy watches it for moves).
+fn write_lds(path: &Path, content: &str) -> Result<(), HarnessError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, content).map_err(|e| HarnessError::io("writing the listener file", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| HarnessError::io("moving the listener file in place", e))
+}
+
+fn start(name: &str, deny_config: &str, list_body: &'static str) -> Result<SingleHop, HarnessError> {
+    let backend = Backend::start(|_r| BackendResponse::ok("hello").header("x-from-app", "1"))?;
+    let lists = Backend::start(move |_r| BackendResponse::ok(list_body))?;
+    let port = wasmixer_integration::free_port()?;
+    let dir = std::env::temp_dir().join(format!("wasmixer-it-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| HarnessError::io("creating the test directory", e))?;
+    let lds_path = dir.join("lds.json");
+    write_lds(&lds_path, &listener(port, deny_config)?)?;
+    let yaml = render(
+        &read_workspace_file("integration/testdata/deny-lds-bootstrap.yaml")?,
+        &[
+            ("lds_path", json_string(&lds_path.to_string_lossy())),
+            ("backend_port", backend.port().to_string()),
+            ("lists_port", lists.port().to_string()),
+        ],
+    )?;
+    let envoy = EnvoyProcess::start(&yaml, name)?;
+    wait_until(Duration::from_secs(10), || Request::get("/").send(([127, 0, 0, 1], port).into()).is_ok())?;
+    Ok(SingleHop { envoy, backend, lds_path, _lists: lists, port })
+}
+
+fn wait_until(timeout: Duration, mut ok: impl FnMut() -> bool) -> Result<(), HarnessError> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(HarnessError::check("condition not reached in time"))
+}
+
+impl SingleHop {
+    fn get(&self, user: &str) -> Result<Response, HarnessError> {
+        Request::get("/x").header("x-user", user).send(([127, 0, 0, 1], self.port).into())
+    }
+}
+
+const USER_RULE: &str = r#"{"resources": [
+  {"kind": "handler", "metadata": {"name": "h", "namespace": "istio-system"}, "spec": {"compiledAdapter": "denier", "params": {"status": {"code": 7, "message": "go away"}}}},
+  {"kind": "instance", "metadata": {"name": "i", "namespace": "istio-system"}, "spec": {"compiledTemplate": "checknothing"}},
+  {"kind": "rule", "metadata": {"name": "block-evil", "namespace": "istio-system"}, "spec": {
+    "match": "(request.headers[\"x-user\"] | \"\") == \"evil\"",
+    "actions": [{"handler": "h", "instances": ["i"]}]}},
+  {"kind": "rule", "metadata": {"name": "tag", "namespace": "istio-system"}, "spec": {
+    "match": "true",
+    "requestHeaderOperations": [{"name": "x-checked-user", "values": ["request.headers[\"x-user\"] | \"anonymous\""]}],
+    "responseHeaderOperations": [{"name": "x-policy", "values": ["\"wasmixer\""]}, {"name": "x-from-app", "operation": "REMOVE"}]}}
+]}"#;
+
+#[test]
+fn denials_grpc_status_and_header_operations() -> Result<(), HarnessError> {
+    let hop = start("deny-single", USER_RULE, "")?;
+    let denied = hop.get("evil")?;
+    ensure!(denied.status == 403 && denied.body_text() == "PERMISSION_DENIED:h.istio-system:go away", "{} {:?}", denied.status, denied.body_text());
+
+    let ok = hop.get("alice")?;
+    ensure!(ok.status == 200, "status {}", ok.status);
+    ensure!(ok.header("x-policy") == Some("wasmixer"), "response header operation not applied: {:?}", ok.headers);
+    ensure!(ok.header("x-from-app").is_none(), "REMOVE not applied: {:?}", ok.headers);
+    let seen = hop.backend.requests();
+    let ours = seen.iter().find(|r| r.path == "/x").ok_or_else(|| HarnessError::check("the allowed request did not arrive"))?;
+    ensure!(ours.header("x-checked-user") == Some("alice"), "request header operation not applied: {:?}", ours);
+
+    let grpc = Request::post("/pkg.Service/Method", Vec::new())
+        .header("content-type", "application/grpc")
+        .header("x-user", "evil")
+        .send(([127, 0, 0, 1], hop.port).into())?;
+    ensure!(grpc.status == 200, "a gRPC denial answers HTTP 200 with a gRPC status, got {}", grpc.status);
+    ensure!(grpc.header("grpc-status") == Some("7"), "grpc-status {:?}", grpc.headers);
+    ensure!(grpc.header("grpc-message").is_some_and(|m| m.contains("go away")), "grpc-message {:?}", grpc.headers);
+    Ok(())
+}
+
+#[test]
+fn a_bad_configuration_is_rejected_and_the_previous_one_keeps_serving() -> Result<(), HarnessError> {
+    let hop = start("deny-reconfig", USER_RULE, "")?;
+    ensure!(hop.get("evil")?.status == 403, "initial configuration not in force");
+    let bad = USER_RULE.replace(r#"(request.headers[\"x-user\"] | \"\") == \"evil\""#, r#"request.headerz[\"x-user\"] == \"evil\""#);
+    write_lds(&hop.lds_path, &listener(hop.port, &bad)?)?;
+    let log = hop.envoy.wait_for_log("configuration rejected", Duration::from_secs(15))?;
+    ensure!(
+        log.contains("block-evil.rule.istio-system: field match: position 1: unknown attribute request.headerz"),
+        "the rejection does not say where the problem is:\n{}",
+        log.lines().filter(|l| l.contains("rejected")).collect::<Vec<_>>().join("\n")
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    ensure!(hop.get("evil")?.status == 403, "the previous configuration stopped serving");
+    ensure!(hop.get("alice")?.status == 200, "the previous configuration stopped serving");
+    Ok(())
+}
+
+#[test]
+fn listchecker_fetches_its_list_from_a_provider() -> Result<(), HarnessError> {
+    let config = r#"{"resources": [
+      {"kind": "handler", "metadata": {"name": "allowed-users", "namespace": "istio-system"}, "spec": {"compiledAdapter": "listchecker",
+        "params": {"provider_url": "http://lists/users.txt", "refresh_interval": "1s", "ttl": "30s", "overrides": ["root"]}}},
+      {"kind": "instance", "metadata": {"name": "user", "namespace": "istio-system"}, "spec": {"compiledTemplate": "listentry", "params": {"value": "request.headers[\"x-user\"] | \"nobody\""}}},
+      {"kind": "rule", "metadata": {"name": "only-listed", "namespace": "istio-system"}, "spec": {"actions": [{"handler": "allowed-users", "instances": ["user"]}]}}
+    ]}"#;
+    let hop = start("deny-list", config, "alice\nbob\n")?;
+    wait_until(Duration::from_secs(10), || hop.get("alice").is_ok_and(|r| r.status == 200))?;
+    ensure!(hop.get("bob")?.status == 200, "bob is on the fetched list");
+    ensure!(hop.get("root")?.status == 200, "root is an override");
+    let mallory = hop.get("mallory")?;
+    ensure!(
+        mallory.status == 403 && mallory.body_text() == "PERMISSION_DENIED:allowed-users.istio-system:mallory is not whitelisted",
+        "{} {:?}",
+        mallory.status,
+        mallory.body_text()
+    );
+    Ok(())
+}
