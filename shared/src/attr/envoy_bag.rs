@@ -320,3 +320,176 @@ pub fn decode_property(bytes: Vec<u8>, decode: Decode) -> Option<Value<'static>>
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::expr::Program;
+    use std::cell::RefCell;
+
+    /// A test double of the host-call boundary: canned answers, and a log of every call.
+    #[derive(Default)]
+    struct FakeHost {
+        properties: Vec<(Vec<&'static str>, Vec<u8>)>,
+        request_headers: Vec<(String, String)>,
+        local: Option<Rc<WorkloadAttributes>>,
+        peer: Option<Rc<WorkloadAttributes>>,
+        calls: RefCell<Vec<String>>,
+    }
+
+    impl Host for FakeHost {
+        fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+            self.calls.borrow_mut().push(path.join("."));
+            self.properties.iter().find(|(p, _)| p.as_slice() == path).map(|(_, v)| v.clone())
+        }
+        fn headers(&self, response: bool) -> Vec<(String, String)> {
+            self.calls.borrow_mut().push(format!("headers(response={response})"));
+            if response { Vec::new() } else { self.request_headers.clone() }
+        }
+        fn header(&self, response: bool, name: &str) -> Option<String> {
+            self.calls.borrow_mut().push(format!("header({response},{name})"));
+            None
+        }
+        fn now_nanos(&self) -> i64 {
+            self.calls.borrow_mut().push("now".into());
+            1_000_000_000
+        }
+        fn local_workload(&self) -> Option<Rc<WorkloadAttributes>> {
+            self.calls.borrow_mut().push("local".into());
+            self.local.clone()
+        }
+        fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>> {
+            self.calls.borrow_mut().push("peer".into());
+            self.peer.clone()
+        }
+    }
+
+    fn le(v: i64) -> Vec<u8> {
+        v.to_le_bytes().to_vec()
+    }
+
+    fn workload(app: &str, version: &str, ns: &str) -> Rc<WorkloadAttributes> {
+        Rc::new(WorkloadAttributes {
+            labels: StringMap::from_pairs([("app", app), ("version", version)]),
+            namespace: Some(ns.into()),
+            workload_name: Some(format!("{app}-{version}")),
+            ..WorkloadAttributes::default()
+        })
+    }
+
+    fn host() -> FakeHost {
+        FakeHost {
+            properties: vec![
+                (vec!["xds", "listener_direction"], le(1)),
+                (vec!["request", "path"], b"/ratings/0?x=1&y".to_vec()),
+                (vec!["request", "method"], b"GET".to_vec()),
+                (vec!["response", "code"], le(200)),
+                (vec!["request", "duration"], le(1_494_269)),
+                (vec!["request", "time"], le(1_576_514_753_950_607_000)),
+                (vec!["connection", "mtls"], vec![1]),
+                (vec!["source", "address"], b"10.1.2.3:51234".to_vec()),
+                (vec!["connection", "uri_san_peer_certificate"], b"spiffe://cluster.local/ns/default/sa/bookinfo-reviews".to_vec()),
+                (vec!["xds", "cluster_name"], b"inbound|9080|http|ratings.default.svc.cluster.local".to_vec()),
+                (vec!["response", "flags"], le(0)),
+            ],
+            request_headers: vec![("user-agent".into(), "curl/8".into()), (":authority".into(), "ratings:9080".into())],
+            local: Some(workload("ratings", "v1", "default")),
+            peer: Some(workload("reviews", "v3", "default")),
+            calls: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn eval(host: &FakeHost, exprs: &[&str]) -> Vec<String> {
+        let m = Manifest::istio();
+        let programs: Vec<Program> = exprs.iter().map(|e| Program::compile(e, m).unwrap()).collect();
+        let mut needed: Vec<AttrId> = programs.iter().flat_map(|p| p.attributes().iter().copied()).collect();
+        needed.sort_unstable();
+        needed.dedup();
+        let table = SourceTable::new(m, &needed);
+        let bag = EnvoyBag::new(host, &table);
+        // Evaluate everything twice: the second round must be served from the cache.
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            out = programs.iter().map(|p| format!("{:?}", p.evaluate(&bag).map(Value::into_owned))).collect();
+        }
+        out
+    }
+
+    #[test]
+    fn each_property_is_fetched_once_and_only_when_referenced() {
+        let h = host();
+        let got = eval(&h, &[
+            "request.path",
+            r#"request.method == "GET" && request.path.startsWith("/ratings")"#,
+            r#"request.headers["user-agent"] | "-""#,
+            "response.code | 0",
+            r#"request.query_params["x"]"#,
+        ]);
+        assert_eq!(got[0], r#"Ok(String("/ratings/0?x=1&y"))"#);
+        assert_eq!(got[1], "Ok(Bool(true))");
+        assert_eq!(got[2], r#"Ok(String("curl/8"))"#);
+        assert_eq!(got[3], "Ok(Int64(200))");
+        assert_eq!(got[4], r#"Ok(String("1"))"#);
+        // Five distinct attributes, five host calls (query params derive from the path, which
+        // they fetch themselves: the path attribute and query attribute are cached separately).
+        let calls = h.calls.borrow();
+        assert_eq!(calls.as_slice(), ["request.path", "request.method", "headers(response=false)", "response.code", "request.path"]);
+    }
+
+    #[test]
+    fn seed_rule_reads_identity_once() {
+        let h = host();
+        let got = eval(&h, &[r#"destination.labels["app"] == "ratings" && source.labels["app"]=="reviews" && source.labels["version"] == "v3""#]);
+        assert_eq!(got[0], "Ok(Bool(true))");
+        // The direction (one property) decides which side is local; each side is resolved once.
+        assert_eq!(h.calls.borrow().as_slice(), ["xds.listener_direction", "local", "peer"]);
+    }
+
+    #[test]
+    fn decodes_envoy_encodings() {
+        let h = host();
+        let got = eval(&h, &[
+            "response.duration",
+            "request.time",
+            "connection.mtls",
+            "source.ip",
+            "source.principal",
+            "destination.service.host",
+            "destination.service.name",
+            "destination.service.uid",
+            "context.reporter.kind",
+            "context.proxy_error_code",
+            "response.time",
+            "context.protocol",
+        ]);
+        assert_eq!(got[0], "Ok(Duration(1494269))");
+        assert!(got[1].contains("secs: 1576514753, nanos: 950607000"), "{}", got[1]);
+        assert_eq!(got[2], "Ok(Bool(true))");
+        assert!(got[3].starts_with("Ok(IpAddress("), "{}", got[3]);
+        assert_eq!(got[4], r#"Ok(String("cluster.local/ns/default/sa/bookinfo-reviews"))"#);
+        assert_eq!(got[5], r#"Ok(String("ratings.default.svc.cluster.local"))"#);
+        assert_eq!(got[6], r#"Ok(String("ratings"))"#);
+        assert_eq!(got[7], r#"Ok(String("istio://default/services/ratings"))"#);
+        assert_eq!(got[8], r#"Ok(String("inbound"))"#);
+        assert_eq!(got[9], r#"Ok(String("-"))"#);
+        assert!(got[10].contains("secs: 1576514753, nanos: 952101269"), "{}", got[10]);
+        assert_eq!(got[11], r#"Ok(String("http"))"#);
+    }
+
+    #[test]
+    fn outbound_swaps_sides() {
+        let mut h = host();
+        h.properties[0] = (vec!["xds", "listener_direction"], le(2));
+        let got = eval(&h, &[r#"source.labels["app"]"#, r#"destination.labels["app"]"#, "context.reporter.kind"]);
+        assert_eq!(got, [r#"Ok(String("ratings"))"#, r#"Ok(String("reviews"))"#, r#"Ok(String("outbound"))"#]);
+    }
+
+    #[test]
+    fn absent_peer_leaves_identity_absent() {
+        let mut h = host();
+        h.peer = None;
+        let got = eval(&h, &[r#"source.labels["app"] | "unknown""#, "source.workload.name"]);
+        assert_eq!(got, [r#"Ok(String("unknown"))"#, r#"Err(LookupFailed("source.workload.name"))"#]);
+    }
+}

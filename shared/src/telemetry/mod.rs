@@ -9,3 +9,5 @@ pub mod stringify;
 pub mod zap_json;
 pub mod log_plan;
 pub mod metric_plan;
+pub mod log_batch;
+pub mod log_options;

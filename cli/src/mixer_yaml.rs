@@ -1,0 +1,475 @@
+//! Multi-document YAML, the `kubectl apply` style, read into JSON values together with the line
+//! and column of every node, so that a problem is reported where the user wrote it.
+//!
+//! Scalars are resolved as Kubernetes did when such files were applied (sigs.k8s.io/yaml over
+//! go-yaml v2, YAML 1.1 rules): `yes`/`no`/`on`/`off` are booleans, `~` is null, `0x1f` and
+//! `0o17` are integers. Anchors, aliases and `<<` merge keys work. A repeated key keeps its last
+//! value, with a warning.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Number, Value as Json};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// A place in a file: 1-based line and column (columns count characters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl Pos {
+    fn of(m: &Marker) -> Pos {
+        Pos { line: m.line(), col: m.col() + 1 }
+    }
+}
+
+/// How a node was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    Plain,
+    SingleQuoted,
+    DoubleQuoted,
+    Block,
+    Collection,
+    Alias,
+}
+
+/// Where a node is, and for a scalar how it was written.
+#[derive(Clone, Debug)]
+pub struct Span {
+    pub pos: Pos,
+    pub style: Style,
+    /// The scalar's text (after YAML unquoting), for scalars.
+    pub text: Option<String>,
+}
+
+/// One document of a file.
+#[derive(Clone, Debug)]
+pub struct Document {
+    /// 1-based number of the document in its file (empty documents count).
+    pub number: usize,
+    /// Where the document's content starts.
+    pub pos: Pos,
+    pub value: Json,
+    spans: HashMap<String, Span>,
+    /// Problems that do not stop the document from being read (duplicate keys).
+    pub warnings: Vec<(Pos, String)>,
+}
+
+/// A syntax error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct YamlError {
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl Document {
+    /// The span of the node at `path` (`spec.actions[0].handler`), if that node exists.
+    pub fn span(&self, path: &str) -> Option<&Span> {
+        self.spans.get(path)
+    }
+
+    /// The position of `path`, or of its nearest written ancestor, or of the document.
+    pub fn locate(&self, path: &str) -> Pos {
+        let mut p = path;
+        loop {
+            if let Some(s) = self.spans.get(p) {
+                return s.pos;
+            }
+            match p.rfind(['.', '[']) {
+                Some(i) => p = p.get(..i).unwrap_or(""),
+                None => return self.pos,
+            }
+        }
+    }
+
+    /// The file position of character `position` (1-based) of the scalar at `path`, when the
+    /// scalar's text stands verbatim in `source` (a one-line plain or quoted scalar without
+    /// escapes); otherwise the scalar's own position.
+    pub fn locate_in_scalar(&self, path: &str, position: usize, source: &str) -> Pos {
+        let Some(span) = self.spans.get(path) else { return self.locate(path) };
+        let (Some(text), quote) = (span.text.as_deref(), match span.style {
+            Style::Plain => Some(0),
+            Style::SingleQuoted | Style::DoubleQuoted => Some(1),
+            _ => None,
+        }) else {
+            return span.pos;
+        };
+        let Some(quote) = quote else { return span.pos };
+        let Some(line) = source.lines().nth(span.pos.line.saturating_sub(1)) else { return span.pos };
+        let start = span.pos.col - 1 + quote;
+        let written: String = line.chars().skip(start).take(text.chars().count()).collect();
+        if written != text || text.contains('\n') {
+            return span.pos;
+        }
+        Pos { line: span.pos.line, col: start + position.max(1) }
+    }
+}
+
+/// Parses every document of `text`. Documents read before a syntax error are returned with it.
+pub fn parse_documents(text: &str) -> (Vec<Document>, Option<YamlError>) {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    let result = parser.load(&mut builder, true);
+    let error = match result {
+        Ok(()) => builder.error.take(),
+        Err(e) => Some(YamlError { pos: Pos::of(e.marker()), message: e.info().to_string() }),
+    };
+    (builder.docs, error)
+}
+
+enum Frame {
+    Seq { path: String, pos: Pos, anchor: usize, items: Vec<Json> },
+    Map { path: String, pos: Option<Pos>, anchor: usize, map: Map<String, Json>, key: Option<String>, merges: Vec<Json> },
+}
+
+#[derive(Default)]
+struct Builder {
+    docs: Vec<Document>,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Json>,
+    spans: HashMap<String, Span>,
+    warnings: Vec<(Pos, String)>,
+    doc_pos: Option<Pos>,
+    doc_start: Pos,
+    root: Option<Json>,
+    count: usize,
+    error: Option<YamlError>,
+}
+
+fn child_path(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+impl Builder {
+    /// The path of the next value node, or `None` when the next node is a mapping key.
+    fn next_path(&self) -> Option<String> {
+        match self.stack.last() {
+            None => Some(String::new()),
+            Some(Frame::Seq { path, items, .. }) => Some(format!("{path}[{}]", items.len())),
+            Some(Frame::Map { path, key: Some(k), .. }) => Some(child_path(path, k)),
+            Some(Frame::Map { key: None, .. }) => None,
+        }
+    }
+
+    fn fail(&mut self, pos: Pos, message: impl Into<String>) {
+        if self.error.is_none() {
+            self.error = Some(YamlError { pos, message: message.into() });
+        }
+    }
+
+    /// Delivers a finished value to its parent (or makes it the document's root).
+    fn deliver(&mut self, value: Json, anchor: usize, pos: Pos) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, value.clone());
+        }
+        if self.doc_pos.is_none() {
+            self.doc_pos = Some(pos);
+        }
+        let mut duplicate = None;
+        match self.stack.last_mut() {
+            None => self.root = Some(value),
+            Some(Frame::Seq { items, .. }) => items.push(value),
+            Some(Frame::Map { map, key, merges, .. }) => {
+                if let Some(k) = key.take() {
+                    if k == "<<" {
+                        merges.push(value);
+                    } else {
+                        if map.contains_key(&k) {
+                            duplicate = Some(k.clone());
+                        }
+                        map.insert(k, value);
+                    }
+                }
+            }
+        }
+        if let Some(k) = duplicate {
+            self.warnings.push((pos, format!("key {k:?} is repeated; its last value is used")));
+        }
+    }
+
+    fn scalar(&mut self, text: String, style: TScalarStyle, anchor: usize, tag: Option<Tag>, mark: &Marker) {
+        let pos = Pos::of(mark);
+        match self.next_path() {
+            None => {
+                // A mapping key.
+                if let Some(Frame::Map { key, pos: map_pos, .. }) = self.stack.last_mut() {
+                    *key = Some(text);
+                    if map_pos.is_none() {
+                        *map_pos = Some(pos);
+                    }
+                }
+                if self.doc_pos.is_none() {
+                    self.doc_pos = Some(pos);
+                }
+            }
+            Some(path) => {
+                let value = resolve(&text, style, tag.as_ref());
+                let st = match style {
+                    TScalarStyle::Plain => Style::Plain,
+                    TScalarStyle::SingleQuoted => Style::SingleQuoted,
+                    TScalarStyle::DoubleQuoted => Style::DoubleQuoted,
+                    TScalarStyle::Literal | TScalarStyle::Folded => Style::Block,
+                };
+                self.spans.insert(path, Span { pos, style: st, text: Some(text) });
+                self.deliver(value, anchor, pos);
+            }
+        }
+    }
+
+    fn start(&mut self, seq: bool, anchor: usize, mark: &Marker) {
+        let pos = Pos::of(mark);
+        let Some(path) = self.next_path() else {
+            self.fail(pos, "a mapping key must be a plain value, not a mapping or a list");
+            // Keep the structure consistent: treat it as a value under a placeholder key.
+            if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
+                *key = Some("?".to_string());
+            }
+            let path = self.next_path().unwrap_or_default();
+            self.push(seq, path, anchor, pos);
+            return;
+        };
+        self.push(seq, path, anchor, pos);
+    }
+
+    fn push(&mut self, seq: bool, path: String, anchor: usize, pos: Pos) {
+        if seq {
+            self.spans.insert(path.clone(), Span { pos, style: Style::Collection, text: None });
+            self.stack.push(Frame::Seq { path, pos, anchor, items: Vec::new() });
+        } else {
+            // A block mapping's mark points past its first key; the first key gives the position.
+            self.stack.push(Frame::Map { path, pos: None, anchor, map: Map::new(), key: None, merges: Vec::new() });
+        }
+    }
+
+    fn end(&mut self, mark: &Marker) {
+        match self.stack.pop() {
+            Some(Frame::Seq { anchor, items, pos, .. }) => self.deliver(Json::Array(items), anchor, pos),
+            Some(Frame::Map { path, pos, anchor, mut map, merges, .. }) => {
+                for m in merges {
+                    let sources = match m {
+                        Json::Array(list) => list,
+                        other => vec![other],
+                    };
+                    for s in sources {
+                        if let Json::Object(entries) = s {
+                            for (k, v) in entries {
+                                map.entry(k).or_insert(v);
+                            }
+                        }
+                    }
+                }
+                let pos = pos.unwrap_or_else(|| Pos::of(mark));
+                self.spans.insert(path, Span { pos, style: Style::Collection, text: None });
+                self.deliver(Json::Object(map), anchor, pos);
+            }
+            None => {}
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        match ev {
+            Event::DocumentStart => {
+                self.count += 1;
+                self.doc_start = Pos::of(&mark);
+                self.doc_pos = None;
+                self.root = None;
+                self.stack.clear();
+                self.spans = HashMap::new();
+                self.warnings = Vec::new();
+            }
+            Event::DocumentEnd => {
+                let value = self.root.take().unwrap_or(Json::Null);
+                self.docs.push(Document {
+                    number: self.count,
+                    pos: self.doc_pos.unwrap_or(self.doc_start),
+                    value,
+                    spans: std::mem::take(&mut self.spans),
+                    warnings: std::mem::take(&mut self.warnings),
+                });
+            }
+            Event::Scalar(text, style, anchor, tag) => self.scalar(text, style, anchor, tag, &mark),
+            Event::SequenceStart(anchor, _) => self.start(true, anchor, &mark),
+            Event::MappingStart(anchor, _) => self.start(false, anchor, &mark),
+            Event::SequenceEnd | Event::MappingEnd => self.end(&mark),
+            Event::Alias(id) => {
+                let pos = Pos::of(&mark);
+                match self.next_path() {
+                    None => self.fail(pos, "an alias cannot be a mapping key"),
+                    Some(path) => {
+                        let value = match self.anchors.get(&id) {
+                            Some(v) => v.clone(),
+                            None => {
+                                self.fail(pos, "alias to an unknown anchor");
+                                Json::Null
+                            }
+                        };
+                        self.spans.insert(path, Span { pos, style: Style::Alias, text: None });
+                        self.deliver(value, 0, pos);
+                    }
+                }
+            }
+            Event::Nothing | Event::StreamStart | Event::StreamEnd => {}
+        }
+    }
+}
+
+/// A scalar's value, with go-yaml v2's (YAML 1.1) resolution of plain scalars.
+pub fn resolve(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Json {
+    if let Some(t) = tag {
+        if t.suffix == "str" || t.suffix == "tag:yaml.org,2002:str" {
+            return Json::String(text.to_string());
+        }
+    }
+    if style != TScalarStyle::Plain {
+        return Json::String(text.to_string());
+    }
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Json::Null,
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => return Json::Bool(true),
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => return Json::Bool(false),
+        _ => {}
+    }
+    if let Some(n) = resolve_int(text) {
+        return n;
+    }
+    if let Some(f) = resolve_float(text) {
+        return f;
+    }
+    Json::String(text.to_string())
+}
+
+fn resolve_int(text: &str) -> Option<Json> {
+    let plain: String = text.chars().filter(|c| *c != '_').collect();
+    let (neg, digits) = match plain.as_bytes().first() {
+        Some(b'-') => (true, plain.get(1..)?),
+        Some(b'+') => (false, plain.get(1..)?),
+        _ => (false, plain.as_str()),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let (radix, body) = if let Some(h) = digits.strip_prefix("0x") {
+        (16, h)
+    } else if let Some(b) = digits.strip_prefix("0b") {
+        (2, b)
+    } else if let Some(o) = digits.strip_prefix("0o") {
+        (8, o)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (8, digits.get(1..)?)
+    } else {
+        (10, digits)
+    };
+    if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u64::from_str_radix(body, radix).ok()?;
+    if neg {
+        let v = i64::try_from(magnitude).ok().map(|m| -m).or((magnitude == 1u64 << 63).then_some(i64::MIN))?;
+        Some(Json::Number(Number::from(v)))
+    } else {
+        Some(Json::Number(Number::from(magnitude)))
+    }
+}
+
+fn resolve_float(text: &str) -> Option<Json> {
+    let t = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let mut seen_digit = false;
+    let mut seen_exp = false;
+    let mut chars = t.chars().peekable();
+    let mut seen_dot = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '0'..='9' => seen_digit = true,
+            '.' if !seen_dot && !seen_exp => seen_dot = true,
+            'e' | 'E' if seen_digit && !seen_exp => {
+                seen_exp = true;
+                if matches!(chars.peek(), Some('+' | '-')) {
+                    chars.next();
+                }
+                if !matches!(chars.peek(), Some('0'..='9')) {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    if !seen_digit {
+        return None;
+    }
+    let v: f64 = text.parse().ok()?;
+    Number::from_f64(v).map(Json::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn documents_values_and_positions() {
+        let text = "# c\nkind: \"x\"\nmetadata:\n  name: a\n  n: 7\n  flag: yes\n---\n---\n- 1\n- &a {b: c}\n- *a\n";
+        let (docs, err) = parse_documents(text);
+        assert!(err.is_none());
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[0].value, json!({"kind": "x", "metadata": {"name": "a", "n": 7, "flag": true}}));
+        assert_eq!(docs[0].pos, Pos { line: 2, col: 1 });
+        assert_eq!(docs[0].locate("metadata.name"), Pos { line: 4, col: 9 });
+        assert_eq!(docs[0].locate("metadata.nope.deeper"), Pos { line: 3, col: 1 });
+        assert_eq!(docs[0].locate("kind"), Pos { line: 2, col: 7 });
+        assert_eq!(docs[1].value, Json::Null);
+        assert_eq!(docs[2].number, 3);
+        assert_eq!(docs[2].value, json!([1, {"b": "c"}, {"b": "c"}]));
+    }
+
+    #[test]
+    fn expression_positions_map_into_the_file() {
+        let text = "spec:\n  match: a == \"b\"\n  q: 'x y'\n  folded: a\n    b\n";
+        let (docs, _) = parse_documents(text);
+        let d = &docs[0];
+        assert_eq!(d.locate_in_scalar("spec.match", 1, text), Pos { line: 2, col: 10 });
+        assert_eq!(d.locate_in_scalar("spec.match", 6, text), Pos { line: 2, col: 15 });
+        assert_eq!(d.locate_in_scalar("spec.q", 3, text), Pos { line: 3, col: 9 });
+        // Folded over two lines: the scalar's start.
+        assert_eq!(d.locate_in_scalar("spec.folded", 3, text), Pos { line: 4, col: 11 });
+    }
+
+    #[test]
+    fn yaml_1_1_scalars_merges_and_duplicates() {
+        let text = "a: ~\nb: 0x1F\nc: 010\nd: -3\ne: 1.5\nf: '1'\ng: off\nh: 1e3\ni: .5\nj: 1_000\nbase: &b {x: 1, y: 2}\nm:\n  <<: *b\n  y: 3\nk: 1\nk: 2\n";
+        let (docs, err) = parse_documents(text);
+        assert!(err.is_none());
+        let v = &docs[0].value;
+        assert_eq!(v["a"], Json::Null);
+        assert_eq!(v["b"], json!(31));
+        assert_eq!(v["c"], json!(8));
+        assert_eq!(v["d"], json!(-3));
+        assert_eq!(v["e"], json!(1.5));
+        assert_eq!(v["f"], json!("1"));
+        assert_eq!(v["g"], json!(false));
+        assert_eq!(v["h"], json!(1000.0));
+        assert_eq!(v["i"], json!(0.5));
+        assert_eq!(v["j"], json!(1000));
+        assert_eq!(v["m"], json!({"x": 1, "y": 3}));
+        assert_eq!(v["k"], json!(2));
+        assert_eq!(docs[0].warnings, [(Pos { line: 16, col: 4 }, "key \"k\" is repeated; its last value is used".to_string())]);
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let (docs, err) = parse_documents("a: b\n---\nc: d\n e: [\n");
+        assert_eq!(docs.len(), 1);
+        let err = err.unwrap();
+        assert_eq!(err.pos.line, 4);
+        assert!(err.message.contains("mapping values are not allowed"), "{}", err.message);
+    }
+}
