@@ -144,3 +144,34 @@ fn listchecker_fetches_its_list_from_a_provider() -> Result<(), HarnessError> {
     );
     Ok(())
 }
+
+#[test]
+fn without_a_valid_configuration_requests_are_refused() -> Result<(), HarnessError> {
+    let bad = USER_RULE.replace("\"denier\"", "\"denier\", \"oops\": 1").replace("checknothing", "no-such-template");
+    // The listener is rejected (Envoy cannot build the filter): nothing is served unchecked.
+    let backend = Backend::ok()?;
+    let port = wasmixer_integration::free_port()?;
+    let dir = std::env::temp_dir().join(format!("wasmixer-it-deny-unconfigured-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| HarnessError::io("creating the test directory", e))?;
+    let lds_path = dir.join("lds.json");
+    write_lds(&lds_path, &listener(port, &bad)?)?;
+    let yaml = render(
+        &read_workspace_file("integration/testdata/deny-lds-bootstrap.yaml")?,
+        &[
+            ("lds_path", json_string(&lds_path.to_string_lossy())),
+            ("backend_port", backend.port().to_string()),
+            ("lists_port", backend.port().to_string()),
+        ],
+    )?;
+    let envoy = EnvoyProcess::start(&yaml, "deny-unconfigured")?;
+    envoy.wait_for_log("configuration rejected", Duration::from_secs(15))?;
+    for _ in 0..5 {
+        match Request::get("/x").send(([127, 0, 0, 1], port).into()) {
+            Ok(r) => ensure!(r.status >= 500, "a request passed an unconfigured deny filter: {}", r.status),
+            Err(_) => {} // connection refused: the listener was not created
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ensure!(backend.request_count() == 0, "the application received traffic without a policy check");
+    Ok(())
+}

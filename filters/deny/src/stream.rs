@@ -107,7 +107,8 @@ impl HttpContext for DenyStream {
         let host = ProxyHost::new(shared.local.clone(), &peer);
         let bag = EnvoyBag::new(&host, &shared.table);
         let mut observer = Observer { metrics: &shared.metrics, context_id: self.context_id };
-        let result = shared.plan.check(&bag, abi::now_nanos(), &mut observer);
+        let now = if shared.plan.needs_clock() { abi::now_nanos() } else { 0 };
+        let result = shared.plan.check(&bag, now, &mut observer);
         if result.status.is_ok() {
             apply(MapType::RequestHeaders, &result.request_edits);
             self.response_edits = result.response_edits;

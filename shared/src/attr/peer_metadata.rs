@@ -1,5 +1,5 @@
-//! Istio's HTTP metadata exchange: header names, the peer's node id, and a bounded cache of
-//! decoded peer headers.
+//! Istio's HTTP metadata exchange: header names and the peer's node id. Decoded peers are
+//! cached by `crate::host::identity::PeerCache`.
 //!
 //! Protocol (istio/proxy release-1.8 `extensions/metadata_exchange/plugin.cc`):
 //!
@@ -13,11 +13,9 @@
 //!
 //! Both headers are unauthenticated: see [`crate::attr::spiffe::verify_peer_claim`].
 
-use std::rc::Rc;
 
-use hashbrown::HashMap;
-
-use crate::attr::workload::{HeaderLimits, WorkloadMetadata};
+#[allow(unused_imports)] // named in the docs
+use crate::attr::workload::WorkloadMetadata;
 
 /// The header carrying the peer's metadata Struct.
 pub const METADATA_HEADER: &str = "x-envoy-peer-metadata";
@@ -25,10 +23,6 @@ pub const METADATA_HEADER: &str = "x-envoy-peer-metadata";
 pub const METADATA_ID_HEADER: &str = "x-envoy-peer-metadata-id";
 /// Both exchange headers, e.g. for stripping.
 pub const EXCHANGE_HEADERS: [&str; 2] = [METADATA_HEADER, METADATA_ID_HEADER];
-
-/// Default number of decoded peers a [`PeerCache`] keeps (Istio's `max_peer_cache_size`
-/// default is 500; fewer here because entries are keyed by whole headers of up to 16 KiB).
-pub const DEFAULT_PEER_CACHE_SIZE: usize = 128;
 
 /// An Istio Envoy node id, `<type>~<ip>~<id>~<dns domain>`, where `<id>` is
 /// `<pod>.<namespace>` on Kubernetes (istio/istio `pkg/model/context.go`,
@@ -94,83 +88,6 @@ impl<'a> NodeId<'a> {
     }
 }
 
-/// Decoded peer headers, keyed by the **whole** `x-envoy-peer-metadata` value.
-///
-/// Istio keyed its cache by `x-envoy-peer-metadata-id`, which lets any client that sends a
-/// known id with forged metadata poison the entry for later, honest requests. Keying by the
-/// full header makes a hit return exactly what decoding that header would. Failed decodes are
-/// not cached. When full, an arbitrary quarter of the entries is dropped (as Istio did).
-#[derive(Debug)]
-pub struct PeerCache {
-    max_entries: usize,
-    limits: HeaderLimits,
-    entries: HashMap<String, Rc<WorkloadMetadata>>,
-}
-
-impl Default for PeerCache {
-    fn default() -> PeerCache {
-        PeerCache::new(DEFAULT_PEER_CACHE_SIZE)
-    }
-}
-
-impl PeerCache {
-    /// A cache of at most `max_entries` peers (0 disables caching) with default header limits.
-    pub fn new(max_entries: usize) -> PeerCache {
-        PeerCache::with_limits(max_entries, HeaderLimits::default())
-    }
-
-    /// A cache that decodes with `limits`.
-    pub fn with_limits(max_entries: usize, limits: HeaderLimits) -> PeerCache {
-        PeerCache {
-            max_entries,
-            limits,
-            entries: HashMap::new(),
-        }
-    }
-
-    /// The decoded metadata for `header`, from the cache or freshly decoded (and then cached).
-    pub fn decode(&mut self, header: &str) -> Result<Rc<WorkloadMetadata>, String> {
-        if let Some(hit) = self.entries.get(header) {
-            return Ok(Rc::clone(hit));
-        }
-        let decoded = Rc::new(WorkloadMetadata::decode_header_with(header, &self.limits)?);
-        if self.max_entries > 0 {
-            if self.entries.len() >= self.max_entries {
-                self.evict();
-            }
-            self.entries.insert(header.to_owned(), Rc::clone(&decoded));
-        }
-        Ok(decoded)
-    }
-
-    fn evict(&mut self) {
-        let mut drop_count = (self.max_entries / 4).max(1);
-        self.entries.retain(|_, _| {
-            if drop_count > 0 {
-                drop_count -= 1;
-                false
-            } else {
-                true
-            }
-        });
-    }
-
-    /// Number of cached peers.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Forgets every cached peer.
-    pub fn clear(&mut self) {
-        self.entries.clear();
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -223,70 +140,5 @@ mod tests {
         }
         let long = format!("sidecar~1.2.3.4~{}.ns~d", "p".repeat(NodeId::MAX_LEN));
         assert_eq!(NodeId::parse(&long), None);
-    }
-
-    fn peer(name: &str) -> WorkloadMetadata {
-        WorkloadMetadata {
-            name: name.into(),
-            namespace: "default".into(),
-            labels: StringMap::from_pairs([("app", "reviews")]),
-            ..WorkloadMetadata::default()
-        }
-    }
-
-    #[test]
-    fn cache_hits_and_misses() {
-        let mut cache = PeerCache::new(8);
-        let h = peer("a").encode_header();
-        let first = cache.decode(&h).unwrap();
-        let second = cache.decode(&h).unwrap();
-        assert!(Rc::ptr_eq(&first, &second));
-        assert_eq!(*first, peer("a"));
-        assert_eq!(cache.len(), 1);
-        assert!(cache.decode("!!!!").is_err());
-        assert_eq!(cache.len(), 1, "failures are not cached");
-        cache.clear();
-        assert!(cache.is_empty());
-    }
-
-    #[test]
-    fn cache_is_keyed_by_content_not_id() {
-        // Same id header would be sent with both; the forged content must not be served for
-        // the honest header, nor vice versa.
-        let mut cache = PeerCache::new(8);
-        let honest = peer("reviews-v1-abc").encode_header();
-        let mut forged_meta = peer("reviews-v1-abc");
-        forged_meta.labels = StringMap::from_pairs([("app", "reviews"), ("version", "v3")]);
-        let forged = forged_meta.encode_header();
-        assert_eq!(
-            cache.decode(&forged).unwrap().labels.get("version"),
-            Some("v3")
-        );
-        assert_eq!(cache.decode(&honest).unwrap().labels.get("version"), None);
-    }
-
-    #[test]
-    fn cache_stays_bounded() {
-        let mut cache = PeerCache::new(8);
-        for i in 0..100 {
-            let h = peer(&format!("p{i}")).encode_header();
-            assert_eq!(cache.decode(&h).unwrap().name, format!("p{i}"));
-            assert!(cache.len() <= 8);
-        }
-        let mut off = PeerCache::new(0);
-        let h = peer("x").encode_header();
-        assert_eq!(off.decode(&h).unwrap().name, "x");
-        assert!(off.is_empty());
-    }
-
-    #[test]
-    fn cache_applies_header_limits() {
-        let tight = HeaderLimits {
-            max_header_bytes: 8,
-            ..HeaderLimits::default()
-        };
-        let mut cache = PeerCache::with_limits(8, tight);
-        assert!(cache.decode(&peer("a").encode_header()).is_err());
-        assert!(cache.is_empty());
     }
 }

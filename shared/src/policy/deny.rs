@@ -184,6 +184,11 @@ impl DenyPlan {
         Ok(DenyPlan { rules, handlers, scope, attributes })
     }
 
+    /// Whether checks need the wall clock (only fetched lists expire).
+    pub fn needs_clock(&self) -> bool {
+        self.handlers.iter().any(|h| matches!(h, CheckHandler::List { params, .. } if params.provider_url.is_some()))
+    }
+
     /// Every attribute a check may read: what a filter needs to be able to fetch.
     pub fn attributes(&self) -> &[AttrId] {
         &self.attributes
