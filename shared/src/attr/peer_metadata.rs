@@ -92,7 +92,6 @@ impl<'a> NodeId<'a> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::expr::StringMap;
 
     #[test]
     fn parses_istio_node_ids() {

@@ -10,6 +10,7 @@ use super::header_ops::{compile_header_operations, HeaderEdit, HeaderOperation};
 use super::listchecker::{self, FetchedList, List, ListParams};
 use super::status::{parse_code, Status};
 use crate::config::expressions::{compile_field, compile_match};
+use crate::config::scope::NamespaceScope;
 use crate::config::{ConfigError, ConfigErrors, FilterConfig, Snapshot};
 use crate::expr::{AttrId, AttributeBag, EvalError, Manifest, Program};
 
@@ -89,20 +90,12 @@ pub trait CheckObserver {
     fn rule(&mut self, rule_index: usize, rule: &CheckRule, outcome: RuleOutcome, detail: &dyn std::fmt::Display);
 }
 
-/// Attribute ids for Mixer's namespace scoping of rules.
-#[derive(Debug, Clone, Copy)]
-struct ScopeAttributes {
-    reporter_kind: AttrId,
-    source_namespace: AttrId,
-    destination_namespace: AttrId,
-}
-
 /// Everything the deny filter evaluates, compiled at configure time.
 #[derive(Debug)]
 pub struct DenyPlan {
     pub rules: Vec<CheckRule>,
     pub handlers: Vec<CheckHandler>,
-    scope: Option<ScopeAttributes>,
+    scope: Option<NamespaceScope>,
     attributes: Vec<AttrId>,
 }
 
@@ -151,17 +144,7 @@ impl DenyPlan {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let scope = if rules.iter().any(|r| r.scope.is_some()) {
-            let id = |n: &str| manifest.lookup(n).map(|(id, _)| id);
-            match (id("context.reporter.kind"), id("source.namespace"), id("destination.namespace")) {
-                (Some(reporter_kind), Some(source_namespace), Some(destination_namespace)) => {
-                    Some(ScopeAttributes { reporter_kind, source_namespace, destination_namespace })
-                }
-                _ => None,
-            }
-        } else {
-            None
-        };
+        let scope = if rules.iter().any(|r| r.scope.is_some()) { NamespaceScope::new(manifest) } else { None };
         let mut attributes: Vec<AttrId> = Vec::new();
         for r in &rules {
             attributes.extend(r.matcher.iter().flat_map(|p| p.attributes()));
@@ -177,7 +160,7 @@ impl DenyPlan {
             }
         }
         if let Some(s) = scope {
-            attributes.extend([s.reporter_kind, s.source_namespace, s.destination_namespace]);
+            attributes.extend(s.attributes());
         }
         attributes.sort_unstable();
         attributes.dedup();
@@ -268,14 +251,8 @@ impl DenyPlan {
         }
     }
 
-    /// Mixer's namespace scoping: a rule outside the config namespace applies only when the
-    /// request's identity namespace (destination's for inbound, source's for outbound) is its own.
     fn applies<B: AttributeBag + ?Sized>(&self, rule: &CheckRule, bag: &B) -> bool {
-        let Some(ns) = &rule.scope else { return true };
-        let Some(s) = self.scope else { return false };
-        let outbound = matches!(bag.get(s.reporter_kind), Some(v) if v.as_str() == Some("outbound"));
-        let id = if outbound { s.source_namespace } else { s.destination_namespace };
-        matches!(bag.get(id), Some(v) if v.as_str() == Some(ns.as_str()))
+        NamespaceScope::applies(self.scope.as_ref(), rule.scope.as_deref(), bag)
     }
 
     fn run<B: AttributeBag + ?Sized>(&self, handler: &CheckHandler, instance: &CheckInstance, bag: &B, now_ns: i64) -> Result<Status, String> {
@@ -382,7 +359,7 @@ fn compile_rule(
     let flag = |name: &str| r.spec.get(name).and_then(Json::as_bool).unwrap_or(false);
     Ok(CheckRule {
         label: r.label.clone(),
-        scope: (r.namespace != snap.config_namespace).then(|| r.namespace.clone()),
+        scope: NamespaceScope::of_rule(&r.namespace, &snap.config_namespace),
         matcher,
         actions,
         request_headers: compile_header_operations(&r.label, "requestHeaderOperations", r.spec.get("requestHeaderOperations"), manifest)?,
