@@ -2,8 +2,8 @@
 //! status the host can return is handled: the SDK's wrappers `panic!` on statuses they do not
 //! expect (a trap that kills the VM), and a filter must never trap.
 //!
-//! On targets other than wasm32 the calls are inert (they report "absent"), so filter crates
-//! build and unit-test natively.
+//! Outside wasm32-wasip1 (the proxy target) the calls are inert (they report "absent"), so the
+//! crate builds and unit-tests natively and on wasm32-unknown-unknown.
 
 /// proxy-wasm map types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,10 +34,10 @@ pub enum MetricType {
     Histogram = 2,
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+#[cfg_attr(not(all(target_arch = "wasm32", target_os = "wasi")), allow(dead_code))]
 const OK: u32 = 0;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod imports {
     #[link(wasm_import_module = "env")]
     extern "C" {
@@ -68,7 +68,7 @@ mod imports {
 }
 
 /// Takes ownership of a buffer the host allocated through `proxy_on_memory_allocate`.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 fn take(data: *mut u8, size: usize) -> Option<Vec<u8>> {
     if data.is_null() {
         return None;
@@ -80,7 +80,7 @@ fn take(data: *mut u8, size: usize) -> Option<Vec<u8>> {
 /// `get_property`: the value's bytes, or `None` when absent, unavailable now, or on any error.
 pub fn get_property(path: &[&str]) -> Option<Vec<u8>> {
     let serialized = serialize_path(path);
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         let mut data: *mut u8 = std::ptr::null_mut();
         let mut size: usize = 0;
@@ -93,7 +93,7 @@ pub fn get_property(path: &[&str]) -> Option<Vec<u8>> {
             None
         }
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
         let _ = serialized;
         None
@@ -103,12 +103,12 @@ pub fn get_property(path: &[&str]) -> Option<Vec<u8>> {
 /// `set_property`: stores filter state `wasm.<name>` for this stream. Returns success.
 pub fn set_property(path: &[&str], value: &[u8]) -> bool {
     let serialized = serialize_path(path);
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         // SAFETY: pointers to live buffers, per the ABI contract.
         unsafe { imports::proxy_set_property(serialized.as_ptr(), serialized.len(), value.as_ptr(), value.len()) == OK }
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
         let _ = (serialized, value);
         false
@@ -117,7 +117,7 @@ pub fn set_property(path: &[&str], value: &[u8]) -> bool {
 
 /// All headers of a map; empty when unavailable in this phase.
 pub fn get_header_map(map: MapType) -> Vec<(String, String)> {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         let mut data: *mut u8 = std::ptr::null_mut();
         let mut size: usize = 0;
@@ -128,7 +128,7 @@ pub fn get_header_map(map: MapType) -> Vec<(String, String)> {
             _ => Vec::new(),
         }
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
         let _ = map;
         Vec::new()
@@ -137,7 +137,7 @@ pub fn get_header_map(map: MapType) -> Vec<(String, String)> {
 
 /// One header; `None` when absent or unavailable.
 pub fn get_header(map: MapType, name: &str) -> Option<String> {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         let mut data: *mut u8 = std::ptr::null_mut();
         let mut size: usize = 0;
@@ -146,7 +146,7 @@ pub fn get_header(map: MapType, name: &str) -> Option<String> {
         let bytes = take(data, size)?;
         (status == OK).then(|| String::from_utf8_lossy(&bytes).into_owned())
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
         let _ = (map, name);
         None
@@ -155,12 +155,12 @@ pub fn get_header(map: MapType, name: &str) -> Option<String> {
 
 /// Header edits; each returns success.
 pub fn replace_header(map: MapType, name: &str, value: &str) -> bool {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         // SAFETY: pointers to live strings, per the ABI contract.
         unsafe { imports::proxy_replace_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len()) == OK }
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
         let _ = (map, name, value);
         false
@@ -168,12 +168,12 @@ pub fn replace_header(map: MapType, name: &str, value: &str) -> bool {
 }
 
 pub fn add_header(map: MapType, name: &str, value: &str) -> bool {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         // SAFETY: pointers to live strings, per the ABI contract.
         unsafe { imports::proxy_add_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len()) == OK }
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
         let _ = (map, name, value);
         false
@@ -181,12 +181,12 @@ pub fn add_header(map: MapType, name: &str, value: &str) -> bool {
 }
 
 pub fn remove_header(map: MapType, name: &str) -> bool {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         // SAFETY: pointer to a live string, per the ABI contract.
         unsafe { imports::proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()) == OK }
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
         let _ = (map, name);
         false
@@ -197,7 +197,7 @@ pub fn remove_header(map: MapType, name: &str) -> bool {
 /// status (HTTP 200 with `grpc-status`/`grpc-message`, `body` used as the message).
 pub fn send_local_response(status: u32, details: &str, body: &[u8], headers: &[(&str, &str)], grpc_status: Option<i32>) -> bool {
     let serialized = serialize_pairs(headers);
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         // SAFETY: pointers to live buffers, per the ABI contract.
         unsafe {
@@ -213,7 +213,7 @@ pub fn send_local_response(status: u32, details: &str, body: &[u8], headers: &[(
             ) == OK
         }
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
         let _ = (status, details, body, serialized, grpc_status);
         false
@@ -222,14 +222,14 @@ pub fn send_local_response(status: u32, details: &str, body: &[u8], headers: &[(
 
 /// Defines (or finds) a metric; `None` on failure.
 pub fn define_metric(kind: MetricType, name: &str) -> Option<u32> {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         let mut id: u32 = 0;
         // SAFETY: pointers to a live string and local, per the ABI contract.
         let status = unsafe { imports::proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) };
         (status == OK).then_some(id)
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
         let _ = (kind, name);
         None
@@ -237,12 +237,12 @@ pub fn define_metric(kind: MetricType, name: &str) -> Option<u32> {
 }
 
 pub fn increment_metric(id: u32, delta: i64) -> bool {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         // SAFETY: plain values, per the ABI contract.
         unsafe { imports::proxy_increment_metric(id, delta) == OK }
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
         let _ = (id, delta);
         false
@@ -250,12 +250,12 @@ pub fn increment_metric(id: u32, delta: i64) -> bool {
 }
 
 pub fn record_metric(id: u32, value: u64) -> bool {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         // SAFETY: plain values, per the ABI contract.
         unsafe { imports::proxy_record_metric(id, value) == OK }
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
         let _ = (id, value);
         false
@@ -264,7 +264,7 @@ pub fn record_metric(id: u32, value: u64) -> bool {
 
 /// A whole buffer (plugin configuration, an HTTP call's response body); `None` if absent.
 pub fn get_buffer(kind: BufferType, max_size: usize) -> Option<Vec<u8>> {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         let mut data: *mut u8 = std::ptr::null_mut();
         let mut size: usize = 0;
@@ -277,7 +277,7 @@ pub fn get_buffer(kind: BufferType, max_size: usize) -> Option<Vec<u8>> {
             None
         }
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
         let _ = (kind, max_size);
         None
@@ -286,12 +286,12 @@ pub fn get_buffer(kind: BufferType, max_size: usize) -> Option<Vec<u8>> {
 
 /// Sets the root context's tick period (0 disables ticks).
 pub fn set_tick_period_ms(period: u32) -> bool {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         // SAFETY: plain value, per the ABI contract.
         unsafe { imports::proxy_set_tick_period_milliseconds(period) == OK }
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
         let _ = period;
         false
@@ -304,12 +304,12 @@ pub fn set_tick_period_ms(period: u32) -> bool {
 /// This one goes through the SDK: its dispatcher must learn the token, or it panics when the
 /// answer arrives. The SDK handles every status Envoy returns for this call.
 pub fn dispatch_http_call(cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u32) -> Option<u32> {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         let body = (!body.is_empty()).then_some(body);
         proxy_wasm::hostcalls::dispatch_http_call(cluster, headers.to_vec(), body, Vec::new(), std::time::Duration::from_millis(u64::from(timeout_ms))).ok()
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
         let _ = (cluster, headers, body, timeout_ms);
         None
@@ -318,7 +318,7 @@ pub fn dispatch_http_call(cluster: &str, headers: &[(&str, &str)], body: &[u8], 
 
 /// Wall clock, nanoseconds since the Unix epoch (0 if unavailable).
 pub fn now_nanos() -> i64 {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         let mut t: u64 = 0;
         // SAFETY: pointer to a live local, per the ABI contract.
@@ -329,7 +329,7 @@ pub fn now_nanos() -> i64 {
             0
         }
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
