@@ -70,7 +70,7 @@ test: setup test-native test-wasm32 test-integration ## THE test command: instal
 
 test-native: ## cargo test for the workspace (host target), integration crate excluded
 	@echo "==> native tests"
-	$(CARGO) test --no-fail-fast --workspace --exclude wasmixer-integration
+	$(CARGO) test --no-fail-fast --workspace --exclude wasmixer-integration --exclude wasmixer-bench-expr --exclude wasmixer-bench
 
 # The shared crate's tests on wasm32-unknown-unknown, run by wasm-bindgen-test-runner under
 # node. The runner must match the wasm-bindgen version in Cargo.lock (.ci/install does that).
@@ -110,8 +110,17 @@ clean: ## remove build output and dist/
 run: ## run Envoy with the filters (not yet)
 	@echo "make run: not yet"
 
-bench: ## load benchmarks (not yet)
-	@echo "make bench: not yet"
+# Load benchmark (bench/README.md): every filter against bare Envoy and Envoy's native filters in
+# one run; writes bench/results/latest.json, cpu-per-request.svg, latest.md and the README table.
+# The driver is built unoptimised on purpose (it only starts processes and reads /proc; the
+# release profile's LTO would add a minute). BENCH_ARGS passes options, e.g. BENCH_ARGS="--only deny-seed".
+BENCH_ARGS ?=
+.PHONY: bench-quick
+bench: setup wasm ## load benchmark, ~8 min: CPU/request, RPS, latency, RSS vs bare Envoy and native filters
+	$(CARGO) run -q -p wasmixer-bench -- $(BENCH_ARGS)
+
+bench-quick: setup wasm ## the load benchmark in about a minute (fewer, shorter turns; bench/results/latest-quick.*)
+	$(CARGO) run -q -p wasmixer-bench -- --quick $(BENCH_ARGS)
 
 bench-expr: ## CEXL evaluation ns/op and allocations vs cel-interpreter (CEL); writes bench/results/expr.json
 	$(CARGO) run --release -p wasmixer-bench-expr
