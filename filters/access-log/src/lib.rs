@@ -1,35 +1,21 @@
-//! wasmixer access-log filter (proxy-wasm). The features arrive with their issues; for now the filter
-//! loads, accepts its configuration and lets every request through.
+//! wasmixer access-log filter: Mixer's `logentry` template and `stdio` adapter inside the
+//! sidecar. Lines are rendered in `on_log` exactly as the stdio adapter wrote them
+//! (`wasmixer_shared::telemetry::log_plan`) and delivered
+//!
+//! * to Envoy's own access loggers (stdout, stderr, file) through filter state
+//!   `wasm.<key>`, which a logger prints with `%FILTER_STATE(wasm.<key>:PLAIN)%` (see
+//!   `envoy-config/access-log/README.md`), and/or
+//! * to a collector over HTTP, batched from the root context (`telemetry::log_batch`).
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, LogLevel};
+mod metrics;
+mod root;
+mod stream;
+
+use proxy_wasm::traits::RootContext;
+use proxy_wasm::types::LogLevel;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(AccessLogRoot) });
+    wasmixer_shared::host::panic_hook::install("wasmixer-access-log");
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(root::AccessLogRoot::default()) });
 }}
-
-struct AccessLogRoot;
-
-impl Context for AccessLogRoot {}
-
-impl RootContext for AccessLogRoot {
-    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        log::info!("wasmixer-access-log {} configured", env!("CARGO_PKG_VERSION"));
-        true
-    }
-
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(AccessLogStream))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-}
-
-struct AccessLogStream;
-
-impl Context for AccessLogStream {}
-
-impl HttpContext for AccessLogStream {}

@@ -57,7 +57,12 @@ pub struct AccessLogOptions {
 
 impl Default for AccessLogOptions {
     fn default() -> AccessLogOptions {
-        AccessLogOptions { filter_state: true, keys: FilterStateKeys::default(), network: None, allow_unverified_peer: false }
+        AccessLogOptions {
+            filter_state: true,
+            keys: FilterStateKeys::default(),
+            network: None,
+            allow_unverified_peer: false,
+        }
     }
 }
 
@@ -89,7 +94,12 @@ pub struct FilterStateKeys {
 
 impl Default for FilterStateKeys {
     fn default() -> FilterStateKeys {
-        FilterStateKeys { stdout: stdout_key(), stderr: stderr_key(), file: file_key(), files: BTreeMap::new() }
+        FilterStateKeys {
+            stdout: stdout_key(),
+            stderr: stderr_key(),
+            file: file_key(),
+            files: BTreeMap::new(),
+        }
     }
 }
 
@@ -189,9 +199,18 @@ pub struct NetworkOptions {
 
 impl NetworkOptions {
     fn validate(&self, errors: &mut Vec<ConfigError>) {
-        let mut bad = |field: &str, msg: String| errors.push(ConfigError::new("access_log", format!("network.{field}"), msg));
+        let mut bad = |field: &str, msg: String| {
+            errors.push(ConfigError::new(
+                "access_log",
+                format!("network.{field}"),
+                msg,
+            ))
+        };
         if self.cluster.trim().is_empty() {
-            bad("cluster", "the collector's Envoy cluster must be named".to_string());
+            bad(
+                "cluster",
+                "the collector's Envoy cluster must be named".to_string(),
+            );
         }
         if !self.path.starts_with('/') {
             bad("path", format!("must start with '/', got {:?}", self.path));
@@ -206,17 +225,32 @@ impl NetworkOptions {
             bad("flush_interval_ms", "must be at least 1".to_string());
         }
         if self.max_buffered_lines == 0 || self.max_buffered_bytes == 0 {
-            bad("max_buffered_lines", "the buffer bounds must be at least 1".to_string());
+            bad(
+                "max_buffered_lines",
+                "the buffer bounds must be at least 1".to_string(),
+            );
         }
         if self.timeout_ms == 0 {
             bad("timeout_ms", "must be at least 1".to_string());
         }
         if self.initial_backoff_ms == 0 || self.initial_backoff_ms > self.max_backoff_ms {
-            bad("initial_backoff_ms", format!("must be between 1 and max_backoff_ms ({})", self.max_backoff_ms));
+            bad(
+                "initial_backoff_ms",
+                format!(
+                    "must be between 1 and max_backoff_ms ({})",
+                    self.max_backoff_ms
+                ),
+            );
         }
         for name in self.headers.keys() {
-            if name.starts_with(':') || name.is_empty() || name.bytes().any(|b| b.is_ascii_uppercase() || b <= b' ') {
-                bad("headers", format!("{name:?} is not a lowercase regular header name"));
+            if name.starts_with(':')
+                || name.is_empty()
+                || name.bytes().any(|b| b.is_ascii_uppercase() || b <= b' ')
+            {
+                bad(
+                    "headers",
+                    format!("{name:?} is not a lowercase regular header name"),
+                );
             }
         }
     }
@@ -227,12 +261,22 @@ impl AccessLogOptions {
     pub fn from_config(config: &FilterConfig) -> Result<AccessLogOptions, ConfigErrors> {
         let options: AccessLogOptions = match &config.access_log {
             Json::Null => AccessLogOptions::default(),
-            v => serde_json::from_value(v.clone()).map_err(|e| ConfigErrors(vec![ConfigError::new("access_log", "(section)", e.to_string())]))?,
+            v => serde_json::from_value(v.clone()).map_err(|e| {
+                ConfigErrors(vec![ConfigError::new(
+                    "access_log",
+                    "(section)",
+                    e.to_string(),
+                )])
+            })?,
         };
         let mut errors = Vec::new();
-        for (field, key) in [("keys.stdout", &options.keys.stdout), ("keys.stderr", &options.keys.stderr), ("keys.file", &options.keys.file)]
-            .into_iter()
-            .chain(options.keys.files.values().map(|k| ("keys.files", k)))
+        for (field, key) in [
+            ("keys.stdout", &options.keys.stdout),
+            ("keys.stderr", &options.keys.stderr),
+            ("keys.file", &options.keys.file),
+        ]
+        .into_iter()
+        .chain(options.keys.files.values().map(|k| ("keys.files", k)))
         {
             if let Err(e) = check_key(key) {
                 errors.push(ConfigError::new("access_log", field, e));
@@ -252,8 +296,15 @@ impl AccessLogOptions {
 /// A filter-state key: Envoy stores it as `wasm.<key>`; keep it to a safe alphabet so the
 /// `%FILTER_STATE(wasm.<key>:PLAIN)%` operator and the CEL filter quote it trivially.
 fn check_key(key: &str) -> Result<(), String> {
-    if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.') {
-        return Err(format!("filter-state key {key:?} must be 1 to 128 characters of [A-Za-z0-9_.-]"));
+    if key.is_empty()
+        || key.len() > 128
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    {
+        return Err(format!(
+            "filter-state key {key:?} must be 1 to 128 characters of [A-Za-z0-9_.-]"
+        ));
     }
     Ok(())
 }
@@ -296,17 +347,30 @@ impl LogRouting {
                 LogStream::Stderr => options.keys.stderr.clone(),
                 LogStream::File | LogStream::RotatedFile => {
                     let path = h.output_path.as_deref().unwrap_or("");
-                    options.keys.files.get(path).cloned().unwrap_or_else(|| options.keys.file.clone())
+                    options
+                        .keys
+                        .files
+                        .get(path)
+                        .cloned()
+                        .unwrap_or_else(|| options.keys.file.clone())
                 }
             };
-            let path = if h.stream.is_file() { h.output_path.clone() } else { None };
+            let path = if h.stream.is_file() {
+                h.output_path.clone()
+            } else {
+                None
+            };
             let found = loggers.iter().position(|l| l.key == key);
             match found {
                 Some(i) => {
                     let existing = loggers.get(i).cloned();
-                    let same = existing.as_ref().is_some_and(|l| same_destination(l.stream, &l.path, h.stream, &path));
+                    let same = existing
+                        .as_ref()
+                        .is_some_and(|l| same_destination(l.stream, &l.path, h.stream, &path));
                     if !same {
-                        let other = existing.map(|l| describe(l.stream, l.path.as_deref())).unwrap_or_default();
+                        let other = existing
+                            .map(|l| describe(l.stream, l.path.as_deref()))
+                            .unwrap_or_default();
                         errors.push(ConfigError::new(
                             h.label.clone(),
                             "params.output_path",
@@ -320,7 +384,11 @@ impl LogRouting {
                 }
                 None => {
                     handler_logger.push(Some(loggers.len()));
-                    loggers.push(EnvoyLogger { key, stream: h.stream, path });
+                    loggers.push(EnvoyLogger {
+                        key,
+                        stream: h.stream,
+                        path,
+                    });
                 }
             }
         }
@@ -340,14 +408,22 @@ impl LogRouting {
                             }
                         }
                         if !any {
-                            errors.push(ConfigError::new("access_log", "network.handlers", format!("{name} names no stdio handler of the configuration")));
+                            errors.push(ConfigError::new(
+                                "access_log",
+                                "network.handlers",
+                                format!("{name} names no stdio handler of the configuration"),
+                            ));
                         }
                     }
                 }
             }
         }
         if errors.is_empty() {
-            Ok(LogRouting { loggers, handler_logger, handler_network })
+            Ok(LogRouting {
+                loggers,
+                handler_logger,
+                handler_network,
+            })
         } else {
             Err(ConfigErrors(errors))
         }
@@ -376,14 +452,19 @@ mod tests {
     use crate::expr::Manifest;
 
     fn config(handlers: &str, access_log: &str) -> FilterConfig {
-        let mut resources = String::from(r#"{"kind": "instance", "metadata": {"name": "i", "namespace": "istio-system"}, "spec": {"compiledTemplate": "logentry", "params": {}}}"#);
+        let mut resources = String::from(
+            r#"{"kind": "instance", "metadata": {"name": "i", "namespace": "istio-system"}, "spec": {"compiledTemplate": "logentry", "params": {}}}"#,
+        );
         let mut actions = Vec::new();
         for (n, params) in handlers.split('|').enumerate() {
             resources.push_str(&format!(r#", {{"kind": "handler", "metadata": {{"name": "h{n}", "namespace": "istio-system"}}, "spec": {{"compiledAdapter": "stdio", "params": {params}}}}}"#));
             actions.push(format!(r#"{{"handler": "h{n}", "instances": ["i"]}}"#));
         }
         resources.push_str(&format!(r#", {{"kind": "rule", "metadata": {{"name": "r", "namespace": "istio-system"}}, "spec": {{"actions": [{}]}}}}"#, actions.join(",")));
-        FilterConfig::parse(format!(r#"{{"resources": [{resources}], "access_log": {access_log}}}"#).as_bytes()).unwrap()
+        FilterConfig::parse(
+            format!(r#"{{"resources": [{resources}], "access_log": {access_log}}}"#).as_bytes(),
+        )
+        .unwrap()
     }
 
     fn route(handlers: &str, access_log: &str) -> Result<LogRouting, String> {
@@ -400,7 +481,14 @@ mod tests {
         assert_eq!(o, AccessLogOptions::default());
         assert!(o.filter_state && o.network.is_none() && !o.allow_unverified_peer);
         let r = route("{}", "null").unwrap();
-        assert_eq!(r.loggers, [EnvoyLogger { key: "wasmixer_log_stdout".into(), stream: LogStream::Stdout, path: None }]);
+        assert_eq!(
+            r.loggers,
+            [EnvoyLogger {
+                key: "wasmixer_log_stdout".into(),
+                stream: LogStream::Stdout,
+                path: None
+            }]
+        );
         assert_eq!(r.handler_logger, [Some(0)]);
         assert_eq!(r.handler_network, [false]);
     }
@@ -408,40 +496,97 @@ mod tests {
     #[test]
     fn streams_share_keys_files_need_their_own() {
         let r = route(r#"{}|{"log_stream": "STDERR"}|{"log_stream": 0}|{"log_stream": "FILE", "output_path": "/a"}|{"log_stream": "ROTATED_FILE", "output_path": "/a"}"#, "{}").unwrap();
-        assert_eq!(r.handler_logger, [Some(0), Some(1), Some(0), Some(2), Some(2)]);
-        assert_eq!(r.loggers[2], EnvoyLogger { key: "wasmixer_log_file".into(), stream: LogStream::File, path: Some("/a".into()) });
+        assert_eq!(
+            r.handler_logger,
+            [Some(0), Some(1), Some(0), Some(2), Some(2)]
+        );
+        assert_eq!(
+            r.loggers[2],
+            EnvoyLogger {
+                key: "wasmixer_log_file".into(),
+                stream: LogStream::File,
+                path: Some("/a".into())
+            }
+        );
         let e = route(r#"{"log_stream": "FILE", "output_path": "/a"}|{"log_stream": "FILE", "output_path": "/b"}"#, "{}").unwrap_err();
         assert_eq!(e, "h1.handler.istio-system: field params.output_path: FILE /b and FILE /a would share filter-state key \"wasmixer_log_file\": give each output path its own key in access_log.keys.files");
         let r = route(r#"{"log_stream": "FILE", "output_path": "/a"}|{"log_stream": "FILE", "output_path": "/b"}"#, r#"{"keys": {"files": {"/b": "log_b"}}}"#).unwrap();
-        assert_eq!(r.loggers.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(), ["wasmixer_log_file", "log_b"]);
+        assert_eq!(
+            r.loggers.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(),
+            ["wasmixer_log_file", "log_b"]
+        );
         // A custom stdout key colliding with the file key is caught too.
-        assert!(route(r#"{}|{"log_stream": "FILE", "output_path": "/a"}"#, r#"{"keys": {"stdout": "x", "file": "x"}}"#).is_err());
+        assert!(route(
+            r#"{}|{"log_stream": "FILE", "output_path": "/a"}"#,
+            r#"{"keys": {"stdout": "x", "file": "x"}}"#
+        )
+        .is_err());
     }
 
     #[test]
     fn network_handlers_and_filter_state_switch() {
         let net = r#"{"cluster": "collector"}"#;
-        let r = route("{}|{}", &format!(r#"{{"network": {net}, "filter_state": false}}"#)).unwrap();
-        assert_eq!((r.handler_logger, r.handler_network), (vec![None, None], vec![true, true]));
-        let r = route("{}|{}", r#"{"network": {"cluster": "c", "handlers": ["h1.istio-system"]}}"#).unwrap();
+        let r = route(
+            "{}|{}",
+            &format!(r#"{{"network": {net}, "filter_state": false}}"#),
+        )
+        .unwrap();
+        assert_eq!(
+            (r.handler_logger, r.handler_network),
+            (vec![None, None], vec![true, true])
+        );
+        let r = route(
+            "{}|{}",
+            r#"{"network": {"cluster": "c", "handlers": ["h1.istio-system"]}}"#,
+        )
+        .unwrap();
         assert_eq!(r.handler_network, [false, true]);
-        let e = route("{}", r#"{"network": {"cluster": "c", "handlers": ["nope"]}}"#).unwrap_err();
-        assert_eq!(e, "access_log: field network.handlers: nope names no stdio handler of the configuration");
+        let e = route(
+            "{}",
+            r#"{"network": {"cluster": "c", "handlers": ["nope"]}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "access_log: field network.handlers: nope names no stdio handler of the configuration"
+        );
     }
 
     #[test]
     fn option_errors() {
         let e = route("{}", r#"{"netwrk": {}}"#).unwrap_err();
-        assert!(e.starts_with("access_log: field (section): unknown field `netwrk`"), "{e}");
+        assert!(
+            e.starts_with("access_log: field (section): unknown field `netwrk`"),
+            "{e}"
+        );
         let e = route("{}", r#"{"keys": {"stdout": "has space"}}"#).unwrap_err();
-        assert!(e.contains("field keys.stdout: filter-state key \"has space\""), "{e}");
+        assert!(
+            e.contains("field keys.stdout: filter-state key \"has space\""),
+            "{e}"
+        );
         let e = route("{}", r#"{"network": {"cluster": "", "path": "x", "batch_lines": 0, "initial_backoff_ms": 10, "max_backoff_ms": 5, "headers": {":path": "/"}}}"#).unwrap_err();
-        for f in ["network.cluster", "network.path", "network.batch_lines", "network.initial_backoff_ms", "network.headers"] {
+        for f in [
+            "network.cluster",
+            "network.path",
+            "network.batch_lines",
+            "network.initial_backoff_ms",
+            "network.headers",
+        ] {
             assert!(e.contains(&format!("field {f}:")), "{f}: {e}");
         }
         let e = route("{}", r#"{"network": {"cluster": "c", "format": "xml"}}"#).unwrap_err();
         assert!(e.contains("unknown variant `xml`"), "{e}");
-        let o: NetworkOptions = serde_json::from_str(r#"{"cluster": "c", "format": "otlp_json"}"#).unwrap();
-        assert_eq!((o.format, o.batch_lines, o.flush_interval_ms, o.max_attempts, o.path.as_str()), (NetworkFormat::OtlpJson, 100, 1000, 0, "/"));
+        let o: NetworkOptions =
+            serde_json::from_str(r#"{"cluster": "c", "format": "otlp_json"}"#).unwrap();
+        assert_eq!(
+            (
+                o.format,
+                o.batch_lines,
+                o.flush_interval_ms,
+                o.max_attempts,
+                o.path.as_str()
+            ),
+            (NetworkFormat::OtlpJson, 100, 1000, 0, "/")
+        );
     }
 }

@@ -12,10 +12,12 @@ use std::fmt;
 
 use serde_json::Value as Json;
 
+use super::log_text::{write_json_value_fast, write_utc_micros};
 use super::stdio::{Level, SeverityLevels};
-use super::zap_json::{write_json_string, write_json_value};
+use super::zap_json::write_json_string;
 use crate::attr::base64;
 use crate::config::expressions::{compile_field, compile_match};
+use crate::config::scope::NamespaceScope;
 use crate::config::{ConfigError, ConfigErrors, FilterConfig, Snapshot};
 use crate::expr::{AttrId, AttributeBag, Manifest, Program, Value, ValueType};
 use crate::gostd::time::{Timestamp, GO_ZERO};
@@ -64,7 +66,9 @@ impl LogStream {
             },
             _ => None,
         };
-        found.ok_or_else(|| format!("invalid log_stream {v}: want STDOUT, STDERR, FILE, ROTATED_FILE or 0..3"))
+        found.ok_or_else(|| {
+            format!("invalid log_stream {v}: want STDOUT, STDERR, FILE, ROTATED_FILE or 0..3")
+        })
     }
 }
 
@@ -115,7 +119,9 @@ impl fmt::Display for FieldRef<'_> {
             FieldRef::Severity => f.write_str("Severity"),
             FieldRef::Timestamp => f.write_str("Timestamp"),
             FieldRef::MonitoredResourceType => f.write_str("MonitoredResourceType"),
-            FieldRef::MonitoredResourceDimension(k) => write!(f, "MonitoredResourceDimensions[{k}]"),
+            FieldRef::MonitoredResourceDimension(k) => {
+                write!(f, "MonitoredResourceDimensions[{k}]")
+            }
             FieldRef::Variable(k) => write!(f, "Variables[{k}]"),
             FieldRef::Value => f.write_str("Value"),
             FieldRef::Dimension(k) => write!(f, "Dimensions[{k}]"),
@@ -139,7 +145,12 @@ impl Entry {
     fn new(name: &str, program: Program) -> Entry {
         let mut quoted = String::with_capacity(name.len() + 2);
         write_json_string(name.as_bytes(), &mut quoted);
-        Entry { name: name.to_string(), json_key: format!(",{quoted}:"), console_key: format!("{quoted}: "), program }
+        Entry {
+            name: name.to_string(),
+            json_key: format!(",{quoted}:"),
+            console_key: format!("{quoted}: "),
+            program,
+        }
     }
 }
 
@@ -224,17 +235,16 @@ pub trait LogSink {
     /// A rule's match could not be evaluated: Mixer treats it as false, so nothing is logged.
     fn match_error(&mut self, _rule_index: usize, _rule: &LogRule, _error: &dyn fmt::Display) {}
     /// An instance was dropped because one of its fields could not be evaluated.
-    fn instance_error(&mut self, _instance_index: usize, _instance: &LogInstance, _field: FieldRef<'_>, _error: &dyn fmt::Display) {}
+    fn instance_error(
+        &mut self,
+        _instance_index: usize,
+        _instance: &LogInstance,
+        _field: FieldRef<'_>,
+        _error: &dyn fmt::Display,
+    ) {
+    }
     /// A line was not written because its level is below the handler's `output_level`.
     fn filtered(&mut self, _handler: usize, _instance_index: usize) {}
-}
-
-/// Attribute ids for Mixer's namespace scoping of rules.
-#[derive(Debug, Clone, Copy)]
-struct ScopeAttributes {
-    reporter_kind: AttrId,
-    source_namespace: AttrId,
-    destination_namespace: AttrId,
 }
 
 /// Everything the access-log filter evaluates, compiled at configure time.
@@ -243,7 +253,7 @@ pub struct LogPlan {
     pub rules: Vec<LogRule>,
     pub handlers: Vec<StdioHandler>,
     pub instances: Vec<LogInstance>,
-    scope: Option<ScopeAttributes>,
+    scope: Option<NamespaceScope>,
     attributes: Vec<AttrId>,
 }
 
@@ -253,7 +263,11 @@ impl LogPlan {
     /// Compiles the rules of `config` that send instances to stdio handlers. Rules and handlers
     /// of other adapters are left to the other filters; any error rejects the configuration.
     pub fn compile(config: &FilterConfig, manifest: &Manifest) -> Result<LogPlan, ConfigErrors> {
-        let snap = Snapshot::resolve(&config.resources, &config.default_namespace, &config.config_namespace)?;
+        let snap = Snapshot::resolve(
+            &config.resources,
+            &config.default_namespace,
+            &config.config_namespace,
+        )?;
         let mut errors = Vec::new();
         let mut handlers = Vec::new();
         let mut handler_index = vec![None; snap.handlers.len()];
@@ -276,10 +290,14 @@ impl LogPlan {
             let mut actions = Vec::new();
             let mut rule_errors = Vec::new();
             for a in &r.actions {
-                let Some(handler) = handler_index.get(a.handler).copied().flatten() else { continue };
+                let Some(handler) = handler_index.get(a.handler).copied().flatten() else {
+                    continue;
+                };
                 let mut list = Vec::new();
                 for &si in &a.instances {
-                    let Some(inst) = snap.instances.get(si) else { continue };
+                    let Some(inst) = snap.instances.get(si) else {
+                        continue;
+                    };
                     if let Some(Some(done)) = instance_index.get(si) {
                         list.push(*done);
                         continue;
@@ -309,7 +327,10 @@ impl LogPlan {
                         }
                     }
                 }
-                actions.push(LogAction { handler, instances: list });
+                actions.push(LogAction {
+                    handler,
+                    instances: list,
+                });
             }
             if actions.is_empty() {
                 continue;
@@ -325,17 +346,18 @@ impl LogPlan {
                 errors.append(&mut rule_errors);
                 continue;
             }
-            rules.push(LogRule { label: r.label.clone(), scope: (r.namespace != snap.config_namespace).then(|| r.namespace.clone()), matcher, actions });
+            rules.push(LogRule {
+                label: r.label.clone(),
+                scope: NamespaceScope::of_rule(&r.namespace, &snap.config_namespace),
+                matcher,
+                actions,
+            });
         }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         let scope = if rules.iter().any(|r| r.scope.is_some()) {
-            let id = |n: &str| manifest.lookup(n).map(|(id, _)| id);
-            match (id("context.reporter.kind"), id("source.namespace"), id("destination.namespace")) {
-                (Some(reporter_kind), Some(source_namespace), Some(destination_namespace)) => Some(ScopeAttributes { reporter_kind, source_namespace, destination_namespace }),
-                _ => None,
-            }
+            NamespaceScope::new(manifest)
         } else {
             None
         };
@@ -348,12 +370,18 @@ impl LogPlan {
                 attributes.extend(p.attributes());
             }
         }
-        if let Some(s) = scope {
-            attributes.extend([s.reporter_kind, s.source_namespace, s.destination_namespace]);
+        if let Some(s) = &scope {
+            attributes.extend(s.attributes());
         }
         attributes.sort_unstable();
         attributes.dedup();
-        Ok(LogPlan { rules, handlers, instances, scope, attributes })
+        Ok(LogPlan {
+            rules,
+            handlers,
+            instances,
+            scope,
+            attributes,
+        })
     }
 
     /// Every attribute rendering may read: what a filter needs to be able to fetch.
@@ -388,13 +416,23 @@ impl LogPlan {
                 }
             }
             for action in &rule.actions {
-                let Some(handler) = self.handlers.get(action.handler) else { continue };
+                let Some(handler) = self.handlers.get(action.handler) else {
+                    continue;
+                };
                 for &ii in &action.instances {
-                    let Some(instance) = self.instances.get(ii) else { continue };
+                    let Some(instance) = self.instances.get(ii) else {
+                        continue;
+                    };
                     out.clear();
                     match render_instance(instance, handler, bag, now_ns, out) {
                         Ok(Some((level, time))) => {
-                            let meta = LineMeta { handler: action.handler, instance: ii, fqn: &instance.fqn, level, time };
+                            let meta = LineMeta {
+                                handler: action.handler,
+                                instance: ii,
+                                fqn: &instance.fqn,
+                                level,
+                                time,
+                            };
                             sink.line(&meta, out);
                         }
                         Ok(None) => sink.filtered(action.handler, ii),
@@ -412,40 +450,54 @@ impl LogPlan {
     /// Mixer's namespace scoping: a rule outside the config namespace applies only when the
     /// request's identity namespace (destination's for inbound, source's for outbound) is its own.
     fn applies<B: AttributeBag + ?Sized>(&self, rule: &LogRule, bag: &B) -> bool {
-        let Some(ns) = &rule.scope else { return true };
-        let Some(s) = self.scope else { return false };
-        let outbound = matches!(bag.get(s.reporter_kind), Some(v) if v.as_str() == Some("outbound"));
-        let id = if outbound { s.source_namespace } else { s.destination_namespace };
-        matches!(bag.get(id), Some(v) if v.as_str() == Some(ns.as_str()))
+        NamespaceScope::applies(self.scope.as_ref(), rule.scope.as_deref(), bag)
     }
 }
 
 impl LogInstance {
     fn programs(&self) -> impl Iterator<Item = &Program> {
         let fixed: Vec<&Program> = match &self.template {
-            Template::LogEntry { severity, timestamp, monitored_resource_type, monitored_resource_dimensions } => severity
+            Template::LogEntry {
+                severity,
+                timestamp,
+                monitored_resource_type,
+                monitored_resource_dimensions,
+            } => severity
                 .iter()
                 .chain(timestamp.iter())
                 .chain(monitored_resource_type.iter())
                 .chain(monitored_resource_dimensions.iter().map(|(_, p)| p))
                 .collect(),
-            Template::Metric { value, monitored_resource_type, monitored_resource_dimensions } => {
-                std::iter::once(value).chain(monitored_resource_type.iter()).chain(monitored_resource_dimensions.iter().map(|(_, p)| p)).collect()
-            }
+            Template::Metric {
+                value,
+                monitored_resource_type,
+                monitored_resource_dimensions,
+            } => std::iter::once(value)
+                .chain(monitored_resource_type.iter())
+                .chain(monitored_resource_dimensions.iter().map(|(_, p)| p))
+                .collect(),
         };
-        fixed.into_iter().chain(self.entries.iter().map(|e| &e.program))
+        fixed
+            .into_iter()
+            .chain(self.entries.iter().map(|e| &e.program))
     }
 }
 
 type FieldError<'a> = (FieldRef<'a>, crate::expr::EvalError<'a>);
 
 /// Evaluates the fields that stdio ignores but Mixer still built (a failure drops the instance).
-fn check_monitored<'a, B: AttributeBag + ?Sized>(kind: &'a Option<Program>, dims: &'a [(String, Program)], bag: &'a B) -> Result<(), FieldError<'a>> {
+fn check_monitored<'a, B: AttributeBag + ?Sized>(
+    kind: &'a Option<Program>,
+    dims: &'a [(String, Program)],
+    bag: &'a B,
+) -> Result<(), FieldError<'a>> {
     if let Some(p) = kind {
-        p.evaluate(bag).map_err(|e| (FieldRef::MonitoredResourceType, e))?;
+        p.evaluate(bag)
+            .map_err(|e| (FieldRef::MonitoredResourceType, e))?;
     }
     for (k, p) in dims {
-        p.evaluate(bag).map_err(|e| (FieldRef::MonitoredResourceDimension(k), e))?;
+        p.evaluate(bag)
+            .map_err(|e| (FieldRef::MonitoredResourceDimension(k), e))?;
     }
     Ok(())
 }
@@ -459,7 +511,12 @@ fn render_instance<'a, B: AttributeBag + ?Sized>(
     out: &mut String,
 ) -> Result<Option<(Level, Timestamp)>, FieldError<'a>> {
     let (level, time, first) = match &instance.template {
-        Template::LogEntry { severity, timestamp, monitored_resource_type, monitored_resource_dimensions } => {
+        Template::LogEntry {
+            severity,
+            timestamp,
+            monitored_resource_type,
+            monitored_resource_dimensions,
+        } => {
             let level = match severity {
                 None => handler.severity_levels.level_for(""),
                 Some(p) => {
@@ -480,7 +537,11 @@ fn render_instance<'a, B: AttributeBag + ?Sized>(
             check_monitored(monitored_resource_type, monitored_resource_dimensions, bag)?;
             (level, time, None)
         }
-        Template::Metric { value, monitored_resource_type, monitored_resource_dimensions } => {
+        Template::Metric {
+            value,
+            monitored_resource_type,
+            monitored_resource_dimensions,
+        } => {
             let level = handler.metric_level;
             if level < handler.output_level {
                 return Ok(None);
@@ -495,7 +556,7 @@ fn render_instance<'a, B: AttributeBag + ?Sized>(
         out.push_str("{\"level\":\"");
         out.push_str(level.name());
         out.push_str("\",\"time\":\"");
-        time.write_utc_micros(out);
+        write_utc_micros(&time, out);
         out.push('"');
         out.push_str(&instance.json_instance);
         if let Some(v) = &first {
@@ -503,13 +564,16 @@ fn render_instance<'a, B: AttributeBag + ?Sized>(
             write_value(v, metric, out);
         }
         for entry in &instance.entries {
-            let v = entry.program.evaluate(bag).map_err(|e| (field_of(metric, &entry.name), e))?;
+            let v = entry
+                .program
+                .evaluate(bag)
+                .map_err(|e| (field_of(metric, &entry.name), e))?;
             out.push_str(&entry.json_key);
             write_value(&v, metric, out);
         }
         out.push('}');
     } else {
-        time.write_utc_micros(out);
+        write_utc_micros(&time, out);
         out.push('\t');
         out.push_str(level.name());
         out.push('\t');
@@ -525,7 +589,10 @@ fn render_instance<'a, B: AttributeBag + ?Sized>(
             separator = true;
         }
         for entry in &instance.entries {
-            let v = entry.program.evaluate(bag).map_err(|e| (field_of(metric, &entry.name), e))?;
+            let v = entry
+                .program
+                .evaluate(bag)
+                .map_err(|e| (field_of(metric, &entry.name), e))?;
             if separator {
                 out.push_str(", ");
             }
@@ -555,13 +622,16 @@ fn write_value(v: &Value<'_>, metric: bool, out: &mut String) {
             out.push_str(&base64::encode(ip.as_bytes()));
             out.push('"');
         }
-        _ => write_json_value(v, out),
+        _ => write_json_value_fast(v, out),
     }
 }
 
 /// Reads a params field under its proto (snake_case) or JSON (camelCase) name.
 fn param<'j>(params: &'j Json, snake: &str, camel: &str) -> Option<&'j Json> {
-    params.get(snake).or_else(|| params.get(camel)).filter(|v| !v.is_null())
+    params
+        .get(snake)
+        .or_else(|| params.get(camel))
+        .filter(|v| !v.is_null())
 }
 
 const HANDLER_FIELDS: &[&str] = &[
@@ -592,21 +662,32 @@ fn compile_handler(h: &crate::config::Handler) -> Result<StdioHandler, Vec<Confi
     let params = match &h.params {
         Json::Null => &empty,
         Json::Object(m) => m,
-        other => return Err(vec![ConfigError::new(&label, "params", format!("must be an object, got {other}"))]),
+        other => {
+            return Err(vec![ConfigError::new(
+                &label,
+                "params",
+                format!("must be an object, got {other}"),
+            )])
+        }
     };
     for k in params.keys() {
         if !HANDLER_FIELDS.contains(&k.as_str()) {
-            errors.push(ConfigError::new(&label, format!("params.{k}"), "unknown field of the stdio adapter's params"));
+            errors.push(ConfigError::new(
+                &label,
+                format!("params.{k}"),
+                "unknown field of the stdio adapter's params",
+            ));
         }
     }
     let p = &h.params;
-    let level = |snake: &str, camel: &str, errors: &mut Vec<ConfigError>| match param(p, snake, camel) {
-        None => Level::Info,
-        Some(v) => Level::from_config(v).unwrap_or_else(|e| {
-            errors.push(ConfigError::new(&label, format!("params.{snake}"), e));
-            Level::Info
-        }),
-    };
+    let level =
+        |snake: &str, camel: &str, errors: &mut Vec<ConfigError>| match param(p, snake, camel) {
+            None => Level::Info,
+            Some(v) => Level::from_config(v).unwrap_or_else(|e| {
+                errors.push(ConfigError::new(&label, format!("params.{snake}"), e));
+                Level::Info
+            }),
+        };
     let output_level = level("output_level", "outputLevel", &mut errors);
     let metric_level = level("metric_level", "metricLevel", &mut errors);
     let stream = match param(p, "log_stream", "logStream") {
@@ -620,7 +701,11 @@ fn compile_handler(h: &crate::config::Handler) -> Result<StdioHandler, Vec<Confi
         None => true,
         Some(Json::Bool(b)) => *b,
         Some(other) => {
-            errors.push(ConfigError::new(&label, "params.output_as_json", format!("must be true or false, got {other}")));
+            errors.push(ConfigError::new(
+                &label,
+                "params.output_as_json",
+                format!("must be true or false, got {other}"),
+            ));
             true
         }
     };
@@ -629,14 +714,32 @@ fn compile_handler(h: &crate::config::Handler) -> Result<StdioHandler, Vec<Confi
         Some(Json::String(s)) if s.is_empty() => None,
         Some(Json::String(s)) => Some(s.clone()),
         Some(other) => {
-            errors.push(ConfigError::new(&label, "params.output_path", format!("must be a string, got {other}")));
+            errors.push(ConfigError::new(
+                &label,
+                "params.output_path",
+                format!("must be a string, got {other}"),
+            ));
             None
         }
     };
     // Mixer's Validate(): a path exactly for the file streams.
     match (stream.is_file(), &output_path) {
-        (true, None) => errors.push(ConfigError::new(&label, "params.output_path", format!("output_path must be specified for log_stream {}", stream.name()))),
-        (false, Some(_)) => errors.push(ConfigError::new(&label, "params.output_path", format!("output_path is only valid with log_stream FILE or ROTATED_FILE, not {}", stream.name()))),
+        (true, None) => errors.push(ConfigError::new(
+            &label,
+            "params.output_path",
+            format!(
+                "output_path must be specified for log_stream {}",
+                stream.name()
+            ),
+        )),
+        (false, Some(_)) => errors.push(ConfigError::new(
+            &label,
+            "params.output_path",
+            format!(
+                "output_path is only valid with log_stream FILE or ROTATED_FILE, not {}",
+                stream.name()
+            ),
+        )),
         _ => {}
     }
     let severity_levels = match param(p, "severity_levels", "severityLevels") {
@@ -646,13 +749,21 @@ fn compile_handler(h: &crate::config::Handler) -> Result<StdioHandler, Vec<Confi
             for (k, v) in m {
                 match Level::from_config(v) {
                     Ok(l) => entries.push((k.clone(), l)),
-                    Err(e) => errors.push(ConfigError::new(&label, format!("params.severity_levels.{k}"), e)),
+                    Err(e) => errors.push(ConfigError::new(
+                        &label,
+                        format!("params.severity_levels.{k}"),
+                        e,
+                    )),
                 }
             }
             SeverityLevels::from_entries(entries)
         }
         Some(other) => {
-            errors.push(ConfigError::new(&label, "params.severity_levels", format!("must be a map of severity to level, got {other}")));
+            errors.push(ConfigError::new(
+                &label,
+                "params.severity_levels",
+                format!("must be a map of severity to level, got {other}"),
+            ));
             SeverityLevels::default()
         }
     };
@@ -686,29 +797,57 @@ const LOGENTRY_FIELDS: &[&str] = &[
     "timestampFormat",
 ];
 
-const METRIC_FIELDS: &[&str] = &["value", "dimensions", "monitored_resource_type", "monitoredResourceType", "monitored_resource_dimensions", "monitoredResourceDimensions"];
+const METRIC_FIELDS: &[&str] = &[
+    "value",
+    "dimensions",
+    "monitored_resource_type",
+    "monitoredResourceType",
+    "monitored_resource_dimensions",
+    "monitoredResourceDimensions",
+];
 
 /// An optional scalar field: absent, null or empty text leaves it unset, as in Mixer.
-fn optional_field(label: &str, params: &Json, snake: &str, camel: &str, expected: Option<ValueType>, manifest: &Manifest, errors: &mut Vec<ConfigError>) -> Option<Program> {
+fn optional_field(
+    label: &str,
+    params: &Json,
+    snake: &str,
+    camel: &str,
+    expected: Option<ValueType>,
+    manifest: &Manifest,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Program> {
     match param(params, snake, camel) {
         None => None,
         Some(Json::String(s)) if s.trim().is_empty() => None,
-        Some(Json::String(s)) => match compile_field(label, &format!("params.{snake}"), s, expected, manifest) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                errors.push(e);
-                None
+        Some(Json::String(s)) => {
+            match compile_field(label, &format!("params.{snake}"), s, expected, manifest) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
             }
-        },
+        }
         Some(other) => {
-            errors.push(ConfigError::new(label, format!("params.{snake}"), format!("must be an expression string, got {other}")));
+            errors.push(ConfigError::new(
+                label,
+                format!("params.{snake}"),
+                format!("must be an expression string, got {other}"),
+            ));
             None
         }
     }
 }
 
 /// A map of expressions; each entry must compile (an empty expression is an error, as Mixer's).
-fn map_field(label: &str, params: &Json, snake: &str, camel: &str, manifest: &Manifest, errors: &mut Vec<ConfigError>) -> Vec<(String, Program)> {
+fn map_field(
+    label: &str,
+    params: &Json,
+    snake: &str,
+    camel: &str,
+    manifest: &Manifest,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(String, Program)> {
     let mut out = Vec::new();
     match param(params, snake, camel) {
         None => {}
@@ -716,7 +855,11 @@ fn map_field(label: &str, params: &Json, snake: &str, camel: &str, manifest: &Ma
             for (k, v) in m {
                 let field = format!("params.{snake}.{k}");
                 let Some(src) = v.as_str() else {
-                    errors.push(ConfigError::new(label, field, format!("must be an expression string, got {v}")));
+                    errors.push(ConfigError::new(
+                        label,
+                        field,
+                        format!("must be an expression string, got {v}"),
+                    ));
                     continue;
                 };
                 match compile_field(label, &field, src, None, manifest) {
@@ -725,54 +868,153 @@ fn map_field(label: &str, params: &Json, snake: &str, camel: &str, manifest: &Ma
                 }
             }
         }
-        Some(other) => errors.push(ConfigError::new(label, format!("params.{snake}"), format!("must be a map of name to expression, got {other}"))),
+        Some(other) => errors.push(ConfigError::new(
+            label,
+            format!("params.{snake}"),
+            format!("must be a map of name to expression, got {other}"),
+        )),
     }
     // Ascending byte order, as the stdio adapter sorted its fields.
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
 
-fn compile_instance(inst: &crate::config::Instance, manifest: &Manifest) -> Result<LogInstance, Vec<ConfigError>> {
+fn compile_instance(
+    inst: &crate::config::Instance,
+    manifest: &Manifest,
+) -> Result<LogInstance, Vec<ConfigError>> {
     let label = inst.label();
     let mut errors = Vec::new();
     let params = &inst.params;
-    let known: &[&str] = if inst.template == "metric" { METRIC_FIELDS } else { LOGENTRY_FIELDS };
+    let known: &[&str] = if inst.template == "metric" {
+        METRIC_FIELDS
+    } else {
+        LOGENTRY_FIELDS
+    };
     match params {
         Json::Null => {}
         Json::Object(m) => {
             for k in m.keys() {
                 if !known.contains(&k.as_str()) {
-                    errors.push(ConfigError::new(&label, format!("params.{k}"), format!("unknown field of the {} template", inst.template)));
+                    errors.push(ConfigError::new(
+                        &label,
+                        format!("params.{k}"),
+                        format!("unknown field of the {} template", inst.template),
+                    ));
                 }
             }
         }
-        other => errors.push(ConfigError::new(&label, "params", format!("must be an object, got {other}"))),
+        other => errors.push(ConfigError::new(
+            &label,
+            "params",
+            format!("must be an object, got {other}"),
+        )),
     }
-    let monitored_resource_type = optional_field(&label, params, "monitored_resource_type", "monitoredResourceType", Some(ValueType::String), manifest, &mut errors);
-    let monitored_resource_dimensions = map_field(&label, params, "monitored_resource_dimensions", "monitoredResourceDimensions", manifest, &mut errors);
+    let monitored_resource_type = optional_field(
+        &label,
+        params,
+        "monitored_resource_type",
+        "monitoredResourceType",
+        Some(ValueType::String),
+        manifest,
+        &mut errors,
+    );
+    let monitored_resource_dimensions = map_field(
+        &label,
+        params,
+        "monitored_resource_dimensions",
+        "monitoredResourceDimensions",
+        manifest,
+        &mut errors,
+    );
     let (template, entries) = if inst.template == "metric" {
-        let value = optional_field(&label, params, "value", "value", None, manifest, &mut errors);
-        let dims = map_field(&label, params, "dimensions", "dimensions", manifest, &mut errors);
+        let value = optional_field(
+            &label,
+            params,
+            "value",
+            "value",
+            None,
+            manifest,
+            &mut errors,
+        );
+        let dims = map_field(
+            &label,
+            params,
+            "dimensions",
+            "dimensions",
+            manifest,
+            &mut errors,
+        );
         match value {
-            Some(value) => (Some(Template::Metric { value, monitored_resource_type, monitored_resource_dimensions }), dims),
+            Some(value) => (
+                Some(Template::Metric {
+                    value,
+                    monitored_resource_type,
+                    monitored_resource_dimensions,
+                }),
+                dims,
+            ),
             None => {
                 if !errors.iter().any(|e| e.field == "params.value") {
-                    errors.push(ConfigError::new(&label, "params.value", "a metric instance needs a value expression"));
+                    errors.push(ConfigError::new(
+                        &label,
+                        "params.value",
+                        "a metric instance needs a value expression",
+                    ));
                 }
                 (None, dims)
             }
         }
     } else {
-        let severity = optional_field(&label, params, "severity", "severity", Some(ValueType::String), manifest, &mut errors);
-        let timestamp = optional_field(&label, params, "timestamp", "timestamp", Some(ValueType::Timestamp), manifest, &mut errors);
-        let vars = map_field(&label, params, "variables", "variables", manifest, &mut errors);
-        (Some(Template::LogEntry { severity, timestamp, monitored_resource_type, monitored_resource_dimensions }), vars)
+        let severity = optional_field(
+            &label,
+            params,
+            "severity",
+            "severity",
+            Some(ValueType::String),
+            manifest,
+            &mut errors,
+        );
+        let timestamp = optional_field(
+            &label,
+            params,
+            "timestamp",
+            "timestamp",
+            Some(ValueType::Timestamp),
+            manifest,
+            &mut errors,
+        );
+        let vars = map_field(
+            &label,
+            params,
+            "variables",
+            "variables",
+            manifest,
+            &mut errors,
+        );
+        (
+            Some(Template::LogEntry {
+                severity,
+                timestamp,
+                monitored_resource_type,
+                monitored_resource_dimensions,
+            }),
+            vars,
+        )
     };
     match template {
         Some(template) if errors.is_empty() => {
             let mut json_instance = String::from(",\"instance\":");
             write_json_string(inst.fqn.as_bytes(), &mut json_instance);
-            Ok(LogInstance { fqn: inst.fqn.clone(), json_instance, template, entries: entries.into_iter().map(|(k, p)| Entry::new(&k, p)).collect() })
+            Ok(LogInstance {
+                fqn: inst.fqn.clone(),
+                json_instance,
+                template,
+                entries: entries
+                    .into_iter()
+                    .map(|(k, p)| Entry::new(&k, p))
+                    .collect(),
+            })
         }
         _ => Err(errors),
     }
@@ -800,13 +1042,22 @@ mod tests {
     impl LogSink for Collect {
         fn line(&mut self, meta: &LineMeta<'_>, line: &str) {
             assert!(!line.contains('\n'));
-            self.lines.push((meta.handler, meta.level, line.to_string()));
+            self.lines
+                .push((meta.handler, meta.level, line.to_string()));
         }
         fn match_error(&mut self, _: usize, rule: &LogRule, error: &dyn fmt::Display) {
-            self.match_errors.push((rule.label.clone(), error.to_string()));
+            self.match_errors
+                .push((rule.label.clone(), error.to_string()));
         }
-        fn instance_error(&mut self, _: usize, instance: &LogInstance, field: FieldRef<'_>, error: &dyn fmt::Display) {
-            self.instance_errors.push((instance.fqn.clone(), field.to_string(), error.to_string()));
+        fn instance_error(
+            &mut self,
+            _: usize,
+            instance: &LogInstance,
+            field: FieldRef<'_>,
+            error: &dyn fmt::Display,
+        ) {
+            self.instance_errors
+                .push((instance.fqn.clone(), field.to_string(), error.to_string()));
         }
         fn filtered(&mut self, _: usize, _: usize) {
             self.filtered += 1;
@@ -867,8 +1118,14 @@ mod tests {
 
     fn seed_request() -> Vec<(&'static str, Value<'static>)> {
         vec![
-            ("request.time", Value::Timestamp(Timestamp::from_unix_nanos(SEED_TIME_NS))),
-            ("source.labels", labels(&[("app", "reviews"), ("version", "v3")])),
+            (
+                "request.time",
+                Value::Timestamp(Timestamp::from_unix_nanos(SEED_TIME_NS)),
+            ),
+            (
+                "source.labels",
+                labels(&[("app", "reviews"), ("version", "v3")]),
+            ),
             ("destination.labels", labels(&[("app", "ratings")])),
             ("response.code", Value::Int64(200)),
             ("response.size", Value::Int64(48)),
@@ -895,20 +1152,45 @@ mod tests {
     fn seed_fallbacks_without_identity() {
         let p = plan(SEED).unwrap();
         // No peer, no local identity, no response yet: every `|` default applies.
-        let c = render(&p, &[("request.time", Value::Timestamp(Timestamp::from_unix_nanos(SEED_TIME_NS)))]);
+        let c = render(
+            &p,
+            &[(
+                "request.time",
+                Value::Timestamp(Timestamp::from_unix_nanos(SEED_TIME_NS)),
+            )],
+        );
         assert_eq!(
             c.lines[0].2,
             r#"{"level":"warn","time":"2019-12-16T16:45:53.950607Z","instance":"newlog.instance.istio-system","destination":"unknown","latency":"0s","responseCode":0,"responseSize":0,"source":"unknown","user":"unknown"}"#
         );
         // Workload names are the second choice.
-        let c = render(&p, &[
-            ("request.time", Value::Timestamp(Timestamp::from_unix_nanos(SEED_TIME_NS))),
-            ("source.workload.name", s("reviews-v3")),
-            ("destination.workload.name", s("ratings-v1")),
-            ("source.user", s("cluster.local/ns/default/sa/bookinfo-reviews")),
-        ]);
-        assert!(c.lines[0].2.contains(r#""destination":"ratings-v1""#), "{}", c.lines[0].2);
-        assert!(c.lines[0].2.contains(r#""source":"reviews-v3","user":"cluster.local/ns/default/sa/bookinfo-reviews"}"#), "{}", c.lines[0].2);
+        let c = render(
+            &p,
+            &[
+                (
+                    "request.time",
+                    Value::Timestamp(Timestamp::from_unix_nanos(SEED_TIME_NS)),
+                ),
+                ("source.workload.name", s("reviews-v3")),
+                ("destination.workload.name", s("ratings-v1")),
+                (
+                    "source.user",
+                    s("cluster.local/ns/default/sa/bookinfo-reviews"),
+                ),
+            ],
+        );
+        assert!(
+            c.lines[0].2.contains(r#""destination":"ratings-v1""#),
+            "{}",
+            c.lines[0].2
+        );
+        assert!(
+            c.lines[0].2.contains(
+                r#""source":"reviews-v3","user":"cluster.local/ns/default/sa/bookinfo-reviews"}"#
+            ),
+            "{}",
+            c.lines[0].2
+        );
     }
 
     #[test]
@@ -916,7 +1198,14 @@ mod tests {
         let p = plan(SEED).unwrap();
         let c = render(&p, &[]);
         assert!(c.lines.is_empty());
-        assert_eq!(c.instance_errors, [("newlog.instance.istio-system".to_string(), "Timestamp".to_string(), "lookup failed: 'request.time'".to_string())]);
+        assert_eq!(
+            c.instance_errors,
+            [(
+                "newlog.instance.istio-system".to_string(),
+                "Timestamp".to_string(),
+                "lookup failed: 'request.time'".to_string()
+            )]
+        );
     }
 
     #[test]
@@ -926,8 +1215,14 @@ mod tests {
                 .replace("\"latency\": \"response.duration | \\\"0ms\\\"\"", "\"latency\": \"response.duration | \\\"0ms\\\"\", \"ip\": \"source.ip\", \"hdrs\": \"request.headers\", \"ok\": \"connection.mtls\", \"t\": \"request.time\"")
         };
         let mut attrs = seed_request();
-        attrs.push(("source.ip", Value::IpAddress(IpBytes::from_v4([10, 1, 2, 3]))));
-        attrs.push(("request.headers", labels(&[("x-b", "2\n"), ("x-a", "\"1\"")])));
+        attrs.push((
+            "source.ip",
+            Value::IpAddress(IpBytes::from_v4([10, 1, 2, 3])),
+        ));
+        attrs.push((
+            "request.headers",
+            labels(&[("x-b", "2\n"), ("x-a", "\"1\"")]),
+        ));
         attrs.push(("connection.mtls", Value::Bool(false)));
         let t = Timestamp::from_unix_nanos(SEED_TIME_NS);
         let vars: Vec<(&str, Value<'_>)> = vec![
@@ -947,9 +1242,21 @@ mod tests {
             let c = render(&p, &attrs);
             let mut want = String::new();
             if json {
-                render_json_line(Level::Warn, &t, "newlog.instance.istio-system", &vars, &mut want);
+                render_json_line(
+                    Level::Warn,
+                    &t,
+                    "newlog.instance.istio-system",
+                    &vars,
+                    &mut want,
+                );
             } else {
-                render_console_line(Level::Warn, &t, "newlog.instance.istio-system", &vars, &mut want);
+                render_console_line(
+                    Level::Warn,
+                    &t,
+                    "newlog.instance.istio-system",
+                    &vars,
+                    &mut want,
+                );
             }
             assert_eq!(c.lines[0].2, want, "json={json}");
         }
@@ -973,7 +1280,10 @@ mod tests {
           {"kind": "rule", "metadata": {"name": "r", "namespace": "istio-system"}, "spec": {"actions": [{"handler": "h", "instances": ["Foo"]}]}}
         ]}"#)
         .unwrap();
-        let c = render(&p, &[("request.headers", labels(&[("C", "D"), ("A", "B")]))]);
+        let c = render(
+            &p,
+            &[("request.headers", labels(&[("C", "D"), ("A", "B")]))],
+        );
         // `"Duration": "\"1s\""` is a STRING in CEXL (Mixer's test built a real duration), so
         // it prints as the same text either way.
         assert_eq!(
@@ -986,14 +1296,20 @@ mod tests {
     #[test]
     fn istio_io_task_line() {
         let p = plan(SEED).unwrap();
-        let c = render(&p, &[
-            ("request.time", Value::Timestamp(Timestamp::from_unix_nanos(1_537_044_396_009_801_999))),
-            ("source.labels", labels(&[("app", "productpage")])),
-            ("destination.labels", labels(&[("app", "details")])),
-            ("response.code", Value::Int64(200)),
-            ("response.size", Value::Int64(178)),
-            ("response.duration", Value::Duration(13_601_485)),
-        ]);
+        let c = render(
+            &p,
+            &[
+                (
+                    "request.time",
+                    Value::Timestamp(Timestamp::from_unix_nanos(1_537_044_396_009_801_999)),
+                ),
+                ("source.labels", labels(&[("app", "productpage")])),
+                ("destination.labels", labels(&[("app", "details")])),
+                ("response.code", Value::Int64(200)),
+                ("response.size", Value::Int64(178)),
+                ("response.duration", Value::Duration(13_601_485)),
+            ],
+        );
         assert_eq!(
             c.lines[0].2,
             r#"{"level":"warn","time":"2018-09-15T20:46:36.009801Z","instance":"newlog.instance.istio-system","destination":"details","latency":"13.601485ms","responseCode":200,"responseSize":178,"source":"productpage","user":"unknown"}"#
@@ -1030,7 +1346,11 @@ mod tests {
             attrs.retain(|(n, _)| *n != "response.duration");
             attrs.push(("response.duration", Value::Duration(*nanos)));
             let c = render(&p, &attrs);
-            assert!(c.lines[0].2.contains(&format!("\"latency\":\"{text}\"")), "{nanos}: {}", c.lines[0].2);
+            assert!(
+                c.lines[0].2.contains(&format!("\"latency\":\"{text}\"")),
+                "{nanos}: {}",
+                c.lines[0].2
+            );
         }
     }
 
@@ -1044,30 +1364,72 @@ mod tests {
             (-1, "1969-12-31T23:59:59.999999Z"),
         ] {
             let mut attrs = seed_request();
-            attrs[0] = ("request.time", Value::Timestamp(Timestamp::from_unix_nanos(nanos)));
+            attrs[0] = (
+                "request.time",
+                Value::Timestamp(Timestamp::from_unix_nanos(nanos)),
+            );
             let c = render(&p, &attrs);
-            assert!(c.lines[0].2.starts_with(&format!("{{\"level\":\"warn\",\"time\":\"{text}\",")), "{}", c.lines[0].2);
+            assert!(
+                c.lines[0]
+                    .2
+                    .starts_with(&format!("{{\"level\":\"warn\",\"time\":\"{text}\",")),
+                "{}",
+                c.lines[0].2
+            );
         }
         // A zone offset is converted to UTC.
-        let p = plan(&SEED.replace("\"timestamp\": \"request.time\"", "\"timestamp\": \"timestamp(\\\"2019-12-16T17:45:53.5+01:00\\\")\"")).unwrap();
+        let p = plan(&SEED.replace(
+            "\"timestamp\": \"request.time\"",
+            "\"timestamp\": \"timestamp(\\\"2019-12-16T17:45:53.5+01:00\\\")\"",
+        ))
+        .unwrap();
         let c = render(&p, &seed_request());
-        assert!(c.lines[0].2.contains("\"time\":\"2019-12-16T16:45:53.500000Z\""), "{}", c.lines[0].2);
+        assert!(
+            c.lines[0]
+                .2
+                .contains("\"time\":\"2019-12-16T16:45:53.500000Z\""),
+            "{}",
+            c.lines[0].2
+        );
     }
 
     #[test]
     fn strings_and_escapes() {
-        let p = plan(&SEED.replace("\"user\": \"source.user | \\\"unknown\\\"\"", "\"user\": \"request.headers[\\\"x-user\\\"] | \\\"unknown\\\"\"")).unwrap();
+        let p = plan(&SEED.replace(
+            "\"user\": \"source.user | \\\"unknown\\\"\"",
+            "\"user\": \"request.headers[\\\"x-user\\\"] | \\\"unknown\\\"\"",
+        ))
+        .unwrap();
         let mut attrs = seed_request();
-        attrs.push(("request.headers", labels(&[("x-user", "a\"b\\c\n\t\u{1}\u{7f}é\u{2028}\u{fffd}")])));
+        attrs.push((
+            "request.headers",
+            labels(&[("x-user", "a\"b\\c\n\t\u{1}\u{7f}é\u{2028}\u{fffd}")]),
+        ));
         let c = render(&p, &attrs);
-        assert!(c.lines[0].2.ends_with("\"user\":\"a\\\"b\\\\c\\n\\t\\u0001\u{7f}é\u{2028}\u{fffd}\"}"), "{}", c.lines[0].2);
+        assert!(
+            c.lines[0]
+                .2
+                .ends_with("\"user\":\"a\\\"b\\\\c\\n\\t\\u0001\u{7f}é\u{2028}\u{fffd}\"}"),
+            "{}",
+            c.lines[0].2
+        );
     }
 
     #[test]
     fn doubles_nan_and_infinities() {
-        let p = plan(&SEED.replace("\"responseSize\": \"response.size | 0\"", "\"responseSize\": \"response.size | 0\", \"d\": \"1.25\", \"big\": \"1e21\"")).unwrap();
+        let p = plan(&SEED.replace(
+            "\"responseSize\": \"response.size | 0\"",
+            "\"responseSize\": \"response.size | 0\", \"d\": \"1.25\", \"big\": \"1e21\"",
+        ))
+        .unwrap();
         let c = render(&p, &seed_request());
-        assert!(c.lines[0].2.contains(",\"big\":1000000000000000000000,\"d\":1.25,"), "{}", c.lines[0].2);
+        assert!(
+            c.lines[0]
+                .2
+                .contains(",\"big\":1000000000000000000000,\"d\":1.25,"),
+            "{}",
+            c.lines[0].2
+        );
     }
 
     #[test]
@@ -1080,16 +1442,33 @@ mod tests {
         ]}"#)
         .unwrap();
         let c = render(&p, &[]);
-        assert_eq!(c.instance_errors, [("a.instance.istio-system".to_string(), "Variables[t]".to_string(), "lookup failed: 'response.time'".to_string())]);
+        assert_eq!(
+            c.instance_errors,
+            [(
+                "a.instance.istio-system".to_string(),
+                "Variables[t]".to_string(),
+                "lookup failed: 'response.time'".to_string()
+            )]
+        );
         assert_eq!(c.lines, [(0, Level::Error, r#"{"level":"error","time":"0001-01-01T00:00:00.000000Z","instance":"b.instance.istio-system","x":"y"}"#.to_string())]);
     }
 
     #[test]
     fn match_errors_log_nothing_and_are_reported() {
-        let p = plan(&SEED.replace("\"match\": \"true\"", "\"match\": \"request.headers[\\\"x-log\\\"] == \\\"yes\\\"\"")).unwrap();
+        let p = plan(&SEED.replace(
+            "\"match\": \"true\"",
+            "\"match\": \"request.headers[\\\"x-log\\\"] == \\\"yes\\\"\"",
+        ))
+        .unwrap();
         let c = render(&p, &seed_request());
         assert!(c.lines.is_empty());
-        assert_eq!(c.match_errors, [("newlogstdio.rule.istio-system".to_string(), "lookup failed: 'request.headers'".to_string())]);
+        assert_eq!(
+            c.match_errors,
+            [(
+                "newlogstdio.rule.istio-system".to_string(),
+                "lookup failed: 'request.headers'".to_string()
+            )]
+        );
         let mut attrs = seed_request();
         attrs.push(("request.headers", labels(&[("x-log", "no")])));
         let c = render(&p, &attrs);
@@ -1106,20 +1485,34 @@ mod tests {
         assert_eq!(render(&p, &seed_request()).lines[0].1, Level::Info);
         // Default map, case-sensitive, unknown (and unset) severity is info.
         let base = SEED.replace("\"severity_levels\": {\"warning\": 1}, ", "");
-        for (sev, level) in [("\"\\\"ERROR\\\"\"", Level::Error), ("\"\\\"err\\\"\"", Level::Error), ("\"\\\"WARN\\\"\"", Level::Warn), ("\"\\\"Info\\\"\"", Level::Info), ("\"\\\"Warning\\\"\"", Level::Info), ("\"\"", Level::Info)] {
+        for (sev, level) in [
+            ("\"\\\"ERROR\\\"\"", Level::Error),
+            ("\"\\\"err\\\"\"", Level::Error),
+            ("\"\\\"WARN\\\"\"", Level::Warn),
+            ("\"\\\"Info\\\"\"", Level::Info),
+            ("\"\\\"Warning\\\"\"", Level::Info),
+            ("\"\"", Level::Info),
+        ] {
             let p = plan(&base.replace("\"\\\"warning\\\"\"", sev)).unwrap();
             assert_eq!(render(&p, &seed_request()).lines[0].1, level, "{sev}");
         }
         // output_level WARNING drops info, keeps warn and error; names or numbers.
         for ol in ["\"WARNING\"", "1"] {
-            let p = plan(&base.replace("\"outputAsJson\": true", &format!("\"output_level\": {ol}")).replace("\"\\\"warning\\\"\"", "\"\\\"info\\\"\"")).unwrap();
+            let p = plan(
+                &base
+                    .replace("\"outputAsJson\": true", &format!("\"output_level\": {ol}"))
+                    .replace("\"\\\"warning\\\"\"", "\"\\\"info\\\"\""),
+            )
+            .unwrap();
             let c = render(&p, &seed_request());
             assert!(c.lines.is_empty());
             assert_eq!(c.filtered, 1);
         }
-        let p = plan(&base.replace("\"outputAsJson\": true", "\"output_level\": \"WARNING\"")).unwrap();
+        let p =
+            plan(&base.replace("\"outputAsJson\": true", "\"output_level\": \"WARNING\"")).unwrap();
         assert_eq!(render(&p, &seed_request()).lines.len(), 1);
-        let p = plan(&base.replace("\"outputAsJson\": true", "\"output_level\": \"ERROR\"")).unwrap();
+        let p =
+            plan(&base.replace("\"outputAsJson\": true", "\"output_level\": \"ERROR\"")).unwrap();
         assert!(render(&p, &seed_request()).lines.is_empty());
     }
 
@@ -1138,17 +1531,34 @@ mod tests {
           {"kind": "rule", "metadata": {"name": "r", "namespace": "istio-system"}, "spec": {"actions": [{"handler": "h", "instances": ["i"]}]}}
         ]}"#)
         .unwrap();
-        assert_eq!(render(&p, &[]).lines[0].2, "0001-01-01T00:00:00.000000Z\terror\ti.instance.istio-system");
+        assert_eq!(
+            render(&p, &[]).lines[0].2,
+            "0001-01-01T00:00:00.000000Z\terror\ti.instance.istio-system"
+        );
         // Unknown instance fields are configuration errors.
-        let e = plan(&SEED.replace("\"variables\": {", "\"variables\": {}, \"unused\": {")).unwrap_err();
-        assert!(e.contains("params.unused: unknown field of the logentry template"), "{e}");
+        let e = plan(&SEED.replace("\"variables\": {", "\"variables\": {}, \"unused\": {"))
+            .unwrap_err();
+        assert!(
+            e.contains("params.unused: unknown field of the logentry template"),
+            "{e}"
+        );
     }
 
     #[test]
     fn namespace_scoping_like_mixer() {
-        let scoped = SEED.replace("\"name\": \"newlogstdio\", \"namespace\": \"istio-system\"", "\"name\": \"newlogstdio\", \"namespace\": \"default\"")
-            .replace("\"handler\": \"newloghandler\"", "\"handler\": \"newloghandler.istio-system\"")
-            .replace("\"instances\": [\"newlog\"]", "\"instances\": [\"newlog.instance.istio-system\"]");
+        let scoped = SEED
+            .replace(
+                "\"name\": \"newlogstdio\", \"namespace\": \"istio-system\"",
+                "\"name\": \"newlogstdio\", \"namespace\": \"default\"",
+            )
+            .replace(
+                "\"handler\": \"newloghandler\"",
+                "\"handler\": \"newloghandler.istio-system\"",
+            )
+            .replace(
+                "\"instances\": [\"newlog\"]",
+                "\"instances\": [\"newlog.instance.istio-system\"]",
+            );
         let p = plan(&scoped).unwrap();
         assert_eq!(p.rules[0].scope.as_deref(), Some("default"));
         let mut attrs = seed_request();
@@ -1172,7 +1582,13 @@ mod tests {
           {"kind": "rule", "metadata": {"name": "r", "namespace": "istio-system"}, "spec": {"actions": [{"handler": "h", "instances": ["m"]}]}}
         ]}"#)
         .unwrap();
-        let c = render(&p, &[("source.ip", Value::IpAddress(IpBytes::from_v4([1, 0, 0, 127])))]);
+        let c = render(
+            &p,
+            &[(
+                "source.ip",
+                Value::IpAddress(IpBytes::from_v4([1, 0, 0, 127])),
+            )],
+        );
         // `value` first, then the dimensions sorted; the time is the wall clock; IPs are bytes.
         assert_eq!(
             c.lines[0].2,
@@ -1185,40 +1601,88 @@ mod tests {
     #[test]
     fn handler_params_and_errors() {
         let with = |params: &str| {
-            plan(&SEED.replace("{\"severity_levels\": {\"warning\": 1}, \"outputAsJson\": true}", params))
+            plan(&SEED.replace(
+                "{\"severity_levels\": {\"warning\": 1}, \"outputAsJson\": true}",
+                params,
+            ))
         };
         let p = with(r#"{"logStream": "FILE", "outputPath": "/var/log/mixer.log"}"#).unwrap();
-        assert_eq!((p.handlers[0].stream, p.handlers[0].output_path.as_deref()), (LogStream::File, Some("/var/log/mixer.log")));
-        assert_eq!(with(r#"{"log_stream": 3, "output_path": "/x"}"#).unwrap().handlers[0].stream, LogStream::RotatedFile);
-        assert_eq!(with(r#"{"log_stream": "STDERR"}"#).unwrap().handlers[0].stream, LogStream::Stderr);
+        assert_eq!(
+            (p.handlers[0].stream, p.handlers[0].output_path.as_deref()),
+            (LogStream::File, Some("/var/log/mixer.log"))
+        );
+        assert_eq!(
+            with(r#"{"log_stream": 3, "output_path": "/x"}"#)
+                .unwrap()
+                .handlers[0]
+                .stream,
+            LogStream::RotatedFile
+        );
+        assert_eq!(
+            with(r#"{"log_stream": "STDERR"}"#).unwrap().handlers[0].stream,
+            LogStream::Stderr
+        );
         assert_eq!(
             with(r#"{"log_stream": "FILE"}"#).unwrap_err(),
             "newloghandler.handler.istio-system: field params.output_path: output_path must be specified for log_stream FILE"
         );
-        assert!(with(r#"{"output_path": "/x"}"#).unwrap_err().contains("only valid with log_stream FILE or ROTATED_FILE"));
-        assert!(with(r#"{"log_stream": "SYSLOG"}"#).unwrap_err().contains("invalid log_stream \"SYSLOG\""));
-        assert!(with(r#"{"severity_levels": {"warning": 7}}"#).unwrap_err().contains("field params.severity_levels.warning: invalid stdio level 7"));
-        assert!(with(r#"{"outputAsJson": "yes"}"#).unwrap_err().contains("params.output_as_json: must be true or false"));
-        assert!(with(r#"{"colour": true}"#).unwrap_err().contains("params.colour: unknown field"));
+        assert!(with(r#"{"output_path": "/x"}"#)
+            .unwrap_err()
+            .contains("only valid with log_stream FILE or ROTATED_FILE"));
+        assert!(with(r#"{"log_stream": "SYSLOG"}"#)
+            .unwrap_err()
+            .contains("invalid log_stream \"SYSLOG\""));
+        assert!(with(r#"{"severity_levels": {"warning": 7}}"#)
+            .unwrap_err()
+            .contains("field params.severity_levels.warning: invalid stdio level 7"));
+        assert!(with(r#"{"outputAsJson": "yes"}"#)
+            .unwrap_err()
+            .contains("params.output_as_json: must be true or false"));
+        assert!(with(r#"{"colour": true}"#)
+            .unwrap_err()
+            .contains("params.colour: unknown field"));
         // Rotation settings are accepted (Envoy's file logger reopens; logrotate rotates).
         assert!(with(r#"{"log_stream": "ROTATED_FILE", "output_path": "/x", "max_megabytes_before_rotation": 10, "maxRotatedFiles": 3}"#).is_ok());
     }
 
     #[test]
     fn instance_errors_at_configure_time() {
-        let e = plan(&SEED.replace("\"timestamp\": \"request.time\"", "\"timestamp\": \"request.size\"")).unwrap_err();
+        let e = plan(&SEED.replace(
+            "\"timestamp\": \"request.time\"",
+            "\"timestamp\": \"request.size\"",
+        ))
+        .unwrap_err();
         assert_eq!(e, "newlog.instance.istio-system: field params.timestamp: instance field type mismatch: expected='TIMESTAMP', actual='INT64', expression='request.size'");
         let e = plan(&SEED.replace("\"\\\"warning\\\"\"", "\"response.code\"")).unwrap_err();
-        assert!(e.contains("field params.severity: instance field type mismatch: expected='STRING'"), "{e}");
-        let e = plan(&SEED.replace("\"user\": \"source.user | \\\"unknown\\\"\"", "\"user\": \"source.usr\"")).unwrap_err();
+        assert!(
+            e.contains("field params.severity: instance field type mismatch: expected='STRING'"),
+            "{e}"
+        );
+        let e = plan(&SEED.replace(
+            "\"user\": \"source.user | \\\"unknown\\\"\"",
+            "\"user\": \"source.usr\"",
+        ))
+        .unwrap_err();
         assert!(e.starts_with("newlog.instance.istio-system: field params.variables.user: position 1: unknown attribute source.usr"), "{e}");
-        let e = plan(&SEED.replace("\"match\": \"true\"", "\"match\": \"response.code\"")).unwrap_err();
+        let e =
+            plan(&SEED.replace("\"match\": \"true\"", "\"match\": \"response.code\"")).unwrap_err();
         assert!(e.contains("newlogstdio.rule.istio-system: field match: expression 'response.code' evaluated to type INT64, expected type BOOL"), "{e}");
         // A checknothing instance cannot go to stdio.
-        let e = plan(&SEED.replace("\"compiledTemplate\": \"logentry\"", "\"compiledTemplate\": \"checknothing\"")).unwrap_err();
-        assert!(e.contains("template checknothing cannot be sent to a stdio handler"), "{e}");
+        let e = plan(&SEED.replace(
+            "\"compiledTemplate\": \"logentry\"",
+            "\"compiledTemplate\": \"checknothing\"",
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("template checknothing cannot be sent to a stdio handler"),
+            "{e}"
+        );
         // timestamp_format of old configurations is accepted.
-        assert!(plan(&SEED.replace("\"severity\": ", "\"timestamp_format\": \"2006-01-02T15:04:05Z07:00\", \"severity\": ")).is_ok());
+        assert!(plan(&SEED.replace(
+            "\"severity\": ",
+            "\"timestamp_format\": \"2006-01-02T15:04:05Z07:00\", \"severity\": "
+        ))
+        .is_ok());
     }
 
     #[test]
@@ -1243,7 +1707,10 @@ mod tests {
         .unwrap();
         assert_eq!(p.handlers[0].display_name, "handler.stdio.istio-system");
         let c = render(&p, &[]);
-        assert_eq!(c.lines[0].2, r#"{"level":"info","time":"0001-01-01T00:00:00.000000Z","instance":"accesslog.logentry.istio-system","a":"b"}"#);
+        assert_eq!(
+            c.lines[0].2,
+            r#"{"level":"info","time":"0001-01-01T00:00:00.000000Z","instance":"accesslog.logentry.istio-system","a":"b"}"#
+        );
     }
 
     #[test]
@@ -1252,9 +1719,20 @@ mod tests {
         let m = Manifest::istio();
         let mut names: Vec<&str> = p.attributes().iter().map(|id| m.name(*id)).collect();
         names.sort_unstable();
-        assert_eq!(names, [
-            "destination.labels", "destination.workload.name", "request.time", "response.code", "response.duration", "response.size", "source.labels", "source.user", "source.workload.name"
-        ]);
+        assert_eq!(
+            names,
+            [
+                "destination.labels",
+                "destination.workload.name",
+                "request.time",
+                "response.code",
+                "response.duration",
+                "response.size",
+                "source.labels",
+                "source.user",
+                "source.workload.name"
+            ]
+        );
     }
 
     #[test]

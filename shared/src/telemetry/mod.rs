@@ -11,3 +11,5 @@ pub mod log_plan;
 pub mod metric_plan;
 pub mod log_batch;
 pub mod log_options;
+pub mod metric_params;
+pub mod log_text;

@@ -1,0 +1,221 @@
+//! One request: in `on_log` (final code, sizes and duration known) render the lines of every
+//! matching rule and hand them to their destinations. Nothing here can block: filter state is a
+//! host call, the network sink is an in-memory queue the root context drains.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
+use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
+use wasmixer_shared::diag::DEFAULT_INTERVAL_NS;
+use wasmixer_shared::host::abi;
+use wasmixer_shared::host::identity::PeerCache;
+use wasmixer_shared::host::proxy_host::ProxyHost;
+use wasmixer_shared::telemetry::log_batch::BatchQueue;
+use wasmixer_shared::telemetry::log_options::LogRouting;
+use wasmixer_shared::telemetry::log_plan::{
+    FieldRef, LineMeta, LogInstance, LogPlan, LogRule, LogSink,
+};
+
+use crate::metrics::{bump, Pending};
+
+/// Reused buffers: the line being rendered and one buffer per filter-state destination.
+#[derive(Default)]
+pub struct Scratch {
+    pub line: String,
+    pub per_logger: Vec<String>,
+}
+
+/// What every stream of one configuration shares (one per worker: the VM is single-threaded).
+pub struct Shared {
+    pub plan: LogPlan,
+    pub routing: LogRouting,
+    pub table: SourceTable,
+    pub local: Option<Rc<WorkloadAttributes>>,
+    pub peers: PeerCache,
+    pub allow_unverified_peer: bool,
+    /// `display_name` of each handler (OTLP attribute).
+    pub handler_names: Vec<String>,
+    pub scratch: RefCell<Scratch>,
+    /// The network sink's queue, drained by the root context.
+    pub network: Option<Rc<RefCell<BatchQueue>>>,
+    /// Whether rendering needs the wall clock (metric instances, network sink).
+    pub needs_clock: bool,
+    pub pending: Pending,
+}
+
+pub struct AccessLogStream {
+    context_id: u32,
+    shared: Option<Rc<Shared>>,
+}
+
+impl AccessLogStream {
+    pub fn new(context_id: u32, shared: Option<Rc<Shared>>) -> AccessLogStream {
+        AccessLogStream { context_id, shared }
+    }
+}
+
+/// Routes rendered lines: appended to the destination's filter-state buffer and/or queued for
+/// the collector; errors counted and logged at most once per interval per rule / instance.
+struct Sink<'a> {
+    shared: &'a Shared,
+    per_logger: &'a mut [String],
+    queue: Option<&'a mut BatchQueue>,
+    now_ns: i64,
+    context_id: u32,
+}
+
+impl Sink<'_> {
+    fn now(&mut self) -> i64 {
+        if self.now_ns == 0 {
+            self.now_ns = abi::now_nanos();
+        }
+        self.now_ns
+    }
+}
+
+impl LogSink for Sink<'_> {
+    fn line(&mut self, meta: &LineMeta<'_>, line: &str) {
+        bump(&self.shared.pending.lines, 1);
+        let routing = &self.shared.routing;
+        if let Some(buf) = routing
+            .handler_logger
+            .get(meta.handler)
+            .copied()
+            .flatten()
+            .and_then(|i| self.per_logger.get_mut(i))
+        {
+            if !buf.is_empty() {
+                buf.push('\n');
+            }
+            buf.push_str(line);
+        }
+        if routing
+            .handler_network
+            .get(meta.handler)
+            .copied()
+            .unwrap_or(false)
+        {
+            let now = self.now();
+            let handler = self
+                .shared
+                .handler_names
+                .get(meta.handler)
+                .map_or("", String::as_str);
+            if let Some(q) = self.queue.as_deref_mut() {
+                // A full buffer drops the line; the queue counts it.
+                q.push(line, meta, handler, now);
+            }
+        }
+    }
+
+    fn match_error(&mut self, rule_index: usize, rule: &LogRule, error: &dyn std::fmt::Display) {
+        let p = &self.shared.pending;
+        if let Some(c) = p.match_errors.get(rule_index) {
+            bump(c, 1);
+        }
+        let now = self.now();
+        if let Some(suppressed) = p
+            .rule_limiters
+            .get(rule_index)
+            .and_then(|l| l.admit(now, DEFAULT_INTERVAL_NS))
+        {
+            log::warn!("#{} wasmixer-access-log: rule {}: match evaluation failed, nothing logged: {error} ({suppressed} similar suppressed)", self.context_id, rule.label);
+        }
+    }
+
+    fn instance_error(
+        &mut self,
+        instance_index: usize,
+        instance: &LogInstance,
+        field: FieldRef<'_>,
+        error: &dyn std::fmt::Display,
+    ) {
+        let p = &self.shared.pending;
+        if let Some(c) = p.instance_errors.get(instance_index) {
+            bump(c, 1);
+        }
+        let now = self.now();
+        if let Some(suppressed) = p
+            .instance_limiters
+            .get(instance_index)
+            .and_then(|l| l.admit(now, DEFAULT_INTERVAL_NS))
+        {
+            log::warn!("#{} wasmixer-access-log: instance {} dropped: {field}: {error} ({suppressed} similar suppressed)", self.context_id, instance.fqn);
+        }
+    }
+
+    fn filtered(&mut self, _handler: usize, _instance_index: usize) {
+        bump(&self.shared.pending.filtered, 1);
+    }
+}
+
+impl Context for AccessLogStream {}
+
+impl HttpContext for AccessLogStream {
+    fn on_log(&mut self) {
+        let Some(shared) = self.shared.as_deref() else {
+            return;
+        };
+        if shared.plan.is_empty() {
+            return;
+        }
+        let peer = || {
+            if shared.allow_unverified_peer {
+                shared.peers.resolve_allowing_unverified()
+            } else {
+                shared.peers.resolve()
+            }
+        };
+        let host = ProxyHost::new(shared.local.clone(), &peer);
+        let bag = EnvoyBag::new(&host, &shared.table);
+        let Ok(mut scratch) = shared.scratch.try_borrow_mut() else {
+            return;
+        };
+        let Scratch { line, per_logger } = &mut *scratch;
+        per_logger.iter_mut().for_each(String::clear);
+        let mut queue = shared
+            .network
+            .as_ref()
+            .and_then(|q| q.try_borrow_mut().ok());
+        let now_ns = if shared.needs_clock {
+            abi::now_nanos()
+        } else {
+            0
+        };
+        let mut sink = Sink {
+            shared,
+            per_logger: per_logger.as_mut_slice(),
+            queue: queue.as_deref_mut(),
+            now_ns,
+            context_id: self.context_id,
+        };
+        shared.plan.render(&bag, now_ns, line, &mut sink);
+        let now_ns = sink.now_ns;
+        drop(queue);
+        for (i, buf) in per_logger.iter().enumerate() {
+            if buf.is_empty() {
+                continue;
+            }
+            let Some(logger) = shared.routing.loggers.get(i) else {
+                continue;
+            };
+            if !abi::set_property(&[logger.key.as_str()], buf.as_bytes()) {
+                bump(&shared.pending.publish_failures, 1);
+                let now = if now_ns == 0 {
+                    abi::now_nanos()
+                } else {
+                    now_ns
+                };
+                if let Some(suppressed) = shared
+                    .pending
+                    .publish_limiter
+                    .admit(now, DEFAULT_INTERVAL_NS)
+                {
+                    log::warn!("#{} wasmixer-access-log: could not set filter state wasm.{} ({suppressed} similar suppressed)", self.context_id, logger.key);
+                }
+            }
+        }
+    }
+}
