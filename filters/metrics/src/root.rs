@@ -1,0 +1,106 @@
+//! The metrics filter's root context: compiles the configuration and owns what streams share.
+
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::ContextType;
+use wasmixer_shared::attr::envoy_bag::SourceTable;
+use wasmixer_shared::config::FilterConfig;
+use wasmixer_shared::expr::Manifest;
+use wasmixer_shared::host::abi::{self, BufferType};
+use wasmixer_shared::host::identity::{local_workload, PeerCache};
+use wasmixer_shared::telemetry::metric_plan::MetricPlan;
+
+use crate::series::Recorder;
+use crate::stream::{MetricsStream, Shared};
+
+/// Largest configuration accepted (bytes).
+const MAX_CONFIG_BYTES: usize = 4 << 20;
+
+#[derive(Default)]
+pub struct MetricsRoot {
+    shared: Option<Rc<Shared>>,
+}
+
+impl MetricsRoot {
+    fn configure(&self) -> Result<Shared, String> {
+        let bytes =
+            abi::get_buffer(BufferType::PluginConfiguration, MAX_CONFIG_BYTES).unwrap_or_default();
+        let config = FilterConfig::parse(&bytes).map_err(|e| e.to_string())?;
+        let manifest = Manifest::istio();
+        let plan = MetricPlan::compile(&config, manifest).map_err(|e| e.to_string())?;
+        let table = SourceTable::new(manifest, plan.attributes());
+        let recorder = Recorder::new(&plan);
+        Ok(Shared {
+            table,
+            recorder,
+            plan,
+            local: local_workload(),
+            peers: PeerCache::default(),
+        })
+    }
+}
+
+impl Context for MetricsRoot {}
+
+impl RootContext for MetricsRoot {
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        log::info!("wasmixer-metrics {} started", env!("CARGO_PKG_VERSION"));
+        true
+    }
+
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        match self.configure() {
+            Ok(shared) => {
+                let plan = &shared.plan;
+                log::info!(
+                    "wasmixer-metrics {} configured: {} metric(s) from {} rule(s), series cap {} per metric{}",
+                    env!("CARGO_PKG_VERSION"),
+                    plan.families.len(),
+                    plan.rules.len(),
+                    plan.options.max_series_per_metric,
+                    if plan.options.trust_unverified_peers { ", unverified peers trusted" } else { "" }
+                );
+                for f in &plan.families {
+                    let unit = f
+                        .unit
+                        .as_deref()
+                        .map(|u| format!(" in {u}"))
+                        .unwrap_or_default();
+                    log::info!(
+                        "wasmixer-metrics: {} {}{unit} [{}]",
+                        f.kind.envoy_type(),
+                        f.name,
+                        f.labels.join(", ")
+                    );
+                }
+                for w in &plan.warnings {
+                    log::warn!("wasmixer-metrics: {w}");
+                }
+                if shared.local.is_none() {
+                    log::warn!("wasmixer-metrics: the node has no workload metadata (xds.node.metadata); the local workload's attributes are absent");
+                }
+                self.shared = Some(Rc::new(shared));
+                true
+            }
+            Err(e) => {
+                // Envoy keeps serving with the previous configuration, if there was one.
+                log::error!("wasmixer-metrics: configuration rejected: {e}");
+                abi::define_metric(abi::MetricType::Counter, "wasmixer_config_rejected_total")
+                    .map(|id| abi::increment_metric(id, 1));
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(MetricsStream::new(
+            context_id,
+            self.shared.clone(),
+        )))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

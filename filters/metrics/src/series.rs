@@ -1,0 +1,208 @@
+//! Recording into Envoy: one [`TaggedMetric`] per metric family (ids cached per label tuple, a
+//! cap on distinct tuples with one overflow series), the filter's own metrics, and
+//! rate-limited log lines for what could not be recorded.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use hashbrown::HashSet;
+use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
+use wasmixer_shared::host::abi::{self, MetricType};
+use wasmixer_shared::host::tagged_metrics::{TaggedMetric, OVERFLOW_TAG_VALUE};
+use wasmixer_shared::telemetry::metric_params::{MetricKind, MAX_LABELS};
+use wasmixer_shared::telemetry::metric_plan::{
+    DropCause, MetricPlan, MetricSink, DROPPED_METRIC, OVERFLOW_METRIC, RULE_ERRORS_METRIC,
+    SERIES_METRIC,
+};
+
+const METRIC_TAG: [&str; 1] = ["metric"];
+const DROPPED_TAGS: [&str; 2] = ["metric", "reason"];
+const RULE_TAG: [&str; 1] = ["rule"];
+
+/// What one record did to its family.
+enum Outcome {
+    /// A series that already existed.
+    Existing,
+    /// A new series; the family now has this many.
+    New(usize),
+    /// The family is at its cap and the tuple is new: recorded in the overflow series.
+    Overflow,
+    /// Envoy refused to define the stat.
+    Undefined,
+}
+
+/// One family's series.
+struct FamilySeries {
+    name: String,
+    labels: Vec<String>,
+    metric: TaggedMetric,
+    max_series: usize,
+    /// Ids of the real series. Envoy hands out a new id for every `proxy_define_metric` call,
+    /// so once the family is at its cap, an id not in here is the overflow series.
+    ids: RefCell<HashSet<u32>>,
+}
+
+impl FamilySeries {
+    fn record(&self, values: &[&str], value: u64) -> Outcome {
+        let mut tags: [&str; MAX_LABELS] = [""; MAX_LABELS];
+        for (slot, l) in tags.iter_mut().zip(&self.labels) {
+            *slot = l;
+        }
+        let tags = tags.get(..self.labels.len().min(MAX_LABELS)).unwrap_or(&[]);
+        let before = self.metric.series_count();
+        let Some(id) = self.metric.id(tags, values) else {
+            return Outcome::Undefined;
+        };
+        abi::record_metric(id, value);
+        let after = self.metric.series_count();
+        let Ok(mut ids) = self.ids.try_borrow_mut() else {
+            return Outcome::Existing;
+        };
+        if after > before {
+            ids.insert(id);
+            Outcome::New(after)
+        } else if before >= self.max_series && !ids.contains(&id) {
+            Outcome::Overflow
+        } else {
+            Outcome::Existing
+        }
+    }
+}
+
+/// Everything that records into Envoy, for one configuration.
+pub struct Recorder {
+    families: Vec<FamilySeries>,
+    dropped: TaggedMetric,
+    overflow: TaggedMetric,
+    series: TaggedMetric,
+    rule_errors: TaggedMetric,
+    /// One per metric def.
+    drop_logs: Vec<LogLimiter>,
+    /// One per family.
+    overflow_logs: Vec<LogLimiter>,
+    /// One per rule.
+    rule_logs: Vec<LogLimiter>,
+}
+
+fn metric_type(kind: MetricKind) -> MetricType {
+    match kind {
+        MetricKind::Counter => MetricType::Counter,
+        MetricKind::Gauge => MetricType::Gauge,
+        MetricKind::Distribution => MetricType::Histogram,
+    }
+}
+
+impl Recorder {
+    pub fn new(plan: &MetricPlan) -> Recorder {
+        let max = plan.options.max_series_per_metric;
+        let n = plan.families.len();
+        Recorder {
+            families: plan
+                .families
+                .iter()
+                .map(|f| FamilySeries {
+                    name: f.name.clone(),
+                    labels: f.labels.clone(),
+                    metric: TaggedMetric::new(f.name.clone(), metric_type(f.kind), max),
+                    max_series: max,
+                    ids: RefCell::new(HashSet::new()),
+                })
+                .collect(),
+            dropped: TaggedMetric::new(DROPPED_METRIC, MetricType::Counter, 3 * n + 8),
+            overflow: TaggedMetric::new(OVERFLOW_METRIC, MetricType::Counter, n + 8),
+            series: TaggedMetric::new(SERIES_METRIC, MetricType::Gauge, n + 8),
+            rule_errors: TaggedMetric::new(
+                RULE_ERRORS_METRIC,
+                MetricType::Counter,
+                plan.rules.len() + 8,
+            ),
+            drop_logs: plan.metrics.iter().map(|_| LogLimiter::new()).collect(),
+            overflow_logs: plan.families.iter().map(|_| LogLimiter::new()).collect(),
+            rule_logs: plan.rules.iter().map(|_| LogLimiter::new()).collect(),
+        }
+    }
+
+    /// The sink for one request's report.
+    pub fn sink<'a>(&'a self, plan: &'a MetricPlan, context_id: u32) -> Sink<'a> {
+        Sink {
+            recorder: self,
+            plan,
+            context_id,
+        }
+    }
+}
+
+/// Hands a request's samples to Envoy.
+pub struct Sink<'a> {
+    recorder: &'a Recorder,
+    plan: &'a MetricPlan,
+    context_id: u32,
+}
+
+impl Sink<'_> {
+    fn family(&self, metric: usize) -> Option<(usize, &FamilySeries)> {
+        let def = self.plan.metrics.get(metric)?;
+        Some((def.family, self.recorder.families.get(def.family)?))
+    }
+}
+
+fn admitted(limiter: Option<&LogLimiter>) -> Option<u64> {
+    limiter?.admit(abi::now_nanos(), DEFAULT_INTERVAL_NS)
+}
+
+impl MetricSink for Sink<'_> {
+    fn sample(&mut self, metric: usize, labels: &[&str], _value: f64, envoy_value: u64) {
+        let Some((fi, family)) = self.family(metric) else {
+            return;
+        };
+        let r = self.recorder;
+        match family.record(labels, envoy_value) {
+            Outcome::Existing => {}
+            Outcome::New(count) => {
+                r.series
+                    .record(&METRIC_TAG, &[family.name.as_str()], count as u64)
+            }
+            Outcome::Overflow => {
+                r.overflow
+                    .increment(&METRIC_TAG, &[family.name.as_str()], 1);
+                if let Some(suppressed) = admitted(r.overflow_logs.get(fi)) {
+                    log::warn!(
+                        "#{} wasmixer-metrics: metric {} has reached its cap of {} series (metrics.max_series_per_metric); new label combinations are recorded in the series whose labels are all {OVERFLOW_TAG_VALUE:?} ({suppressed} similar suppressed)",
+                        self.context_id,
+                        family.name,
+                        family.max_series
+                    );
+                }
+            }
+            Outcome::Undefined => {
+                if let Some(suppressed) = admitted(r.overflow_logs.get(fi)) {
+                    log::warn!("#{} wasmixer-metrics: Envoy refused to define a stat of metric {} ({suppressed} similar suppressed)", self.context_id, family.name);
+                }
+            }
+        }
+    }
+
+    fn dropped(&mut self, metric: usize, cause: DropCause, detail: &dyn fmt::Display) {
+        let r = self.recorder;
+        let name = self
+            .family(metric)
+            .map_or("unknown", |(_, f)| f.name.as_str());
+        r.dropped.increment(&DROPPED_TAGS, &[name, cause.name()], 1);
+        if let Some(suppressed) = admitted(r.drop_logs.get(metric)) {
+            log::warn!("#{} wasmixer-metrics: sample dropped ({}): {detail} ({suppressed} similar suppressed)", self.context_id, cause.name());
+        }
+    }
+
+    fn rule_error(&mut self, rule: usize, detail: &dyn fmt::Display) {
+        let r = self.recorder;
+        let label = self
+            .plan
+            .rules
+            .get(rule)
+            .map_or("unknown", |x| x.label.as_str());
+        r.rule_errors.increment(&RULE_TAG, &[label], 1);
+        if let Some(suppressed) = admitted(r.rule_logs.get(rule)) {
+            log::warn!("#{} wasmixer-metrics: {detail}; the rule does not match ({suppressed} similar suppressed)", self.context_id);
+        }
+    }
+}

@@ -1,0 +1,793 @@
+//! End-to-end tests of the metrics filter (`dist/metrics.wasm`): real Envoy sidecars, a client
+//! one (listener OUTBOUND: the client reporter) in front of a server one (INBOUND: the server
+//! reporter) in front of a backend, each exposing its stats on `/stats/prometheus`, and a real
+//! Prometheus server (Debian's `/usr/bin/prometheus`, or `PROMETHEUS_BIN`) scraping both.
+//!
+//! The bootstrap `stats_config` comes from the checked-in output of `wasmixer stats-config`
+//! (`integration/testdata/metrics-*.stats-config.json`; the CLI's tests keep it up to date).
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+use wasmixer_integration::bootstrap::{http_filters, render, wasm_filter};
+use wasmixer_integration::dist::read_workspace_file;
+use wasmixer_integration::{
+    ensure, free_port, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request,
+};
+
+const SIDECAR: &str = "integration/testdata/metrics-sidecar.yaml";
+const SEED: &str = "integration/testdata/metrics-double-request-count.json";
+const SEED_STATS: &str = "integration/testdata/metrics-double-request-count.stats-config.json";
+const DISTRIBUTION: &str = "integration/testdata/metrics-distribution.json";
+const DISTRIBUTION_STATS: &str = "integration/testdata/metrics-distribution.stats-config.json";
+
+/// The `stats_config` object of a generated fragment, as one line of JSON.
+fn stats_config(path: &str) -> Result<String, HarnessError> {
+    let doc: Json = serde_json::from_str(&read_workspace_file(path)?)
+        .map_err(|e| HarnessError::check(format!("{path}: {e}")))?;
+    let sc = doc
+        .get("stats_config")
+        .ok_or_else(|| HarnessError::check(format!("{path}: no stats_config")))?;
+    Ok(sc.to_string())
+}
+
+/// One sidecar: Envoy with the metrics filter (`config_path`) on a listener of `direction`.
+struct Sidecar<'a> {
+    name: &'a str,
+    workload: &'a str,
+    listener: &'a str,
+    direction: &'a str,
+    cluster: &'a str,
+    upstream_port: u16,
+}
+
+impl Sidecar<'_> {
+    fn start(&self, config_path: &str, stats_path: &str) -> Result<EnvoyProcess, HarnessError> {
+        let config = read_workspace_file(config_path)?;
+        self.start_with(&[("metrics", config)], stats_path)
+    }
+
+    /// With `filters` (filter, configuration) in order, before the router.
+    fn start_with(
+        &self,
+        filters: &[(&str, String)],
+        stats_path: &str,
+    ) -> Result<EnvoyProcess, HarnessError> {
+        let entries = filters
+            .iter()
+            .map(|(f, config)| Ok(wasm_filter(f, &wasm_path(f)?, config)))
+            .collect::<Result<Vec<_>, HarnessError>>()?;
+        let filters = http_filters(&entries);
+        let yaml = render(
+            &read_workspace_file(SIDECAR)?,
+            &[
+                ("workload", self.workload.to_string()),
+                ("listener", self.listener.to_string()),
+                ("direction", self.direction.to_string()),
+                ("cluster", self.cluster.to_string()),
+                ("upstream_port", self.upstream_port.to_string()),
+                ("http_filters", filters),
+                ("stats_config", stats_config(stats_path)?),
+            ],
+        )?;
+        let envoy = EnvoyProcess::start(&yaml, self.name)?;
+        envoy.wait_for_log(
+            &format!("wasmixer-metrics {} configured", env!("CARGO_PKG_VERSION")),
+            Duration::from_secs(10),
+        )?;
+        Ok(envoy)
+    }
+}
+
+/// Polls `/stats/prometheus` until it has `line`; returns the last text.
+fn wait_for_stats_line(
+    envoy: &EnvoyProcess,
+    line: &str,
+    timeout: Duration,
+) -> Result<String, HarnessError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let stats = envoy.stats_prometheus()?;
+        if stats.lines().any(|l| l == line) {
+            return Ok(stats);
+        }
+        if Instant::now() >= deadline {
+            let ours: Vec<&str> = stats
+                .lines()
+                .filter(|l| {
+                    l.starts_with("istio_") || l.starts_with("wasmixer_") || l.contains(" istio_")
+                })
+                .collect();
+            return Err(HarnessError::Timeout(format!(
+                "no line {line:?} in /stats/prometheus within {timeout:?}; our lines:\n{}",
+                ours.join("\n")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+static PROMETHEUS_INSTANCE: AtomicU32 = AtomicU32::new(0);
+
+/// A Prometheus server on a loopback port scraping `targets` every second; killed on drop.
+struct Prometheus {
+    child: Child,
+    dir: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Prometheus {
+    fn binary() -> PathBuf {
+        std::env::var_os("PROMETHEUS_BIN")
+            .filter(|b| !b.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus"))
+    }
+
+    fn start(targets: &[SocketAddr]) -> Result<Prometheus, HarnessError> {
+        let bin = Prometheus::binary();
+        ensure!(
+            bin.is_file(),
+            "{} not found: install Debian's prometheus package or set PROMETHEUS_BIN",
+            bin.display()
+        );
+        let n = PROMETHEUS_INSTANCE.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("wasmixer-it-prometheus-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data"))
+            .map_err(|e| HarnessError::io(format!("creating {}", dir.display()), e))?;
+        let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n- job_name: sidecars\n  metrics_path: /stats/prometheus\n  static_configs:\n  - targets: [{}]\n",
+            list.join(", ")
+        );
+        let config_path = dir.join("prometheus.yml");
+        std::fs::write(&config_path, config)
+            .map_err(|e| HarnessError::io(format!("writing {}", config_path.display()), e))?;
+        let port = free_port()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let log = File::create(dir.join("prometheus.log"))
+            .map_err(|e| HarnessError::io("creating the prometheus log", e))?;
+        let child = Command::new(&bin)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(|e| HarnessError::io(format!("starting {}", bin.display()), e))?;
+        let mut p = Prometheus { child, dir, addr };
+        p.wait_ready()?;
+        Ok(p)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(HarnessError::check(format!(
+                    "prometheus exited during startup: {status}\n{}",
+                    self.log()
+                )));
+            }
+            if let Ok(r) = Request::get("/-/ready")
+                .timeout(Duration::from_secs(2))
+                .send(self.addr)
+            {
+                if r.status == 200 {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Timeout(format!(
+                    "prometheus not ready on {} within 30s\n{}",
+                    self.addr,
+                    self.log()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// An instant PromQL query: each result's labels and value.
+    fn query(&self, promql: &str) -> Result<Vec<(Json, f64)>, HarnessError> {
+        let r = Request::get(&format!("/api/v1/query?query={}", percent_encode(promql)))
+            .send(self.addr)?;
+        let doc: Json = serde_json::from_slice(&r.body).map_err(|e| {
+            HarnessError::Http(format!(
+                "prometheus answered {} {:?}: {e}",
+                r.status,
+                r.body_text()
+            ))
+        })?;
+        ensure!(doc["status"] == "success", "query {promql:?} failed: {doc}");
+        let results = doc["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        Ok(results
+            .into_iter()
+            .map(|res| {
+                let value = res["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(f64::NAN);
+                (res["metric"].clone(), value)
+            })
+            .collect())
+    }
+
+    /// Polls `promql` until it returns exactly one result equal to `want`.
+    fn wait_for_value(
+        &self,
+        promql: &str,
+        want: f64,
+        timeout: Duration,
+    ) -> Result<Json, HarnessError> {
+        let deadline = Instant::now() + timeout;
+        let mut last = Vec::new();
+        loop {
+            last = match self.query(promql) {
+                Ok(v) => v,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("query failed, retrying: {e}");
+                    last
+                }
+                Err(e) => return Err(e),
+            };
+            if let [(labels, value)] = last.as_slice() {
+                if *value == want {
+                    return Ok(labels.clone());
+                }
+            }
+            if Instant::now() >= deadline {
+                let targets = Request::get("/api/v1/targets")
+                    .send(self.addr)
+                    .map(|r| r.body_text())
+                    .unwrap_or_default();
+                return Err(HarnessError::Timeout(format!("PromQL {promql:?} gave {last:?}, not one series of {want}, within {timeout:?}\ntargets: {targets}")));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "===== prometheus log ({}) =====\n{}",
+                self.dir.display(),
+                self.log()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The seed scenario: `istio_double_request_count` rises by 2 per request on each reporting
+/// sidecar, as Envoy exposes it and as Prometheus stores it.
+#[test]
+fn seed_double_request_count_on_both_reporters_and_in_prometheus() -> Result<(), HarnessError> {
+    const N: usize = 7;
+    let backend = Backend::ok()?;
+    let server = Sidecar {
+        name: "metrics-seed-server",
+        workload: "server",
+        listener: "inbound",
+        direction: "INBOUND",
+        cluster: "inbound|8080|http|server.default.svc.cluster.local",
+        upstream_port: backend.port(),
+    }
+    .start(SEED, SEED_STATS)?;
+    let client = Sidecar {
+        name: "metrics-seed-client",
+        workload: "client",
+        listener: "outbound",
+        direction: "OUTBOUND",
+        cluster: "outbound|80||server.default.svc.cluster.local",
+        upstream_port: server.listener_addr("inbound")?.port(),
+    }
+    .start(SEED, SEED_STATS)?;
+    let entry = client.listener_addr("outbound")?;
+    for i in 0..N {
+        let resp = Request::get(&format!("/seed/{i}")).send(entry)?;
+        ensure!(
+            resp.status == 200,
+            "request {i}: status {} body {:?}",
+            resp.status,
+            resp.body_text()
+        );
+    }
+    backend.wait_for_requests(N, Duration::from_secs(5))?;
+
+    // Without (verified) peer metadata the peer's workload is unknown to each side.
+    let server_line = format!("istio_double_request_count{{reporter=\"server\",source=\"unknown\",destination=\"server\",message=\"twice the fun!\"}} {}", 2 * N);
+    let client_line = format!("istio_double_request_count{{reporter=\"client\",source=\"client\",destination=\"unknown\",message=\"twice the fun!\"}} {}", 2 * N);
+    let server_stats = wait_for_stats_line(&server, &server_line, Duration::from_secs(10))?;
+    let client_stats = wait_for_stats_line(&client, &client_line, Duration::from_secs(10))?;
+    ensure!(
+        server_stats.contains("# TYPE istio_double_request_count counter"),
+        "no TYPE line:\n{server_stats}"
+    );
+    // Each sidecar reports only its own side, and every tag was extracted from the name.
+    ensure!(
+        !server_stats.contains("reporter=\"client\""),
+        "the server sidecar reported as client:\n{server_stats}"
+    );
+    ensure!(
+        !client_stats.contains("reporter=\"server\""),
+        "the client sidecar reported as server:\n{client_stats}"
+    );
+    for stats in [&server_stats, &client_stats] {
+        ensure!(
+            !stats.contains("=.=") && !stats.contains("wasmcustom"),
+            "an encoded name leaked into /stats/prometheus:\n{stats}"
+        );
+        ensure!(
+            !stats.contains("wasmixer_metric_samples_dropped_total"),
+            "samples were dropped:\n{stats}"
+        );
+    }
+    // Plain /stats shows the encoded name Envoy stores.
+    let plain = server
+        .admin_get("/stats?filter=istio_double_request_count")?
+        .body_text();
+    let encoded = format!("wasmcustom.reporter=.=server;.;source=.=unknown;.;destination=.=server;.;message=.=twice the fun!;.;istio_double_request_count: {}", 2 * N);
+    ensure!(
+        plain.lines().any(|l| l == encoded),
+        "plain /stats lacks {encoded:?}:\n{plain}"
+    );
+
+    let prometheus = Prometheus::start(&[server.admin_addr(), client.admin_addr()])?;
+    let labels = prometheus.wait_for_value(
+        "istio_double_request_count{reporter=\"server\",source=\"unknown\",destination=\"server\",message=\"twice the fun!\"}",
+        (2 * N) as f64,
+        Duration::from_secs(30),
+    )?;
+    ensure!(
+        labels["instance"] == server.admin_addr().to_string().as_str(),
+        "scraped from {}",
+        labels["instance"]
+    );
+    prometheus.wait_for_value("istio_double_request_count{reporter=\"client\",source=\"client\",message=\"twice the fun!\"}", (2 * N) as f64, Duration::from_secs(30))?;
+    prometheus.wait_for_value(
+        "sum(istio_double_request_count)",
+        (4 * N) as f64,
+        Duration::from_secs(30),
+    )?;
+    Ok(())
+}
+
+/// Distributions get the configured buckets on Envoy, durations in milliseconds; a hostile label
+/// value stays inside its label; the series cap sends new tuples to the overflow series.
+#[test]
+fn distributions_buckets_sanitising_and_series_cap() -> Result<(), HarnessError> {
+    let backend = Backend::start(|req| {
+        if req.path.starts_with("/missing") {
+            BackendResponse::new(404)
+        } else {
+            BackendResponse::ok("0123456789".repeat(20).as_str())
+        }
+    })?;
+    let server = Sidecar {
+        name: "metrics-distribution",
+        workload: "server",
+        listener: "inbound",
+        direction: "INBOUND",
+        cluster: "inbound|8080|http|server.default.svc.cluster.local",
+        upstream_port: backend.port(),
+    }
+    .start(DISTRIBUTION, DISTRIBUTION_STATS)?;
+    let addr = server.listener_addr("inbound")?;
+    // The series cap is 3: /a, the hostile path and /missing get series, the rest overflow.
+    let paths = ["/a", "/x;.;path=.=forged", "/missing", "/b", "/c", "/a"];
+    for p in paths {
+        let resp = Request::get(p).send(addr)?;
+        ensure!(
+            resp.status == if p == "/missing" { 404 } else { 200 },
+            "{p}: status {}",
+            resp.status
+        );
+    }
+    backend.wait_for_requests(paths.len(), Duration::from_secs(5))?;
+
+    let stats = wait_for_stats_line(
+        &server,
+        "istio_path_requests_total{path=\"overflow\"} 2",
+        Duration::from_secs(10),
+    )?;
+    for line in [
+        "istio_path_requests_total{path=\"/a\"} 2",
+        "istio_path_requests_total{path=\"/x;_;path=_=forged\"} 1",
+        "istio_path_requests_total{path=\"/missing\"} 1",
+        "wasmixer_metric_series_overflow_total{metric=\"istio_path_requests_total\"} 2",
+        "wasmixer_metric_series{metric=\"istio_path_requests_total\"} 3",
+        "# TYPE istio_request_duration_milliseconds histogram",
+    ] {
+        ensure!(
+            stats.lines().any(|l| l == line),
+            "no line {line:?} in:\n{stats}"
+        );
+    }
+    // Histograms appear once Envoy has merged them (stats_flush_interval 1s).
+    let stats = wait_for_stats_line(&server, "istio_request_duration_milliseconds_count{reporter=\"destination\",response_code=\"200\"} 5", Duration::from_secs(10))?;
+    for line in [
+        "istio_request_duration_milliseconds_bucket{reporter=\"destination\",response_code=\"200\",le=\"+Inf\"} 5",
+        "istio_request_duration_milliseconds_bucket{reporter=\"destination\",response_code=\"200\",le=\"10000\"} 5",
+        "istio_request_duration_milliseconds_count{reporter=\"destination\",response_code=\"404\"} 1",
+        "istio_response_bytes_bucket{reporter=\"destination\",response_code=\"200\",le=\"100\"} 0",
+        "istio_response_bytes_bucket{reporter=\"destination\",response_code=\"200\",le=\"1000\"} 5",
+        "istio_response_bytes_bucket{reporter=\"destination\",response_code=\"200\",le=\"100000000\"} 5",
+    ] {
+        ensure!(stats.lines().any(|l| l == line), "no line {line:?} in:\n{stats}");
+    }
+    // The configured buckets replaced Envoy's defaults (which start at 0.5).
+    ensure!(
+        stats.lines().any(|l| l.starts_with("istio_request_duration_milliseconds_bucket{reporter=\"destination\",response_code=\"200\",le=\"5\"}")),
+        "no 5 ms bucket:\n{stats}"
+    );
+    ensure!(!stats.contains("istio_request_duration_milliseconds_bucket{reporter=\"destination\",response_code=\"200\",le=\"0.5\"}"), "Envoy's default buckets are used:\n{stats}");
+    ensure!(
+        !stats.contains("forged\"") || stats.contains("path=\"/x;_;path=_=forged\""),
+        "the hostile path forged a label:\n{stats}"
+    );
+    let log = server.log();
+    ensure!(
+        log.contains("has reached its cap of 3 series"),
+        "no overflow warning in the log"
+    );
+    ensure!(
+        !log.contains("[critical]") && !log.contains("panic"),
+        "the filter failed:\n{log}"
+    );
+    Ok(())
+}
+
+/// A configuration Mixer only failed at runtime is rejected when Envoy loads it, with the
+/// resource, field and reason in the log.
+#[test]
+fn label_mismatch_is_rejected_at_configure_time() -> Result<(), HarnessError> {
+    let backend = Backend::ok()?;
+    let broken = read_workspace_file(SEED)?.replace(
+        r#""label_names": ["reporter", "source", "destination", "message"]"#,
+        r#""label_names": ["reporter", "source", "destination"]"#,
+    );
+    ensure!(
+        broken != read_workspace_file(SEED)?,
+        "the seed changed shape"
+    );
+    let filters = http_filters(&[wasm_filter("metrics", &wasm_path("metrics")?, &broken)]);
+    let yaml = render(
+        &read_workspace_file(SIDECAR)?,
+        &[
+            ("workload", "server".to_string()),
+            ("listener", "inbound".to_string()),
+            ("direction", "INBOUND".to_string()),
+            ("cluster", "local".to_string()),
+            ("upstream_port", backend.port().to_string()),
+            ("http_filters", filters),
+            ("stats_config", stats_config(SEED_STATS)?),
+        ],
+    )?;
+    // Envoy refuses a filter chain whose Wasm plugin fails to configure: either it exits, or it
+    // runs without the listener. Both leave the reason in the log.
+    let expected = "doublehandler.handler.istio-system: field params.metrics[0].label_names: label_names [reporter, source, destination] must equal the dimension keys [destination, message, reporter, source] of instance doublerequestcount.instance.istio-system: dimension(s) message have no label";
+    match EnvoyProcess::start(&yaml, "metrics-rejected") {
+        Ok(envoy) => {
+            envoy.wait_for_log(expected, Duration::from_secs(10))?;
+        }
+        Err(HarnessError::Envoy { log, .. }) => ensure!(
+            log.contains(expected),
+            "the rejection is not in the log:\n{log}"
+        ),
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+const PRESET: &str = "envoy-config/metrics/istio-standard-metrics.json";
+const PRESET_STATS: &str = "integration/testdata/metrics-istio-standard.stats-config.json";
+
+/// The `istio_requests_total` lines of a scrape with every label in `want`, and their values.
+fn requests_total(stats: &str, want: &[(&str, &str)]) -> Vec<f64> {
+    stats
+        .lines()
+        .filter(|l| l.starts_with("istio_requests_total{"))
+        .filter(|l| {
+            want.iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+        .collect()
+}
+
+/// Istio's standard metrics from the preset: `istio_requests_total` with the standard labels and
+/// a correct `response_code` for a 200 and a 403, on both reporters, the duration histogram in
+/// milliseconds, and a dashboard-style PromQL query.
+#[test]
+fn standard_preset_labels_and_response_codes() -> Result<(), HarnessError> {
+    let backend = Backend::start(|req| {
+        if req.path.starts_with("/forbidden") {
+            BackendResponse::new(403)
+        } else {
+            BackendResponse::ok("ok")
+        }
+    })?;
+    let server = Sidecar {
+        name: "metrics-preset-server",
+        workload: "reviews-v1",
+        listener: "inbound",
+        direction: "INBOUND",
+        cluster: "inbound|9080|http|reviews.default.svc.cluster.local",
+        upstream_port: backend.port(),
+    }
+    .start(PRESET, PRESET_STATS)?;
+    let client = Sidecar {
+        name: "metrics-preset-client",
+        workload: "productpage-v1",
+        listener: "outbound",
+        direction: "OUTBOUND",
+        cluster: "outbound|9080||reviews.default.svc.cluster.local",
+        upstream_port: server.listener_addr("inbound")?.port(),
+    }
+    .start(PRESET, PRESET_STATS)?;
+    let entry = client.listener_addr("outbound")?;
+    for i in 0..3 {
+        let resp = Request::get(&format!("/ok/{i}")).send(entry)?;
+        ensure!(resp.status == 200, "status {}", resp.status);
+    }
+    let resp = Request::get("/forbidden").send(entry)?;
+    ensure!(resp.status == 403, "status {}", resp.status);
+    backend.wait_for_requests(4, Duration::from_secs(5))?;
+
+    let common = [
+        ("destination_service", "reviews.default.svc.cluster.local"),
+        ("destination_service_name", "reviews"),
+        ("destination_service_namespace", "default"),
+        ("request_protocol", "http"),
+        ("response_flags", "-"),
+        ("grpc_response_status", ""),
+    ];
+    let server_side = [
+        ("reporter", "destination"),
+        ("destination_workload", "reviews-v1"),
+        ("destination_workload_namespace", "default"),
+        ("destination_app", "reviews-v1"),
+        ("destination_version", "v1"),
+        ("destination_canonical_service", "reviews-v1"),
+        ("destination_canonical_revision", "v1"),
+        ("source_workload", "unknown"),
+        ("connection_security_policy", "none"),
+    ];
+    let client_side = [
+        ("reporter", "source"),
+        ("source_workload", "productpage-v1"),
+        ("source_app", "productpage-v1"),
+        ("destination_workload", "unknown"),
+        ("connection_security_policy", "unknown"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = server.stats_prometheus()?;
+        let c = client.stats_prometheus()?;
+        let ok = |stats: &str, side: &[(&str, &str)], code: &str| {
+            let mut want: Vec<(&str, &str)> = common.to_vec();
+            want.extend_from_slice(side);
+            want.push(("response_code", code));
+            requests_total(stats, &want)
+        };
+        let found = (
+            ok(&s, &server_side, "200"),
+            ok(&s, &server_side, "403"),
+            ok(&c, &client_side, "200"),
+            ok(&c, &client_side, "403"),
+        );
+        // Histograms show their samples once Envoy has merged them (every second).
+        let histograms = s.lines().any(|l| {
+            l.starts_with("istio_request_bytes_count{")
+                && l.contains("response_code=\"200\"")
+                && l.ends_with(" 3")
+        }) && s.lines().any(|l| {
+            l.starts_with("istio_request_duration_milliseconds_bucket{")
+                && l.contains("response_code=\"403\"")
+                && l.contains("le=\"10000\"")
+                && l.ends_with(" 1")
+        });
+        if found == (vec![3.0], vec![1.0], vec![3.0], vec![1.0]) && histograms {
+            ensure!(
+                s.lines().any(
+                    |l| l.starts_with("istio_request_duration_milliseconds_bucket{")
+                        && l.contains("le=\"5\"")
+                ),
+                "no 5 ms bucket:\n{s}"
+            );
+            ensure!(
+                !s.contains("wasmixer_metric_samples_dropped_total"),
+                "samples were dropped:\n{s}"
+            );
+            break;
+        }
+        if Instant::now() >= deadline {
+            let ours = |t: &str| {
+                t.lines()
+                    .filter(|l| l.starts_with("istio_requests_total"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            return Err(HarnessError::check(format!(
+                "istio_requests_total is not as expected ({found:?}); server:\n{}\nclient:\n{}",
+                ours(&s),
+                ours(&c)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // What a dashboard asks.
+    let prometheus = Prometheus::start(&[server.admin_addr(), client.admin_addr()])?;
+    prometheus.wait_for_value("sum by (response_code) (istio_requests_total{reporter=\"destination\",response_code=\"403\"})", 1.0, Duration::from_secs(30))?;
+    prometheus.wait_for_value(
+        "sum(istio_requests_total{destination_service=\"reviews.default.svc.cluster.local\"})",
+        8.0,
+        Duration::from_secs(30),
+    )?;
+    prometheus.wait_for_value(
+        "count(histogram_quantile(0.5, sum by (le) (istio_request_duration_milliseconds_bucket{reporter=\"destination\"})) >= 0)",
+        1.0,
+        Duration::from_secs(30),
+    )?;
+    Ok(())
+}
+
+/// Replaces `from` with `to` in `text`, requiring exactly one occurrence.
+fn replace_once(text: &str, from: &str, to: &str) -> Result<String, HarnessError> {
+    let n = text.matches(from).count();
+    ensure!(
+        n == 1,
+        "expected one {from:?} in the example bootstrap, found {n}"
+    );
+    Ok(text.replacen(from, to, 1))
+}
+
+/// The user-facing example `envoy-config/metrics/sidecar-example.yaml` works as documented.
+#[test]
+fn example_sidecar_bootstrap_serves() -> Result<(), HarnessError> {
+    let backend = Backend::ok()?;
+    let mut yaml = read_workspace_file("envoy-config/metrics/sidecar-example.yaml")?;
+    yaml = replace_once(&yaml, "port_value: 9901", "port_value: 0")?;
+    yaml = replace_once(&yaml, "port_value: 10000", "port_value: 0")?;
+    yaml = replace_once(
+        &yaml,
+        "port_value: 8080",
+        &format!("port_value: {}", backend.port()),
+    )?;
+    let dist = wasm_path("metrics")?
+        .parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    yaml = replace_once(&yaml, "filename: dist/", &format!("filename: {dist}/"))?;
+    let envoy = EnvoyProcess::start(&yaml, "metrics-example")?;
+    envoy.wait_for_log("wasmixer-metrics", Duration::from_secs(10))?;
+    let resp = Request::get("/").send(envoy.listener_addr("inbound")?)?;
+    ensure!(
+        resp.status == 200,
+        "status {} body {:?}",
+        resp.status,
+        resp.body_text()
+    );
+    wait_for_stats_line(
+        &envoy,
+        "istio_double_request_count{reporter=\"server\",source=\"unknown\",destination=\"productpage-v1\",message=\"twice the fun!\"} 2",
+        Duration::from_secs(10),
+    )?;
+    Ok(())
+}
+
+/// A request the deny filter answers itself (403) is still reported by the metrics filter after
+/// it in the chain, with the final response code; one configuration document serves both.
+#[test]
+fn denied_requests_are_counted_with_their_403() -> Result<(), HarnessError> {
+    let backend = Backend::ok()?;
+    let mut doc: Json = serde_json::from_str(&read_workspace_file(PRESET)?)
+        .map_err(|e| HarnessError::check(e.to_string()))?;
+    let deny: Json = serde_json::from_str(
+        r#"[
+          {"kind": "handler", "metadata": {"name": "denyhandler", "namespace": "istio-system"},
+           "spec": {"compiledAdapter": "denier", "params": {"status": {"code": 7, "message": "Not allowed"}}}},
+          {"kind": "instance", "metadata": {"name": "denyrequest", "namespace": "istio-system"}, "spec": {"compiledTemplate": "checknothing"}},
+          {"kind": "rule", "metadata": {"name": "denypath", "namespace": "istio-system"},
+           "spec": {"match": "request.path == \"/denied\"", "actions": [{"handler": "denyhandler", "instances": ["denyrequest"]}]}}
+        ]"#,
+    )
+    .map_err(|e| HarnessError::check(e.to_string()))?;
+    if let (Some(list), Some(extra)) = (doc["resources"].as_array_mut(), deny.as_array()) {
+        list.extend(extra.iter().cloned());
+    }
+    let config = doc.to_string();
+    let server = Sidecar {
+        name: "metrics-deny-chain",
+        workload: "ratings-v1",
+        listener: "inbound",
+        direction: "INBOUND",
+        cluster: "inbound|9080|http|ratings.default.svc.cluster.local",
+        upstream_port: backend.port(),
+    }
+    .start_with(
+        &[("deny", config.clone()), ("metrics", config)],
+        PRESET_STATS,
+    )?;
+    let addr = server.listener_addr("inbound")?;
+    let resp = Request::get("/denied").send(addr)?;
+    ensure!(
+        resp.status == 403,
+        "status {} body {:?}",
+        resp.status,
+        resp.body_text()
+    );
+    let resp = Request::get("/allowed").send(addr)?;
+    ensure!(resp.status == 200, "status {}", resp.status);
+    ensure!(
+        backend.wait_for_requests(1, Duration::from_secs(5))?.len() == 1,
+        "the denied request reached the backend"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = server.stats_prometheus()?;
+        let side = [
+            ("reporter", "destination"),
+            ("destination_workload", "ratings-v1"),
+            ("response_flags", "-"),
+        ];
+        let count = |code: &str| {
+            let mut want = side.to_vec();
+            want.push(("response_code", code));
+            requests_total(&s, &want)
+        };
+        if count("403") == [1.0] && count("200") == [1.0] {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let ours: Vec<&str> = s
+                .lines()
+                .filter(|l| l.starts_with("istio_requests_total"))
+                .collect();
+            return Err(HarnessError::check(format!(
+                "403: {:?}, 200: {:?}; lines:\n{}",
+                count("403"),
+                count("200"),
+                ours.join("\n")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
