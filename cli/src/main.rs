@@ -1,7 +1,16 @@
 //! `wasmixer`: the host-side companion of the filters. See `wasmixer help`.
 
+mod convert;
+mod convert_emit;
+mod convert_mixer;
+mod convert_mtls;
+mod convert_output;
+mod convert_report;
 mod expr_cmd;
+mod mixer_yaml;
+mod stats_cmd;
 mod typed_json;
+mod validate;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -18,6 +27,16 @@ USAGE:
       Exit status 0 when the expression compiles, 1 otherwise.
   wasmixer expr eval
       Read JSON lines on stdin, write one JSON answer per line (see README, \"expr eval\").
+  wasmixer convert [FILES|DIRS|-] --out DIR [--format wasmplugin|envoy|both] [--namespace NS]
+                   [--config-namespace NS] [--wasm-url URL]
+      Convert Istio 1.4 Mixer YAML (handler/instance/rule, legacy kinds, mTLS Policy and
+      DestinationRule) into filter configs, WasmPlugins, Envoy fragments and mesh settings
+      (see cli/README.md). Exit status 0 complete, 1 invalid (nothing written), 3 incomplete.
+  wasmixer validate [FILES|DIRS|-] [--namespace NS] [--config-namespace NS]
+      The checks of convert, nothing written; same exit statuses.
+  wasmixer stats-config <config.json> [--format yaml|json|istio]
+      Print the Envoy bootstrap stats_config (stats_tags, histogram_bucket_settings), or the Istio
+      settings, that a metrics filter configuration needs (see envoy-config/metrics/README.md).
   wasmixer help
       This text.
 ";
@@ -56,6 +75,9 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             expr_cmd::eval_lines(io::stdin().lock(), &mut out).map_err(io_err)?;
             Ok(ExitCode::SUCCESS)
         }
+        ["stats-config", rest @ ..] => stats_cmd::run(rest, &mut out),
+        ["convert", rest @ ..] => convert::run(rest, &mut out, &mut io::stderr().lock()),
+        ["validate", rest @ ..] => validate::run(rest, &mut io::stderr().lock()),
         [] | ["help"] | ["--help"] | ["-h"] => {
             out.write_all(USAGE.as_bytes()).map_err(io_err)?;
             Ok(ExitCode::SUCCESS)

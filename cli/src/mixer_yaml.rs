@@ -21,7 +21,10 @@ pub struct Pos {
 
 impl Pos {
     fn of(m: &Marker) -> Pos {
-        Pos { line: m.line(), col: m.col() + 1 }
+        Pos {
+            line: m.line(),
+            col: m.col() + 1,
+        }
     }
 }
 
@@ -54,6 +57,8 @@ pub struct Document {
     pub pos: Pos,
     pub value: Json,
     spans: HashMap<String, Span>,
+    /// Where the key of each mapping value is written.
+    keys: HashMap<String, Pos>,
     /// Problems that do not stop the document from being read (duplicate keys).
     pub warnings: Vec<(Pos, String)>,
 }
@@ -76,6 +81,12 @@ impl Document {
         let mut p = path;
         loop {
             if let Some(s) = self.spans.get(p) {
+                // A mapping or list is best shown at its key (`metadata:`), a scalar at its value.
+                if s.style == Style::Collection {
+                    if let Some(k) = self.keys.get(p) {
+                        return *k;
+                    }
+                }
                 return s.pos;
             }
             match p.rfind(['.', '[']) {
@@ -89,22 +100,36 @@ impl Document {
     /// scalar's text stands verbatim in `source` (a one-line plain or quoted scalar without
     /// escapes); otherwise the scalar's own position.
     pub fn locate_in_scalar(&self, path: &str, position: usize, source: &str) -> Pos {
-        let Some(span) = self.spans.get(path) else { return self.locate(path) };
-        let (Some(text), quote) = (span.text.as_deref(), match span.style {
-            Style::Plain => Some(0),
-            Style::SingleQuoted | Style::DoubleQuoted => Some(1),
-            _ => None,
-        }) else {
+        let Some(span) = self.spans.get(path) else {
+            return self.locate(path);
+        };
+        let (Some(text), quote) = (
+            span.text.as_deref(),
+            match span.style {
+                Style::Plain => Some(0),
+                Style::SingleQuoted | Style::DoubleQuoted => Some(1),
+                _ => None,
+            },
+        ) else {
             return span.pos;
         };
         let Some(quote) = quote else { return span.pos };
-        let Some(line) = source.lines().nth(span.pos.line.saturating_sub(1)) else { return span.pos };
+        let Some(line) = source.lines().nth(span.pos.line.saturating_sub(1)) else {
+            return span.pos;
+        };
         let start = span.pos.col - 1 + quote;
-        let written: String = line.chars().skip(start).take(text.chars().count()).collect();
+        let written: String = line
+            .chars()
+            .skip(start)
+            .take(text.chars().count())
+            .collect();
         if written != text || text.contains('\n') {
             return span.pos;
         }
-        Pos { line: span.pos.line, col: start + position.max(1) }
+        Pos {
+            line: span.pos.line,
+            col: start + position.max(1),
+        }
     }
 }
 
@@ -115,14 +140,30 @@ pub fn parse_documents(text: &str) -> (Vec<Document>, Option<YamlError>) {
     let result = parser.load(&mut builder, true);
     let error = match result {
         Ok(()) => builder.error.take(),
-        Err(e) => Some(YamlError { pos: Pos::of(e.marker()), message: e.info().to_string() }),
+        Err(e) => Some(YamlError {
+            pos: Pos::of(e.marker()),
+            message: e.info().to_string(),
+        }),
     };
     (builder.docs, error)
 }
 
 enum Frame {
-    Seq { path: String, pos: Pos, anchor: usize, items: Vec<Json> },
-    Map { path: String, pos: Option<Pos>, anchor: usize, map: Map<String, Json>, key: Option<String>, merges: Vec<Json> },
+    Seq {
+        path: String,
+        pos: Pos,
+        anchor: usize,
+        items: Vec<Json>,
+    },
+    Map {
+        path: String,
+        pos: Option<Pos>,
+        anchor: usize,
+        map: Map<String, Json>,
+        key: Option<String>,
+        key_pos: Option<Pos>,
+        merges: Vec<Json>,
+    },
 }
 
 #[derive(Default)]
@@ -131,6 +172,7 @@ struct Builder {
     stack: Vec<Frame>,
     anchors: HashMap<usize, Json>,
     spans: HashMap<String, Span>,
+    keys: HashMap<String, Pos>,
     warnings: Vec<(Pos, String)>,
     doc_pos: Option<Pos>,
     doc_start: Pos,
@@ -153,14 +195,19 @@ impl Builder {
         match self.stack.last() {
             None => Some(String::new()),
             Some(Frame::Seq { path, items, .. }) => Some(format!("{path}[{}]", items.len())),
-            Some(Frame::Map { path, key: Some(k), .. }) => Some(child_path(path, k)),
+            Some(Frame::Map {
+                path, key: Some(k), ..
+            }) => Some(child_path(path, k)),
             Some(Frame::Map { key: None, .. }) => None,
         }
     }
 
     fn fail(&mut self, pos: Pos, message: impl Into<String>) {
         if self.error.is_none() {
-            self.error = Some(YamlError { pos, message: message.into() });
+            self.error = Some(YamlError {
+                pos,
+                message: message.into(),
+            });
         }
     }
 
@@ -176,7 +223,9 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.root = Some(value),
             Some(Frame::Seq { items, .. }) => items.push(value),
-            Some(Frame::Map { map, key, merges, .. }) => {
+            Some(Frame::Map {
+                map, key, merges, ..
+            }) => {
                 if let Some(k) = key.take() {
                     if k == "<<" {
                         merges.push(value);
@@ -190,17 +239,34 @@ impl Builder {
             }
         }
         if let Some(k) = duplicate {
-            self.warnings.push((pos, format!("key {k:?} is repeated; its last value is used")));
+            self.warnings.push((
+                pos,
+                format!("key {k:?} is repeated; its last value is used"),
+            ));
         }
     }
 
-    fn scalar(&mut self, text: String, style: TScalarStyle, anchor: usize, tag: Option<Tag>, mark: &Marker) {
+    fn scalar(
+        &mut self,
+        text: String,
+        style: TScalarStyle,
+        anchor: usize,
+        tag: Option<Tag>,
+        mark: &Marker,
+    ) {
         let pos = Pos::of(mark);
         match self.next_path() {
             None => {
                 // A mapping key.
-                if let Some(Frame::Map { key, pos: map_pos, .. }) = self.stack.last_mut() {
+                if let Some(Frame::Map {
+                    key,
+                    key_pos,
+                    pos: map_pos,
+                    ..
+                }) = self.stack.last_mut()
+                {
                     *key = Some(text);
+                    *key_pos = Some(pos);
                     if map_pos.is_none() {
                         *map_pos = Some(pos);
                     }
@@ -210,6 +276,7 @@ impl Builder {
                 }
             }
             Some(path) => {
+                self.note_key(&path);
                 let value = resolve(&text, style, tag.as_ref());
                 let st = match style {
                     TScalarStyle::Plain => Style::Plain,
@@ -217,7 +284,14 @@ impl Builder {
                     TScalarStyle::DoubleQuoted => Style::DoubleQuoted,
                     TScalarStyle::Literal | TScalarStyle::Folded => Style::Block,
                 };
-                self.spans.insert(path, Span { pos, style: st, text: Some(text) });
+                self.spans.insert(
+                    path,
+                    Span {
+                        pos,
+                        style: st,
+                        text: Some(text),
+                    },
+                );
                 self.deliver(value, anchor, pos);
             }
         }
@@ -226,7 +300,10 @@ impl Builder {
     fn start(&mut self, seq: bool, anchor: usize, mark: &Marker) {
         let pos = Pos::of(mark);
         let Some(path) = self.next_path() else {
-            self.fail(pos, "a mapping key must be a plain value, not a mapping or a list");
+            self.fail(
+                pos,
+                "a mapping key must be a plain value, not a mapping or a list",
+            );
             // Keep the structure consistent: treat it as a value under a placeholder key.
             if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
                 *key = Some("?".to_string());
@@ -238,20 +315,62 @@ impl Builder {
         self.push(seq, path, anchor, pos);
     }
 
+    /// Remembers where the key of the value at `path` is.
+    fn note_key(&mut self, path: &str) {
+        if let Some(Frame::Map {
+            key: Some(_),
+            key_pos: Some(kp),
+            ..
+        }) = self.stack.last()
+        {
+            self.keys.insert(path.to_string(), *kp);
+        }
+    }
+
     fn push(&mut self, seq: bool, path: String, anchor: usize, pos: Pos) {
+        self.note_key(&path);
         if seq {
-            self.spans.insert(path.clone(), Span { pos, style: Style::Collection, text: None });
-            self.stack.push(Frame::Seq { path, pos, anchor, items: Vec::new() });
+            self.spans.insert(
+                path.clone(),
+                Span {
+                    pos,
+                    style: Style::Collection,
+                    text: None,
+                },
+            );
+            self.stack.push(Frame::Seq {
+                path,
+                pos,
+                anchor,
+                items: Vec::new(),
+            });
         } else {
             // A block mapping's mark points past its first key; the first key gives the position.
-            self.stack.push(Frame::Map { path, pos: None, anchor, map: Map::new(), key: None, merges: Vec::new() });
+            self.stack.push(Frame::Map {
+                path,
+                pos: None,
+                anchor,
+                map: Map::new(),
+                key: None,
+                key_pos: None,
+                merges: Vec::new(),
+            });
         }
     }
 
     fn end(&mut self, mark: &Marker) {
         match self.stack.pop() {
-            Some(Frame::Seq { anchor, items, pos, .. }) => self.deliver(Json::Array(items), anchor, pos),
-            Some(Frame::Map { path, pos, anchor, mut map, merges, .. }) => {
+            Some(Frame::Seq {
+                anchor, items, pos, ..
+            }) => self.deliver(Json::Array(items), anchor, pos),
+            Some(Frame::Map {
+                path,
+                pos,
+                anchor,
+                mut map,
+                merges,
+                ..
+            }) => {
                 for m in merges {
                     let sources = match m {
                         Json::Array(list) => list,
@@ -266,7 +385,14 @@ impl Builder {
                     }
                 }
                 let pos = pos.unwrap_or_else(|| Pos::of(mark));
-                self.spans.insert(path, Span { pos, style: Style::Collection, text: None });
+                self.spans.insert(
+                    path,
+                    Span {
+                        pos,
+                        style: Style::Collection,
+                        text: None,
+                    },
+                );
                 self.deliver(Json::Object(map), anchor, pos);
             }
             None => {}
@@ -284,6 +410,7 @@ impl MarkedEventReceiver for Builder {
                 self.root = None;
                 self.stack.clear();
                 self.spans = HashMap::new();
+                self.keys = HashMap::new();
                 self.warnings = Vec::new();
             }
             Event::DocumentEnd => {
@@ -293,6 +420,7 @@ impl MarkedEventReceiver for Builder {
                     pos: self.doc_pos.unwrap_or(self.doc_start),
                     value,
                     spans: std::mem::take(&mut self.spans),
+                    keys: std::mem::take(&mut self.keys),
                     warnings: std::mem::take(&mut self.warnings),
                 });
             }
@@ -305,6 +433,7 @@ impl MarkedEventReceiver for Builder {
                 match self.next_path() {
                     None => self.fail(pos, "an alias cannot be a mapping key"),
                     Some(path) => {
+                        self.note_key(&path);
                         let value = match self.anchors.get(&id) {
                             Some(v) => v.clone(),
                             None => {
@@ -312,7 +441,14 @@ impl MarkedEventReceiver for Builder {
                                 Json::Null
                             }
                         };
-                        self.spans.insert(path, Span { pos, style: Style::Alias, text: None });
+                        self.spans.insert(
+                            path,
+                            Span {
+                                pos,
+                                style: Style::Alias,
+                                text: None,
+                            },
+                        );
                         self.deliver(value, 0, pos);
                     }
                 }
@@ -334,8 +470,12 @@ pub fn resolve(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Json {
     }
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Json::Null,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => return Json::Bool(true),
-        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => return Json::Bool(false),
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Json::Bool(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Json::Bool(false)
+        }
         _ => {}
     }
     if let Some(n) = resolve_int(text) {
@@ -373,7 +513,10 @@ fn resolve_int(text: &str) -> Option<Json> {
     }
     let magnitude = u64::from_str_radix(body, radix).ok()?;
     if neg {
-        let v = i64::try_from(magnitude).ok().map(|m| -m).or((magnitude == 1u64 << 63).then_some(i64::MIN))?;
+        let v = i64::try_from(magnitude)
+            .ok()
+            .map(|m| -m)
+            .or((magnitude == 1u64 << 63).then_some(i64::MIN))?;
         Some(Json::Number(Number::from(v)))
     } else {
         Some(Json::Number(Number::from(magnitude)))
@@ -421,10 +564,16 @@ mod tests {
         let (docs, err) = parse_documents(text);
         assert!(err.is_none());
         assert_eq!(docs.len(), 3);
-        assert_eq!(docs[0].value, json!({"kind": "x", "metadata": {"name": "a", "n": 7, "flag": true}}));
+        assert_eq!(
+            docs[0].value,
+            json!({"kind": "x", "metadata": {"name": "a", "n": 7, "flag": true}})
+        );
         assert_eq!(docs[0].pos, Pos { line: 2, col: 1 });
         assert_eq!(docs[0].locate("metadata.name"), Pos { line: 4, col: 9 });
-        assert_eq!(docs[0].locate("metadata.nope.deeper"), Pos { line: 3, col: 1 });
+        assert_eq!(
+            docs[0].locate("metadata.nope.deeper"),
+            Pos { line: 3, col: 1 }
+        );
         assert_eq!(docs[0].locate("kind"), Pos { line: 2, col: 7 });
         assert_eq!(docs[1].value, Json::Null);
         assert_eq!(docs[2].number, 3);
@@ -436,11 +585,23 @@ mod tests {
         let text = "spec:\n  match: a == \"b\"\n  q: 'x y'\n  folded: a\n    b\n";
         let (docs, _) = parse_documents(text);
         let d = &docs[0];
-        assert_eq!(d.locate_in_scalar("spec.match", 1, text), Pos { line: 2, col: 10 });
-        assert_eq!(d.locate_in_scalar("spec.match", 6, text), Pos { line: 2, col: 15 });
-        assert_eq!(d.locate_in_scalar("spec.q", 3, text), Pos { line: 3, col: 9 });
+        assert_eq!(
+            d.locate_in_scalar("spec.match", 1, text),
+            Pos { line: 2, col: 10 }
+        );
+        assert_eq!(
+            d.locate_in_scalar("spec.match", 6, text),
+            Pos { line: 2, col: 15 }
+        );
+        assert_eq!(
+            d.locate_in_scalar("spec.q", 3, text),
+            Pos { line: 3, col: 9 }
+        );
         // Folded over two lines: the scalar's start.
-        assert_eq!(d.locate_in_scalar("spec.folded", 3, text), Pos { line: 4, col: 11 });
+        assert_eq!(
+            d.locate_in_scalar("spec.folded", 3, text),
+            Pos { line: 4, col: 11 }
+        );
     }
 
     #[test]
@@ -461,7 +622,13 @@ mod tests {
         assert_eq!(v["j"], json!(1000));
         assert_eq!(v["m"], json!({"x": 1, "y": 3}));
         assert_eq!(v["k"], json!(2));
-        assert_eq!(docs[0].warnings, [(Pos { line: 16, col: 4 }, "key \"k\" is repeated; its last value is used".to_string())]);
+        assert_eq!(
+            docs[0].warnings,
+            [(
+                Pos { line: 16, col: 4 },
+                "key \"k\" is repeated; its last value is used".to_string()
+            )]
+        );
     }
 
     #[test]
@@ -470,6 +637,10 @@ mod tests {
         assert_eq!(docs.len(), 1);
         let err = err.unwrap();
         assert_eq!(err.pos.line, 4);
-        assert!(err.message.contains("mapping values are not allowed"), "{}", err.message);
+        assert!(
+            err.message.contains("mapping values are not allowed"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -1,0 +1,320 @@
+//! The files `wasmixer convert` writes (layout in cli/README.md):
+//!
+//! * `filters/<filter>.json`: each filter's configuration (the JSON the filter reads);
+//! * `istio/wasmplugins.yaml`, `istio/security.yaml`, `istio/mesh-config.yaml` (`--format
+//!   wasmplugin|both`);
+//! * `envoy/inbound-http-filters.json`, `envoy/outbound-http-filters.json`,
+//!   `envoy/stats-config.json` (`--format envoy|both`);
+//! * `mesh-settings.json` (mTLS, for the mesh harness) and `report.json`.
+
+use serde_json::{json, Map, Value as Json};
+use wasmixer_shared::telemetry::stat_name::stats_tags_json;
+
+use crate::convert::Ctx;
+use crate::convert_emit::{to_yaml, to_yaml_stream};
+use crate::convert_mixer::{FilterOutput, MixerOutput, PEER_METADATA_TAGS};
+use crate::convert_mtls::MtlsOutput;
+use crate::convert_report::Severity;
+
+/// Every file a conversion may write (stale ones from an earlier run are removed).
+pub const ALL_OUTPUTS: &[&str] = &[
+    "filters/peer-metadata.json",
+    "filters/deny.json",
+    "filters/metrics.json",
+    "filters/access-log.json",
+    "istio/wasmplugins.yaml",
+    "istio/security.yaml",
+    "istio/mesh-config.yaml",
+    "envoy/inbound-http-filters.json",
+    "envoy/outbound-http-filters.json",
+    "envoy/stats-config.json",
+    "mesh-settings.json",
+    "report.json",
+];
+
+/// Metric names Istio's own telemetry (the stats filter of current Istio) produces.
+const ISTIO_STANDARD_METRICS: &[&str] = &[
+    "istio_requests_total",
+    "istio_request_duration_milliseconds",
+    "istio_request_duration_seconds",
+    "istio_request_bytes",
+    "istio_response_bytes",
+    "istio_request_messages_total",
+    "istio_response_messages_total",
+    "istio_tcp_sent_bytes_total",
+    "istio_tcp_received_bytes_total",
+    "istio_tcp_connections_opened_total",
+    "istio_tcp_connections_closed_total",
+];
+
+fn pretty(v: &Json) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
+    s.push('\n');
+    s
+}
+
+fn wasm_url(ctx: &Ctx, filter: &str) -> String {
+    ctx.opts.wasm_url.replace("{filter}", filter)
+}
+
+/// Phase, failure strategy and traffic side of each filter's WasmPlugin.
+fn plugin_settings(filter: &str) -> (&'static str, &'static str, Option<&'static str>) {
+    match filter {
+        "peer-metadata" => ("AUTHN", "FAIL_CLOSE", None),
+        "deny" => ("AUTHZ", "FAIL_CLOSE", Some("SERVER")),
+        _ => ("STATS", "FAIL_OPEN", None),
+    }
+}
+
+fn wasm_plugin(ctx: &Ctx, filter: &str, config: &Json) -> Json {
+    let (phase, fail, mode) = plugin_settings(filter);
+    let mut spec = Map::new();
+    spec.insert("url".into(), Json::String(wasm_url(ctx, filter)));
+    spec.insert(
+        "pluginName".into(),
+        Json::String(format!("wasmixer-{filter}")),
+    );
+    spec.insert("phase".into(), Json::String(phase.into()));
+    spec.insert("failStrategy".into(), Json::String(fail.into()));
+    if let Some(m) = mode {
+        spec.insert("match".into(), json!([{"mode": m}]));
+    }
+    spec.insert("pluginConfig".into(), config.clone());
+    json!({
+        "apiVersion": "extensions.istio.io/v1alpha1",
+        "kind": "WasmPlugin",
+        "metadata": {"name": format!("wasmixer-{filter}"), "namespace": ctx.opts.config_namespace},
+        "spec": spec,
+    })
+}
+
+/// An `envoy.filters.http.wasm` entry, as the integration harness builds them.
+fn envoy_filter(filter: &str, path: &str, config: &Json) -> Json {
+    let name = format!("wasmixer-{filter}");
+    json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "root_id": name,
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": config.to_string()},
+                "vm_config": {"vm_id": name, "runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": path}}},
+            },
+        },
+    })
+}
+
+/// Every tag name Envoy must extract, with the families that carry them (for the suffix check).
+fn tag_families(filters: &[&FilterOutput]) -> Vec<(String, Vec<String>)> {
+    let mut families: Vec<(String, Vec<String>)> = Vec::new();
+    for f in filters {
+        families.extend(f.families.iter().cloned());
+        for (name, tags) in f.filter.self_metric_tags() {
+            families.push((
+                name.to_string(),
+                tags.iter().map(|t| t.to_string()).collect(),
+            ));
+        }
+    }
+    families.push((
+        PEER_METADATA_TAGS.0.to_string(),
+        PEER_METADATA_TAGS.1.iter().map(|t| t.to_string()).collect(),
+    ));
+    families.sort();
+    families.dedup();
+    families
+}
+
+/// Envoy applies every `stats_tags` regex to every stat name: a tag name that ends another
+/// metric's label would cut a bogus label out of it (the metrics filter checks its own metrics;
+/// this checks them against the other filters' metrics too).
+fn check_tags(ctx: &mut Ctx, families: &[(String, Vec<String>)], names: &[String]) {
+    for (metric, tags) in families {
+        for (pos, long) in tags.iter().enumerate() {
+            for short in names {
+                if short == long || !long.ends_with(short.as_str()) {
+                    continue;
+                }
+                if tags
+                    .iter()
+                    .position(|t| t == short)
+                    .is_none_or(|p| p >= pos)
+                {
+                    ctx.global(
+                        Severity::Error,
+                        format!("label {long:?} of metric {metric} ends with {short:?}, a tag of another metric: Envoy's stats_tags regex for {short:?} would also match inside {long:?}; rename the label"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+pub fn files(ctx: &mut Ctx, mixer: &MixerOutput, mtls: &MtlsOutput) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = Vec::new();
+    let filters: Vec<&FilterOutput> = mixer.filters.iter().collect();
+    let fmt = ctx.opts.format;
+    let envoy_path = ctx
+        .opts
+        .wasm_url
+        .strip_prefix("file://")
+        .map(str::to_string)
+        .or_else(|| {
+            ctx.opts
+                .wasm_url
+                .starts_with('/')
+                .then(|| ctx.opts.wasm_url.clone())
+        });
+    if fmt.envoy() && envoy_path.is_none() && !filters.is_empty() {
+        ctx.global(Severity::Error, format!("--wasm-url {} is not a file:// URL or an absolute path: Envoy bootstraps load modules from local files (use --format wasmplugin for oci:// or https:// URLs)", ctx.opts.wasm_url));
+        return files;
+    }
+
+    // Filters, peer-metadata first (the others read the peer it verifies).
+    let peer_config = json!({});
+    let mut all: Vec<(&str, &Json)> = Vec::new();
+    if !filters.is_empty() {
+        all.push(("peer-metadata", &peer_config));
+    }
+    for f in &filters {
+        all.push((f.filter.name(), &f.config));
+    }
+    for (name, config) in &all {
+        files.push((format!("filters/{name}.json"), pretty(config)));
+    }
+
+    // Stats: tags, buckets, and the global tag check.
+    let families = tag_families(&filters);
+    let mut tag_names: Vec<String> = Vec::new();
+    for f in &filters {
+        for (_, labels) in &f.families {
+            for l in labels {
+                if !tag_names.contains(l) {
+                    tag_names.push(l.clone());
+                }
+            }
+        }
+    }
+    for (_, tags) in &families {
+        for t in tags {
+            if !tag_names.contains(t) {
+                tag_names.push(t.clone());
+            }
+        }
+    }
+    check_tags(ctx, &families, &tag_names);
+    let buckets: Vec<Json> = filters
+        .iter()
+        .flat_map(|f| f.histogram_buckets.iter().cloned())
+        .collect();
+    let user_metrics: Vec<&str> = filters
+        .iter()
+        .flat_map(|f| f.families.iter().map(|(n, _)| n.as_str()))
+        .collect();
+
+    if fmt.istio() && !all.is_empty() {
+        let plugins: Vec<Json> = all
+            .iter()
+            .map(|(name, config)| wasm_plugin(ctx, name, config))
+            .collect();
+        files.push((
+            "istio/wasmplugins.yaml".to_string(),
+            to_yaml_stream(&plugins),
+        ));
+        for m in &user_metrics {
+            if ISTIO_STANDARD_METRICS.contains(m) {
+                ctx.global(
+                    Severity::Warning,
+                    format!("metric {m} is also produced by current Istio's own telemetry: with both, Prometheus sees two series families of that name with different labels; disable one (Telemetry API) or rename this metric"),
+                );
+            }
+        }
+        if !user_metrics.is_empty() {
+            files.push((
+                "istio/mesh-config.yaml".to_string(),
+                mesh_config(ctx, &tag_names, &buckets),
+            ));
+        }
+    }
+    if fmt.istio() && !mtls.resources.is_empty() {
+        files.push((
+            "istio/security.yaml".to_string(),
+            to_yaml_stream(&mtls.resources),
+        ));
+    }
+    if let (true, Some(dir)) = (fmt.envoy() && !all.is_empty(), envoy_path) {
+        let entry =
+            |name: &str, config: &Json| envoy_filter(name, &dir.replace("{filter}", name), config);
+        let inbound: Vec<Json> = all.iter().map(|(n, c)| entry(n, c)).collect();
+        let outbound: Vec<Json> = all
+            .iter()
+            .filter(|(n, _)| plugin_settings(n).2 != Some("SERVER"))
+            .map(|(n, c)| entry(n, c))
+            .collect();
+        files.push((
+            "envoy/inbound-http-filters.json".to_string(),
+            pretty(&Json::Array(inbound)),
+        ));
+        files.push((
+            "envoy/outbound-http-filters.json".to_string(),
+            pretty(&Json::Array(outbound)),
+        ));
+        let tags: Vec<&str> = tag_names.iter().map(String::as_str).collect();
+        let mut stats = Map::new();
+        stats.insert("stats_tags".into(), stats_tags_json(&tags));
+        if !buckets.is_empty() {
+            stats.insert(
+                "histogram_bucket_settings".into(),
+                Json::Array(buckets.clone()),
+            );
+        }
+        files.push((
+            "envoy/stats-config.json".to_string(),
+            pretty(&json!({"stats_config": stats})),
+        ));
+    }
+    if !mtls.servers.is_empty() || !mtls.clients.is_empty() {
+        let settings = json!({
+            "schema": "wasmixer/mesh-settings/v1",
+            "root_namespace": ctx.opts.config_namespace,
+            "servers": mtls.servers,
+            "clients": mtls.clients,
+        });
+        files.push(("mesh-settings.json".to_string(), pretty(&settings)));
+    }
+    files
+}
+
+/// `istio/mesh-config.yaml`: an IstioOperator overlay that exposes the metric tags.
+fn mesh_config(ctx: &mut Ctx, tags: &[String], buckets: &[Json]) -> String {
+    let mut header = String::from(
+        "# Istio mesh settings for wasmixer's metrics: merge into your IstioOperator (istioctl install -f),\n\
+         # or set the same fields in the mesh ConfigMap's defaultConfig. extraStatTags makes the proxies'\n\
+         # bootstraps turn the tags encoded in wasmixer's stat names back into Prometheus labels;\n\
+         # proxyStatsMatcher keeps wasmixer's stats (prefix wasmcustom.) in the proxies' output.\n",
+    );
+    let lists: Vec<&Json> = buckets.iter().filter_map(|b| b.get("buckets")).collect();
+    if let Some(first) = lists.first() {
+        if lists.iter().all(|l| l == first) {
+            header.push_str(&format!(
+                "# Histogram buckets: annotate the workloads' pods with\n#   sidecar.istio.io/statsHistogramBuckets: '{{\"wasmcustom\":{first}}}'\n"
+            ));
+        } else {
+            ctx.global(
+                Severity::Warning,
+                "the distributions have different buckets and Istio's statsHistogramBuckets annotation matches stat-name prefixes only: give the proxies envoy/stats-config.json through a custom bootstrap (sidecar.istio.io/bootstrapOverride) to keep every metric's buckets",
+            );
+        }
+    }
+    let doc = json!({
+        "apiVersion": "install.istio.io/v1alpha1",
+        "kind": "IstioOperator",
+        "metadata": {"name": "wasmixer-metrics", "namespace": ctx.opts.config_namespace},
+        "spec": {"meshConfig": {"defaultConfig": {
+            "extraStatTags": tags,
+            "proxyStatsMatcher": {"inclusionPrefixes": ["wasmcustom."]},
+        }}},
+    });
+    header + &to_yaml(&doc)
+}
