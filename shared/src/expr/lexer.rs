@@ -203,10 +203,7 @@ impl Lexer<'_> {
             self.pos += 1;
             self.eat_digits(digit_radix);
         }
-        let exp = match (radix, self.peek()) {
-            (10, Some('e' | 'E')) | (16, Some('p' | 'P')) => true,
-            _ => false,
-        };
+        let exp = matches!((radix, self.peek()), (10, Some('e' | 'E')) | (16, Some('p' | 'P')));
         if exp {
             tok = Tok::Float;
             self.pos += 1;

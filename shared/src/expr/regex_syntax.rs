@@ -8,7 +8,7 @@ use regex_lite::Regex;
 pub fn go_regex(pattern: &str) -> Result<Regex, String> {
     Regex::new(pattern).map_err(|e| {
         let detail = e.to_string();
-        let last = detail.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("invalid").trim().to_string();
+        let last = detail.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("invalid").trim().to_string();
         format!("error parsing regexp: {}: `{pattern}`", last.trim_start_matches("error: "))
     })
 }

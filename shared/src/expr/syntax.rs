@@ -303,8 +303,8 @@ impl Parser {
             Tok::Keyword if matches!(t.text.as_str(), "func" | "map" | "chan" | "struct" | "interface") => {
                 // Types and function literals parse in Go, but they are no CEXL operands.
                 self.next();
-                while !matches!(self.tok().tok, Tok::Eof | Tok::Semicolon)
-                    && !(self.tok().tok == Tok::Op && matches!(self.tok().text.as_str(), ")" | "," | "]"))
+                while !(matches!(self.tok().tok, Tok::Eof | Tok::Semicolon)
+                    || (self.tok().tok == Tok::Op && matches!(self.tok().text.as_str(), ")" | "," | "]")))
                 {
                     if self.tok().tok == Tok::Op && matches!(self.tok().text.as_str(), "(" | "[" | "{") {
                         let open = self.tok().text.clone();
