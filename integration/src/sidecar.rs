@@ -106,6 +106,20 @@ pub struct SidecarOptions {
     pub app_ip: Option<String>,
     /// Envoy's native Zipkin tracer in both connection managers.
     pub tracing: Option<Tracing>,
+    /// A file that receives the lines the access-log filter leaves in filter state
+    /// `wasm.wasmixer_log_stdout` (Envoy's file access logger, skipping requests without a line).
+    pub access_log_path: Option<std::path::PathBuf>,
+}
+
+/// An HCM `access_log` entry printing the access-log filter's lines (filter state
+/// `wasm.<key>`) to `path`, and nothing for requests without a line.
+pub fn filter_state_access_log(key: &str, path: &Path) -> String {
+    format!(
+        r#"{{"name":"envoy.access_loggers.file","filter":{{"extension_filter":{{"name":"envoy.access_loggers.extension_filters.cel","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter","expression":{}}}}}}},"typed_config":{{"@type":"type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog","path":{},"log_format":{{"text_format_source":{{"inline_string":{}}}}}}}}}"#,
+        json_string(&format!("'wasm.{key}' in filter_state")),
+        json_string(&path.to_string_lossy()),
+        json_string(&format!("%FILTER_STATE(wasm.{key}:PLAIN)%\n")),
+    )
 }
 
 /// Envoy's Zipkin tracer (`envoy.tracers.zipkin`, JSON v2 to `collector`), as Istio configures it.
@@ -166,8 +180,11 @@ fn tls_context(cert: &WorkloadCert, ca: &Path) -> String {
     )
 }
 
-fn hcm(stat_prefix: &str, routes: &str, filters: &[String], tracing: Option<&Tracing>) -> String {
-    let tracing = tracing.map(|t| format!(r#","tracing":{}"#, t.hcm_json())).unwrap_or_default();
+fn hcm(stat_prefix: &str, routes: &str, filters: &[String], tracing: Option<&Tracing>, access_log: Option<&Path>) -> String {
+    let mut tracing = tracing.map(|t| format!(r#","tracing":{}"#, t.hcm_json())).unwrap_or_default();
+    if let Some(path) = access_log {
+        tracing.push_str(&format!(r#","access_log":[{}]"#, filter_state_access_log("wasmixer_log_stdout", path)));
+    }
     format!(
         r#"{{"name":"envoy.filters.network.http_connection_manager","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager","stat_prefix":{},"codec_type":"AUTO"{tracing},"route_config":{{"name":{},"virtual_hosts":{routes}}},"http_filters":{}}}}}"#,
         json_string(stat_prefix),
@@ -231,7 +248,8 @@ impl SidecarSpec<'_> {
             r#"[{{"name":"inbound","domains":["*"],"routes":[{{"match":{{"prefix":"/"}},"route":{{"cluster":{}}}}}]}}]"#,
             json_string(&self.inbound_cluster())
         );
-        let inbound_hcm = hcm("inbound", &inbound_routes, &self.inbound_filters, tracing);
+        let access_log = options.access_log_path.as_deref();
+        let inbound_hcm = hcm("inbound", &inbound_routes, &self.inbound_filters, tracing, access_log);
         let tls = match (self.cert, self.ca_cert) {
             (Some(c), Some(ca)) => Some(tls_context(c, ca)),
             _ => None,
@@ -276,7 +294,7 @@ impl SidecarSpec<'_> {
             })
             .collect();
         let outbound_routes = format!("[{}]", outbound_vhosts.join(","));
-        let outbound_hcm = hcm("outbound", &outbound_routes, &self.outbound_filters, tracing);
+        let outbound_hcm = hcm("outbound", &outbound_routes, &self.outbound_filters, tracing, access_log);
         let mut clusters = vec![cluster(&self.inbound_cluster(), app_ip, self.app_port, None)];
         for g in &groups {
             let Some(u) = g.first() else { continue };
