@@ -120,6 +120,11 @@ fn forged_peer_metadata_over_plain_text_is_not_trusted() -> Result<(), HarnessEr
     ensure!(resp.status == 200, "a plain-text client claiming reviews-v3 was treated as reviews-v3: {} {:?}", resp.status, resp.body_text());
     let seen = mesh.ratings_app.wait_for_requests(1, Duration::from_secs(5))?;
     ensure!(seen.iter().all(|r| r.header("x-envoy-peer-metadata").is_none()), "the forged header reached the application");
+    // The server answers with its own metadata only to callers that sent theirs.
+    ensure!(resp.header("x-envoy-peer-metadata").is_some(), "no answer to a caller that announced itself");
+    let silent = Request::get("/ratings/0").header("host", "ratings:9080").send(([127, 0, 0, 1], mesh.ratings_inbound_port).into())?;
+    ensure!(silent.status == 200, "status {}", silent.status);
+    ensure!(silent.header("x-envoy-peer-metadata").is_none(), "metadata sent to a caller that did not ask");
     let stats = mesh.ratings.stats_prometheus()?;
     ensure!(
         stats.lines().any(|l| l.starts_with("wasmixer_peer_metadata_total{") && l.contains("result=\"no_mtls\"")),
