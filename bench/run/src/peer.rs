@@ -1,0 +1,117 @@
+//! An Istio `x-envoy-peer-metadata` value (base64 of a serialized `google.protobuf.Struct`),
+//! written out by hand so the benchmark does not depend on the filters' crates.
+
+/// A Struct value: a string or a nested map of strings.
+pub enum Field<'a> {
+    Str(&'a str),
+    Map(&'a [(&'a str, &'a str)]),
+}
+
+fn varint(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn bytes_field(tag: u8, data: &[u8], out: &mut Vec<u8>) {
+    out.push(tag);
+    varint(data.len(), out);
+    out.extend_from_slice(data);
+}
+
+/// `Value { string_value (3) | struct_value (5) }`
+fn value(f: &Field) -> Vec<u8> {
+    let mut v = Vec::new();
+    match f {
+        Field::Str(s) => bytes_field(0x1a, s.as_bytes(), &mut v),
+        Field::Map(m) => {
+            let fields: Vec<(&str, Field)> = m.iter().map(|(k, s)| (*k, Field::Str(s))).collect();
+            bytes_field(0x2a, &structure(&fields), &mut v);
+        }
+    }
+    v
+}
+
+/// `Struct { map<string, Value> fields = 1 }`, keys sorted (deterministic serialization).
+fn structure(fields: &[(&str, Field)]) -> Vec<u8> {
+    let mut sorted: Vec<&(&str, Field)> = fields.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::new();
+    for (k, f) in sorted {
+        let mut entry = Vec::new();
+        bytes_field(0x0a, k.as_bytes(), &mut entry);
+        bytes_field(0x12, &value(f), &mut entry);
+        bytes_field(0x0a, &entry, &mut out);
+    }
+    out
+}
+
+fn base64(input: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk.first().copied().unwrap_or(0),
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The header a `reviews-v3` sidecar sends.
+pub fn reviews_v3_header() -> String {
+    let labels: &[(&str, &str)] = &[("app", "reviews"), ("version", "v3")];
+    let fields = [
+        ("NAME", Field::Str("reviews-v3-bench")),
+        ("NAMESPACE", Field::Str("default")),
+        ("WORKLOAD_NAME", Field::Str("reviews-v3")),
+        ("SERVICE_ACCOUNT", Field::Str("bookinfo-reviews")),
+        ("LABELS", Field::Map(labels)),
+        (
+            "OWNER",
+            Field::Str("kubernetes://apis/apps/v1/namespaces/default/deployments/reviews-v3"),
+        ),
+        ("CLUSTER_ID", Field::Str("Kubernetes")),
+        ("MESH_ID", Field::Str("cluster.local")),
+    ];
+    base64(&structure(&fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn struct_encoding() {
+        // {"a": "b"}: field 1 { key "a", value { string_value "b" } }
+        let s = structure(&[("a", Field::Str("b"))]);
+        assert_eq!(
+            s,
+            vec![0x0a, 0x08, 0x0a, 0x01, b'a', 0x12, 0x03, 0x1a, 0x01, b'b']
+        );
+    }
+}
