@@ -98,9 +98,18 @@ fn seed_deny_reviews_v3_to_ratings() -> Result<(), HarnessError> {
     ensure!(seen.len() == 1, "ratings app saw {} requests (the denied one must not arrive)", seen.len());
     ensure!(seen[0].header("x-envoy-peer-metadata").is_none(), "peer metadata leaked to the application");
 
-    let stats = mesh.ratings.stats_prometheus()?;
+    // Counters reach Envoy on the filter's next tick (every second).
+    let counted = |stats: &str| stats.lines().any(|l| l.starts_with("wasmixer_policy_checks_total{") && l.contains("result=\"deny\"") && l.ends_with(" 1"));
+    let mut stats = mesh.ratings.stats_prometheus()?;
+    for _ in 0..30 {
+        if counted(&stats) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        stats = mesh.ratings.stats_prometheus()?;
+    }
     ensure!(
-        stats.lines().any(|l| l.starts_with("wasmixer_policy_checks_total{") && l.contains("result=\"deny\"") && l.ends_with(" 1")),
+        counted(&stats),
         "no deny counter in:\n{}",
         stats.lines().filter(|l| l.contains("wasmixer")).collect::<Vec<_>>().join("\n")
     );

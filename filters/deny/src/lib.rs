@@ -2,6 +2,7 @@
 //! inside the sidecar, answering denials in Mixer's format. The logic lives in
 //! `wasmixer_shared::policy`; this crate is the proxy-wasm glue.
 
+mod metrics;
 mod root;
 mod stream;
 

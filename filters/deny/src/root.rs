@@ -13,11 +13,13 @@ use wasmixer_shared::host::identity::{local_workload, PeerCache};
 use wasmixer_shared::policy::deny::{CheckHandler, ListSource};
 use wasmixer_shared::policy::DenyPlan;
 
-use crate::stream::{DenyMetrics, DenyStream, Shared};
+use crate::metrics::DenyMetrics;
+use crate::stream::{DenyStream, Shared};
 
 /// Largest configuration accepted (bytes).
 const MAX_CONFIG_BYTES: usize = 4 << 20;
 const LIST_FETCH_TIMEOUT_MS: u32 = 5_000;
+const TICK_MS: u32 = 1_000;
 
 #[derive(Default)]
 pub struct DenyRoot {
@@ -103,11 +105,14 @@ impl RootContext for DenyRoot {
             Ok(shared) => {
                 log::info!("wasmixer-deny {} configured: {} check rule(s), {} handler(s)", env!("CARGO_PKG_VERSION"), shared.plan.rules.len(), shared.plan.handlers.len());
                 let fetches = shared.plan.handlers.iter().any(|h| matches!(h, CheckHandler::List { params, .. } if params.provider_url.is_some()));
-                self.shared = Some(Rc::new(shared));
+                if let Some(old) = self.shared.replace(Rc::new(shared)) {
+                    old.metrics.flush(&old.plan.rules);
+                }
                 self.fetches.clear();
                 self.last_fetch_ns.clear();
+                // Ticks flush the counters (and refresh fetched lists).
+                abi::set_tick_period_ms(TICK_MS);
                 if fetches {
-                    abi::set_tick_period_ms(1_000);
                     self.fetch_lists();
                 }
                 true
@@ -122,6 +127,9 @@ impl RootContext for DenyRoot {
     }
 
     fn on_tick(&mut self) {
+        if let Some(shared) = &self.shared {
+            shared.metrics.flush(&shared.plan.rules);
+        }
         self.fetch_lists();
     }
 

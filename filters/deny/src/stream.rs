@@ -7,15 +7,16 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
 use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
-use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
-use wasmixer_shared::host::abi::{self, MapType, MetricType};
+use wasmixer_shared::diag::DEFAULT_INTERVAL_NS;
+use wasmixer_shared::host::abi::{self, MapType};
 use wasmixer_shared::host::identity::PeerCache;
 use wasmixer_shared::host::proxy_host::ProxyHost;
-use wasmixer_shared::host::tagged_metrics::TaggedMetric;
 use wasmixer_shared::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
 use wasmixer_shared::policy::header_ops::HeaderEdit;
 use wasmixer_shared::policy::status::http_status;
 use wasmixer_shared::policy::DenyPlan;
+
+use crate::metrics::DenyMetrics;
 
 /// Envoy's response-code details for our local replies.
 const DENIED_DETAILS: &str = "wasmixer_access_denied";
@@ -30,24 +31,6 @@ pub struct Shared {
     pub peers: PeerCache,
 }
 
-const CHECK_TAGS: [&str; 2] = ["rule", "result"];
-const MAX_RULE_SERIES: usize = 10_000;
-
-/// `wasmixer_policy_checks_total{rule, result}` and one log limiter per rule.
-pub struct DenyMetrics {
-    checks: TaggedMetric,
-    limiters: Vec<LogLimiter>,
-}
-
-impl DenyMetrics {
-    pub fn new(rules: usize) -> DenyMetrics {
-        DenyMetrics {
-            checks: TaggedMetric::new("wasmixer_policy_checks_total", MetricType::Counter, MAX_RULE_SERIES),
-            limiters: (0..rules).map(|_| LogLimiter::new()).collect(),
-        }
-    }
-}
-
 struct Observer<'s> {
     metrics: &'s DenyMetrics,
     context_id: u32,
@@ -55,12 +38,11 @@ struct Observer<'s> {
 
 impl CheckObserver for Observer<'_> {
     fn rule(&mut self, index: usize, rule: &CheckRule, outcome: RuleOutcome, detail: &dyn std::fmt::Display) {
-        self.metrics.checks.increment(&CHECK_TAGS, &[rule.label.as_str(), outcome.name()], 1);
+        self.metrics.count(index, outcome);
         if outcome == RuleOutcome::Allow {
             return;
         }
-        let Some(limiter) = self.metrics.limiters.get(index) else { return };
-        if let Some(suppressed) = limiter.admit(abi::now_nanos(), DEFAULT_INTERVAL_NS) {
+        if let Some(suppressed) = self.metrics.admit_log(index, DEFAULT_INTERVAL_NS) {
             let id = self.context_id;
             let label = &rule.label;
             match outcome {
