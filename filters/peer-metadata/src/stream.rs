@@ -29,11 +29,12 @@ impl PeerStream {
     }
 }
 
+/// Takes the exchange headers out of `map`; host calls to remove them only when present.
 fn strip(map: MapType) -> Option<String> {
-    let value = abi::get_header(map, METADATA_HEADER);
+    let value = abi::get_header(map, METADATA_HEADER)?;
     abi::remove_header(map, METADATA_HEADER);
     abi::remove_header(map, METADATA_ID_HEADER);
-    value
+    Some(value)
 }
 
 impl PeerStream {
@@ -109,12 +110,12 @@ impl HttpContext for PeerStream {
             if let (true, Some(encoded)) = (self.announced, received) {
                 self.accept(&shared, &encoded, "outbound");
             }
+        } else if let (true, Some(meta)) = (self.caller_announced, &shared.local_metadata) {
+            // Replacing also overwrites anything the application set under these names.
+            abi::replace_header(MapType::ResponseHeaders, METADATA_HEADER, meta);
+            abi::replace_header(MapType::ResponseHeaders, METADATA_ID_HEADER, &shared.local_id);
         } else {
             strip(MapType::ResponseHeaders);
-            if let (true, Some(meta)) = (self.caller_announced, &shared.local_metadata) {
-                abi::replace_header(MapType::ResponseHeaders, METADATA_HEADER, meta);
-                abi::replace_header(MapType::ResponseHeaders, METADATA_ID_HEADER, &shared.local_id);
-            }
         }
         Action::Continue
     }
