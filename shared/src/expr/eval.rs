@@ -29,16 +29,14 @@ impl Node {
             Node::Attr { name, .. } => self.attr(bag)?.ok_or(EvalError::LookupFailed(name)),
             Node::Index(map, key) => {
                 let map = map.eval(bag)?;
+                // A constant key (`labels["app"]`) is looked up as it is, not through a `Value`.
+                if let Node::Const(Value::String(k)) = key.as_ref() {
+                    return Ok(Value::String(index_str(map, k).unwrap_or(Cow::Borrowed(""))));
+                }
                 let key = key.eval(bag)?;
                 Ok(Value::String(index(map, &key).unwrap_or(Cow::Borrowed(""))))
             }
-            Node::Cmp(op, ty, l, r) => {
-                let l = l.eval(bag)?;
-                let r = r.eval(bag)?;
-                compare(*op, *ty, &l, &r).map(Value::Bool)
-            }
-            Node::And(l, r) => Ok(Value::Bool(l.eval_bool(bag)? && r.eval_bool(bag)?)),
-            Node::Or(l, r) => Ok(Value::Bool(l.eval_bool(bag)? || r.eval_bool(bag)?)),
+            Node::Cmp(..) | Node::And(..) | Node::Or(..) => self.eval_bool(bag).map(Value::Bool),
             Node::Fallback(l, r) => match l.eval_opt(bag)? {
                 Some(v) => Ok(v),
                 None => r.eval(bag),
@@ -110,12 +108,44 @@ impl Node {
         }
     }
 
-    /// Evaluates a BOOL expression.
+    /// Evaluates a BOOL expression. Logic and comparisons are computed here as plain `bool`s
+    /// rather than through `eval` (moving a `Value` through a `Result` per node is the main
+    /// cost of a tree walk).
     pub fn eval_bool<'a, B: AttributeBag + ?Sized>(&'a self, bag: &'a B) -> Result<'a, bool> {
-        match self.eval(bag)? {
-            Value::Bool(b) => Ok(b),
-            v => Err(other(format!("error converting value to bool: '{}'", go_v(&v)))),
+        match self {
+            Node::Const(Value::Bool(b)) => Ok(*b),
+            Node::And(l, r) => Ok(l.eval_bool(bag)? && r.eval_bool(bag)?),
+            Node::Or(l, r) => Ok(l.eval_bool(bag)? || r.eval_bool(bag)?),
+            Node::Cmp(op, ty, l, r) => {
+                if let (CmpOp::Eq | CmpOp::Neq, ValueType::String, Node::Const(Value::String(c))) = (op, ty, r.as_ref()) {
+                    return Ok(l.str_equals(c, bag)? == (*op == CmpOp::Eq));
+                }
+                let l = l.eval(bag)?;
+                let r = r.eval(bag)?;
+                compare(*op, *ty, &l, &r)
+            }
+            _ => match self.eval(bag)? {
+                Value::Bool(b) => Ok(b),
+                v => Err(not_bool(&v)),
+            },
         }
+    }
+
+    /// `self == c` for a STRING expression and a constant: `map["key"] == "c"` over an
+    /// attribute map is one bag lookup and one map probe, with no intermediate `Value`.
+    fn str_equals<'a, B: AttributeBag + ?Sized>(&'a self, c: &str, bag: &'a B) -> Result<'a, bool> {
+        if let Node::Index(map, key) = self {
+            if let (Node::Attr { id, name, ty }, Node::Const(Value::String(k))) = (map.as_ref(), key.as_ref()) {
+                // `bag.get` directly rather than `attr`: one `Value` move less.
+                return match bag.get(*id) {
+                    Some(Value::StringMap(m)) => Ok(m.get(k).unwrap_or("") == c),
+                    // Not a map: `conform` reports the type error (a missing key reads as "").
+                    Some(v) => conform(*ty, v).map(|_| c.is_empty()),
+                    None => Err(EvalError::LookupFailed(name)),
+                };
+            }
+        }
+        Ok(self.eval(bag)?.as_str() == Some(c))
     }
 
     /// Fetches an attribute and checks its runtime type against the manifest's.
@@ -123,12 +153,16 @@ impl Node {
         let Node::Attr { id, ty, .. } = self else { return Ok(None) };
         match bag.get(*id) {
             None => Ok(None),
+            Some(v) if v.value_type() == *ty => Ok(Some(v)),
             Some(v) => conform(*ty, v).map(Some),
         }
     }
 }
 
 /// Mixer's runtime type checks (spec 7.1): an INT64 slot also takes a duration and vice versa.
+/// Rare (the bag normally returns the manifest's type), so kept out of the callers' frames.
+#[cold]
+#[inline(never)]
 fn conform<'a>(ty: ValueType, v: Value<'a>) -> Result<'a, Value<'a>> {
     if v.value_type() == ty {
         return Ok(v);
@@ -155,12 +189,22 @@ fn text<'v>(v: &'v Value<'_>) -> &'v str {
 
 /// Looks `key` up in a map value; `None` when the key is missing.
 fn index<'a>(map: Value<'a>, key: &Value<'_>) -> Option<Cow<'a, str>> {
+    index_str(map, key.as_str()?)
+}
+
+/// [`index`] with a constant key.
+fn index_str<'a>(map: Value<'a>, key: &str) -> Option<Cow<'a, str>> {
     let Value::StringMap(map) = map else { return None };
-    let key = key.as_str()?;
     match map {
         Cow::Borrowed(m) => m.get(key).map(Cow::Borrowed),
         Cow::Owned(m) => m.get(key).map(|v| Cow::Owned(v.to_string())),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn not_bool<'a>(v: &Value<'_>) -> EvalError<'a> {
+    other(format!("error converting value to bool: '{}'", go_v(v)))
 }
 
 fn compare<'a>(op: CmpOp, ty: ValueType, l: &Value<'_>, r: &Value<'_>) -> Result<'a, bool> {

@@ -110,7 +110,17 @@ impl StringMap {
     }
 
     /// The value stored under `key`, if any.
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&str> {
+        // Label maps are small: a length-first linear scan beats a binary search whose every
+        // probe is a `memcmp` call.
+        if self.entries.len() <= 8 {
+            return self
+                .entries
+                .iter()
+                .find(|(k, _)| k.len() == key.len() && k.as_bytes() == key.as_bytes())
+                .map(|(_, v)| v.as_str());
+        }
         self.entries
             .binary_search_by(|(k, _)| k.as_str().cmp(key))
             .ok()
@@ -134,7 +144,13 @@ impl StringMap {
 
 /// A value of one of the CEXL types. Strings and maps borrow from the attribute bag or the
 /// compiled program whenever they can, so evaluation over cached attributes does not allocate.
+///
+/// `repr(u64)`: an 8-byte tag puts every payload at offset 8. With the default layout the
+/// payload starts at offset 1 (`Bool`, the align-1 `IpBytes`), every `Value` moved through a
+/// `Result` is copied with overlapping unaligned stores and loads, and the loads stall on
+/// store forwarding; that was a third of the evaluation time of the seed deny rule.
 #[derive(Clone, Debug, PartialEq)]
+#[repr(u64)]
 pub enum Value<'a> {
     String(Cow<'a, str>),
     Int64(i64),
