@@ -107,8 +107,26 @@ clean: ## remove build output and dist/
 	$(CARGO) clean
 	rm -rf $(DIST)
 
-run: ## run Envoy with the filters (not yet)
-	@echo "make run: not yet"
+# The seed scenarios on a local mesh (integration/src/bin/demo.rs): bookinfo and sleep/httpbin
+# behind Envoy sidecars with the filters, Prometheus, a trace receiver. RUN_ARGS=--keep leaves
+# the mesh up at the end and prints its URLs.
+RUN_ARGS ?=
+run: setup wasm ## the seed scenarios on a local mesh of Envoy sidecars (RUN_ARGS=--keep keeps it up)
+	$(CARGO) run -q -p wasmixer-integration --bin demo -- $(RUN_ARGS)
+
+# OCI images of the filters for Istio WasmPlugin `oci://` URLs (envoy-config/oci/build-oci.sh):
+# dist/oci/<filter>/ (OCI layout) and dist/oci/<filter>.oci.tar, tagged with the crate version.
+OCI_VERSION ?= $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
+.PHONY: oci
+oci: wasm ## OCI images of the filters (dist/oci/): Istio's oci:// format, no registry needed
+	@echo "==> OCI images $(OCI_VERSION) in $(DIST)/oci"
+	bash envoy-config/oci/build-oci.sh $(DIST) $(DIST)/oci $(OCI_VERSION)
+
+# The mesh as containers (envoy-config/docker-compose.yml): images FROM scratch (no registry),
+# up, the seed's deny and metrics scenarios, down. Skips with a SKIP line without Docker.
+.PHONY: test-compose
+test-compose: wasm ## the compose mesh: build images, up, seed deny + metrics scenarios, down (skips without Docker)
+	bash envoy-config/compose/test-compose.sh
 
 # Load benchmark (bench/README.md): every filter against bare Envoy and Envoy's native filters in
 # one run; writes bench/results/latest.json, cpu-per-request.svg, latest.md and the README table.

@@ -59,22 +59,120 @@ pub struct AppContext {
     pub outbound: SocketAddr,
 }
 
+/// The request handler of `app`.
+pub fn handler(
+    app: &App,
+    ctx: AppContext,
+) -> Box<dyn Fn(&ReceivedRequest) -> BackendResponse + Send + Sync> {
+    match app.clone() {
+        App::ProductPage => Box::new(move |r| productpage(r, &ctx)),
+        App::Details => Box::new(details),
+        App::Reviews(version) => Box::new(move |r| reviews(r, &version, &ctx)),
+        App::Ratings => Box::new(ratings),
+        App::Httpbin => Box::new(httpbin),
+        App::Sleep => Box::new(|_| BackendResponse::ok("sleep\n")),
+    }
+}
+
 /// Starts `app` on 127.0.0.1 (a free port).
 pub fn start(app: &App, ctx: AppContext) -> Result<Backend, HarnessError> {
-    match app.clone() {
-        App::ProductPage => Backend::start(move |r| productpage(r, &ctx)),
-        App::Details => Backend::start(details),
-        App::Reviews(version) => Backend::start(move |r| reviews(r, &version, &ctx)),
-        App::Ratings => Backend::start(ratings),
-        App::Httpbin => Backend::start(httpbin),
-        App::Sleep => Backend::start(|_| BackendResponse::ok("sleep\n")),
+    let h = handler(app, ctx);
+    Backend::start(move |r| h(r))
+}
+
+/// `productpage`, `details`, `reviews-v1`..`reviews-v3`, `ratings`, `httpbin`, `sleep`.
+pub fn parse_app(name: &str) -> Option<App> {
+    Some(match name {
+        "productpage" => App::ProductPage,
+        "details" => App::Details,
+        "ratings" => App::Ratings,
+        "httpbin" => App::Httpbin,
+        "sleep" => App::Sleep,
+        other => App::Reviews(
+            other
+                .strip_prefix("reviews-")
+                .filter(|v| ["v1", "v2", "v3"].contains(v))?
+                .to_string(),
+        ),
+    })
+}
+
+/// Serves `app` on `addr` until the process ends (thread per connection, keep-alive): what the
+/// `mesh-app` binary runs in a container.
+pub fn serve(app: &App, ctx: AppContext, addr: &str) -> Result<(), HarnessError> {
+    use std::io::{BufReader, Write};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| HarnessError::io(format!("binding {addr}"), e))?;
+    let h: Arc<dyn Fn(&ReceivedRequest) -> BackendResponse + Send + Sync> =
+        Arc::from(handler(app, ctx));
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let h = Arc::clone(&h);
+        let _ = std::thread::Builder::new()
+            .name("app-conn".into())
+            .spawn(move || {
+                let mut reader = BufReader::new(&conn);
+                loop {
+                    let Ok(Some(line)) = crate::http::read_line(&mut reader) else {
+                        return;
+                    };
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let mut parts = line.split(' ');
+                    let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
+                        return;
+                    };
+                    let Ok(headers) = crate::http::read_headers(&mut reader) else {
+                        return;
+                    };
+                    let Ok(framing) = crate::http::framing(&headers, false) else {
+                        return;
+                    };
+                    let Ok(body) = crate::http::read_body(&mut reader, framing) else {
+                        return;
+                    };
+                    let close = crate::http::find_header(&headers, "connection")
+                        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+                    let req = ReceivedRequest {
+                        method: method.to_string(),
+                        path: path.to_string(),
+                        headers,
+                        body,
+                    };
+                    let resp = h(&req);
+                    let mut head = format!(
+                        "HTTP/1.1 {} {}\r\n",
+                        resp.status,
+                        if resp.status < 400 { "OK" } else { "Error" }
+                    );
+                    for (k, v) in &resp.headers {
+                        head.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    head.push_str(&format!("content-length: {}\r\n\r\n", resp.body.len()));
+                    let mut out = head.into_bytes();
+                    out.extend_from_slice(&resp.body);
+                    if (&conn).write_all(&out).is_err() || close {
+                        return;
+                    }
+                }
+            });
     }
+    Ok(())
 }
 
 /// A call from the application through its sidecar to `host` (e.g. `ratings:9080`),
 /// forwarding the propagated headers of `incoming`.
-pub fn call_through_sidecar(ctx: &AppContext, incoming: &ReceivedRequest, host: &str, path: &str) -> Result<crate::Response, HarnessError> {
-    let mut req = Request::get(path).header("host", host).timeout(CALL_TIMEOUT);
+pub fn call_through_sidecar(
+    ctx: &AppContext,
+    incoming: &ReceivedRequest,
+    host: &str,
+    path: &str,
+) -> Result<crate::Response, HarnessError> {
+    let mut req = Request::get(path)
+        .header("host", host)
+        .timeout(CALL_TIMEOUT);
     for name in PROPAGATED_HEADERS {
         if let Some(v) = incoming.header(name) {
             req = req.header(name, v);
@@ -84,7 +182,9 @@ pub fn call_through_sidecar(ctx: &AppContext, incoming: &ReceivedRequest, host: 
 }
 
 fn json_response(status: u16, body: &Value) -> BackendResponse {
-    BackendResponse::new(status).header("content-type", "application/json").body(body.to_string())
+    BackendResponse::new(status)
+        .header("content-type", "application/json")
+        .body(body.to_string())
 }
 
 fn path_only(path: &str) -> &str {
@@ -96,7 +196,10 @@ fn details(r: &ReceivedRequest) -> BackendResponse {
     if path == "/health" {
         return json_response(200, &json!({"status": "Details is healthy"}));
     }
-    let id: i64 = path.strip_prefix("/details/").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let id: i64 = path
+        .strip_prefix("/details/")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     json_response(
         200,
         &json!({"id": id, "author": "William Shakespeare", "year": 1595, "type": "paperback", "pages": 200,
@@ -109,8 +212,14 @@ fn ratings(r: &ReceivedRequest) -> BackendResponse {
     if path == "/health" {
         return json_response(200, &json!({"status": "Ratings is healthy"}));
     }
-    let id: i64 = path.strip_prefix("/ratings/").and_then(|s| s.parse().ok()).unwrap_or(0);
-    json_response(200, &json!({"id": id, "ratings": {"Reviewer1": 5, "Reviewer2": 4}}))
+    let id: i64 = path
+        .strip_prefix("/ratings/")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    json_response(
+        200,
+        &json!({"id": id, "ratings": {"Reviewer1": 5, "Reviewer2": 4}}),
+    )
 }
 
 fn reviews(r: &ReceivedRequest, version: &str, ctx: &AppContext) -> BackendResponse {
@@ -128,7 +237,9 @@ fn reviews(r: &ReceivedRequest, version: &str, ctx: &AppContext) -> BackendRespo
         None
     } else {
         match call_through_sidecar(ctx, r, "ratings:9080", &format!("/ratings/{id}")) {
-            Ok(resp) if resp.status == 200 => serde_json::from_slice::<Value>(&resp.body).ok().map(|v| v["ratings"].clone()),
+            Ok(resp) if resp.status == 200 => serde_json::from_slice::<Value>(&resp.body)
+                .ok()
+                .map(|v| v["ratings"].clone()),
             _ => Some(Value::Null),
         }
     };
@@ -147,7 +258,10 @@ fn reviews(r: &ReceivedRequest, version: &str, ctx: &AppContext) -> BackendRespo
             review
         })
         .collect();
-    json_response(200, &json!({"id": id, "podname": ctx.pod_name, "clustername": "null", "reviews": list}))
+    json_response(
+        200,
+        &json!({"id": id, "podname": ctx.pod_name, "clustername": "null", "reviews": list}),
+    )
 }
 
 fn productpage(r: &ReceivedRequest, ctx: &AppContext) -> BackendResponse {
@@ -206,7 +320,9 @@ fn productpage(r: &ReceivedRequest, ctx: &AppContext) -> BackendResponse {
         Err(_) => html.push_str("<h4>Error fetching product reviews!</h4>\n<p>Sorry, product reviews are currently unavailable for this book.</p>\n"),
     }
     html.push_str("</body>\n</html>\n");
-    BackendResponse::new(200).header("content-type", "text/html; charset=utf-8").body(html)
+    BackendResponse::new(200)
+        .header("content-type", "text/html; charset=utf-8")
+        .body(html)
 }
 
 /// `Content-Type` → `Content-Type` (httpbin shows header names in this case).
@@ -214,7 +330,9 @@ fn title_case(name: &str) -> String {
     name.split('-')
         .map(|w| {
             let mut c = w.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect::<Vec<_>>()
         .join("-")
@@ -231,25 +349,38 @@ fn headers_json(r: &ReceivedRequest) -> Value {
 fn httpbin(r: &ReceivedRequest) -> BackendResponse {
     let path = path_only(&r.path);
     if path == "/ip" {
-        let origin = r.header("x-forwarded-for").and_then(|x| x.split(',').next()).map(str::trim).unwrap_or("127.0.0.1");
+        let origin = r
+            .header("x-forwarded-for")
+            .and_then(|x| x.split(',').next())
+            .map(str::trim)
+            .unwrap_or("127.0.0.1");
         return json_response(200, &json!({"origin": origin}));
     }
     if path == "/headers" {
         return json_response(200, &json!({"headers": headers_json(r)}));
     }
     if path == "/get" {
-        return json_response(200, &json!({"args": {}, "headers": headers_json(r), "url": format!("http://{}{}", r.header("host").unwrap_or(""), r.path)}));
+        return json_response(
+            200,
+            &json!({"args": {}, "headers": headers_json(r), "url": format!("http://{}{}", r.header("host").unwrap_or(""), r.path)}),
+        );
     }
     if let Some(code) = path.strip_prefix("/status/") {
         return match code.parse::<u16>() {
             Ok(c) if (100..600).contains(&c) => BackendResponse::new(c),
-            _ => BackendResponse::new(400).header("content-type", "text/plain").body("Invalid status code\n"),
+            _ => BackendResponse::new(400)
+                .header("content-type", "text/plain")
+                .body("Invalid status code\n"),
         };
     }
     if path == "/" {
-        return BackendResponse::new(200).header("content-type", "text/html").body("<html><body>httpbin.org (wasmixer mesh)</body></html>\n");
+        return BackendResponse::new(200)
+            .header("content-type", "text/html")
+            .body("<html><body>httpbin.org (wasmixer mesh)</body></html>\n");
     }
-    BackendResponse::new(404).header("content-type", "text/html").body("<h1>Not Found</h1>\n")
+    BackendResponse::new(404)
+        .header("content-type", "text/html")
+        .body("<h1>Not Found</h1>\n")
 }
 
 #[cfg(test)]
@@ -257,7 +388,12 @@ mod tests {
     use super::*;
 
     fn req(path: &str) -> ReceivedRequest {
-        ReceivedRequest { method: "GET".into(), path: path.into(), headers: vec![("x-b3-traceid".into(), "abc".into())], body: vec![] }
+        ReceivedRequest {
+            method: "GET".into(),
+            path: path.into(),
+            headers: vec![("x-b3-traceid".into(), "abc".into())],
+            body: vec![],
+        }
     }
 
     #[test]
@@ -266,13 +402,19 @@ mod tests {
         assert_eq!(httpbin(&req("/status/x")).status, 400);
         let h = httpbin(&req("/headers"));
         assert!(String::from_utf8_lossy(&h.body).contains("\"X-B3-Traceid\":\"abc\""));
-        assert_eq!(httpbin(&req("/ip")).body, br#"{"origin":"127.0.0.1"}"#.to_vec());
+        assert_eq!(
+            httpbin(&req("/ip")).body,
+            br#"{"origin":"127.0.0.1"}"#.to_vec()
+        );
     }
 
     #[test]
     fn reviews_v1_never_calls_ratings() {
         // The outbound address is closed: v1 must not need it.
-        let ctx = AppContext { pod_name: "reviews-v1-0".into(), outbound: SocketAddr::from(([127, 0, 0, 1], 1)) };
+        let ctx = AppContext {
+            pod_name: "reviews-v1-0".into(),
+            outbound: SocketAddr::from(([127, 0, 0, 1], 1)),
+        };
         let r = reviews(&req("/reviews/0"), "v1", &ctx);
         let text = String::from_utf8_lossy(&r.body).to_string();
         assert!(!text.contains("rating"), "{text}");
