@@ -84,18 +84,10 @@ pub struct Args {
 
 /// Parses `[FILES|DIRS|-] [--out DIR] [--format F] [--namespace NS] [--config-namespace NS] [--wasm-url T]`.
 pub fn parse_args(words: &[&str]) -> Result<Args, String> {
-    let mut args = Args {
-        paths: Vec::new(),
-        out: None,
-        options: Options::default(),
-    };
+    let mut args = Args { paths: Vec::new(), out: None, options: Options::default() };
     let mut it = words.iter();
     while let Some(w) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .map(|s| s.to_string())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
+        let mut value = |name: &str| it.next().map(|s| s.to_string()).ok_or_else(|| format!("{name} needs a value"));
         match *w {
             "--out" | "-o" => args.out = Some(value("--out")?),
             "--format" => {
@@ -103,11 +95,7 @@ pub fn parse_args(words: &[&str]) -> Result<Args, String> {
                     "wasmplugin" => Format::WasmPlugin,
                     "envoy" => Format::Envoy,
                     "both" => Format::Both,
-                    other => {
-                        return Err(format!(
-                            "--format must be wasmplugin, envoy or both, not {other}"
-                        ))
-                    }
+                    other => return Err(format!("--format must be wasmplugin, envoy or both, not {other}")),
                 }
             }
             "--namespace" | "-n" => args.options.namespace = value("--namespace")?,
@@ -121,11 +109,7 @@ pub fn parse_args(words: &[&str]) -> Result<Args, String> {
         return Err("no input: give files, directories or - for standard input".to_string());
     }
     for ns in [&args.options.namespace, &args.options.config_namespace] {
-        if ns.is_empty()
-            || !ns
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
+        if ns.is_empty() || !ns.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
             return Err(format!("{ns:?} is not a Kubernetes namespace name"));
         }
     }
@@ -139,13 +123,8 @@ pub fn read_inputs(paths: &[String]) -> Result<Vec<Input>, String> {
     for p in paths {
         if p == "-" {
             let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| format!("cannot read standard input: {e}"))?;
-            inputs.push(Input {
-                name: "<stdin>".to_string(),
-                text,
-            });
+            std::io::stdin().read_to_string(&mut text).map_err(|e| format!("cannot read standard input: {e}"))?;
+            inputs.push(Input { name: "<stdin>".to_string(), text });
             continue;
         }
         let path = Path::new(p);
@@ -153,25 +132,15 @@ pub fn read_inputs(paths: &[String]) -> Result<Vec<Input>, String> {
             let mut files = Vec::new();
             collect_dir(path, &mut files)?;
             if files.is_empty() {
-                return Err(format!(
-                    "{p}: no .yaml, .yml or .json file in this directory"
-                ));
+                return Err(format!("{p}: no .yaml, .yml or .json file in this directory"));
             }
             for f in files {
-                let text = std::fs::read_to_string(&f)
-                    .map_err(|e| format!("cannot read {}: {e}", f.display()))?;
-                inputs.push(Input {
-                    name: f.display().to_string(),
-                    text,
-                });
+                let text = std::fs::read_to_string(&f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+                inputs.push(Input { name: f.display().to_string(), text });
             }
         } else {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("cannot read {p}: {e}"))?;
-            inputs.push(Input {
-                name: p.clone(),
-                text,
-            });
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {p}: {e}"))?;
+            inputs.push(Input { name: p.clone(), text });
         }
     }
     Ok(inputs)
@@ -186,11 +155,7 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
     for e in entries {
         if e.is_dir() {
             collect_dir(&e, out)?;
-        } else if e
-            .extension()
-            .and_then(|x| x.to_str())
-            .is_some_and(|x| matches!(x, "yaml" | "yml" | "json"))
-        {
+        } else if e.extension().and_then(|x| x.to_str()).is_some_and(|x| matches!(x, "yaml" | "yml" | "json")) {
             out.push(e);
         }
     }
@@ -236,9 +201,7 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn namespace_of(&self, obj: &Object) -> String {
-        obj.namespace
-            .clone()
-            .unwrap_or_else(|| self.opts.namespace.clone())
+        obj.namespace.clone().unwrap_or_else(|| self.opts.namespace.clone())
     }
 
     fn full_path(src: &SourceRef, field: &str) -> String {
@@ -259,25 +222,14 @@ impl Ctx<'_> {
 
     /// `file:line (document n)` of an object, for "also declared at" messages.
     pub fn describe(&self, obj: &Object) -> String {
-        let pos = self
-            .document(&obj.src)
-            .map(|d| d.locate(&obj.src.base))
-            .unwrap_or_default();
+        let pos = self.document(&obj.src).map(|d| d.locate(&obj.src.base)).unwrap_or_default();
         let doc = self.document(&obj.src).map_or(0, |d| d.number);
-        format!(
-            "{}:{}:{} (document {doc})",
-            self.input_name(&obj.src).unwrap_or_default(),
-            pos.line,
-            pos.col
-        )
+        format!("{}:{}:{} (document {doc})", self.input_name(&obj.src).unwrap_or_default(), pos.line, pos.col)
     }
 
     /// The text of the scalar at `field` of `obj`, as written.
     pub fn scalar_text(&self, obj: &Object, field: &str) -> Option<String> {
-        self.document(&obj.src)?
-            .span(&Self::full_path(&obj.src, field))?
-            .text
-            .clone()
+        self.document(&obj.src)?.span(&Self::full_path(&obj.src, field))?.text.clone()
     }
 
     fn location(&self, obj: &Object, resource: Option<&str>, field: Option<&str>) -> Location {
@@ -303,8 +255,7 @@ impl Ctx<'_> {
         message: impl Into<String>,
     ) {
         let location = self.location(obj, resource, field);
-        self.report
-            .push(Diagnostic::new(severity, location, message));
+        self.report.push(Diagnostic::new(severity, location, message));
     }
 
     /// Reports a problem at character `position` of the expression in `field`.
@@ -322,8 +273,7 @@ impl Ctx<'_> {
         let mut location = self.location(obj, Some(resource), Some(field));
         location.position = Some(position);
         let path = Self::full_path(&obj.src, field);
-        if let (Some(doc), Some(input)) = (self.document(&obj.src), self.inputs.get(obj.src.input))
-        {
+        if let (Some(doc), Some(input)) = (self.document(&obj.src), self.inputs.get(obj.src.input)) {
             location.pos = Some(doc.locate_in_scalar(&path, position, &input.text));
         }
         let mut d = Diagnostic::new(severity, location, message);
@@ -333,8 +283,7 @@ impl Ctx<'_> {
 
     /// Reports something that belongs to no single document.
     pub fn global(&mut self, severity: Severity, message: impl Into<String>) {
-        self.report
-            .push(Diagnostic::new(severity, Location::default(), message));
+        self.report.push(Diagnostic::new(severity, Location::default(), message));
     }
 }
 
@@ -361,26 +310,13 @@ const MIXER_GROUP: &str = "config.istio.io";
 
 /// Converts `inputs`. Files are produced only when there is no error.
 pub fn convert(inputs: &[Input], opts: &Options) -> Outcome {
-    let mut ctx = Ctx {
-        inputs,
-        docs: Vec::new(),
-        report: Report::default(),
-        opts,
-    };
+    let mut ctx = Ctx { inputs, docs: Vec::new(), report: Report::default(), opts };
     let mut objects: Vec<Object> = Vec::new();
     for (ii, input) in inputs.iter().enumerate() {
         let (docs, error) = parse_documents(&input.text);
         if let Some(e) = error {
-            let location = Location {
-                file: Some(input.name.clone()),
-                pos: Some(e.pos),
-                ..Location::default()
-            };
-            ctx.report.push(Diagnostic::new(
-                Severity::Error,
-                location,
-                format!("YAML syntax error: {}", e.message),
-            ));
+            let location = Location { file: Some(input.name.clone()), pos: Some(e.pos), ..Location::default() };
+            ctx.report.push(Diagnostic::new(Severity::Error, location, format!("YAML syntax error: {}", e.message)));
         }
         for doc in docs {
             for (pos, w) in &doc.warnings {
@@ -390,8 +326,7 @@ pub fn convert(inputs: &[Input], opts: &Options) -> Outcome {
                     document: Some(doc.number),
                     ..Location::default()
                 };
-                ctx.report
-                    .push(Diagnostic::new(Severity::Warning, location, w.clone()));
+                ctx.report.push(Diagnostic::new(Severity::Warning, location, w.clone()));
             }
             let di = ctx.docs.len();
             let value = doc.value.clone();
@@ -399,22 +334,11 @@ pub fn convert(inputs: &[Input], opts: &Options) -> Outcome {
             if value.is_null() {
                 continue;
             }
-            let src = SourceRef {
-                input: ii,
-                doc: di,
-                base: String::new(),
-            };
+            let src = SourceRef { input: ii, doc: di, base: String::new() };
             if value.get("kind").and_then(Json::as_str) == Some("List") {
-                let items = value
-                    .get("items")
-                    .and_then(Json::as_array)
-                    .cloned()
-                    .unwrap_or_default();
+                let items = value.get("items").and_then(Json::as_array).cloned().unwrap_or_default();
                 for (k, item) in items.into_iter().enumerate() {
-                    let src = SourceRef {
-                        base: format!("items[{k}]"),
-                        ..src.clone()
-                    };
+                    let src = SourceRef { base: format!("items[{k}]"), ..src.clone() };
                     if let Some(o) = object(&mut ctx, src, item) {
                         objects.push(o);
                     }
@@ -432,11 +356,18 @@ pub fn convert(inputs: &[Input], opts: &Options) -> Outcome {
         match (o.group.as_str(), o.kind.as_str()) {
             (MIXER_GROUP, _) => mixer.push(o),
             ("", _) if o.api_version.is_none() && mixer_kind => mixer.push(o),
-            ("authentication.istio.io", "Policy" | "MeshPolicy")
-            | ("networking.istio.io", "DestinationRule") => mtls.push(o),
+            ("authentication.istio.io", "Policy" | "MeshPolicy") | ("networking.istio.io", "DestinationRule") => {
+                mtls.push(o)
+            }
             ("authentication.istio.io", _) => {
                 let label = format!("{}.{}.{}", o.name, o.kind, ctx.namespace_of(o));
-                ctx.at(Severity::Unsupported, o, Some(&label), Some("kind"), format!("{} of authentication.istio.io is not converted (only Policy and MeshPolicy are)", o.kind));
+                ctx.at(
+                    Severity::Unsupported,
+                    o,
+                    Some(&label),
+                    Some("kind"),
+                    format!("{} of authentication.istio.io is not converted (only Policy and MeshPolicy are)", o.kind),
+                );
             }
             ("rbac.istio.io", _) => {
                 let label = format!("{}.{}.{}", o.name, o.kind, ctx.namespace_of(o));
@@ -462,20 +393,14 @@ pub fn convert(inputs: &[Input], opts: &Options) -> Outcome {
 
     let mixer_out = convert_mixer::convert(&mut ctx, &mixer);
     let mtls_out = convert_mtls::convert(&mut ctx, &mtls);
-    let mut files = if ctx.report.has_errors() {
-        Vec::new()
-    } else {
-        convert_output::files(&mut ctx, &mixer_out, &mtls_out)
-    };
+    let mut files =
+        if ctx.report.has_errors() { Vec::new() } else { convert_output::files(&mut ctx, &mixer_out, &mtls_out) };
     if ctx.report.has_errors() {
         files.clear();
     } else {
         files.push(("report.json".to_string(), report_json(&ctx.report)));
     }
-    Outcome {
-        report: ctx.report,
-        files,
-    }
+    Outcome { report: ctx.report, files }
 }
 
 /// `report.json`: whether the output is complete, and every diagnostic.
@@ -508,53 +433,31 @@ fn object(ctx: &mut Ctx, src: SourceRef, value: Json) -> Option<Object> {
     };
     if !value.is_object() {
         let l = location("");
-        ctx.report.push(Diagnostic::new(Severity::Error, l, "a document must be a mapping (a Kubernetes resource with apiVersion, kind, metadata and spec)"));
-        return None;
-    }
-    let api_version = value
-        .get("apiVersion")
-        .and_then(Json::as_str)
-        .map(str::to_string);
-    let Some(kind) = value.get("kind").and_then(Json::as_str).map(str::to_string) else {
-        let l = location("kind");
-        ctx.report
-            .push(Diagnostic::new(Severity::Error, l, "missing field kind"));
-        return None;
-    };
-    let Some(name) = value
-        .pointer("/metadata/name")
-        .and_then(Json::as_str)
-        .filter(|n| !n.is_empty())
-        .map(str::to_string)
-    else {
-        let mut l = location("metadata.name");
-        l.resource = Some(format!("{kind} (unnamed)"));
         ctx.report.push(Diagnostic::new(
             Severity::Error,
             l,
-            "missing field metadata.name",
+            "a document must be a mapping (a Kubernetes resource with apiVersion, kind, metadata and spec)",
         ));
         return None;
+    }
+    let api_version = value.get("apiVersion").and_then(Json::as_str).map(str::to_string);
+    let Some(kind) = value.get("kind").and_then(Json::as_str).map(str::to_string) else {
+        let l = location("kind");
+        ctx.report.push(Diagnostic::new(Severity::Error, l, "missing field kind"));
+        return None;
     };
-    let namespace = value
-        .pointer("/metadata/namespace")
-        .and_then(Json::as_str)
-        .filter(|n| !n.is_empty())
-        .map(str::to_string);
-    let group = api_version
-        .as_deref()
-        .and_then(|v| v.rsplit_once('/'))
-        .map(|(g, _)| g.to_string())
-        .unwrap_or_default();
-    Some(Object {
-        src,
-        api_version,
-        group,
-        kind,
-        name,
-        namespace,
-        value,
-    })
+    let Some(name) =
+        value.pointer("/metadata/name").and_then(Json::as_str).filter(|n| !n.is_empty()).map(str::to_string)
+    else {
+        let mut l = location("metadata.name");
+        l.resource = Some(format!("{kind} (unnamed)"));
+        ctx.report.push(Diagnostic::new(Severity::Error, l, "missing field metadata.name"));
+        return None;
+    };
+    let namespace =
+        value.pointer("/metadata/namespace").and_then(Json::as_str).filter(|n| !n.is_empty()).map(str::to_string);
+    let group = api_version.as_deref().and_then(|v| v.rsplit_once('/')).map(|(g, _)| g.to_string()).unwrap_or_default();
+    Some(Object { src, api_version, group, kind, name, namespace, value })
 }
 
 /// Prints the diagnostics and the summary; `wrote` says whether files were written.
@@ -571,16 +474,14 @@ pub fn write_files(out: &Path, files: &[(String, String)]) -> Result<(), String>
         if !files.iter().any(|(p, _)| p == stale) {
             let p = out.join(stale);
             if p.is_file() {
-                std::fs::remove_file(&p)
-                    .map_err(|e| format!("cannot remove stale {}: {e}", p.display()))?;
+                std::fs::remove_file(&p).map_err(|e| format!("cannot remove stale {}: {e}", p.display()))?;
             }
         }
     }
     for (rel, content) in files {
         let p = out.join(rel);
         if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
         std::fs::write(&p, content).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
     }

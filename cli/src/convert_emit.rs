@@ -100,16 +100,10 @@ fn plain_ok(s: &str) -> bool {
     let Some(first) = s.chars().next() else {
         return false;
     };
-    if "-?:,[]{}#&*!|>'\"%@`".contains(first)
-        || first.is_whitespace()
-        || s.ends_with(char::is_whitespace)
-    {
+    if "-?:,[]{}#&*!|>'\"%@`".contains(first) || first.is_whitespace() || s.ends_with(char::is_whitespace) {
         return false;
     }
-    if s.chars().any(|c| c.is_control() || c == '\u{feff}')
-        || s.contains(": ")
-        || s.contains(" #")
-        || s.ends_with(':')
+    if s.chars().any(|c| c.is_control() || c == '\u{feff}') || s.contains(": ") || s.contains(" #") || s.ends_with(':')
     {
         return false;
     }
@@ -121,8 +115,7 @@ fn plain_ok(s: &str) -> bool {
     !(lower.starts_with('.')
         || lower.starts_with("+.")
         || lower.starts_with("-.")
-        || s.chars()
-            .all(|c| c.is_ascii_digit() || ":._+-eE".contains(c)))
+        || s.chars().all(|c| c.is_ascii_digit() || ":._+-eE".contains(c)))
 }
 
 #[cfg(test)]
@@ -144,9 +137,6 @@ mod tests {
         let (docs, err) = parse_documents(&text);
         assert!(err.is_none(), "{text}");
         assert_eq!(docs[0].value, v, "{text}");
-        assert!(
-            text.contains("apiVersion: extensions.istio.io/v1alpha1\n"),
-            "{text}"
-        );
+        assert!(text.contains("apiVersion: extensions.istio.io/v1alpha1\n"), "{text}");
     }
 }

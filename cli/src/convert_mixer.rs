@@ -47,18 +47,14 @@ impl Filter {
             Filter::AccessLog => &[
                 ("wasmixer_access_log_instance_errors_total", &["instance"]),
                 ("wasmixer_access_log_match_errors_total", &["rule"]),
-                (
-                    "wasmixer_access_log_network_dropped_lines_total",
-                    &["reason"],
-                ),
+                ("wasmixer_access_log_network_dropped_lines_total", &["reason"]),
             ],
         }
     }
 }
 
 /// Tags of the peer-metadata filter's own metric, present whenever any filter is.
-pub const PEER_METADATA_TAGS: (&str, &[&str]) =
-    ("wasmixer_peer_metadata_total", &["direction", "result"]);
+pub const PEER_METADATA_TAGS: (&str, &[&str]) = ("wasmixer_peer_metadata_total", &["direction", "result"]);
 
 /// One filter's configuration, ready to be written.
 #[derive(Clone, Debug)]
@@ -96,16 +92,12 @@ fn adapter_route(adapter: &str, out_of_process: bool) -> Route {
         "memquota" | "redisquota" => "rate limiting: use Envoy's local or global rate limit filter",
         "rbac" => "use Istio's AuthorizationPolicy",
         "opa" => "use an ext_authz filter with OPA",
-        "stackdriver" | "zipkin" => {
-            "tracing and Stackdriver export are configured on Envoy and Istio directly"
-        }
+        "stackdriver" | "zipkin" => "tracing and Stackdriver export are configured on Envoy and Istio directly",
         "fluentd" => "send the stdio access log to a log collector instead",
         _ => "",
     };
     let sep = if hint.is_empty() { "" } else { "; " };
-    Route::Unsupported(format!(
-        "adapter {adapter} is not implemented by wasmixer{sep}{hint}"
-    ))
+    Route::Unsupported(format!("adapter {adapter} is not implemented by wasmixer{sep}{hint}"))
 }
 
 fn template_route(template: &str) -> Route {
@@ -130,14 +122,10 @@ fn expression_fields(template: &str) -> (&'static [&'static str], &'static [&'st
     // (single fields, map fields)
     match template {
         "listentry" => (&["value"], &[]),
-        "metric" => (
-            &["value", "monitored_resource_type"],
-            &["dimensions", "monitored_resource_dimensions"],
-        ),
-        "logentry" => (
-            &["timestamp", "severity", "monitored_resource_type"],
-            &["variables", "monitored_resource_dimensions"],
-        ),
+        "metric" => (&["value", "monitored_resource_type"], &["dimensions", "monitored_resource_dimensions"]),
+        "logentry" => {
+            (&["timestamp", "severity", "monitored_resource_type"], &["variables", "monitored_resource_dimensions"])
+        }
         "quota" => (&[], &["dimensions"]),
         _ => (&[], &[]),
     }
@@ -202,11 +190,7 @@ fn normalized(ctx: &Ctx, obj: &Object, class: ResourceClass) -> Json {
             let template = instance_template(obj).unwrap_or_default();
             let (singles, maps) = expression_fields(&template);
             let base = params_path(obj);
-            let params = if base == "spec" {
-                Some(&mut spec)
-            } else {
-                spec.get_mut("params")
-            };
+            let params = if base == "spec" { Some(&mut spec) } else { spec.get_mut("params") };
             if let Some(params) = params {
                 for f in singles {
                     if let Some(v) = params.get_mut(*f) {
@@ -229,10 +213,7 @@ fn normalized(ctx: &Ctx, obj: &Object, class: ResourceClass) -> Json {
         out.insert("apiVersion".into(), Json::String(v.clone()));
     }
     out.insert("kind".into(), Json::String(obj.kind.clone()));
-    out.insert(
-        "metadata".into(),
-        json!({"name": obj.name, "namespace": ctx.namespace_of(obj)}),
-    );
+    out.insert("metadata".into(), json!({"name": obj.name, "namespace": ctx.namespace_of(obj)}));
     out.insert("spec".into(), spec);
     Json::Object(out)
 }
@@ -279,7 +260,13 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
         };
         match obj.kind.as_str() {
             "attributemanifest" => {
-                ctx.at(Severity::Note, obj, Some(&label), None, "ignored: the attribute vocabulary is built into wasmixer (envoy-config/ATTRIBUTES.md)");
+                ctx.at(
+                    Severity::Note,
+                    obj,
+                    Some(&label),
+                    None,
+                    "ignored: the attribute vocabulary is built into wasmixer (envoy-config/ATTRIBUTES.md)",
+                );
                 continue;
             }
             "adapter" | "template" => {
@@ -297,28 +284,25 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
                 continue;
             }
             "QuotaSpec" | "QuotaSpecBinding" => {
-                ctx.at(Severity::Unsupported, obj, Some(&label), None, format!("{}: quotas are not implemented by wasmixer; use Envoy's rate limit filters", obj.kind));
+                ctx.at(
+                    Severity::Unsupported,
+                    obj,
+                    Some(&label),
+                    None,
+                    format!("{}: quotas are not implemented by wasmixer; use Envoy's rate limit filters", obj.kind),
+                );
                 continue;
             }
             "kubernetes" => {
                 // The legacy attribute-generation instance kind (shared code files it as a handler).
-                ctx.at(
-                    Severity::Note,
-                    obj,
-                    Some(&label),
-                    None,
-                    format!("not converted: {KUBERNETESENV_SUPERSEDED}"),
-                );
+                ctx.at(Severity::Note, obj, Some(&label), None, format!("not converted: {KUBERNETESENV_SUPERSEDED}"));
                 superseded_keys.push(label);
                 continue;
             }
             _ => {}
         }
         if let Some(&first) = first_at.get(&label) {
-            let other = entries
-                .get(first)
-                .map(|e| ctx.describe(e.obj))
-                .unwrap_or_default();
+            let other = entries.get(first).map(|e| ctx.describe(e.obj)).unwrap_or_default();
             ctx.at(
                 Severity::Error,
                 obj,
@@ -343,9 +327,7 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
                     if let Some(Json::Array(insts)) = a.get_mut("instances") {
                         insts.retain(|i| {
                             !i.as_str().is_some_and(|r| {
-                                candidates(r, "instance", &ns)
-                                    .iter()
-                                    .any(|c| superseded_keys.contains(c))
+                                candidates(r, "instance", &ns).iter().any(|c| superseded_keys.contains(c))
                             })
                         });
                     }
@@ -355,13 +337,7 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
         match serde_json::from_value::<Resource>(j.clone()) {
             Ok(r) => resources.push(Some((j, r))),
             Err(err) => {
-                ctx.at(
-                    Severity::Error,
-                    e.obj,
-                    Some(&e.label),
-                    None,
-                    format!("not a valid resource: {err}"),
-                );
+                ctx.at(Severity::Error, e.obj, Some(&e.label), None, format!("not a valid resource: {err}"));
                 resources.push(None);
             }
         }
@@ -385,10 +361,7 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
                 for err in &errs {
                     report_config_error(ctx, &entries, &origins, None, err, Severity::Error);
                 }
-                let bad: BTreeSet<String> = errs
-                    .iter()
-                    .map(|e| strip_index(&e.resource).to_string())
-                    .collect();
+                let bad: BTreeSet<String> = errs.iter().map(|e| strip_index(&e.resource).to_string()).collect();
                 for (i, slot) in resources.iter_mut().enumerate() {
                     if entries.get(i).is_some_and(|e| bad.contains(&e.label)) {
                         *slot = None;
@@ -402,17 +375,9 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
     };
 
     // Snapshot index -> entry index, per class (the resolver keeps the input order).
-    let live: Vec<usize> = resources
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.is_some())
-        .map(|(i, _)| i)
-        .collect();
+    let live: Vec<usize> = resources.iter().enumerate().filter(|(_, r)| r.is_some()).map(|(i, _)| i).collect();
     let of_class = |class: ResourceClass| -> Vec<usize> {
-        live.iter()
-            .copied()
-            .filter(|&i| entries.get(i).is_some_and(|e| e.class == class))
-            .collect()
+        live.iter().copied().filter(|&i| entries.get(i).is_some_and(|e| e.class == class)).collect()
     };
     let handler_entry = of_class(ResourceClass::Handler);
     let instance_entry = of_class(ResourceClass::Instance);
@@ -423,14 +388,11 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let oop = handler_entry
-                .get(i)
-                .and_then(|&e| entries.get(e))
-                .is_some_and(|e| {
-                    e.obj.kind == "handler"
-                        && e.obj.spec().get("compiledAdapter").is_none()
-                        && e.obj.spec().get("compiled_adapter").is_none()
-                });
+            let oop = handler_entry.get(i).and_then(|&e| entries.get(e)).is_some_and(|e| {
+                e.obj.kind == "handler"
+                    && e.obj.spec().get("compiledAdapter").is_none()
+                    && e.obj.spec().get("compiled_adapter").is_none()
+            });
             adapter_route(&h.adapter, oop)
         })
         .collect();
@@ -460,11 +422,7 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
                         entry.obj,
                         Some(&entry.label),
                         Some(&format!("spec.actions[{ai}]")),
-                        format!(
-                            "not converted: handler {} ({}): {why}",
-                            h.label(),
-                            h.adapter
-                        ),
+                        format!("not converted: handler {} ({}): {why}", h.label(), h.adapter),
                     );
                 }
                 Some(Route::Unsupported(why)) => {
@@ -479,11 +437,7 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
                 None => {}
             }
         }
-        let compact: String = rule
-            .match_source
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
+        let compact: String = rule.match_source.chars().filter(|c| !c.is_whitespace()).collect();
         if compact.contains("context.protocol==\"tcp\"") && !per_filter.is_empty() {
             ctx.at(
                 Severity::Warning,
@@ -499,12 +453,16 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
         if has_headers {
             per_filter.entry(Filter::Deny).or_default();
         } else if rule.actions.is_empty() {
-            ctx.at(Severity::Warning, entry.obj, Some(&entry.label), Some("spec.actions"), "the rule has no actions and no header operations: it does nothing and is not converted");
+            ctx.at(
+                Severity::Warning,
+                entry.obj,
+                Some(&entry.label),
+                Some("spec.actions"),
+                "the rule has no actions and no header operations: it does nothing and is not converted",
+            );
         }
         for (f, actions) in per_filter {
-            origins
-                .actions
-                .insert((Some(f), entry.label.clone()), actions.clone());
+            origins.actions.insert((Some(f), entry.label.clone()), actions.clone());
             kept.entry(f).or_default().push((ri, actions));
         }
     }
@@ -527,13 +485,9 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
                 None,
                 "not used by any rule: it did nothing in Mixer and is not converted",
             ),
-            Some(Route::Superseded(why)) => ctx.at(
-                Severity::Note,
-                e.obj,
-                Some(&e.label),
-                None,
-                format!("not converted: {why}"),
-            ),
+            Some(Route::Superseded(why)) => {
+                ctx.at(Severity::Note, e.obj, Some(&e.label), None, format!("not converted: {why}"))
+            }
             Some(Route::Unsupported(why)) => ctx.at(
                 Severity::Note,
                 e.obj,
@@ -550,13 +504,7 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
         };
         match template_route(&inst.template) {
             Route::Superseded(why) => {
-                ctx.at(
-                    Severity::Note,
-                    e.obj,
-                    Some(&e.label),
-                    None,
-                    format!("not converted: {why}"),
-                );
+                ctx.at(Severity::Note, e.obj, Some(&e.label), None, format!("not converted: {why}"));
                 continue;
             }
             Route::Unsupported(why) if !used_instances.contains(&ii) => {
@@ -592,9 +540,7 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
     for filter in Filter::ALL {
         let rules = kept.remove(&filter).unwrap_or_default();
         let unused_handlers: Vec<usize> = (0..snap.handlers.len())
-            .filter(|h| {
-                !used_handlers.contains(h) && handler_routes.get(*h) == Some(&Route::Filter(filter))
-            })
+            .filter(|h| !used_handlers.contains(h) && handler_routes.get(*h) == Some(&Route::Filter(filter)))
             .collect();
         if rules.is_empty() && unused_handlers.is_empty() {
             continue;
@@ -623,13 +569,10 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
                     ResourceClass::Handler => handler_entry
                         .iter()
                         .position(|&x| x == ei)
-                        .is_some_and(|hi| {
-                            handlers.contains(&hi) || (with_unused && unused_handlers.contains(&hi))
-                        }),
-                    ResourceClass::Instance => instance_entry
-                        .iter()
-                        .position(|&x| x == ei)
-                        .is_some_and(|ii| instances.contains(&ii)),
+                        .is_some_and(|hi| handlers.contains(&hi) || (with_unused && unused_handlers.contains(&hi))),
+                    ResourceClass::Instance => {
+                        instance_entry.iter().position(|&x| x == ei).is_some_and(|ii| instances.contains(&ii))
+                    }
                     ResourceClass::Rule => {
                         let Some(ri) = rule_entry.iter().position(|&x| x == ei) else {
                             continue;
@@ -639,15 +582,10 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
                         };
                         let mut r = j.clone();
                         if let Some(spec) = r.get_mut("spec").and_then(Json::as_object_mut) {
-                            let original: Vec<Json> = spec
-                                .get("actions")
-                                .and_then(Json::as_array)
-                                .cloned()
-                                .unwrap_or_default();
-                            let picked: Vec<Json> = actions
-                                .iter()
-                                .filter_map(|&ai| original.get(ai).cloned())
-                                .collect();
+                            let original: Vec<Json> =
+                                spec.get("actions").and_then(Json::as_array).cloned().unwrap_or_default();
+                            let picked: Vec<Json> =
+                                actions.iter().filter_map(|&ai| original.get(ai).cloned()).collect();
                             if picked.is_empty() {
                                 spec.remove("actions");
                             } else {
@@ -682,14 +620,7 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
             let validation = config_for(pick(true));
             if let Err(errs) = compile(filter, &validation) {
                 for err in &errs.0 {
-                    report_config_error(
-                        ctx,
-                        &entries,
-                        &origins,
-                        Some(filter),
-                        err,
-                        Severity::Error,
-                    );
+                    report_config_error(ctx, &entries, &origins, Some(filter), err, Severity::Error);
                 }
                 continue;
             }
@@ -700,14 +631,7 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
         match compile(filter, &output_config) {
             Err(errs) => {
                 for err in &errs.0 {
-                    report_config_error(
-                        ctx,
-                        &entries,
-                        &origins,
-                        Some(filter),
-                        err,
-                        Severity::Error,
-                    );
+                    report_config_error(ctx, &entries, &origins, Some(filter), err, Severity::Error);
                 }
             }
             Ok(compiled) => {
@@ -745,24 +669,14 @@ fn compile(filter: Filter, config: &Json) -> Result<Compiled, ConfigErrors> {
     let text = config.to_string();
     let parsed = FilterConfig::parse(text.as_bytes()).map_err(|e| ConfigErrors(vec![e]))?;
     let manifest = Manifest::istio();
-    let mut c = Compiled {
-        warnings: Vec::new(),
-        families: Vec::new(),
-        histogram_buckets: Vec::new(),
-        clusters: Vec::new(),
-    };
+    let mut c =
+        Compiled { warnings: Vec::new(), families: Vec::new(), histogram_buckets: Vec::new(), clusters: Vec::new() };
     match filter {
         Filter::Deny => {
             let plan = DenyPlan::compile(&parsed, manifest)?;
             for h in &plan.handlers {
-                if let CheckHandler::List {
-                    params,
-                    display_name,
-                    ..
-                } = h
-                {
-                    if let (Some(_), Some(cluster)) = (&params.provider_url, params.fetch_cluster())
-                    {
+                if let CheckHandler::List { params, display_name, .. } = h {
+                    if let (Some(_), Some(cluster)) = (&params.provider_url, params.fetch_cluster()) {
                         c.clusters.push((cluster, display_name.clone()));
                     }
                 }
@@ -771,16 +685,8 @@ fn compile(filter: Filter, config: &Json) -> Result<Compiled, ConfigErrors> {
         Filter::Metrics => {
             let plan = MetricPlan::compile(&parsed, manifest)?;
             c.warnings = plan.warnings.clone();
-            c.families = plan
-                .families
-                .iter()
-                .map(|f| (f.name.clone(), f.labels.clone()))
-                .collect();
-            c.histogram_buckets = plan
-                .histogram_bucket_settings()
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            c.families = plan.families.iter().map(|f| (f.name.clone(), f.labels.clone())).collect();
+            c.histogram_buckets = plan.histogram_bucket_settings().as_array().cloned().unwrap_or_default();
         }
         Filter::AccessLog => {
             LogPlan::compile(&parsed, manifest)?;
@@ -790,10 +696,7 @@ fn compile(filter: Filter, config: &Json) -> Result<Compiled, ConfigErrors> {
 }
 
 /// Type-checks the expressions of an instance that no rule uses (Mixer checked every instance).
-fn check_instance_fields(
-    inst: &wasmixer_shared::config::Instance,
-    manifest: &Manifest,
-) -> Vec<ConfigError> {
+fn check_instance_fields(inst: &wasmixer_shared::config::Instance, manifest: &Manifest) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let label = inst.label();
     let typed = |f: &str| match (inst.template.as_str(), f) {
@@ -803,12 +706,7 @@ fn check_instance_fields(
     };
     let (singles, maps) = expression_fields(&inst.template);
     for f in singles {
-        if let Some(src) = inst
-            .params
-            .get(*f)
-            .and_then(Json::as_str)
-            .filter(|s| !s.trim().is_empty())
-        {
+        if let Some(src) = inst.params.get(*f).and_then(Json::as_str).filter(|s| !s.trim().is_empty()) {
             if let Err(e) = compile_field(&label, &format!("params.{f}"), src, typed(f), manifest) {
                 errors.push(e);
             }
@@ -818,9 +716,7 @@ fn check_instance_fields(
         if let Some(m) = inst.params.get(*f).and_then(Json::as_object) {
             for (k, v) in m {
                 if let Some(src) = v.as_str() {
-                    if let Err(e) =
-                        compile_field(&label, &format!("params.{f}.{k}"), src, None, manifest)
-                    {
+                    if let Err(e) = compile_field(&label, &format!("params.{f}.{k}"), src, None, manifest) {
                         errors.push(e);
                     }
                 }
@@ -862,16 +758,8 @@ fn report_config_error(
         }
     }
     match (err.position, expression) {
-        (Some(p), Some(expr)) => {
-            ctx.expr_at(severity, entry.obj, &entry.label, &field, p, &expr, message)
-        }
-        _ => ctx.at(
-            severity,
-            entry.obj,
-            Some(&entry.label),
-            Some(&field),
-            message,
-        ),
+        (Some(p), Some(expr)) => ctx.expr_at(severity, entry.obj, &entry.label, &field, p, &expr, message),
+        _ => ctx.at(severity, entry.obj, Some(&entry.label), Some(&field), message),
     }
 }
 
@@ -886,11 +774,7 @@ fn document_field(entry: &Entry, origins: &Origins, filter: Option<Filter>, fiel
             if let Some(rest) = field.strip_prefix("actions[") {
                 if let Some((n, tail)) = rest.split_once(']') {
                     let original = n.parse::<usize>().ok().and_then(|k| {
-                        origins
-                            .actions
-                            .get(&(filter, entry.label.clone()))
-                            .and_then(|m| m.get(k).copied())
-                            .or(Some(k))
+                        origins.actions.get(&(filter, entry.label.clone())).and_then(|m| m.get(k).copied()).or(Some(k))
                     });
                     if let Some(o) = original {
                         return format!("spec.actions[{o}]{tail}");

@@ -43,11 +43,7 @@ fn source(ctx: &Ctx, obj: &Object) -> String {
 /// The peer-authentication mode a v1alpha1 policy asks for.
 fn peer_mode(ctx: &mut Ctx, obj: &Object, l: &str) -> &'static str {
     let spec = obj.spec();
-    let peers = spec
-        .get("peers")
-        .and_then(Json::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let peers = spec.get("peers").and_then(Json::as_array).cloned().unwrap_or_default();
     let mut mode = None;
     for (i, p) in peers.iter().enumerate() {
         if let Some(m) = p.get("mtls") {
@@ -82,18 +78,18 @@ fn peer_mode(ctx: &mut Ctx, obj: &Object, l: &str) -> &'static str {
     let mode = match mode {
         Some(m) => m,
         None => {
-            ctx.at(Severity::Note, obj, Some(l), Some("spec.peers"), "no mtls peer method: Istio 1.4 accepted plain text here, so the converted mode is DISABLE");
+            ctx.at(
+                Severity::Note,
+                obj,
+                Some(l),
+                Some("spec.peers"),
+                "no mtls peer method: Istio 1.4 accepted plain text here, so the converted mode is DISABLE",
+            );
             "DISABLE"
         }
     };
     if mode == "STRICT" && spec.get("peerIsOptional").and_then(Json::as_bool) == Some(true) {
-        ctx.at(
-            Severity::Note,
-            obj,
-            Some(l),
-            Some("spec.peerIsOptional"),
-            "peerIsOptional: converted as PERMISSIVE",
-        );
+        ctx.at(Severity::Note, obj, Some(l), Some("spec.peerIsOptional"), "peerIsOptional: converted as PERMISSIVE");
         return "PERMISSIVE";
     }
     mode
@@ -101,23 +97,11 @@ fn peer_mode(ctx: &mut Ctx, obj: &Object, l: &str) -> &'static str {
 
 fn policy(ctx: &mut Ctx, obj: &Object, out: &mut MtlsOutput) {
     let mesh = obj.kind == "MeshPolicy";
-    let namespace = if mesh {
-        ctx.opts.config_namespace.clone()
-    } else {
-        ctx.namespace_of(obj)
-    };
-    let l = if mesh {
-        format!("{}.MeshPolicy", obj.name)
-    } else {
-        label(ctx, obj)
-    };
+    let namespace = if mesh { ctx.opts.config_namespace.clone() } else { ctx.namespace_of(obj) };
+    let l = if mesh { format!("{}.MeshPolicy", obj.name) } else { label(ctx, obj) };
     let spec = obj.spec().clone();
     let mode = peer_mode(ctx, obj, &l);
-    if spec
-        .get("origins")
-        .and_then(Json::as_array)
-        .is_some_and(|o| !o.is_empty())
-    {
+    if spec.get("origins").and_then(Json::as_array).is_some_and(|o| !o.is_empty()) {
         ctx.at(
             Severity::Unsupported,
             obj,
@@ -127,11 +111,7 @@ fn policy(ctx: &mut Ctx, obj: &Object, out: &mut MtlsOutput) {
         );
     }
     let src = source(ctx, obj);
-    let targets = spec
-        .get("targets")
-        .and_then(Json::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let targets = spec.get("targets").and_then(Json::as_array).cloned().unwrap_or_default();
     if targets.is_empty() || mesh {
         if mesh && !targets.is_empty() {
             ctx.at(
@@ -143,20 +123,16 @@ fn policy(ctx: &mut Ctx, obj: &Object, out: &mut MtlsOutput) {
             );
         }
         if !mesh && obj.name != "default" {
-            ctx.at(Severity::Warning, obj, Some(&l), Some("metadata.name"), "a namespace-wide policy had to be named default in Istio 1.4; converted as namespace-wide");
+            ctx.at(
+                Severity::Warning,
+                obj,
+                Some(&l),
+                Some("metadata.name"),
+                "a namespace-wide policy had to be named default in Istio 1.4; converted as namespace-wide",
+            );
         }
-        let name = if mesh {
-            "default".to_string()
-        } else {
-            obj.name.clone()
-        };
-        out.resources.push(peer_authentication(
-            &name,
-            &namespace,
-            None,
-            Some(mode),
-            &Map::new(),
-        ));
+        let name = if mesh { "default".to_string() } else { obj.name.clone() };
+        out.resources.push(peer_authentication(&name, &namespace, None, Some(mode), &Map::new()));
         out.servers.push(json!({
             "scope": if mesh { "mesh" } else { "namespace" },
             "namespace": if mesh { Json::Null } else { Json::String(namespace.clone()) },
@@ -187,17 +163,16 @@ fn policy(ctx: &mut Ctx, obj: &Object, out: &mut MtlsOutput) {
             format!("PeerAuthentication selects workloads, not services: assumed that service {service} selects the pods labelled app={service}; check the Service's selector"),
         );
         if t.get("labels").is_some() {
-            ctx.at(Severity::Warning, obj, Some(&l), Some(&format!("spec.targets[{ti}].labels")), "target labels (subsets) are not converted; the policy applies to the whole service");
+            ctx.at(
+                Severity::Warning,
+                obj,
+                Some(&l),
+                Some(&format!("spec.targets[{ti}].labels")),
+                "target labels (subsets) are not converted; the policy applies to the whole service",
+            );
         }
         let mut port_modes = Map::new();
-        for (pi, p) in t
-            .get("ports")
-            .and_then(Json::as_array)
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        for (pi, p) in t.get("ports").and_then(Json::as_array).cloned().unwrap_or_default().iter().enumerate() {
             match p.get("number").and_then(Json::as_u64) {
                 Some(n) => {
                     port_modes.insert(n.to_string(), Json::String(mode.to_string()));
@@ -214,28 +189,11 @@ fn policy(ctx: &mut Ctx, obj: &Object, out: &mut MtlsOutput) {
                 "Istio 1.4 target ports were service ports; PeerAuthentication's portLevelMtls takes the workload's (container) ports: check they are the same",
             );
         }
-        let name = if targets.len() == 1 {
-            obj.name.clone()
-        } else {
-            format!("{}-{service}", obj.name)
-        };
+        let name = if targets.len() == 1 { obj.name.clone() } else { format!("{}-{service}", obj.name) };
         let selector = json!({"app": service});
-        let top = if port_modes.is_empty() {
-            Some(mode)
-        } else {
-            None
-        };
-        let port_level: Map<String, Json> = port_modes
-            .iter()
-            .map(|(k, v)| (k.clone(), json!({"mode": v})))
-            .collect();
-        out.resources.push(peer_authentication(
-            &name,
-            &namespace,
-            Some(&selector),
-            top,
-            &port_level,
-        ));
+        let top = if port_modes.is_empty() { Some(mode) } else { None };
+        let port_level: Map<String, Json> = port_modes.iter().map(|(k, v)| (k.clone(), json!({"mode": v}))).collect();
+        out.resources.push(peer_authentication(&name, &namespace, Some(&selector), top, &port_level));
         out.servers.push(json!({
             "scope": "service",
             "namespace": namespace,
@@ -274,9 +232,7 @@ fn peer_authentication(
 }
 
 fn tls_mode(v: Option<&Json>) -> Option<String> {
-    v?.pointer("/tls/mode")
-        .and_then(Json::as_str)
-        .map(str::to_string)
+    v?.pointer("/tls/mode").and_then(Json::as_str).map(str::to_string)
 }
 
 fn destination_rule(ctx: &mut Ctx, obj: &Object, out: &mut MtlsOutput) {
@@ -284,55 +240,36 @@ fn destination_rule(ctx: &mut Ctx, obj: &Object, out: &mut MtlsOutput) {
     let namespace = ctx.namespace_of(obj);
     let spec = obj.spec().clone();
     let Some(host) = spec.get("host").and_then(Json::as_str).map(str::to_string) else {
-        ctx.at(
-            Severity::Error,
-            obj,
-            Some(&l),
-            Some("spec.host"),
-            "missing field host",
-        );
+        ctx.at(Severity::Error, obj, Some(&l), Some("spec.host"), "missing field host");
         return;
     };
     if host.starts_with("istio-policy.") || host.starts_with("istio-telemetry.") {
-        ctx.at(Severity::Note, obj, Some(&l), None, "not converted: this DestinationRule configures the connection to Mixer, which wasmixer replaces");
+        ctx.at(
+            Severity::Note,
+            obj,
+            Some(&l),
+            None,
+            "not converted: this DestinationRule configures the connection to Mixer, which wasmixer replaces",
+        );
         return;
     }
     let tp = spec.get("trafficPolicy");
     let mode = tls_mode(tp);
     let mut port_modes = Map::new();
-    for p in tp
-        .and_then(|t| t.get("portLevelSettings"))
-        .and_then(Json::as_array)
-        .cloned()
-        .unwrap_or_default()
-    {
-        if let (Some(n), Some(m)) = (
-            p.pointer("/port/number").and_then(Json::as_u64),
-            tls_mode(Some(&p)),
-        ) {
+    for p in tp.and_then(|t| t.get("portLevelSettings")).and_then(Json::as_array).cloned().unwrap_or_default() {
+        if let (Some(n), Some(m)) = (p.pointer("/port/number").and_then(Json::as_u64), tls_mode(Some(&p))) {
             port_modes.insert(n.to_string(), Json::String(m));
         }
     }
     let mut subset_modes = Map::new();
-    for s in spec
-        .get("subsets")
-        .and_then(Json::as_array)
-        .cloned()
-        .unwrap_or_default()
-    {
-        if let (Some(n), Some(m)) = (
-            s.get("name").and_then(Json::as_str),
-            tls_mode(s.get("trafficPolicy")),
-        ) {
+    for s in spec.get("subsets").and_then(Json::as_array).cloned().unwrap_or_default() {
+        if let (Some(n), Some(m)) = (s.get("name").and_then(Json::as_str), tls_mode(s.get("trafficPolicy"))) {
             subset_modes.insert(n.to_string(), Json::String(m));
         }
     }
     let any_tls = mode.is_some() || !port_modes.is_empty() || !subset_modes.is_empty();
     if any_tls {
-        let export_to = spec
-            .get("exportTo")
-            .cloned()
-            .unwrap_or_else(|| json!(["*"]));
+        let export_to = spec.get("exportTo").cloned().unwrap_or_else(|| json!(["*"]));
         out.clients.push(json!({
             "namespace": namespace,
             "host": host,
@@ -357,42 +294,22 @@ fn destination_rule(ctx: &mut Ctx, obj: &Object, out: &mut MtlsOutput) {
     metadata.insert("name".into(), Json::String(obj.name.clone()));
     metadata.insert("namespace".into(), Json::String(namespace));
     for k in ["labels", "annotations"] {
-        if let Some(v) = obj
-            .value
-            .get("metadata")
-            .and_then(|m| m.get(k))
-            .filter(|v| v.is_object())
-        {
+        if let Some(v) = obj.value.get("metadata").and_then(|m| m.get(k)).filter(|v| v.is_object()) {
             metadata.insert(k.into(), v.clone());
         }
     }
-    let api = obj
-        .api_version
-        .clone()
-        .unwrap_or_else(|| "networking.istio.io/v1alpha3".to_string());
-    out.resources.push(
-        json!({"apiVersion": api, "kind": "DestinationRule", "metadata": metadata, "spec": spec}),
-    );
+    let api = obj.api_version.clone().unwrap_or_else(|| "networking.istio.io/v1alpha3".to_string());
+    out.resources.push(json!({"apiVersion": api, "kind": "DestinationRule", "metadata": metadata, "spec": spec}));
     if any_tls {
-        ctx.at(
-            Severity::Note,
-            obj,
-            Some(&l),
-            None,
-            "kept unchanged: it sets more than Istio mutual TLS",
-        );
+        ctx.at(Severity::Note, obj, Some(&l), None, "kept unchanged: it sets more than Istio mutual TLS");
     }
 }
 
 /// True when a DestinationRule does nothing but turn on Istio mTLS.
 fn only_istio_mutual(spec: &Json) -> bool {
-    let keys_within = |v: &Json, allowed: &[&str]| {
-        v.as_object()
-            .is_some_and(|m| m.keys().all(|k| allowed.contains(&k.as_str())))
-    };
-    let mutual = |v: &Json| {
-        keys_within(v, &["mode"]) && v.get("mode").and_then(Json::as_str) == Some("ISTIO_MUTUAL")
-    };
+    let keys_within =
+        |v: &Json, allowed: &[&str]| v.as_object().is_some_and(|m| m.keys().all(|k| allowed.contains(&k.as_str())));
+    let mutual = |v: &Json| keys_within(v, &["mode"]) && v.get("mode").and_then(Json::as_str) == Some("ISTIO_MUTUAL");
     if !keys_within(spec, &["host", "exportTo", "trafficPolicy"]) {
         return false;
     }
@@ -405,8 +322,7 @@ fn only_istio_mutual(spec: &Json) -> bool {
     let top_ok = tp.get("tls").is_none_or(mutual);
     let ports_ok = tp.get("portLevelSettings").is_none_or(|p| {
         p.as_array().is_some_and(|list| {
-            list.iter()
-                .all(|s| keys_within(s, &["port", "tls"]) && s.get("tls").is_some_and(mutual))
+            list.iter().all(|s| keys_within(s, &["port", "tls"]) && s.get("tls").is_some_and(mutual))
         })
     });
     top_ok && ports_ok && (tp.get("tls").is_some() || tp.get("portLevelSettings").is_some())

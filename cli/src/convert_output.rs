@@ -70,10 +70,7 @@ fn wasm_plugin(ctx: &Ctx, filter: &str, config: &Json) -> Json {
     let (phase, fail, mode) = plugin_settings(filter);
     let mut spec = Map::new();
     spec.insert("url".into(), Json::String(wasm_url(ctx, filter)));
-    spec.insert(
-        "pluginName".into(),
-        Json::String(format!("wasmixer-{filter}")),
-    );
+    spec.insert("pluginName".into(), Json::String(format!("wasmixer-{filter}")));
     spec.insert("phase".into(), Json::String(phase.into()));
     spec.insert("failStrategy".into(), Json::String(fail.into()));
     if let Some(m) = mode {
@@ -111,16 +108,10 @@ fn tag_families(filters: &[&FilterOutput]) -> Vec<(String, Vec<String>)> {
     for f in filters {
         families.extend(f.families.iter().cloned());
         for (name, tags) in f.filter.self_metric_tags() {
-            families.push((
-                name.to_string(),
-                tags.iter().map(|t| t.to_string()).collect(),
-            ));
+            families.push((name.to_string(), tags.iter().map(|t| t.to_string()).collect()));
         }
     }
-    families.push((
-        PEER_METADATA_TAGS.0.to_string(),
-        PEER_METADATA_TAGS.1.iter().map(|t| t.to_string()).collect(),
-    ));
+    families.push((PEER_METADATA_TAGS.0.to_string(), PEER_METADATA_TAGS.1.iter().map(|t| t.to_string()).collect()));
     families.sort();
     families.dedup();
     families
@@ -136,11 +127,7 @@ fn check_tags(ctx: &mut Ctx, families: &[(String, Vec<String>)], names: &[String
                 if short == long || !long.ends_with(short.as_str()) {
                     continue;
                 }
-                if tags
-                    .iter()
-                    .position(|t| t == short)
-                    .is_none_or(|p| p >= pos)
-                {
+                if tags.iter().position(|t| t == short).is_none_or(|p| p >= pos) {
                     ctx.global(
                         Severity::Error,
                         format!("label {long:?} of metric {metric} ends with {short:?}, a tag of another metric: Envoy's stats_tags regex for {short:?} would also match inside {long:?}; rename the label"),
@@ -160,12 +147,7 @@ pub fn files(ctx: &mut Ctx, mixer: &MixerOutput, mtls: &MtlsOutput) -> Vec<(Stri
         .wasm_url
         .strip_prefix("file://")
         .map(str::to_string)
-        .or_else(|| {
-            ctx.opts
-                .wasm_url
-                .starts_with('/')
-                .then(|| ctx.opts.wasm_url.clone())
-        });
+        .or_else(|| ctx.opts.wasm_url.starts_with('/').then(|| ctx.opts.wasm_url.clone()));
     if fmt.envoy() && envoy_path.is_none() && !filters.is_empty() {
         ctx.global(Severity::Error, format!("--wasm-url {} is not a file:// URL or an absolute path: Envoy bootstraps load modules from local files (use --format wasmplugin for oci:// or https:// URLs)", ctx.opts.wasm_url));
         return files;
@@ -204,24 +186,12 @@ pub fn files(ctx: &mut Ctx, mixer: &MixerOutput, mtls: &MtlsOutput) -> Vec<(Stri
         }
     }
     check_tags(ctx, &families, &tag_names);
-    let buckets: Vec<Json> = filters
-        .iter()
-        .flat_map(|f| f.histogram_buckets.iter().cloned())
-        .collect();
-    let user_metrics: Vec<&str> = filters
-        .iter()
-        .flat_map(|f| f.families.iter().map(|(n, _)| n.as_str()))
-        .collect();
+    let buckets: Vec<Json> = filters.iter().flat_map(|f| f.histogram_buckets.iter().cloned()).collect();
+    let user_metrics: Vec<&str> = filters.iter().flat_map(|f| f.families.iter().map(|(n, _)| n.as_str())).collect();
 
     if fmt.istio() && !all.is_empty() {
-        let plugins: Vec<Json> = all
-            .iter()
-            .map(|(name, config)| wasm_plugin(ctx, name, config))
-            .collect();
-        files.push((
-            "istio/wasmplugins.yaml".to_string(),
-            to_yaml_stream(&plugins),
-        ));
+        let plugins: Vec<Json> = all.iter().map(|(name, config)| wasm_plugin(ctx, name, config)).collect();
+        files.push(("istio/wasmplugins.yaml".to_string(), to_yaml_stream(&plugins)));
         for m in &user_metrics {
             if ISTIO_STANDARD_METRICS.contains(m) {
                 ctx.global(
@@ -231,48 +201,26 @@ pub fn files(ctx: &mut Ctx, mixer: &MixerOutput, mtls: &MtlsOutput) -> Vec<(Stri
             }
         }
         if !user_metrics.is_empty() {
-            files.push((
-                "istio/mesh-config.yaml".to_string(),
-                mesh_config(ctx, &tag_names, &buckets),
-            ));
+            files.push(("istio/mesh-config.yaml".to_string(), mesh_config(ctx, &tag_names, &buckets)));
         }
     }
     if fmt.istio() && !mtls.resources.is_empty() {
-        files.push((
-            "istio/security.yaml".to_string(),
-            to_yaml_stream(&mtls.resources),
-        ));
+        files.push(("istio/security.yaml".to_string(), to_yaml_stream(&mtls.resources)));
     }
     if let (true, Some(dir)) = (fmt.envoy() && !all.is_empty(), envoy_path) {
-        let entry =
-            |name: &str, config: &Json| envoy_filter(name, &dir.replace("{filter}", name), config);
+        let entry = |name: &str, config: &Json| envoy_filter(name, &dir.replace("{filter}", name), config);
         let inbound: Vec<Json> = all.iter().map(|(n, c)| entry(n, c)).collect();
-        let outbound: Vec<Json> = all
-            .iter()
-            .filter(|(n, _)| plugin_settings(n).2 != Some("SERVER"))
-            .map(|(n, c)| entry(n, c))
-            .collect();
-        files.push((
-            "envoy/inbound-http-filters.json".to_string(),
-            pretty(&Json::Array(inbound)),
-        ));
-        files.push((
-            "envoy/outbound-http-filters.json".to_string(),
-            pretty(&Json::Array(outbound)),
-        ));
+        let outbound: Vec<Json> =
+            all.iter().filter(|(n, _)| plugin_settings(n).2 != Some("SERVER")).map(|(n, c)| entry(n, c)).collect();
+        files.push(("envoy/inbound-http-filters.json".to_string(), pretty(&Json::Array(inbound))));
+        files.push(("envoy/outbound-http-filters.json".to_string(), pretty(&Json::Array(outbound))));
         let tags: Vec<&str> = tag_names.iter().map(String::as_str).collect();
         let mut stats = Map::new();
         stats.insert("stats_tags".into(), stats_tags_json(&tags));
         if !buckets.is_empty() {
-            stats.insert(
-                "histogram_bucket_settings".into(),
-                Json::Array(buckets.clone()),
-            );
+            stats.insert("histogram_bucket_settings".into(), Json::Array(buckets.clone()));
         }
-        files.push((
-            "envoy/stats-config.json".to_string(),
-            pretty(&json!({"stats_config": stats})),
-        ));
+        files.push(("envoy/stats-config.json".to_string(), pretty(&json!({"stats_config": stats}))));
     }
     if !mtls.servers.is_empty() || !mtls.clients.is_empty() {
         let settings = json!({

@@ -58,12 +58,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(severity: Severity, location: Location, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            severity,
-            location,
-            message: message.into(),
-            expression: None,
-        }
+        Diagnostic { severity, location, message: message.into(), expression: None }
     }
 
     pub fn to_json(&self) -> Json {
@@ -110,15 +105,8 @@ impl fmt::Display for Diagnostic {
         }
         f.write_str(&self.message)?;
         if let (Some(expr), Some(p)) = (&self.expression, l.position) {
-            let one_line: String = expr
-                .chars()
-                .map(|c| if c == '\n' { ' ' } else { c })
-                .collect();
-            write!(
-                f,
-                "\n    {one_line}\n    {}^",
-                " ".repeat(p.saturating_sub(1))
-            )?;
+            let one_line: String = expr.chars().map(|c| if c == '\n' { ' ' } else { c }).collect();
+            write!(f, "\n    {one_line}\n    {}^", " ".repeat(p.saturating_sub(1)))?;
         }
         Ok(())
     }
@@ -138,10 +126,7 @@ impl Report {
     }
 
     pub fn count(&self, severity: Severity) -> usize {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == severity)
-            .count()
+        self.diagnostics.iter().filter(|d| d.severity == severity).count()
     }
 
     pub fn has_errors(&self) -> bool {
@@ -156,18 +141,12 @@ impl Report {
     pub fn sorted(&self) -> Vec<&Diagnostic> {
         let mut all: Vec<&Diagnostic> = self.diagnostics.iter().collect();
         all.sort_by(|a, b| {
-            (
-                &a.location.file,
-                a.location.document,
-                a.location.pos,
-                a.severity,
-            )
-                .cmp(&(
-                    &b.location.file,
-                    b.location.document,
-                    b.location.pos,
-                    b.severity,
-                ))
+            (&a.location.file, a.location.document, a.location.pos, a.severity).cmp(&(
+                &b.location.file,
+                b.location.document,
+                b.location.pos,
+                b.severity,
+            ))
         });
         all
     }

@@ -21,10 +21,7 @@ pub struct Pos {
 
 impl Pos {
     fn of(m: &Marker) -> Pos {
-        Pos {
-            line: m.line(),
-            col: m.col() + 1,
-        }
+        Pos { line: m.line(), col: m.col() + 1 }
     }
 }
 
@@ -118,18 +115,11 @@ impl Document {
             return span.pos;
         };
         let start = span.pos.col - 1 + quote;
-        let written: String = line
-            .chars()
-            .skip(start)
-            .take(text.chars().count())
-            .collect();
+        let written: String = line.chars().skip(start).take(text.chars().count()).collect();
         if written != text || text.contains('\n') {
             return span.pos;
         }
-        Pos {
-            line: span.pos.line,
-            col: start + position.max(1),
-        }
+        Pos { line: span.pos.line, col: start + position.max(1) }
     }
 }
 
@@ -140,10 +130,7 @@ pub fn parse_documents(text: &str) -> (Vec<Document>, Option<YamlError>) {
     let result = parser.load(&mut builder, true);
     let error = match result {
         Ok(()) => builder.error.take(),
-        Err(e) => Some(YamlError {
-            pos: Pos::of(e.marker()),
-            message: e.info().to_string(),
-        }),
+        Err(e) => Some(YamlError { pos: Pos::of(e.marker()), message: e.info().to_string() }),
     };
     (builder.docs, error)
 }
@@ -195,19 +182,14 @@ impl Builder {
         match self.stack.last() {
             None => Some(String::new()),
             Some(Frame::Seq { path, items, .. }) => Some(format!("{path}[{}]", items.len())),
-            Some(Frame::Map {
-                path, key: Some(k), ..
-            }) => Some(child_path(path, k)),
+            Some(Frame::Map { path, key: Some(k), .. }) => Some(child_path(path, k)),
             Some(Frame::Map { key: None, .. }) => None,
         }
     }
 
     fn fail(&mut self, pos: Pos, message: impl Into<String>) {
         if self.error.is_none() {
-            self.error = Some(YamlError {
-                pos,
-                message: message.into(),
-            });
+            self.error = Some(YamlError { pos, message: message.into() });
         }
     }
 
@@ -223,9 +205,7 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.root = Some(value),
             Some(Frame::Seq { items, .. }) => items.push(value),
-            Some(Frame::Map {
-                map, key, merges, ..
-            }) => {
+            Some(Frame::Map { map, key, merges, .. }) => {
                 if let Some(k) = key.take() {
                     if k == "<<" {
                         merges.push(value);
@@ -239,32 +219,16 @@ impl Builder {
             }
         }
         if let Some(k) = duplicate {
-            self.warnings.push((
-                pos,
-                format!("key {k:?} is repeated; its last value is used"),
-            ));
+            self.warnings.push((pos, format!("key {k:?} is repeated; its last value is used")));
         }
     }
 
-    fn scalar(
-        &mut self,
-        text: String,
-        style: TScalarStyle,
-        anchor: usize,
-        tag: Option<Tag>,
-        mark: &Marker,
-    ) {
+    fn scalar(&mut self, text: String, style: TScalarStyle, anchor: usize, tag: Option<Tag>, mark: &Marker) {
         let pos = Pos::of(mark);
         match self.next_path() {
             None => {
                 // A mapping key.
-                if let Some(Frame::Map {
-                    key,
-                    key_pos,
-                    pos: map_pos,
-                    ..
-                }) = self.stack.last_mut()
-                {
+                if let Some(Frame::Map { key, key_pos, pos: map_pos, .. }) = self.stack.last_mut() {
                     *key = Some(text);
                     *key_pos = Some(pos);
                     if map_pos.is_none() {
@@ -284,14 +248,7 @@ impl Builder {
                     TScalarStyle::DoubleQuoted => Style::DoubleQuoted,
                     TScalarStyle::Literal | TScalarStyle::Folded => Style::Block,
                 };
-                self.spans.insert(
-                    path,
-                    Span {
-                        pos,
-                        style: st,
-                        text: Some(text),
-                    },
-                );
+                self.spans.insert(path, Span { pos, style: st, text: Some(text) });
                 self.deliver(value, anchor, pos);
             }
         }
@@ -300,10 +257,7 @@ impl Builder {
     fn start(&mut self, seq: bool, anchor: usize, mark: &Marker) {
         let pos = Pos::of(mark);
         let Some(path) = self.next_path() else {
-            self.fail(
-                pos,
-                "a mapping key must be a plain value, not a mapping or a list",
-            );
+            self.fail(pos, "a mapping key must be a plain value, not a mapping or a list");
             // Keep the structure consistent: treat it as a value under a placeholder key.
             if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
                 *key = Some("?".to_string());
@@ -317,12 +271,7 @@ impl Builder {
 
     /// Remembers where the key of the value at `path` is.
     fn note_key(&mut self, path: &str) {
-        if let Some(Frame::Map {
-            key: Some(_),
-            key_pos: Some(kp),
-            ..
-        }) = self.stack.last()
-        {
+        if let Some(Frame::Map { key: Some(_), key_pos: Some(kp), .. }) = self.stack.last() {
             self.keys.insert(path.to_string(), *kp);
         }
     }
@@ -330,20 +279,8 @@ impl Builder {
     fn push(&mut self, seq: bool, path: String, anchor: usize, pos: Pos) {
         self.note_key(&path);
         if seq {
-            self.spans.insert(
-                path.clone(),
-                Span {
-                    pos,
-                    style: Style::Collection,
-                    text: None,
-                },
-            );
-            self.stack.push(Frame::Seq {
-                path,
-                pos,
-                anchor,
-                items: Vec::new(),
-            });
+            self.spans.insert(path.clone(), Span { pos, style: Style::Collection, text: None });
+            self.stack.push(Frame::Seq { path, pos, anchor, items: Vec::new() });
         } else {
             // A block mapping's mark points past its first key; the first key gives the position.
             self.stack.push(Frame::Map {
@@ -360,17 +297,8 @@ impl Builder {
 
     fn end(&mut self, mark: &Marker) {
         match self.stack.pop() {
-            Some(Frame::Seq {
-                anchor, items, pos, ..
-            }) => self.deliver(Json::Array(items), anchor, pos),
-            Some(Frame::Map {
-                path,
-                pos,
-                anchor,
-                mut map,
-                merges,
-                ..
-            }) => {
+            Some(Frame::Seq { anchor, items, pos, .. }) => self.deliver(Json::Array(items), anchor, pos),
+            Some(Frame::Map { path, pos, anchor, mut map, merges, .. }) => {
                 for m in merges {
                     let sources = match m {
                         Json::Array(list) => list,
@@ -385,14 +313,7 @@ impl Builder {
                     }
                 }
                 let pos = pos.unwrap_or_else(|| Pos::of(mark));
-                self.spans.insert(
-                    path,
-                    Span {
-                        pos,
-                        style: Style::Collection,
-                        text: None,
-                    },
-                );
+                self.spans.insert(path, Span { pos, style: Style::Collection, text: None });
                 self.deliver(Json::Object(map), anchor, pos);
             }
             None => {}
@@ -441,14 +362,7 @@ impl MarkedEventReceiver for Builder {
                                 Json::Null
                             }
                         };
-                        self.spans.insert(
-                            path,
-                            Span {
-                                pos,
-                                style: Style::Alias,
-                                text: None,
-                            },
-                        );
+                        self.spans.insert(path, Span { pos, style: Style::Alias, text: None });
                         self.deliver(value, 0, pos);
                     }
                 }
@@ -470,9 +384,7 @@ pub fn resolve(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Json {
     }
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Json::Null,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            return Json::Bool(true)
-        }
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => return Json::Bool(true),
         "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
             return Json::Bool(false)
         }
@@ -513,10 +425,7 @@ fn resolve_int(text: &str) -> Option<Json> {
     }
     let magnitude = u64::from_str_radix(body, radix).ok()?;
     if neg {
-        let v = i64::try_from(magnitude)
-            .ok()
-            .map(|m| -m)
-            .or((magnitude == 1u64 << 63).then_some(i64::MIN))?;
+        let v = i64::try_from(magnitude).ok().map(|m| -m).or((magnitude == 1u64 << 63).then_some(i64::MIN))?;
         Some(Json::Number(Number::from(v)))
     } else {
         Some(Json::Number(Number::from(magnitude)))
@@ -564,16 +473,10 @@ mod tests {
         let (docs, err) = parse_documents(text);
         assert!(err.is_none());
         assert_eq!(docs.len(), 3);
-        assert_eq!(
-            docs[0].value,
-            json!({"kind": "x", "metadata": {"name": "a", "n": 7, "flag": true}})
-        );
+        assert_eq!(docs[0].value, json!({"kind": "x", "metadata": {"name": "a", "n": 7, "flag": true}}));
         assert_eq!(docs[0].pos, Pos { line: 2, col: 1 });
         assert_eq!(docs[0].locate("metadata.name"), Pos { line: 4, col: 9 });
-        assert_eq!(
-            docs[0].locate("metadata.nope.deeper"),
-            Pos { line: 3, col: 1 }
-        );
+        assert_eq!(docs[0].locate("metadata.nope.deeper"), Pos { line: 3, col: 1 });
         assert_eq!(docs[0].locate("kind"), Pos { line: 2, col: 7 });
         assert_eq!(docs[1].value, Json::Null);
         assert_eq!(docs[2].number, 3);
@@ -585,23 +488,11 @@ mod tests {
         let text = "spec:\n  match: a == \"b\"\n  q: 'x y'\n  folded: a\n    b\n";
         let (docs, _) = parse_documents(text);
         let d = &docs[0];
-        assert_eq!(
-            d.locate_in_scalar("spec.match", 1, text),
-            Pos { line: 2, col: 10 }
-        );
-        assert_eq!(
-            d.locate_in_scalar("spec.match", 6, text),
-            Pos { line: 2, col: 15 }
-        );
-        assert_eq!(
-            d.locate_in_scalar("spec.q", 3, text),
-            Pos { line: 3, col: 9 }
-        );
+        assert_eq!(d.locate_in_scalar("spec.match", 1, text), Pos { line: 2, col: 10 });
+        assert_eq!(d.locate_in_scalar("spec.match", 6, text), Pos { line: 2, col: 15 });
+        assert_eq!(d.locate_in_scalar("spec.q", 3, text), Pos { line: 3, col: 9 });
         // Folded over two lines: the scalar's start.
-        assert_eq!(
-            d.locate_in_scalar("spec.folded", 3, text),
-            Pos { line: 4, col: 11 }
-        );
+        assert_eq!(d.locate_in_scalar("spec.folded", 3, text), Pos { line: 4, col: 11 });
     }
 
     #[test]
@@ -624,10 +515,7 @@ mod tests {
         assert_eq!(v["k"], json!(2));
         assert_eq!(
             docs[0].warnings,
-            [(
-                Pos { line: 16, col: 4 },
-                "key \"k\" is repeated; its last value is used".to_string()
-            )]
+            [(Pos { line: 16, col: 4 }, "key \"k\" is repeated; its last value is used".to_string())]
         );
     }
 
@@ -637,10 +525,6 @@ mod tests {
         assert_eq!(docs.len(), 1);
         let err = err.unwrap();
         assert_eq!(err.pos.line, 4);
-        assert!(
-            err.message.contains("mapping values are not allowed"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("mapping values are not allowed"), "{}", err.message);
     }
 }

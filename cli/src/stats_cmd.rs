@@ -61,8 +61,7 @@ pub fn run(args: &[&str], out: &mut dyn Write) -> Result<ExitCode, String> {
     let path = path.ok_or_else(|| format!("stats-config needs a configuration file\n\n{HELP}"))?;
     let bytes = if path == "-" {
         let mut b = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
-            .map_err(|e| format!("cannot read stdin: {e}"))?;
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).map_err(|e| format!("cannot read stdin: {e}"))?;
         b
     } else {
         std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?
@@ -88,8 +87,7 @@ fn io_err(e: std::io::Error) -> String {
 /// Compiles a filter configuration; errors one per line.
 pub fn compile(bytes: &[u8]) -> Result<MetricPlan, Vec<String>> {
     let config = FilterConfig::parse(bytes).map_err(|e| vec![e.to_string()])?;
-    MetricPlan::compile(&config, Manifest::istio())
-        .map_err(|e| e.0.iter().map(ToString::to_string).collect())
+    MetricPlan::compile(&config, Manifest::istio()).map_err(|e| e.0.iter().map(ToString::to_string).collect())
 }
 
 /// The output for a configuration (`source` names it in the header comment).
@@ -97,8 +95,7 @@ pub fn render(bytes: &[u8], source: &str, format: Format) -> Result<String, Vec<
     let plan = compile(bytes)?;
     Ok(match format {
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(&json!({"stats_config": plan.stats_config()}))
-                .unwrap_or_default();
+            let mut s = serde_json::to_string_pretty(&json!({"stats_config": plan.stats_config()})).unwrap_or_default();
             s.push('\n');
             s
         }
@@ -118,9 +115,7 @@ fn header(plan: &MetricPlan, source: &str) -> String {
         env!("CARGO_PKG_VERSION")
     );
     if plan.families.is_empty() {
-        s.push_str(
-            "# The configuration defines no metrics; only the filter's own metrics are tagged.\n",
-        );
+        s.push_str("# The configuration defines no metrics; only the filter's own metrics are tagged.\n");
     } else {
         s.push_str("# Metrics (Envoy type, name in /stats/prometheus, unit, labels):\n");
     }
@@ -130,12 +125,7 @@ fn header(plan: &MetricPlan, source: &str) -> String {
             (None, s) if s != 1.0 => format!(" (Mixer value x {s})"),
             _ => String::new(),
         };
-        s.push_str(&format!(
-            "#   {} {}{unit} [{}]\n",
-            f.kind.envoy_type(),
-            f.name,
-            f.labels.join(", ")
-        ));
+        s.push_str(&format!("#   {} {}{unit} [{}]\n", f.kind.envoy_type(), f.name, f.labels.join(", ")));
     }
     s
 }
@@ -143,7 +133,9 @@ fn header(plan: &MetricPlan, source: &str) -> String {
 fn istio(plan: &MetricPlan, source: &str) -> String {
     let mut s = header(plan, source);
     let tags = plan.tag_names();
-    s.push_str("#\n# Mesh-wide: merge into the IstioOperator / Helm `meshConfig` (proxies pick it up when restarted).\n");
+    s.push_str(
+        "#\n# Mesh-wide: merge into the IstioOperator / Helm `meshConfig` (proxies pick it up when restarted).\n",
+    );
     write_yaml(
         &json!({"meshConfig": {"defaultConfig": {
             "extraStatTags": tags,
@@ -154,33 +146,17 @@ fn istio(plan: &MetricPlan, source: &str) -> String {
     );
     s.push_str("#\n# Or per workload, as pod template annotations:\n");
     let mut annotations = serde_json::Map::new();
-    annotations.insert(
-        String::from("sidecar.istio.io/extraStatTags"),
-        Json::String(tags.join(",")),
-    );
-    let buckets: Vec<&Vec<f64>> = plan
-        .families
-        .iter()
-        .filter_map(|f| f.envoy_buckets.as_ref())
-        .collect();
-    let shared_buckets = buckets
-        .first()
-        .filter(|first| buckets.iter().all(|b| b == *first));
+    annotations.insert(String::from("sidecar.istio.io/extraStatTags"), Json::String(tags.join(",")));
+    let buckets: Vec<&Vec<f64>> = plan.families.iter().filter_map(|f| f.envoy_buckets.as_ref()).collect();
+    let shared_buckets = buckets.first().filter(|first| buckets.iter().all(|b| b == *first));
     if let Some(b) = shared_buckets {
         let list: Vec<String> = b.iter().map(|x| number_text(*x)).collect();
         annotations.insert(
             String::from("sidecar.istio.io/statsHistogramBuckets"),
-            Json::String(format!(
-                "{{\"{WASM_STAT_NAMESPACE}\":[{}]}}",
-                list.join(",")
-            )),
+            Json::String(format!("{{\"{WASM_STAT_NAMESPACE}\":[{}]}}", list.join(","))),
         );
     }
-    write_yaml(
-        &json!({"metadata": {"annotations": Json::Object(annotations)}}),
-        0,
-        &mut s,
-    );
+    write_yaml(&json!({"metadata": {"annotations": Json::Object(annotations)}}), 0, &mut s);
     if !buckets.is_empty() && shared_buckets.is_none() {
         s.push_str(
             "#\n# The distributions use different buckets. Istio's statsHistogramBuckets annotation only\n\
@@ -212,17 +188,14 @@ fn number_text(x: f64) -> String {
 
 fn is_plain_key(k: &str) -> bool {
     !k.is_empty()
-        && k.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'/' || b == b'-')
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'/' || b == b'-')
         && !k.starts_with('-')
 }
 
 fn scalar(v: &Json) -> String {
     match v {
         // JSON string syntax is valid YAML double-quoted syntax.
-        Json::String(_) | Json::Null | Json::Bool(_) | Json::Number(_) => {
-            serde_json::to_string(v).unwrap_or_default()
-        }
+        Json::String(_) | Json::Null | Json::Bool(_) | Json::Number(_) => serde_json::to_string(v).unwrap_or_default(),
         Json::Array(_) | Json::Object(_) => String::new(),
     }
 }
@@ -240,15 +213,7 @@ const FIRST_KEYS: [&str; 3] = ["tag_name", "match", "stats_tags"];
 
 fn ordered(map: &serde_json::Map<String, Json>) -> Vec<(&String, &Json)> {
     let mut entries: Vec<(&String, &Json)> = map.iter().collect();
-    entries.sort_by_key(|(k, _)| {
-        (
-            FIRST_KEYS
-                .iter()
-                .position(|f| f == k)
-                .unwrap_or(FIRST_KEYS.len()),
-            k.as_str(),
-        )
-    });
+    entries.sort_by_key(|(k, _)| (FIRST_KEYS.iter().position(|f| f == k).unwrap_or(FIRST_KEYS.len()), k.as_str()));
     entries
 }
 
@@ -299,18 +264,11 @@ fn write_yaml(v: &Json, indent: usize, out: &mut String) {
 
 fn inline(v: &Json) -> String {
     match v {
-        Json::Array(items) => format!(
-            "[{}]",
-            items.iter().map(inline).collect::<Vec<_>>().join(", ")
-        ),
+        Json::Array(items) => format!("[{}]", items.iter().map(inline).collect::<Vec<_>>().join(", ")),
         Json::Object(m) if m.is_empty() => String::from("{}"),
         Json::Object(m) => format!(
             "{{{}}}",
-            ordered(m)
-                .into_iter()
-                .map(|(k, v)| format!("{}: {}", key(k), inline(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            ordered(m).into_iter().map(|(k, v)| format!("{}: {}", key(k), inline(v))).collect::<Vec<_>>().join(", ")
         ),
         other => scalar(other),
     }
@@ -324,10 +282,7 @@ mod tests {
     use super::*;
 
     fn root() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .map(PathBuf::from)
-            .unwrap()
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap()
     }
 
     fn read(rel: &str) -> String {
@@ -366,8 +321,7 @@ mod tests {
     #[test]
     fn generated_files_are_up_to_date() {
         for (config, generated, format) in GENERATED {
-            let want = render(read(config).as_bytes(), config, *format)
-                .unwrap_or_else(|e| panic!("{config}: {e:?}"));
+            let want = render(read(config).as_bytes(), config, *format).unwrap_or_else(|e| panic!("{config}: {e:?}"));
             let have = read(generated);
             let fmt = match format {
                 Format::Yaml => "yaml",
@@ -387,7 +341,10 @@ mod tests {
         let example = read("envoy-config/metrics/sidecar-example.yaml");
         let generated = read("envoy-config/metrics/double-request-count.stats-config.yaml");
         let block: String = generated.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
-        assert!(example.contains(&block), "envoy-config/metrics/sidecar-example.yaml lacks the current stats_config block:\n{block}");
+        assert!(
+            example.contains(&block),
+            "envoy-config/metrics/sidecar-example.yaml lacks the current stats_config block:\n{block}"
+        );
         let seed: Json = serde_json::from_str(&read("envoy-config/metrics/double-request-count.json")).unwrap();
         let start = example.find("value: |\n").unwrap() + "value: |\n".len();
         let end = example[start..].find("                vm_config:").unwrap() + start;
@@ -416,9 +373,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            text.contains(
-                "#   counter istio_double_request_count [reporter, source, destination, message]\n"
-            ),
+            text.contains("#   counter istio_double_request_count [reporter, source, destination, message]\n"),
             "{text}"
         );
         assert!(text.contains("stats_config:\n  stats_tags:\n  - tag_name: \"reporter\"\n    regex: \"(reporter=\\\\.=(.*?);\\\\.;)\"\n"), "{text}");

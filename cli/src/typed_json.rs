@@ -39,7 +39,9 @@ pub fn value_from_json(j: &Json) -> Result<Value<'static>, String> {
             let m = v.as_object().ok_or_else(|| format!("\"string_map\" takes a JSON object, got {v}"))?;
             let mut pairs = Vec::with_capacity(m.len());
             for (k, val) in m {
-                let val = val.as_str().ok_or_else(|| format!("string_map values must be strings, got {val} for key {k:?}"))?;
+                let val = val
+                    .as_str()
+                    .ok_or_else(|| format!("string_map values must be strings, got {val} for key {k:?}"))?;
                 pairs.push((k.clone(), val.to_string()));
             }
             Value::StringMap(Cow::Owned(StringMap::from_pairs(pairs)))

@@ -22,11 +22,7 @@ fn root() -> PathBuf {
 }
 
 fn wasmixer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wasmixer"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run wasmixer")
+    Command::new(env!("CARGO_BIN_EXE_wasmixer")).args(args).current_dir(root()).output().expect("run wasmixer")
 }
 
 fn text(b: &[u8]) -> String {
@@ -34,10 +30,7 @@ fn text(b: &[u8]) -> String {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "wasmixer-convert-test-{}-{name}",
-        std::process::id()
-    ));
+    let d = std::env::temp_dir().join(format!("wasmixer-convert-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
 }
@@ -52,11 +45,7 @@ fn read_tree(dir: &Path) -> BTreeMap<String, String> {
             if p.is_dir() {
                 walk(base, &p, out);
             } else {
-                let rel = p
-                    .strip_prefix(base)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/");
+                let rel = p.strip_prefix(base).unwrap().to_string_lossy().replace('\\', "/");
                 out.insert(rel, std::fs::read_to_string(&p).unwrap());
             }
         }
@@ -84,16 +73,9 @@ fn check_golden(case: &str, actual: &BTreeMap<String, String>) {
     }
     let expected = read_tree(&dir);
     let names = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(
-        names(actual),
-        names(&expected),
-        "{case}: the set of output files differs from testdata/golden/{case}"
-    );
+    assert_eq!(names(actual), names(&expected), "{case}: the set of output files differs from testdata/golden/{case}");
     for (rel, content) in actual {
-        assert_eq!(
-            content, &expected[rel],
-            "{case}: {rel} differs from the golden file (UPDATE_GOLDEN=1 to accept)"
-        );
+        assert_eq!(content, &expected[rel], "{case}: {rel} differs from the golden file (UPDATE_GOLDEN=1 to accept)");
     }
 }
 
@@ -126,18 +108,14 @@ fn every_seed_file_converts_to_its_golden_output() {
         let input = format!("testdata/seed/{seed}.yaml");
         let (code, files, stderr) = convert(seed, &[&input], &[]);
         assert_eq!(code, 0, "{seed}: {stderr}");
-        assert!(
-            stderr.contains("0 error(s), 0 unsupported"),
-            "{seed}: {stderr}"
-        );
+        assert!(stderr.contains("0 error(s), 0 unsupported"), "{seed}: {stderr}");
         check_golden(&format!("seed-{seed}"), &files);
     }
 }
 
 #[test]
 fn all_seed_files_convert_together() {
-    let (code, files, stderr) =
-        convert("all-seeds", &["testdata/seed"], &["--format", "wasmplugin"]);
+    let (code, files, stderr) = convert("all-seeds", &["testdata/seed"], &["--format", "wasmplugin"]);
     assert_eq!(code, 0, "{stderr}");
     for f in [
         "filters/deny.json",
@@ -152,10 +130,7 @@ fn all_seed_files_convert_together() {
     ] {
         assert!(files.contains_key(f), "{f} missing: {:?}", files.keys());
     }
-    assert!(
-        !files.keys().any(|f| f.starts_with("envoy/")),
-        "--format wasmplugin writes no Envoy fragments"
-    );
+    assert!(!files.keys().any(|f| f.starts_with("envoy/")), "--format wasmplugin writes no Envoy fragments");
     let plugins = &files["istio/wasmplugins.yaml"];
     assert_eq!(plugins.matches("kind: WasmPlugin").count(), 4);
 }
@@ -197,11 +172,8 @@ impl wasmixer_shared::policy::CheckObserver for NoObserver {
 /// The seed README: reviews v3 -> ratings gets 403 with Mixer's body; v1/v2 still pass.
 #[test]
 fn converted_deny_seed_denies_reviews_v3_only() {
-    let (code, files, stderr) = convert(
-        "deny-semantics",
-        &["testdata/seed/deny-reviews-v3.yaml"],
-        &["--format", "envoy"],
-    );
+    let (code, files, stderr) =
+        convert("deny-semantics", &["testdata/seed/deny-reviews-v3.yaml"], &["--format", "envoy"]);
     assert_eq!(code, 0, "{stderr}");
     let plan = deny_config(&files);
     let request = |version: &str| {
@@ -209,26 +181,14 @@ fn converted_deny_seed_denies_reviews_v3_only() {
             ("context.reporter.kind", s("inbound")),
             ("destination.namespace", s("default")),
             ("destination.labels", labels(&[("app", "ratings")])),
-            (
-                "source.labels",
-                labels(&[("app", "reviews"), ("version", version)]),
-            ),
+            ("source.labels", labels(&[("app", "reviews"), ("version", version)])),
         ])
     };
     let r = plan.check(&request("v3"), 0, &mut NoObserver);
-    assert_eq!(
-        wasmixer_shared::policy::status::http_status(r.status.code),
-        403
-    );
-    assert_eq!(
-        r.status.body(),
-        "PERMISSION_DENIED:denyreviewsv3handler.default:Not allowed"
-    );
+    assert_eq!(wasmixer_shared::policy::status::http_status(r.status.code), 403);
+    assert_eq!(r.status.body(), "PERMISSION_DENIED:denyreviewsv3handler.default:Not allowed");
     for v in ["v1", "v2"] {
-        assert!(
-            plan.check(&request(v), 0, &mut NoObserver).status.is_ok(),
-            "{v}"
-        );
+        assert!(plan.check(&request(v), 0, &mut NoObserver).status.is_ok(), "{v}");
     }
     // The Envoy fragments carry the same configuration, deny on the inbound side only.
     let inbound: Json = serde_json::from_str(&files["envoy/inbound-http-filters.json"]).unwrap();
@@ -237,19 +197,12 @@ fn converted_deny_seed_denies_reviews_v3_only() {
         v.as_array()
             .unwrap()
             .iter()
-            .map(|f| {
-                f["typed_config"]["config"]["name"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
+            .map(|f| f["typed_config"]["config"]["name"].as_str().unwrap().to_string())
             .collect::<Vec<_>>()
     };
     assert_eq!(names(&inbound), ["wasmixer-peer-metadata", "wasmixer-deny"]);
     assert_eq!(names(&outbound), ["wasmixer-peer-metadata"]);
-    let embedded = inbound[1]["typed_config"]["config"]["configuration"]["value"]
-        .as_str()
-        .unwrap();
+    let embedded = inbound[1]["typed_config"]["config"]["configuration"]["value"].as_str().unwrap();
     assert_eq!(
         serde_json::from_str::<Json>(embedded).unwrap(),
         serde_json::from_str::<Json>(&files["filters/deny.json"]).unwrap()
@@ -259,16 +212,12 @@ fn converted_deny_seed_denies_reviews_v3_only() {
 /// The converted deny seed equals the hand-written configuration the integration tests use.
 #[test]
 fn converted_deny_seed_matches_the_integration_testdata() {
-    let (_, files, _) = convert(
-        "deny-vs-integration",
-        &["testdata/seed/deny-reviews-v3.yaml"],
-        &["--format", "wasmplugin"],
-    );
+    let (_, files, _) =
+        convert("deny-vs-integration", &["testdata/seed/deny-reviews-v3.yaml"], &["--format", "wasmplugin"]);
     let ours: Json = serde_json::from_str(&files["filters/deny.json"]).unwrap();
-    let theirs: Json = serde_json::from_str(
-        &std::fs::read_to_string(root().join("../integration/testdata/deny-seed.json")).unwrap(),
-    )
-    .unwrap();
+    let theirs: Json =
+        serde_json::from_str(&std::fs::read_to_string(root().join("../integration/testdata/deny-seed.json")).unwrap())
+            .unwrap();
     let strip = |v: &Json| -> Vec<Json> {
         v["resources"]
             .as_array()
@@ -291,21 +240,13 @@ fn converted_metrics_seed_counts_two_per_request() {
     struct Sink(Vec<(String, Vec<String>, u64)>, usize);
     impl MetricSink for Sink {
         fn sample(&mut self, _metric: usize, labels: &[&str], _value: f64, envoy_value: u64) {
-            self.0.push((
-                String::new(),
-                labels.iter().map(|l| l.to_string()).collect(),
-                envoy_value,
-            ));
+            self.0.push((String::new(), labels.iter().map(|l| l.to_string()).collect(), envoy_value));
         }
         fn dropped(&mut self, _: usize, _: DropCause, _: &dyn std::fmt::Display) {
             self.1 += 1;
         }
     }
-    let (code, files, stderr) = convert(
-        "metrics-semantics",
-        &["testdata/seed/double-request-count.yaml"],
-        &[],
-    );
+    let (code, files, stderr) = convert("metrics-semantics", &["testdata/seed/double-request-count.yaml"], &[]);
     assert_eq!(code, 0, "{stderr}");
     let config = FilterConfig::parse(files["filters/metrics.json"].as_bytes()).unwrap();
     let plan = MetricPlan::compile(&config, Manifest::istio()).unwrap();
@@ -321,11 +262,7 @@ fn converted_metrics_seed_counts_two_per_request() {
     assert_eq!(sink.1, 0);
     let labels: Vec<String> = plan.families[0].labels.clone();
     let (_, values, value) = &sink.0[0];
-    let got: BTreeMap<&str, &str> = labels
-        .iter()
-        .map(String::as_str)
-        .zip(values.iter().map(String::as_str))
-        .collect();
+    let got: BTreeMap<&str, &str> = labels.iter().map(String::as_str).zip(values.iter().map(String::as_str)).collect();
     assert_eq!(
         got,
         BTreeMap::from([
@@ -348,10 +285,7 @@ fn converted_metrics_seed_counts_two_per_request() {
     let mesh = &files["istio/mesh-config.yaml"];
     for l in ["reporter", "source", "destination", "message"] {
         assert!(tags.contains(&l), "{l} not in {tags:?}");
-        assert!(
-            mesh.contains(&format!("      - {l}\n")),
-            "{l} not in the mesh config:\n{mesh}"
-        );
+        assert!(mesh.contains(&format!("      - {l}\n")), "{l} not in the mesh config:\n{mesh}");
     }
 }
 
@@ -398,9 +332,7 @@ fn server_mode(settings: &Json, namespace: &str, app: &str, port: u16) -> Option
         servers.iter().rev().find(|s| {
             s["scope"] == scope
                 && match scope {
-                    "service" => {
-                        s["namespace"] == namespace && s["workload_selector"]["app"] == app
-                    }
+                    "service" => s["namespace"] == namespace && s["workload_selector"]["app"] == app,
                     "namespace" => s["namespace"] == namespace,
                     _ => true,
                 }
@@ -423,10 +355,7 @@ fn host_matches(pattern: &str, host: &str) -> Option<usize> {
     if pattern == host {
         return Some(usize::MAX);
     }
-    pattern
-        .strip_prefix('*')
-        .filter(|suffix| host.ends_with(suffix))
-        .map(str::len)
+    pattern.strip_prefix('*').filter(|suffix| host.ends_with(suffix)).map(str::len)
 }
 
 /// Client side: Istio 1.4's DestinationRule lookup (client namespace, then the service's
@@ -436,12 +365,7 @@ fn client_mtls(settings: &Json, client_ns: &str, host: &str, port: u16) -> bool 
     let root = settings["root_namespace"].as_str().unwrap();
     let service_ns = host.split('.').nth(1).unwrap_or("");
     let exported = |c: &Json| {
-        c["namespace"] == client_ns
-            || c["export_to"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| e == "*" || e == client_ns)
+        c["namespace"] == client_ns || c["export_to"].as_array().unwrap().iter().any(|e| e == "*" || e == client_ns)
     };
     for ns in [client_ns, service_ns, root] {
         let best = clients
@@ -450,10 +374,7 @@ fn client_mtls(settings: &Json, client_ns: &str, host: &str, port: u16) -> bool 
             .filter_map(|c| host_matches(c["host"].as_str().unwrap(), host).map(|score| (score, c)))
             .max_by_key(|(score, _)| *score);
         if let Some((_, c)) = best {
-            let mode = c["port_modes"][port.to_string()]
-                .as_str()
-                .or(c["mode"].as_str())
-                .unwrap_or("DISABLE");
+            let mode = c["port_modes"][port.to_string()].as_str().or(c["mode"].as_str()).unwrap_or("DISABLE");
             return mode == "ISTIO_MUTUAL";
         }
     }
@@ -466,25 +387,17 @@ fn outcomes(settings: &Json, default_server: &str) -> BTreeMap<String, u16> {
     for client in ["foo", "bar"] {
         for server in ["foo", "bar"] {
             let host = format!("httpbin.{server}.svc.cluster.local");
-            let strict = server_mode(settings, server, "httpbin", 8000)
-                .unwrap_or_else(|| default_server.to_string())
+            let strict = server_mode(settings, server, "httpbin", 8000).unwrap_or_else(|| default_server.to_string())
                 == "STRICT";
             let mtls = client_mtls(settings, client, &host, 8000);
-            out.insert(
-                format!("sleep.{client}->httpbin.{server}"),
-                if strict && !mtls { 503 } else { 200 },
-            );
+            out.insert(format!("sleep.{client}->httpbin.{server}"), if strict && !mtls { 503 } else { 200 });
         }
     }
     out
 }
 
 fn mesh_settings(seed: &str) -> Json {
-    let (code, files, stderr) = convert(
-        &format!("mtls-{seed}"),
-        &[&format!("testdata/seed/{seed}.yaml")],
-        &[],
-    );
+    let (code, files, stderr) = convert(&format!("mtls-{seed}"), &[&format!("testdata/seed/{seed}.yaml")], &[]);
     assert_eq!(code, 0, "{stderr}");
     serde_json::from_str(&files["mesh-settings.json"]).unwrap()
 }
@@ -493,48 +406,23 @@ fn mesh_settings(seed: &str) -> Json {
 fn mtls_seeds_replay_their_outcomes() {
     // Mesh-wide: the servers already demanded mTLS (503 before); with the DestinationRule, 200 everywhere.
     let s = mesh_settings("mtls-mesh-wide");
-    assert!(
-        outcomes(&s, "STRICT").values().all(|c| *c == 200),
-        "{:?}",
-        outcomes(&s, "STRICT")
-    );
+    assert!(outcomes(&s, "STRICT").values().all(|c| *c == 200), "{:?}", outcomes(&s, "STRICT"));
     let none = serde_json::json!({"root_namespace": "istio-system", "servers": [], "clients": []});
     assert!(outcomes(&none, "STRICT").values().all(|c| *c == 503));
     // Namespace foo: httpbin.foo requires mTLS, and clients configured by the rule reach it.
     let s = mesh_settings("mtls-namespace-foo");
-    assert_eq!(
-        server_mode(&s, "foo", "httpbin", 8000).as_deref(),
-        Some("STRICT")
-    );
+    assert_eq!(server_mode(&s, "foo", "httpbin", 8000).as_deref(), Some("STRICT"));
     assert_eq!(server_mode(&s, "bar", "httpbin", 8000), None);
     assert!(outcomes(&s, "PERMISSIVE").values().all(|c| *c == 200));
-    assert!(client_mtls(
-        &s,
-        "bar",
-        "httpbin.foo.svc.cluster.local",
-        8000
-    ));
-    assert!(!client_mtls(
-        &s,
-        "foo",
-        "httpbin.bar.svc.cluster.local",
-        8000
-    ));
+    assert!(client_mtls(&s, "bar", "httpbin.foo.svc.cluster.local", 8000));
+    assert!(!client_mtls(&s, "foo", "httpbin.bar.svc.cluster.local", 8000));
     // One service: only httpbin.bar requires mTLS.
     let s = mesh_settings("mtls-service-httpbin-bar");
-    assert_eq!(
-        server_mode(&s, "bar", "httpbin", 8000).as_deref(),
-        Some("STRICT")
-    );
+    assert_eq!(server_mode(&s, "bar", "httpbin", 8000).as_deref(), Some("STRICT"));
     assert_eq!(server_mode(&s, "bar", "sleep", 8000), None);
     assert_eq!(server_mode(&s, "foo", "httpbin", 8000), None);
     assert!(outcomes(&s, "PERMISSIVE").values().all(|c| *c == 200));
-    assert!(client_mtls(
-        &s,
-        "foo",
-        "httpbin.bar.svc.cluster.local",
-        8000
-    ));
+    assert!(client_mtls(&s, "foo", "httpbin.bar.svc.cluster.local", 8000));
 }
 
 // ---- Istio 1.4's own configurations ----
@@ -558,41 +446,22 @@ fn istio_samples_validate() {
     for f in complete {
         let o = wasmixer(&["validate", &format!("testdata/istio-1.4.10/{f}")]);
         assert_eq!(o.status.code(), Some(0), "{f}: {}", text(&o.stderr));
-        assert!(
-            text(&o.stderr).contains("0 error(s), 0 unsupported"),
-            "{f}: {}",
-            text(&o.stderr)
-        );
+        assert!(text(&o.stderr).contains("0 error(s), 0 unsupported"), "{f}: {}", text(&o.stderr));
     }
     // Adapters wasmixer does not implement: reported by name, exit status 3.
-    for (f, adapter) in [
-        ("mixer-rule-productpage-ratelimit.yaml", "memquota"),
-        ("fluentd-istio.yaml", "fluentd"),
-    ] {
+    for (f, adapter) in [("mixer-rule-productpage-ratelimit.yaml", "memquota"), ("fluentd-istio.yaml", "fluentd")] {
         let o = wasmixer(&["validate", &format!("testdata/istio-1.4.10/{f}")]);
         assert_eq!(o.status.code(), Some(3), "{f}: {}", text(&o.stderr));
-        assert!(
-            text(&o.stderr).contains(&format!("adapter {adapter} is not implemented")),
-            "{f}: {}",
-            text(&o.stderr)
-        );
+        assert!(text(&o.stderr).contains(&format!("adapter {adapter} is not implemented")), "{f}: {}", text(&o.stderr));
     }
 }
 
 #[test]
 fn istio_default_telemetry_config_converts() {
-    let (code, files, stderr) = convert(
-        "istio-mixer-config",
-        &["testdata/istio-1.4.10/mixer-config.yaml"],
-        &["--format", "wasmplugin"],
-    );
+    let (code, files, stderr) =
+        convert("istio-mixer-config", &["testdata/istio-1.4.10/mixer-config.yaml"], &["--format", "wasmplugin"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stderr.contains(
-            "kubeattrgenrulerule.rule.istio-system: field spec.actions[0]: not converted"
-        ),
-        "{stderr}"
-    );
+    assert!(stderr.contains("kubeattrgenrulerule.rule.istio-system: field spec.actions[0]: not converted"), "{stderr}");
     check_golden("istio-mixer-config", &files);
 }
 
@@ -665,24 +534,13 @@ fn unsupported_parts_are_named_and_the_rest_converts() {
     let (code, files, stderr) = convert("unsupported", &["testdata/errors/unsupported.yaml"], &[]);
     assert_eq!(code, 3, "{stderr}");
     for a in ["stackdriver", "redisquota", "opa"] {
-        assert!(
-            stderr.contains(&format!("adapter {a} is not implemented by wasmixer")),
-            "{a}: {stderr}"
-        );
+        assert!(stderr.contains(&format!("adapter {a} is not implemented by wasmixer")), "{a}: {stderr}");
     }
     assert!(stderr.contains("INCOMPLETE"), "{stderr}");
     // The prometheus action still converts, alone in its rule.
     let metrics: Json = serde_json::from_str(&files["filters/metrics.json"]).unwrap();
-    let rule = metrics["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["kind"] == "rule")
-        .unwrap();
-    assert_eq!(
-        rule["spec"]["actions"],
-        serde_json::json!([{"handler": "prom", "instances": ["requestcount"]}])
-    );
+    let rule = metrics["resources"].as_array().unwrap().iter().find(|r| r["kind"] == "rule").unwrap();
+    assert_eq!(rule["spec"]["actions"], serde_json::json!([{"handler": "prom", "instances": ["requestcount"]}]));
     // `value: 1` (a YAML number) became the expression "1".
     assert!(files["filters/metrics.json"].contains(r#""value": "1""#));
     let report: Json = serde_json::from_str(&files["report.json"]).unwrap();
@@ -692,11 +550,7 @@ fn unsupported_parts_are_named_and_the_rest_converts() {
 
 #[test]
 fn errors_write_nothing() {
-    let (code, files, _) = convert(
-        "errors-nothing",
-        &["testdata/errors/broken-reference.yaml"],
-        &[],
-    );
+    let (code, files, _) = convert("errors-nothing", &["testdata/errors/broken-reference.yaml"], &[]);
     assert_eq!(code, 1);
     assert!(files.is_empty(), "{:?}", files.keys());
 }
@@ -711,48 +565,25 @@ fn stdin_namespace_and_stale_outputs() {
     assert!(out.join("filters/metrics.json").exists());
     let yaml = std::fs::read_to_string(root().join("testdata/seed/deny-reviews-v3.yaml")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasmixer"))
-        .args([
-            "convert",
-            "-",
-            "--out",
-            &out_s,
-            "--namespace",
-            "bookinfo",
-            "--format",
-            "wasmplugin",
-        ])
+        .args(["convert", "-", "--out", &out_s, "--namespace", "bookinfo", "--format", "wasmplugin"])
         .current_dir(root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let files = read_tree(&out);
     let _ = std::fs::remove_dir_all(&out);
     assert_eq!(
         files.keys().cloned().collect::<Vec<_>>(),
-        [
-            "filters/deny.json",
-            "filters/peer-metadata.json",
-            "istio/wasmplugins.yaml",
-            "report.json"
-        ]
+        ["filters/deny.json", "filters/peer-metadata.json", "istio/wasmplugins.yaml", "report.json"]
     );
     let deny: Json = serde_json::from_str(&files["filters/deny.json"]).unwrap();
     assert_eq!(deny["default_namespace"], "bookinfo");
-    assert!(deny["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|r| r["metadata"]["namespace"] == "bookinfo"));
+    assert!(deny["resources"].as_array().unwrap().iter().all(|r| r["metadata"]["namespace"] == "bookinfo"));
 }
 
 #[test]
@@ -760,28 +591,11 @@ fn usage_errors_exit_2() {
     let o = wasmixer(&["convert", "testdata/seed"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("--out"), "{}", text(&o.stderr));
-    let o = wasmixer(&[
-        "convert",
-        "testdata/seed",
-        "--out",
-        "/tmp/x",
-        "--format",
-        "xml",
-    ]);
+    let o = wasmixer(&["convert", "testdata/seed", "--out", "/tmp/x", "--format", "xml"]);
     assert_eq!(o.status.code(), Some(2));
     let o = wasmixer(&["validate", "testdata/nope.yaml"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = wasmixer(&[
-        "convert",
-        "testdata/seed/deny-reviews-v3.yaml",
-        "--out",
-        "/tmp/x",
-        "--wasm-url",
-        "oci://r/x:1",
-    ]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "an oci URL cannot go in an Envoy bootstrap"
-    );
+    let o =
+        wasmixer(&["convert", "testdata/seed/deny-reviews-v3.yaml", "--out", "/tmp/x", "--wasm-url", "oci://r/x:1"]);
+    assert_eq!(o.status.code(), Some(1), "an oci URL cannot go in an Envoy bootstrap");
 }

@@ -30,7 +30,10 @@ fn check_accepts_a_manifest_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("manifest.json");
     std::fs::write(&path, r#"{"x": "DOUBLE"}"#).unwrap();
-    assert_eq!(wasmixer(&["expr", "check", "x + 1.5", "--manifest", path.to_str().unwrap()], ""), (0, "DOUBLE\n".to_string()));
+    assert_eq!(
+        wasmixer(&["expr", "check", "x + 1.5", "--manifest", path.to_str().unwrap()], ""),
+        (0, "DOUBLE\n".to_string())
+    );
 }
 
 #[test]

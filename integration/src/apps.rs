@@ -60,10 +60,7 @@ pub struct AppContext {
 }
 
 /// The request handler of `app`.
-pub fn handler(
-    app: &App,
-    ctx: AppContext,
-) -> Box<dyn Fn(&ReceivedRequest) -> BackendResponse + Send + Sync> {
+pub fn handler(app: &App, ctx: AppContext) -> Box<dyn Fn(&ReceivedRequest) -> BackendResponse + Send + Sync> {
     match app.clone() {
         App::ProductPage => Box::new(move |r| productpage(r, &ctx)),
         App::Details => Box::new(details),
@@ -88,12 +85,7 @@ pub fn parse_app(name: &str) -> Option<App> {
         "ratings" => App::Ratings,
         "httpbin" => App::Httpbin,
         "sleep" => App::Sleep,
-        other => App::Reviews(
-            other
-                .strip_prefix("reviews-")
-                .filter(|v| ["v1", "v2", "v3"].contains(v))?
-                .to_string(),
-        ),
+        other => App::Reviews(other.strip_prefix("reviews-").filter(|v| ["v1", "v2", "v3"].contains(v))?.to_string()),
     })
 }
 
@@ -102,62 +94,50 @@ pub fn parse_app(name: &str) -> Option<App> {
 pub fn serve(app: &App, ctx: AppContext, addr: &str) -> Result<(), HarnessError> {
     use std::io::{BufReader, Write};
     use std::sync::Arc;
-    let listener = std::net::TcpListener::bind(addr)
-        .map_err(|e| HarnessError::io(format!("binding {addr}"), e))?;
-    let h: Arc<dyn Fn(&ReceivedRequest) -> BackendResponse + Send + Sync> =
-        Arc::from(handler(app, ctx));
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| HarnessError::io(format!("binding {addr}"), e))?;
+    let h: Arc<dyn Fn(&ReceivedRequest) -> BackendResponse + Send + Sync> = Arc::from(handler(app, ctx));
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
         let h = Arc::clone(&h);
-        let _ = std::thread::Builder::new()
-            .name("app-conn".into())
-            .spawn(move || {
-                let mut reader = BufReader::new(&conn);
-                loop {
-                    let Ok(Some(line)) = crate::http::read_line(&mut reader) else {
-                        return;
-                    };
-                    if line.is_empty() {
-                        continue;
-                    }
-                    let mut parts = line.split(' ');
-                    let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
-                        return;
-                    };
-                    let Ok(headers) = crate::http::read_headers(&mut reader) else {
-                        return;
-                    };
-                    let Ok(framing) = crate::http::framing(&headers, false) else {
-                        return;
-                    };
-                    let Ok(body) = crate::http::read_body(&mut reader, framing) else {
-                        return;
-                    };
-                    let close = crate::http::find_header(&headers, "connection")
-                        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-                    let req = ReceivedRequest {
-                        method: method.to_string(),
-                        path: path.to_string(),
-                        headers,
-                        body,
-                    };
-                    let resp = h(&req);
-                    let mut head = format!(
-                        "HTTP/1.1 {} {}\r\n",
-                        resp.status,
-                        if resp.status < 400 { "OK" } else { "Error" }
-                    );
-                    for (k, v) in &resp.headers {
-                        head.push_str(&format!("{k}: {v}\r\n"));
-                    }
-                    head.push_str(&format!("content-length: {}\r\n\r\n", resp.body.len()));
-                    let mut out = head.into_bytes();
-                    out.extend_from_slice(&resp.body);
-                    if (&conn).write_all(&out).is_err() || close {
-                        return;
-                    }
+        let _ = std::thread::Builder::new().name("app-conn".into()).spawn(move || {
+            let mut reader = BufReader::new(&conn);
+            loop {
+                let Ok(Some(line)) = crate::http::read_line(&mut reader) else {
+                    return;
+                };
+                if line.is_empty() {
+                    continue;
                 }
-            });
+                let mut parts = line.split(' ');
+                let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
+                    return;
+                };
+                let Ok(headers) = crate::http::read_headers(&mut reader) else {
+                    return;
+                };
+                let Ok(framing) = crate::http::framing(&headers, false) else {
+                    return;
+                };
+                let Ok(body) = crate::http::read_body(&mut reader, framing) else {
+                    return;
+                };
+                let close =
+                    crate::http::find_header(&headers, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+                let req = ReceivedRequest { method: method.to_string(), path: path.to_string(), headers, body };
+                let resp = h(&req);
+                let mut head =
+                    format!("HTTP/1.1 {} {}\r\n", resp.status, if resp.status < 400 { "OK" } else { "Error" });
+                for (k, v) in &resp.headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str(&format!("content-length: {}\r\n\r\n", resp.body.len()));
+                let mut out = head.into_bytes();
+                out.extend_from_slice(&resp.body);
+                if (&conn).write_all(&out).is_err() || close {
+                    return;
+                }
+            }
+        });
     }
     Ok(())
 }
@@ -170,9 +150,7 @@ pub fn call_through_sidecar(
     host: &str,
     path: &str,
 ) -> Result<crate::Response, HarnessError> {
-    let mut req = Request::get(path)
-        .header("host", host)
-        .timeout(CALL_TIMEOUT);
+    let mut req = Request::get(path).header("host", host).timeout(CALL_TIMEOUT);
     for name in PROPAGATED_HEADERS {
         if let Some(v) = incoming.header(name) {
             req = req.header(name, v);
@@ -182,9 +160,7 @@ pub fn call_through_sidecar(
 }
 
 fn json_response(status: u16, body: &Value) -> BackendResponse {
-    BackendResponse::new(status)
-        .header("content-type", "application/json")
-        .body(body.to_string())
+    BackendResponse::new(status).header("content-type", "application/json").body(body.to_string())
 }
 
 fn path_only(path: &str) -> &str {
@@ -196,10 +172,7 @@ fn details(r: &ReceivedRequest) -> BackendResponse {
     if path == "/health" {
         return json_response(200, &json!({"status": "Details is healthy"}));
     }
-    let id: i64 = path
-        .strip_prefix("/details/")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let id: i64 = path.strip_prefix("/details/").and_then(|s| s.parse().ok()).unwrap_or(0);
     json_response(
         200,
         &json!({"id": id, "author": "William Shakespeare", "year": 1595, "type": "paperback", "pages": 200,
@@ -212,14 +185,8 @@ fn ratings(r: &ReceivedRequest) -> BackendResponse {
     if path == "/health" {
         return json_response(200, &json!({"status": "Ratings is healthy"}));
     }
-    let id: i64 = path
-        .strip_prefix("/ratings/")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    json_response(
-        200,
-        &json!({"id": id, "ratings": {"Reviewer1": 5, "Reviewer2": 4}}),
-    )
+    let id: i64 = path.strip_prefix("/ratings/").and_then(|s| s.parse().ok()).unwrap_or(0);
+    json_response(200, &json!({"id": id, "ratings": {"Reviewer1": 5, "Reviewer2": 4}}))
 }
 
 fn reviews(r: &ReceivedRequest, version: &str, ctx: &AppContext) -> BackendResponse {
@@ -237,9 +204,9 @@ fn reviews(r: &ReceivedRequest, version: &str, ctx: &AppContext) -> BackendRespo
         None
     } else {
         match call_through_sidecar(ctx, r, "ratings:9080", &format!("/ratings/{id}")) {
-            Ok(resp) if resp.status == 200 => serde_json::from_slice::<Value>(&resp.body)
-                .ok()
-                .map(|v| v["ratings"].clone()),
+            Ok(resp) if resp.status == 200 => {
+                serde_json::from_slice::<Value>(&resp.body).ok().map(|v| v["ratings"].clone())
+            }
             _ => Some(Value::Null),
         }
     };
@@ -258,10 +225,7 @@ fn reviews(r: &ReceivedRequest, version: &str, ctx: &AppContext) -> BackendRespo
             review
         })
         .collect();
-    json_response(
-        200,
-        &json!({"id": id, "podname": ctx.pod_name, "clustername": "null", "reviews": list}),
-    )
+    json_response(200, &json!({"id": id, "podname": ctx.pod_name, "clustername": "null", "reviews": list}))
 }
 
 fn productpage(r: &ReceivedRequest, ctx: &AppContext) -> BackendResponse {
@@ -276,7 +240,9 @@ fn productpage(r: &ReceivedRequest, ctx: &AppContext) -> BackendResponse {
         }
         _ => return BackendResponse::new(404).header("content-type", "text/plain").body("404 Not Found\n"),
     }
-    let mut html = String::from("<html>\n<head><title>Simple Bookstore App</title></head>\n<body>\n<h3>The Comedy of Errors</h3>\n");
+    let mut html = String::from(
+        "<html>\n<head><title>Simple Bookstore App</title></head>\n<body>\n<h3>The Comedy of Errors</h3>\n",
+    );
     match call_through_sidecar(ctx, r, "details:9080", "/details/0") {
         Ok(resp) if resp.status == 200 => {
             let d: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
@@ -320,9 +286,7 @@ fn productpage(r: &ReceivedRequest, ctx: &AppContext) -> BackendResponse {
         Err(_) => html.push_str("<h4>Error fetching product reviews!</h4>\n<p>Sorry, product reviews are currently unavailable for this book.</p>\n"),
     }
     html.push_str("</body>\n</html>\n");
-    BackendResponse::new(200)
-        .header("content-type", "text/html; charset=utf-8")
-        .body(html)
+    BackendResponse::new(200).header("content-type", "text/html; charset=utf-8").body(html)
 }
 
 /// `Content-Type` → `Content-Type` (httpbin shows header names in this case).
@@ -330,9 +294,7 @@ fn title_case(name: &str) -> String {
     name.split('-')
         .map(|w| {
             let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
         })
         .collect::<Vec<_>>()
         .join("-")
@@ -349,11 +311,8 @@ fn headers_json(r: &ReceivedRequest) -> Value {
 fn httpbin(r: &ReceivedRequest) -> BackendResponse {
     let path = path_only(&r.path);
     if path == "/ip" {
-        let origin = r
-            .header("x-forwarded-for")
-            .and_then(|x| x.split(',').next())
-            .map(str::trim)
-            .unwrap_or("127.0.0.1");
+        let origin =
+            r.header("x-forwarded-for").and_then(|x| x.split(',').next()).map(str::trim).unwrap_or("127.0.0.1");
         return json_response(200, &json!({"origin": origin}));
     }
     if path == "/headers" {
@@ -368,9 +327,7 @@ fn httpbin(r: &ReceivedRequest) -> BackendResponse {
     if let Some(code) = path.strip_prefix("/status/") {
         return match code.parse::<u16>() {
             Ok(c) if (100..600).contains(&c) => BackendResponse::new(c),
-            _ => BackendResponse::new(400)
-                .header("content-type", "text/plain")
-                .body("Invalid status code\n"),
+            _ => BackendResponse::new(400).header("content-type", "text/plain").body("Invalid status code\n"),
         };
     }
     if path == "/" {
@@ -378,9 +335,7 @@ fn httpbin(r: &ReceivedRequest) -> BackendResponse {
             .header("content-type", "text/html")
             .body("<html><body>httpbin.org (wasmixer mesh)</body></html>\n");
     }
-    BackendResponse::new(404)
-        .header("content-type", "text/html")
-        .body("<h1>Not Found</h1>\n")
+    BackendResponse::new(404).header("content-type", "text/html").body("<h1>Not Found</h1>\n")
 }
 
 #[cfg(test)]
@@ -402,19 +357,13 @@ mod tests {
         assert_eq!(httpbin(&req("/status/x")).status, 400);
         let h = httpbin(&req("/headers"));
         assert!(String::from_utf8_lossy(&h.body).contains("\"X-B3-Traceid\":\"abc\""));
-        assert_eq!(
-            httpbin(&req("/ip")).body,
-            br#"{"origin":"127.0.0.1"}"#.to_vec()
-        );
+        assert_eq!(httpbin(&req("/ip")).body, br#"{"origin":"127.0.0.1"}"#.to_vec());
     }
 
     #[test]
     fn reviews_v1_never_calls_ratings() {
         // The outbound address is closed: v1 must not need it.
-        let ctx = AppContext {
-            pod_name: "reviews-v1-0".into(),
-            outbound: SocketAddr::from(([127, 0, 0, 1], 1)),
-        };
+        let ctx = AppContext { pod_name: "reviews-v1-0".into(), outbound: SocketAddr::from(([127, 0, 0, 1], 1)) };
         let r = reviews(&req("/reviews/0"), "v1", &ctx);
         let text = String::from_utf8_lossy(&r.body).to_string();
         assert!(!text.contains("rating"), "{text}");

@@ -48,18 +48,12 @@ pub struct BackendResponse {
 impl BackendResponse {
     /// A response with `status` and no body.
     pub fn new(status: u16) -> Self {
-        BackendResponse {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
+        BackendResponse { status, headers: Vec::new(), body: Vec::new() }
     }
 
     /// `200` with `body` as `text/plain`.
     pub fn ok(body: &str) -> Self {
-        BackendResponse::new(200)
-            .header("content-type", "text/plain")
-            .body(body)
+        BackendResponse::new(200).header("content-type", "text/plain").body(body)
     }
 
     /// Adds a header field.
@@ -131,11 +125,9 @@ impl Backend {
     where
         F: Fn(&ReceivedRequest) -> BackendResponse + Send + Sync + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| HarnessError::io("binding the backend to 127.0.0.1:0", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| HarnessError::io("reading the backend's address", e))?;
+        let listener =
+            TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError::io("binding the backend to 127.0.0.1:0", e))?;
+        let addr = listener.local_addr().map_err(|e| HarnessError::io("reading the backend's address", e))?;
         let shared = Arc::new(Shared {
             handler: Box::new(handler),
             requests: Mutex::new(Vec::new()),
@@ -147,11 +139,7 @@ impl Backend {
             .name(format!("backend-{}", addr.port()))
             .spawn(move || accept_loop(listener, accept_shared))
             .map_err(|e| HarnessError::io("spawning the backend thread", e))?;
-        Ok(Backend {
-            addr,
-            shared,
-            acceptor: Some(acceptor),
-        })
+        Ok(Backend { addr, shared, acceptor: Some(acceptor) })
     }
 
     /// A backend that answers every request `200 ok`.
@@ -180,11 +168,7 @@ impl Backend {
     }
 
     /// Waits until at least `n` requests arrived; returns them all.
-    pub fn wait_for_requests(
-        &self,
-        n: usize,
-        timeout: Duration,
-    ) -> Result<Vec<ReceivedRequest>, HarnessError> {
+    pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> Result<Vec<ReceivedRequest>, HarnessError> {
         let deadline = Instant::now() + timeout;
         loop {
             let seen = self.requests();
@@ -228,9 +212,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         }
         let conn_shared = Arc::clone(&shared);
         // A connection whose thread cannot be spawned is dropped (closed): the client sees it.
-        let _ = std::thread::Builder::new()
-            .name("backend-conn".to_string())
-            .spawn(move || serve(conn, conn_shared));
+        let _ = std::thread::Builder::new().name("backend-conn".to_string()).spawn(move || serve(conn, conn_shared));
     }
 }
 
@@ -257,15 +239,8 @@ fn serve(conn: TcpStream, shared: Arc<Shared>) {
         let Ok(body) = read_body(&mut reader, body_framing) else {
             return;
         };
-        let request = ReceivedRequest {
-            method: method.to_string(),
-            path: path.to_string(),
-            headers,
-            body,
-        };
-        let close = request
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let request = ReceivedRequest { method: method.to_string(), path: path.to_string(), headers, body };
+        let close = request.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let response = (shared.handler)(&request);
         lock(&shared.requests).push(request);
         if (&conn).write_all(&response.to_bytes()).is_err() || close {
@@ -282,14 +257,9 @@ mod tests {
 
     #[test]
     fn answers_and_records() -> Result<(), HarnessError> {
-        let backend = Backend::start(|req| {
-            BackendResponse::new(201)
-                .header("x-echo-path", &req.path)
-                .body(req.body.clone())
-        })?;
-        let resp = Request::post("/hello?x=1", "payload")
-            .header("X-Test", "yes")
-            .send(backend.addr())?;
+        let backend =
+            Backend::start(|req| BackendResponse::new(201).header("x-echo-path", &req.path).body(req.body.clone()))?;
+        let resp = Request::post("/hello?x=1", "payload").header("X-Test", "yes").send(backend.addr())?;
         assert_eq!(resp.status, 201);
         assert_eq!(resp.header("x-echo-path"), Some("/hello?x=1"));
         assert_eq!(resp.body_text(), "payload");
@@ -303,10 +273,8 @@ mod tests {
     #[test]
     fn keep_alive_and_chunked_request() -> Result<(), HarnessError> {
         let backend = Backend::ok()?;
-        let mut conn =
-            TcpStream::connect(backend.addr()).map_err(|e| HarnessError::io("connect", e))?;
-        conn.set_read_timeout(Some(Duration::from_secs(5)))
-            .map_err(|e| HarnessError::io("timeout", e))?;
+        let mut conn = TcpStream::connect(backend.addr()).map_err(|e| HarnessError::io("connect", e))?;
+        conn.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| HarnessError::io("timeout", e))?;
         conn.write_all(
             b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\
               GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -325,10 +293,8 @@ mod tests {
     #[test]
     fn drop_closes_idle_connections() -> Result<(), HarnessError> {
         let backend = Backend::ok()?;
-        let conn =
-            TcpStream::connect(backend.addr()).map_err(|e| HarnessError::io("connect", e))?;
-        conn.set_read_timeout(Some(Duration::from_secs(5)))
-            .map_err(|e| HarnessError::io("timeout", e))?;
+        let conn = TcpStream::connect(backend.addr()).map_err(|e| HarnessError::io("connect", e))?;
+        conn.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| HarnessError::io("timeout", e))?;
         // Let the acceptor register the connection before dropping.
         std::thread::sleep(Duration::from_millis(100));
         drop(backend);

@@ -21,19 +21,14 @@ pub fn render(template: &str, vars: &[(&str, String)]) -> Result<String, Harness
     for (name, value) in vars {
         let placeholder = format!("{{{{{name}}}}}");
         if !out.contains(&placeholder) {
-            return Err(HarnessError::Template(format!(
-                "no {placeholder} in the template"
-            )));
+            return Err(HarnessError::Template(format!("no {placeholder} in the template")));
         }
         out = out.replace(&placeholder, value);
     }
     if let Some(start) = out.find("{{") {
         let rest = &out[start..];
         let end = rest.find("}}").map_or(rest.len().min(40), |e| e + 2);
-        return Err(HarnessError::Template(format!(
-            "placeholder {} has no value",
-            &rest[..end]
-        )));
+        return Err(HarnessError::Template(format!("placeholder {} has no value", &rest[..end])));
     }
     Ok(out)
 }
@@ -94,16 +89,9 @@ mod tests {
     #[test]
     fn render_fills_and_checks() -> Result<(), HarnessError> {
         let t = "a: {{x}}\nb: {{y}} {{x}}\n";
-        assert_eq!(
-            render(t, &[("x", "1".into()), ("y", "2".into())])?,
-            "a: 1\nb: 2 1\n"
-        );
+        assert_eq!(render(t, &[("x", "1".into()), ("y", "2".into())])?, "a: 1\nb: 2 1\n");
         assert!(render(t, &[("x", "1".into())]).is_err());
-        assert!(render(
-            t,
-            &[("x", "1".into()), ("y", "2".into()), ("z", "3".into())]
-        )
-        .is_err());
+        assert!(render(t, &[("x", "1".into()), ("y", "2".into()), ("z", "3".into())]).is_err());
         Ok(())
     }
 
@@ -114,11 +102,7 @@ mod tests {
 
     #[test]
     fn filter_json_is_balanced() {
-        let f = http_filters(&[wasm_filter(
-            "deny",
-            Path::new("/x/deny.wasm"),
-            r#"{"k":"v"}"#,
-        )]);
+        let f = http_filters(&[wasm_filter("deny", Path::new("/x/deny.wasm"), r#"{"k":"v"}"#)]);
         let opens = f.matches('{').count() + f.matches('[').count();
         let closes = f.matches('}').count() + f.matches(']').count();
         assert_eq!(opens, closes, "{f}");

@@ -13,8 +13,7 @@ pub const FILTERS: &[&str] = &["deny", "metrics", "access-log"];
 /// `dist/<name>.wasm`), sorted.
 pub fn filter_dirs() -> Result<Vec<String>, HarnessError> {
     let dir = workspace_root().join("filters");
-    let entries = std::fs::read_dir(&dir)
-        .map_err(|e| HarnessError::io(format!("listing {}", dir.display()), e))?;
+    let entries = std::fs::read_dir(&dir).map_err(|e| HarnessError::io(format!("listing {}", dir.display()), e))?;
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
         .filter(|e| e.path().join("Cargo.toml").is_file())
@@ -60,8 +59,7 @@ pub fn workspace_file(relative: &str) -> PathBuf {
 /// Reads a file under the workspace root as text.
 pub fn read_workspace_file(relative: &str) -> Result<String, HarnessError> {
     let path = workspace_file(relative);
-    std::fs::read_to_string(&path)
-        .map_err(|e| HarnessError::io(format!("reading {}", path.display()), e))
+    std::fs::read_to_string(&path).map_err(|e| HarnessError::io(format!("reading {}", path.display()), e))
 }
 
 #[cfg(test)]

@@ -22,21 +22,13 @@ pub fn envoy_binary() -> Result<PathBuf, HarnessError> {
         return if bin.is_file() {
             Ok(bin)
         } else {
-            Err(HarnessError::EnvoyNotFound(format!(
-                "ENVOY_BIN={} is not a file",
-                bin.display()
-            )))
+            Err(HarnessError::EnvoyNotFound(format!("ENVOY_BIN={} is not a file", bin.display())))
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("envoy"))
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| {
-            HarnessError::EnvoyNotFound(
-                "set ENVOY_BIN or put `envoy` on PATH (`bash .ci/install` installs it)".to_string(),
-            )
-        })
+    std::env::split_paths(&path).map(|dir| dir.join("envoy")).find(|candidate| candidate.is_file()).ok_or_else(|| {
+        HarnessError::EnvoyNotFound("set ENVOY_BIN or put `envoy` on PATH (`bash .ci/install` installs it)".to_string())
+    })
 }
 
 /// A running Envoy. Dropping it kills the process and prints Envoy's log to stderr, which
@@ -71,17 +63,14 @@ impl EnvoyProcess {
         let pid = std::process::id();
         let dir = std::env::temp_dir().join(format!("wasmixer-it-{name}-{pid}-{instance}"));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| HarnessError::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| HarnessError::io(format!("creating {}", dir.display()), e))?;
         let config = dir.join("bootstrap.yaml");
         write(&config, bootstrap_yaml)?;
         let log_path = dir.join("envoy.log");
         let admin_path = dir.join("admin-address");
-        let log = File::create(&log_path)
-            .map_err(|e| HarnessError::io(format!("creating {}", log_path.display()), e))?;
-        let log_too = log
-            .try_clone()
-            .map_err(|e| HarnessError::io("duplicating the log file handle", e))?;
+        let log =
+            File::create(&log_path).map_err(|e| HarnessError::io(format!("creating {}", log_path.display()), e))?;
+        let log_too = log.try_clone().map_err(|e| HarnessError::io("duplicating the log file handle", e))?;
         // Unique per process and instance, so parallel tests and test binaries never share one.
         let base_id = (pid % 100_000) * 20 + instance % 20 + 1;
         let child = Command::new(&bin)
@@ -114,28 +103,17 @@ impl EnvoyProcess {
         let mut last = String::from("no admin address yet");
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(self.failure(format!(
-                    "envoy {} exited during startup: {status}",
-                    self.name
-                )));
+                return Err(self.failure(format!("envoy {} exited during startup: {status}", self.name)));
             }
             if let Some(addr) = read_admin_address(admin_path) {
-                match Request::get("/ready")
-                    .timeout(Duration::from_secs(2))
-                    .send(addr)
-                {
+                match Request::get("/ready").timeout(Duration::from_secs(2)).send(addr) {
                     Ok(r) if r.status == 200 => return Ok(addr),
-                    Ok(r) => {
-                        last = format!("/ready answered {} {}", r.status, r.body_text().trim())
-                    }
+                    Ok(r) => last = format!("/ready answered {} {}", r.status, r.body_text().trim()),
                     Err(e) => last = e.to_string(),
                 }
             }
             if Instant::now() >= deadline {
-                return Err(self.failure(format!(
-                    "envoy {} not ready within {READY_TIMEOUT:?} ({last})",
-                    self.name
-                )));
+                return Err(self.failure(format!("envoy {} not ready within {READY_TIMEOUT:?} ({last})", self.name)));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -185,10 +163,7 @@ impl EnvoyProcess {
             }
             if Instant::now() >= deadline {
                 return Err(HarnessError::Envoy {
-                    message: format!(
-                        "envoy {}: no {needle:?} in the log within {timeout:?}",
-                        self.name
-                    ),
+                    message: format!("envoy {}: no {needle:?} in the log within {timeout:?}", self.name),
                     log,
                 });
             }
@@ -210,10 +185,7 @@ impl EnvoyProcess {
     pub fn stats_prometheus(&self) -> Result<String, HarnessError> {
         let r = self.admin_get("/stats/prometheus")?;
         if r.status != 200 {
-            return Err(HarnessError::Http(format!(
-                "/stats/prometheus answered {}",
-                r.status
-            )));
+            return Err(HarnessError::Http(format!("/stats/prometheus answered {}", r.status)));
         }
         Ok(r.body_text())
     }
@@ -272,11 +244,7 @@ impl Drop for EnvoyProcess {
         eprintln!(
             "===== envoy {} log ({}) =====\n{}\n===== end of envoy {} log =====",
             self.name,
-            if panicking {
-                self.log_path.display().to_string()
-            } else {
-                "work directory removed".to_string()
-            },
+            if panicking { self.log_path.display().to_string() } else { "work directory removed".to_string() },
             readable_log(&self.log()).trim_end(),
             self.name
         );
@@ -306,8 +274,7 @@ pub fn readable_log(log: &str) -> String {
 }
 
 fn write(path: &Path, contents: &str) -> Result<(), HarnessError> {
-    std::fs::write(path, contents)
-        .map_err(|e| HarnessError::io(format!("writing {}", path.display()), e))
+    std::fs::write(path, contents).map_err(|e| HarnessError::io(format!("writing {}", path.display()), e))
 }
 
 /// Parses the admin address file (`127.0.0.1:PORT`), if Envoy wrote it yet.

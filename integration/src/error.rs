@@ -39,10 +39,7 @@ pub enum HarnessError {
 impl HarnessError {
     /// Wraps an I/O error with what the harness was doing.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        HarnessError::Io {
-            context: context.into(),
-            source,
-        }
+        HarnessError::Io { context: context.into(), source }
     }
 
     /// A failed check in a test that returns `Result`.
@@ -56,10 +53,7 @@ impl fmt::Display for HarnessError {
         match self {
             HarnessError::EnvoyNotFound(m) => write!(f, "envoy not found: {m}"),
             HarnessError::Envoy { message, log } => {
-                write!(
-                    f,
-                    "{message}\n----- envoy log -----\n{log}\n----- end of envoy log -----"
-                )
+                write!(f, "{message}\n----- envoy log -----\n{log}\n----- end of envoy log -----")
             }
             HarnessError::MissingWasm(m) => write!(f, "{m}"),
             HarnessError::Io { context, source } => write!(f, "{context}: {source}"),

@@ -38,11 +38,7 @@ impl Response {
     /// Every value of header `name` (any case), in order.
     pub fn header_all(&self, name: &str) -> Vec<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .filter(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.headers.iter().filter(|(k, _)| *k == name).map(|(_, v)| v.as_str()).collect()
     }
 
     /// The body as text (lossy UTF-8).
@@ -134,9 +130,7 @@ impl Request {
             .set_read_timeout(Some(self.timeout))
             .and_then(|()| stream.set_write_timeout(Some(self.timeout)))
             .map_err(|e| HarnessError::io(format!("setting timeouts for {what}"), e))?;
-        (&stream)
-            .write_all(&self.to_bytes(addr))
-            .map_err(|e| HarnessError::io(format!("sending {what}"), e))?;
+        (&stream).write_all(&self.to_bytes(addr)).map_err(|e| HarnessError::io(format!("sending {what}"), e))?;
         let mut reader = BufReader::new(&stream);
         read_response(&mut reader, self.method == "HEAD")
             .map_err(|e| HarnessError::Http(format!("reading the response to {what}: {e}")))
@@ -155,19 +149,13 @@ pub fn post(addr: SocketAddr, path: &str, body: &[u8]) -> Result<Response, Harne
 
 /// The first value of `name` (any case) among lowercased `headers`.
 pub(crate) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 /// Reads one CRLF- (or LF-) terminated line without the terminator. `Ok(None)` at a clean EOF.
 pub(crate) fn read_line(r: &mut impl BufRead) -> Result<Option<String>, String> {
     let mut buf = Vec::new();
-    let n = r
-        .take(MAX_LINE as u64)
-        .read_until(b'\n', &mut buf)
-        .map_err(|e| e.to_string())?;
+    let n = r.take(MAX_LINE as u64).read_until(b'\n', &mut buf).map_err(|e| e.to_string())?;
     if n == 0 {
         return Ok(None);
     }
@@ -178,9 +166,7 @@ pub(crate) fn read_line(r: &mut impl BufRead) -> Result<Option<String>, String> 
     if buf.last() == Some(&b'\r') {
         buf.pop();
     }
-    String::from_utf8(buf)
-        .map(Some)
-        .map_err(|_| "non-UTF-8 header line".to_string())
+    String::from_utf8(buf).map(Some).map_err(|_| "non-UTF-8 header line".to_string())
 }
 
 /// Reads header lines up to the blank line; names lowercased, values trimmed.
@@ -194,9 +180,7 @@ pub(crate) fn read_headers(r: &mut impl BufRead) -> Result<Vec<(String, String)>
         if headers.len() >= MAX_HEADERS {
             return Err("too many header lines".to_string());
         }
-        let (k, v) = line
-            .split_once(':')
-            .ok_or_else(|| format!("header line without a colon: {line:?}"))?;
+        let (k, v) = line.split_once(':').ok_or_else(|| format!("header line without a colon: {line:?}"))?;
         headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
     }
 }
@@ -209,26 +193,17 @@ pub(crate) enum Framing {
     None,
 }
 
-pub(crate) fn framing(
-    headers: &[(String, String)],
-    until_close_default: bool,
-) -> Result<Framing, String> {
+pub(crate) fn framing(headers: &[(String, String)], until_close_default: bool) -> Result<Framing, String> {
     if let Some(te) = find_header(headers, "transfer-encoding") {
         if te.to_ascii_lowercase().contains("chunked") {
             return Ok(Framing::Chunked);
         }
     }
     if let Some(cl) = find_header(headers, "content-length") {
-        let n = cl
-            .parse::<usize>()
-            .map_err(|_| format!("bad content-length {cl:?}"))?;
+        let n = cl.parse::<usize>().map_err(|_| format!("bad content-length {cl:?}"))?;
         return Ok(Framing::Length(n));
     }
-    Ok(if until_close_default {
-        Framing::UntilClose
-    } else {
-        Framing::None
-    })
+    Ok(if until_close_default { Framing::UntilClose } else { Framing::None })
 }
 
 /// Reads a body framed as `framing` says; chunked trailers are read and dropped.
@@ -238,18 +213,15 @@ pub(crate) fn read_body(r: &mut impl BufRead, framing: Framing) -> Result<Vec<u8
         Framing::None => {}
         Framing::Length(n) => {
             body.resize(n, 0);
-            r.read_exact(&mut body)
-                .map_err(|e| format!("body of {n} bytes: {e}"))?;
+            r.read_exact(&mut body).map_err(|e| format!("body of {n} bytes: {e}"))?;
         }
         Framing::UntilClose => {
-            r.read_to_end(&mut body)
-                .map_err(|e| format!("body until close: {e}"))?;
+            r.read_to_end(&mut body).map_err(|e| format!("body until close: {e}"))?;
         }
         Framing::Chunked => loop {
             let line = read_line(r)?.ok_or("connection closed inside a chunked body")?;
             let size_text = line.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(size_text, 16)
-                .map_err(|_| format!("bad chunk size line {line:?}"))?;
+            let size = usize::from_str_radix(size_text, 16).map_err(|_| format!("bad chunk size line {line:?}"))?;
             if size == 0 {
                 // Trailers, up to and including the blank line.
                 read_headers(r)?;
@@ -257,8 +229,7 @@ pub(crate) fn read_body(r: &mut impl BufRead, framing: Framing) -> Result<Vec<u8
             }
             let start = body.len();
             body.resize(start + size, 0);
-            r.read_exact(&mut body[start..])
-                .map_err(|e| format!("chunk of {size} bytes: {e}"))?;
+            r.read_exact(&mut body[start..]).map_err(|e| format!("chunk of {size} bytes: {e}"))?;
             let crlf = read_line(r)?.ok_or("connection closed after a chunk")?;
             if !crlf.is_empty() {
                 return Err("chunk not followed by CRLF".to_string());
@@ -290,11 +261,7 @@ pub(crate) fn read_response(r: &mut impl BufRead, head_request: bool) -> Result<
         } else {
             read_body(r, framing(&headers, true)?)?
         };
-        return Ok(Response {
-            status,
-            headers,
-            body,
-        });
+        return Ok(Response { status, headers, body });
     }
 }
 
@@ -347,9 +314,7 @@ mod tests {
     #[test]
     fn request_bytes() -> Result<(), String> {
         let addr: SocketAddr = "127.0.0.1:80".parse().map_err(|e| format!("{e}"))?;
-        let raw = Request::post("/p?q=1", "abc")
-            .header("X-Y", "z")
-            .to_bytes(addr);
+        let raw = Request::post("/p?q=1", "abc").header("X-Y", "z").to_bytes(addr);
         let text = String::from_utf8(raw).map_err(|e| e.to_string())?;
         assert_eq!(
             text,

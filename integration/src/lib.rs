@@ -30,7 +30,7 @@ pub use http::{Request, Response};
 pub use ports::free_port;
 pub mod apps;
 pub mod mesh;
+pub mod mesh_compose;
 pub mod mesh_obs;
 pub mod mesh_tls;
 pub mod mesh_yaml;
-pub mod mesh_compose;

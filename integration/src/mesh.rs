@@ -137,10 +137,7 @@ impl WorkloadSpec {
                 name: name.to_string(),
                 namespace: namespace.to_string(),
                 service_account: sa.to_string(),
-                labels: vec![
-                    ("app".into(), service.into()),
-                    ("version".into(), version.into()),
-                ],
+                labels: vec![("app".into(), service.into()), ("version".into(), version.into())],
             },
             app,
             service: service.to_string(),
@@ -156,10 +153,7 @@ impl WorkloadSpec {
 
     /// The service's FQDN, e.g. `ratings.default.svc.cluster.local`.
     pub fn host(&self) -> String {
-        format!(
-            "{}.{}.svc.cluster.local",
-            self.service, self.workload.namespace
-        )
+        format!("{}.{}.svc.cluster.local", self.service, self.workload.namespace)
     }
 }
 
@@ -175,10 +169,7 @@ pub fn bookinfo_workloads() -> Vec<WorkloadSpec> {
         80,
         None,
     );
-    gateway
-        .workload
-        .labels
-        .push(("istio".into(), "ingressgateway".into()));
+    gateway.workload.labels.push(("istio".into(), "ingressgateway".into()));
     gateway.ingress_to = Some("productpage.default.svc.cluster.local".into());
     vec![
         gateway,
@@ -191,15 +182,7 @@ pub fn bookinfo_workloads() -> Vec<WorkloadSpec> {
             9080,
             Some(App::ProductPage),
         ),
-        WorkloadSpec::new(
-            "details-v1",
-            "details",
-            "v1",
-            "default",
-            "bookinfo-details",
-            9080,
-            Some(App::Details),
-        ),
+        WorkloadSpec::new("details-v1", "details", "v1", "default", "bookinfo-details", 9080, Some(App::Details)),
         WorkloadSpec::new(
             "reviews-v1",
             "reviews",
@@ -227,15 +210,7 @@ pub fn bookinfo_workloads() -> Vec<WorkloadSpec> {
             9080,
             Some(App::Reviews("v3".into())),
         ),
-        WorkloadSpec::new(
-            "ratings-v1",
-            "ratings",
-            "v1",
-            "default",
-            "bookinfo-ratings",
-            9080,
-            Some(App::Ratings),
-        ),
+        WorkloadSpec::new("ratings-v1", "ratings", "v1", "default", "bookinfo-ratings", 9080, Some(App::Ratings)),
     ]
 }
 
@@ -243,32 +218,15 @@ pub fn bookinfo_workloads() -> Vec<WorkloadSpec> {
 pub fn sleep_httpbin_workloads() -> Vec<WorkloadSpec> {
     let mut out = Vec::new();
     for ns in ["foo", "bar"] {
-        out.push(WorkloadSpec::new(
-            "sleep",
-            "sleep",
-            "v1",
-            ns,
-            "sleep",
-            80,
-            Some(App::Sleep),
-        ));
-        out.push(WorkloadSpec::new(
-            "httpbin",
-            "httpbin",
-            "v1",
-            ns,
-            "httpbin",
-            8000,
-            Some(App::Httpbin),
-        ));
+        out.push(WorkloadSpec::new("sleep", "sleep", "v1", ns, "sleep", 80, Some(App::Sleep)));
+        out.push(WorkloadSpec::new("httpbin", "httpbin", "v1", ns, "httpbin", 8000, Some(App::Httpbin)));
     }
     out
 }
 
 /// The bookinfo `DestinationRule`s (`destination-rule-all-mtls.yaml`): bookinfo's clients
 /// originate mTLS, so policies see verified peers.
-pub const BOOKINFO_DESTINATION_RULES: &str =
-    include_str!("../testdata/mesh-seed/bookinfo-destination-rules.yaml");
+pub const BOOKINFO_DESTINATION_RULES: &str = include_str!("../testdata/mesh-seed/bookinfo-destination-rules.yaml");
 
 /// What to bring up.
 #[derive(Clone, Debug)]
@@ -366,31 +324,18 @@ pub struct Node {
 impl Node {
     /// The sidecar's inbound listener (what other sidecars connect to).
     pub fn inbound_addr(&self) -> SocketAddr {
-        SocketAddr::new(
-            self.ip
-                .parse()
-                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
-            self.inbound_port,
-        )
+        SocketAddr::new(self.ip.parse().unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])), self.inbound_port)
     }
 
     /// The sidecar's outbound listener (what the application calls through).
     pub fn outbound_addr(&self) -> SocketAddr {
-        SocketAddr::new(
-            self.ip
-                .parse()
-                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
-            self.outbound_port,
-        )
+        SocketAddr::new(self.ip.parse().unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])), self.outbound_port)
     }
 
     /// The sidecar's admin address.
     pub fn admin_addr(&self) -> Result<SocketAddr, HarnessError> {
         self.admin.ok_or_else(|| {
-            HarnessError::check(format!(
-                "sidecar {} has no admin address (not started)",
-                self.spec.key()
-            ))
+            HarnessError::check(format!("sidecar {} has no admin address (not started)", self.spec.key()))
         })
     }
 
@@ -412,12 +357,7 @@ impl Node {
     /// The access-log filter's lines written by this sidecar so far.
     pub fn access_log(&self) -> Vec<String> {
         std::fs::read_to_string(self.access_log_path())
-            .map(|t| {
-                t.lines()
-                    .filter(|l| !l.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
+            .map(|t| t.lines().filter(|l| !l.is_empty()).map(String::from).collect())
             .unwrap_or_default()
     }
 
@@ -428,9 +368,7 @@ impl Node {
 
     /// `GET path` on the sidecar's admin interface.
     pub fn admin_get(&self, path: &str) -> Result<Response, HarnessError> {
-        Request::get(path)
-            .timeout(ADMIN_TIMEOUT)
-            .send(self.admin_addr()?)
+        Request::get(path).timeout(ADMIN_TIMEOUT).send(self.admin_addr()?)
     }
 
     /// The sidecar's `/stats/prometheus`.
@@ -440,12 +378,7 @@ impl Node {
 
     /// Admin `/stats` counters and gauges whose names match `regex`, by name.
     pub fn stats(&self, regex: &str) -> Result<BTreeMap<String, u64>, HarnessError> {
-        let body = self
-            .admin_get(&format!(
-                "/stats?filter={}",
-                crate::mesh_obs::url_encode(regex)
-            ))?
-            .body_text();
+        let body = self.admin_get(&format!("/stats?filter={}", crate::mesh_obs::url_encode(regex)))?.body_text();
         Ok(body
             .lines()
             .filter_map(|l| {
@@ -483,9 +416,7 @@ impl MixerStore {
     /// Merges a filter configuration document (`resources` applied, other sections replaced).
     pub fn merge_config(&mut self, doc: &Value) -> Result<(), HarnessError> {
         let Some(obj) = doc.as_object() else {
-            return Err(HarnessError::check(
-                "a filter configuration must be a JSON object",
-            ));
+            return Err(HarnessError::check("a filter configuration must be a JSON object"));
         };
         for (k, v) in obj {
             if k == "resources" {
@@ -572,17 +503,13 @@ fn hold_port(ip: &str) -> Result<TcpListener, HarnessError> {
 }
 
 fn local_port(l: &TcpListener) -> Result<u16, HarnessError> {
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| HarnessError::io("reading a probe socket's address", e))
+    l.local_addr().map(|a| a.port()).map_err(|e| HarnessError::io("reading a probe socket's address", e))
 }
 
 fn write_atomic(path: &Path, contents: &str) -> Result<(), HarnessError> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents)
-        .map_err(|e| HarnessError::io(format!("writing {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| HarnessError::io(format!("renaming {} into place", path.display()), e))
+    std::fs::write(&tmp, contents).map_err(|e| HarnessError::io(format!("writing {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| HarnessError::io(format!("renaming {} into place", path.display()), e))
 }
 
 impl Mesh {
@@ -593,15 +520,12 @@ impl Mesh {
         let pid = std::process::id();
         let dir = std::env::temp_dir().join(format!("wasmixer-mesh-{}-{pid}-{n}", spec.name));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| HarnessError::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| HarnessError::io(format!("creating {}", dir.display()), e))?;
         let ca = TestCa::create(&dir.join("pki"), TRUST_DOMAIN)?;
         let ca_cert = ca.ca_cert();
         for f in &spec.filters {
             if !FILTER_ORDER.contains(&f.as_str()) {
-                return Err(HarnessError::check(format!(
-                    "unknown filter {f:?} (known: {FILTER_ORDER:?})"
-                )));
+                return Err(HarnessError::check(format!("unknown filter {f:?} (known: {FILTER_ORDER:?})")));
             }
             crate::wasm_path(f)?;
         }
@@ -660,12 +584,7 @@ impl Mesh {
             mesh.store_yaml(y)?;
         }
         let mut tags = spec.stats_tags.clone();
-        for t in mesh
-            .mixer
-            .label_names()
-            .into_iter()
-            .chain(SELF_METRIC_EXTRA_TAGS.iter().map(|t| t.to_string()))
-        {
+        for t in mesh.mixer.label_names().into_iter().chain(SELF_METRIC_EXTRA_TAGS.iter().map(|t| t.to_string())) {
             if !tags.contains(&t) {
                 tags.push(t);
             }
@@ -674,21 +593,14 @@ impl Mesh {
         mesh.initial_tls = mesh.tls.clone();
         if let Some(percent) = spec.tracing {
             let z = ZipkinReceiver::start()?;
-            let mut t = if percent >= 100.0 {
-                Tracing::always(z.addr())
-            } else {
-                Tracing::istio_default(z.addr())
-            };
+            let mut t = if percent >= 100.0 { Tracing::always(z.addr()) } else { Tracing::istio_default(z.addr()) };
             t.sampling_percent = percent;
             mesh.tracing = Some(t);
             mesh.zipkin = Some(z);
         }
         for node in &mut mesh.nodes {
             if let Some(app) = &node.spec.app {
-                let ctx = AppContext {
-                    pod_name: node.spec.workload.pod_name(),
-                    outbound: node.outbound_addr(),
-                };
+                let ctx = AppContext { pod_name: node.spec.workload.pod_name(), outbound: node.outbound_addr() };
                 node.app = Some(apps::start(app, ctx)?);
             }
         }
@@ -700,15 +612,10 @@ impl Mesh {
         ));
         if let Err(e) = mesh.start_sidecars() {
             mesh.keep = true;
-            return Err(HarnessError::Envoy {
-                message: e.to_string(),
-                log: mesh.logs_report(30),
-            });
+            return Err(HarnessError::Envoy { message: e.to_string(), log: mesh.logs_report(30) });
         }
         if spec.prometheus {
-            mesh.say(
-                "starting Prometheus (scraping every sidecar's /stats/prometheus each second)",
-            );
+            mesh.say("starting Prometheus (scraping every sidecar's /stats/prometheus each second)");
             let targets = mesh
                 .nodes
                 .iter()
@@ -766,12 +673,8 @@ impl Mesh {
                 "--admin-address-path".into(),
                 node.dir.join("admin-address").display().to_string(),
             ];
-            node.envoy = Some(Proc::spawn(
-                &format!("envoy {}", node.spec.key()),
-                &bin,
-                &args,
-                &node.dir.join("envoy.log"),
-            )?);
+            node.envoy =
+                Some(Proc::spawn(&format!("envoy {}", node.spec.key()), &bin, &args, &node.dir.join("envoy.log"))?);
         }
         let started = Instant::now();
         let total = self.nodes.len();
@@ -817,11 +720,7 @@ impl Mesh {
             ip: Some(node.ip.clone()),
             app_ip: None,
             tracing: self.tracing.clone(),
-            access_log_path: self
-                .filters
-                .iter()
-                .any(|f| f == "access-log")
-                .then(|| node.access_log_path()),
+            access_log_path: self.filters.iter().any(|f| f == "access-log").then(|| node.access_log_path()),
         }
     }
 
@@ -844,11 +743,7 @@ impl Mesh {
         let mut inbound_filters = Vec::new();
         let mut outbound_filters = Vec::new();
         for f in &self.filters {
-            let cfg = if f == "peer-metadata" {
-                "{}".to_string()
-            } else {
-                config.clone()
-            };
+            let cfg = if f == "peer-metadata" { "{}".to_string() } else { config.clone() };
             let entry = wasm_filter(f, &crate::wasm_path(f)?, &cfg);
             inbound_filters.push(entry.clone());
             if f != "deny" {
@@ -879,11 +774,7 @@ impl Mesh {
 
     /// Label names of the applied metrics that the sidecars cannot turn into labels.
     pub fn untagged_labels(&self) -> Vec<String> {
-        self.mixer
-            .label_names()
-            .into_iter()
-            .filter(|l| !self.stats_tags.contains(l))
-            .collect()
+        self.mixer.label_names().into_iter().filter(|l| !self.stats_tags.contains(l)).collect()
     }
 
     /// The LDS and CDS files of sidecar `i` at `version`.
@@ -892,25 +783,14 @@ impl Mesh {
         let spec = self.sidecar_spec(i)?;
         let b: Value = serde_json::from_str(&spec.bootstrap_with(&self.sidecar_options(node)))
             .map_err(|e| HarnessError::check(format!("sidecar bootstrap is not JSON: {e}")))?;
-        let mut listeners = b["static_resources"]["listeners"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let mut listeners = b["static_resources"]["listeners"].as_array().cloned().unwrap_or_default();
         for l in &mut listeners {
             if let Some(obj) = l.as_object_mut() {
-                obj.insert(
-                    "@type".into(),
-                    json!("type.googleapis.com/envoy.config.listener.v3.Listener"),
-                );
+                obj.insert("@type".into(), json!("type.googleapis.com/envoy.config.listener.v3.Listener"));
             }
             if let (Some(target), Some("outbound")) = (&node.spec.ingress_to, l["name"].as_str()) {
-                let port = self
-                    .nodes
-                    .iter()
-                    .find(|n| n.spec.host() == *target)
-                    .map_or(9080, |n| n.spec.port);
-                let vhosts = &mut l["filter_chains"][0]["filters"][0]["typed_config"]
-                    ["route_config"]["virtual_hosts"];
+                let port = self.nodes.iter().find(|n| n.spec.host() == *target).map_or(9080, |n| n.spec.port);
+                let vhosts = &mut l["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"];
                 if let Some(list) = vhosts.as_array_mut() {
                     list.push(json!({"name": "ingress", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": format!("outbound|{port}||{target}")}}]}));
                 }
@@ -925,10 +805,7 @@ impl Mesh {
             .collect();
         for c in &mut clusters {
             if let Some(obj) = c.as_object_mut() {
-                obj.insert(
-                    "@type".into(),
-                    json!("type.googleapis.com/envoy.config.cluster.v3.Cluster"),
-                );
+                obj.insert("@type".into(), json!("type.googleapis.com/envoy.config.cluster.v3.Cluster"));
                 obj.insert(
                     "metadata".into(),
                     json!({"filter_metadata": {"wasmixer.mesh": {"generation": self.generation}}}),
@@ -978,32 +855,19 @@ impl Mesh {
     }
 
     fn store_yaml(&mut self, yaml: &str) -> Result<Vec<String>, HarnessError> {
-        let docs = crate::mesh_yaml::parse_documents(yaml)
-            .map_err(|e| HarnessError::check(format!("YAML: {e}")))?;
+        let docs = crate::mesh_yaml::parse_documents(yaml).map_err(|e| HarnessError::check(format!("YAML: {e}")))?;
         let mut applied = Vec::new();
         for d in docs {
             let (kind, ns, name) = resource_key(&d);
-            let group = d["apiVersion"]
-                .as_str()
-                .unwrap_or("")
-                .split('/')
-                .next()
-                .unwrap_or("")
-                .to_string();
+            let group = d["apiVersion"].as_str().unwrap_or("").split('/').next().unwrap_or("").to_string();
             if is_tls_resource(&d) {
                 self.tls.apply(d).map_err(HarnessError::check)?;
             } else if group == "config.istio.io" {
                 self.mixer.apply(d);
             } else {
-                return Err(HarnessError::check(format!(
-                    "the mesh does not know {kind} ({group}) {name}"
-                )));
+                return Err(HarnessError::check(format!("the mesh does not know {kind} ({group}) {name}")));
             }
-            let ns = if ns.is_empty() {
-                String::new()
-            } else {
-                format!(" -n {ns}")
-            };
+            let ns = if ns.is_empty() { String::new() } else { format!(" -n {ns}") };
             applied.push(format!("{kind}.{group}/{name}{ns} configured"));
         }
         Ok(applied)
@@ -1030,20 +894,12 @@ impl Mesh {
 
     /// `kubectl delete -f`: removes the resources named in `yaml`, then pushes.
     pub fn delete_yaml(&mut self, yaml: &str) -> Result<Vec<String>, HarnessError> {
-        let docs = crate::mesh_yaml::parse_documents(yaml)
-            .map_err(|e| HarnessError::check(format!("YAML: {e}")))?;
+        let docs = crate::mesh_yaml::parse_documents(yaml).map_err(|e| HarnessError::check(format!("YAML: {e}")))?;
         let mut out = Vec::new();
         for d in docs {
-            let found = if is_tls_resource(&d) {
-                self.tls.delete(&d)
-            } else {
-                self.mixer.delete(&d)
-            };
+            let found = if is_tls_resource(&d) { self.tls.delete(&d) } else { self.mixer.delete(&d) };
             let (kind, _, name) = resource_key(&d);
-            out.push(format!(
-                "{kind}/{name} {}",
-                if found { "deleted" } else { "not found" }
-            ));
+            out.push(format!("{kind}/{name} {}", if found { "deleted" } else { "not found" }));
         }
         self.push()?;
         Ok(out)
@@ -1052,8 +908,8 @@ impl Mesh {
     /// Merges a wasmixer filter configuration document (JSON: `resources` and filter sections,
     /// e.g. `integration/testdata/deny-seed.json`) into the mesh's Mixer store, then pushes.
     pub fn apply_filter_config(&mut self, json_text: &str) -> Result<(), HarnessError> {
-        let doc: Value = serde_json::from_str(json_text)
-            .map_err(|e| HarnessError::check(format!("filter configuration: {e}")))?;
+        let doc: Value =
+            serde_json::from_str(json_text).map_err(|e| HarnessError::check(format!("filter configuration: {e}")))?;
         self.mixer.merge_config(&doc)?;
         self.warn_untagged();
         self.push()
@@ -1088,11 +944,7 @@ impl Mesh {
         if let Some(n) = self.nodes.iter().find(|n| n.spec.key() == key) {
             return Ok(n);
         }
-        let by_name: Vec<&Node> = self
-            .nodes
-            .iter()
-            .filter(|n| n.spec.workload.name == key)
-            .collect();
+        let by_name: Vec<&Node> = self.nodes.iter().filter(|n| n.spec.workload.name == key).collect();
         match by_name.as_slice() {
             [one] => Ok(one),
             [] => Err(HarnessError::check(format!(
@@ -1100,9 +952,7 @@ impl Mesh {
                 self.name,
                 self.keys().join(", ")
             ))),
-            _ => Err(HarnessError::check(format!(
-                "workload {key:?} is ambiguous: say name.namespace"
-            ))),
+            _ => Err(HarnessError::check(format!("workload {key:?} is ambiguous: say name.namespace"))),
         }
     }
 
@@ -1129,15 +979,8 @@ impl Mesh {
 
     /// A prepared request (method, path, headers, body) from `from`'s application to the
     /// service `host` (`ratings:9080`), through `from`'s sidecar.
-    pub fn call_with(
-        &self,
-        from: &str,
-        host: &str,
-        request: Request,
-    ) -> Result<Response, HarnessError> {
-        request
-            .header("host", host)
-            .send(self.node(from)?.outbound_addr())
+    pub fn call_with(&self, from: &str, host: &str, request: Request) -> Result<Response, HarnessError> {
+        request.header("host", host).send(self.node(from)?.outbound_addr())
     }
 
     /// A request through the ingress gateway (routed to `productpage`), e.g. `/productpage`.
@@ -1164,21 +1007,17 @@ impl Mesh {
     /// sidecar, no certificate), like Istio's `legacy` namespace.
     pub fn direct(&self, to: &str, path: &str) -> Result<Response, HarnessError> {
         let n = self.node(to)?;
-        Request::get(path)
-            .header("host", &format!("{}:{}", n.spec.host(), n.spec.port))
-            .send(n.inbound_addr())
+        Request::get(path).header("host", &format!("{}:{}", n.spec.host(), n.spec.port)).send(n.inbound_addr())
     }
 
     pub fn prometheus(&self) -> Result<&Prometheus, HarnessError> {
-        self.prometheus.as_ref().ok_or_else(|| {
-            HarnessError::check("this mesh runs no Prometheus (MeshSpec::prometheus)")
-        })
+        self.prometheus
+            .as_ref()
+            .ok_or_else(|| HarnessError::check("this mesh runs no Prometheus (MeshSpec::prometheus)"))
     }
 
     pub fn zipkin(&self) -> Result<&ZipkinReceiver, HarnessError> {
-        self.zipkin
-            .as_ref()
-            .ok_or_else(|| HarnessError::check("this mesh has no tracing (MeshSpec::tracing)"))
+        self.zipkin.as_ref().ok_or_else(|| HarnessError::check("this mesh has no tracing (MeshSpec::tracing)"))
     }
 
     /// The mesh's work directory (certificates, per-sidecar bootstrap, xDS files and logs).
@@ -1222,11 +1061,7 @@ impl Mesh {
 
     /// A report for a failure: every process's log tail (`lines` each) and where the full logs are.
     pub fn logs_report(&self, lines: usize) -> String {
-        let mut out = format!(
-            "===== mesh {} logs (full logs under {}) =====\n",
-            self.name,
-            self.dir.display()
-        );
+        let mut out = format!("===== mesh {} logs (full logs under {}) =====\n", self.name, self.dir.display());
         for n in &self.nodes {
             if let Some(p) = &n.envoy {
                 out.push_str(&format!(
@@ -1238,10 +1073,7 @@ impl Mesh {
             }
         }
         if let Some(p) = &self.prometheus {
-            out.push_str(&format!(
-                "----- prometheus -----\n{}",
-                tail(&p.proc().log(), lines)
-            ));
+            out.push_str(&format!("----- prometheus -----\n{}", tail(&p.proc().log(), lines)));
         }
         out.push_str("===== end of mesh logs =====\n");
         out
@@ -1264,11 +1096,7 @@ impl Drop for Mesh {
         if !self.keep && !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {
-            eprintln!(
-                "mesh {}: work directory kept at {}",
-                self.name,
-                self.dir.display()
-            );
+            eprintln!("mesh {}: work directory kept at {}", self.name, self.dir.display());
         }
     }
 }
@@ -1276,12 +1104,7 @@ impl Drop for Mesh {
 /// The admin stats that tell whether a pushed configuration was accepted.
 const XDS_STATS: &str = r"^(listener_manager\.lds|cluster_manager\.cds)\.update_(success|rejected)$|^listener_manager\.total_listeners_warming$";
 
-fn wait_xds(
-    node: &Node,
-    before: &BTreeMap<String, u64>,
-    lds: bool,
-    cds: bool,
-) -> Result<(), HarnessError> {
+fn wait_xds(node: &Node, before: &BTreeMap<String, u64>, lds: bool, cds: bool) -> Result<(), HarnessError> {
     let deadline = Instant::now() + SIDECAR_TIMEOUT;
     let get = |m: &BTreeMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
     loop {
@@ -1296,9 +1119,7 @@ fn wait_xds(
             }
         }
         let done = |what: &str, changed: bool| {
-            !changed
-                || get(&now, &format!("{what}.update_success"))
-                    > get(before, &format!("{what}.update_success"))
+            !changed || get(&now, &format!("{what}.update_success")) > get(before, &format!("{what}.update_success"))
         };
         if done("listener_manager.lds", lds)
             && done("cluster_manager.cds", cds)
@@ -1307,7 +1128,10 @@ fn wait_xds(
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(HarnessError::Timeout(format!("sidecar {} did not apply the pushed configuration within {SIDECAR_TIMEOUT:?}: {now:?}", node.spec.key())));
+            return Err(HarnessError::Timeout(format!(
+                "sidecar {} did not apply the pushed configuration within {SIDECAR_TIMEOUT:?}: {now:?}",
+                node.spec.key()
+            )));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -1325,24 +1149,15 @@ fn wait_sidecar_ready(node: &mut Node) -> Result<SocketAddr, HarnessError> {
     let mut last = String::from("no admin address yet");
     loop {
         if let Some(status) = envoy.exited() {
-            return Err(HarnessError::check(format!(
-                "sidecar {key} exited during startup ({status})"
-            )));
+            return Err(HarnessError::check(format!("sidecar {key} exited during startup ({status})")));
         }
-        if let Some(addr) = std::fs::read_to_string(&admin_path)
-            .ok()
-            .and_then(|s| s.trim().parse::<SocketAddr>().ok())
+        if let Some(addr) = std::fs::read_to_string(&admin_path).ok().and_then(|s| s.trim().parse::<SocketAddr>().ok())
         {
-            match Request::get("/ready")
-                .timeout(Duration::from_secs(2))
-                .send(addr)
-            {
+            match Request::get("/ready").timeout(Duration::from_secs(2)).send(addr) {
                 Ok(r) if r.status == 200 => {
                     // Ready means initialised; make sure both listeners are bound too.
                     let listeners = Request::get("/listeners").send(addr)?.body_text();
-                    if listeners.contains(&inbound.to_string())
-                        && listeners.contains(&outbound.to_string())
-                    {
+                    if listeners.contains(&inbound.to_string()) && listeners.contains(&outbound.to_string()) {
                         return Ok(addr);
                     }
                     last = format!("listeners so far: {}", listeners.trim());
@@ -1350,17 +1165,11 @@ fn wait_sidecar_ready(node: &mut Node) -> Result<SocketAddr, HarnessError> {
                 Ok(r) => last = format!("/ready answered {} {}", r.status, r.body_text().trim()),
                 Err(e) => last = e.to_string(),
             }
-            if let Ok(stats) = Request::get(&format!(
-                "/stats?filter={}",
-                crate::mesh_obs::url_encode(r"update_rejected$")
-            ))
-            .send(addr)
+            if let Ok(stats) =
+                Request::get(&format!("/stats?filter={}", crate::mesh_obs::url_encode(r"update_rejected$"))).send(addr)
             {
                 let body = stats.body_text();
-                if let Some(line) = body
-                    .lines()
-                    .find(|l| l.contains("update_rejected") && !l.ends_with(": 0"))
-                {
+                if let Some(line) = body.lines().find(|l| l.contains("update_rejected") && !l.ends_with(": 0")) {
                     return Err(HarnessError::check(format!(
                         "sidecar {key} rejected its configuration ({})",
                         line.trim()
@@ -1369,9 +1178,7 @@ fn wait_sidecar_ready(node: &mut Node) -> Result<SocketAddr, HarnessError> {
             }
         }
         if Instant::now() >= deadline {
-            return Err(HarnessError::Timeout(format!(
-                "sidecar {key} not ready within {SIDECAR_TIMEOUT:?} ({last})"
-            )));
+            return Err(HarnessError::Timeout(format!("sidecar {key} not ready within {SIDECAR_TIMEOUT:?} ({last})")));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -1388,10 +1195,7 @@ where
         Ok(()) => Ok(()),
         Err(e) => {
             mesh.keep_dir();
-            Err(HarnessError::Envoy {
-                message: e.to_string(),
-                log: mesh.logs_report(40),
-            })
+            Err(HarnessError::Envoy { message: e.to_string(), log: mesh.logs_report(40) })
         }
     }
 }

@@ -18,9 +18,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::bootstrap::wasm_filter;
-use crate::mesh::{
-    MixerStore, WorkloadSpec, BOOKINFO_DESTINATION_RULES, DEFAULT_STATS_TAGS, FILTER_ORDER,
-};
+use crate::mesh::{MixerStore, WorkloadSpec, BOOKINFO_DESTINATION_RULES, DEFAULT_STATS_TAGS, FILTER_ORDER};
 use crate::mesh_tls::TlsPolicies;
 use crate::mesh_yaml::parse_documents;
 use crate::pki::{TestCa, WorkloadCert};
@@ -71,30 +69,12 @@ fn app_arg(w: &WorkloadSpec) -> Option<String> {
 }
 
 const SEED_FILES: [(&str, &str); 6] = [
-    (
-        "mtls-meshpolicy-strict.yaml",
-        include_str!("../testdata/mesh-seed/mtls-meshpolicy-strict.yaml"),
-    ),
-    (
-        "mtls-mesh-wide.yaml",
-        include_str!("../testdata/mesh-seed/mtls-mesh-wide.yaml"),
-    ),
-    (
-        "bookinfo-destination-rules.yaml",
-        BOOKINFO_DESTINATION_RULES,
-    ),
-    (
-        "deny-reviews-v3.yaml",
-        include_str!("../testdata/mesh-seed/deny-reviews-v3.yaml"),
-    ),
-    (
-        "double-request-count.yaml",
-        include_str!("../testdata/mesh-seed/double-request-count.yaml"),
-    ),
-    (
-        "newlog-stdio.yaml",
-        include_str!("../testdata/mesh-seed/newlog-stdio.yaml"),
-    ),
+    ("mtls-meshpolicy-strict.yaml", include_str!("../testdata/mesh-seed/mtls-meshpolicy-strict.yaml")),
+    ("mtls-mesh-wide.yaml", include_str!("../testdata/mesh-seed/mtls-mesh-wide.yaml")),
+    ("bookinfo-destination-rules.yaml", BOOKINFO_DESTINATION_RULES),
+    ("deny-reviews-v3.yaml", include_str!("../testdata/mesh-seed/deny-reviews-v3.yaml")),
+    ("double-request-count.yaml", include_str!("../testdata/mesh-seed/double-request-count.yaml")),
+    ("newlog-stdio.yaml", include_str!("../testdata/mesh-seed/newlog-stdio.yaml")),
 ];
 
 fn policies() -> Result<(TlsPolicies, MixerStore), HarnessError> {
@@ -115,27 +95,18 @@ fn policies() -> Result<(TlsPolicies, MixerStore), HarnessError> {
 /// The bootstrap (JSON) of workload `i`'s sidecar container.
 pub fn bootstrap(i: usize) -> Result<String, HarnessError> {
     let all = workloads();
-    let w = all
-        .get(i)
-        .ok_or_else(|| HarnessError::check(format!("no workload {i}")))?;
+    let w = all.get(i).ok_or_else(|| HarnessError::check(format!("no workload {i}")))?;
     let (tls, mixer) = policies()?;
     let cert = WorkloadCert {
         cert: Path::new(PROXY_DIR).join("cert-chain.pem"),
         key: Path::new(PROXY_DIR).join("key.pem"),
-        spiffe_id: format!(
-            "spiffe://cluster.local/ns/{}/sa/{}",
-            w.workload.namespace, w.workload.service_account
-        ),
+        spiffe_id: format!("spiffe://cluster.local/ns/{}/sa/{}", w.workload.namespace, w.workload.service_account),
     };
     let ca = Path::new(PROXY_DIR).join("root-cert.pem");
     let config = mixer.config_json();
     let (mut inbound_filters, mut outbound_filters) = (Vec::new(), Vec::new());
     for f in FILTER_ORDER {
-        let cfg = if f == "peer-metadata" {
-            "{}".to_string()
-        } else {
-            config.clone()
-        };
+        let cfg = if f == "peer-metadata" { "{}".to_string() } else { config.clone() };
         let entry = wasm_filter(f, &Path::new(WASM_DIR).join(format!("{f}.wasm")), &cfg);
         inbound_filters.push(entry.clone());
         if f != "deny" {
@@ -181,15 +152,11 @@ pub fn bootstrap(i: usize) -> Result<String, HarnessError> {
         .map_err(|e| HarnessError::check(format!("bootstrap: {e}")))?;
     b["admin"]["address"]["socket_address"]["port_value"] = json!(ADMIN_PORT);
     if let Some(target) = &w.ingress_to {
-        let port = all
-            .iter()
-            .find(|n| n.host() == *target)
-            .map_or(9080, |n| n.port);
+        let port = all.iter().find(|n| n.host() == *target).map_or(9080, |n| n.port);
         if let Some(listeners) = b["static_resources"]["listeners"].as_array_mut() {
             for l in listeners.iter_mut().filter(|l| l["name"] == "outbound") {
-                if let Some(list) = l["filter_chains"][0]["filters"][0]["typed_config"]
-                    ["route_config"]["virtual_hosts"]
-                    .as_array_mut()
+                if let Some(list) =
+                    l["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"].as_array_mut()
                 {
                     list.push(json!({"name": "ingress", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": format!("outbound|{port}||{target}")}}]}));
                 }
@@ -283,13 +250,10 @@ pub fn generate(dir: &Path) -> Result<(), HarnessError> {
     let ca = TestCa::create(&dir.join("pki"), crate::mesh::TRUST_DOMAIN)?;
     for (i, w) in workloads().iter().enumerate() {
         let d = dir.join(service_name(w));
-        std::fs::create_dir_all(&d)
-            .map_err(|e| HarnessError::io(format!("creating {}", d.display()), e))?;
+        std::fs::create_dir_all(&d).map_err(|e| HarnessError::io(format!("creating {}", d.display()), e))?;
         let cert = ca.issue(&w.workload.namespace, &w.workload.service_account)?;
         let copy = |from: &Path, to: &str| {
-            std::fs::copy(from, d.join(to))
-                .map(|_| ())
-                .map_err(|e| HarnessError::io(format!("writing {to}"), e))
+            std::fs::copy(from, d.join(to)).map(|_| ()).map_err(|e| HarnessError::io(format!("writing {to}"), e))
         };
         copy(&cert.cert, "cert-chain.pem")?;
         copy(&cert.key, "key.pem")?;
@@ -299,15 +263,8 @@ pub fn generate(dir: &Path) -> Result<(), HarnessError> {
     }
     // Containers run as root, but keep the keys readable whatever the user.
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        for f in std::fs::read_dir(entry.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = std::fs::set_permissions(
-                f.path(),
-                std::os::unix::fs::PermissionsExt::from_mode(0o644),
-            );
+        for f in std::fs::read_dir(entry.path()).into_iter().flatten().flatten() {
+            let _ = std::fs::set_permissions(f.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644));
         }
     }
     Ok(())
@@ -327,16 +284,9 @@ mod tests {
     #[test]
     fn bootstraps_are_json_with_fixed_ports() -> Result<(), HarnessError> {
         for i in 0..workloads().len() {
-            let b: Value = serde_json::from_str(&bootstrap(i)?)
-                .map_err(|e| HarnessError::check(e.to_string()))?;
-            assert_eq!(
-                b["admin"]["address"]["socket_address"]["port_value"],
-                ADMIN_PORT
-            );
-            assert_eq!(
-                b["admin"]["address"]["socket_address"]["address"],
-                pod_ip(i)
-            );
+            let b: Value = serde_json::from_str(&bootstrap(i)?).map_err(|e| HarnessError::check(e.to_string()))?;
+            assert_eq!(b["admin"]["address"]["socket_address"]["port_value"], ADMIN_PORT);
+            assert_eq!(b["admin"]["address"]["socket_address"]["address"], pod_ip(i));
         }
         Ok(())
     }

@@ -25,17 +25,10 @@ impl Proc {
     /// Spawns `program args...` with output to `log_path`. When `setpriv` is available the child
     /// gets `--pdeathsig KILL`, so it dies with the thread that started it even if this process
     /// is killed without running destructors.
-    pub fn spawn(
-        name: &str,
-        program: &Path,
-        args: &[String],
-        log_path: &Path,
-    ) -> Result<Proc, HarnessError> {
-        let log = File::create(log_path)
-            .map_err(|e| HarnessError::io(format!("creating {}", log_path.display()), e))?;
-        let log_too = log
-            .try_clone()
-            .map_err(|e| HarnessError::io("duplicating a log file handle", e))?;
+    pub fn spawn(name: &str, program: &Path, args: &[String], log_path: &Path) -> Result<Proc, HarnessError> {
+        let log =
+            File::create(log_path).map_err(|e| HarnessError::io(format!("creating {}", log_path.display()), e))?;
+        let log_too = log.try_clone().map_err(|e| HarnessError::io("duplicating a log file handle", e))?;
         let setpriv = Path::new("/usr/bin/setpriv");
         let mut cmd = if setpriv.is_file() {
             let mut c = Command::new(setpriv);
@@ -50,14 +43,8 @@ impl Proc {
             .stdout(Stdio::from(log_too))
             .stderr(Stdio::from(log))
             .spawn()
-            .map_err(|e| {
-                HarnessError::io(format!("starting {} ({})", name, program.display()), e)
-            })?;
-        Ok(Proc {
-            name: name.to_string(),
-            child,
-            log_path: log_path.to_path_buf(),
-        })
+            .map_err(|e| HarnessError::io(format!("starting {} ({})", name, program.display()), e))?;
+        Ok(Proc { name: name.to_string(), child, log_path: log_path.to_path_buf() })
     }
 
     pub fn name(&self) -> &str {
@@ -74,9 +61,7 @@ impl Proc {
 
     /// The log so far.
     pub fn log(&self) -> String {
-        std::fs::read(&self.log_path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        std::fs::read(&self.log_path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
     }
 
     /// `Some(status text)` if the process has exited.
@@ -130,12 +115,7 @@ pub fn url_encode(s: &str) -> String {
 }
 
 /// Waits until `GET path` on `addr` answers 200, while `proc` runs.
-pub fn wait_http_ok(
-    proc: &mut Proc,
-    addr: SocketAddr,
-    path: &str,
-    timeout: Duration,
-) -> Result<(), HarnessError> {
+pub fn wait_http_ok(proc: &mut Proc, addr: SocketAddr, path: &str, timeout: Duration) -> Result<(), HarnessError> {
     let deadline = Instant::now() + timeout;
     let mut last;
     loop {
@@ -146,10 +126,7 @@ pub fn wait_http_ok(
                 tail(&proc.log(), 40)
             )));
         }
-        match Request::get(path)
-            .timeout(Duration::from_secs(2))
-            .send(addr)
-        {
+        match Request::get(path).timeout(Duration::from_secs(2)).send(addr) {
             Ok(r) if r.status == 200 => return Ok(()),
             Ok(r) => last = format!("{path} answered {}", r.status),
             Err(e) => last = e.to_string(),
@@ -201,18 +178,17 @@ pub fn prometheus_binary() -> Result<PathBuf, HarnessError> {
         return Ok(PathBuf::from(bin));
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("prometheus"))
-        .find(|c| c.is_file())
-        .ok_or_else(|| HarnessError::check("prometheus not found: set PROMETHEUS_BIN or run `bash .ci/install` (Debian package prometheus)"))
+    std::env::split_paths(&path).map(|d| d.join("prometheus")).find(|c| c.is_file()).ok_or_else(|| {
+        HarnessError::check(
+            "prometheus not found: set PROMETHEUS_BIN or run `bash .ci/install` (Debian package prometheus)",
+        )
+    })
 }
 
 /// The scrape configuration (JSON, which Prometheus reads as YAML).
 pub fn prometheus_config(targets: &[ScrapeTarget]) -> String {
-    let static_configs: Vec<Value> = targets
-        .iter()
-        .map(|t| serde_json::json!({"targets": [t.addr.to_string()], "labels": t.labels}))
-        .collect();
+    let static_configs: Vec<Value> =
+        targets.iter().map(|t| serde_json::json!({"targets": [t.addr.to_string()], "labels": t.labels})).collect();
     serde_json::json!({
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "scrape_configs": [{"job_name": "envoy-stats", "metrics_path": "/stats/prometheus", "static_configs": static_configs}]
@@ -259,20 +235,12 @@ impl Prometheus {
 
     /// An instant query (`/api/v1/query`); the samples of a vector result.
     pub fn query(&self, promql: &str) -> Result<Vec<Sample>, HarnessError> {
-        let r =
-            Request::get(&format!("/api/v1/query?query={}", url_encode(promql))).send(self.addr)?;
+        let r = Request::get(&format!("/api/v1/query?query={}", url_encode(promql))).send(self.addr)?;
         let v: Value = serde_json::from_slice(&r.body).map_err(|e| {
-            HarnessError::Http(format!(
-                "Prometheus answered {} with non-JSON ({e}): {}",
-                r.status,
-                r.body_text()
-            ))
+            HarnessError::Http(format!("Prometheus answered {} with non-JSON ({e}): {}", r.status, r.body_text()))
         })?;
         if v["status"].as_str() != Some("success") {
-            return Err(HarnessError::Http(format!(
-                "Prometheus query {promql:?} failed: {}",
-                r.body_text()
-            )));
+            return Err(HarnessError::Http(format!("Prometheus query {promql:?} failed: {}", r.body_text())));
         }
         let result = v["data"]["result"].as_array().cloned().unwrap_or_default();
         Ok(result
@@ -280,16 +248,9 @@ impl Prometheus {
             .map(|s| Sample {
                 labels: s["metric"]
                     .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                            .collect()
-                    })
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
                     .unwrap_or_default(),
-                value: s["value"][1]
-                    .as_str()
-                    .and_then(|x| x.parse().ok())
-                    .unwrap_or(f64::NAN),
+                value: s["value"][1].as_str().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN),
             })
             .collect())
     }
@@ -381,22 +342,13 @@ impl ZipkinReceiver {
 
     /// The spans of trace `trace_id`, ordered by start time.
     pub fn trace(&self, trace_id: &str) -> Vec<Span> {
-        let mut spans: Vec<Span> = self
-            .spans()
-            .into_iter()
-            .filter(|s| s.trace_id == trace_id)
-            .collect();
+        let mut spans: Vec<Span> = self.spans().into_iter().filter(|s| s.trace_id == trace_id).collect();
         spans.sort_by_key(|s| s.timestamp);
         spans
     }
 
     /// Waits until the trace `trace_id` has at least `n` spans; returns them.
-    pub fn wait_for_trace(
-        &self,
-        trace_id: &str,
-        n: usize,
-        timeout: Duration,
-    ) -> Result<Vec<Span>, HarnessError> {
+    pub fn wait_for_trace(&self, trace_id: &str, n: usize, timeout: Duration) -> Result<Vec<Span>, HarnessError> {
         let deadline = Instant::now() + timeout;
         loop {
             let spans = self.trace(trace_id);
@@ -438,10 +390,7 @@ pub fn render_trace(spans: &[Span]) -> String {
                 s.kind.as_deref().unwrap_or("?"),
                 s.name,
                 s.duration,
-                s.tags
-                    .get("http.status_code")
-                    .map(|c| format!(" -> {c}"))
-                    .unwrap_or_default()
+                s.tags.get("http.status_code").map(|c| format!(" -> {c}")).unwrap_or_default()
             ));
             walk(spans, Some(&s.id), depth + 1, out);
         }
@@ -449,20 +398,14 @@ pub fn render_trace(spans: &[Span]) -> String {
     let mut out = String::new();
     let ids: Vec<&str> = spans.iter().map(|s| s.id.as_str()).collect();
     // Roots: no parent, or a parent not in this set.
-    for root in spans
-        .iter()
-        .filter(|s| s.parent_id.as_deref().is_none_or(|p| !ids.contains(&p)))
-    {
+    for root in spans.iter().filter(|s| s.parent_id.as_deref().is_none_or(|p| !ids.contains(&p))) {
         out.push_str(&format!(
             "{} [{}] {} ({} us){}\n",
             root.local_endpoint.service_name,
             root.kind.as_deref().unwrap_or("?"),
             root.name,
             root.duration,
-            root.tags
-                .get("http.status_code")
-                .map(|c| format!(" -> {c}"))
-                .unwrap_or_default()
+            root.tags.get("http.status_code").map(|c| format!(" -> {c}")).unwrap_or_default()
         ));
         walk(spans, Some(&root.id), 1, &mut out);
     }
@@ -475,10 +418,7 @@ mod tests {
 
     #[test]
     fn encodes_queries() {
-        assert_eq!(
-            url_encode("sum(x{a=\"b c\"})"),
-            "sum%28x%7Ba%3D%22b%20c%22%7D%29"
-        );
+        assert_eq!(url_encode("sum(x{a=\"b c\"})"), "sum%28x%7Ba%3D%22b%20c%22%7D%29");
     }
 
     #[test]
@@ -488,10 +428,7 @@ mod tests {
             labels: BTreeMap::from([("pod".to_string(), "a".to_string())]),
         };
         let v: Value = serde_json::from_str(&prometheus_config(&[t])).map_err(|e| e.to_string())?;
-        assert_eq!(
-            v["scrape_configs"][0]["static_configs"][0]["targets"][0],
-            "127.0.0.2:15000"
-        );
+        assert_eq!(v["scrape_configs"][0]["static_configs"][0]["targets"][0], "127.0.0.2:15000");
         Ok(())
     }
 }

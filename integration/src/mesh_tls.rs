@@ -34,16 +34,9 @@ pub fn resource_key(doc: &Value) -> (String, String, String) {
     let ns = if kind == "MeshPolicy" {
         String::new()
     } else {
-        doc["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or("default")
-            .to_string()
+        doc["metadata"]["namespace"].as_str().unwrap_or("default").to_string()
     };
-    (
-        kind,
-        ns,
-        doc["metadata"]["name"].as_str().unwrap_or("").to_string(),
-    )
+    (kind, ns, doc["metadata"]["name"].as_str().unwrap_or("").to_string())
 }
 
 /// Whether this module interprets `doc`.
@@ -55,20 +48,14 @@ pub fn is_tls_resource(doc: &Value) -> bool {
 }
 
 fn peer_mode(spec: &Value) -> InboundTls {
-    let peers = spec["peers"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let peers = spec["peers"].as_array().map(Vec::as_slice).unwrap_or_default();
     let mut mode = InboundTls::Disabled;
     for p in peers {
         if let Some(obj) = p.as_object() {
             if obj.contains_key("mtls") {
                 let m = &p["mtls"];
-                mode = if m["mode"].as_str() == Some("PERMISSIVE") {
-                    InboundTls::Permissive
-                } else {
-                    InboundTls::Strict
-                };
+                mode =
+                    if m["mode"].as_str() == Some("PERMISSIVE") { InboundTls::Permissive } else { InboundTls::Strict };
             }
         }
     }
@@ -136,11 +123,7 @@ impl TlsPolicies {
 
     /// What the sidecar of `service` in `namespace` accepts.
     pub fn server_mode(&self, namespace: &str, service: &str) -> InboundTls {
-        let of_kind = |kind: &'static str| {
-            self.docs
-                .iter()
-                .filter(move |d| d["kind"].as_str() == Some(kind))
-        };
+        let of_kind = |kind: &'static str| self.docs.iter().filter(move |d| d["kind"].as_str() == Some(kind));
         let targeted = of_kind("Policy").find(|d| {
             resource_key(d).1 == namespace
                 && d["spec"]["targets"]
@@ -148,10 +131,8 @@ impl TlsPolicies {
                     .is_some_and(|ts| ts.iter().any(|t| t["name"].as_str() == Some(service)))
         });
         let namespace_wide = || {
-            of_kind("Policy").find(|d| {
-                resource_key(d).1 == namespace
-                    && d["spec"]["targets"].as_array().is_none_or(Vec::is_empty)
-            })
+            of_kind("Policy")
+                .find(|d| resource_key(d).1 == namespace && d["spec"]["targets"].as_array().is_none_or(Vec::is_empty))
         };
         let mesh = || of_kind("MeshPolicy").find(|d| resource_key(d).2 == "default");
         match targeted.or_else(namespace_wide).or_else(mesh) {
@@ -166,9 +147,7 @@ impl TlsPolicies {
         let best_in = |ns: &str| -> Option<&Value> {
             self.docs
                 .iter()
-                .filter(|d| {
-                    d["kind"].as_str() == Some("DestinationRule") && resource_key(d).1 == ns
-                })
+                .filter(|d| d["kind"].as_str() == Some("DestinationRule") && resource_key(d).1 == ns)
                 .filter_map(|d| {
                     let pattern = qualify(d["spec"]["host"].as_str().unwrap_or(""), ns);
                     match_rank(&pattern, host).map(|r| (r, d))
@@ -188,9 +167,7 @@ impl TlsPolicies {
     /// Whether a client in `client_namespace` originates Istio mTLS to `host`.
     pub fn originates(&self, client_namespace: &str, host: &str) -> bool {
         self.destination_rule(client_namespace, host)
-            .is_some_and(|d| {
-                d["spec"]["trafficPolicy"]["tls"]["mode"].as_str() == Some("ISTIO_MUTUAL")
-            })
+            .is_some_and(|d| d["spec"]["trafficPolicy"]["tls"]["mode"].as_str() == Some("ISTIO_MUTUAL"))
     }
 }
 
@@ -224,10 +201,7 @@ mod tests {
         apply(&mut p, MESH_STRICT);
         assert_eq!(p.server_mode("bar", "httpbin"), InboundTls::Strict);
         assert!(!p.originates("foo", "httpbin.bar.svc.cluster.local"));
-        apply(
-            &mut p,
-            include_str!("../testdata/mesh-seed/mtls-mesh-wide.yaml"),
-        );
+        apply(&mut p, include_str!("../testdata/mesh-seed/mtls-mesh-wide.yaml"));
         for c in ["foo", "bar"] {
             for s in ["foo", "bar"] {
                 assert!(p.originates(c, &format!("httpbin.{s}.svc.cluster.local")));
@@ -238,10 +212,7 @@ mod tests {
     #[test]
     fn seed_namespace_and_service() {
         let mut p = TlsPolicies::new();
-        apply(
-            &mut p,
-            include_str!("../testdata/mesh-seed/mtls-namespace-foo.yaml"),
-        );
+        apply(&mut p, include_str!("../testdata/mesh-seed/mtls-namespace-foo.yaml"));
         assert_eq!(p.server_mode("foo", "httpbin"), InboundTls::Strict);
         assert_eq!(p.server_mode("bar", "httpbin"), InboundTls::Permissive);
         assert!(p.originates("bar", "httpbin.foo.svc.cluster.local"));
@@ -249,10 +220,7 @@ mod tests {
         assert!(!p.originates("foo", "httpbin.bar.svc.cluster.local"));
 
         let mut p = TlsPolicies::new();
-        apply(
-            &mut p,
-            include_str!("../testdata/mesh-seed/mtls-service-httpbin-bar.yaml"),
-        );
+        apply(&mut p, include_str!("../testdata/mesh-seed/mtls-service-httpbin-bar.yaml"));
         assert_eq!(p.server_mode("bar", "httpbin"), InboundTls::Strict);
         assert_eq!(p.server_mode("bar", "sleep"), InboundTls::Permissive);
         assert_eq!(p.server_mode("foo", "httpbin"), InboundTls::Permissive);

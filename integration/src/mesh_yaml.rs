@@ -51,11 +51,7 @@ impl Line {
             return Ok(None);
         }
         let indent = text.len() - text.trim_start().len();
-        Ok(Some(Line {
-            number,
-            indent,
-            text: trimmed.to_string(),
-        }))
+        Ok(Some(Line { number, indent, text: trimmed.to_string() }))
     }
 }
 
@@ -116,8 +112,7 @@ fn parse_sequence(lines: &mut [Line], i: &mut usize, indent: usize) -> Result<Va
             }
             continue;
         }
-        let is_mapping =
-            !content.starts_with('[') && !content.starts_with('{') && split_key(&content).is_some();
+        let is_mapping = !content.starts_with('[') && !content.starts_with('{') && split_key(&content).is_some();
         if is_mapping || is_item(&content) {
             // `- key: value` starts a mapping whose keys line up with `key`.
             let column = indent + 1 + (rest.len() - content.len());
@@ -174,10 +169,7 @@ fn parse_mapping(lines: &mut [Line], i: &mut usize, indent: usize) -> Result<Val
         }
         let number = l.number;
         let Some((key, value)) = split_key(&l.text) else {
-            return Err(format!(
-                "line {number}: expected `key: value`, found {:?}",
-                l.text
-            ));
+            return Err(format!("line {number}: expected `key: value`, found {:?}", l.text));
         };
         let value = value.to_string();
         *i += 1;
@@ -187,9 +179,7 @@ fn parse_mapping(lines: &mut [Line], i: &mut usize, indent: usize) -> Result<Val
                     let child = next.indent;
                     parse_block(lines, i, child)?
                 }
-                Some(next) if next.indent == indent && is_item(&next.text) => {
-                    parse_sequence(lines, i, indent)?
-                }
+                Some(next) if next.indent == indent && is_item(&next.text) => parse_sequence(lines, i, indent)?,
                 _ => Value::Null,
             }
         } else {
@@ -202,10 +192,7 @@ fn parse_mapping(lines: &mut [Line], i: &mut usize, indent: usize) -> Result<Val
 
 /// A scalar or a flow collection on one line.
 fn parse_inline(text: &str) -> Result<Value, String> {
-    let mut p = Flow {
-        chars: text.chars().collect(),
-        pos: 0,
-    };
+    let mut p = Flow { chars: text.chars().collect(), pos: 0 };
     let v = p.value(false)?;
     p.skip_ws();
     if p.pos != p.chars.len() {
@@ -238,9 +225,7 @@ impl Flow {
             Some('"') => self.double_quoted().map(Value::String),
             Some('\'') => self.single_quoted().map(Value::String),
             Some('|') | Some('>') => Err("block scalars (| and >) are not supported".to_string()),
-            Some('&') | Some('*') | Some('!') => {
-                Err("anchors, aliases and tags are not supported".to_string())
-            }
+            Some('&') | Some('*') | Some('!') => Err("anchors, aliases and tags are not supported".to_string()),
             _ => Ok(plain(&self.plain_text(in_flow))),
         }
     }
@@ -251,22 +236,12 @@ impl Flow {
             if in_flow && (c == ',' || c == ']' || c == '}') {
                 break;
             }
-            if in_flow
-                && c == ':'
-                && self
-                    .chars
-                    .get(self.pos + 1)
-                    .is_none_or(|n| n.is_whitespace())
-            {
+            if in_flow && c == ':' && self.chars.get(self.pos + 1).is_none_or(|n| n.is_whitespace()) {
                 break;
             }
             self.pos += 1;
         }
-        self.chars[start..self.pos]
-            .iter()
-            .collect::<String>()
-            .trim()
-            .to_string()
+        self.chars[start..self.pos].iter().collect::<String>().trim().to_string()
     }
 
     fn double_quoted(&mut self) -> Result<String, String> {
@@ -335,11 +310,7 @@ impl Flow {
             match self.peek() {
                 Some(',') => self.pos += 1,
                 Some(']') => {}
-                other => {
-                    return Err(format!(
-                        "expected , or ] in a flow sequence, found {other:?}"
-                    ))
-                }
+                other => return Err(format!("expected , or ] in a flow sequence, found {other:?}")),
             }
         }
     }
@@ -372,11 +343,7 @@ impl Flow {
             match self.peek() {
                 Some(',') => self.pos += 1,
                 Some('}') => {}
-                other => {
-                    return Err(format!(
-                        "expected , or }} in a flow mapping, found {other:?}"
-                    ))
-                }
+                other => return Err(format!("expected , or }} in a flow mapping, found {other:?}")),
             }
         }
     }
@@ -392,11 +359,7 @@ fn plain(text: &str) -> Value {
     if let Ok(i) = text.parse::<i64>() {
         return Value::Number(i.into());
     }
-    if text
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '.')
-    {
+    if text.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '.') {
         if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
             return Value::Number(n);
         }

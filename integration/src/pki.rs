@@ -29,11 +29,7 @@ fn openssl(args: &[&str], dir: &Path) -> Result<(), HarnessError> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(HarnessError::check(format!(
-            "openssl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        )))
+        Err(HarnessError::check(format!("openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr))))
     }
 }
 
@@ -44,8 +40,21 @@ impl TestCa {
         openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"], dir)?;
         openssl(
             &[
-                "req", "-x509", "-new", "-key", "ca.key", "-days", "2", "-subj", "/O=wasmixer test CA", "-out", "ca.pem",
-                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "ca.key",
+                "-days",
+                "2",
+                "-subj",
+                "/O=wasmixer test CA",
+                "-out",
+                "ca.pem",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
             ],
             dir,
         )?;
@@ -61,15 +70,33 @@ impl TestCa {
     pub fn issue(&self, namespace: &str, service_account: &str) -> Result<WorkloadCert, HarnessError> {
         let spiffe_id = format!("spiffe://{}/ns/{namespace}/sa/{service_account}", self.trust_domain);
         let base = format!("{namespace}-{service_account}");
-        let (key, csr, cert, ext) = (format!("{base}.key"), format!("{base}.csr"), format!("{base}.pem"), format!("{base}.ext"));
+        let (key, csr, cert, ext) =
+            (format!("{base}.key"), format!("{base}.csr"), format!("{base}.pem"), format!("{base}.ext"));
         let extensions = format!(
             "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=critical,URI:{spiffe_id}\n"
         );
-        std::fs::write(self.dir.join(&ext), extensions).map_err(|e| HarnessError::io("writing the certificate extensions", e))?;
+        std::fs::write(self.dir.join(&ext), extensions)
+            .map_err(|e| HarnessError::io("writing the certificate extensions", e))?;
         openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &key], &self.dir)?;
         openssl(&["req", "-new", "-key", &key, "-subj", "/O=wasmixer workload", "-out", &csr], &self.dir)?;
         openssl(
-            &["x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-extfile", &ext, "-out", &cert],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                &ext,
+                "-out",
+                &cert,
+            ],
             &self.dir,
         )?;
         Ok(WorkloadCert { cert: self.dir.join(cert), key: self.dir.join(key), spiffe_id })

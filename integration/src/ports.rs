@@ -10,12 +10,10 @@ use crate::HarnessError;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> Result<u16, HarnessError> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| HarnessError::io("binding 127.0.0.1:0 to find a free port", e))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| HarnessError::io("reading the local address of a probe socket", e))?
-        .port();
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError::io("binding 127.0.0.1:0 to find a free port", e))?;
+    let port =
+        listener.local_addr().map_err(|e| HarnessError::io("reading the local address of a probe socket", e))?.port();
     Ok(port)
 }
 

@@ -38,7 +38,8 @@ impl Workload {
 
     /// Node metadata as Istio's proxies carry it (one-line JSON).
     pub fn node_metadata_json(&self) -> String {
-        let labels: Vec<String> = self.labels.iter().map(|(k, v)| format!("{}:{}", json_string(k), json_string(v))).collect();
+        let labels: Vec<String> =
+            self.labels.iter().map(|(k, v)| format!("{}:{}", json_string(k), json_string(v))).collect();
         format!(
             "{{\"NAME\":{},\"NAMESPACE\":{},\"WORKLOAD_NAME\":{},\"SERVICE_ACCOUNT\":{},\"LABELS\":{{{}}},\"OWNER\":{},\"CLUSTER_ID\":\"Kubernetes\",\"MESH_ID\":\"cluster.local\",\"ISTIO_VERSION\":\"1.4.10-wasmixer\"}}",
             json_string(&self.pod_name()),
@@ -167,7 +168,9 @@ pub fn stats_tags(extra: &[String]) -> Vec<String> {
     }
     names
         .iter()
-        .map(|t| format!(r#"{{"tag_name":{},"regex":{}}}"#, json_string(t), json_string(&format!(r"({t}=\.=(.*?);\.;)"))))
+        .map(|t| {
+            format!(r#"{{"tag_name":{},"regex":{}}}"#, json_string(t), json_string(&format!(r"({t}=\.=(.*?);\.;)")))
+        })
         .collect()
 }
 
@@ -180,7 +183,13 @@ fn tls_context(cert: &WorkloadCert, ca: &Path) -> String {
     )
 }
 
-fn hcm(stat_prefix: &str, routes: &str, filters: &[String], tracing: Option<&Tracing>, access_log: Option<&Path>) -> String {
+fn hcm(
+    stat_prefix: &str,
+    routes: &str,
+    filters: &[String],
+    tracing: Option<&Tracing>,
+    access_log: Option<&Path>,
+) -> String {
     let mut tracing = tracing.map(|t| format!(r#","tracing":{}"#, t.hcm_json())).unwrap_or_default();
     if let Some(path) = access_log {
         tracing.push_str(&format!(r#","access_log":[{}]"#, filter_state_access_log("wasmixer_log_stdout", path)));
@@ -201,7 +210,12 @@ fn cluster(name: &str, address: &str, port: u16, tls: Option<String>) -> String 
 fn cluster_endpoints(name: &str, endpoints: &[(&str, u16)], tls: Option<String>) -> String {
     let lb_endpoints: Vec<String> = endpoints
         .iter()
-        .map(|(address, port)| format!(r#"{{"endpoint":{{"address":{{"socket_address":{{"address":{},"port_value":{port}}}}}}}}}"#, json_string(address)))
+        .map(|(address, port)| {
+            format!(
+                r#"{{"endpoint":{{"address":{{"socket_address":{{"address":{},"port_value":{port}}}}}}}}}"#,
+                json_string(address)
+            )
+        })
         .collect();
     let transport = tls
         .map(|ctx| format!(r#","transport_socket":{{"name":"envoy.transport_sockets.tls","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext","common_tls_context":{ctx}}}}}"#))
@@ -229,7 +243,10 @@ impl SidecarSpec<'_> {
     pub fn upstream_groups(&self) -> Vec<Vec<&Upstream>> {
         let mut groups: Vec<Vec<&Upstream>> = Vec::new();
         for u in &self.upstreams {
-            match groups.iter_mut().find(|g| g.first().is_some_and(|f| f.host == u.host && f.service_port == u.service_port)) {
+            match groups
+                .iter_mut()
+                .find(|g| g.first().is_some_and(|f| f.host == u.host && f.service_port == u.service_port))
+            {
                 Some(g) => g.push(u),
                 None => groups.push(vec![u]),
             }
@@ -259,7 +276,8 @@ impl SidecarSpec<'_> {
                 r#"{{"filter_chain_match":{{"transport_protocol":"tls"}},"transport_socket":{{"name":"envoy.transport_sockets.tls","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext","require_client_certificate":true,"common_tls_context":{ctx}}}}},"filters":[{inbound_hcm}]}}"#
             )
         });
-        let plain_chain = format!(r#"{{"filter_chain_match":{{"transport_protocol":"raw_buffer"}},"filters":[{inbound_hcm}]}}"#);
+        let plain_chain =
+            format!(r#"{{"filter_chain_match":{{"transport_protocol":"raw_buffer"}},"filters":[{inbound_hcm}]}}"#);
         let chains = match (self.inbound_tls, tls_chain) {
             (InboundTls::Strict, Some(t)) => t,
             (InboundTls::Permissive, Some(t)) => format!("{t},{plain_chain}"),

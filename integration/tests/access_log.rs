@@ -34,8 +34,8 @@ fn check(cond: bool, msg: impl Into<String>) -> Result<(), HarnessError> {
 
 /// The seed configuration with an `access_log` section, as filter configuration text.
 fn seed_config(access_log: Json) -> Result<String, HarnessError> {
-    let mut config: Json = serde_json::from_str(&read_workspace_file(SEED)?)
-        .map_err(|e| HarnessError::check(format!("{SEED}: {e}")))?;
+    let mut config: Json =
+        serde_json::from_str(&read_workspace_file(SEED)?).map_err(|e| HarnessError::check(format!("{SEED}: {e}")))?;
     if let Some(obj) = config.as_object_mut() {
         obj.insert("access_log".to_string(), access_log);
     }
@@ -121,11 +121,7 @@ impl Sidecar {
                 ("collector_port", spec.collector_port.to_string()),
             ],
         )?;
-        let app_log = std::env::temp_dir().join(format!(
-            "wasmixer-it-{}-{}-app.log",
-            spec.name,
-            std::process::id()
-        ));
+        let app_log = std::env::temp_dir().join(format!("wasmixer-it-{}-{}-app.log", spec.name, std::process::id()));
         let _ = std::fs::remove_file(&app_log);
         let path = app_log.display().to_string();
         let envoy = match EnvoyProcess::start_with_args(
@@ -134,12 +130,7 @@ impl Sidecar {
             &["--log-path", &path, "--file-flush-interval-msec", "200"],
         ) {
             Ok(e) => e,
-            Err(e) => {
-                return Err(HarnessError::check(format!(
-                    "{e}\n----- envoy app log -----\n{}",
-                    read(&app_log)
-                )))
-            }
+            Err(e) => return Err(HarnessError::check(format!("{e}\n----- envoy app log -----\n{}", read(&app_log)))),
         };
         let sidecar = Sidecar { envoy, app_log };
         sidecar.wait_app_log("wasmixer-access-log", Duration::from_secs(10))?;
@@ -167,9 +158,7 @@ impl Sidecar {
                 return Ok(log);
             }
             if Instant::now() >= deadline {
-                return Err(HarnessError::check(format!(
-                    "no {needle:?} in Envoy's log within {timeout:?}"
-                )));
+                return Err(HarnessError::check(format!("no {needle:?} in Envoy's log within {timeout:?}")));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -189,11 +178,7 @@ impl Sidecar {
 
 impl Drop for Sidecar {
     fn drop(&mut self) {
-        eprintln!(
-            "===== {} (app log) =====\n{}",
-            self.app_log.display(),
-            readable_log(&self.app_log()).trim_end()
-        );
+        eprintln!("===== {} (app log) =====\n{}", self.app_log.display(), readable_log(&self.app_log()).trim_end());
         if !std::thread::panicking() {
             let _ = std::fs::remove_file(&self.app_log);
         }
@@ -201,9 +186,7 @@ impl Drop for Sidecar {
 }
 
 fn read(path: &Path) -> String {
-    std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
+    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
 }
 
 /// Waits until `f` yields `Some`.
@@ -225,10 +208,7 @@ fn wait_for<T>(
 }
 
 fn nonempty_lines(text: &str) -> Vec<String> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect()
+    text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
@@ -256,9 +236,7 @@ fn go_duration_nanos(text: &str) -> Option<f64> {
         (n, 1e6)
     } else if let Some(n) = text.strip_suffix('s') {
         match n.split_once('m') {
-            Some((m, s)) => {
-                return Some(m.parse::<u64>().ok()? as f64 * 6e10 + go_fraction(s)? * 1e9)
-            }
+            Some((m, s)) => return Some(m.parse::<u64>().ok()? as f64 * 6e10 + go_fraction(s)? * 1e9),
             None => (n, 1e9),
         }
     } else {
@@ -282,53 +260,27 @@ fn go_fraction(s: &str) -> Option<f64> {
 /// Checks one line against the seed's shape, field by field and in Mixer's key order; returns
 /// the latency in nanoseconds.
 fn check_seed_line(line: &str, source: &str, destination: &str) -> Result<f64, HarnessError> {
-    let v: Json = serde_json::from_str(line)
-        .map_err(|e| HarnessError::check(format!("not JSON ({e}): {line}")))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| HarnessError::check(format!("not an object: {line}")))?;
+    let v: Json = serde_json::from_str(line).map_err(|e| HarnessError::check(format!("not JSON ({e}): {line}")))?;
+    let obj = v.as_object().ok_or_else(|| HarnessError::check(format!("not an object: {line}")))?;
     // Key order as written (serde_json's map is sorted, so read the order from the text).
-    let keys = [
-        "level",
-        "time",
-        "instance",
-        "destination",
-        "latency",
-        "responseCode",
-        "responseSize",
-        "source",
-        "user",
-    ];
+    let keys =
+        ["level", "time", "instance", "destination", "latency", "responseCode", "responseSize", "source", "user"];
     let mut at = 0;
     for k in keys {
         let needle = format!("\"{k}\":");
         let pos = line
             .get(at..)
             .and_then(|rest| rest.find(&needle))
-            .ok_or_else(|| {
-                HarnessError::check(format!("key {k} missing or out of order: {line}"))
-            })?;
+            .ok_or_else(|| HarnessError::check(format!("key {k} missing or out of order: {line}")))?;
         at += pos + needle.len();
     }
     check(obj.len() == keys.len(), format!("extra fields: {line}"))?;
     check(obj["level"] == "warn", format!("level: {line}"))?;
     let time = obj["time"].as_str().unwrap_or_default();
-    check(
-        is_mixer_time(time),
-        format!("time {time:?} is not YYYY-MM-DDTHH:MM:SS.ffffffZ"),
-    )?;
-    check(
-        obj["instance"] == "newlog.instance.istio-system",
-        format!("instance: {line}"),
-    )?;
-    check(
-        obj["destination"] == destination,
-        format!("destination (want {destination}): {line}"),
-    )?;
-    check(
-        obj["source"] == source,
-        format!("source (want {source}): {line}"),
-    )?;
+    check(is_mixer_time(time), format!("time {time:?} is not YYYY-MM-DDTHH:MM:SS.ffffffZ"))?;
+    check(obj["instance"] == "newlog.instance.istio-system", format!("instance: {line}"))?;
+    check(obj["destination"] == destination, format!("destination (want {destination}): {line}"))?;
+    check(obj["source"] == source, format!("source (want {source}): {line}"))?;
     check(obj["user"] == "unknown", format!("user: {line}"))?;
     check(
         obj["responseCode"].as_i64() == Some(200) && line.contains("\"responseCode\":200,"),
@@ -339,30 +291,19 @@ fn check_seed_line(line: &str, source: &str, destination: &str) -> Result<f64, H
         format!("responseSize: {line}"),
     )?;
     let latency = obj["latency"].as_str().unwrap_or_default();
-    let nanos = go_duration_nanos(latency).ok_or_else(|| {
-        HarnessError::check(format!("latency {latency:?} is not Go duration text"))
-    })?;
-    check(
-        nanos > 0.0 && nanos < 10e9,
-        format!("latency {latency} out of range"),
-    )?;
+    let nanos = go_duration_nanos(latency)
+        .ok_or_else(|| HarnessError::check(format!("latency {latency:?} is not Go duration text")))?;
+    check(nanos > 0.0 && nanos < 10e9, format!("latency {latency} out of range"))?;
     // The whole line, with the two time-dependent values put back.
     let want = format!(
         r#"{{"level":"warn","time":"{time}","instance":"newlog.instance.istio-system","destination":"{destination}","latency":"{latency}","responseCode":200,"responseSize":48,"source":"{source}","user":"unknown"}}"#
     );
-    check(
-        line == want,
-        format!("line differs:\n got {line}\nwant {want}"),
-    )?;
+    check(line == want, format!("line differs:\n got {line}\nwant {want}"))?;
     Ok(nanos)
 }
 
 fn ratings_backend() -> Result<Backend, HarnessError> {
-    Backend::start(|_| {
-        BackendResponse::new(200)
-            .header("content-type", "application/json")
-            .body(RATINGS_BODY)
-    })
+    Backend::start(|_| BackendResponse::new(200).header("content-type", "application/json").body(RATINGS_BODY))
 }
 
 fn ratings_sidecar(
@@ -387,10 +328,7 @@ fn ratings_sidecar(
 
 #[test]
 fn seed_line_on_stdout_and_nothing_else() -> Result<(), HarnessError> {
-    check(
-        RATINGS_BODY.len() == 48,
-        "the backend body must be 48 bytes",
-    )?;
+    check(RATINGS_BODY.len() == 48, "the backend body must be 48 bytes")?;
     let backend = ratings_backend()?;
     let sidecar = ratings_sidecar(
         "al-stdout",
@@ -403,28 +341,14 @@ fn seed_line_on_stdout_and_nothing_else() -> Result<(), HarnessError> {
     let before = Instant::now();
     for i in 0..3 {
         let resp = Request::get(&format!("/ratings/{i}")).send(addr)?;
-        ensure!(
-            resp.status == 200 && resp.body.len() == 48,
-            "request {i}: {} {:?}",
-            resp.status,
-            resp.body_text()
-        );
+        ensure!(resp.status == 200 && resp.body.len() == 48, "request {i}: {} {:?}", resp.status, resp.body_text());
     }
-    ensure!(
-        before.elapsed() < Duration::from_secs(5),
-        "requests were slow: {:?}",
-        before.elapsed()
-    );
+    ensure!(before.elapsed() < Duration::from_secs(5), "requests were slow: {:?}", before.elapsed());
     let lines = wait_for("three lines on stdout", Duration::from_secs(10), || {
         let lines = nonempty_lines(&sidecar.output());
         Ok((lines.len() >= 3).then_some(lines))
     })?;
-    ensure!(
-        lines.len() == 3,
-        "stdout has {} lines:\n{}",
-        lines.len(),
-        lines.join("\n")
-    );
+    ensure!(lines.len() == 3, "stdout has {} lines:\n{}", lines.len(), lines.join("\n"));
     for line in &lines {
         // Inbound, no peer identity: source falls back to "unknown"; destination is this node.
         check_seed_line(line, "unknown", "ratings")?;
@@ -432,30 +356,18 @@ fn seed_line_on_stdout_and_nothing_else() -> Result<(), HarnessError> {
             .ok()
             .and_then(|v| v["time"].as_str().map(str::to_string))
             .unwrap_or_default();
-        ensure!(
-            t.starts_with(&chrono_like_today()),
-            "time {t} is not today ({})",
-            chrono_like_today()
-        );
+        ensure!(t.starts_with(&chrono_like_today()), "time {t} is not today ({})", chrono_like_today());
     }
     let app = sidecar.app_log();
-    ensure!(
-        app.contains("filter state wasm.wasmixer_log_stdout"),
-        "configure line:\n{app}"
-    );
-    ensure!(
-        !app.contains("panic") && !app.contains("Wasm VM failed"),
-        "filter failure in the log:\n{app}"
-    );
+    ensure!(app.contains("filter state wasm.wasmixer_log_stdout"), "configure line:\n{app}");
+    ensure!(!app.contains("panic") && !app.contains("Wasm VM failed"), "filter failure in the log:\n{app}");
     Ok(())
 }
 
 /// Today's UTC date as `YYYY-MM-DD`, from the system clock (civil-from-days).
 fn chrono_like_today() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
     let z = secs.div_euclid(86_400) + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -484,10 +396,7 @@ fn seed_line_for_reviews_to_ratings_through_two_sidecars() -> Result<(), Harness
         upstream_port: backend.port(),
         workload: "ratings-v1",
         app: "ratings",
-        filters: vec![
-            ("peer-metadata", "{}".to_string()),
-            ("access-log", config.clone()),
-        ],
+        filters: vec![("peer-metadata", "{}".to_string()), ("access-log", config.clone())],
         access_log: json!([filter_state_logger("stdout", STDOUT_KEY, None)]),
         collector_port: collector,
     })?;
@@ -503,32 +412,15 @@ fn seed_line_for_reviews_to_ratings_through_two_sidecars() -> Result<(), Harness
         collector_port: collector,
     })?;
     let resp = Request::get("/ratings/0").send(reviews.addr()?)?;
-    ensure!(
-        resp.status == 200 && resp.body.len() == 48,
-        "{} {:?}",
-        resp.status,
-        resp.body_text()
-    );
-    ensure!(
-        resp.header("x-envoy-peer-metadata").is_none(),
-        "peer metadata leaked to the app"
-    );
-    for (side, sidecar) in [
-        ("server (ratings)", &ratings),
-        ("client (reviews)", &reviews),
-    ] {
+    ensure!(resp.status == 200 && resp.body.len() == 48, "{} {:?}", resp.status, resp.body_text());
+    ensure!(resp.header("x-envoy-peer-metadata").is_none(), "peer metadata leaked to the app");
+    for (side, sidecar) in [("server (ratings)", &ratings), ("client (reviews)", &reviews)] {
         let lines = wait_for(&format!("{side} line"), Duration::from_secs(10), || {
             let lines = nonempty_lines(&sidecar.output());
             Ok((!lines.is_empty()).then_some(lines))
         })?;
-        ensure!(
-            lines.len() == 1,
-            "{side}: {} lines:\n{}",
-            lines.len(),
-            lines.join("\n")
-        );
-        check_seed_line(&lines[0], "reviews", "ratings")
-            .map_err(|e| HarnessError::check(format!("{side}: {e}")))?;
+        ensure!(lines.len() == 1, "{side}: {} lines:\n{}", lines.len(), lines.join("\n"));
+        check_seed_line(&lines[0], "reviews", "ratings").map_err(|e| HarnessError::check(format!("{side}: {e}")))?;
     }
     Ok(())
 }
@@ -543,8 +435,8 @@ fn file_stream_with_rotation_and_quiet_requests() -> Result<(), HarnessError> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| HarnessError::io("creating the log directory", e))?;
     let path = dir.join("mixer-access.log");
-    let mut config: Json = serde_json::from_str(&seed_config(json!({}))?)
-        .map_err(|e| HarnessError::check(e.to_string()))?;
+    let mut config: Json =
+        serde_json::from_str(&seed_config(json!({}))?).map_err(|e| HarnessError::check(e.to_string()))?;
     config["resources"][1]["spec"]["params"]["log_stream"] = json!("FILE");
     config["resources"][1]["spec"]["params"]["output_path"] = json!(path.display().to_string());
     config["resources"][2]["spec"]["match"] = json!("request.url_path != \"/quiet\"");
@@ -559,13 +451,7 @@ fn file_stream_with_rotation_and_quiet_requests() -> Result<(), HarnessError> {
         filter_state_logger("file", "wasmixer_log_file", Some(&path)),
         filter_state_logger("stderr", "wasmixer_log_stderr", None)
     ]);
-    let sidecar = ratings_sidecar(
-        "al-file",
-        &backend,
-        config.to_string(),
-        loggers,
-        free_port()?,
-    )?;
+    let sidecar = ratings_sidecar("al-file", &backend, config.to_string(), loggers, free_port()?)?;
     let addr = sidecar.addr()?;
     for p in ["/a", "/quiet", "/b"] {
         ensure!(Request::get(p).send(addr)?.status == 200, "request {p}");
@@ -576,11 +462,7 @@ fn file_stream_with_rotation_and_quiet_requests() -> Result<(), HarnessError> {
     })?;
     std::thread::sleep(Duration::from_millis(1_500));
     let first_again = nonempty_lines(&read(&path));
-    ensure!(
-        first_again.len() == 2,
-        "the quiet request was logged:\n{}",
-        first_again.join("\n")
-    );
+    ensure!(first_again.len() == 2, "the quiet request was logged:\n{}", first_again.join("\n"));
     for line in &first {
         check_seed_line(line, "unknown", "ratings")?;
     }
@@ -596,23 +478,24 @@ fn file_stream_with_rotation_and_quiet_requests() -> Result<(), HarnessError> {
     })?;
     ensure!(after.len() == 1, "new file: {}", after.join("\n"));
     check_seed_line(&after[0], "unknown", "ratings")?;
-    ensure!(
-        nonempty_lines(&read(&rotated)).len() == 2,
-        "the rotated file changed"
-    );
+    ensure!(nonempty_lines(&read(&rotated)).len() == 2, "the rotated file changed");
     // stderr got exactly the console line of /b (the default severity map has `warning`).
     let err = nonempty_lines(&sidecar.output());
     ensure!(err.len() == 1, "stdout/stderr:\n{}", err.join("\n"));
     let cols: Vec<&str> = err[0].split('\t').collect();
     ensure!(
-        cols.len() == 4
-            && is_mixer_time(cols[0])
-            && cols[1] == "warn"
-            && cols[2] == "newlog.instance.istio-system",
+        cols.len() == 4 && is_mixer_time(cols[0]) && cols[1] == "warn" && cols[2] == "newlog.instance.istio-system",
         "console line: {:?}",
         err[0]
     );
-    ensure!(cols[3].starts_with("{\"destination\": \"ratings\", \"latency\": \"") && cols[3].ends_with("\", \"responseCode\": 200, \"responseSize\": 48, \"source\": \"unknown\", \"user\": \"unknown\"}"), "console fields: {}", cols[3]);
+    ensure!(
+        cols[3].starts_with("{\"destination\": \"ratings\", \"latency\": \"")
+            && cols[3].ends_with(
+                "\", \"responseCode\": 200, \"responseSize\": 48, \"source\": \"unknown\", \"user\": \"unknown\"}"
+            ),
+        "console fields: {}",
+        cols[3]
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
@@ -639,9 +522,7 @@ impl Collector {
         state.stopping.store(false, Ordering::SeqCst);
         let listener = TcpListener::bind(("127.0.0.1", port))
             .map_err(|e| HarnessError::io(format!("binding the collector to {port}"), e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| HarnessError::io("collector address", e))?;
+        let addr = listener.local_addr().map_err(|e| HarnessError::io("collector address", e))?;
         let s = Arc::clone(&state);
         let acceptor = std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -650,20 +531,13 @@ impl Collector {
                 }
                 let Ok(conn) = conn else { continue };
                 if let Ok(c) = conn.try_clone() {
-                    s.connections
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(c);
+                    s.connections.lock().unwrap_or_else(|p| p.into_inner()).push(c);
                 }
                 let s = Arc::clone(&s);
                 std::thread::spawn(move || serve_collector(conn, s));
             }
         });
-        Ok(Collector {
-            state,
-            addr,
-            acceptor: Some(acceptor),
-        })
+        Ok(Collector { state, addr, acceptor: Some(acceptor) })
     }
 
     fn stop(mut self) {
@@ -676,13 +550,7 @@ impl Collector {
         if let Some(a) = self.acceptor.take() {
             let _ = a.join();
         }
-        for c in self
-            .state
-            .connections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-        {
+        for c in self.state.connections.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             let _ = c.shutdown(Shutdown::Both);
         }
     }
@@ -696,18 +564,12 @@ impl Drop for Collector {
 
 impl CollectorState {
     fn requests(&self) -> Vec<(String, String, String)> {
-        self.requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Every NDJSON line received, in order.
     fn lines(&self) -> Vec<String> {
-        self.requests()
-            .iter()
-            .flat_map(|(_, _, body)| nonempty_lines(body))
-            .collect()
+        self.requests().iter().flat_map(|(_, _, body)| nonempty_lines(body)).collect()
     }
 }
 
@@ -733,9 +595,7 @@ fn serve_collector(conn: TcpStream, state: Arc<CollectorState>) {
         let header = |name: &str| {
             head.iter().skip(1).find_map(|h| {
                 let (k, v) = h.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case(name)
-                    .then(|| v.trim().to_string())
+                k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
             })
         };
         let mut body = Vec::new();
@@ -766,15 +626,11 @@ fn serve_collector(conn: TcpStream, state: Arc<CollectorState>) {
             s => s,
         };
         if status == 200 {
-            state
-                .requests
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((
-                    path,
-                    header("content-type").unwrap_or_default(),
-                    String::from_utf8_lossy(&body).into_owned(),
-                ));
+            state.requests.lock().unwrap_or_else(|p| p.into_inner()).push((
+                path,
+                header("content-type").unwrap_or_default(),
+                String::from_utf8_lossy(&body).into_owned(),
+            ));
         }
         let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
         if (&conn).write_all(reply.as_bytes()).is_err() {
@@ -788,16 +644,8 @@ fn send_requests(addr: SocketAddr, n: usize) -> Result<(), HarnessError> {
     for i in 0..n {
         let started = Instant::now();
         let resp = Request::get(&format!("/r/{i}")).send(addr)?;
-        ensure!(
-            resp.status == 200 && resp.body.len() == 48,
-            "request {i}: {}",
-            resp.status
-        );
-        ensure!(
-            started.elapsed() < Duration::from_secs(2),
-            "request {i} took {:?}",
-            started.elapsed()
-        );
+        ensure!(resp.status == 200 && resp.body.len() == 48, "request {i}: {}", resp.status);
+        ensure!(started.elapsed() < Duration::from_secs(2), "request {i} took {:?}", started.elapsed());
     }
     Ok(())
 }
@@ -827,15 +675,9 @@ fn network_sink_survives_a_collector_outage() -> Result<(), HarnessError> {
 
     // Up: three lines arrive within the flush interval (a partial batch).
     send_requests(addr, 3)?;
-    wait_for("3 lines at the collector", Duration::from_secs(10), || {
-        Ok((state.lines().len() >= 3).then_some(()))
-    })?;
+    wait_for("3 lines at the collector", Duration::from_secs(10), || Ok((state.lines().len() >= 3).then_some(())))?;
     let reqs = state.requests();
-    ensure!(
-        reqs.iter()
-            .all(|(p, ct, _)| p == "/ingest" && ct == "application/x-ndjson"),
-        "requests: {reqs:?}"
-    );
+    ensure!(reqs.iter().all(|(p, ct, _)| p == "/ingest" && ct == "application/x-ndjson"), "requests: {reqs:?}");
     for line in state.lines() {
         check_seed_line(&line, "unknown", "ratings")?;
     }
@@ -844,20 +686,12 @@ fn network_sink_survives_a_collector_outage() -> Result<(), HarnessError> {
     collector.stop();
     send_requests(addr, 10)?;
     wait_for("failed attempts", Duration::from_secs(10), || {
-        Ok(
-            (sidecar.stat_sum(&["wasmixer_access_log_network_failed_attempts_total"])? >= 2)
-                .then_some(()),
-        )
+        Ok((sidecar.stat_sum(&["wasmixer_access_log_network_failed_attempts_total"])? >= 2).then_some(()))
     })?;
-    ensure!(
-        state.lines().len() == 3,
-        "lines arrived while the collector was down"
-    );
+    ensure!(state.lines().len() == 3, "lines arrived while the collector was down");
     // Back: the 10 buffered lines are delivered, in order.
     let collector = Collector::start(port, Arc::clone(&state))?;
-    wait_for("13 lines at the collector", Duration::from_secs(15), || {
-        Ok((state.lines().len() >= 13).then_some(()))
-    })?;
+    wait_for("13 lines at the collector", Duration::from_secs(15), || Ok((state.lines().len() >= 13).then_some(())))?;
     let lines = state.lines();
     ensure!(lines.len() == 13, "{} lines", lines.len());
     let mut last = String::new();
@@ -875,27 +709,15 @@ fn network_sink_survives_a_collector_outage() -> Result<(), HarnessError> {
     collector.stop();
     send_requests(addr, 40)?;
     let dropped = wait_for("dropped lines counted", Duration::from_secs(10), || {
-        let n = sidecar.stat_sum(&[
-            "wasmixer_access_log_network_dropped_lines_total",
-            "buffer_full",
-        ])?;
+        let n = sidecar.stat_sum(&["wasmixer_access_log_network_dropped_lines_total", "buffer_full"])?;
         Ok((n >= 10).then_some(n))
     })?;
     ensure!(dropped == 10, "dropped {dropped}");
-    wait_for(
-        "the buffered gauge at the bound",
-        Duration::from_secs(5),
-        || {
-            Ok(
-                (sidecar.stat_sum(&["wasmixer_access_log_network_buffered_lines"])? == 30)
-                    .then_some(()),
-            )
-        },
-    )?;
-    let _collector = Collector::start(port, Arc::clone(&state))?;
-    wait_for("43 lines at the collector", Duration::from_secs(15), || {
-        Ok((state.lines().len() >= 43).then_some(()))
+    wait_for("the buffered gauge at the bound", Duration::from_secs(5), || {
+        Ok((sidecar.stat_sum(&["wasmixer_access_log_network_buffered_lines"])? == 30).then_some(()))
     })?;
+    let _collector = Collector::start(port, Arc::clone(&state))?;
+    wait_for("43 lines at the collector", Duration::from_secs(15), || Ok((state.lines().len() >= 43).then_some(())))?;
     std::thread::sleep(Duration::from_millis(500));
     ensure!(state.lines().len() == 43, "{} lines", state.lines().len());
     let delivered = wait_for("delivered counter", Duration::from_secs(5), || {
@@ -903,24 +725,11 @@ fn network_sink_survives_a_collector_outage() -> Result<(), HarnessError> {
         Ok((n >= 43).then_some(n))
     })?;
     ensure!(delivered == 43, "delivered counter {delivered}");
-    wait_for(
-        "the buffered gauge back to 0",
-        Duration::from_secs(5),
-        || {
-            Ok(
-                (sidecar.stat_sum(&["wasmixer_access_log_network_buffered_lines"])? == 0)
-                    .then_some(()),
-            )
-        },
-    )?;
-    ensure!(
-        state.requests().iter().all(|(_, _, b)| b.ends_with('\n')),
-        "NDJSON bodies end with a newline"
-    );
-    ensure!(
-        nonempty_lines(&sidecar.output()).is_empty(),
-        "filter_state is off, yet stdout has lines"
-    );
+    wait_for("the buffered gauge back to 0", Duration::from_secs(5), || {
+        Ok((sidecar.stat_sum(&["wasmixer_access_log_network_buffered_lines"])? == 0).then_some(()))
+    })?;
+    ensure!(state.requests().iter().all(|(_, _, b)| b.ends_with('\n')), "NDJSON bodies end with a newline");
+    ensure!(nonempty_lines(&sidecar.output()).is_empty(), "filter_state is off, yet stdout has lines");
     Ok(())
 }
 
@@ -946,48 +755,20 @@ fn network_sink_otlp_json() -> Result<(), HarnessError> {
         Ok((!r.is_empty()).then_some(r))
     })?;
     let (path, content_type, body) = &reqs[0];
-    ensure!(
-        path == "/v1/logs" && content_type == "application/json",
-        "{path} {content_type}"
-    );
-    let v: Json = serde_json::from_str(body)
-        .map_err(|e| HarnessError::check(format!("OTLP body is not JSON ({e}): {body}")))?;
+    ensure!(path == "/v1/logs" && content_type == "application/json", "{path} {content_type}");
+    let v: Json =
+        serde_json::from_str(body).map_err(|e| HarnessError::check(format!("OTLP body is not JSON ({e}): {body}")))?;
     let rl = &v["resourceLogs"][0];
-    ensure!(
-        rl["resource"]["attributes"][0]["value"]["stringValue"] == "wasmixer-access-log",
-        "{body}"
-    );
-    ensure!(
-        rl["resource"]["attributes"][1]["key"] == "k8s.namespace.name",
-        "{body}"
-    );
-    let records = rl["scopeLogs"][0]["logRecords"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    ensure!(rl["resource"]["attributes"][0]["value"]["stringValue"] == "wasmixer-access-log", "{body}");
+    ensure!(rl["resource"]["attributes"][1]["key"] == "k8s.namespace.name", "{body}");
+    let records = rl["scopeLogs"][0]["logRecords"].as_array().cloned().unwrap_or_default();
     ensure!(records.len() == 2, "{body}");
     for r in &records {
-        check_seed_line(
-            r["body"]["stringValue"].as_str().unwrap_or_default(),
-            "unknown",
-            "ratings",
-        )?;
-        ensure!(
-            r["severityNumber"] == 13 && r["severityText"] == "WARN",
-            "{r}"
-        );
-        ensure!(
-            r["timeUnixNano"].as_str().is_some_and(|t| t.len() == 19),
-            "{r}"
-        );
-        ensure!(
-            r["attributes"][0]["value"]["stringValue"] == "newlog.instance.istio-system",
-            "{r}"
-        );
-        ensure!(
-            r["attributes"][1]["value"]["stringValue"] == "newloghandler.istio-system",
-            "{r}"
-        );
+        check_seed_line(r["body"]["stringValue"].as_str().unwrap_or_default(), "unknown", "ratings")?;
+        ensure!(r["severityNumber"] == 13 && r["severityText"] == "WARN", "{r}");
+        ensure!(r["timeUnixNano"].as_str().is_some_and(|t| t.len() == 19), "{r}");
+        ensure!(r["attributes"][0]["value"]["stringValue"] == "newlog.instance.istio-system", "{r}");
+        ensure!(r["attributes"][1]["value"]["stringValue"] == "newloghandler.istio-system", "{r}");
     }
     // The same lines also went to stdout (filter state stays on by default).
     let out = wait_for("stdout lines", Duration::from_secs(10), || {
@@ -1005,10 +786,7 @@ fn network_sink_misconfigured_or_unresponsive() -> Result<(), HarnessError> {
     let backend = ratings_backend()?;
     // A listener that accepts but never answers.
     let silent = TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError::io("binding", e))?;
-    let silent_port = silent
-        .local_addr()
-        .map_err(|e| HarnessError::io("addr", e))?
-        .port();
+    let silent_port = silent.local_addr().map_err(|e| HarnessError::io("addr", e))?.port();
     let held = Arc::new(Mutex::new(Vec::new()));
     let h = Arc::clone(&held);
     std::thread::spawn(move || {
@@ -1016,10 +794,7 @@ fn network_sink_misconfigured_or_unresponsive() -> Result<(), HarnessError> {
             h.lock().unwrap_or_else(|p| p.into_inner()).push(c);
         }
     });
-    for (name, cluster) in [
-        ("al-nocluster", "no-such-cluster"),
-        ("al-silent", "log-collector"),
-    ] {
+    for (name, cluster) in [("al-nocluster", "no-such-cluster"), ("al-silent", "log-collector")] {
         let network = json!({"cluster": cluster, "batch_lines": 1, "flush_interval_ms": 50, "timeout_ms": 300, "initial_backoff_ms": 50, "max_backoff_ms": 100});
         let sidecar = ratings_sidecar(
             name,
@@ -1030,10 +805,7 @@ fn network_sink_misconfigured_or_unresponsive() -> Result<(), HarnessError> {
         )?;
         send_requests(sidecar.addr()?, 5)?;
         wait_for("failed attempts", Duration::from_secs(10), || {
-            Ok(
-                (sidecar.stat_sum(&["wasmixer_access_log_network_failed_attempts_total"])? >= 3)
-                    .then_some(()),
-            )
+            Ok((sidecar.stat_sum(&["wasmixer_access_log_network_failed_attempts_total"])? >= 3).then_some(()))
         })?;
         send_requests(sidecar.addr()?, 2)?;
         let out = wait_for("stdout lines", Duration::from_secs(10), || {
@@ -1043,16 +815,11 @@ fn network_sink_misconfigured_or_unresponsive() -> Result<(), HarnessError> {
         ensure!(out.len() == 7, "{name}: {} stdout lines", out.len());
         let app = sidecar.app_log();
         ensure!(
-            !app.contains("panic")
-                && !app.contains("Wasm VM failed")
-                && !app.contains("[critical]"),
+            !app.contains("panic") && !app.contains("Wasm VM failed") && !app.contains("[critical]"),
             "{name}: filter failure:\n{app}"
         );
         if cluster == "no-such-cluster" {
-            ensure!(
-                app.contains("cannot send"),
-                "{name}: the unknown cluster is not reported:\n{app}"
-            );
+            ensure!(app.contains("cannot send"), "{name}: the unknown cluster is not reported:\n{app}");
         }
     }
     Ok(())
@@ -1066,26 +833,14 @@ fn example_bootstrap_prints_the_seed_line() -> Result<(), HarnessError> {
     for (from, to) in [
         ("port_value: 9901", "port_value: 0".to_string()),
         ("port_value: 10000", "port_value: 0".to_string()),
-        (
-            "port_value: 8080",
-            format!("port_value: {}", backend.port()),
-        ),
+        ("port_value: 8080", format!("port_value: {}", backend.port())),
     ] {
-        ensure!(
-            yaml.matches(from).count() == 1,
-            "expected one {from:?} in the example"
-        );
+        ensure!(yaml.matches(from).count() == 1, "expected one {from:?} in the example");
         yaml = yaml.replacen(from, &to, 1);
     }
-    let dist = wasm_path("access-log")?
-        .parent()
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
+    let dist = wasm_path("access-log")?.parent().map(|d| d.display().to_string()).unwrap_or_default();
     yaml = yaml.replace("filename: dist/", &format!("filename: {dist}/"));
-    let app_log = std::env::temp_dir().join(format!(
-        "wasmixer-it-al-example-{}-app.log",
-        std::process::id()
-    ));
+    let app_log = std::env::temp_dir().join(format!("wasmixer-it-al-example-{}-app.log", std::process::id()));
     let path = app_log.display().to_string();
     let envoy = EnvoyProcess::start_with_args(
         &yaml,

@@ -112,8 +112,11 @@ fn both_sidecars_see_the_vocabulary() -> Result<(), HarnessError> {
     let ca_cert = ca.ca_cert();
     let app = Backend::start(|_r| BackendResponse::ok(BODY).header("x-app", "ratings"))?;
     let ports = free_ports(4)?;
-    let peer = || -> Result<String, HarnessError> { Ok(wasm_filter("peer-metadata", &wasm_path("peer-metadata")?, "{}")) };
-    let log = || -> Result<String, HarnessError> { Ok(wasm_filter("access-log", &wasm_path("access-log")?, &access_log_config())) };
+    let peer =
+        || -> Result<String, HarnessError> { Ok(wasm_filter("peer-metadata", &wasm_path("peer-metadata")?, "{}")) };
+    let log = || -> Result<String, HarnessError> {
+        Ok(wasm_filter("access-log", &wasm_path("access-log")?, &access_log_config()))
+    };
     let flush = ["--file-flush-interval-msec", "100"];
 
     let ratings_w = Workload::new("ratings", "v1", "default", "bookinfo-ratings");
@@ -150,13 +153,20 @@ fn both_sidecars_see_the_vocabulary() -> Result<(), HarnessError> {
         inbound_tls: InboundTls::Strict,
         cert: Some(&reviews_cert),
         ca_cert: Some(&ca_cert),
-        upstreams: vec![Upstream { host: RATINGS_HOST.into(), service_port: 9080, address: "127.0.0.1".into(), port: ports[0], mtls: true }],
+        upstreams: vec![Upstream {
+            host: RATINGS_HOST.into(),
+            service_port: 9080,
+            address: "127.0.0.1".into(),
+            port: ports[0],
+            mtls: true,
+        }],
         inbound_filters: vec![peer()?],
         outbound_filters: vec![peer()?, log()?],
         stats_tags: vec![],
     };
     let options = SidecarOptions { access_log_path: Some(client_log.clone()), ..SidecarOptions::default() };
-    let reviews_sidecar = EnvoyProcess::start_with_args(&reviews.bootstrap_with(&options), "attributes-reviews", &flush)?;
+    let reviews_sidecar =
+        EnvoyProcess::start_with_args(&reviews.bootstrap_with(&options), "attributes-reviews", &flush)?;
 
     let resp = Request::get("/ratings/0?user=jason")
         .header("host", "ratings:9080")
@@ -207,15 +217,30 @@ fn both_sidecars_see_the_vocabulary() -> Result<(), HarnessError> {
             ("response.headers[x-app]", json!("ratings")),
             ("context.protocol", json!("http")),
             ("context.proxy_error_code", json!("-")),
-            ("context.proxy_version", json!(if kind == "inbound" { "1.4.10-wasmixer" } else { "1.4.10-wasmixer" })),
+            ("context.proxy_version", json!("1.4.10-wasmixer")),
             // Documented as absent: no container names in node metadata.
             ("destination.container.name", json!("ABSENT")),
         ];
         for (key, want) in expect {
-            ensure!(get(line, key) == &want, "{side} sidecar: {key} = {} (want {want})\nline: {line:?}", get(line, key));
+            ensure!(
+                get(line, key) == &want,
+                "{side} sidecar: {key} = {} (want {want})\nline: {line:?}",
+                get(line, key)
+            );
         }
-        for key in ["request.id", "request.host", "request.scheme", "connection.id", "context.reporter.uid", "source.ip", "destination.ip"] {
-            ensure!(get(line, key) != &json!("ABSENT") && get(line, key) != &json!("0.0.0.0"), "{side} sidecar: {key} is absent\nline: {line:?}");
+        for key in [
+            "request.id",
+            "request.host",
+            "request.scheme",
+            "connection.id",
+            "context.reporter.uid",
+            "source.ip",
+            "destination.ip",
+        ] {
+            ensure!(
+                get(line, key) != &json!("ABSENT") && get(line, key) != &json!("0.0.0.0"),
+                "{side} sidecar: {key} is absent\nline: {line:?}"
+            );
         }
         let duration = get(line, "response.duration").as_str().unwrap_or("");
         ensure!(duration.ends_with('s') && duration != "999h0m0s", "{side}: response.duration {duration:?}");
@@ -226,10 +251,26 @@ fn both_sidecars_see_the_vocabulary() -> Result<(), HarnessError> {
     }
     // mTLS is a property of the connection the sidecar received: the server's was mTLS, the
     // client's (from its application) was not.
-    ensure!(get(&server, "connection.mtls") == &json!(true), "server connection.mtls {:?}", get(&server, "connection.mtls"));
-    ensure!(get(&client, "connection.mtls") == &json!(false), "client connection.mtls {:?}", get(&client, "connection.mtls"));
-    ensure!(get(&server, "destination.port") == &json!(ports[0]), "server destination.port {:?}", get(&server, "destination.port"));
-    ensure!(get(&client, "destination.port") == &json!(ports[0]), "client destination.port (the upstream) {:?}", get(&client, "destination.port"));
+    ensure!(
+        get(&server, "connection.mtls") == &json!(true),
+        "server connection.mtls {:?}",
+        get(&server, "connection.mtls")
+    );
+    ensure!(
+        get(&client, "connection.mtls") == &json!(false),
+        "client connection.mtls {:?}",
+        get(&client, "connection.mtls")
+    );
+    ensure!(
+        get(&server, "destination.port") == &json!(ports[0]),
+        "server destination.port {:?}",
+        get(&server, "destination.port")
+    );
+    ensure!(
+        get(&client, "destination.port") == &json!(ports[0]),
+        "client destination.port (the upstream) {:?}",
+        get(&client, "destination.port")
+    );
     ensure!(get(&server, "context.reporter.uid") == &json!("kubernetes://ratings-v1-0.default"), "server reporter uid");
     ensure!(get(&client, "context.reporter.uid") == &json!("kubernetes://reviews-v3-0.default"), "client reporter uid");
     Ok(())

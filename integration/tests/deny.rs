@@ -65,7 +65,13 @@ fn start_mesh(name: &str, deny_config: &str) -> Result<Mesh, HarnessError> {
             inbound_tls: InboundTls::Permissive,
             cert: Some(&cert),
             ca_cert: Some(&ca_cert),
-            upstreams: vec![Upstream { host: RATINGS_HOST.into(), service_port: 9080, address: "127.0.0.1".into(), port: ports[0], mtls: true }],
+            upstreams: vec![Upstream {
+                host: RATINGS_HOST.into(),
+                service_port: 9080,
+                address: "127.0.0.1".into(),
+                port: ports[0],
+                mtls: true,
+            }],
             inbound_filters: vec![peer_filter()?],
             outbound_filters: vec![peer_filter()?],
             stats_tags: vec![],
@@ -99,7 +105,11 @@ fn seed_deny_reviews_v3_to_ratings() -> Result<(), HarnessError> {
     ensure!(seen[0].header("x-envoy-peer-metadata").is_none(), "peer metadata leaked to the application");
 
     // Counters reach Envoy on the filter's next tick (every second).
-    let counted = |stats: &str| stats.lines().any(|l| l.starts_with("wasmixer_policy_checks_total{") && l.contains("result=\"deny\"") && l.ends_with(" 1"));
+    let counted = |stats: &str| {
+        stats.lines().any(|l| {
+            l.starts_with("wasmixer_policy_checks_total{") && l.contains("result=\"deny\"") && l.ends_with(" 1")
+        })
+    };
     let mut stats = mesh.ratings.stats_prometheus()?;
     for _ in 0..30 {
         if counted(&stats) {
@@ -119,19 +129,35 @@ fn seed_deny_reviews_v3_to_ratings() -> Result<(), HarnessError> {
 #[test]
 fn forged_peer_metadata_over_plain_text_is_not_trusted() -> Result<(), HarnessError> {
     let mesh = start_mesh("deny-forgery", &read_workspace_file("integration/testdata/deny-seed.json")?)?;
-    let mut forged = WorkloadMetadata { name: "reviews-v3-0".into(), namespace: "default".into(), workload_name: "reviews-v3".into(), service_account: "bookinfo-reviews".into(), ..WorkloadMetadata::default() };
+    let mut forged = WorkloadMetadata {
+        name: "reviews-v3-0".into(),
+        namespace: "default".into(),
+        workload_name: "reviews-v3".into(),
+        service_account: "bookinfo-reviews".into(),
+        ..WorkloadMetadata::default()
+    };
     forged.labels = wasmixer_shared::expr::StringMap::from_pairs([("app", "reviews"), ("version", "v3")]);
     let resp = Request::get("/ratings/0")
         .header("host", "ratings:9080")
         .header("x-envoy-peer-metadata", &forged.encode_header())
         .header("x-envoy-peer-metadata-id", "sidecar~127.0.0.1~reviews-v3-0.default~default.svc.cluster.local")
         .send(([127, 0, 0, 1], mesh.ratings_inbound_port).into())?;
-    ensure!(resp.status == 200, "a plain-text client claiming reviews-v3 was treated as reviews-v3: {} {:?}", resp.status, resp.body_text());
+    ensure!(
+        resp.status == 200,
+        "a plain-text client claiming reviews-v3 was treated as reviews-v3: {} {:?}",
+        resp.status,
+        resp.body_text()
+    );
     let seen = mesh.ratings_app.wait_for_requests(1, Duration::from_secs(5))?;
-    ensure!(seen.iter().all(|r| r.header("x-envoy-peer-metadata").is_none()), "the forged header reached the application");
+    ensure!(
+        seen.iter().all(|r| r.header("x-envoy-peer-metadata").is_none()),
+        "the forged header reached the application"
+    );
     // The server answers with its own metadata only to callers that sent theirs.
     ensure!(resp.header("x-envoy-peer-metadata").is_some(), "no answer to a caller that announced itself");
-    let silent = Request::get("/ratings/0").header("host", "ratings:9080").send(([127, 0, 0, 1], mesh.ratings_inbound_port).into())?;
+    let silent = Request::get("/ratings/0")
+        .header("host", "ratings:9080")
+        .send(([127, 0, 0, 1], mesh.ratings_inbound_port).into())?;
     ensure!(silent.status == 200, "status {}", silent.status);
     ensure!(silent.header("x-envoy-peer-metadata").is_none(), "metadata sent to a caller that did not ask");
     let stats = mesh.ratings.stats_prometheus()?;

@@ -21,8 +21,7 @@ use wasmixer_shared::expr::regex_syntax::go_regex;
 const SCHEMA: &str = "envoy-config/schema/wasmplugin-v1alpha1.openapi.json";
 
 fn schema() -> Result<Value, HarnessError> {
-    serde_json::from_str(&read_workspace_file(SCHEMA)?)
-        .map_err(|e| HarnessError::check(format!("{SCHEMA}: {e}")))
+    serde_json::from_str(&read_workspace_file(SCHEMA)?).map_err(|e| HarnessError::check(format!("{SCHEMA}: {e}")))
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -51,8 +50,7 @@ fn is_url(s: &str) -> bool {
         && !s.chars().any(char::is_whitespace)
         && b.iter().enumerate().all(|(i, c)| {
             *c != b'%'
-                || (b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                    && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+                || (b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
         })
 }
 
@@ -106,7 +104,9 @@ fn cel_rule(message: &str, v: &Value, path: &str, errs: &mut Vec<String>) {
                 fail(errs);
             }
         }
-        other => errs.push(format!("{path}: the validator does not implement the CEL rule {other:?}: update tests/mesh_wasmplugin.rs")),
+        other => errs.push(format!(
+            "{path}: the validator does not implement the CEL rule {other:?}: update tests/mesh_wasmplugin.rs"
+        )),
     }
 }
 
@@ -140,25 +140,16 @@ fn validate(schema: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
     }
     if let Some(t) = schema["type"].as_str() {
         if !has_type(v, t) {
-            errs.push(format!(
-                "{path} in body must be of type {t}: \"{}\"",
-                type_name(v)
-            ));
+            errs.push(format!("{path} in body must be of type {t}: \"{}\"", type_name(v)));
             return;
         }
     }
     if let Some(allowed) = schema["enum"].as_array() {
         if !allowed.contains(v) {
-            errs.push(format!(
-                "{path}: Unsupported value: {v}: supported values: {allowed:?}"
-            ));
+            errs.push(format!("{path}: Unsupported value: {v}: supported values: {allowed:?}"));
         }
     }
-    for rule in schema["x-kubernetes-validations"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
+    for rule in schema["x-kubernetes-validations"].as_array().map(Vec::as_slice).unwrap_or_default() {
         cel_rule(rule["message"].as_str().unwrap_or(""), v, path, errs);
     }
     match v {
@@ -166,9 +157,7 @@ fn validate(schema: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
             let n = s.chars().count() as u64;
             if let Some(min) = schema["minLength"].as_u64() {
                 if n < min {
-                    errs.push(format!(
-                        "{path} in body should be at least {min} chars long"
-                    ));
+                    errs.push(format!("{path} in body should be at least {min} chars long"));
                 }
             }
             if let Some(max) = schema["maxLength"].as_u64() {
@@ -187,26 +176,19 @@ fn validate(schema: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
         Value::Number(n) => {
             if let (Some(min), Some(x)) = (schema["minimum"].as_f64(), n.as_f64()) {
                 if x < min {
-                    errs.push(format!(
-                        "{path} in body should be greater than or equal to {min}"
-                    ));
+                    errs.push(format!("{path} in body should be greater than or equal to {min}"));
                 }
             }
             if let (Some(max), Some(x)) = (schema["maximum"].as_f64(), n.as_f64()) {
                 if x > max {
-                    errs.push(format!(
-                        "{path} in body should be less than or equal to {max}"
-                    ));
+                    errs.push(format!("{path} in body should be less than or equal to {max}"));
                 }
             }
         }
         Value::Array(items) => {
             if let Some(max) = schema["maxItems"].as_u64() {
                 if items.len() as u64 > max {
-                    errs.push(format!(
-                        "{path}: Too many: {}: must have at most {max} items",
-                        items.len()
-                    ));
+                    errs.push(format!("{path}: Too many: {}: must have at most {max} items", items.len()));
                 }
             }
             for (i, item) in items.iter().enumerate() {
@@ -219,10 +201,7 @@ fn validate(schema: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
                     .unwrap_or_default();
                 for (i, item) in items.iter().enumerate() {
                     let key: Vec<&Value> = keys.iter().map(|k| &item[*k]).collect();
-                    if items[..i]
-                        .iter()
-                        .any(|prev| keys.iter().map(|k| &prev[*k]).collect::<Vec<_>>() == key)
-                    {
+                    if items[..i].iter().any(|prev| keys.iter().map(|k| &prev[*k]).collect::<Vec<_>>() == key) {
                         errs.push(format!("{path}[{i}]: Duplicate value: {item}"));
                     }
                 }
@@ -230,12 +209,8 @@ fn validate(schema: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
         }
         Value::Object(map) => {
             let props = schema["properties"].as_object();
-            for k in schema["required"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(Value::as_str)
+            for k in
+                schema["required"].as_array().map(Vec::as_slice).unwrap_or_default().iter().filter_map(Value::as_str)
             {
                 if !map.contains_key(k) {
                     errs.push(format!("{}: Required value", field(k)));
@@ -265,10 +240,7 @@ fn validate(schema: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
 fn check_wasmplugin(schema: &Value, doc: &Value) -> Vec<String> {
     let mut errs = Vec::new();
     if doc["apiVersion"].as_str() != Some("extensions.istio.io/v1alpha1") {
-        errs.push(format!(
-            "apiVersion {} (want extensions.istio.io/v1alpha1)",
-            doc["apiVersion"]
-        ));
+        errs.push(format!("apiVersion {} (want extensions.istio.io/v1alpha1)", doc["apiVersion"]));
     }
     if doc["kind"].as_str() != Some("WasmPlugin") {
         errs.push(format!("kind {}", doc["kind"]));
@@ -287,23 +259,15 @@ fn check_wasmplugin(schema: &Value, doc: &Value) -> Vec<String> {
 #[test]
 fn the_validator_agrees_with_istio_api_examples() -> Result<(), HarnessError> {
     let schema = schema()?;
-    let valid = parse_documents(&read_workspace_file(
-        "integration/testdata/mesh-wasmplugin-valid.yaml",
-    )?)
-    .map_err(HarnessError::check)?;
+    let valid = parse_documents(&read_workspace_file("integration/testdata/mesh-wasmplugin-valid.yaml")?)
+        .map_err(HarnessError::check)?;
     ensure!(valid.len() >= 4, "{} valid examples", valid.len());
     for doc in &valid {
         let errs = check_wasmplugin(&schema, doc);
-        ensure!(
-            errs.is_empty(),
-            "valid example {} rejected: {errs:?}",
-            doc["metadata"]["name"]
-        );
+        ensure!(errs.is_empty(), "valid example {} rejected: {errs:?}", doc["metadata"]["name"]);
     }
-    let invalid = parse_documents(&read_workspace_file(
-        "integration/testdata/mesh-wasmplugin-invalid.yaml",
-    )?)
-    .map_err(HarnessError::check)?;
+    let invalid = parse_documents(&read_workspace_file("integration/testdata/mesh-wasmplugin-invalid.yaml")?)
+        .map_err(HarnessError::check)?;
     ensure!(invalid.len() >= 10, "{} invalid examples", invalid.len());
     for doc in &invalid {
         let want = doc["_err"].as_str().unwrap_or("");
@@ -340,8 +304,7 @@ fn shipped_wasmplugins() -> Result<Vec<(String, Value)>, HarnessError> {
         if rel.starts_with("envoy-config/schema/") {
             continue;
         }
-        let text = std::fs::read_to_string(&f)
-            .map_err(|e| HarnessError::io(format!("reading {rel}"), e))?;
+        let text = std::fs::read_to_string(&f).map_err(|e| HarnessError::io(format!("reading {rel}"), e))?;
         if !text.lines().any(|l| l.trim() == "kind: WasmPlugin") {
             continue;
         }
@@ -361,112 +324,49 @@ fn shipped_wasmplugins_match_the_crd_schema() -> Result<(), HarnessError> {
     let mut problems = Vec::new();
     for (file, doc) in &plugins {
         for e in check_wasmplugin(&schema, doc) {
-            problems.push(format!(
-                "{file} ({}): {e}",
-                doc["metadata"]["name"].as_str().unwrap_or("?")
-            ));
+            problems.push(format!("{file} ({}): {e}", doc["metadata"]["name"].as_str().unwrap_or("?")));
         }
     }
     ensure!(problems.is_empty(), "{}", problems.join("\n"));
-    let names: Vec<&str> = plugins
-        .iter()
-        .filter_map(|(_, d)| d["metadata"]["name"].as_str())
-        .collect();
-    for want in [
-        "wasmixer-peer-metadata",
-        "wasmixer-deny",
-        "wasmixer-metrics",
-        "wasmixer-access-log",
-    ] {
-        ensure!(
-            names.contains(&want),
-            "no WasmPlugin {want} under envoy-config/ (found {names:?})"
-        );
+    let names: Vec<&str> = plugins.iter().filter_map(|(_, d)| d["metadata"]["name"].as_str()).collect();
+    for want in ["wasmixer-peer-metadata", "wasmixer-deny", "wasmixer-metrics", "wasmixer-access-log"] {
+        ensure!(names.contains(&want), "no WasmPlugin {want} under envoy-config/ (found {names:?})");
     }
     Ok(())
 }
 
 /// The seed's resources as the filters read them.
 fn seed_resources(file: &str) -> Result<Vec<Value>, HarnessError> {
-    parse_documents(&read_workspace_file(&format!(
-        "integration/testdata/mesh-seed/{file}"
-    ))?)
-    .map_err(HarnessError::check)
+    parse_documents(&read_workspace_file(&format!("integration/testdata/mesh-seed/{file}"))?)
+        .map_err(HarnessError::check)
 }
 
 #[test]
 fn shipped_wasmplugins_carry_the_seed_in_the_right_phase() -> Result<(), HarnessError> {
     let plugins = shipped_wasmplugins()?;
     let find = |name: &str| {
-        plugins
-            .iter()
-            .find(|(_, d)| d["metadata"]["name"].as_str() == Some(name))
-            .map(|(_, d)| d["spec"].clone())
+        plugins.iter().find(|(_, d)| d["metadata"]["name"].as_str() == Some(name)).map(|(_, d)| d["spec"].clone())
     };
     let expect = [
         // Policy and what it depends on must not fail open; telemetry may do either.
-        (
-            "wasmixer-peer-metadata",
-            "AUTHN",
-            Some("FAIL_CLOSE"),
-            "CLIENT_AND_SERVER",
-            None,
-        ),
-        (
-            "wasmixer-deny",
-            "AUTHZ",
-            Some("FAIL_CLOSE"),
-            "SERVER",
-            Some("deny-reviews-v3.yaml"),
-        ),
-        (
-            "wasmixer-metrics",
-            "STATS",
-            None,
-            "CLIENT_AND_SERVER",
-            Some("double-request-count.yaml"),
-        ),
-        (
-            "wasmixer-access-log",
-            "STATS",
-            None,
-            "CLIENT_AND_SERVER",
-            Some("newlog-stdio.yaml"),
-        ),
+        ("wasmixer-peer-metadata", "AUTHN", Some("FAIL_CLOSE"), "CLIENT_AND_SERVER", None),
+        ("wasmixer-deny", "AUTHZ", Some("FAIL_CLOSE"), "SERVER", Some("deny-reviews-v3.yaml")),
+        ("wasmixer-metrics", "STATS", None, "CLIENT_AND_SERVER", Some("double-request-count.yaml")),
+        ("wasmixer-access-log", "STATS", None, "CLIENT_AND_SERVER", Some("newlog-stdio.yaml")),
     ];
     for (name, phase, fail, mode, seed) in expect {
         let Some(spec) = find(name) else {
             return Err(HarnessError::check(format!("no WasmPlugin {name}")));
         };
-        ensure!(
-            spec["phase"] == phase,
-            "{name}: phase {} (want {phase})",
-            spec["phase"]
-        );
+        ensure!(spec["phase"] == phase, "{name}: phase {} (want {phase})", spec["phase"]);
         // FAIL_CLOSE is the CRD's default.
         let strategy = spec["failStrategy"].as_str().unwrap_or("FAIL_CLOSE");
-        ensure!(
-            fail.is_none_or(|f| f == strategy),
-            "{name}: failStrategy {strategy} (want {fail:?})"
-        );
-        ensure!(
-            spec["match"][0]["mode"] == mode,
-            "{name}: match {} (want mode {mode})",
-            spec["match"]
-        );
-        ensure!(
-            spec["url"]
-                .as_str()
-                .is_some_and(|u| u.starts_with("oci://")),
-            "{name}: url {}",
-            spec["url"]
-        );
+        ensure!(fail.is_none_or(|f| f == strategy), "{name}: failStrategy {strategy} (want {fail:?})");
+        ensure!(spec["match"][0]["mode"] == mode, "{name}: match {} (want mode {mode})", spec["match"]);
+        ensure!(spec["url"].as_str().is_some_and(|u| u.starts_with("oci://")), "{name}: url {}", spec["url"]);
         if let Some(seed) = seed {
             let want = seed_resources(seed)?;
-            let got = spec["pluginConfig"]["resources"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            let got = spec["pluginConfig"]["resources"].as_array().cloned().unwrap_or_default();
             ensure!(
                 got == want,
                 "{name}: pluginConfig.resources differ from {seed}:\n got {}\nwant {}",

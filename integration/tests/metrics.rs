@@ -28,11 +28,9 @@ const DISTRIBUTION_STATS: &str = "integration/testdata/metrics-distribution.stat
 
 /// The `stats_config` object of a generated fragment, as one line of JSON.
 fn stats_config(path: &str) -> Result<String, HarnessError> {
-    let doc: Json = serde_json::from_str(&read_workspace_file(path)?)
-        .map_err(|e| HarnessError::check(format!("{path}: {e}")))?;
-    let sc = doc
-        .get("stats_config")
-        .ok_or_else(|| HarnessError::check(format!("{path}: no stats_config")))?;
+    let doc: Json =
+        serde_json::from_str(&read_workspace_file(path)?).map_err(|e| HarnessError::check(format!("{path}: {e}")))?;
+    let sc = doc.get("stats_config").ok_or_else(|| HarnessError::check(format!("{path}: no stats_config")))?;
     Ok(sc.to_string())
 }
 
@@ -53,11 +51,7 @@ impl Sidecar<'_> {
     }
 
     /// With `filters` (filter, configuration) in order, before the router.
-    fn start_with(
-        &self,
-        filters: &[(&str, String)],
-        stats_path: &str,
-    ) -> Result<EnvoyProcess, HarnessError> {
+    fn start_with(&self, filters: &[(&str, String)], stats_path: &str) -> Result<EnvoyProcess, HarnessError> {
         let entries = filters
             .iter()
             .map(|(f, config)| Ok(wasm_filter(f, &wasm_path(f)?, config)))
@@ -85,11 +79,7 @@ impl Sidecar<'_> {
 }
 
 /// Polls `/stats/prometheus` until it has `line`; returns the last text.
-fn wait_for_stats_line(
-    envoy: &EnvoyProcess,
-    line: &str,
-    timeout: Duration,
-) -> Result<String, HarnessError> {
+fn wait_for_stats_line(envoy: &EnvoyProcess, line: &str, timeout: Duration) -> Result<String, HarnessError> {
     let deadline = Instant::now() + timeout;
     loop {
         let stats = envoy.stats_prometheus()?;
@@ -99,9 +89,7 @@ fn wait_for_stats_line(
         if Instant::now() >= deadline {
             let ours: Vec<&str> = stats
                 .lines()
-                .filter(|l| {
-                    l.starts_with("istio_") || l.starts_with("wasmixer_") || l.contains(" istio_")
-                })
+                .filter(|l| l.starts_with("istio_") || l.starts_with("wasmixer_") || l.contains(" istio_"))
                 .collect();
             return Err(HarnessError::Timeout(format!(
                 "no line {line:?} in /stats/prometheus within {timeout:?}; our lines:\n{}",
@@ -137,8 +125,7 @@ impl Prometheus {
             bin.display()
         );
         let n = PROMETHEUS_INSTANCE.fetch_add(1, Ordering::SeqCst);
-        let dir =
-            std::env::temp_dir().join(format!("wasmixer-it-prometheus-{}-{n}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("wasmixer-it-prometheus-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data"))
             .map_err(|e| HarnessError::io(format!("creating {}", dir.display()), e))?;
@@ -152,14 +139,11 @@ impl Prometheus {
             .map_err(|e| HarnessError::io(format!("writing {}", config_path.display()), e))?;
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let log = File::create(dir.join("prometheus.log"))
-            .map_err(|e| HarnessError::io("creating the prometheus log", e))?;
+        let log =
+            File::create(dir.join("prometheus.log")).map_err(|e| HarnessError::io("creating the prometheus log", e))?;
         let child = Command::new(&bin)
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address={addr}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -179,15 +163,9 @@ impl Prometheus {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(HarnessError::check(format!(
-                    "prometheus exited during startup: {status}\n{}",
-                    self.log()
-                )));
+                return Err(HarnessError::check(format!("prometheus exited during startup: {status}\n{}", self.log())));
             }
-            if let Ok(r) = Request::get("/-/ready")
-                .timeout(Duration::from_secs(2))
-                .send(self.addr)
-            {
+            if let Ok(r) = Request::get("/-/ready").timeout(Duration::from_secs(2)).send(self.addr) {
                 if r.status == 200 {
                     return Ok(());
                 }
@@ -205,39 +183,22 @@ impl Prometheus {
 
     /// An instant PromQL query: each result's labels and value.
     fn query(&self, promql: &str) -> Result<Vec<(Json, f64)>, HarnessError> {
-        let r = Request::get(&format!("/api/v1/query?query={}", percent_encode(promql)))
-            .send(self.addr)?;
-        let doc: Json = serde_json::from_slice(&r.body).map_err(|e| {
-            HarnessError::Http(format!(
-                "prometheus answered {} {:?}: {e}",
-                r.status,
-                r.body_text()
-            ))
-        })?;
+        let r = Request::get(&format!("/api/v1/query?query={}", percent_encode(promql))).send(self.addr)?;
+        let doc: Json = serde_json::from_slice(&r.body)
+            .map_err(|e| HarnessError::Http(format!("prometheus answered {} {:?}: {e}", r.status, r.body_text())))?;
         ensure!(doc["status"] == "success", "query {promql:?} failed: {doc}");
-        let results = doc["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let results = doc["data"]["result"].as_array().cloned().unwrap_or_default();
         Ok(results
             .into_iter()
             .map(|res| {
-                let value = res["value"][1]
-                    .as_str()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(f64::NAN);
+                let value = res["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
                 (res["metric"].clone(), value)
             })
             .collect())
     }
 
     /// Polls `promql` until it returns exactly one result equal to `want`.
-    fn wait_for_value(
-        &self,
-        promql: &str,
-        want: f64,
-        timeout: Duration,
-    ) -> Result<Json, HarnessError> {
+    fn wait_for_value(&self, promql: &str, want: f64, timeout: Duration) -> Result<Json, HarnessError> {
         let deadline = Instant::now() + timeout;
         let mut last = Vec::new();
         loop {
@@ -255,11 +216,11 @@ impl Prometheus {
                 }
             }
             if Instant::now() >= deadline {
-                let targets = Request::get("/api/v1/targets")
-                    .send(self.addr)
-                    .map(|r| r.body_text())
-                    .unwrap_or_default();
-                return Err(HarnessError::Timeout(format!("PromQL {promql:?} gave {last:?}, not one series of {want}, within {timeout:?}\ntargets: {targets}")));
+                let targets =
+                    Request::get("/api/v1/targets").send(self.addr).map(|r| r.body_text()).unwrap_or_default();
+                return Err(HarnessError::Timeout(format!(
+                    "PromQL {promql:?} gave {last:?}, not one series of {want}, within {timeout:?}\ntargets: {targets}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(250));
         }
@@ -271,11 +232,7 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!(
-                "===== prometheus log ({}) =====\n{}",
-                self.dir.display(),
-                self.log()
-            );
+            eprintln!("===== prometheus log ({}) =====\n{}", self.dir.display(), self.log());
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -321,12 +278,7 @@ fn seed_double_request_count_on_both_reporters_and_in_prometheus() -> Result<(),
     let entry = client.listener_addr("outbound")?;
     for i in 0..N {
         let resp = Request::get(&format!("/seed/{i}")).send(entry)?;
-        ensure!(
-            resp.status == 200,
-            "request {i}: status {} body {:?}",
-            resp.status,
-            resp.body_text()
-        );
+        ensure!(resp.status == 200, "request {i}: status {} body {:?}", resp.status, resp.body_text());
     }
     backend.wait_for_requests(N, Duration::from_secs(5))?;
 
@@ -335,38 +287,21 @@ fn seed_double_request_count_on_both_reporters_and_in_prometheus() -> Result<(),
     let client_line = format!("istio_double_request_count{{reporter=\"client\",source=\"client\",destination=\"unknown\",message=\"twice the fun!\"}} {}", 2 * N);
     let server_stats = wait_for_stats_line(&server, &server_line, Duration::from_secs(10))?;
     let client_stats = wait_for_stats_line(&client, &client_line, Duration::from_secs(10))?;
-    ensure!(
-        server_stats.contains("# TYPE istio_double_request_count counter"),
-        "no TYPE line:\n{server_stats}"
-    );
+    ensure!(server_stats.contains("# TYPE istio_double_request_count counter"), "no TYPE line:\n{server_stats}");
     // Each sidecar reports only its own side, and every tag was extracted from the name.
-    ensure!(
-        !server_stats.contains("reporter=\"client\""),
-        "the server sidecar reported as client:\n{server_stats}"
-    );
-    ensure!(
-        !client_stats.contains("reporter=\"server\""),
-        "the client sidecar reported as server:\n{client_stats}"
-    );
+    ensure!(!server_stats.contains("reporter=\"client\""), "the server sidecar reported as client:\n{server_stats}");
+    ensure!(!client_stats.contains("reporter=\"server\""), "the client sidecar reported as server:\n{client_stats}");
     for stats in [&server_stats, &client_stats] {
         ensure!(
             !stats.contains("=.=") && !stats.contains("wasmcustom"),
             "an encoded name leaked into /stats/prometheus:\n{stats}"
         );
-        ensure!(
-            !stats.contains("wasmixer_metric_samples_dropped_total"),
-            "samples were dropped:\n{stats}"
-        );
+        ensure!(!stats.contains("wasmixer_metric_samples_dropped_total"), "samples were dropped:\n{stats}");
     }
     // Plain /stats shows the encoded name Envoy stores.
-    let plain = server
-        .admin_get("/stats?filter=istio_double_request_count")?
-        .body_text();
+    let plain = server.admin_get("/stats?filter=istio_double_request_count")?.body_text();
     let encoded = format!("wasmcustom.reporter=.=server;.;source=.=unknown;.;destination=.=server;.;message=.=twice the fun!;.;istio_double_request_count: {}", 2 * N);
-    ensure!(
-        plain.lines().any(|l| l == encoded),
-        "plain /stats lacks {encoded:?}:\n{plain}"
-    );
+    ensure!(plain.lines().any(|l| l == encoded), "plain /stats lacks {encoded:?}:\n{plain}");
 
     let prometheus = Prometheus::start(&[server.admin_addr(), client.admin_addr()])?;
     let labels = prometheus.wait_for_value(
@@ -374,17 +309,13 @@ fn seed_double_request_count_on_both_reporters_and_in_prometheus() -> Result<(),
         (2 * N) as f64,
         Duration::from_secs(30),
     )?;
-    ensure!(
-        labels["instance"] == server.admin_addr().to_string().as_str(),
-        "scraped from {}",
-        labels["instance"]
-    );
-    prometheus.wait_for_value("istio_double_request_count{reporter=\"client\",source=\"client\",message=\"twice the fun!\"}", (2 * N) as f64, Duration::from_secs(30))?;
+    ensure!(labels["instance"] == server.admin_addr().to_string().as_str(), "scraped from {}", labels["instance"]);
     prometheus.wait_for_value(
-        "sum(istio_double_request_count)",
-        (4 * N) as f64,
+        "istio_double_request_count{reporter=\"client\",source=\"client\",message=\"twice the fun!\"}",
+        (2 * N) as f64,
         Duration::from_secs(30),
     )?;
+    prometheus.wait_for_value("sum(istio_double_request_count)", (4 * N) as f64, Duration::from_secs(30))?;
     Ok(())
 }
 
@@ -413,19 +344,12 @@ fn distributions_buckets_sanitising_and_series_cap() -> Result<(), HarnessError>
     let paths = ["/a", "/x;.;path=.=forged", "/missing", "/b", "/c", "/a"];
     for p in paths {
         let resp = Request::get(p).send(addr)?;
-        ensure!(
-            resp.status == if p == "/missing" { 404 } else { 200 },
-            "{p}: status {}",
-            resp.status
-        );
+        ensure!(resp.status == if p == "/missing" { 404 } else { 200 }, "{p}: status {}", resp.status);
     }
     backend.wait_for_requests(paths.len(), Duration::from_secs(5))?;
 
-    let stats = wait_for_stats_line(
-        &server,
-        "istio_path_requests_total{path=\"overflow\"} 2",
-        Duration::from_secs(10),
-    )?;
+    let stats =
+        wait_for_stats_line(&server, "istio_path_requests_total{path=\"overflow\"} 2", Duration::from_secs(10))?;
     for line in [
         "istio_path_requests_total{path=\"/a\"} 2",
         "istio_path_requests_total{path=\"/x;_;path=_=forged\"} 1",
@@ -434,13 +358,14 @@ fn distributions_buckets_sanitising_and_series_cap() -> Result<(), HarnessError>
         "wasmixer_metric_series{metric=\"istio_path_requests_total\"} 3",
         "# TYPE istio_request_duration_milliseconds histogram",
     ] {
-        ensure!(
-            stats.lines().any(|l| l == line),
-            "no line {line:?} in:\n{stats}"
-        );
+        ensure!(stats.lines().any(|l| l == line), "no line {line:?} in:\n{stats}");
     }
     // Histograms appear once Envoy has merged them (stats_flush_interval 1s).
-    let stats = wait_for_stats_line(&server, "istio_request_duration_milliseconds_count{reporter=\"destination\",response_code=\"200\"} 5", Duration::from_secs(10))?;
+    let stats = wait_for_stats_line(
+        &server,
+        "istio_request_duration_milliseconds_count{reporter=\"destination\",response_code=\"200\"} 5",
+        Duration::from_secs(10),
+    )?;
     for line in [
         "istio_request_duration_milliseconds_bucket{reporter=\"destination\",response_code=\"200\",le=\"+Inf\"} 5",
         "istio_request_duration_milliseconds_bucket{reporter=\"destination\",response_code=\"200\",le=\"10000\"} 5",
@@ -453,23 +378,24 @@ fn distributions_buckets_sanitising_and_series_cap() -> Result<(), HarnessError>
     }
     // The configured buckets replaced Envoy's defaults (which start at 0.5).
     ensure!(
-        stats.lines().any(|l| l.starts_with("istio_request_duration_milliseconds_bucket{reporter=\"destination\",response_code=\"200\",le=\"5\"}")),
+        stats.lines().any(|l| l.starts_with(
+            "istio_request_duration_milliseconds_bucket{reporter=\"destination\",response_code=\"200\",le=\"5\"}"
+        )),
         "no 5 ms bucket:\n{stats}"
     );
-    ensure!(!stats.contains("istio_request_duration_milliseconds_bucket{reporter=\"destination\",response_code=\"200\",le=\"0.5\"}"), "Envoy's default buckets are used:\n{stats}");
+    ensure!(
+        !stats.contains(
+            "istio_request_duration_milliseconds_bucket{reporter=\"destination\",response_code=\"200\",le=\"0.5\"}"
+        ),
+        "Envoy's default buckets are used:\n{stats}"
+    );
     ensure!(
         !stats.contains("forged\"") || stats.contains("path=\"/x;_;path=_=forged\""),
         "the hostile path forged a label:\n{stats}"
     );
     let log = server.log();
-    ensure!(
-        log.contains("has reached its cap of 3 series"),
-        "no overflow warning in the log"
-    );
-    ensure!(
-        !log.contains("[critical]") && !log.contains("panic"),
-        "the filter failed:\n{log}"
-    );
+    ensure!(log.contains("has reached its cap of 3 series"), "no overflow warning in the log");
+    ensure!(!log.contains("[critical]") && !log.contains("panic"), "the filter failed:\n{log}");
     Ok(())
 }
 
@@ -482,10 +408,7 @@ fn label_mismatch_is_rejected_at_configure_time() -> Result<(), HarnessError> {
         r#""label_names": ["reporter", "source", "destination", "message"]"#,
         r#""label_names": ["reporter", "source", "destination"]"#,
     );
-    ensure!(
-        broken != read_workspace_file(SEED)?,
-        "the seed changed shape"
-    );
+    ensure!(broken != read_workspace_file(SEED)?, "the seed changed shape");
     let filters = http_filters(&[wasm_filter("metrics", &wasm_path("metrics")?, &broken)]);
     let yaml = render(
         &read_workspace_file(SIDECAR)?,
@@ -506,10 +429,9 @@ fn label_mismatch_is_rejected_at_configure_time() -> Result<(), HarnessError> {
         Ok(envoy) => {
             envoy.wait_for_log(expected, Duration::from_secs(10))?;
         }
-        Err(HarnessError::Envoy { log, .. }) => ensure!(
-            log.contains(expected),
-            "the rejection is not in the log:\n{log}"
-        ),
+        Err(HarnessError::Envoy { log, .. }) => {
+            ensure!(log.contains(expected), "the rejection is not in the log:\n{log}")
+        }
         Err(e) => return Err(e),
     }
     Ok(())
@@ -523,10 +445,7 @@ fn requests_total(stats: &str, want: &[(&str, &str)]) -> Vec<f64> {
     stats
         .lines()
         .filter(|l| l.starts_with("istio_requests_total{"))
-        .filter(|l| {
-            want.iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
+        .filter(|l| want.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
         .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
         .collect()
 }
@@ -614,9 +533,7 @@ fn standard_preset_labels_and_response_codes() -> Result<(), HarnessError> {
         );
         // Histograms show their samples once Envoy has merged them (every second).
         let histograms = s.lines().any(|l| {
-            l.starts_with("istio_request_bytes_count{")
-                && l.contains("response_code=\"200\"")
-                && l.ends_with(" 3")
+            l.starts_with("istio_request_bytes_count{") && l.contains("response_code=\"200\"") && l.ends_with(" 3")
         }) && s.lines().any(|l| {
             l.starts_with("istio_request_duration_milliseconds_bucket{")
                 && l.contains("response_code=\"403\"")
@@ -625,25 +542,16 @@ fn standard_preset_labels_and_response_codes() -> Result<(), HarnessError> {
         });
         if found == (vec![3.0], vec![1.0], vec![3.0], vec![1.0]) && histograms {
             ensure!(
-                s.lines().any(
-                    |l| l.starts_with("istio_request_duration_milliseconds_bucket{")
-                        && l.contains("le=\"5\"")
-                ),
+                s.lines()
+                    .any(|l| l.starts_with("istio_request_duration_milliseconds_bucket{") && l.contains("le=\"5\"")),
                 "no 5 ms bucket:\n{s}"
             );
-            ensure!(
-                !s.contains("wasmixer_metric_samples_dropped_total"),
-                "samples were dropped:\n{s}"
-            );
+            ensure!(!s.contains("wasmixer_metric_samples_dropped_total"), "samples were dropped:\n{s}");
             break;
         }
         if Instant::now() >= deadline {
-            let ours = |t: &str| {
-                t.lines()
-                    .filter(|l| l.starts_with("istio_requests_total"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            };
+            let ours =
+                |t: &str| t.lines().filter(|l| l.starts_with("istio_requests_total")).collect::<Vec<_>>().join("\n");
             return Err(HarnessError::check(format!(
                 "istio_requests_total is not as expected ({found:?}); server:\n{}\nclient:\n{}",
                 ours(&s),
@@ -655,7 +563,11 @@ fn standard_preset_labels_and_response_codes() -> Result<(), HarnessError> {
 
     // What a dashboard asks.
     let prometheus = Prometheus::start(&[server.admin_addr(), client.admin_addr()])?;
-    prometheus.wait_for_value("sum by (response_code) (istio_requests_total{reporter=\"destination\",response_code=\"403\"})", 1.0, Duration::from_secs(30))?;
+    prometheus.wait_for_value(
+        "sum by (response_code) (istio_requests_total{reporter=\"destination\",response_code=\"403\"})",
+        1.0,
+        Duration::from_secs(30),
+    )?;
     prometheus.wait_for_value(
         "sum(istio_requests_total{destination_service=\"reviews.default.svc.cluster.local\"})",
         8.0,
@@ -672,10 +584,7 @@ fn standard_preset_labels_and_response_codes() -> Result<(), HarnessError> {
 /// Replaces `from` with `to` in `text`, requiring exactly one occurrence.
 fn replace_once(text: &str, from: &str, to: &str) -> Result<String, HarnessError> {
     let n = text.matches(from).count();
-    ensure!(
-        n == 1,
-        "expected one {from:?} in the example bootstrap, found {n}"
-    );
+    ensure!(n == 1, "expected one {from:?} in the example bootstrap, found {n}");
     Ok(text.replacen(from, to, 1))
 }
 
@@ -686,25 +595,13 @@ fn example_sidecar_bootstrap_serves() -> Result<(), HarnessError> {
     let mut yaml = read_workspace_file("envoy-config/metrics/sidecar-example.yaml")?;
     yaml = replace_once(&yaml, "port_value: 9901", "port_value: 0")?;
     yaml = replace_once(&yaml, "port_value: 10000", "port_value: 0")?;
-    yaml = replace_once(
-        &yaml,
-        "port_value: 8080",
-        &format!("port_value: {}", backend.port()),
-    )?;
-    let dist = wasm_path("metrics")?
-        .parent()
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
+    yaml = replace_once(&yaml, "port_value: 8080", &format!("port_value: {}", backend.port()))?;
+    let dist = wasm_path("metrics")?.parent().map(|d| d.display().to_string()).unwrap_or_default();
     yaml = replace_once(&yaml, "filename: dist/", &format!("filename: {dist}/"))?;
     let envoy = EnvoyProcess::start(&yaml, "metrics-example")?;
     envoy.wait_for_log("wasmixer-metrics", Duration::from_secs(10))?;
     let resp = Request::get("/").send(envoy.listener_addr("inbound")?)?;
-    ensure!(
-        resp.status == 200,
-        "status {} body {:?}",
-        resp.status,
-        resp.body_text()
-    );
+    ensure!(resp.status == 200, "status {} body {:?}", resp.status, resp.body_text());
     wait_for_stats_line(
         &envoy,
         "istio_double_request_count{reporter=\"server\",source=\"unknown\",destination=\"productpage-v1\",message=\"twice the fun!\"} 2",
@@ -718,8 +615,8 @@ fn example_sidecar_bootstrap_serves() -> Result<(), HarnessError> {
 #[test]
 fn denied_requests_are_counted_with_their_403() -> Result<(), HarnessError> {
     let backend = Backend::ok()?;
-    let mut doc: Json = serde_json::from_str(&read_workspace_file(PRESET)?)
-        .map_err(|e| HarnessError::check(e.to_string()))?;
+    let mut doc: Json =
+        serde_json::from_str(&read_workspace_file(PRESET)?).map_err(|e| HarnessError::check(e.to_string()))?;
     let deny: Json = serde_json::from_str(
         r#"[
           {"kind": "handler", "metadata": {"name": "denyhandler", "namespace": "istio-system"},
@@ -742,32 +639,17 @@ fn denied_requests_are_counted_with_their_403() -> Result<(), HarnessError> {
         cluster: "inbound|9080|http|ratings.default.svc.cluster.local",
         upstream_port: backend.port(),
     }
-    .start_with(
-        &[("deny", config.clone()), ("metrics", config)],
-        PRESET_STATS,
-    )?;
+    .start_with(&[("deny", config.clone()), ("metrics", config)], PRESET_STATS)?;
     let addr = server.listener_addr("inbound")?;
     let resp = Request::get("/denied").send(addr)?;
-    ensure!(
-        resp.status == 403,
-        "status {} body {:?}",
-        resp.status,
-        resp.body_text()
-    );
+    ensure!(resp.status == 403, "status {} body {:?}", resp.status, resp.body_text());
     let resp = Request::get("/allowed").send(addr)?;
     ensure!(resp.status == 200, "status {}", resp.status);
-    ensure!(
-        backend.wait_for_requests(1, Duration::from_secs(5))?.len() == 1,
-        "the denied request reached the backend"
-    );
+    ensure!(backend.wait_for_requests(1, Duration::from_secs(5))?.len() == 1, "the denied request reached the backend");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let s = server.stats_prometheus()?;
-        let side = [
-            ("reporter", "destination"),
-            ("destination_workload", "ratings-v1"),
-            ("response_flags", "-"),
-        ];
+        let side = [("reporter", "destination"), ("destination_workload", "ratings-v1"), ("response_flags", "-")];
         let count = |code: &str| {
             let mut want = side.to_vec();
             want.push(("response_code", code));
@@ -777,10 +659,7 @@ fn denied_requests_are_counted_with_their_403() -> Result<(), HarnessError> {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            let ours: Vec<&str> = s
-                .lines()
-                .filter(|l| l.starts_with("istio_requests_total"))
-                .collect();
+            let ours: Vec<&str> = s.lines().filter(|l| l.starts_with("istio_requests_total")).collect();
             return Err(HarnessError::check(format!(
                 "403: {:?}, 200: {:?}; lines:\n{}",
                 count("403"),

@@ -112,15 +112,24 @@ fn unsupported_operators_name_their_intrinsic() {
 fn type_errors_are_mixers_texts() {
     assert_eq!(compile_err("true == a"), "EQ(true, $a) arg 2 ($a) typeError got INT64, expected BOOL");
     assert_eq!(compile_err(r#"1 + "b""#), r#"ADD(1, "b") arg 2 ("b") typeError got STRING, expected INT64"#);
-    assert_eq!(compile_err(r#""aaa".matches(23)"#), r#""aaa":matches(23) arg 1 (23) typeError got INT64, expected STRING"#);
+    assert_eq!(
+        compile_err(r#""aaa".matches(23)"#),
+        r#""aaa":matches(23) arg 1 (23) typeError got INT64, expected STRING"#
+    );
     assert_eq!(compile_err("size()"), "size() arity mismatch. Got 0 arg(s), expected 1 arg(s)");
-    assert_eq!(compile_err("match(service.name, 1)"), "match($service.name, 1) arg 2 (1) typeError got INT64, expected STRING");
+    assert_eq!(
+        compile_err("match(service.name, 1)"),
+        "match($service.name, 1) arg 2 (1) typeError got INT64, expected STRING"
+    );
     assert_eq!(compile_err("xyz == 1"), "unknown attribute xyz");
     assert_eq!(compile_err(r#""A".toLower()"#), "invoking regular function on instance method: toLower");
     assert_eq!(compile_err(r#"startsWith("a")"#), "invoking instance method without an instance: startsWith");
     assert_eq!(compile_err(r#"abc == "0""#), r#"EQ($abc, "0") arg 2 ("0") typeError got DURATION, expected STRING"#);
     assert_eq!(compile_err(r#"abc == "5m""#), r#"EQ($abc, "5m") arg 2 ("5m") typeError got DURATION, expected STRING"#);
-    assert_eq!(compile_err(r#"request.size | "200""#), r#"OR($request.size, "200") arg 2 ("200") typeError got STRING, expected INT64"#);
+    assert_eq!(
+        compile_err(r#"request.size | "200""#),
+        r#"OR($request.size, "200") arg 2 ("200") typeError got STRING, expected INT64"#
+    );
     assert_eq!(compile_err("ai == 2.0"), "EQ($ai, 2.0) arg 2 (2.0) typeError got DOUBLE, expected INT64");
     assert_eq!(compile_err("adns == abc"), "EQ($adns, $abc) arg 2 ($abc) typeError got STRING, expected DNS_NAME");
     assert_eq!(compile_err("size(ai)"), "size($ai) arg 1 ($ai) typeError got INT64, expected STRING");
@@ -129,11 +138,20 @@ fn type_errors_are_mixers_texts() {
 #[test]
 fn code_generation_rejections() {
     assert_eq!(compile_err("true + false"), "internal compiler error -- Add for type not yet implemented: bool");
-    assert_eq!(compile_err(r#"adur == "1s""#), "internal compiler error -- equality for type not yet implemented: duration");
-    assert_eq!(compile_err(r#"adur > "100ms""#), "internal compiler error -- greater than for type not yet implemented: duration");
+    assert_eq!(
+        compile_err(r#"adur == "1s""#),
+        "internal compiler error -- equality for type not yet implemented: duration"
+    );
+    assert_eq!(
+        compile_err(r#"adur > "100ms""#),
+        "internal compiler error -- greater than for type not yet implemented: duration"
+    );
     assert_eq!(compile_err("ar == br"), "internal compiler error -- equality for type not yet implemented: interface");
     assert_eq!(compile_err("ab < ab"), "internal compiler error -- less than for type not yet implemented: bool");
-    assert_eq!(compile_err("aip <= aip"), "internal compiler error -- less or equal for type not yet implemented: interface");
+    assert_eq!(
+        compile_err("aip <= aip"),
+        "internal compiler error -- less or equal for type not yet implemented: interface"
+    );
     // A type error anywhere wins over a code-generation rejection, as in Mixer.
     assert_eq!(compile_err(r#"adur == "1s" && nope"#), "unknown attribute nope");
 }
@@ -193,8 +211,14 @@ fn fallback_rules() {
 #[test]
 fn map_misses_read_as_empty_string() {
     assert_eq!(run(r#"request.header["X"] == "aaa""#, &[("request.header", map(&[]))]), Ok(Value::Bool(false)));
-    assert_eq!(run(r#"match(request.headers["user-agent"], "curl*")"#, &[("request.headers", map(&[]))]), Ok(Value::Bool(false)));
-    assert_eq!(run("request.headers[toLower(abc)]", &[("request.headers", map(&[("x-a", "1")])), ("abc", s("X-A"))]), Ok(s("1")));
+    assert_eq!(
+        run(r#"match(request.headers["user-agent"], "curl*")"#, &[("request.headers", map(&[]))]),
+        Ok(Value::Bool(false))
+    );
+    assert_eq!(
+        run("request.headers[toLower(abc)]", &[("request.headers", map(&[("x-a", "1")])), ("abc", s("X-A"))]),
+        Ok(s("1"))
+    );
 }
 
 #[test]
@@ -217,7 +241,10 @@ fn functions() {
     assert_eq!(run(r#"conditional(ab, "x", "y")"#, &[("ab", Value::Bool(false))]), Ok(s("y")));
     // conditional is lazy, conditionalString is not.
     assert_eq!(run(r#"conditional(ab, "x", abc)"#, &[("ab", Value::Bool(true))]), Ok(s("x")));
-    assert_eq!(run(r#"conditionalString(ab, "x", abc)"#, &[("ab", Value::Bool(true))]), Err("EVAL lookup failed: 'abc'".into()));
+    assert_eq!(
+        run(r#"conditionalString(ab, "x", abc)"#, &[("ab", Value::Bool(true))]),
+        Err("EVAL lookup failed: 'abc'".into())
+    );
     assert_eq!(run("emptyStringMap()", &[]), Ok(map(&[])));
     assert_eq!(run(r#"ip("1.2.3")"#, &[]), Err("EVAL could not convert 1.2.3 to IP_ADDRESS".into()));
     assert_eq!(
@@ -225,9 +252,18 @@ fn functions() {
         Err("EVAL could not convert '2017-01-01' to TIMESTAMP. expected format: '2006-01-02T15:04:05Z07:00'".into())
     );
     assert_eq!(run(r#"uri("")"#, &[]), Err("EVAL error converting string to uri: empty string".into()));
-    assert_eq!(run(r#"uri(":/")"#, &[]), Err("EVAL error converting string to uri ':/': 'parse :/: missing protocol scheme'".into()));
-    assert_eq!(run(r#"dnsName("")"#, &[]), Err(r#"EVAL error converting '' to dns name: 'idna: invalid label ""'"#.into()));
-    assert_eq!(run(r#"email("Joe <joe@x.io>")"#, &[]), Err("EVAL error converting 'Joe <joe@x.io>' to e-mail: display names are not allowed".into()));
+    assert_eq!(
+        run(r#"uri(":/")"#, &[]),
+        Err("EVAL error converting string to uri ':/': 'parse :/: missing protocol scheme'".into())
+    );
+    assert_eq!(
+        run(r#"dnsName("")"#, &[]),
+        Err(r#"EVAL error converting '' to dns name: 'idna: invalid label ""'"#.into())
+    );
+    assert_eq!(
+        run(r#"email("Joe <joe@x.io>")"#, &[]),
+        Err("EVAL error converting 'Joe <joe@x.io>' to e-mail: display names are not allowed".into())
+    );
     assert_eq!(run(r#"email("")"#, &[]), Err("EVAL error converting '' to e-mail: 'mail: no address'".into()));
 }
 
@@ -248,13 +284,19 @@ fn equality_by_type() {
     assert_eq!(run(r#"uri("http://HOST.COM:") == uri("http://host.COM")"#, &[]), Ok(Value::Bool(true)));
     assert_eq!(run(r#"uri("urn:BAR") == uri("urn:bar")"#, &[]), Ok(Value::Bool(false)));
     assert_eq!(run(r#"uri("http://host") == uri("http://host/")"#, &[]), Ok(Value::Bool(false)));
-    assert_eq!(run(r#"ip("1.2.3.4") == aip"#, &[("aip", Value::IpAddress(IpBytes::from_v4([1, 2, 3, 4])))]), Ok(Value::Bool(true)));
+    assert_eq!(
+        run(r#"ip("1.2.3.4") == aip"#, &[("aip", Value::IpAddress(IpBytes::from_v4([1, 2, 3, 4])))]),
+        Ok(Value::Bool(true))
+    );
     assert_eq!(run(r#"ip("::ffff:1.2.3.4") == ip("1.2.3.4")"#, &[]), Ok(Value::Bool(true)));
     let same_instant = r#"timestamp("2017-01-01T01:00:00+01:00") == timestamp("2017-01-01T00:00:00Z")"#;
     assert_eq!(run(same_instant, &[]), Ok(Value::Bool(true)));
     let leq_quirk = r#"timestamp("2017-01-01T01:00:00+01:00") <= timestamp("2017-01-01T00:00:00Z")"#;
     assert_eq!(run(leq_quirk, &[]), Ok(Value::Bool(false)));
-    assert_eq!(run(r#"timestamp("2017-01-01T00:00:00Z") < timestamp("2017-01-01T00:00:01Z")"#, &[]), Ok(Value::Bool(true)));
+    assert_eq!(
+        run(r#"timestamp("2017-01-01T00:00:00Z") < timestamp("2017-01-01T00:00:01Z")"#, &[]),
+        Ok(Value::Bool(true))
+    );
     assert_eq!(run(r#""a" < "b""#, &[]), Ok(Value::Bool(true)));
     assert_eq!(run("ad == ad", &[("ad", Value::Double(f64::NAN))]), Ok(Value::Bool(false)));
     assert_eq!(run("ad != ad", &[("ad", Value::Double(f64::NAN))]), Ok(Value::Bool(true)));
@@ -294,7 +336,11 @@ fn shipped_expressions_compile_against_the_istio_vocabulary() {
         r#""twice the fun!""#,
     ];
     for src in corpus {
-        assert!(Program::compile(src, Manifest::istio()).is_ok(), "{src}: {:?}", Program::compile(src, Manifest::istio()).err());
+        assert!(
+            Program::compile(src, Manifest::istio()).is_ok(),
+            "{src}: {:?}",
+            Program::compile(src, Manifest::istio()).err()
+        );
     }
 }
 

@@ -32,15 +32,52 @@ impl Rng {
 }
 
 const ATTRS: &[&str] = &[
-    "source.labels", "destination.labels", "request.headers", "request.path", "request.size", "response.code",
-    "response.duration", "connection.mtls", "source.ip", "request.time", "source.workload.name", "context.reporter.kind",
+    "source.labels",
+    "destination.labels",
+    "request.headers",
+    "request.path",
+    "request.size",
+    "response.code",
+    "response.duration",
+    "connection.mtls",
+    "source.ip",
+    "request.time",
+    "source.workload.name",
+    "context.reporter.kind",
 ];
 const LITERALS: &[&str] = &[
-    "\"v3\"", "\"\"", "\"10ms\"", "\"0\"", "200", "0", "1.5", "true", "false", "'a'", "`raw`", "\"kube-probe*\"",
-    "\"^a.*b$\"", "\"1.2.3.4\"", "\"2017-01-01T00:00:00Z\"", "9223372036854775807",
+    "\"v3\"",
+    "\"\"",
+    "\"10ms\"",
+    "\"0\"",
+    "200",
+    "0",
+    "1.5",
+    "true",
+    "false",
+    "'a'",
+    "`raw`",
+    "\"kube-probe*\"",
+    "\"^a.*b$\"",
+    "\"1.2.3.4\"",
+    "\"2017-01-01T00:00:00Z\"",
+    "9223372036854775807",
 ];
 const BINOPS: &[&str] = &["==", "!=", "<", "<=", ">", ">=", "&&", "||", "|", "+", "-", "*", "/", "%", "<<", "&^"];
-const FUNCS: &[&str] = &["match", "size", "conditional", "ip", "timestamp", "dnsName", "email", "uri", "toLower", "emptyStringMap", "conditionalString", "nope"];
+const FUNCS: &[&str] = &[
+    "match",
+    "size",
+    "conditional",
+    "ip",
+    "timestamp",
+    "dnsName",
+    "email",
+    "uri",
+    "toLower",
+    "emptyStringMap",
+    "conditionalString",
+    "nope",
+];
 const METHODS: &[&str] = &["startsWith", "endsWith", "matches", "toLower"];
 
 fn gen_expr(rng: &mut Rng, depth: u32) -> String {
@@ -48,7 +85,11 @@ fn gen_expr(rng: &mut Rng, depth: u32) -> String {
         return match rng.below(3) {
             0 => rng.pick(ATTRS).to_string(),
             1 => rng.pick(LITERALS).to_string(),
-            _ => format!("{}[{}]", rng.pick(&["source.labels", "request.headers", "destination.labels"]), rng.pick(&["\"app\"", "\"version\"", "request.path"])),
+            _ => format!(
+                "{}[{}]",
+                rng.pick(&["source.labels", "request.headers", "destination.labels"]),
+                rng.pick(&["\"app\"", "\"version\"", "request.path"])
+            ),
         };
     }
     match rng.below(7) {
@@ -77,7 +118,14 @@ fn mutate(rng: &mut Rng, src: &str) -> String {
             0 => {
                 chars.remove(at);
             }
-            1 => chars.insert(at, *rng.pick(&["(", ")", "\"", "[", "]", ".", "|", "=", "\\", "`", "'", "\n", "é", "\u{0}"]).chars().collect::<Vec<_>>().first().unwrap_or(&'x')),
+            1 => chars.insert(
+                at,
+                *rng.pick(&["(", ")", "\"", "[", "]", ".", "|", "=", "\\", "`", "'", "\n", "é", "\u{0}"])
+                    .chars()
+                    .collect::<Vec<_>>()
+                    .first()
+                    .unwrap_or(&'x'),
+            ),
             2 => {
                 let c = chars[at];
                 chars.insert(at, c);

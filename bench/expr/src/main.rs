@@ -72,10 +72,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn alloc_snapshot() -> (u64, u64) {
-    (
-        ALLOCS.load(Ordering::Relaxed),
-        ALLOC_BYTES.load(Ordering::Relaxed),
-    )
+    (ALLOCS.load(Ordering::Relaxed), ALLOC_BYTES.load(Ordering::Relaxed))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -98,16 +95,10 @@ const REVIEWS_V3: Request = Request {
     reporter_kind: Some("inbound"),
 };
 
-const REVIEWS_V2: Request = Request {
-    source_labels: &[("app", "reviews"), ("version", "v2")],
-    ..REVIEWS_V3
-};
+const REVIEWS_V2: Request = Request { source_labels: &[("app", "reviews"), ("version", "v2")], ..REVIEWS_V3 };
 
 /// A request whose source has no `app` label (the access-log variable falls back).
-const NO_APP_LABEL: Request = Request {
-    source_labels: &[("version", "v1")],
-    ..REVIEWS_V3
-};
+const NO_APP_LABEL: Request = Request { source_labels: &[("version", "v1")], ..REVIEWS_V3 };
 
 /// The CEXL side: the cached path of the filters' `EnvoyBag` — an attribute id maps to a slot,
 /// the slot's `OnceCell` was filled on first use (here: before the benchmark), and `get`
@@ -119,41 +110,20 @@ struct CachedBag {
 
 impl CachedBag {
     fn new(manifest: &Manifest, req: &Request) -> Result<CachedBag, Box<dyn Error>> {
-        let mut bag = CachedBag {
-            slot_of: vec![None; manifest.len()],
-            slots: Vec::new(),
-        };
+        let mut bag = CachedBag { slot_of: vec![None; manifest.len()], slots: Vec::new() };
         let string = |s: Option<&'static str>| s.map(|s| Value::String(Cow::Owned(s.to_string())));
-        let map = |pairs: &[(&str, &str)]| {
-            Some(Value::StringMap(Cow::Owned(StringMap::from_pairs(
-                pairs.iter().copied(),
-            ))))
-        };
+        let map =
+            |pairs: &[(&str, &str)]| Some(Value::StringMap(Cow::Owned(StringMap::from_pairs(pairs.iter().copied()))));
         bag.put(manifest, "source.labels", map(req.source_labels))?;
         bag.put(manifest, "destination.labels", map(req.destination_labels))?;
-        bag.put(
-            manifest,
-            "source.workload.name",
-            string(req.source_workload),
-        )?;
-        bag.put(
-            manifest,
-            "destination.workload.name",
-            string(req.destination_workload),
-        )?;
+        bag.put(manifest, "source.workload.name", string(req.source_workload))?;
+        bag.put(manifest, "destination.workload.name", string(req.destination_workload))?;
         bag.put(manifest, "context.reporter.kind", string(req.reporter_kind))?;
         Ok(bag)
     }
 
-    fn put(
-        &mut self,
-        manifest: &Manifest,
-        name: &str,
-        v: Option<Value<'static>>,
-    ) -> Result<(), Box<dyn Error>> {
-        let (id, _) = manifest
-            .lookup(name)
-            .ok_or_else(|| format!("{name} is not in the manifest"))?;
+    fn put(&mut self, manifest: &Manifest, name: &str, v: Option<Value<'static>>) -> Result<(), Box<dyn Error>> {
+        let (id, _) = manifest.lookup(name).ok_or_else(|| format!("{name} is not in the manifest"))?;
         let slot = u16::try_from(self.slots.len())?;
         let cell = OnceCell::new();
         cell.set(v).map_err(|_| "slot already set")?;
@@ -168,11 +138,7 @@ impl CachedBag {
 impl AttributeBag for CachedBag {
     fn get(&self, id: AttrId) -> Option<Value<'_>> {
         let slot = self.slot_of.get(usize::from(id)).copied().flatten()?;
-        self.slots
-            .get(usize::from(slot))?
-            .get_or_init(|| None)
-            .as_ref()
-            .map(Value::reborrow)
+        self.slots.get(usize::from(slot))?.get_or_init(|| None).as_ref().map(Value::reborrow)
     }
 }
 
@@ -180,43 +146,28 @@ impl AttributeBag for CachedBag {
 /// built once per request.
 fn cel_context(req: &Request) -> cel::Context<'static> {
     fn map(entries: Vec<(&'static str, cel::Value)>) -> cel::Value {
-        let m: HashMap<String, cel::Value> = entries
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
+        let m: HashMap<String, cel::Value> = entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         cel::Value::from(m)
     }
     fn labels(pairs: &[(&str, &str)]) -> cel::Value {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         cel::Value::from(m)
     }
     fn workload(name: Option<&str>) -> cel::Value {
         let mut m: HashMap<String, cel::Value> = HashMap::new();
         if let Some(n) = name {
-            m.insert(
-                "name".to_string(),
-                cel::Value::String(Arc::new(n.to_string())),
-            );
+            m.insert("name".to_string(), cel::Value::String(Arc::new(n.to_string())));
         }
         cel::Value::from(m)
     }
     let mut ctx = cel::Context::default();
     ctx.add_variable_from_value(
         "source",
-        map(vec![
-            ("labels", labels(req.source_labels)),
-            ("workload", workload(req.source_workload)),
-        ]),
+        map(vec![("labels", labels(req.source_labels)), ("workload", workload(req.source_workload))]),
     );
     ctx.add_variable_from_value(
         "destination",
-        map(vec![
-            ("labels", labels(req.destination_labels)),
-            ("workload", workload(req.destination_workload)),
-        ]),
+        map(vec![("labels", labels(req.destination_labels)), ("workload", workload(req.destination_workload))]),
     );
     let mut reporter: Vec<(&'static str, cel::Value)> = Vec::new();
     if let Some(k) = req.reporter_kind {
@@ -245,8 +196,10 @@ struct Case {
     expected: Expected,
 }
 
-const DENY_CEXL: &str = r#"destination.labels["app"] == "ratings" && source.labels["app"]=="reviews" && source.labels["version"] == "v3""#;
-const DENY_CEL: &str = r#"destination.labels.app == "ratings" && source.labels.app == "reviews" && source.labels.version == "v3""#;
+const DENY_CEXL: &str =
+    r#"destination.labels["app"] == "ratings" && source.labels["app"]=="reviews" && source.labels["version"] == "v3""#;
+const DENY_CEL: &str =
+    r#"destination.labels.app == "ratings" && source.labels.app == "reviews" && source.labels.version == "v3""#;
 
 const CASES: &[Case] = &[
     Case {
@@ -324,10 +277,7 @@ fn check_cexl(case: &Case, v: &Value<'_>) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "CEXL {:?}: expected {:?}, got {v:?}",
-            case.name, case.expected
-        ))
+        Err(format!("CEXL {:?}: expected {:?}, got {v:?}", case.name, case.expected))
     }
 }
 
@@ -340,10 +290,7 @@ fn check_cel(case: &Case, v: &cel::Value) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "CEL {:?}: expected {:?}, got {v:?}",
-            case.name, case.expected
-        ))
+        Err(format!("CEL {:?}: expected {:?}, got {v:?}", case.name, case.expected))
     }
 }
 
@@ -376,10 +323,7 @@ struct Measurement {
 /// CPU time consumed by this thread, in nanoseconds. Unlike wall time it does not grow while
 /// the thread waits for a core, so the figures hold on a loaded (shared, 2-core) machine.
 fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux knows.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     if rc != 0 {
@@ -459,11 +403,7 @@ fn measure<F: FnMut()>(cfg: &Config, mut f: F) -> Measurement {
 
 /// Measures two closures with their timed batches interleaved (a, b, a, b, ...), so that both
 /// see the same machine conditions and their ratio holds even when the machine is busy.
-fn measure_pair<F: FnMut(), G: FnMut()>(
-    cfg: &Config,
-    mut f: F,
-    mut g: G,
-) -> (Measurement, Measurement) {
+fn measure_pair<F: FnMut(), G: FnMut()>(cfg: &Config, mut f: F, mut g: G) -> (Measurement, Measurement) {
     let (fa, ga) = (count_allocs(cfg, &mut f), count_allocs(cfg, &mut g));
     let (fi, gi) = (calibrate(cfg, &mut f), calibrate(cfg, &mut g));
     let mut fb = Vec::with_capacity(cfg.reps);
@@ -503,10 +443,7 @@ fn targets(rows: &[Row]) -> Vec<Target> {
         out.push(Target {
             name: format!("{n}: CEXL < 100 ns/eval"),
             pass: row.cexl.median_ns < 100.0,
-            detail: format!(
-                "median {:.1} ns, best batch {:.1} ns",
-                row.cexl.median_ns, row.cexl.min_ns
-            ),
+            detail: format!("median {:.1} ns, best batch {:.1} ns", row.cexl.median_ns, row.cexl.min_ns),
         });
         out.push(Target {
             name: format!("{n}: CEXL >= 3x faster than CEL"),
@@ -526,10 +463,7 @@ fn targets(rows: &[Row]) -> Vec<Target> {
         pass: slowest >= 3.0,
         detail: format!("lowest ratio {slowest:.1}x"),
     });
-    let most = rows
-        .iter()
-        .map(|r| r.cexl.allocs_per_eval)
-        .fold(0.0, f64::max);
+    let most = rows.iter().map(|r| r.cexl.allocs_per_eval).fold(0.0, f64::max);
     out.push(Target {
         name: "every row: CEXL 0 allocations/eval".to_string(),
         pass: most == 0.0,
@@ -640,21 +574,13 @@ fn breakdown(cfg: &Config) -> Result<(), Box<dyn Error>> {
         std::mem::size_of::<Result<bool, wasmixer_shared::expr::EvalError<'_>>>(),
     );
     println!("\nCEXL breakdown (reviews v3 attributes):");
-    println!(
-        "{:>10} {:>10} {:>8}  expression",
-        "ns/eval", "min ns", "allocs"
-    );
+    println!("{:>10} {:>10} {:>8}  expression", "ns/eval", "min ns", "allocs");
     for src in BREAKDOWN {
         let program = Program::compile(src, manifest).map_err(|e| format!("{src}: {e}"))?;
         let m = measure(cfg, || {
             let _ = black_box(black_box(&program).evaluate(black_box(&bag)));
         });
-        println!(
-            "{:>10.1} {:>10.1} {:>8}  {src}",
-            m.median_ns,
-            m.min_ns,
-            fmt_count(m.allocs_per_eval)
-        );
+        println!("{:>10.1} {:>10.1} {:>8}  {src}", m.median_ns, m.min_ns, fmt_count(m.allocs_per_eval));
         if program.result_type() == wasmixer_shared::expr::ValueType::Bool {
             let mb = measure(cfg, || {
                 let _ = black_box(black_box(&program).evaluate_bool(black_box(&bag)));
@@ -695,7 +621,8 @@ struct Args {
     out: PathBuf,
 }
 
-const USAGE: &str = "usage: cargo run --release -p wasmixer-bench-expr -- [--quick] [--check] [--breakdown] [--out FILE]";
+const USAGE: &str =
+    "usage: cargo run --release -p wasmixer-bench-expr -- [--quick] [--check] [--breakdown] [--out FILE]";
 
 /// The command line; `Ok(None)` for `--help`.
 fn parse_args() -> Result<Option<Args>, String> {
@@ -740,19 +667,9 @@ fn run() -> Result<bool, Box<dyn Error>> {
         return Ok(true);
     };
     let cfg = if args.quick {
-        Config {
-            batch: Duration::from_millis(2),
-            reps: 121,
-            alloc_evals: 10_000,
-            warm_up: Duration::from_millis(200),
-        }
+        Config { batch: Duration::from_millis(2), reps: 121, alloc_evals: 10_000, warm_up: Duration::from_millis(200) }
     } else {
-        Config {
-            batch: Duration::from_millis(5),
-            reps: 151,
-            alloc_evals: 100_000,
-            warm_up: Duration::from_millis(500),
-        }
+        Config { batch: Duration::from_millis(5), reps: 151, alloc_evals: 100_000, warm_up: Duration::from_millis(500) }
     };
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; run with --release for meaningful numbers");
@@ -775,21 +692,15 @@ fn run() -> Result<bool, Box<dyn Error>> {
     let mut rows = Vec::new();
     for case in CASES {
         // Compile once.
-        let program = Program::compile(case.cexl, manifest)
-            .map_err(|e| format!("CEXL {:?}: {e}", case.name))?;
+        let program = Program::compile(case.cexl, manifest).map_err(|e| format!("CEXL {:?}: {e}", case.name))?;
         let bag = CachedBag::new(manifest, case.request)?;
-        let cel_program =
-            cel::Program::compile(case.cel).map_err(|e| format!("CEL {:?}: {e}", case.name))?;
+        let cel_program = cel::Program::compile(case.cel).map_err(|e| format!("CEL {:?}: {e}", case.name))?;
         let ctx = cel_context(case.request);
 
         // Both engines must compute the expected value before their speed means anything.
-        let v = program
-            .evaluate(&bag)
-            .map_err(|e| format!("CEXL {:?}: {e}", case.name))?;
+        let v = program.evaluate(&bag).map_err(|e| format!("CEXL {:?}: {e}", case.name))?;
         check_cexl(case, &v)?;
-        let v = cel_program
-            .execute(&ctx)
-            .map_err(|e| format!("CEL {:?}: {e}", case.name))?;
+        let v = cel_program.execute(&ctx).map_err(|e| format!("CEL {:?}: {e}", case.name))?;
         check_cel(case, &v)?;
 
         let (cexl, cel) = measure_pair(
@@ -801,20 +712,14 @@ fn run() -> Result<bool, Box<dyn Error>> {
                 let _ = black_box(black_box(&cel_program).execute(black_box(&ctx)));
             },
         );
-        eprintln!(
-            "  measured {:<28} CEXL {:>8.1} ns  CEL {:>8.1} ns",
-            case.name, cexl.median_ns, cel.median_ns
-        );
+        eprintln!("  measured {:<28} CEXL {:>8.1} ns  CEL {:>8.1} ns", case.name, cexl.median_ns, cel.median_ns);
         rows.push(Row { case, cexl, cel });
     }
 
     println!();
     print!("{}", table(&rows));
     let (wall, cpu) = rows.iter().fold((0.0, 0.0), |(w, c), r| {
-        (
-            w + r.cexl.wall_median_ns + r.cel.wall_median_ns,
-            c + r.cexl.median_ns + r.cel.median_ns,
-        )
+        (w + r.cexl.wall_median_ns + r.cel.wall_median_ns, c + r.cexl.median_ns + r.cel.median_ns)
     });
     if wall > cpu * 1.15 {
         println!(
@@ -825,12 +730,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
     println!();
     let targets = targets(&rows);
     for t in &targets {
-        println!(
-            "{} {} ({})",
-            if t.pass { "PASS" } else { "MISS" },
-            t.name,
-            t.detail
-        );
+        println!("{} {} ({})", if t.pass { "PASS" } else { "MISS" }, t.name, t.detail);
     }
 
     let doc = json(&rows, &targets, args.quick, &cfg);
@@ -838,12 +738,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
         .out
         .parent()
         .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| {
-            std::fs::write(
-                &args.out,
-                serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
-            )
-        });
+        .and_then(|()| std::fs::write(&args.out, serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
     match written {
         Ok(()) => println!("\nwrote {}", args.out.display()),
         Err(e) => eprintln!("\nnot writing {}: {e}", args.out.display()),

@@ -41,12 +41,6 @@ pub fn eq(a: Value, b: Value) -> Value {
 
 /// `a && b && …`
 pub fn and(mut terms: Vec<Value>) -> Value {
-    let first = if terms.is_empty() {
-        json!({"const_expr": {"bool_value": true}})
-    } else {
-        terms.remove(0)
-    };
-    terms
-        .into_iter()
-        .fold(first, |acc, t| call("_&&_", vec![acc, t]))
+    let first = if terms.is_empty() { json!({"const_expr": {"bool_value": true}}) } else { terms.remove(0) };
+    terms.into_iter().fold(first, |acc, t| call("_&&_", vec![acc, t]))
 }

@@ -29,11 +29,7 @@ pub fn unregister_child(pid: u32) {
 pub fn kill_all_children() {
     let pids: Vec<u32> = CHILDREN.lock().map(|c| c.clone()).unwrap_or_default();
     for pid in pids {
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(pid.to_string())
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).stderr(Stdio::null()).status();
     }
 }
 
@@ -45,10 +41,7 @@ pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
     let listeners = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()).map_err(|e| e.to_string()))
-        .collect()
+    listeners.iter().map(|l| l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())).collect()
 }
 
 /// Query-string encoding (for admin `filter=` regexes).
@@ -86,8 +79,7 @@ impl Envoy {
         dir: &Path,
     ) -> Result<Envoy, String> {
         let log_path = dir.join(format!("{name}.log"));
-        let log =
-            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new("taskset")
             .arg("-c")
@@ -95,13 +87,7 @@ impl Envoy {
             .arg(envoy_bin)
             .arg("-c")
             .arg(config)
-            .args([
-                "--concurrency",
-                "1",
-                "--disable-hot-restart",
-                "-l",
-                "warning",
-            ])
+            .args(["--concurrency", "1", "--disable-hot-restart", "-l", "warning"])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -124,27 +110,17 @@ impl Envoy {
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "envoy exited ({status}) during start-up; last log lines:\n{}",
-                    self.log_tail(15)
-                ));
+                return Err(format!("envoy exited ({status}) during start-up; last log lines:\n{}", self.log_tail(15)));
             }
             if let Ok(text) = http::get_text(self.admin, "/ready") {
                 if text.trim() == "LIVE"
-                    && std::net::TcpStream::connect_timeout(
-                        &self.listener,
-                        Duration::from_millis(200),
-                    )
-                    .is_ok()
+                    && std::net::TcpStream::connect_timeout(&self.listener, Duration::from_millis(200)).is_ok()
                 {
                     return Ok(());
                 }
             }
             if start.elapsed() > timeout {
-                return Err(format!(
-                    "envoy not ready after {timeout:?}; last log lines:\n{}",
-                    self.log_tail(15)
-                ));
+                return Err(format!("envoy not ready after {timeout:?}; last log lines:\n{}", self.log_tail(15)));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -159,11 +135,7 @@ impl Envoy {
             .output()
             .map_err(|e| format!("taskset: {e}"))?;
         if !out.status.success() {
-            return Err(format!(
-                "taskset -a -p -c {core} {}: {}",
-                self.pid,
-                String::from_utf8_lossy(&out.stderr)
-            ));
+            return Err(format!("taskset -a -p -c {core} {}: {}", self.pid, String::from_utf8_lossy(&out.stderr)));
         }
         Ok(())
     }
@@ -172,11 +144,7 @@ impl Envoy {
     /// Linux). Negative values need root; failures are ignored (the turn runs at normal priority).
     pub fn renice(&self, nice: i32) {
         let tids: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", self.pid))
-            .map(|d| {
-                d.flatten()
-                    .map(|t| t.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
+            .map(|d| d.flatten().map(|t| t.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
         if tids.is_empty() {
             return;
@@ -198,23 +166,13 @@ impl Envoy {
     /// Counters and gauges from `/stats?format=json` whose name contains `filter` (a regex
     /// Envoy applies; plain names work).
     pub fn stats(&self, filter: &str) -> Result<BTreeMap<String, f64>, String> {
-        let text = http::get_text(
-            self.admin,
-            &format!("/stats?format=json&filter={}", percent_encode(filter)),
-        )?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("stats JSON: {e}"))?;
+        let text = http::get_text(self.admin, &format!("/stats?format=json&filter={}", percent_encode(filter)))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("stats JSON: {e}"))?;
         let mut out = BTreeMap::new();
-        for s in v
-            .get("stats")
-            .and_then(|s| s.as_array())
-            .into_iter()
-            .flatten()
-        {
-            if let (Some(name), Some(value)) = (
-                s.get("name").and_then(|n| n.as_str()),
-                s.get("value").and_then(|v| v.as_f64()),
-            ) {
+        for s in v.get("stats").and_then(|s| s.as_array()).into_iter().flatten() {
+            if let (Some(name), Some(value)) =
+                (s.get("name").and_then(|n| n.as_str()), s.get("value").and_then(|v| v.as_f64()))
+            {
                 out.insert(name.to_string(), value);
             }
         }
@@ -232,18 +190,14 @@ impl Envoy {
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
-        all.get(all.len().saturating_sub(lines)..)
-            .unwrap_or_default()
-            .join("\n")
+        all.get(all.len().saturating_sub(lines)..).unwrap_or_default().join("\n")
     }
 
     /// Lines of the log at warning level or above, without repeats (at most `max`).
     pub fn log_warnings(&self, max: usize) -> Vec<String> {
         let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
         let mut seen = Vec::new();
-        for l in text.lines().filter(|l| {
-            l.contains("[warning]") || l.contains("[error]") || l.contains("[critical]")
-        }) {
+        for l in text.lines().filter(|l| l.contains("[warning]") || l.contains("[error]") || l.contains("[critical]")) {
             // Drop the timestamp prefix so repeats collapse.
             let key = l.split_once("] ").map_or(l, |(_, r)| r).to_string();
             if !seen.contains(&key) {

@@ -19,40 +19,26 @@ pub struct Response {
 
 impl Conn {
     pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, String> {
-        let stream = TcpStream::connect_timeout(&addr, timeout)
-            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        stream
-            .set_read_timeout(Some(timeout))
-            .map_err(|e| e.to_string())?;
-        stream
-            .set_write_timeout(Some(timeout))
-            .map_err(|e| e.to_string())?;
-        Ok(Conn {
-            stream,
-            buf: Vec::with_capacity(4096),
-        })
+        stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+        stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+        Ok(Conn { stream, buf: Vec::with_capacity(4096) })
     }
 
     /// Sends a prepared request (see [`request_bytes`]) and reads the whole response.
     pub fn round_trip(&mut self, request: &[u8]) -> Result<Response, String> {
-        self.stream
-            .write_all(request)
-            .map_err(|e| format!("write: {e}"))?;
+        self.stream.write_all(request).map_err(|e| format!("write: {e}"))?;
         self.read_response()
     }
 
     fn fill(&mut self) -> Result<(), String> {
         let mut chunk = [0u8; 8192];
-        let n = self
-            .stream
-            .read(&mut chunk)
-            .map_err(|e| format!("read: {e}"))?;
+        let n = self.stream.read(&mut chunk).map_err(|e| format!("read: {e}"))?;
         if n == 0 {
             return Err("connection closed by peer".into());
         }
-        self.buf
-            .extend_from_slice(chunk.get(..n).unwrap_or_default());
+        self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
         Ok(())
     }
 
@@ -63,8 +49,7 @@ impl Conn {
             }
             self.fill()?;
         };
-        let head =
-            String::from_utf8_lossy(self.buf.get(..head_end).unwrap_or_default()).into_owned();
+        let head = String::from_utf8_lossy(self.buf.get(..head_end).unwrap_or_default()).into_owned();
         let status = head
             .split_whitespace()
             .nth(1)
@@ -76,9 +61,7 @@ impl Conn {
             if let Some((k, v)) = line.split_once(':') {
                 if k.eq_ignore_ascii_case("content-length") {
                     length = v.trim().parse::<usize>().ok();
-                } else if k.eq_ignore_ascii_case("transfer-encoding")
-                    && v.to_ascii_lowercase().contains("chunked")
-                {
+                } else if k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked") {
                     chunked = true;
                 }
             }
@@ -89,11 +72,7 @@ impl Conn {
             while self.buf.len() < head_end + len {
                 self.fill()?;
             }
-            let body = self
-                .buf
-                .get(head_end..head_end + len)
-                .unwrap_or_default()
-                .to_vec();
+            let body = self.buf.get(head_end..head_end + len).unwrap_or_default().to_vec();
             self.buf.drain(..head_end + len);
             body
         } else {
@@ -115,20 +94,14 @@ impl Conn {
                 }
                 self.fill()?;
             };
-            let size_text =
-                String::from_utf8_lossy(self.buf.get(pos..line_end).unwrap_or_default())
-                    .into_owned();
+            let size_text = String::from_utf8_lossy(self.buf.get(pos..line_end).unwrap_or_default()).into_owned();
             let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
                 .map_err(|_| format!("bad chunk size {size_text:?}"))?;
             let data_start = line_end + 2;
             while self.buf.len() < data_start + size + 2 {
                 self.fill()?;
             }
-            body.extend_from_slice(
-                self.buf
-                    .get(data_start..data_start + size)
-                    .unwrap_or_default(),
-            );
+            body.extend_from_slice(self.buf.get(data_start..data_start + size).unwrap_or_default());
             pos = data_start + size + 2;
             if size == 0 {
                 self.buf.drain(..pos.min(self.buf.len()));

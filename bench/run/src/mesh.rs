@@ -29,29 +29,14 @@ fn openssl(args: &[&str], dir: &Path) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "openssl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        Err(format!("openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)))
     }
 }
 
 /// A CA and the two workloads' certificates in `dir`.
 pub fn make_pki(dir: &Path) -> Result<Pki, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    openssl(
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "ca.key",
-        ],
-        dir,
-    )?;
+    openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"], dir)?;
     openssl(
         &[
             "req",
@@ -73,41 +58,14 @@ pub fn make_pki(dir: &Path) -> Result<Pki, String> {
         dir,
     )?;
     let issue = |sa: &str| -> Result<Identity, String> {
-        let (key, csr, cert, ext) = (
-            format!("{sa}.key"),
-            format!("{sa}.csr"),
-            format!("{sa}.pem"),
-            format!("{sa}.ext"),
-        );
+        let (key, csr, cert, ext) =
+            (format!("{sa}.key"), format!("{sa}.csr"), format!("{sa}.pem"), format!("{sa}.ext"));
         let extensions = format!(
             "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=critical,URI:spiffe://cluster.local/ns/default/sa/{sa}\n"
         );
         std::fs::write(dir.join(&ext), extensions).map_err(|e| e.to_string())?;
-        openssl(
-            &[
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-noout",
-                "-out",
-                &key,
-            ],
-            dir,
-        )?;
-        openssl(
-            &[
-                "req",
-                "-new",
-                "-key",
-                &key,
-                "-subj",
-                "/O=wasmixer bench workload",
-                "-out",
-                &csr,
-            ],
-            dir,
-        )?;
+        openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &key], dir)?;
+        openssl(&["req", "-new", "-key", &key, "-subj", "/O=wasmixer bench workload", "-out", &csr], dir)?;
         openssl(
             &[
                 "x509",
@@ -128,16 +86,9 @@ pub fn make_pki(dir: &Path) -> Result<Pki, String> {
             ],
             dir,
         )?;
-        Ok(Identity {
-            cert: dir.join(cert),
-            key: dir.join(key),
-            ca: dir.join("ca.pem"),
-        })
+        Ok(Identity { cert: dir.join(cert), key: dir.join(key), ca: dir.join("ca.pem") })
     };
-    Ok(Pki {
-        client: issue("bookinfo-reviews")?,
-        server: issue("bookinfo-ratings")?,
-    })
+    Ok(Pki { client: issue("bookinfo-reviews")?, server: issue("bookinfo-ratings")? })
 }
 
 /// Istio's TLS settings for a sidecar (as the integration harness writes them).

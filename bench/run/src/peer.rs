@@ -82,10 +82,7 @@ pub fn reviews_v3_header() -> String {
         ("WORKLOAD_NAME", Field::Str("reviews-v3")),
         ("SERVICE_ACCOUNT", Field::Str("bookinfo-reviews")),
         ("LABELS", Field::Map(labels)),
-        (
-            "OWNER",
-            Field::Str("kubernetes://apis/apps/v1/namespaces/default/deployments/reviews-v3"),
-        ),
+        ("OWNER", Field::Str("kubernetes://apis/apps/v1/namespaces/default/deployments/reviews-v3")),
         ("CLUSTER_ID", Field::Str("Kubernetes")),
         ("MESH_ID", Field::Str("cluster.local")),
     ];
@@ -109,9 +106,6 @@ mod tests {
     fn struct_encoding() {
         // {"a": "b"}: field 1 { key "a", value { string_value "b" } }
         let s = structure(&[("a", Field::Str("b"))]);
-        assert_eq!(
-            s,
-            vec![0x0a, 0x08, 0x0a, 0x01, b'a', 0x12, 0x03, 0x1a, 0x01, b'b']
-        );
+        assert_eq!(s, vec![0x0a, 0x08, 0x0a, 0x01, b'a', 0x12, 0x03, 0x1a, 0x01, b'b']);
     }
 }

@@ -28,20 +28,13 @@ pub fn clock_ticks_per_sec() -> u64 {
 
 /// utime + stime of `pid` in clock ticks.
 pub fn cpu_ticks(pid: u32) -> Result<u64, String> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
     // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| format!("/proc/{pid}/stat: unexpected format"))?;
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| format!("/proc/{pid}/stat: unexpected format"))?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // fields[0] is field 3 (state); utime is field 14, stime field 15.
     let num = |i: usize| -> Result<u64, String> {
-        fields
-            .get(i)
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| format!("/proc/{pid}/stat: no field {}", i + 3))
+        fields.get(i).and_then(|s| s.parse::<u64>().ok()).ok_or_else(|| format!("/proc/{pid}/stat: no field {}", i + 3))
     };
     Ok(num(11)? + num(12)?)
 }
@@ -54,19 +47,12 @@ pub fn sched_ns(pid: u32) -> u64 {
     tasks
         .flatten()
         .filter_map(|t| fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| {
-            s.split_whitespace()
-                .next()
-                .and_then(|n| n.parse::<u64>().ok())
-        })
+        .filter_map(|s| s.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()))
         .sum()
 }
 
 pub fn cpu_sample(pid: u32) -> Result<CpuSample, String> {
-    Ok(CpuSample {
-        ticks: cpu_ticks(pid)?,
-        sched_ns: sched_ns(pid),
-    })
+    Ok(CpuSample { ticks: cpu_ticks(pid)?, sched_ns: sched_ns(pid) })
 }
 
 /// Resident set size of `pid` in bytes (`VmRSS`).
@@ -80,8 +66,7 @@ pub fn rss_anon_bytes(pid: u32) -> Result<u64, String> {
 }
 
 fn status_kb(pid: u32, key: &str) -> Result<u64, String> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| format!("/proc/{pid}/status: {e}"))?;
     status
         .lines()
         .find_map(|l| l.strip_prefix(key))
@@ -94,11 +79,7 @@ fn status_kb(pid: u32, key: &str) -> Result<u64, String> {
 pub fn self_cpus_allowed() -> String {
     fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-                .map(|v| v.trim().to_string())
-        })
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).map(|v| v.trim().to_string()))
         .unwrap_or_default()
 }
 
@@ -124,9 +105,7 @@ pub fn machine() -> String {
                 .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
     let mem_gb = fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
@@ -136,9 +115,7 @@ pub fn machine() -> String {
                 .and_then(|n| n.parse::<u64>().ok())
         })
         .map_or(0.0, |kb| kb as f64 / 1024.0 / 1024.0);
-    let virt = fs::read_to_string("/proc/cpuinfo")
-        .map(|s| s.contains(" hypervisor"))
-        .unwrap_or(false);
+    let virt = fs::read_to_string("/proc/cpuinfo").map(|s| s.contains(" hypervisor")).unwrap_or(false);
     format!(
         "{model}, {} cores{}, {mem_gb:.0} GB RAM, Linux {kernel}",
         cpu_count(),

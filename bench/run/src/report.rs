@@ -43,10 +43,7 @@ fn half_iqr(values: &[f64]) -> Option<f64> {
     let q = |p: f64| -> f64 {
         let pos = p * (v.len() - 1) as f64;
         let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-        let (a, b) = (
-            v.get(lo).copied().unwrap_or(0.0),
-            v.get(hi).copied().unwrap_or(0.0),
-        );
+        let (a, b) = (v.get(lo).copied().unwrap_or(0.0), v.get(hi).copied().unwrap_or(0.0));
         a + (b - a) * (pos - lo as f64)
     };
     Some((q(0.75) - q(0.25)) / 2.0)
@@ -57,9 +54,7 @@ fn percentile_us(sorted_ns: &[u64], p: f64) -> Option<f64> {
         return None;
     }
     let rank = ((p / 100.0) * sorted_ns.len() as f64).ceil() as usize;
-    sorted_ns
-        .get(rank.saturating_sub(1).min(sorted_ns.len() - 1))
-        .map(|ns| *ns as f64 / 1000.0)
+    sorted_ns.get(rank.saturating_sub(1).min(sorted_ns.len() - 1)).map(|ns| *ns as f64 / 1000.0)
 }
 
 /// The computed figures of one setup.
@@ -175,11 +170,7 @@ pub fn rows(run: &Run) -> Vec<Row> {
             r.rps_vs_bare = median(&rps_vs_bare);
             r.requests = m.turns.iter().map(|t| t.requests).sum();
             r.socket_errors = m.turns.iter().map(|t| t.socket_errors).sum();
-            r.unexpected_statuses = if s.expect_status < 400 {
-                m.turns.iter().map(|t| t.non_2xx_3xx).sum()
-            } else {
-                0
-            };
+            r.unexpected_statuses = if s.expect_status < 400 { m.turns.iter().map(|t| t.non_2xx_3xx).sum() } else { 0 };
             if m.rss > 0 {
                 r.rss_mb = Some(m.rss as f64 / 1024.0 / 1024.0);
             }
@@ -196,23 +187,12 @@ pub fn rows(run: &Run) -> Vec<Row> {
         .collect();
     let snapshot = rows.clone();
     for r in rows.iter_mut().filter(|r| r.measured) {
-        let bare = snapshot
-            .iter()
-            .find(|x| x.name == r.baseline)
-            .cloned()
-            .unwrap_or_default();
+        let bare = snapshot.iter().find(|x| x.name == r.baseline).cloned().unwrap_or_default();
         r.rss_added_mb = r.rss_mb.zip(bare.rss_mb).map(|(a, b)| a - b);
         r.p50_added_us = r.p50_us.zip(bare.p50_us).map(|(a, b)| a - b);
         r.p99_added_us = r.p99_us.zip(bare.p99_us).map(|(a, b)| a - b);
-        if let Some(native) = r
-            .native
-            .as_deref()
-            .and_then(|n| snapshot.iter().find(|x| x.name == n && x.measured))
-        {
-            r.ratio_native = r
-                .extra_us
-                .zip(native.extra_us)
-                .and_then(|(a, b)| (b > 0.0).then_some(a / b));
+        if let Some(native) = r.native.as_deref().and_then(|n| snapshot.iter().find(|x| x.name == n && x.measured)) {
+            r.ratio_native = r.extra_us.zip(native.extra_us).and_then(|(a, b)| (b > 0.0).then_some(a / b));
         }
     }
     rows
@@ -235,13 +215,7 @@ fn why_not(rows: &[Row], names: &[&str]) -> String {
         .iter()
         .filter_map(|n| rows.iter().find(|r| r.name == *n))
         .filter(|r| !r.measured)
-        .map(|r| {
-            format!(
-                "{}: {}",
-                r.name,
-                r.status.chars().take(90).collect::<String>()
-            )
-        })
+        .map(|r| format!("{}: {}", r.name, r.status.chars().take(90).collect::<String>()))
         .collect();
     if reasons.is_empty() {
         "not measured".into()
@@ -255,11 +229,8 @@ pub struct Sizes {
 }
 
 pub fn wasm_sizes(run: &Run) -> Sizes {
-    let dist = if run.options.dist.is_absolute() {
-        run.options.dist.clone()
-    } else {
-        run.workspace.join(&run.options.dist)
-    };
+    let dist =
+        if run.options.dist.is_absolute() { run.options.dist.clone() } else { run.workspace.join(&run.options.dist) };
     let mut files = Vec::new();
     for f in ["deny", "metrics", "access-log", "peer-metadata"] {
         let p = dist.join(format!("{f}.wasm"));
@@ -275,17 +246,12 @@ pub fn targets(rows: &[Row], sizes: &Sizes) -> Vec<Target> {
     let ratio_target = |text: &str, setup: &str, native: &str, limit: f64| -> Target {
         match (row(rows, setup), row(rows, native)) {
             (Some(a), Some(b)) => {
-                let (ea, eb) = (
-                    a.extra_us.unwrap_or(f64::NAN),
-                    b.extra_us.unwrap_or(f64::NAN),
-                );
+                let (ea, eb) = (a.extra_us.unwrap_or(f64::NAN), b.extra_us.unwrap_or(f64::NAN));
                 let ratio = a.ratio_native.unwrap_or(f64::NAN);
                 // A native extra smaller than twice its spread makes the ratio unreliable.
                 let spread = b.extra_spread_us.unwrap_or(0.0);
                 let caveat = if eb < 2.0 * spread {
-                    format!(
-                        "; {native}'s extra is within its spread (+-{spread:.2}): ratio uncertain"
-                    )
+                    format!("; {native}'s extra is within its spread (+-{spread:.2}): ratio uncertain")
                 } else {
                     String::new()
                 };
@@ -297,11 +263,7 @@ pub fn targets(rows: &[Row], sizes: &Sizes) -> Vec<Target> {
                     pass: Some(ratio.is_finite() && ratio <= limit),
                 }
             }
-            _ => Target {
-                text: text.into(),
-                measured: why_not(rows, &[setup, native]),
-                pass: None,
-            },
+            _ => Target { text: text.into(), measured: why_not(rows, &[setup, native]), pass: None },
         }
     };
     let bare_cpu = row(rows, "bare").and_then(|r| r.cpu_us);
@@ -312,7 +274,10 @@ pub fn targets(rows: &[Row], sizes: &Sizes) -> Vec<Target> {
                 // The limits were set on a machine where bare Envoy took REFERENCE_BARE_US; on a
                 // slower (or busier) one, also show the figure at that speed.
                 let scaled = match bare_cpu {
-                    Some(b) if b > 1.25 * REFERENCE_BARE_US => format!("; {:.2} us at the reference speed (bare {REFERENCE_BARE_US} us, here {b:.1})", e * REFERENCE_BARE_US / b),
+                    Some(b) if b > 1.25 * REFERENCE_BARE_US => format!(
+                        "; {:.2} us at the reference speed (bare {REFERENCE_BARE_US} us, here {b:.1})",
+                        e * REFERENCE_BARE_US / b
+                    ),
                     _ => String::new(),
                 };
                 Target {
@@ -321,52 +286,28 @@ pub fn targets(rows: &[Row], sizes: &Sizes) -> Vec<Target> {
                     pass: Some(e.is_finite() && e <= limit),
                 }
             }
-            None => Target {
-                text: text.into(),
-                measured: why_not(rows, &[setup]),
-                pass: None,
-            },
+            None => Target { text: text.into(), measured: why_not(rows, &[setup]), pass: None },
         }
     };
-    t.push(ratio_target(
-        "deny filter (seed rule) extra CPU <= native RBAC with CEL",
-        "deny-seed",
-        "rbac-seed",
-        1.0,
-    ));
+    t.push(ratio_target("deny filter (seed rule) extra CPU <= native RBAC with CEL", "deny-seed", "rbac-seed", 1.0));
     t.push(ratio_target(
         "deny filter (rule on headers, denying) extra CPU <= native RBAC denying",
         "deny-match",
         "rbac-match",
         1.0,
     ));
-    t.push(abs_target(
-        "metrics filter (seed metric) <= 1.5 us extra",
-        "metrics-seed",
-        1.5,
-    ));
-    t.push(abs_target(
-        "metrics filter (standard metrics) <= 3 us extra",
-        "metrics-standard",
-        3.0,
-    ));
+    t.push(abs_target("metrics filter (seed metric) <= 1.5 us extra", "metrics-seed", 1.5));
+    t.push(abs_target("metrics filter (standard metrics) <= 3 us extra", "metrics-standard", 3.0));
     t.push(ratio_target(
         "access-log filter (seed logentry) <= 2x native JSON access log",
         "access-log-seed",
         "native-json-log",
         2.0,
     ));
-    t.push(abs_target(
-        "all filters + peer metadata <= 5 us extra",
-        "all-wasm",
-        5.0,
-    ));
+    t.push(abs_target("all filters + peer metadata <= 5 us extra", "all-wasm", 5.0));
     t.push(match (row(rows, "all-wasm"), row(rows, "lua")) {
         (Some(a), Some(l)) => {
-            let (ea, el) = (
-                a.extra_us.unwrap_or(f64::NAN),
-                l.extra_us.unwrap_or(f64::NAN),
-            );
+            let (ea, el) = (a.extra_us.unwrap_or(f64::NAN), l.extra_us.unwrap_or(f64::NAN));
             Target {
                 text: "(stretch) all filters below the Lua filter".into(),
                 measured: format!("all-wasm {ea:.2} us vs lua {el:.2} us"),
@@ -432,12 +373,14 @@ pub fn diagnostics(rows: &[Row]) -> Vec<String> {
             100.0 * fl / b
         ));
         let n = crate::setups::CALIBRATION_CALLS as f64;
-        for (name, what) in [
-            ("host-property-x10", "proxy_get_property"),
-            ("host-header-x10", "proxy_get_header_map_value"),
-        ] {
+        for (name, what) in
+            [("host-property-x10", "proxy_get_property"), ("host-header-x10", "proxy_get_header_map_value")]
+        {
             if let Some(e) = row(rows, name).and_then(|r| r.extra_us) {
-                out.push(format!("one {what} call costs about {:.2} us ({name}: {e:.2} us extra for {n} calls + floor)", (e - fl) / n));
+                out.push(format!(
+                    "one {what} call costs about {:.2} us ({name}: {e:.2} us extra for {n} calls + floor)",
+                    (e - fl) / n
+                ));
             }
         }
         if let (Some(f), Some(bare_row)) = (row(rows, "wasm-floor"), row(rows, "bare")) {
@@ -485,11 +428,8 @@ pub fn pretty_stat(name: &str) -> String {
     let Some((last, tags)) = parts.split_last() else {
         return name.to_string();
     };
-    let labels: Vec<String> = tags
-        .iter()
-        .filter_map(|t| t.split_once("=.="))
-        .map(|(k, v)| format!("{k}=\"{v}\""))
-        .collect();
+    let labels: Vec<String> =
+        tags.iter().filter_map(|t| t.split_once("=.=")).map(|(k, v)| format!("{k}=\"{v}\"")).collect();
     if labels.is_empty() {
         return (*last).to_string();
     }
@@ -532,10 +472,7 @@ fn expr_summary(run: &Run) -> Option<(Value, String)> {
     }
     let med = median(&ratios)?;
     let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-    let engine = v
-        .get("cel_engine")
-        .and_then(Value::as_str)
-        .unwrap_or("cel-interpreter");
+    let engine = v.get("cel_engine").and_then(Value::as_str).unwrap_or("cel-interpreter");
     let mode = v.get("mode").and_then(Value::as_str).unwrap_or("?");
     let line = format!("expression micro-benchmark (bench/results/expr.json, {mode} run): CEXL is x{med:.2} faster than {engine} (median of {} expressions; slowest x{min:.2})", ratios.len());
     Some((
@@ -552,18 +489,7 @@ pub fn print_table(run: &Run) {
     println!("{}", header_line(run));
     println!(
         "{:<17} {:>8} {:>7} {:>9} {:>7} {:>5} {:>6} {:>16} {:>7} {:>7} {:>7} {:>7}",
-        "setup",
-        "RPS",
-        "CPU us",
-        "extra us",
-        "+-",
-        "xbare",
-        "sched",
-        "vs native",
-        "RSS MB",
-        "+MB",
-        "p50 us",
-        "p99 us"
+        "setup", "RPS", "CPU us", "extra us", "+-", "xbare", "sched", "vs native", "RSS MB", "+MB", "p50 us", "p99 us"
     );
     for r in &rows {
         if !r.measured {
@@ -581,29 +507,13 @@ pub fn print_table(run: &Run) {
             r.name,
             f(r.rps, 0),
             f(r.cpu_us, 2),
-            if is_bare {
-                "-".into()
-            } else {
-                signed(r.extra_us, 2)
-            },
-            if is_bare {
-                "".into()
-            } else {
-                f(r.extra_spread_us, 2)
-            },
+            if is_bare { "-".into() } else { signed(r.extra_us, 2) },
+            if is_bare { "".into() } else { f(r.extra_spread_us, 2) },
             f(r.cpu_vs_bare, 2),
-            if is_bare {
-                f(r.cpu_us_sched, 2)
-            } else {
-                signed(r.extra_us_sched, 2)
-            },
+            if is_bare { f(r.cpu_us_sched, 2) } else { signed(r.extra_us_sched, 2) },
             native,
             f(r.rss_mb, 1),
-            if is_bare {
-                "".into()
-            } else {
-                signed(r.rss_added_mb, 1)
-            },
+            if is_bare { "".into() } else { signed(r.rss_added_mb, 1) },
             f(r.p50_us, 0),
             f(r.p99_us, 0),
         );
@@ -615,16 +525,10 @@ pub fn print_table(run: &Run) {
     for (s, r) in run.setups.iter().zip(&rows) {
         println!("  {:<17} {}", s.name, s.measures);
         if s.baseline != "bare" {
-            println!(
-                "  {:<17} (extra CPU, x bare and RPS ratio against {}, in the same round)",
-                "", s.baseline
-            );
+            println!("  {:<17} (extra CPU, x bare and RPS ratio against {}, in the same round)", "", s.baseline);
         }
         if r.unexpected_statuses > 0 || r.socket_errors > 0 {
-            println!(
-                "  {:<17} ! {} unexpected statuses, {} socket errors",
-                "", r.unexpected_statuses, r.socket_errors
-            );
+            println!("  {:<17} ! {} unexpected statuses, {} socket errors", "", r.unexpected_statuses, r.socket_errors);
         }
     }
     for (s, m) in run.setups.iter().zip(&run.measured) {
@@ -662,16 +566,9 @@ fn header_line(run: &Run) -> String {
     format!(
         "wasmixer bench ({}, {}) {} | Envoy {} | {} | load average {:.2} -> {:.2} | {:.0}s",
         if run.options.quick { "quick" } else { "full" },
-        if run.options.upstream {
-            "trivial upstream"
-        } else {
-            "direct response"
-        },
+        if run.options.upstream { "trivial upstream" } else { "direct response" },
         run.started,
-        run.envoy_version
-            .split('/')
-            .nth(1)
-            .unwrap_or(&run.envoy_version),
+        run.envoy_version.split('/').nth(1).unwrap_or(&run.envoy_version),
         run.machine,
         run.load_before,
         run.load_after,
@@ -778,10 +675,7 @@ fn to_json(run: &Run) -> Value {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Horizontal bars of CPU per request: bare Envoy's share in grey, the extra in the setup's
@@ -789,11 +683,7 @@ fn esc(s: &str) -> String {
 fn svg(run: &Run) -> String {
     let all = rows(run);
     // One bar per single-Envoy setup; the two-sidecar ones (two Envoys' CPU) go in a note.
-    let rows: Vec<Row> = all
-        .iter()
-        .filter(|r| r.measured && r.envoys <= 1)
-        .cloned()
-        .collect();
+    let rows: Vec<Row> = all.iter().filter(|r| r.measured && r.envoys <= 1).cloned().collect();
     let mesh: Vec<String> = all
         .iter()
         .filter(|r| r.measured && r.envoys > 1)
@@ -892,28 +782,17 @@ fn svg(run: &Run) -> String {
                 (cpu - bare) * scale
             );
         }
-        let label = if r.kind == "baseline" {
-            format!("{cpu:.2}")
-        } else {
-            format!("{cpu:.2} ({})", signed(r.extra_us, 2))
-        };
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
-            label_w + cpu * scale + 6.0,
-            y + 15.0,
-            esc(&label)
-        );
+        let label =
+            if r.kind == "baseline" { format!("{cpu:.2}") } else { format!("{cpu:.2} ({})", signed(r.extra_us, 2)) };
+        let _ =
+            writeln!(s, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, label_w + cpu * scale + 6.0, y + 15.0, esc(&label));
     }
     if !mesh.is_empty() {
         let _ = writeln!(
             s,
             r##"<text x="10" y="{:.1}" fill="#555">{}</text>"##,
             height - 36.0,
-            esc(&format!(
-                "Two sidecars over mTLS (CPU of both Envoys): {}",
-                mesh.join("; ")
-            ))
+            esc(&format!("Two sidecars over mTLS (CPU of both Envoys): {}", mesh.join("; ")))
         );
     }
     let ly = height - 14.0;
@@ -945,10 +824,7 @@ fn markdown(run: &Run) -> String {
     let sizes = wasm_sizes(run);
     let mut m = String::new();
     let _ = writeln!(m, "{}\n", header_line(run));
-    let _ = writeln!(
-        m,
-        "| setup | RPS | CPU µs/req | extra µs | × bare | vs native | RSS MB | p50 µs | p99 µs |"
-    );
+    let _ = writeln!(m, "| setup | RPS | CPU µs/req | extra µs | × bare | vs native | RSS MB | p50 µs | p99 µs |");
     let _ = writeln!(m, "|---|---:|---:|---:|---:|---|---:|---:|---:|");
     for (i, r) in rows.iter().enumerate() {
         if !r.measured {
@@ -956,11 +832,7 @@ fn markdown(run: &Run) -> String {
                 m,
                 "| {} | {} | | | | | | | |",
                 r.name,
-                r.status
-                    .chars()
-                    .take(80)
-                    .collect::<String>()
-                    .replace('|', "/")
+                r.status.chars().take(80).collect::<String>().replace('|', "/")
             );
             continue;
         }
@@ -974,11 +846,7 @@ fn markdown(run: &Run) -> String {
             r.name,
             f(r.rps, 0),
             f(r.cpu_us, 2),
-            if i == 0 {
-                "".into()
-            } else {
-                format!("{} ± {}", signed(r.extra_us, 2), f(r.extra_spread_us, 2))
-            },
+            if i == 0 { "".into() } else { format!("{} ± {}", signed(r.extra_us, 2), f(r.extra_spread_us, 2)) },
             f(r.cpu_vs_bare, 2),
             native,
             f(r.rss_mb, 1),
@@ -986,22 +854,18 @@ fn markdown(run: &Run) -> String {
             f(r.p99_us, 0)
         );
     }
-    for r in rows
-        .iter()
-        .filter(|r| r.measured && r.baseline != "bare" && !r.baseline.is_empty())
-    {
-        let _ = writeln!(m, "\n{}: extra µs and × are against {} (same round); RSS and CPU are the sum of its {} Envoys.", r.name, r.baseline, r.envoys);
+    for r in rows.iter().filter(|r| r.measured && r.baseline != "bare" && !r.baseline.is_empty()) {
+        let _ = writeln!(
+            m,
+            "\n{}: extra µs and × are against {} (same round); RSS and CPU are the sum of its {} Envoys.",
+            r.name, r.baseline, r.envoys
+        );
     }
     let _ = writeln!(m, "\n| target | result | measured |");
     let _ = writeln!(m, "|---|---|---|");
     for t in targets(&rows, &sizes) {
-        let _ = writeln!(
-            m,
-            "| {} | {} | {} |",
-            t.text.replace('|', "/"),
-            verdict(t.pass),
-            t.measured.replace('|', "/")
-        );
+        let _ =
+            writeln!(m, "| {} | {} | {} |", t.text.replace('|', "/"), verdict(t.pass), t.measured.replace('|', "/"));
     }
     let diag = diagnostics(&rows);
     if !diag.is_empty() {
@@ -1017,33 +881,18 @@ fn markdown(run: &Run) -> String {
 }
 
 pub fn write_all(run: &Run) -> Result<Vec<PathBuf>, String> {
-    let out = if run.options.out.is_absolute() {
-        run.options.out.clone()
-    } else {
-        run.workspace.join(&run.options.out)
-    };
+    let out =
+        if run.options.out.is_absolute() { run.options.out.clone() } else { run.workspace.join(&run.options.out) };
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut written = Vec::new();
-    let json_path = out.join(if run.options.quick {
-        "latest-quick.json"
-    } else {
-        "latest.json"
-    });
+    let json_path = out.join(if run.options.quick { "latest-quick.json" } else { "latest.json" });
     let text = serde_json::to_string_pretty(&to_json(run)).map_err(|e| e.to_string())?;
     std::fs::write(&json_path, text + "\n").map_err(|e| format!("{}: {e}", json_path.display()))?;
     written.push(json_path);
-    let svg_path = out.join(if run.options.quick {
-        "cpu-per-request-quick.svg"
-    } else {
-        "cpu-per-request.svg"
-    });
+    let svg_path = out.join(if run.options.quick { "cpu-per-request-quick.svg" } else { "cpu-per-request.svg" });
     std::fs::write(&svg_path, svg(run)).map_err(|e| format!("{}: {e}", svg_path.display()))?;
     written.push(svg_path);
-    let md_path = out.join(if run.options.quick {
-        "latest-quick.md"
-    } else {
-        "latest.md"
-    });
+    let md_path = out.join(if run.options.quick { "latest-quick.md" } else { "latest.md" });
     let md = markdown(run);
     std::fs::write(&md_path, &md).map_err(|e| format!("{}: {e}", md_path.display()))?;
     written.push(md_path);
@@ -1052,13 +901,9 @@ pub fn write_all(run: &Run) -> Result<Vec<PathBuf>, String> {
         if let Ok(text) = std::fs::read_to_string(&readme) {
             if let (Some(a), Some(b)) = (text.find(README_START), text.find(README_END)) {
                 if a < b {
-                    let new = format!(
-                        "{}{README_START}\n{md}{}",
-                        text.get(..a).unwrap_or(""),
-                        text.get(b..).unwrap_or("")
-                    );
-                    std::fs::write(&readme, new)
-                        .map_err(|e| format!("{}: {e}", readme.display()))?;
+                    let new =
+                        format!("{}{README_START}\n{md}{}", text.get(..a).unwrap_or(""), text.get(b..).unwrap_or(""));
+                    std::fs::write(&readme, new).map_err(|e| format!("{}: {e}", readme.display()))?;
                     written.push(readme);
                 }
             }
@@ -1081,15 +926,10 @@ mod tests {
         assert_eq!(percentile_us(&[1000, 2000, 3000, 4000], 50.0), Some(2.0));
         assert_eq!(percentile_us(&[1000, 2000, 3000, 4000], 99.0), Some(4.0));
         assert_eq!(
-            pretty_stat(
-                "wasmcustom.rule=.=r.rule.default;.;result=.=error;.;wasmixer_policy_checks_total"
-            ),
+            pretty_stat("wasmcustom.rule=.=r.rule.default;.;result=.=error;.;wasmixer_policy_checks_total"),
             "wasmixer_policy_checks_total{rule=\"r.rule.default\",result=\"error\"}"
         );
-        assert_eq!(
-            pretty_stat("http.ingress.rbac.allowed"),
-            "http.ingress.rbac.allowed"
-        );
+        assert_eq!(pretty_stat("http.ingress.rbac.allowed"), "http.ingress.rbac.allowed");
     }
 
     #[test]

@@ -119,20 +119,14 @@ impl Inputs {
                 return Ok((text, (*c).to_string()));
             }
         }
-        Err(format!(
-            "not built: none of {} exists",
-            candidates.join(", ")
-        ))
+        Err(format!("not built: none of {} exists", candidates.join(", ")))
     }
 }
 
 /// Request headers a `reviews-v3` caller's application would send if the rule were written on
 /// headers: the matching variants use these.
 fn source_headers() -> Vec<(String, String)> {
-    vec![
-        ("x-source-app".into(), "reviews".into()),
-        ("x-source-version".into(), "v3".into()),
-    ]
+    vec![("x-source-app".into(), "reviews".into()), ("x-source-version".into(), "v3".into())]
 }
 
 /// The seed's decision as a native CEL condition: the destination's labels from the listener's
@@ -145,22 +139,13 @@ fn rbac_seed_filter() -> Value {
     let condition = cel::and(vec![
         cel::eq(
             cel::index(
-                cel::index(
-                    cel::index(cel::path("xds.listener_metadata.filter_metadata"), "istio"),
-                    "labels",
-                ),
+                cel::index(cel::index(cel::path("xds.listener_metadata.filter_metadata"), "istio"), "labels"),
                 "app",
             ),
             cel::string("ratings"),
         ),
-        cel::eq(
-            cel::index(cel::path("request.headers"), "x-source-app"),
-            cel::string("reviews"),
-        ),
-        cel::eq(
-            cel::index(cel::path("request.headers"), "x-source-version"),
-            cel::string("v3"),
-        ),
+        cel::eq(cel::index(cel::path("request.headers"), "x-source-app"), cel::string("reviews")),
+        cel::eq(cel::index(cel::path("request.headers"), "x-source-version"), cel::string("v3")),
     ]);
     json!({
         "name": "envoy.filters.http.rbac",
@@ -253,20 +238,10 @@ fn label_names(config: &str) -> Vec<String> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for r in doc
-        .get("resources")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for r in doc.get("resources").and_then(Value::as_array).into_iter().flatten() {
         let metrics = r.pointer("/spec/params/metrics").and_then(Value::as_array);
         for m in metrics.into_iter().flatten() {
-            for l in m
-                .get("label_names")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for l in m.get("label_names").and_then(Value::as_array).into_iter().flatten() {
                 if let Some(l) = l.as_str() {
                     out.push(l.to_string());
                 }
@@ -380,16 +355,8 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
     s.sources = vec![format!("{} (generated)", floor.display())];
     setups.push(s);
     for (name, file, what) in [
-        (
-            "host-property-x10",
-            "floor-property.wasm",
-            "proxy_get_property(request.path)",
-        ),
-        (
-            "host-header-x10",
-            "floor-header.wasm",
-            "proxy_get_header_map_value(request, :path)",
-        ),
+        ("host-property-x10", "floor-property.wasm", "proxy_get_property(request.path)"),
+        ("host-header-x10", "floor-header.wasm", "proxy_get_header_map_value(request, :path)"),
     ] {
         let mut s = base(name, Kind::Wasm, &format!("calibration: wasm-floor plus {CALIBRATION_CALLS} calls of {what} in on_request_headers; (extra - wasm-floor's) / {CALIBRATION_CALLS} prices one such host call"));
         let path = inputs.generated.join(file);
@@ -483,13 +450,21 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
     s.verify = Verify::LogLine;
     setups.push(s);
 
-    let mut s = base("native-rbac-log", Kind::Native, "rbac-seed and native-json-log together (the native counterpart of all-wasm's policy and logging)");
+    let mut s = base(
+        "native-rbac-log",
+        Kind::Native,
+        "rbac-seed and native-json-log together (the native counterpart of all-wasm's policy and logging)",
+    );
     s.filters = vec![rbac_seed_filter()];
     s.access_log = Some(native_json_log());
     s.verify = Verify::LogLine;
     setups.push(s);
 
-    let mut s = base("lua", Kind::Lua, "a small Lua filter (envoy_on_request reading two headers, denying reviews-v3); headers not sent, so it passes");
+    let mut s = base(
+        "lua",
+        Kind::Lua,
+        "a small Lua filter (envoy_on_request reading two headers, denying reviews-v3); headers not sent, so it passes",
+    );
     s.filters = vec![json!({
         "name": "envoy.filters.http.lua",
         "typed_config": {
@@ -505,10 +480,7 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
         Kind::Baseline,
         "two sidecars, no filters: a reviews-v2 client sidecar (outbound) originating Istio mTLS (SPIFFE certificates) to the ratings-v1 server sidecar (inbound, direct response); CPU is both Envoys'",
     );
-    s.client = Some(ClientSide {
-        filters: Vec::new(),
-        access_log: None,
-    });
+    s.client = Some(ClientSide { filters: Vec::new(), access_log: None });
     setups.push(s);
     let mut s = base(
         "mesh-peer",
@@ -518,15 +490,9 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
     s.baseline = "mesh-bare";
     s.diagnostic = true;
     s.verify = Verify::Stat("result=.=verified;.;wasmixer_peer_metadata_total");
-    match (
-        wasm_parts(inputs, &[("peer-metadata", PEER)]),
-        wasm_parts(inputs, &[("peer-metadata", PEER)]),
-    ) {
+    match (wasm_parts(inputs, &[("peer-metadata", PEER)]), wasm_parts(inputs, &[("peer-metadata", PEER)])) {
         (Ok(client), Ok(server)) => {
-            s.client = Some(ClientSide {
-                filters: client.filters,
-                access_log: None,
-            });
+            s.client = Some(ClientSide { filters: client.filters, access_log: None });
             s.filters = server.filters;
             s.sources = server.sources;
             s.stats_tags = server.stats_tags;
@@ -543,29 +509,14 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
     // The peer's claim verified against its certificate: the seed rule then has source.labels.
     s.verify = Verify::Stat("result=.=verified;.;wasmixer_peer_metadata_total");
     match (
+        wasm_parts(inputs, &[("peer-metadata", PEER), ("metrics", METRICS_SEED), ("access-log", ACCESS_LOG_SEED)]),
         wasm_parts(
             inputs,
-            &[
-                ("peer-metadata", PEER),
-                ("metrics", METRICS_SEED),
-                ("access-log", ACCESS_LOG_SEED),
-            ],
-        ),
-        wasm_parts(
-            inputs,
-            &[
-                ("peer-metadata", PEER),
-                ("deny", DENY_SEED),
-                ("metrics", METRICS_SEED),
-                ("access-log", ACCESS_LOG_SEED),
-            ],
+            &[("peer-metadata", PEER), ("deny", DENY_SEED), ("metrics", METRICS_SEED), ("access-log", ACCESS_LOG_SEED)],
         ),
     ) {
         (Ok(client), Ok(server)) => {
-            s.client = Some(ClientSide {
-                filters: client.filters,
-                access_log: Some(wasm_log_printer()),
-            });
+            s.client = Some(ClientSide { filters: client.filters, access_log: Some(wasm_log_printer()) });
             s.filters = server.filters;
             s.access_log = Some(wasm_log_printer());
             s.sources = server.sources;
@@ -641,9 +592,7 @@ fn hcm(filters: &[Value], route: Value, access_log: Option<(&LogFormat, PathBuf)
         let (log_format, condition) = match format {
             LogFormat::Json(j) => (json!({"json_format": j}), None),
             LogFormat::Text(t) => (json!({"text_format_source": {"inline_string": t}}), None),
-            LogFormat::TextIf(t, c) => {
-                (json!({"text_format_source": {"inline_string": t}}), Some(c))
-            }
+            LogFormat::TextIf(t, c) => (json!({"text_format_source": {"inline_string": t}}), Some(c)),
         };
         let mut logger = json!({
             "name": "envoy.access_loggers.file",
@@ -665,10 +614,8 @@ fn hcm(filters: &[Value], route: Value, access_log: Option<(&LogFormat, PathBuf)
 }
 
 fn stats_config(tags: &[String]) -> Value {
-    let stats_tags: Vec<Value> = tags
-        .iter()
-        .map(|t| json!({"tag_name": t, "regex": format!(r"({t}=\.=(.*?);\.;)")}))
-        .collect();
+    let stats_tags: Vec<Value> =
+        tags.iter().map(|t| json!({"tag_name": t, "regex": format!(r"({t}=\.=(.*?);\.;)")})).collect();
     json!({"stats_tags": stats_tags})
 }
 
@@ -695,9 +642,7 @@ pub fn bootstraps(
 ) -> Result<Vec<Value>, String> {
     let port = |i: usize| ports.get(i).ok_or_else(|| "missing ports".to_string());
     let log = |role: Role, format: &Option<LogFormat>| -> Option<(LogFormat, PathBuf)> {
-        format
-            .clone()
-            .map(|f| (f, access_log_path(dir, setup, role)))
+        format.clone().map(|f| (f, access_log_path(dir, setup, role)))
     };
     let Some(client) = &setup.client else {
         // One hop: the inbound sidecar answering itself (or forwarding to the backend).
@@ -738,8 +683,7 @@ pub fn bootstraps(
     let (cp, sp) = (port(0)?, port(1)?);
     let client_log = log(Role::Client, &client.access_log);
     let server_log = log(Role::Server, &setup.access_log);
-    let client_route =
-        json!({"match": {"prefix": "/"}, "route": {"cluster": crate::mesh::SERVER_CLUSTER}});
+    let client_route = json!({"match": {"prefix": "/"}, "route": {"cluster": crate::mesh::SERVER_CLUSTER}});
     let client_bootstrap = json!({
         "node": crate::mesh::client_node(),
         "stats_config": stats_config(&setup.stats_tags),

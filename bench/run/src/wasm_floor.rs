@@ -100,10 +100,7 @@ pub fn module_with_calls(call: Option<HostCall>, count: usize) -> Vec<u8> {
 
     // Types 0..5 as above; 6: (i32 x4) -> i32 (get_property); 7: (i32 x5) -> i32 (get_header).
     let mut types = Vec::new();
-    let extra: [(&[u8], &[u8]); 2] = [
-        (&[I32, I32, I32, I32], &[I32]),
-        (&[I32, I32, I32, I32, I32], &[I32]),
-    ];
+    let extra: [(&[u8], &[u8]); 2] = [(&[I32, I32, I32, I32], &[I32]), (&[I32, I32, I32, I32, I32], &[I32])];
     uleb(TYPES.len() + extra.len(), &mut types);
     for (params, results) in TYPES.iter().chain(extra.iter()) {
         types.push(0x60);
@@ -165,23 +162,12 @@ pub fn module_with_calls(call: Option<HostCall>, count: usize) -> Vec<u8> {
             for _ in 0..count {
                 match call {
                     Some(HostCall::Property) => {
-                        for v in [
-                            PROPERTY_AT as u16,
-                            PROPERTY_PATH.len() as u16,
-                            RET_PTR_AT,
-                            RET_SIZE_AT,
-                        ] {
+                        for v in [PROPERTY_AT as u16, PROPERTY_PATH.len() as u16, RET_PTR_AT, RET_SIZE_AT] {
                             i32_const(v, &mut body);
                         }
                     }
                     Some(HostCall::Header) => {
-                        for v in [
-                            0,
-                            HEADER_AT as u16,
-                            HEADER_NAME.len() as u16,
-                            RET_PTR_AT,
-                            RET_SIZE_AT,
-                        ] {
+                        for v in [0, HEADER_AT as u16, HEADER_NAME.len() as u16, RET_PTR_AT, RET_SIZE_AT] {
                             i32_const(v, &mut body);
                         }
                     }
@@ -222,10 +208,7 @@ mod tests {
     #[test]
     fn module_shape() {
         let m = module();
-        assert_eq!(
-            m.get(..8),
-            Some(&[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00][..])
-        );
+        assert_eq!(m.get(..8), Some(&[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00][..]));
         assert!(m.windows(23).any(|w| w == b"proxy_abi_version_0_2_1"));
         let mut v = Vec::new();
         i32_const(1024, &mut v);

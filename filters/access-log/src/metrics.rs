@@ -81,24 +81,13 @@ impl Default for EnvoyMetrics {
                 MetricType::Counter,
                 MAX_SERIES,
             ),
-            match_errors: TaggedMetric::new(
-                "wasmixer_access_log_match_errors_total",
-                MetricType::Counter,
-                MAX_SERIES,
-            ),
+            match_errors: TaggedMetric::new("wasmixer_access_log_match_errors_total", MetricType::Counter, MAX_SERIES),
             net_delivered: counter("wasmixer_access_log_network_delivered_lines_total"),
-            net_dropped: TaggedMetric::new(
-                "wasmixer_access_log_network_dropped_lines_total",
-                MetricType::Counter,
-                8,
-            ),
+            net_dropped: TaggedMetric::new("wasmixer_access_log_network_dropped_lines_total", MetricType::Counter, 8),
             net_requests: counter("wasmixer_access_log_network_requests_total"),
             net_retries: counter("wasmixer_access_log_network_retries_total"),
             net_failed_attempts: counter("wasmixer_access_log_network_failed_attempts_total"),
-            net_buffered: abi::define_metric(
-                MetricType::Gauge,
-                "wasmixer_access_log_network_buffered_lines",
-            ),
+            net_buffered: abi::define_metric(MetricType::Gauge, "wasmixer_access_log_network_buffered_lines"),
         }
     }
 }
@@ -122,11 +111,7 @@ impl EnvoyMetrics {
         for (i, c) in pending.match_errors.iter().enumerate() {
             let n = c.replace(0);
             if let (true, Some(rule)) = (n > 0, plan.rules.get(i)) {
-                self.match_errors.increment(
-                    &["rule"],
-                    &[rule.label.as_str()],
-                    i64::try_from(n).unwrap_or(i64::MAX),
-                );
+                self.match_errors.increment(&["rule"], &[rule.label.as_str()], i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
     }
@@ -134,46 +119,18 @@ impl EnvoyMetrics {
     /// Reports the network sink's progress since `last` (then updates `last`). The buffered
     /// gauge moves by differences, so that every VM (each worker's, and the main thread's that
     /// never sees a request) adds its own share instead of overwriting the others'.
-    pub fn flush_network(
-        &self,
-        now: BatchStats,
-        last: &mut BatchStats,
-        buffered: usize,
-        last_buffered: &mut usize,
-    ) {
-        add(
-            self.net_delivered,
-            now.delivered.saturating_sub(last.delivered),
-        );
-        add(
-            self.net_requests,
-            now.requests.saturating_sub(last.requests),
-        );
+    pub fn flush_network(&self, now: BatchStats, last: &mut BatchStats, buffered: usize, last_buffered: &mut usize) {
+        add(self.net_delivered, now.delivered.saturating_sub(last.delivered));
+        add(self.net_requests, now.requests.saturating_sub(last.requests));
         add(self.net_retries, now.retries.saturating_sub(last.retries));
-        add(
-            self.net_failed_attempts,
-            now.failed_attempts.saturating_sub(last.failed_attempts),
-        );
+        add(self.net_failed_attempts, now.failed_attempts.saturating_sub(last.failed_attempts));
         for (reason, n) in [
-            (
-                "buffer_full",
-                now.dropped_full.saturating_sub(last.dropped_full),
-            ),
-            (
-                "rejected",
-                now.dropped_rejected.saturating_sub(last.dropped_rejected),
-            ),
-            (
-                "max_attempts",
-                now.dropped_attempts.saturating_sub(last.dropped_attempts),
-            ),
+            ("buffer_full", now.dropped_full.saturating_sub(last.dropped_full)),
+            ("rejected", now.dropped_rejected.saturating_sub(last.dropped_rejected)),
+            ("max_attempts", now.dropped_attempts.saturating_sub(last.dropped_attempts)),
         ] {
             if n > 0 {
-                self.net_dropped.increment(
-                    &["reason"],
-                    &[reason],
-                    i64::try_from(n).unwrap_or(i64::MAX),
-                );
+                self.net_dropped.increment(&["reason"], &[reason], i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
         self.move_buffered(buffered, last_buffered);
@@ -182,9 +139,8 @@ impl EnvoyMetrics {
 
     /// Moves the buffered-lines gauge from `*last` to `buffered`.
     pub fn move_buffered(&self, buffered: usize, last: &mut usize) {
-        let delta = i64::try_from(buffered)
-            .unwrap_or(i64::MAX)
-            .saturating_sub(i64::try_from(*last).unwrap_or(i64::MAX));
+        let delta =
+            i64::try_from(buffered).unwrap_or(i64::MAX).saturating_sub(i64::try_from(*last).unwrap_or(i64::MAX));
         if let (Some(id), true) = (self.net_buffered, delta != 0) {
             abi::increment_metric(id, delta);
         }

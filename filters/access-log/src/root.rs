@@ -46,13 +46,7 @@ impl Network {
         let mut headers = vec![
             (":method".to_string(), "POST".to_string()),
             (":path".to_string(), options.path.clone()),
-            (
-                ":authority".to_string(),
-                options
-                    .authority
-                    .clone()
-                    .unwrap_or_else(|| options.cluster.clone()),
-            ),
+            (":authority".to_string(), options.authority.clone().unwrap_or_else(|| options.cluster.clone())),
             ("content-type".to_string(), cfg.content_type().to_string()),
         ];
         for (k, v) in &options.headers {
@@ -81,16 +75,14 @@ pub struct AccessLogRoot {
 
 impl AccessLogRoot {
     fn configure(&mut self) -> Result<Shared, String> {
-        let bytes =
-            abi::get_buffer(BufferType::PluginConfiguration, MAX_CONFIG_BYTES).unwrap_or_default();
+        let bytes = abi::get_buffer(BufferType::PluginConfiguration, MAX_CONFIG_BYTES).unwrap_or_default();
         let config = FilterConfig::parse(&bytes).map_err(|e| e.to_string())?;
         let manifest = Manifest::istio();
         let plan = LogPlan::compile(&config, manifest).map_err(|e| e.to_string())?;
         let options = AccessLogOptions::from_config(&config).map_err(|e| e.to_string())?;
         let routing = LogRouting::new(&plan, &options).map_err(|e| e.to_string())?;
         // Keep the queue (and what it holds) across reconfigurations that leave it unchanged.
-        let keep =
-            matches!((&options.network, &self.network), (Some(o), Some(n)) if n.options == *o);
+        let keep = matches!((&options.network, &self.network), (Some(o), Some(n)) if n.options == *o);
         if !keep {
             if let (Some(old), Some(metrics)) = (&mut self.network, &self.metrics) {
                 // What the replaced queue still held is lost: take it off the gauge.
@@ -98,29 +90,17 @@ impl AccessLogRoot {
             }
             self.network = options.network.as_ref().map(Network::new);
         }
-        let network = self
-            .network
-            .as_ref()
-            .filter(|_| routing.handler_network.iter().any(|b| *b))
-            .map(|n| n.queue.clone());
-        let needs_clock =
-            network.is_some() || plan.instances.iter().any(|i| i.template() == "metric");
+        let network =
+            self.network.as_ref().filter(|_| routing.handler_network.iter().any(|b| *b)).map(|n| n.queue.clone());
+        let needs_clock = network.is_some() || plan.instances.iter().any(|i| i.template() == "metric");
         let table = SourceTable::new(manifest, plan.attributes());
         let scratch = Scratch {
             line: String::with_capacity(1024),
-            per_logger: routing
-                .loggers
-                .iter()
-                .map(|_| String::with_capacity(1024))
-                .collect(),
+            per_logger: routing.loggers.iter().map(|_| String::with_capacity(1024)).collect(),
         };
         Ok(Shared {
             pending: Pending::new(&plan),
-            handler_names: plan
-                .handlers
-                .iter()
-                .map(|h| h.display_name.clone())
-                .collect(),
+            handler_names: plan.handlers.iter().map(|h| h.display_name.clone()).collect(),
             table,
             local: local_workload(),
             peers: PeerCache::default(),
@@ -140,12 +120,7 @@ impl AccessLogRoot {
         }
         if let Some(n) = &mut self.network {
             if let Ok(q) = n.queue.try_borrow() {
-                metrics.flush_network(
-                    q.stats(),
-                    &mut n.reported,
-                    q.buffered_lines(),
-                    &mut n.reported_buffered,
-                );
+                metrics.flush_network(q.stats(), &mut n.reported, q.buffered_lines(), &mut n.reported_buffered);
             }
         }
     }
@@ -160,19 +135,11 @@ impl AccessLogRoot {
         let (token, retry, lines) = match q.next_payload(now) {
             None => return,
             Some(p) => {
-                let headers: Vec<(&str, &str)> = n
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
+                let headers: Vec<(&str, &str)> = n.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 // Through the SDK (see `abi::dispatch_http_call`), from this root context: the
                 // answer comes back to `on_http_call_response` below, never to a stream.
-                let token = abi::dispatch_http_call(
-                    &n.options.cluster,
-                    &headers,
-                    p.body.as_bytes(),
-                    n.options.timeout_ms,
-                );
+                let token =
+                    abi::dispatch_http_call(&n.options.cluster, &headers, p.body.as_bytes(), n.options.timeout_ms);
                 (token, p.retry, p.lines)
             }
         };
@@ -192,16 +159,10 @@ impl AccessLogRoot {
 }
 
 impl Context for AccessLogRoot {
-    fn on_http_call_response(
-        &mut self,
-        token: u32,
-        _num_headers: usize,
-        _body_size: usize,
-        _num_trailers: usize,
-    ) {
+    fn on_http_call_response(&mut self, token: u32, _num_headers: usize, _body_size: usize, _num_trailers: usize) {
         let now = abi::now_nanos();
-        let status = abi::get_header(MapType::HttpCallResponseHeaders, ":status")
-            .and_then(|s| s.trim().parse::<u32>().ok());
+        let status =
+            abi::get_header(MapType::HttpCallResponseHeaders, ":status").and_then(|s| s.trim().parse::<u32>().ok());
         let outcome = match &self.network {
             Some(n) => match n.queue.try_borrow_mut() {
                 Ok(mut q) => q.on_response(token, status, now),
@@ -217,11 +178,11 @@ impl Context for AccessLogRoot {
                         Outcome::Dropped { lines } => format!("{lines} line(s) dropped"),
                         _ => "will retry with backoff".to_string(),
                     };
-                    let status = status.map_or(
-                        "no response (connection failure or timeout)".to_string(),
-                        |s| format!("HTTP {s}"),
+                    let status = status
+                        .map_or("no response (connection failure or timeout)".to_string(), |s| format!("HTTP {s}"));
+                    log::warn!(
+                        "wasmixer-access-log: collector answered {status}; {what} ({suppressed} similar suppressed)"
                     );
-                    log::warn!("wasmixer-access-log: collector answered {status}; {what} ({suppressed} similar suppressed)");
                 }
             }
         }
@@ -278,10 +239,7 @@ impl RootContext for AccessLogRoot {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(AccessLogStream::new(
-            context_id,
-            self.shared.clone(),
-        )))
+        Some(Box::new(AccessLogStream::new(context_id, self.shared.clone())))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -295,13 +253,8 @@ mod tests {
     use super::*;
 
     fn network(json: &str) -> NetworkOptions {
-        let config =
-            FilterConfig::parse(format!(r#"{{"access_log": {{"network": {json}}}}}"#).as_bytes())
-                .unwrap();
-        AccessLogOptions::from_config(&config)
-            .unwrap()
-            .network
-            .unwrap()
+        let config = FilterConfig::parse(format!(r#"{{"access_log": {{"network": {json}}}}}"#).as_bytes()).unwrap();
+        AccessLogOptions::from_config(&config).unwrap().network.unwrap()
     }
 
     #[test]
@@ -310,11 +263,7 @@ mod tests {
             r#"{"cluster": "c", "path": "/v1/logs", "format": "otlp_json", "headers": {"authorization": "Bearer x", "content-type": "application/json; charset=utf-8"}}"#,
         );
         let n = Network::new(&o);
-        let h: Vec<(&str, &str)> = n
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let h: Vec<(&str, &str)> = n.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(
             h,
             [
@@ -327,10 +276,7 @@ mod tests {
         );
         let o = network(r#"{"cluster": "c", "authority": "logs.example"}"#);
         let n = Network::new(&o);
-        assert_eq!(
-            n.headers[2],
-            (":authority".to_string(), "logs.example".to_string())
-        );
+        assert_eq!(n.headers[2], (":authority".to_string(), "logs.example".to_string()));
         assert_eq!(n.headers[3].1, "application/x-ndjson");
     }
 }

@@ -14,9 +14,7 @@ use wasmixer_shared::host::identity::PeerCache;
 use wasmixer_shared::host::proxy_host::ProxyHost;
 use wasmixer_shared::telemetry::log_batch::BatchQueue;
 use wasmixer_shared::telemetry::log_options::LogRouting;
-use wasmixer_shared::telemetry::log_plan::{
-    FieldRef, LineMeta, LogInstance, LogPlan, LogRule, LogSink,
-};
+use wasmixer_shared::telemetry::log_plan::{FieldRef, LineMeta, LogInstance, LogPlan, LogRule, LogSink};
 
 use crate::metrics::{bump, Pending};
 
@@ -79,30 +77,17 @@ impl LogSink for Sink<'_> {
     fn line(&mut self, meta: &LineMeta<'_>, line: &str) {
         bump(&self.shared.pending.lines, 1);
         let routing = &self.shared.routing;
-        if let Some(buf) = routing
-            .handler_logger
-            .get(meta.handler)
-            .copied()
-            .flatten()
-            .and_then(|i| self.per_logger.get_mut(i))
+        if let Some(buf) =
+            routing.handler_logger.get(meta.handler).copied().flatten().and_then(|i| self.per_logger.get_mut(i))
         {
             if !buf.is_empty() {
                 buf.push('\n');
             }
             buf.push_str(line);
         }
-        if routing
-            .handler_network
-            .get(meta.handler)
-            .copied()
-            .unwrap_or(false)
-        {
+        if routing.handler_network.get(meta.handler).copied().unwrap_or(false) {
             let now = self.now();
-            let handler = self
-                .shared
-                .handler_names
-                .get(meta.handler)
-                .map_or("", String::as_str);
+            let handler = self.shared.handler_names.get(meta.handler).map_or("", String::as_str);
             if let Some(q) = self.queue.as_deref_mut() {
                 // A full buffer drops the line; the queue counts it.
                 q.push(line, meta, handler, now);
@@ -116,11 +101,7 @@ impl LogSink for Sink<'_> {
             bump(c, 1);
         }
         let now = self.now();
-        if let Some(suppressed) = p
-            .rule_limiters
-            .get(rule_index)
-            .and_then(|l| l.admit(now, DEFAULT_INTERVAL_NS))
-        {
+        if let Some(suppressed) = p.rule_limiters.get(rule_index).and_then(|l| l.admit(now, DEFAULT_INTERVAL_NS)) {
             log::warn!("#{} wasmixer-access-log: rule {}: match evaluation failed, nothing logged: {error} ({suppressed} similar suppressed)", self.context_id, rule.label);
         }
     }
@@ -137,12 +118,14 @@ impl LogSink for Sink<'_> {
             bump(c, 1);
         }
         let now = self.now();
-        if let Some(suppressed) = p
-            .instance_limiters
-            .get(instance_index)
-            .and_then(|l| l.admit(now, DEFAULT_INTERVAL_NS))
+        if let Some(suppressed) =
+            p.instance_limiters.get(instance_index).and_then(|l| l.admit(now, DEFAULT_INTERVAL_NS))
         {
-            log::warn!("#{} wasmixer-access-log: instance {} dropped: {field}: {error} ({suppressed} similar suppressed)", self.context_id, instance.fqn);
+            log::warn!(
+                "#{} wasmixer-access-log: instance {} dropped: {field}: {error} ({suppressed} similar suppressed)",
+                self.context_id,
+                instance.fqn
+            );
         }
     }
 
@@ -175,15 +158,8 @@ impl HttpContext for AccessLogStream {
         };
         let Scratch { line, per_logger } = &mut *scratch;
         per_logger.iter_mut().for_each(String::clear);
-        let mut queue = shared
-            .network
-            .as_ref()
-            .and_then(|q| q.try_borrow_mut().ok());
-        let now_ns = if shared.needs_clock {
-            abi::now_nanos()
-        } else {
-            0
-        };
+        let mut queue = shared.network.as_ref().and_then(|q| q.try_borrow_mut().ok());
+        let now_ns = if shared.needs_clock { abi::now_nanos() } else { 0 };
         let mut sink = Sink {
             shared,
             per_logger: per_logger.as_mut_slice(),
@@ -203,17 +179,13 @@ impl HttpContext for AccessLogStream {
             };
             if !abi::set_property(&[logger.key.as_str()], buf.as_bytes()) {
                 bump(&shared.pending.publish_failures, 1);
-                let now = if now_ns == 0 {
-                    abi::now_nanos()
-                } else {
-                    now_ns
-                };
-                if let Some(suppressed) = shared
-                    .pending
-                    .publish_limiter
-                    .admit(now, DEFAULT_INTERVAL_NS)
-                {
-                    log::warn!("#{} wasmixer-access-log: could not set filter state wasm.{} ({suppressed} similar suppressed)", self.context_id, logger.key);
+                let now = if now_ns == 0 { abi::now_nanos() } else { now_ns };
+                if let Some(suppressed) = shared.pending.publish_limiter.admit(now, DEFAULT_INTERVAL_NS) {
+                    log::warn!(
+                        "#{} wasmixer-access-log: could not set filter state wasm.{} ({suppressed} similar suppressed)",
+                        self.context_id,
+                        logger.key
+                    );
                 }
             }
         }

@@ -37,7 +37,13 @@ impl DenyRoot {
         let plan = DenyPlan::compile(&config, manifest).map_err(|e| e.to_string())?;
         let table = SourceTable::new(manifest, plan.attributes());
         let rules = plan.rules.len();
-        Ok(Shared { table, metrics: DenyMetrics::new(rules), plan, local: local_workload(), peers: PeerCache::default() })
+        Ok(Shared {
+            table,
+            metrics: DenyMetrics::new(rules),
+            plan,
+            local: local_workload(),
+            peers: PeerCache::default(),
+        })
     }
 
     fn fetch_lists(&mut self) {
@@ -47,7 +53,8 @@ impl DenyRoot {
         for (i, h) in shared.plan.handlers.iter().enumerate() {
             let CheckHandler::List { params, display_name, .. } = h else { continue };
             let Some(url) = params.provider_url.as_deref() else { continue };
-            let due = self.last_fetch_ns.get(i).is_none_or(|last| now.saturating_sub(*last) >= params.refresh_interval_ns);
+            let due =
+                self.last_fetch_ns.get(i).is_none_or(|last| now.saturating_sub(*last) >= params.refresh_interval_ns);
             if !due || self.fetches.iter().any(|(_, hi)| *hi == i) {
                 continue;
             }
@@ -83,8 +90,13 @@ impl Context for DenyRoot {
         let Ok(mut source) = list.try_borrow_mut() else { return };
         let ListSource::Fetched(fetched) = &mut *source else { return };
         if status != "200" {
-            fetched.on_fetch_error(format!("fetching {} gave HTTP status {status}", params.provider_url.as_deref().unwrap_or("")));
-            log::warn!("wasmixer-deny: {display_name}: list fetch failed with status {status}; keeping the last good list");
+            fetched.on_fetch_error(format!(
+                "fetching {} gave HTTP status {status}",
+                params.provider_url.as_deref().unwrap_or("")
+            ));
+            log::warn!(
+                "wasmixer-deny: {display_name}: list fetch failed with status {status}; keeping the last good list"
+            );
             return;
         }
         let body = abi::get_buffer(BufferType::HttpCallResponseBody, body_size).unwrap_or_default();
@@ -103,8 +115,17 @@ impl RootContext for DenyRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         match self.configure() {
             Ok(shared) => {
-                log::info!("wasmixer-deny {} configured: {} check rule(s), {} handler(s)", env!("CARGO_PKG_VERSION"), shared.plan.rules.len(), shared.plan.handlers.len());
-                let fetches = shared.plan.handlers.iter().any(|h| matches!(h, CheckHandler::List { params, .. } if params.provider_url.is_some()));
+                log::info!(
+                    "wasmixer-deny {} configured: {} check rule(s), {} handler(s)",
+                    env!("CARGO_PKG_VERSION"),
+                    shared.plan.rules.len(),
+                    shared.plan.handlers.len()
+                );
+                let fetches = shared
+                    .plan
+                    .handlers
+                    .iter()
+                    .any(|h| matches!(h, CheckHandler::List { params, .. } if params.provider_url.is_some()));
                 if let Some(old) = self.shared.replace(Rc::new(shared)) {
                     old.metrics.flush(&old.plan.rules);
                 }
@@ -120,7 +141,8 @@ impl RootContext for DenyRoot {
             Err(e) => {
                 // Envoy keeps serving with the previous configuration, if there was one.
                 log::error!("wasmixer-deny: configuration rejected: {e}");
-                abi::define_metric(abi::MetricType::Counter, "wasmixer_config_rejected_total").map(|id| abi::increment_metric(id, 1));
+                abi::define_metric(abi::MetricType::Counter, "wasmixer_config_rejected_total")
+                    .map(|id| abi::increment_metric(id, 1));
                 false
             }
         }

@@ -82,7 +82,13 @@ impl HttpContext for DenyStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
             // No valid configuration ever loaded: refuse rather than let unchecked traffic through.
-            abi::send_local_response(500, UNCONFIGURED_DETAILS, b"wasmixer deny filter has no valid configuration", &[], None);
+            abi::send_local_response(
+                500,
+                UNCONFIGURED_DETAILS,
+                b"wasmixer deny filter has no valid configuration",
+                &[],
+                None,
+            );
             return Action::Pause;
         };
         let peer = || shared.peers.resolve();
@@ -96,12 +102,25 @@ impl HttpContext for DenyStream {
             self.response_edits = result.response_edits;
             return Action::Continue;
         }
-        let grpc = abi::get_header(MapType::RequestHeaders, "content-type").is_some_and(|c| c.starts_with("application/grpc"));
+        let grpc =
+            abi::get_header(MapType::RequestHeaders, "content-type").is_some_and(|c| c.starts_with("application/grpc"));
         if grpc {
-            abi::send_local_response(200, DENIED_DETAILS, result.status.message.as_bytes(), &[], Some(result.status.code));
+            abi::send_local_response(
+                200,
+                DENIED_DETAILS,
+                result.status.message.as_bytes(),
+                &[],
+                Some(result.status.code),
+            );
         } else {
             let body = result.status.body();
-            abi::send_local_response(http_status(result.status.code), DENIED_DETAILS, body.as_bytes(), &[("content-type", "text/plain")], None);
+            abi::send_local_response(
+                http_status(result.status.code),
+                DENIED_DETAILS,
+                body.as_bytes(),
+                &[("content-type", "text/plain")],
+                None,
+            );
         }
         Action::Pause
     }

@@ -24,20 +24,13 @@ pub struct MetricsRoot {
 
 impl MetricsRoot {
     fn configure(&self) -> Result<Shared, String> {
-        let bytes =
-            abi::get_buffer(BufferType::PluginConfiguration, MAX_CONFIG_BYTES).unwrap_or_default();
+        let bytes = abi::get_buffer(BufferType::PluginConfiguration, MAX_CONFIG_BYTES).unwrap_or_default();
         let config = FilterConfig::parse(&bytes).map_err(|e| e.to_string())?;
         let manifest = Manifest::istio();
         let plan = MetricPlan::compile(&config, manifest).map_err(|e| e.to_string())?;
         let table = SourceTable::new(manifest, plan.attributes());
         let recorder = Recorder::new(&plan);
-        Ok(Shared {
-            table,
-            recorder,
-            plan,
-            local: local_workload(),
-            peers: PeerCache::default(),
-        })
+        Ok(Shared { table, recorder, plan, local: local_workload(), peers: PeerCache::default() })
     }
 }
 
@@ -62,17 +55,8 @@ impl RootContext for MetricsRoot {
                     if plan.options.trust_unverified_peers { ", unverified peers trusted" } else { "" }
                 );
                 for f in &plan.families {
-                    let unit = f
-                        .unit
-                        .as_deref()
-                        .map(|u| format!(" in {u}"))
-                        .unwrap_or_default();
-                    log::info!(
-                        "wasmixer-metrics: {} {}{unit} [{}]",
-                        f.kind.envoy_type(),
-                        f.name,
-                        f.labels.join(", ")
-                    );
+                    let unit = f.unit.as_deref().map(|u| format!(" in {u}")).unwrap_or_default();
+                    log::info!("wasmixer-metrics: {} {}{unit} [{}]", f.kind.envoy_type(), f.name, f.labels.join(", "));
                 }
                 for w in &plan.warnings {
                     log::warn!("wasmixer-metrics: {w}");
@@ -94,10 +78,7 @@ impl RootContext for MetricsRoot {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(MetricsStream::new(
-            context_id,
-            self.shared.clone(),
-        )))
+        Some(Box::new(MetricsStream::new(context_id, self.shared.clone())))
     }
 
     fn get_type(&self) -> Option<ContextType> {

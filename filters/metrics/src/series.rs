@@ -11,8 +11,7 @@ use wasmixer_shared::host::abi::{self, MetricType};
 use wasmixer_shared::host::tagged_metrics::{TaggedMetric, OVERFLOW_TAG_VALUE};
 use wasmixer_shared::telemetry::metric_params::{MetricKind, MAX_LABELS};
 use wasmixer_shared::telemetry::metric_plan::{
-    DropCause, MetricPlan, MetricSink, DROPPED_METRIC, OVERFLOW_METRIC, RULE_ERRORS_METRIC,
-    SERIES_METRIC,
+    DropCause, MetricPlan, MetricSink, DROPPED_METRIC, OVERFLOW_METRIC, RULE_ERRORS_METRIC, SERIES_METRIC,
 };
 
 const METRIC_TAG: [&str; 1] = ["metric"];
@@ -111,11 +110,7 @@ impl Recorder {
             dropped: TaggedMetric::new(DROPPED_METRIC, MetricType::Counter, 3 * n + 8),
             overflow: TaggedMetric::new(OVERFLOW_METRIC, MetricType::Counter, n + 8),
             series: TaggedMetric::new(SERIES_METRIC, MetricType::Gauge, n + 8),
-            rule_errors: TaggedMetric::new(
-                RULE_ERRORS_METRIC,
-                MetricType::Counter,
-                plan.rules.len() + 8,
-            ),
+            rule_errors: TaggedMetric::new(RULE_ERRORS_METRIC, MetricType::Counter, plan.rules.len() + 8),
             drop_logs: plan.metrics.iter().map(|_| LogLimiter::new()).collect(),
             overflow_logs: plan.families.iter().map(|_| LogLimiter::new()).collect(),
             rule_logs: plan.rules.iter().map(|_| LogLimiter::new()).collect(),
@@ -124,11 +119,7 @@ impl Recorder {
 
     /// The sink for one request's report.
     pub fn sink<'a>(&'a self, plan: &'a MetricPlan, context_id: u32) -> Sink<'a> {
-        Sink {
-            recorder: self,
-            plan,
-            context_id,
-        }
+        Sink { recorder: self, plan, context_id }
     }
 }
 
@@ -158,13 +149,9 @@ impl MetricSink for Sink<'_> {
         let r = self.recorder;
         match family.record(labels, envoy_value) {
             Outcome::Existing => {}
-            Outcome::New(count) => {
-                r.series
-                    .record(&METRIC_TAG, &[family.name.as_str()], count as u64)
-            }
+            Outcome::New(count) => r.series.record(&METRIC_TAG, &[family.name.as_str()], count as u64),
             Outcome::Overflow => {
-                r.overflow
-                    .increment(&METRIC_TAG, &[family.name.as_str()], 1);
+                r.overflow.increment(&METRIC_TAG, &[family.name.as_str()], 1);
                 if let Some(suppressed) = admitted(r.overflow_logs.get(fi)) {
                     log::warn!(
                         "#{} wasmixer-metrics: metric {} has reached its cap of {} series (metrics.max_series_per_metric); new label combinations are recorded in the series whose labels are all {OVERFLOW_TAG_VALUE:?} ({suppressed} similar suppressed)",
@@ -184,25 +171,26 @@ impl MetricSink for Sink<'_> {
 
     fn dropped(&mut self, metric: usize, cause: DropCause, detail: &dyn fmt::Display) {
         let r = self.recorder;
-        let name = self
-            .family(metric)
-            .map_or("unknown", |(_, f)| f.name.as_str());
+        let name = self.family(metric).map_or("unknown", |(_, f)| f.name.as_str());
         r.dropped.increment(&DROPPED_TAGS, &[name, cause.name()], 1);
         if let Some(suppressed) = admitted(r.drop_logs.get(metric)) {
-            log::warn!("#{} wasmixer-metrics: sample dropped ({}): {detail} ({suppressed} similar suppressed)", self.context_id, cause.name());
+            log::warn!(
+                "#{} wasmixer-metrics: sample dropped ({}): {detail} ({suppressed} similar suppressed)",
+                self.context_id,
+                cause.name()
+            );
         }
     }
 
     fn rule_error(&mut self, rule: usize, detail: &dyn fmt::Display) {
         let r = self.recorder;
-        let label = self
-            .plan
-            .rules
-            .get(rule)
-            .map_or("unknown", |x| x.label.as_str());
+        let label = self.plan.rules.get(rule).map_or("unknown", |x| x.label.as_str());
         r.rule_errors.increment(&RULE_TAG, &[label], 1);
         if let Some(suppressed) = admitted(r.rule_logs.get(rule)) {
-            log::warn!("#{} wasmixer-metrics: {detail}; the rule does not match ({suppressed} similar suppressed)", self.context_id);
+            log::warn!(
+                "#{} wasmixer-metrics: {detail}; the rule does not match ({suppressed} similar suppressed)",
+                self.context_id
+            );
         }
     }
 }

@@ -47,7 +47,9 @@ impl RootContext for PeerRoot {
         if local_metadata.is_none() {
             log::warn!("wasmixer-peer-metadata: the node has no workload metadata (NAME, NAMESPACE, ...); nothing will be announced");
         }
-        let local_id = abi::get_property(&["xds", "node", "id"]).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let local_id = abi::get_property(&["xds", "node", "id"])
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         log::info!("wasmixer-peer-metadata {} configured for node {local_id:?}", env!("CARGO_PKG_VERSION"));
         self.shared = Some(Rc::new(PeerShared {
             config,

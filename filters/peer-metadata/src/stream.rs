@@ -84,7 +84,9 @@ impl HttpContext for PeerStream {
         let Some(shared) = self.shared.clone() else { return Action::Continue };
         self.outbound = abi::get_property(&["xds", "listener_direction"]).and_then(|b| b.first().copied()) == Some(2);
         if self.outbound {
-            let cluster = abi::get_property(&["xds", "cluster_name"]).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            let cluster = abi::get_property(&["xds", "cluster_name"])
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
             match &shared.local_metadata {
                 Some(meta) if shared.config.may_announce_to(&cluster) => {
                     abi::replace_header(MapType::RequestHeaders, METADATA_HEADER, meta);

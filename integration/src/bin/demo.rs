@@ -68,12 +68,8 @@ fn matrix(mesh: &Mesh) -> Vec<((String, String), u16)> {
     let mut out = Vec::new();
     for from in ["foo", "bar"] {
         for to in ["foo", "bar"] {
-            let code = mesh
-                .call(
-                    &format!("sleep.{from}"),
-                    &format!("http://httpbin.{to}:8000/ip"),
-                )
-                .map_or(0, |r| r.status);
+            let code =
+                mesh.call(&format!("sleep.{from}"), &format!("http://httpbin.{to}:8000/ip")).map_or(0, |r| r.status);
             println!("    sleep.{from} to httpbin.{to}: {code}");
             out.push(((from.to_string(), to.to_string()), code));
         }
@@ -95,13 +91,7 @@ fn legacy(demo: &mut Demo, mesh: &Mesh, to: &str, expect_ok: bool) {
     };
     println!("    plain-text client outside the mesh -> {to}: {shown}");
     let ok = r.is_ok_and(|x| x.status == 200) == expect_ok;
-    demo.expect(
-        ok,
-        &format!(
-            "{to} {} plain text",
-            if expect_ok { "accepts" } else { "refuses" }
-        ),
-    );
+    demo.expect(ok, &format!("{to} {} plain text", if expect_ok { "accepts" } else { "refuses" }));
 }
 
 fn mtls(demo: &mut Demo, mesh: &mut Mesh) -> Result<(), HarnessError> {
@@ -113,20 +103,13 @@ fn mtls(demo: &mut Demo, mesh: &mut Mesh) -> Result<(), HarnessError> {
     show_matrix(demo, mesh, "all four calls answer 503", |_, _| 503);
     println!("    clients originate Istio mTLS to *.local (the seed's DestinationRule):");
     apply(mesh, "mtls-mesh-wide.yaml")?;
-    show_matrix(demo, mesh, "all four calls answer 200 over mTLS", |_, _| {
-        200
-    });
+    show_matrix(demo, mesh, "all four calls answer 200 over mTLS", |_, _| 200);
     legacy(demo, mesh, "httpbin.foo", false);
 
     demo.section("mTLS for namespace foo only (mtls-namespace-foo.yaml)");
     mesh.reset_tls()?;
     apply(mesh, "mtls-namespace-foo.yaml")?;
-    show_matrix(
-        demo,
-        mesh,
-        "clients configured by the DestinationRule reach httpbin.foo (200)",
-        |_, _| 200,
-    );
+    show_matrix(demo, mesh, "clients configured by the DestinationRule reach httpbin.foo (200)", |_, _| 200);
     legacy(demo, mesh, "httpbin.foo", false);
     legacy(demo, mesh, "httpbin.bar", true);
 
@@ -155,10 +138,7 @@ fn product_pages(mesh: &Mesh, n: usize) -> Vec<(String, String)> {
             .unwrap_or("?")
             .to_string();
         pages.push((served, body));
-        if ["reviews-v1", "reviews-v2", "reviews-v3"]
-            .iter()
-            .all(|v| pages.iter().any(|(s, _)| s.starts_with(v)))
-        {
+        if ["reviews-v1", "reviews-v2", "reviews-v3"].iter().all(|v| pages.iter().any(|(s, _)| s.starts_with(v))) {
             break;
         }
     }
@@ -169,22 +149,11 @@ fn deny(demo: &mut Demo, mesh: &mut Mesh) -> Result<(), HarnessError> {
     demo.section("Denial: reviews v3 may not call ratings (deny-reviews-v3.yaml)");
     apply(mesh, "deny-reviews-v3.yaml")?;
     let r = mesh.call("reviews-v3", "http://ratings:9080/ratings/0")?;
-    println!(
-        "    reviews-v3 -> ratings: HTTP {}, body {:?}",
-        r.status,
-        r.body_text()
-    );
-    demo.expect(
-        r.status == 403 && r.body_text() == SEED_DENY_BODY,
-        &format!("HTTP 403 with body {SEED_DENY_BODY:?}"),
-    );
+    println!("    reviews-v3 -> ratings: HTTP {}, body {:?}", r.status, r.body_text());
+    demo.expect(r.status == 403 && r.body_text() == SEED_DENY_BODY, &format!("HTTP 403 with body {SEED_DENY_BODY:?}"));
     for v in ["reviews-v1", "reviews-v2"] {
         let r = mesh.call(v, "http://ratings:9080/ratings/0")?;
-        println!(
-            "    {v} -> ratings: HTTP {}, body {}",
-            r.status,
-            r.body_text()
-        );
+        println!("    {v} -> ratings: HTTP {}, body {}", r.status, r.body_text());
         demo.expect(r.status == 200, &format!("{v} -> ratings still 200"));
     }
     println!("    $ curl http://<ingress>/productpage   (reviews v1/v2/v3 by round robin)");
@@ -194,11 +163,7 @@ fn deny(demo: &mut Demo, mesh: &mut Mesh) -> Result<(), HarnessError> {
         let ratings = if page.contains(RATINGS_UNAVAILABLE) {
             RATINGS_UNAVAILABLE.to_string()
         } else if page.contains('\u{2605}') {
-            let color = if page.contains("color=\"red\"") {
-                "red"
-            } else {
-                "black"
-            };
+            let color = if page.contains("color=\"red\"") { "red" } else { "black" };
             format!("{color} stars")
         } else {
             "no ratings (v1 does not call ratings)".to_string()
@@ -208,10 +173,7 @@ fn deny(demo: &mut Demo, mesh: &mut Mesh) -> Result<(), HarnessError> {
             v3_unavailable = page.contains(RATINGS_UNAVAILABLE);
         }
     }
-    demo.expect(
-        v3_unavailable,
-        &format!("the product page shows {RATINGS_UNAVAILABLE:?} for reviews v3"),
-    );
+    demo.expect(v3_unavailable, &format!("the product page shows {RATINGS_UNAVAILABLE:?} for reviews v3"));
     Ok(())
 }
 
@@ -223,33 +185,20 @@ fn metrics(demo: &mut Demo, mesh: &mut Mesh) -> Result<(), HarnessError> {
     }
     let prom = mesh.prometheus()?;
     let series = |q: &str| prom.query(q).unwrap_or_default();
-    let wait_nonempty = prom.wait_for("istio_double_request_count", Duration::from_secs(20), |s| {
-        s.len() >= 4
-    });
+    let wait_nonempty = prom.wait_for("istio_double_request_count", Duration::from_secs(20), |s| s.len() >= 4);
     if wait_nonempty.is_err() {
-        demo.expect(
-            false,
-            "Prometheus has istio_double_request_count (metrics filter)",
-        );
+        demo.expect(false, "Prometheus has istio_double_request_count (metrics filter)");
         return Ok(());
     }
     std::thread::sleep(Duration::from_secs(2));
-    println!(
-        "    Prometheus {} query: istio_double_request_count",
-        prom.url()
-    );
+    println!("    Prometheus {} query: istio_double_request_count", prom.url());
     let mut all = series("istio_double_request_count");
     all.sort_by(|a, b| {
-        (
-            a.label("reporter"),
-            a.label("source"),
-            a.label("destination"),
-        )
-            .cmp(&(
-                b.label("reporter"),
-                b.label("source"),
-                b.label("destination"),
-            ))
+        (a.label("reporter"), a.label("source"), a.label("destination")).cmp(&(
+            b.label("reporter"),
+            b.label("source"),
+            b.label("destination"),
+        ))
     });
     for s in &all {
         println!(
@@ -265,22 +214,12 @@ fn metrics(demo: &mut Demo, mesh: &mut Mesh) -> Result<(), HarnessError> {
     // Between bookinfo's workloads (mTLS, so the peers' identities are verified).
     let q = r#"istio_double_request_count{source="reviews-v2",destination="ratings-v1"}"#;
     let by_reporter = |samples: &[wasmixer_integration::mesh_obs::Sample], rep: &str| {
-        samples
-            .iter()
-            .filter(|s| s.label("reporter") == rep)
-            .map(|s| s.value)
-            .sum::<f64>()
+        samples.iter().filter(|s| s.label("reporter") == rep).map(|s| s.value).sum::<f64>()
     };
     let before = series(q);
-    let (c0, s0) = (
-        by_reporter(&before, "client"),
-        by_reporter(&before, "server"),
-    );
+    let (c0, s0) = (by_reporter(&before, "client"), by_reporter(&before, "server"));
     let r = mesh.call("reviews-v2", "http://ratings:9080/ratings/0")?;
-    println!(
-        "    one more request, reviews-v2 -> ratings: HTTP {}",
-        r.status
-    );
+    println!("    one more request, reviews-v2 -> ratings: HTTP {}", r.status);
     let after = prom.wait_for(q, Duration::from_secs(15), |s| {
         by_reporter(s, "client") >= c0 + 2.0 && by_reporter(s, "server") >= s0 + 2.0
     });
@@ -288,15 +227,9 @@ fn metrics(demo: &mut Demo, mesh: &mut Mesh) -> Result<(), HarnessError> {
         Ok(after) => {
             let (c1, s1) = (by_reporter(&after, "client"), by_reporter(&after, "server"));
             println!("    {q}: reporter=\"client\" (reviews-v2's sidecar) {c0} -> {c1}, reporter=\"server\" (ratings' sidecar) {s0} -> {s1}");
-            demo.expect(
-                c1 - c0 == 2.0 && s1 - s0 == 2.0,
-                "the counter rises by 2 per request on each reporting side",
-            );
+            demo.expect(c1 - c0 == 2.0 && s1 - s0 == 2.0, "the counter rises by 2 per request on each reporting side");
         }
-        Err(e) => demo.expect(
-            false,
-            &format!("the counter rises by 2 per request on each side ({e})"),
-        ),
+        Err(e) => demo.expect(false, &format!("the counter rises by 2 per request on each side ({e})")),
     }
     Ok(())
 }
@@ -304,10 +237,8 @@ fn metrics(demo: &mut Demo, mesh: &mut Mesh) -> Result<(), HarnessError> {
 fn access_log(demo: &mut Demo, mesh: &mut Mesh) -> Result<(), HarnessError> {
     demo.section("An access log line per request (newlog-stdio.yaml)");
     apply(mesh, "newlog-stdio.yaml")?;
-    let before: Vec<usize> = ["ratings-v1", "reviews-v2"]
-        .iter()
-        .map(|w| mesh.node(w).map_or(0, |n| n.access_log().len()))
-        .collect();
+    let before: Vec<usize> =
+        ["ratings-v1", "reviews-v2"].iter().map(|w| mesh.node(w).map_or(0, |n| n.access_log().len())).collect();
     let r = mesh.call("reviews-v2", "http://ratings:9080/ratings/0")?;
     println!("    reviews-v2 -> ratings: HTTP {}", r.status);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -322,18 +253,12 @@ fn access_log(demo: &mut Demo, mesh: &mut Mesh) -> Result<(), HarnessError> {
             std::thread::sleep(Duration::from_millis(100));
         };
         for l in lines.iter().skip(b) {
-            let reporter = if *w == "ratings-v1" {
-                "server"
-            } else {
-                "client"
-            };
+            let reporter = if *w == "ratings-v1" { "server" } else { "client" };
             println!("    {w} sidecar ({reporter} reporter): {l}");
             shown += 1;
-            let shaped = l.starts_with(r#"{"level":"warn","time":""#) && l.contains(r#""instance":"newlog.instance.istio-system","destination":"ratings","latency":""#);
-            demo.expect(
-                shaped,
-                "the line is shaped like the seed's (key order, instance, destination)",
-            );
+            let shaped = l.starts_with(r#"{"level":"warn","time":""#)
+                && l.contains(r#""instance":"newlog.instance.istio-system","destination":"ratings","latency":""#);
+            demo.expect(shaped, "the line is shaped like the seed's (key order, instance, destination)");
         }
     }
     demo.expect(shown == 2, "one line per request and reporting sidecar");
@@ -368,17 +293,12 @@ fn tracing(demo: &mut Demo, mesh: &mut Mesh) -> Result<(), HarnessError> {
         demo.expect(false, "a forced trace reaches the receiver");
         return Ok(());
     };
-    let spans = zipkin
-        .wait_for_trace(&id, 6, Duration::from_secs(10))
-        .unwrap_or_else(|_| zipkin.trace(&id));
+    let spans = zipkin.wait_for_trace(&id, 6, Duration::from_secs(10)).unwrap_or_else(|_| zipkin.trace(&id));
     println!("    trace {id}: {} spans", spans.len());
     for line in render_trace(&spans).lines() {
         println!("      {line}");
     }
-    demo.expect(
-        spans.len() >= 6 && spans.iter().all(|s| s.trace_id == id),
-        "spans from every hop share one trace id",
-    );
+    demo.expect(spans.len() >= 6 && spans.iter().all(|s| s.trace_id == id), "spans from every hop share one trace id");
     Ok(())
 }
 
@@ -388,29 +308,17 @@ fn keep_running(mesh: &Mesh) {
         println!("    bookinfo:    http://{addr}/productpage");
     }
     if let Ok(p) = mesh.prometheus() {
-        println!(
-            "    Prometheus:  {}/graph?g0.expr=istio_double_request_count",
-            p.url()
-        );
+        println!("    Prometheus:  {}/graph?g0.expr=istio_double_request_count", p.url());
     }
     println!(
         "    from a workload, e.g. sleep.foo: curl -H 'Host: httpbin.bar:8000' http://{}/headers",
-        mesh.node("sleep.foo")
-            .map(|n| n.outbound_addr().to_string())
-            .unwrap_or_default()
+        mesh.node("sleep.foo").map(|n| n.outbound_addr().to_string()).unwrap_or_default()
     );
     println!("    sidecar admin interfaces (/stats/prometheus, /config_dump, /clusters):");
     for n in mesh.nodes() {
-        println!(
-            "      {:<36} http://{}",
-            n.spec.key(),
-            n.admin_addr().map(|a| a.to_string()).unwrap_or_default()
-        );
+        println!("      {:<36} http://{}", n.spec.key(), n.admin_addr().map(|a| a.to_string()).unwrap_or_default());
     }
-    println!(
-        "    work directory (bootstraps, xDS files, logs, access logs): {}",
-        mesh.dir().display()
-    );
+    println!("    work directory (bootstraps, xDS files, logs, access logs): {}", mesh.dir().display());
     println!("    press Enter to stop");
     let _ = std::io::stdout().flush();
     let mut line = String::new();
@@ -424,16 +332,10 @@ fn keep_running(mesh: &Mesh) {
 }
 
 fn run(keep: bool) -> Result<Vec<String>, HarnessError> {
-    let mut demo = Demo {
-        started: Instant::now(),
-        failures: Vec::new(),
-    };
+    let mut demo = Demo { started: Instant::now(), failures: Vec::new() };
     println!("wasmixer demo: Istio 1.4 Mixer's seed scenarios on stock Envoy sidecars with wasmixer filters");
     demo.section("starting the mesh: bookinfo (namespace default, behind an ingress gateway), sleep and httpbin (namespaces foo, bar)");
-    let mut spec = MeshSpec::seed("demo")
-        .filters(&FILTER_ORDER)
-        .tracing(1.0)
-        .prometheus();
+    let mut spec = MeshSpec::seed("demo").filters(&FILTER_ORDER).tracing(1.0).prometheus();
     spec.progress = Some(progress);
     let mut mesh = Mesh::start(spec)?;
     print!("{}", mesh.describe());
@@ -453,10 +355,7 @@ fn run(keep: bool) -> Result<Vec<String>, HarnessError> {
     if keep {
         keep_running(&mesh);
     }
-    println!(
-        "\n==> stopping the mesh  [t+{}s]",
-        demo.started.elapsed().as_secs()
-    );
+    println!("\n==> stopping the mesh  [t+{}s]", demo.started.elapsed().as_secs());
     drop(mesh);
     Ok(demo.failures)
 }

@@ -22,14 +22,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     eprintln!("mesh-app: {app:?} on {listen}, calling through {outbound}");
-    match serve(
-        &app,
-        AppContext {
-            pod_name: pod.clone(),
-            outbound,
-        },
-        listen,
-    ) {
+    match serve(&app, AppContext { pod_name: pod.clone(), outbound }, listen) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mesh-app: {e}");

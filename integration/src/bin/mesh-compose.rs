@@ -24,34 +24,17 @@ fn addr(service: &str, port: u16) -> Result<std::net::SocketAddr, HarnessError> 
         .iter()
         .position(|w| service_name(w) == service)
         .ok_or_else(|| HarnessError::check(format!("no service {service}")))?;
-    pod_ip(i)
-        .parse::<std::net::IpAddr>()
-        .map(|ip| (ip, port).into())
-        .map_err(|e| HarnessError::check(e.to_string()))
+    pod_ip(i).parse::<std::net::IpAddr>().map(|ip| (ip, port).into()).map_err(|e| HarnessError::check(e.to_string()))
 }
 
 fn call(from: &str, host: &str, path: &str) -> Result<Response, HarnessError> {
-    Request::get(path)
-        .header("host", host)
-        .timeout(Duration::from_secs(20))
-        .send(addr(from, OUTBOUND_PORT)?)
+    Request::get(path).header("host", host).timeout(Duration::from_secs(20)).send(addr(from, OUTBOUND_PORT)?)
 }
 
-fn double_count(
-    service: &str,
-    reporter: &str,
-    source: &str,
-    destination: &str,
-) -> Result<f64, HarnessError> {
-    let text = Request::get("/stats/prometheus")
-        .send(addr(service, ADMIN_PORT)?)?
-        .body_text();
+fn double_count(service: &str, reporter: &str, source: &str, destination: &str) -> Result<f64, HarnessError> {
+    let text = Request::get("/stats/prometheus").send(addr(service, ADMIN_PORT)?)?.body_text();
     let want = format!("istio_double_request_count{{reporter=\"{reporter}\",source=\"{source}\",destination=\"{destination}\",message=\"twice the fun!\"}} ");
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix(&want))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0))
+    Ok(text.lines().find_map(|l| l.strip_prefix(&want)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0))
 }
 
 fn verify() -> Result<(), HarnessError> {
@@ -92,18 +75,10 @@ fn verify() -> Result<(), HarnessError> {
         double_count("ratings-v1", "server", "reviews-v2", "ratings-v1")?,
     );
     let r = call("reviews-v2", "ratings:9080", "/ratings/0")?;
-    check(
-        r.status == 200,
-        format!("reviews-v2 -> ratings: {}", r.status),
-    );
+    check(r.status == 200, format!("reviews-v2 -> ratings: {}", r.status));
     let mut saw_v3 = false;
     for _ in 0..6 {
-        let page = call(
-            "istio-ingressgateway",
-            "bookinfo.example.com",
-            "/productpage",
-        )?
-        .body_text();
+        let page = call("istio-ingressgateway", "bookinfo.example.com", "/productpage")?.body_text();
         if page.contains("reviews-v3-0") {
             saw_v3 = true;
             check(
@@ -113,10 +88,7 @@ fn verify() -> Result<(), HarnessError> {
             break;
         }
     }
-    check(
-        saw_v3,
-        "the product page was served by reviews-v3".to_string(),
-    );
+    check(saw_v3, "the product page was served by reviews-v3".to_string());
     println!("double-request-count.yaml:");
     let deadline = Instant::now() + Duration::from_secs(10);
     let after = loop {
@@ -129,28 +101,13 @@ fn verify() -> Result<(), HarnessError> {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    check(
-        after.0 - before.0 == 2.0,
-        format!(
-            "client reporter (reviews-v2's sidecar): {} -> {}",
-            before.0, after.0
-        ),
-    );
-    check(
-        after.1 - before.1 == 2.0,
-        format!(
-            "server reporter (ratings' sidecar): {} -> {}",
-            before.1, after.1
-        ),
-    );
+    check(after.0 - before.0 == 2.0, format!("client reporter (reviews-v2's sidecar): {} -> {}", before.0, after.0));
+    check(after.1 - before.1 == 2.0, format!("server reporter (ratings' sidecar): {} -> {}", before.1, after.1));
     if failures.is_empty() {
         println!("compose mesh: every checked seed outcome reproduced");
         Ok(())
     } else {
-        Err(HarnessError::check(format!(
-            "{} check(s) failed: {failures:?}",
-            failures.len()
-        )))
+        Err(HarnessError::check(format!("{} check(s) failed: {failures:?}", failures.len())))
     }
 }
 

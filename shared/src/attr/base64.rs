@@ -114,10 +114,7 @@ fn decoded_len(symbols: usize) -> Option<usize> {
 /// URL-safe symbols, `=` in the middle, and non-canonical trailing bits.
 pub fn decode(input: &str, max_decoded: usize) -> Result<Vec<u8>, Base64Error> {
     let bytes = input.as_bytes();
-    let symbols = bytes
-        .iter()
-        .rposition(|&b| b != b'=')
-        .map_or(0, |last| last + 1);
+    let symbols = bytes.iter().rposition(|&b| b != b'=').map_or(0, |last| last + 1);
     let padding = bytes.len() - symbols;
     if padding > 2 {
         return Err(Base64Error::InvalidPadding);
@@ -230,22 +227,10 @@ mod tests {
         assert_eq!(decode("====", BIG), Err(Base64Error::InvalidPadding));
         assert_eq!(decode("Zg==Zg==", BIG), Err(Base64Error::InvalidPadding));
         assert_eq!(decode("Z=g=", BIG), Err(Base64Error::InvalidPadding));
-        assert_eq!(
-            decode("Zm 9", BIG),
-            Err(Base64Error::InvalidByte { offset: 2 })
-        );
-        assert_eq!(
-            decode("Zm9v\nZm9", BIG),
-            Err(Base64Error::InvalidByte { offset: 4 })
-        );
-        assert_eq!(
-            decode("-_8=", BIG),
-            Err(Base64Error::InvalidByte { offset: 0 })
-        );
-        assert_eq!(
-            decode("Zm\u{e9}", BIG),
-            Err(Base64Error::InvalidByte { offset: 2 })
-        );
+        assert_eq!(decode("Zm 9", BIG), Err(Base64Error::InvalidByte { offset: 2 }));
+        assert_eq!(decode("Zm9v\nZm9", BIG), Err(Base64Error::InvalidByte { offset: 4 }));
+        assert_eq!(decode("-_8=", BIG), Err(Base64Error::InvalidByte { offset: 0 }));
+        assert_eq!(decode("Zm\u{e9}", BIG), Err(Base64Error::InvalidByte { offset: 2 }));
         // "Zh==" has non-zero bits in the 4 bits that "Zg==" leaves clear.
         assert_eq!(decode("Zh==", BIG), Err(Base64Error::NonCanonical));
         assert_eq!(decode("Zm9=", BIG), Err(Base64Error::NonCanonical));
@@ -257,10 +242,7 @@ mod tests {
         assert_eq!(decode("Zm9v", 3).unwrap(), b"foo");
         assert_eq!(decode("Zm9v", 2), Err(Base64Error::TooLarge { limit: 2 }));
         assert_eq!(decode("Zm9vYg", 4).unwrap(), b"foob");
-        assert_eq!(
-            decode("Zm9vYg==", 3),
-            Err(Base64Error::TooLarge { limit: 3 })
-        );
+        assert_eq!(decode("Zm9vYg==", 3), Err(Base64Error::TooLarge { limit: 3 }));
         assert_eq!(decode("", 0).unwrap(), b"");
         // The limit is checked before the alphabet, so huge garbage costs nothing.
         let huge = "!".repeat(100_000);
@@ -286,10 +268,7 @@ mod tests {
             if let Ok(text) = std::str::from_utf8(&s) {
                 if let Ok(bytes) = decode(text, BIG) {
                     // Whatever decodes must re-encode to the same symbols.
-                    assert_eq!(
-                        encode(&bytes).trim_end_matches('='),
-                        text.trim_end_matches('=')
-                    );
+                    assert_eq!(encode(&bytes).trim_end_matches('='), text.trim_end_matches('='));
                 }
             }
         }
@@ -297,13 +276,7 @@ mod tests {
 
     #[test]
     fn errors_display() {
-        assert_eq!(
-            Base64Error::InvalidByte { offset: 3 }.to_string(),
-            "base64: invalid byte at offset 3"
-        );
-        assert_eq!(
-            Base64Error::TooLarge { limit: 9 }.to_string(),
-            "base64: decoded data exceeds 9 bytes"
-        );
+        assert_eq!(Base64Error::InvalidByte { offset: 3 }.to_string(), "base64: invalid byte at offset 3");
+        assert_eq!(Base64Error::TooLarge { limit: 9 }.to_string(), "base64: decoded data exceeds 9 bytes");
     }
 }

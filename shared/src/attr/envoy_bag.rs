@@ -32,10 +32,7 @@ pub struct SourceTable {
 impl SourceTable {
     /// A table for `manifest` giving cache slots to `needed` attributes only.
     pub fn new(manifest: &Manifest, needed: &[AttrId]) -> SourceTable {
-        let sources: Vec<Source> = manifest
-            .iter()
-            .map(|(_, name, _)| source_of(name))
-            .collect();
+        let sources: Vec<Source> = manifest.iter().map(|(_, name, _)| source_of(name)).collect();
         let mut slot_of = vec![None; manifest.len()];
         let mut slots = 0usize;
         for id in needed {
@@ -46,19 +43,12 @@ impl SourceTable {
                 }
             }
         }
-        SourceTable {
-            sources,
-            slot_of,
-            slots,
-        }
+        SourceTable { sources, slot_of, slots }
     }
 
     /// The source of attribute `id`.
     pub fn source(&self, id: AttrId) -> Source {
-        self.sources
-            .get(usize::from(id))
-            .copied()
-            .unwrap_or(Source::Absent("unknown attribute id"))
+        self.sources.get(usize::from(id)).copied().unwrap_or(Source::Absent("unknown attribute id"))
     }
 }
 
@@ -87,11 +77,7 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
     /// The listener's direction (`xds.listener_direction`), fetched once.
     pub fn direction(&self) -> Option<Direction> {
         *self.direction.get_or_init(|| {
-            match self
-                .host
-                .property(&["xds", "listener_direction"])
-                .and_then(|b| int64(&b))
-            {
+            match self.host.property(&["xds", "listener_direction"]).and_then(|b| int64(&b)) {
                 Some(1) => Some(Direction::Inbound),
                 Some(2) => Some(Direction::Outbound),
                 _ => None,
@@ -104,18 +90,9 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
             Some(Direction::Outbound) => Side::Source,
             _ => Side::Destination,
         };
-        let cell = if side == own_side {
-            &self.local
-        } else {
-            &self.peer
-        };
-        let w = cell.get_or_init(|| {
-            if side == own_side {
-                self.host.local_workload()
-            } else {
-                self.host.peer_workload()
-            }
-        });
+        let cell = if side == own_side { &self.local } else { &self.peer };
+        let w =
+            cell.get_or_init(|| if side == own_side { self.host.local_workload() } else { self.host.peer_workload() });
         w.as_deref()
     }
 
@@ -123,102 +100,64 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
         match self.table.source(id) {
             Source::Property(path, decode) => decode_property(self.host.property(path)?, decode),
             Source::ByRole { inbound, outbound } => {
-                let (path, decode) = if self.direction() == Some(Direction::Outbound) {
-                    outbound
-                } else {
-                    inbound
-                };
+                let (path, decode) = if self.direction() == Some(Direction::Outbound) { outbound } else { inbound };
                 decode_property(self.host.property(path)?, decode)
             }
-            Source::RequestHeaders => Some(Value::StringMap(Cow::Owned(StringMap::from_pairs(
-                self.host.headers(false),
-            )))),
-            Source::ResponseHeaders => Some(Value::StringMap(Cow::Owned(StringMap::from_pairs(
-                self.host.headers(true),
-            )))),
-            Source::Header { name, response } => self
-                .host
-                .header(response, name)
-                .map(|v| Value::String(Cow::Owned(v))),
+            Source::RequestHeaders => {
+                Some(Value::StringMap(Cow::Owned(StringMap::from_pairs(self.host.headers(false)))))
+            }
+            Source::ResponseHeaders => {
+                Some(Value::StringMap(Cow::Owned(StringMap::from_pairs(self.host.headers(true)))))
+            }
+            Source::Header { name, response } => self.host.header(response, name).map(|v| Value::String(Cow::Owned(v))),
             Source::QueryParams => {
-                let path = String::from_utf8_lossy(&self.host.property(&["request", "path"])?)
-                    .into_owned();
+                let path = String::from_utf8_lossy(&self.host.property(&["request", "path"])?).into_owned();
                 let (_, query) = path.split_once('?')?;
                 let pairs: Vec<(String, String)> = query
                     .split('&')
                     .filter(|p| !p.is_empty())
                     .map(|p| {
                         p.split_once('=')
-                            .map_or((p.to_string(), String::new()), |(k, v)| {
-                                (k.to_string(), v.to_string())
-                            })
+                            .map_or((p.to_string(), String::new()), |(k, v)| (k.to_string(), v.to_string()))
                     })
                     .collect();
-                (!pairs.is_empty())
-                    .then(|| Value::StringMap(Cow::Owned(StringMap::from_pairs(pairs))))
+                (!pairs.is_empty()).then(|| Value::StringMap(Cow::Owned(StringMap::from_pairs(pairs))))
             }
-            Source::ReporterKind => self.direction().map(|d| {
-                Value::String(Cow::Borrowed(if d == Direction::Inbound {
-                    "inbound"
-                } else {
-                    "outbound"
-                }))
-            }),
+            Source::ReporterKind => self
+                .direction()
+                .map(|d| Value::String(Cow::Borrowed(if d == Direction::Inbound { "inbound" } else { "outbound" }))),
             Source::ReporterUid => {
                 let own = match self.direction() {
                     Some(Direction::Outbound) => Side::Source,
                     _ => Side::Destination,
                 };
-                self.workload(own)?
-                    .uid
-                    .clone()
-                    .map(|u| Value::String(Cow::Owned(u)))
+                self.workload(own)?.uid.clone().map(|u| Value::String(Cow::Owned(u)))
             }
             Source::Protocol => {
-                let grpc = self
-                    .host
-                    .header(false, "content-type")
-                    .is_some_and(|c| c.starts_with("application/grpc"));
-                Some(Value::String(Cow::Borrowed(if grpc {
-                    "grpc"
-                } else {
-                    "http"
-                })))
+                let grpc = self.host.header(false, "content-type").is_some_and(|c| c.starts_with("application/grpc"));
+                Some(Value::String(Cow::Borrowed(if grpc { "grpc" } else { "http" })))
             }
-            Source::Now => Some(Value::Timestamp(Timestamp::from_unix_nanos(
-                self.host.now_nanos(),
-            ))),
+            Source::Now => Some(Value::Timestamp(Timestamp::from_unix_nanos(self.host.now_nanos()))),
             Source::ResponseTime => {
                 let start = int64(&self.host.property(&["request", "time"])?)?;
                 let duration = int64(&self.host.property(&["request", "duration"])?)?;
-                Some(Value::Timestamp(Timestamp::from_unix_nanos(
-                    start.saturating_add(duration),
-                )))
+                Some(Value::Timestamp(Timestamp::from_unix_nanos(start.saturating_add(duration))))
             }
             Source::ServiceHost => self.service_host().map(|h| Value::String(Cow::Owned(h))),
-            Source::ServiceName => self.service_host().and_then(|h| {
-                h.split('.')
-                    .next()
-                    .map(|n| Value::String(Cow::Owned(n.to_string())))
-            }),
-            Source::ServiceNamespace => self.service_host().and_then(|h| {
-                h.split('.')
-                    .nth(1)
-                    .map(|n| Value::String(Cow::Owned(n.to_string())))
-            }),
+            Source::ServiceName => {
+                self.service_host().and_then(|h| h.split('.').next().map(|n| Value::String(Cow::Owned(n.to_string()))))
+            }
+            Source::ServiceNamespace => {
+                self.service_host().and_then(|h| h.split('.').nth(1).map(|n| Value::String(Cow::Owned(n.to_string()))))
+            }
             Source::ServiceUid => {
                 let host = self.service_host()?;
                 let mut parts = host.split('.');
                 let (name, ns) = (parts.next()?, parts.next()?);
-                Some(Value::String(Cow::Owned(format!(
-                    "istio://{ns}/services/{name}"
-                ))))
+                Some(Value::String(Cow::Owned(format!("istio://{ns}/services/{name}"))))
             }
             Source::ResponseFlags => {
-                let bits = self
-                    .host
-                    .property(&["response", "flags"])
-                    .and_then(|b| int64(&b))?;
+                let bits = self.host.property(&["response", "flags"]).and_then(|b| int64(&b))?;
                 let mut s = String::new();
                 response_flags_text(u64::try_from(bits).unwrap_or(0), &mut s);
                 Some(Value::String(Cow::Owned(s)))
@@ -228,10 +167,7 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
                     Some(Direction::Outbound) => Side::Source,
                     _ => Side::Destination,
                 };
-                self.workload(own)?
-                    .istio_version
-                    .clone()
-                    .map(|v| Value::String(Cow::Owned(v)))
+                self.workload(own)?.istio_version.clone().map(|v| Value::String(Cow::Owned(v)))
             }
             Source::Workload(..) | Source::Absent(_) => None,
         }
@@ -239,8 +175,7 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
 
     /// Host of an Istio-style cluster name: `outbound|9080||reviews.default.svc.cluster.local`.
     fn service_host(&self) -> Option<String> {
-        let cluster =
-            String::from_utf8_lossy(&self.host.property(&["xds", "cluster_name"])?).into_owned();
+        let cluster = String::from_utf8_lossy(&self.host.property(&["xds", "cluster_name"])?).into_owned();
         let host = cluster.split('|').nth(3)?;
         (!host.is_empty()).then(|| host.to_string())
     }
@@ -268,12 +203,9 @@ impl<H: Host + ?Sized> AttributeBag for EnvoyBag<'_, H> {
             return self.workload_value(side, field);
         }
         match self.table.slot_of.get(usize::from(id)).copied().flatten() {
-            Some(slot) => self
-                .slots
-                .get(usize::from(slot))?
-                .get_or_init(|| self.fetch(id))
-                .as_ref()
-                .map(Value::reborrow),
+            Some(slot) => {
+                self.slots.get(usize::from(slot))?.get_or_init(|| self.fetch(id)).as_ref().map(Value::reborrow)
+            }
             // Not announced at configure time: still correct, just not cached.
             None => self.fetch(id),
         }
@@ -298,9 +230,9 @@ pub fn decode_property(bytes: Vec<u8>, decode: Decode) -> Option<Value<'static>>
     Some(match decode {
         Decode::Text => Value::String(Cow::Owned(text(bytes))),
         Decode::Int64 => Value::Int64(int64(&bytes)?),
-        Decode::Uint64Text => Value::String(Cow::Owned(
-            u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?).to_string(),
-        )),
+        Decode::Uint64Text => {
+            Value::String(Cow::Owned(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?).to_string()))
+        }
         Decode::Bool => Value::Bool(*bytes.first()? != 0),
         Decode::TimestampNanos => Value::Timestamp(Timestamp::from_unix_nanos(int64(&bytes)?)),
         Decode::DurationNanos => Value::Duration(int64(&bytes)?),
@@ -345,7 +277,11 @@ mod tests {
         }
         fn headers(&self, response: bool) -> Vec<(String, String)> {
             self.calls.borrow_mut().push(format!("headers(response={response})"));
-            if response { Vec::new() } else { self.request_headers.clone() }
+            if response {
+                Vec::new()
+            } else {
+                self.request_headers.clone()
+            }
         }
         fn header(&self, response: bool, name: &str) -> Option<String> {
             self.calls.borrow_mut().push(format!("header({response},{name})"));
@@ -389,7 +325,10 @@ mod tests {
                 (vec!["request", "time"], le(1_576_514_753_950_607_000)),
                 (vec!["connection", "mtls"], vec![1]),
                 (vec!["source", "address"], b"10.1.2.3:51234".to_vec()),
-                (vec!["connection", "uri_san_peer_certificate"], b"spiffe://cluster.local/ns/default/sa/bookinfo-reviews".to_vec()),
+                (
+                    vec!["connection", "uri_san_peer_certificate"],
+                    b"spiffe://cluster.local/ns/default/sa/bookinfo-reviews".to_vec(),
+                ),
                 (vec!["xds", "cluster_name"], b"inbound|9080|http|ratings.default.svc.cluster.local".to_vec()),
                 (vec!["response", "flags"], le(0)),
             ],
@@ -419,13 +358,16 @@ mod tests {
     #[test]
     fn each_property_is_fetched_once_and_only_when_referenced() {
         let h = host();
-        let got = eval(&h, &[
-            "request.path",
-            r#"request.method == "GET" && request.path.startsWith("/ratings")"#,
-            r#"request.headers["user-agent"] | "-""#,
-            "response.code | 0",
-            r#"request.query_params["x"]"#,
-        ]);
+        let got = eval(
+            &h,
+            &[
+                "request.path",
+                r#"request.method == "GET" && request.path.startsWith("/ratings")"#,
+                r#"request.headers["user-agent"] | "-""#,
+                "response.code | 0",
+                r#"request.query_params["x"]"#,
+            ],
+        );
         assert_eq!(got[0], r#"Ok(String("/ratings/0?x=1&y"))"#);
         assert_eq!(got[1], "Ok(Bool(true))");
         assert_eq!(got[2], r#"Ok(String("curl/8"))"#);
@@ -434,13 +376,21 @@ mod tests {
         // Five distinct attributes, five host calls (query params derive from the path, which
         // they fetch themselves: the path attribute and query attribute are cached separately).
         let calls = h.calls.borrow();
-        assert_eq!(calls.as_slice(), ["request.path", "request.method", "headers(response=false)", "response.code", "request.path"]);
+        assert_eq!(
+            calls.as_slice(),
+            ["request.path", "request.method", "headers(response=false)", "response.code", "request.path"]
+        );
     }
 
     #[test]
     fn seed_rule_reads_identity_once() {
         let h = host();
-        let got = eval(&h, &[r#"destination.labels["app"] == "ratings" && source.labels["app"]=="reviews" && source.labels["version"] == "v3""#]);
+        let got = eval(
+            &h,
+            &[
+                r#"destination.labels["app"] == "ratings" && source.labels["app"]=="reviews" && source.labels["version"] == "v3""#,
+            ],
+        );
         assert_eq!(got[0], "Ok(Bool(true))");
         // The direction (one property) decides which side is local; each side is resolved once.
         assert_eq!(h.calls.borrow().as_slice(), ["xds.listener_direction", "local", "peer"]);
@@ -449,20 +399,23 @@ mod tests {
     #[test]
     fn decodes_envoy_encodings() {
         let h = host();
-        let got = eval(&h, &[
-            "response.duration",
-            "request.time",
-            "connection.mtls",
-            "source.ip",
-            "source.principal",
-            "destination.service.host",
-            "destination.service.name",
-            "destination.service.uid",
-            "context.reporter.kind",
-            "context.proxy_error_code",
-            "response.time",
-            "context.protocol",
-        ]);
+        let got = eval(
+            &h,
+            &[
+                "response.duration",
+                "request.time",
+                "connection.mtls",
+                "source.ip",
+                "source.principal",
+                "destination.service.host",
+                "destination.service.name",
+                "destination.service.uid",
+                "context.reporter.kind",
+                "context.proxy_error_code",
+                "response.time",
+                "context.protocol",
+            ],
+        );
         assert_eq!(got[0], "Ok(Duration(1494269))");
         assert!(got[1].contains("secs: 1576514753, nanos: 950607000"), "{}", got[1]);
         assert_eq!(got[2], "Ok(Bool(true))");

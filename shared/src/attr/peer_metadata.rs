@@ -13,7 +13,6 @@
 //!
 //! Both headers are unauthenticated: see [`crate::attr::spiffe::verify_peer_claim`].
 
-
 #[allow(unused_imports)] // named in the docs
 use crate::attr::workload::WorkloadMetadata;
 
@@ -51,40 +50,25 @@ impl<'a> NodeId<'a> {
             return None;
         }
         let mut parts = s.split('~');
-        let (Some(proxy_type), Some(ip), Some(id), Some(dns_domain), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let (Some(proxy_type), Some(ip), Some(id), Some(dns_domain), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return None;
         };
         if proxy_type.is_empty() || !proxy_type.bytes().all(|b| b.is_ascii_lowercase()) {
             return None;
         }
-        Some(NodeId {
-            proxy_type,
-            ip,
-            id,
-            dns_domain,
-        })
+        Some(NodeId { proxy_type, ip, id, dns_domain })
     }
 
     /// The pod name: `id` up to its last `.` (namespaces cannot contain dots; pod names can).
     pub fn pod_name(&self) -> Option<&'a str> {
-        self.id
-            .rsplit_once('.')
-            .map(|(pod, _)| pod)
-            .filter(|p| !p.is_empty())
+        self.id.rsplit_once('.').map(|(pod, _)| pod).filter(|p| !p.is_empty())
     }
 
     /// The namespace: `id` after its last `.`.
     pub fn namespace(&self) -> Option<&'a str> {
-        self.id
-            .rsplit_once('.')
-            .map(|(_, ns)| ns)
-            .filter(|n| !n.is_empty())
+        self.id.rsplit_once('.').map(|(_, ns)| ns).filter(|n| !n.is_empty())
     }
 }
 
@@ -95,10 +79,8 @@ mod tests {
 
     #[test]
     fn parses_istio_node_ids() {
-        let n = NodeId::parse(
-            "sidecar~10.16.0.104~productpage-v1-65576bb7bf-djw4c.default~default.svc.cluster.local",
-        )
-        .unwrap();
+        let n = NodeId::parse("sidecar~10.16.0.104~productpage-v1-65576bb7bf-djw4c.default~default.svc.cluster.local")
+            .unwrap();
         assert_eq!(n.proxy_type, "sidecar");
         assert_eq!(n.ip, "10.16.0.104");
         assert_eq!(n.id, "productpage-v1-65576bb7bf-djw4c.default");

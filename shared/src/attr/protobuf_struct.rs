@@ -49,11 +49,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits {
-            max_depth: DEFAULT_MAX_DEPTH,
-            max_bytes: DEFAULT_MAX_BYTES,
-            max_elements: DEFAULT_MAX_ELEMENTS,
-        }
+        Limits { max_depth: DEFAULT_MAX_DEPTH, max_bytes: DEFAULT_MAX_BYTES, max_elements: DEFAULT_MAX_ELEMENTS }
     }
 }
 
@@ -176,12 +172,7 @@ fn put_struct(
     Ok(())
 }
 
-fn put_list(
-    out: &mut Vec<u8>,
-    values: &[Value],
-    depth: usize,
-    max_depth: usize,
-) -> Result<(), ProtoError> {
+fn put_list(out: &mut Vec<u8>, values: &[Value], depth: usize, max_depth: usize) -> Result<(), ProtoError> {
     if depth > max_depth {
         return Err(ProtoError::TooDeep { limit: max_depth });
     }
@@ -195,12 +186,7 @@ fn put_list(
 }
 
 /// Writes the fields of a Value message. `depth` is that of the enclosing container.
-fn put_value(
-    out: &mut Vec<u8>,
-    v: &Value,
-    depth: usize,
-    max_depth: usize,
-) -> Result<(), ProtoError> {
+fn put_value(out: &mut Vec<u8>, v: &Value, depth: usize, max_depth: usize) -> Result<(), ProtoError> {
     match v {
         Value::Null => {
             put_tag(out, 1, VARINT);
@@ -332,13 +318,7 @@ impl<'a> Reader<'a> {
 
     /// Skips the payload of a field whose tag was just read. `groups` is the current group
     /// nesting, bounded by `max_depth`.
-    fn skip(
-        &mut self,
-        field: u32,
-        wire: u8,
-        groups: usize,
-        max_depth: usize,
-    ) -> Result<(), ProtoError> {
+    fn skip(&mut self, field: u32, wire: u8, groups: usize, max_depth: usize) -> Result<(), ProtoError> {
         match wire {
             VARINT => self.varint().map(drop),
             I64 => self.take(8).map(drop),
@@ -351,11 +331,7 @@ impl<'a> Reader<'a> {
                 loop {
                     let (f, w) = self.tag()?;
                     if w == EGROUP {
-                        return if f == field {
-                            Ok(())
-                        } else {
-                            Err(ProtoError::UnmatchedEndGroup)
-                        };
+                        return if f == field { Ok(()) } else { Err(ProtoError::UnmatchedEndGroup) };
                     }
                     self.skip(f, w, groups + 1, max_depth)?;
                 }
@@ -376,9 +352,7 @@ struct Decoder {
 impl Decoder {
     fn new(bytes: &[u8], limits: &Limits) -> Result<Decoder, ProtoError> {
         if bytes.len() > limits.max_bytes {
-            return Err(ProtoError::TooLarge {
-                limit: limits.max_bytes,
-            });
+            return Err(ProtoError::TooLarge { limit: limits.max_bytes });
         }
         Ok(Decoder {
             max_depth: limits.max_depth,
@@ -389,30 +363,20 @@ impl Decoder {
 
     fn count(&mut self) -> Result<(), ProtoError> {
         self.elements_left =
-            self.elements_left
-                .checked_sub(1)
-                .ok_or(ProtoError::TooManyElements {
-                    limit: self.max_elements,
-                })?;
+            self.elements_left.checked_sub(1).ok_or(ProtoError::TooManyElements { limit: self.max_elements })?;
         Ok(())
     }
 
     fn enter(&self, depth: usize) -> Result<(), ProtoError> {
         if depth > self.max_depth {
-            Err(ProtoError::TooDeep {
-                limit: self.max_depth,
-            })
+            Err(ProtoError::TooDeep { limit: self.max_depth })
         } else {
             Ok(())
         }
     }
 
     /// A Struct message at nesting `depth`.
-    fn struct_fields(
-        &mut self,
-        bytes: &[u8],
-        depth: usize,
-    ) -> Result<Map<String, Value>, ProtoError> {
+    fn struct_fields(&mut self, bytes: &[u8], depth: usize) -> Result<Map<String, Value>, ProtoError> {
         self.enter(depth)?;
         let mut map = Map::new();
         let mut r = Reader::new(bytes);
@@ -500,9 +464,7 @@ impl Decoder {
 }
 
 fn utf8(bytes: &[u8]) -> Result<String, ProtoError> {
-    std::str::from_utf8(bytes)
-        .map(str::to_owned)
-        .map_err(|_| ProtoError::InvalidUtf8)
+    std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| ProtoError::InvalidUtf8)
 }
 
 #[cfg(test)]
@@ -580,10 +542,7 @@ mod tests {
         assert_eq!(bytes, [0x0a, 0x06, 0x0a, 0x00, 0x12, 0x02, 0x1a, 0x00]);
         assert_eq!(decode_struct(&bytes).unwrap(), m);
         // An entry without key or value decodes as "" → null.
-        assert_eq!(
-            decode_struct(&[0x0a, 0x00]).unwrap(),
-            obj(json!({"": null}))
-        );
+        assert_eq!(decode_struct(&[0x0a, 0x00]).unwrap(), obj(json!({"": null})));
     }
 
     #[test]
@@ -600,14 +559,7 @@ mod tests {
             let bytes = encode_struct(&m).unwrap();
             assert_eq!(decode_struct(&bytes).unwrap(), m);
         }
-        for v in [
-            json!(null),
-            json!(true),
-            json!(2.5),
-            json!("s"),
-            json!([1.5, "a"]),
-            json!({"a": {}}),
-        ] {
+        for v in [json!(null), json!(true), json!(2.5), json!("s"), json!([1.5, "a"]), json!({"a": {}})] {
             assert_eq!(decode_value(&encode_value(&v).unwrap()).unwrap(), v);
         }
         let list = vec![json!("a"), json!(null), json!([false])];
@@ -618,21 +570,14 @@ mod tests {
     fn integers_come_back_as_doubles() {
         let m = obj(json!({"n": 7, "big": u64::MAX, "neg": -3}));
         let back = decode_struct(&encode_struct(&m).unwrap()).unwrap();
-        assert_eq!(
-            back,
-            obj(json!({"n": 7.0, "big": 18446744073709551615.0, "neg": -3.0}))
-        );
+        assert_eq!(back, obj(json!({"n": 7.0, "big": 18446744073709551615.0, "neg": -3.0})));
     }
 
     #[test]
     fn keys_are_sorted_bytewise_and_duplicates_keep_the_last() {
         let m = obj(json!({"b": 1.0, "B": 2.0, "a": 3.0, "\u{e9}": 4.0}));
         let bytes = encode_struct(&m).unwrap();
-        let keys: Vec<u8> = bytes
-            .windows(3)
-            .filter(|w| w[0] == 0x0a && w[1] == 0x01)
-            .map(|w| w[2])
-            .collect();
+        let keys: Vec<u8> = bytes.windows(3).filter(|w| w[0] == 0x0a && w[1] == 0x01).map(|w| w[2]).collect();
         assert_eq!(keys, b"Bab");
         // Two entries for "k": the second wins, as with protobuf maps.
         let mut dup = Vec::new();
@@ -640,14 +585,8 @@ mod tests {
         dup.extend_from_slice(&[0x0a, 0x08, 0x0a, 0x01, b'k', 0x12, 0x03, 0x1a, 0x01, b'v']);
         assert_eq!(decode_struct(&dup).unwrap(), obj(json!({"k": "v"})));
         // Two kinds in one Value: the last wins (oneof).
-        assert_eq!(
-            decode_value(&[0x20, 0x01, 0x1a, 0x01, b'z']).unwrap(),
-            json!("z")
-        );
-        assert_eq!(
-            decode_value(&[0x1a, 0x01, b'z', 0x08, 0x00]).unwrap(),
-            json!(null)
-        );
+        assert_eq!(decode_value(&[0x20, 0x01, 0x1a, 0x01, b'z']).unwrap(), json!("z"));
+        assert_eq!(decode_value(&[0x1a, 0x01, b'z', 0x08, 0x00]).unwrap(), json!(null));
     }
 
     #[test]
@@ -662,10 +601,7 @@ mod tests {
         b.extend_from_slice(&[0xf8, 0xff, 0xff, 0xff, 0x0f, 0x00]); // field 2^29-1 varint 0
                                                                     // Field 1 with the wrong wire type is treated as unknown.
         b.extend_from_slice(&[0x08, 0x05]);
-        assert_eq!(
-            decode_struct(&b).unwrap(),
-            obj(json!({"NAME": "pod-1", "LABELS": {"app": "x"}}))
-        );
+        assert_eq!(decode_struct(&b).unwrap(), obj(json!({"NAME": "pod-1", "LABELS": {"app": "x"}})));
 
         // Unknown fields inside an entry (field 3) and inside a Value (fields 7 and 8).
         let value = [0x38, 0x07, 0x20, 0x01, 0x40, 0x00];
@@ -675,10 +611,7 @@ mod tests {
         b.extend_from_slice(&entry);
         assert_eq!(decode_struct(&b).unwrap(), obj(json!({"k": true})));
         // Known Value field numbers with wrong wire types are skipped too.
-        assert_eq!(
-            decode_value(&[0x1d, 1, 2, 3, 4, 0x20, 0x01]).unwrap(),
-            json!(true)
-        );
+        assert_eq!(decode_value(&[0x1d, 1, 2, 3, 4, 0x20, 0x01]).unwrap(), json!(true));
         assert_eq!(decode_value(&[0x10, 0x05]).unwrap(), json!(null));
     }
 
@@ -698,16 +631,10 @@ mod tests {
             Err(MalformedVarint)
         );
         // Huge length.
-        assert_eq!(
-            decode_struct(&[0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
-            Err(Truncated)
-        );
+        assert_eq!(decode_struct(&[0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]), Err(Truncated));
         // Field number 0, tags beyond 32 bits, wire types 6 and 7.
         assert_eq!(decode_struct(&[0x02, 0x00]), Err(InvalidTag));
-        assert_eq!(
-            decode_struct(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01]),
-            Err(InvalidTag)
-        );
+        assert_eq!(decode_struct(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01]), Err(InvalidTag));
         assert_eq!(decode_struct(&[0x0e]), Err(InvalidWireType(6)));
         assert_eq!(decode_struct(&[0x0f]), Err(InvalidWireType(7)));
         // Stray end group, mismatched end group, unterminated group.
@@ -715,10 +642,7 @@ mod tests {
         assert_eq!(decode_struct(&[0x13, 0x1c]), Err(UnmatchedEndGroup));
         assert_eq!(decode_struct(&[0x13, 0x08, 0x01]), Err(Truncated));
         // Invalid UTF-8 in a key and in a string value.
-        assert_eq!(
-            decode_struct(&[0x0a, 0x03, 0x0a, 0x01, 0xff]),
-            Err(InvalidUtf8)
-        );
+        assert_eq!(decode_struct(&[0x0a, 0x03, 0x0a, 0x01, 0xff]), Err(InvalidUtf8));
         assert_eq!(decode_value(&[0x1a, 0x02, 0xc3, 0x28]), Err(InvalidUtf8));
         // Malformed nested message surfaces from inside.
         assert_eq!(decode_value(&[0x2a, 0x02, 0x0a, 0x05]), Err(Truncated));
@@ -753,20 +677,9 @@ mod tests {
         let bytes = encode_struct(&ok).unwrap();
         assert_eq!(decode_struct(&bytes).unwrap(), ok);
         let too_deep = obj(json!({"a": nested_lists(DEFAULT_MAX_DEPTH)}));
-        assert_eq!(
-            encode_struct(&too_deep),
-            Err(ProtoError::TooDeep {
-                limit: DEFAULT_MAX_DEPTH
-            })
-        );
-        let tight = Limits {
-            max_depth: 3,
-            ..Limits::default()
-        };
-        assert_eq!(
-            decode_struct_with(&bytes, &tight),
-            Err(ProtoError::TooDeep { limit: 3 })
-        );
+        assert_eq!(encode_struct(&too_deep), Err(ProtoError::TooDeep { limit: DEFAULT_MAX_DEPTH }));
+        let tight = Limits { max_depth: 3, ..Limits::default() };
+        assert_eq!(decode_struct_with(&bytes, &tight), Err(ProtoError::TooDeep { limit: 3 }));
 
         // A hostile 100 000-level ListValue nest built directly as bytes is rejected quickly.
         let mut b: Vec<u8> = vec![0x08, 0x00];
@@ -781,51 +694,24 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(
-            decode_value(&b),
-            Err(ProtoError::TooDeep {
-                limit: DEFAULT_MAX_DEPTH
-            })
-        );
+        assert_eq!(decode_value(&b), Err(ProtoError::TooDeep { limit: DEFAULT_MAX_DEPTH }));
 
         // Deeply nested unknown groups are bounded too.
         let mut g = vec![0x13; 1000];
         g.extend(std::iter::repeat_n(0x14, 1000));
-        assert_eq!(
-            decode_struct(&g),
-            Err(ProtoError::TooDeep {
-                limit: DEFAULT_MAX_DEPTH
-            })
-        );
+        assert_eq!(decode_struct(&g), Err(ProtoError::TooDeep { limit: DEFAULT_MAX_DEPTH }));
     }
 
     #[test]
     fn size_and_element_limits() {
         let bytes = golden_small();
-        let small = Limits {
-            max_bytes: bytes.len() - 1,
-            ..Limits::default()
-        };
-        assert_eq!(
-            decode_struct_with(&bytes, &small),
-            Err(ProtoError::TooLarge {
-                limit: bytes.len() - 1
-            })
-        );
+        let small = Limits { max_bytes: bytes.len() - 1, ..Limits::default() };
+        assert_eq!(decode_struct_with(&bytes, &small), Err(ProtoError::TooLarge { limit: bytes.len() - 1 }));
         // golden_small holds 3 entries (LABELS, app, NAME) + 3 Values = 6 elements.
-        let six = Limits {
-            max_elements: 6,
-            ..Limits::default()
-        };
+        let six = Limits { max_elements: 6, ..Limits::default() };
         assert!(decode_struct_with(&bytes, &six).is_ok());
-        let five = Limits {
-            max_elements: 5,
-            ..Limits::default()
-        };
-        assert_eq!(
-            decode_struct_with(&bytes, &five),
-            Err(ProtoError::TooManyElements { limit: 5 })
-        );
+        let five = Limits { max_elements: 5, ..Limits::default() };
+        assert_eq!(decode_struct_with(&bytes, &five), Err(ProtoError::TooManyElements { limit: 5 }));
     }
 
     #[test]
@@ -870,13 +756,7 @@ mod tests {
 
     #[test]
     fn errors_display() {
-        assert_eq!(
-            ProtoError::InvalidWireType(7).to_string(),
-            "protobuf: invalid wire type 7"
-        );
-        assert_eq!(
-            ProtoError::TooDeep { limit: 32 }.to_string(),
-            "protobuf: nesting exceeds depth 32"
-        );
+        assert_eq!(ProtoError::InvalidWireType(7).to_string(), "protobuf: invalid wire type 7");
+        assert_eq!(ProtoError::TooDeep { limit: 32 }.to_string(), "protobuf: nesting exceeds depth 32");
     }
 }

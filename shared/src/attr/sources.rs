@@ -123,24 +123,12 @@ pub fn source_of(name: &str) -> Source {
         },
         // Principals come only from certificates, never from claims.
         "source.principal" | "source.user" => ByRole {
-            inbound: (
-                &["connection", "uri_san_peer_certificate"],
-                Decode::SpiffePrincipal,
-            ),
-            outbound: (
-                &["upstream", "uri_san_local_certificate"],
-                Decode::SpiffePrincipal,
-            ),
+            inbound: (&["connection", "uri_san_peer_certificate"], Decode::SpiffePrincipal),
+            outbound: (&["upstream", "uri_san_local_certificate"], Decode::SpiffePrincipal),
         },
         "destination.principal" => ByRole {
-            inbound: (
-                &["connection", "uri_san_local_certificate"],
-                Decode::SpiffePrincipal,
-            ),
-            outbound: (
-                &["upstream", "uri_san_peer_certificate"],
-                Decode::SpiffePrincipal,
-            ),
+            inbound: (&["connection", "uri_san_local_certificate"], Decode::SpiffePrincipal),
+            outbound: (&["upstream", "uri_san_peer_certificate"], Decode::SpiffePrincipal),
         },
         "destination.service.host" => ServiceHost,
         "destination.service.name" => ServiceName,
@@ -159,62 +147,43 @@ pub fn source_of(name: &str) -> Source {
         "request.size" => Property(&["request", "size"], Decode::Int64),
         "request.total_size" => Property(&["request", "total_size"], Decode::Int64),
         "request.time" => Property(&["request", "time"], Decode::TimestampNanos),
-        "request.api_key" => Header {
-            name: "x-api-key",
-            response: false,
-        },
+        "request.api_key" => Header { name: "x-api-key", response: false },
         "response.code" => Property(&["response", "code"], Decode::Int64),
         "response.duration" => Property(&["request", "duration"], Decode::DurationNanos),
         "response.headers" => ResponseHeaders,
         "response.size" => Property(&["response", "size"], Decode::Int64),
         "response.total_size" => Property(&["response", "total_size"], Decode::Int64),
         "response.time" => ResponseTime,
-        "response.grpc_status" => Header {
-            name: "grpc-status",
-            response: true,
-        },
-        "response.grpc_message" => Header {
-            name: "grpc-message",
-            response: true,
-        },
+        "response.grpc_status" => Header { name: "grpc-status", response: true },
+        "response.grpc_message" => Header { name: "grpc-message", response: true },
         "connection.id" => Property(&["connection", "id"], Decode::Uint64Text),
         "connection.mtls" => Property(&["connection", "mtls"], Decode::Bool),
-        "connection.requested_server_name" => {
-            Property(&["connection", "requested_server_name"], STR)
-        }
+        "connection.requested_server_name" => Property(&["connection", "requested_server_name"], STR),
         "context.protocol" => Protocol,
         "context.time" | "context.timestamp" => Now,
         "context.reporter.kind" => ReporterKind,
         "context.reporter.uid" => ReporterUid,
         "context.proxy_error_code" => ResponseFlags,
         "context.proxy_version" => ProxyVersion,
-        "destination.container.name" => {
-            Absent("container names are not part of the proxy's node metadata")
-        }
-        "source.services" => {
-            Absent("the services of the client workload are not known to the proxy")
-        }
+        "destination.container.name" => Absent("container names are not part of the proxy's node metadata"),
+        "source.services" => Absent("the services of the client workload are not known to the proxy"),
         "origin.uid" | "origin.user" => Absent("legacy attributes that no proxy sets"),
         "request.reason" => Absent("audit reason: not set by Envoy"),
         "request.auth.principal"
         | "request.auth.audiences"
         | "request.auth.presenter"
         | "request.auth.claims"
-        | "request.auth.raw_claims" => {
-            Absent("JWT attributes need Envoy's jwt_authn filter metadata; not mapped yet")
-        }
+        | "request.auth.raw_claims" => Absent("JWT attributes need Envoy's jwt_authn filter metadata; not mapped yet"),
         "connection.event"
         | "connection.received.bytes"
         | "connection.sent.bytes"
         | "connection.received.bytes_total"
         | "connection.sent.bytes_total"
-        | "connection.duration" => {
-            Absent("TCP connection attributes exist only in the TCP (network filter) reporter")
-        }
+        | "connection.duration" => Absent("TCP connection attributes exist only in the TCP (network filter) reporter"),
         "context.reporter.local" => Absent("deprecated in Mixer; not set"),
-        "api.service" | "api.version" | "api.operation" | "api.protocol" => Absent(
-            "API-management attributes came from HTTPAPISpec, which stock Envoy does not have",
-        ),
+        "api.service" | "api.version" | "api.operation" | "api.protocol" => {
+            Absent("API-management attributes came from HTTPAPISpec, which stock Envoy does not have")
+        }
         "check.error_code" | "check.error_message" | "check.cache_hit" | "quota.cache_hit" => {
             Absent("check-cache attributes of Mixer's proxy client; the deny filter has no cache")
         }
@@ -227,9 +196,8 @@ pub fn source_of(name: &str) -> Source {
 
 /// Envoy's response flags (bit order of `StreamInfo::CoreResponseFlag`) and their short names.
 pub const RESPONSE_FLAGS: &[&str] = &[
-    "LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "RL", "UAEX", "RLSE", "DC",
-    "URX", "SI", "IH", "DPE", "UMSDR", "RFCF", "NFCF", "DT", "UPE", "NC", "OM", "DF", "DO", "DR",
-    "UDO",
+    "LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "RL", "UAEX", "RLSE", "DC", "URX", "SI", "IH",
+    "DPE", "UMSDR", "RFCF", "NFCF", "DT", "UPE", "NC", "OM", "DF", "DO", "DR", "UDO",
 ];
 
 /// Renders a response-flags bitmask as Envoy's `%RESPONSE_FLAGS%` (`-` when none).

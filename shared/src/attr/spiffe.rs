@@ -63,11 +63,7 @@ pub struct SpiffeId {
 
 impl SpiffeId {
     /// Builds an identity, validating each part as [`SpiffeId::parse`] would.
-    pub fn new(
-        trust_domain: &str,
-        namespace: &str,
-        service_account: &str,
-    ) -> Result<SpiffeId, SpiffeError> {
+    pub fn new(trust_domain: &str, namespace: &str, service_account: &str) -> Result<SpiffeId, SpiffeError> {
         validate_trust_domain(trust_domain)?;
         validate_segment(namespace)?;
         validate_segment(service_account)?;
@@ -87,9 +83,7 @@ impl SpiffeId {
         if uri.len() > MAX_SPIFFE_ID_LEN {
             return Err(SpiffeError::TooLong);
         }
-        let rest = uri
-            .strip_prefix(SPIFFE_PREFIX)
-            .ok_or(SpiffeError::NotSpiffe)?;
+        let rest = uri.strip_prefix(SPIFFE_PREFIX).ok_or(SpiffeError::NotSpiffe)?;
         SpiffeId::parse_principal_body(rest)
     }
 
@@ -108,22 +102,14 @@ impl SpiffeId {
         let (trust_domain, path) = rest.split_once('/').unwrap_or((rest, ""));
         validate_trust_domain(trust_domain)?;
         let mut parts = path.split('/');
-        let (Some("ns"), Some(ns), Some("sa"), Some(sa), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let (Some("ns"), Some(ns), Some("sa"), Some(sa), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(SpiffeError::NotIstioShape);
         };
         validate_segment(ns)?;
         validate_segment(sa)?;
-        Ok(SpiffeId {
-            trust_domain: trust_domain.to_owned(),
-            namespace: ns.to_owned(),
-            service_account: sa.to_owned(),
-        })
+        Ok(SpiffeId { trust_domain: trust_domain.to_owned(), namespace: ns.to_owned(), service_account: sa.to_owned() })
     }
 
     /// The trust domain, e.g. `cluster.local`.
@@ -148,37 +134,24 @@ impl SpiffeId {
 
     /// Mixer's principal form, `cluster.local/ns/default/sa/bookinfo-productpage`.
     pub fn principal(&self) -> String {
-        format!(
-            "{}/ns/{}/sa/{}",
-            self.trust_domain, self.namespace, self.service_account
-        )
+        format!("{}/ns/{}/sa/{}", self.trust_domain, self.namespace, self.service_account)
     }
 
     fn principal_len(&self) -> usize {
-        self.trust_domain.len()
-            + "/ns/".len()
-            + self.namespace.len()
-            + "/sa/".len()
-            + self.service_account.len()
+        self.trust_domain.len() + "/ns/".len() + self.namespace.len() + "/sa/".len() + self.service_account.len()
     }
 }
 
 impl fmt::Display for SpiffeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{SPIFFE_PREFIX}{}/ns/{}/sa/{}",
-            self.trust_domain, self.namespace, self.service_account
-        )
+        write!(f, "{SPIFFE_PREFIX}{}/ns/{}/sa/{}", self.trust_domain, self.namespace, self.service_account)
     }
 }
 
 fn validate_trust_domain(td: &str) -> Result<(), SpiffeError> {
     let ok = !td.is_empty()
         && td.len() <= MAX_TRUST_DOMAIN_LEN
-        && td.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
-        });
+        && td.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'));
     if ok {
         Ok(())
     } else {
@@ -190,8 +163,7 @@ fn validate_segment(s: &str) -> Result<(), SpiffeError> {
     let ok = !s.is_empty()
         && s != "."
         && s != ".."
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
     if ok {
         Ok(())
     } else {
@@ -276,11 +248,7 @@ impl PeerTrust {
 /// outbound); `mtls` is `connection.mtls` (inbound) or the upstream equivalent. The checks run
 /// in order: mTLS, certificate present, SPIFFE shape, namespace, service account. The trust
 /// domain is not compared; callers that pin one should check [`SpiffeId::trust_domain`].
-pub fn verify_peer_claim(
-    claim: &WorkloadMetadata,
-    peer_uri_san: Option<&str>,
-    mtls: bool,
-) -> PeerTrust {
+pub fn verify_peer_claim(claim: &WorkloadMetadata, peer_uri_san: Option<&str>, mtls: bool) -> PeerTrust {
     if !mtls {
         return PeerTrust::Unverified(UnverifiedReason::NoMtls);
     }
@@ -316,15 +284,9 @@ mod tests {
         assert_eq!(id.service_account(), "bookinfo-productpage");
         assert_eq!(id.uri(), PRODUCTPAGE);
         assert_eq!(id.to_string(), PRODUCTPAGE);
-        assert_eq!(
-            id.principal(),
-            "cluster.local/ns/default/sa/bookinfo-productpage"
-        );
+        assert_eq!(id.principal(), "cluster.local/ns/default/sa/bookinfo-productpage");
         assert_eq!(SpiffeId::parse_principal(&id.principal()).unwrap(), id);
-        assert_eq!(
-            SpiffeId::new("cluster.local", "default", "bookinfo-productpage").unwrap(),
-            id
-        );
+        assert_eq!(SpiffeId::new("cluster.local", "default", "bookinfo-productpage").unwrap(), id);
         let odd = SpiffeId::parse("spiffe://td_1.example-x/ns/Ns.1/sa/s_a-2").unwrap();
         assert_eq!(odd.namespace(), "Ns.1");
     }
@@ -340,31 +302,16 @@ mod tests {
             ("spiffe://", InvalidTrustDomain),
             ("spiffe:///ns/default/sa/x", InvalidTrustDomain),
             ("spiffe://Cluster.local/ns/default/sa/x", InvalidTrustDomain),
-            (
-                "spiffe://cluster.local:443/ns/default/sa/x",
-                InvalidTrustDomain,
-            ),
-            (
-                "spiffe://user@cluster.local/ns/default/sa/x",
-                InvalidTrustDomain,
-            ),
+            ("spiffe://cluster.local:443/ns/default/sa/x", InvalidTrustDomain),
+            ("spiffe://user@cluster.local/ns/default/sa/x", InvalidTrustDomain),
             ("spiffe://cluster.local", NotIstioShape),
             ("spiffe://cluster.local/", NotIstioShape),
             ("spiffe://cluster.local/ns/default", NotIstioShape),
             ("spiffe://cluster.local/ns/default/sa", NotIstioShape),
             ("spiffe://cluster.local/ns/default/sa/x/", NotIstioShape),
-            (
-                "spiffe://cluster.local/ns/default/sa/x/extra",
-                NotIstioShape,
-            ),
-            (
-                "spiffe://cluster.local/namespace/default/sa/x",
-                NotIstioShape,
-            ),
-            (
-                "spiffe://cluster.local/ns/default/serviceaccount/x",
-                NotIstioShape,
-            ),
+            ("spiffe://cluster.local/ns/default/sa/x/extra", NotIstioShape),
+            ("spiffe://cluster.local/namespace/default/sa/x", NotIstioShape),
+            ("spiffe://cluster.local/ns/default/serviceaccount/x", NotIstioShape),
             ("spiffe://cluster.local//ns/default/sa/x", NotIstioShape),
             ("spiffe://cluster.local/ns//sa/x", InvalidSegment),
             ("spiffe://cluster.local/ns/default/sa/", InvalidSegment),
@@ -372,66 +319,30 @@ mod tests {
             ("spiffe://cluster.local/ns/./sa/x", InvalidSegment),
             ("spiffe://cluster.local/ns/def%61ult/sa/x", InvalidSegment),
             ("spiffe://cluster.local/ns/default/sa/x?y=1", InvalidSegment),
-            (
-                "spiffe://cluster.local/ns/default/sa/x#frag",
-                InvalidSegment,
-            ),
+            ("spiffe://cluster.local/ns/default/sa/x#frag", InvalidSegment),
             ("spiffe://cluster.local/ns/default/sa/x y", InvalidSegment),
-            (
-                "spiffe://cluster.local/ns/default/sa/x\u{e9}",
-                InvalidSegment,
-            ),
+            ("spiffe://cluster.local/ns/default/sa/x\u{e9}", InvalidSegment),
             ("spiffe://cluster.local/ns/default/sa/x\n", InvalidSegment),
         ];
         for (input, want) in cases {
             assert_eq!(SpiffeId::parse(input), Err(*want), "{input:?}");
         }
-        let long = format!(
-            "spiffe://cluster.local/ns/default/sa/{}",
-            "a".repeat(MAX_SPIFFE_ID_LEN)
-        );
+        let long = format!("spiffe://cluster.local/ns/default/sa/{}", "a".repeat(MAX_SPIFFE_ID_LEN));
         assert_eq!(SpiffeId::parse(&long), Err(SpiffeError::TooLong));
-        let long_td = format!(
-            "spiffe://{}/ns/a/sa/b",
-            "a".repeat(MAX_TRUST_DOMAIN_LEN + 1)
-        );
-        assert_eq!(
-            SpiffeId::parse(&long_td),
-            Err(SpiffeError::InvalidTrustDomain)
-        );
-        assert_eq!(
-            SpiffeId::new("cluster.local", "", "sa"),
-            Err(SpiffeError::InvalidSegment)
-        );
-        assert_eq!(
-            SpiffeId::new("cluster.local", "ns", "a/b"),
-            Err(SpiffeError::InvalidSegment)
-        );
-        assert_eq!(
-            SpiffeId::new("", "ns", "sa"),
-            Err(SpiffeError::InvalidTrustDomain)
-        );
-        assert_eq!(
-            SpiffeId::new("cluster.local", "ns", &"a".repeat(MAX_SPIFFE_ID_LEN)),
-            Err(SpiffeError::TooLong)
-        );
+        let long_td = format!("spiffe://{}/ns/a/sa/b", "a".repeat(MAX_TRUST_DOMAIN_LEN + 1));
+        assert_eq!(SpiffeId::parse(&long_td), Err(SpiffeError::InvalidTrustDomain));
+        assert_eq!(SpiffeId::new("cluster.local", "", "sa"), Err(SpiffeError::InvalidSegment));
+        assert_eq!(SpiffeId::new("cluster.local", "ns", "a/b"), Err(SpiffeError::InvalidSegment));
+        assert_eq!(SpiffeId::new("", "ns", "sa"), Err(SpiffeError::InvalidTrustDomain));
+        assert_eq!(SpiffeId::new("cluster.local", "ns", &"a".repeat(MAX_SPIFFE_ID_LEN)), Err(SpiffeError::TooLong));
         assert_eq!(SpiffeId::parse_principal(""), Err(SpiffeError::NotSpiffe));
-        assert_eq!(
-            SpiffeId::parse_principal(PRODUCTPAGE),
-            Err(SpiffeError::InvalidTrustDomain)
-        );
+        assert_eq!(SpiffeId::parse_principal(PRODUCTPAGE), Err(SpiffeError::InvalidTrustDomain));
     }
 
     #[test]
     fn mixer_principal_from_san() {
-        assert_eq!(
-            principal_from_uri_san(PRODUCTPAGE),
-            "cluster.local/ns/default/sa/bookinfo-productpage"
-        );
-        assert_eq!(
-            principal_from_uri_san("https://example.com/x"),
-            "https://example.com/x"
-        );
+        assert_eq!(principal_from_uri_san(PRODUCTPAGE), "cluster.local/ns/default/sa/bookinfo-productpage");
+        assert_eq!(principal_from_uri_san("https://example.com/x"), "https://example.com/x");
         assert_eq!(principal_from_uri_san(""), "");
     }
 
@@ -450,11 +361,7 @@ mod tests {
 
     #[test]
     fn verified_when_certificate_matches() {
-        let c = claim(
-            "default",
-            "bookinfo-reviews",
-            &[("app", "reviews"), ("version", "v3")],
-        );
+        let c = claim("default", "bookinfo-reviews", &[("app", "reviews"), ("version", "v3")]);
         let t = verify_peer_claim(&c, Some(REVIEWS_SAN), true);
         assert_eq!(t, PeerTrust::Verified);
         assert!(t.is_verified());
@@ -464,11 +371,7 @@ mod tests {
     #[test]
     fn forged_reviews_v3_over_plain_text_is_unverified() {
         // A client with no certificate sends x-envoy-peer-metadata claiming to be reviews v3.
-        let forged = claim(
-            "default",
-            "bookinfo-reviews",
-            &[("app", "reviews"), ("version", "v3")],
-        );
+        let forged = claim("default", "bookinfo-reviews", &[("app", "reviews"), ("version", "v3")]);
         let t = verify_peer_claim(&forged, None, false);
         assert_eq!(t, PeerTrust::Unverified(UnverifiedReason::NoMtls));
         assert!(!t.is_verified());
@@ -480,33 +383,20 @@ mod tests {
         // Round-tripped through the header, as it would arrive.
         let decoded = WorkloadMetadata::decode_header(&forged.encode_header()).unwrap();
         assert_eq!(decoded.labels.get("version"), Some("v3"));
-        assert_eq!(
-            verify_peer_claim(&decoded, None, false).reason(),
-            Some(UnverifiedReason::NoMtls)
-        );
+        assert_eq!(verify_peer_claim(&decoded, None, false).reason(), Some(UnverifiedReason::NoMtls));
     }
 
     #[test]
     fn mtls_without_uri_san() {
         let c = claim("default", "bookinfo-reviews", &[]);
-        assert_eq!(
-            verify_peer_claim(&c, None, true),
-            PeerTrust::Unverified(UnverifiedReason::NoCertificate)
-        );
-        assert_eq!(
-            verify_peer_claim(&c, Some(""), true),
-            PeerTrust::Unverified(UnverifiedReason::NoCertificate)
-        );
+        assert_eq!(verify_peer_claim(&c, None, true), PeerTrust::Unverified(UnverifiedReason::NoCertificate));
+        assert_eq!(verify_peer_claim(&c, Some(""), true), PeerTrust::Unverified(UnverifiedReason::NoCertificate));
     }
 
     #[test]
     fn non_spiffe_certificate() {
         let c = claim("default", "bookinfo-reviews", &[]);
-        for san in [
-            "https://reviews.example.com",
-            "spiffe://cluster.local/workload/reviews",
-            "SPIFFE://x/ns/a/sa/b",
-        ] {
+        for san in ["https://reviews.example.com", "spiffe://cluster.local/workload/reviews", "SPIFFE://x/ns/a/sa/b"] {
             assert_eq!(
                 verify_peer_claim(&c, Some(san), true),
                 PeerTrust::Unverified(UnverifiedReason::NotSpiffe),
@@ -518,11 +408,7 @@ mod tests {
     #[test]
     fn namespace_mismatch() {
         // A workload in namespace "attacker" claims to be default/reviews v3.
-        let forged = claim(
-            "default",
-            "bookinfo-reviews",
-            &[("app", "reviews"), ("version", "v3")],
-        );
+        let forged = claim("default", "bookinfo-reviews", &[("app", "reviews"), ("version", "v3")]);
         let san = "spiffe://cluster.local/ns/attacker/sa/bookinfo-reviews";
         assert_eq!(
             verify_peer_claim(&forged, Some(san), true),
@@ -533,11 +419,7 @@ mod tests {
     #[test]
     fn service_account_mismatch() {
         // productpage (same namespace, its own SA) claims to be reviews v3.
-        let forged = claim(
-            "default",
-            "bookinfo-reviews",
-            &[("app", "reviews"), ("version", "v3")],
-        );
+        let forged = claim("default", "bookinfo-reviews", &[("app", "reviews"), ("version", "v3")]);
         assert_eq!(
             verify_peer_claim(&forged, Some(PRODUCTPAGE), true),
             PeerTrust::Unverified(UnverifiedReason::ServiceAccountMismatch)
@@ -553,13 +435,7 @@ mod tests {
     #[test]
     fn reason_names() {
         assert_eq!(UnverifiedReason::NoMtls.to_string(), "no_mtls");
-        assert_eq!(
-            UnverifiedReason::ServiceAccountMismatch.as_str(),
-            "service_account_mismatch"
-        );
-        assert_eq!(
-            SpiffeError::NotIstioShape.to_string(),
-            "SPIFFE path is not /ns/<namespace>/sa/<service-account>"
-        );
+        assert_eq!(UnverifiedReason::ServiceAccountMismatch.as_str(), "service_account_mismatch");
+        assert_eq!(SpiffeError::NotIstioShape.to_string(), "SPIFFE path is not /ns/<namespace>/sa/<service-account>");
     }
 }

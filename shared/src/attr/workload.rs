@@ -111,20 +111,13 @@ pub struct HeaderLimits {
 
 impl Default for HeaderLimits {
     fn default() -> HeaderLimits {
-        HeaderLimits {
-            max_header_bytes: MAX_HEADER_BYTES,
-            max_labels: MAX_LABELS,
-            max_list_items: MAX_LIST_ITEMS,
-        }
+        HeaderLimits { max_header_bytes: MAX_HEADER_BYTES, max_labels: MAX_LABELS, max_list_items: MAX_LIST_ITEMS }
     }
 }
 
 impl HeaderLimits {
-    const UNLIMITED: HeaderLimits = HeaderLimits {
-        max_header_bytes: usize::MAX,
-        max_labels: usize::MAX,
-        max_list_items: usize::MAX,
-    };
+    const UNLIMITED: HeaderLimits =
+        HeaderLimits { max_header_bytes: usize::MAX, max_labels: usize::MAX, max_list_items: usize::MAX };
 }
 
 /// One workload instance (a pod) as Istio describes it. An empty string (or empty collection)
@@ -202,15 +195,10 @@ impl WorkloadMetadata {
         put(keys::ISTIO_VERSION, &self.istio_version);
         put(keys::INSTANCE_IPS, &self.instance_ips.join(","));
         put(keys::APP_CONTAINERS, &self.app_containers.join(","));
-        for (key, map) in [
-            (keys::LABELS, &self.labels),
-            (keys::PLATFORM_METADATA, &self.platform_metadata),
-        ] {
+        for (key, map) in [(keys::LABELS, &self.labels), (keys::PLATFORM_METADATA, &self.platform_metadata)] {
             if !map.is_empty() {
-                let obj: Map<String, Json> = map
-                    .iter()
-                    .map(|(k, v)| (k.to_owned(), Json::String(v.to_owned())))
-                    .collect();
+                let obj: Map<String, Json> =
+                    map.iter().map(|(k, v)| (k.to_owned(), Json::String(v.to_owned()))).collect();
                 m.insert(key.to_owned(), Json::Object(obj));
             }
         }
@@ -223,10 +211,7 @@ impl WorkloadMetadata {
     }
 
     /// Reads an exchange payload, failing when a collection exceeds `limits`.
-    pub fn from_struct_json_with(
-        map: &Map<String, Json>,
-        limits: &HeaderLimits,
-    ) -> Result<WorkloadMetadata, String> {
+    pub fn from_struct_json_with(map: &Map<String, Json>, limits: &HeaderLimits) -> Result<WorkloadMetadata, String> {
         extract(map, limits)
     }
 
@@ -247,10 +232,7 @@ impl WorkloadMetadata {
     }
 
     /// Decodes a peer's `x-envoy-peer-metadata` value within `limits`.
-    pub fn decode_header_with(
-        header: &str,
-        limits: &HeaderLimits,
-    ) -> Result<WorkloadMetadata, String> {
+    pub fn decode_header_with(header: &str, limits: &HeaderLimits) -> Result<WorkloadMetadata, String> {
         if header.len() > limits.max_header_bytes {
             return Err(format!(
                 "peer metadata header is {} bytes, more than {}",
@@ -258,12 +240,10 @@ impl WorkloadMetadata {
                 limits.max_header_bytes
             ));
         }
-        let bytes = base64::decode(header, limits.max_header_bytes)
-            .map_err(|e| format!("peer metadata header: {e}"))?;
-        let proto_limits = protobuf_struct::Limits {
-            max_bytes: limits.max_header_bytes,
-            ..protobuf_struct::Limits::default()
-        };
+        let bytes =
+            base64::decode(header, limits.max_header_bytes).map_err(|e| format!("peer metadata header: {e}"))?;
+        let proto_limits =
+            protobuf_struct::Limits { max_bytes: limits.max_header_bytes, ..protobuf_struct::Limits::default() };
         let map = protobuf_struct::decode_struct_with(&bytes, &proto_limits)
             .map_err(|e| format!("peer metadata header: {e}"))?;
         extract(&map, limits)
@@ -291,10 +271,7 @@ impl WorkloadMetadata {
         if self.workload_name.is_empty() || self.namespace.is_empty() {
             return None;
         }
-        Some(format!(
-            "istio://{}/workloads/{}",
-            self.namespace, self.workload_name
-        ))
+        Some(format!("istio://{}/workloads/{}", self.namespace, self.workload_name))
     }
 
     /// The principal this workload would have under `trust_domain`, in Mixer's form
@@ -305,9 +282,7 @@ impl WorkloadMetadata {
     /// [`crate::attr::spiffe::principal_from_uri_san`] for that. `None` when the namespace or
     /// service account is missing or not a valid SPIFFE path segment.
     pub fn principal_from_service_account(&self, trust_domain: &str) -> Option<String> {
-        SpiffeId::new(trust_domain, &self.namespace, &self.service_account)
-            .ok()
-            .map(|id| id.principal())
+        SpiffeId::new(trust_domain, &self.namespace, &self.service_account).ok().map(|id| id.principal())
     }
 
     /// The canonical service name: label `service.istio.io/canonical-name`, else
@@ -363,9 +338,7 @@ impl WorkloadMetadata {
             "uid" => self.uid().map(|s| Value::String(Cow::Owned(s))),
             "name" => borrowed(&self.name),
             "namespace" | "workload.namespace" => borrowed(&self.namespace),
-            "labels" => {
-                (!self.labels.is_empty()).then_some(Value::StringMap(Cow::Borrowed(&self.labels)))
-            }
+            "labels" => (!self.labels.is_empty()).then_some(Value::StringMap(Cow::Borrowed(&self.labels))),
             "owner" => borrowed(&self.owner),
             "serviceAccount" => borrowed(&self.service_account),
             "workload.uid" => self.workload_uid().map(|s| Value::String(Cow::Owned(s))),
@@ -397,21 +370,9 @@ fn extract(map: &Map<String, Json>, limits: &HeaderLimits) -> Result<WorkloadMet
         owner: text(keys::OWNER),
         cluster_id: text(keys::CLUSTER_ID),
         mesh_id: text(keys::MESH_ID),
-        instance_ips: list(
-            map.get(keys::INSTANCE_IPS),
-            keys::INSTANCE_IPS,
-            limits.max_list_items,
-        )?,
-        platform_metadata: string_map(
-            map.get(keys::PLATFORM_METADATA),
-            keys::PLATFORM_METADATA,
-            limits.max_labels,
-        )?,
-        app_containers: list(
-            map.get(keys::APP_CONTAINERS),
-            keys::APP_CONTAINERS,
-            limits.max_list_items,
-        )?,
+        instance_ips: list(map.get(keys::INSTANCE_IPS), keys::INSTANCE_IPS, limits.max_list_items)?,
+        platform_metadata: string_map(map.get(keys::PLATFORM_METADATA), keys::PLATFORM_METADATA, limits.max_labels)?,
+        app_containers: list(map.get(keys::APP_CONTAINERS), keys::APP_CONTAINERS, limits.max_list_items)?,
         istio_version: text(keys::ISTIO_VERSION),
     })
 }
@@ -422,15 +383,9 @@ fn string_map(v: Option<&Json>, key: &str, max: usize) -> Result<StringMap, Stri
         return Ok(StringMap::new());
     };
     if obj.len() > max {
-        return Err(format!(
-            "peer metadata {key} has {} entries, more than {max}",
-            obj.len()
-        ));
+        return Err(format!("peer metadata {key} has {} entries, more than {max}", obj.len()));
     }
-    Ok(StringMap::from_pairs(
-        obj.iter()
-            .filter_map(|(k, v)| v.as_str().map(|s| (k.as_str(), s))),
-    ))
+    Ok(StringMap::from_pairs(obj.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.as_str(), s)))))
 }
 
 /// A comma-separated string or an array of strings; items are trimmed, empty ones dropped.
@@ -441,12 +396,7 @@ fn list(v: Option<&Json>, key: &str, max: usize) -> Result<Vec<String>, String> 
             if a.len() > max {
                 return Err(format!("peer metadata {key} has more than {max} items"));
             }
-            a.iter()
-                .filter_map(Json::as_str)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
+            a.iter().filter_map(Json::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
         }
         _ => Vec::new(),
     };
@@ -504,10 +454,7 @@ mod tests {
         assert_eq!(w.namespace, "default");
         assert_eq!(w.workload_name, "productpage-v1");
         assert_eq!(w.service_account, "bookinfo-productpage");
-        assert_eq!(
-            w.owner,
-            "kubernetes://apis/apps/v1/namespaces/default/deployments/productpage-v1"
-        );
+        assert_eq!(w.owner, "kubernetes://apis/apps/v1/namespaces/default/deployments/productpage-v1");
         assert_eq!(w.cluster_id, "Kubernetes");
         assert_eq!(w.mesh_id, "cluster.local");
         assert_eq!(w.istio_version, "1.7.1");
@@ -529,22 +476,13 @@ mod tests {
         let w = WorkloadMetadata::from_node_metadata_proto(&bytes).unwrap();
         assert_eq!(w, WorkloadMetadata::from_node_metadata(&node));
         assert!(WorkloadMetadata::from_node_metadata_proto(&[0x0a, 0x05]).is_err());
-        assert_eq!(
-            WorkloadMetadata::from_node_metadata_proto(&[]).unwrap(),
-            WorkloadMetadata::default()
-        );
+        assert_eq!(WorkloadMetadata::from_node_metadata_proto(&[]).unwrap(), WorkloadMetadata::default());
     }
 
     #[test]
     fn tolerates_odd_node_metadata() {
-        assert_eq!(
-            WorkloadMetadata::from_node_metadata(&json!(null)),
-            WorkloadMetadata::default()
-        );
-        assert_eq!(
-            WorkloadMetadata::from_node_metadata(&json!([1, 2])),
-            WorkloadMetadata::default()
-        );
+        assert_eq!(WorkloadMetadata::from_node_metadata(&json!(null)), WorkloadMetadata::default());
+        assert_eq!(WorkloadMetadata::from_node_metadata(&json!([1, 2])), WorkloadMetadata::default());
         let w = WorkloadMetadata::from_node_metadata(&json!({
             "NAME": 7,
             "NAMESPACE": "ns",
@@ -584,10 +522,7 @@ mod tests {
         got.sort_unstable();
         expected.sort_unstable();
         assert_eq!(got, expected);
-        assert_eq!(
-            m["INSTANCE_IPS"],
-            json!("10.16.0.104,fe80::40fb:daff:feed:e56c")
-        );
+        assert_eq!(m["INSTANCE_IPS"], json!("10.16.0.104,fe80::40fb:daff:feed:e56c"));
         assert_eq!(m["LABELS"]["version"], json!("v1"));
         assert_eq!(WorkloadMetadata::from_struct_json(&m).unwrap(), w);
         // Absent fields are omitted.
@@ -618,10 +553,7 @@ mod tests {
     fn header_matches_reference_protobuf() {
         let w = WorkloadMetadata::from_node_metadata(&productpage_node());
         assert_eq!(w.encode_header(), PRODUCTPAGE_HEADER);
-        assert_eq!(
-            WorkloadMetadata::decode_header(PRODUCTPAGE_HEADER).unwrap(),
-            w
-        );
+        assert_eq!(WorkloadMetadata::decode_header(PRODUCTPAGE_HEADER).unwrap(), w);
     }
 
     #[test]
@@ -631,10 +563,7 @@ mod tests {
         assert_eq!(h.len() % 4, 0);
         assert_eq!(WorkloadMetadata::decode_header(&h).unwrap(), w);
         // Unpadded, as some senders emit.
-        assert_eq!(
-            WorkloadMetadata::decode_header(h.trim_end_matches('=')).unwrap(),
-            w
-        );
+        assert_eq!(WorkloadMetadata::decode_header(h.trim_end_matches('=')).unwrap(), w);
     }
 
     #[test]
@@ -646,14 +575,9 @@ mod tests {
             labels: StringMap::from_pairs([("app", "x")]),
             ..WorkloadMetadata::default()
         };
-        assert_eq!(
-            w.encode_header(),
-            "ChgKBkxBQkVMUxIOKgwKCgoDYXBwEgMaAXgKDwoETkFNRRIHGgVwb2QtMQ=="
-        );
-        let back = WorkloadMetadata::decode_header(
-            "ChgKBkxBQkVMUxIOKgwKCgoDYXBwEgMaAXgKDwoETkFNRRIHGgVwb2QtMQ",
-        )
-        .unwrap();
+        assert_eq!(w.encode_header(), "ChgKBkxBQkVMUxIOKgwKCgoDYXBwEgMaAXgKDwoETkFNRRIHGgVwb2QtMQ==");
+        let back =
+            WorkloadMetadata::decode_header("ChgKBkxBQkVMUxIOKgwKCgoDYXBwEgMaAXgKDwoETkFNRRIHGgVwb2QtMQ").unwrap();
         assert_eq!(back, w);
     }
 
@@ -663,35 +587,20 @@ mod tests {
         assert!(WorkloadMetadata::decode_header("not base64!").is_err());
         assert!(WorkloadMetadata::decode_header("/////w==").is_err()); // 0xff.. is not a Struct
         let huge = "A".repeat(MAX_HEADER_BYTES + 4);
-        assert!(WorkloadMetadata::decode_header(&huge)
-            .unwrap_err()
-            .contains("more than"));
+        assert!(WorkloadMetadata::decode_header(&huge).unwrap_err().contains("more than"));
 
-        let many: Vec<(String, String)> = (0..=MAX_LABELS)
-            .map(|i| (format!("k{i}"), "v".to_owned()))
-            .collect();
-        let w = WorkloadMetadata {
-            labels: StringMap::from_pairs(many),
-            ..WorkloadMetadata::default()
-        };
+        let many: Vec<(String, String)> = (0..=MAX_LABELS).map(|i| (format!("k{i}"), "v".to_owned())).collect();
+        let w = WorkloadMetadata { labels: StringMap::from_pairs(many), ..WorkloadMetadata::default() };
         let h = w.encode_header();
         assert!(h.len() < MAX_HEADER_BYTES);
         let err = WorkloadMetadata::decode_header(&h).unwrap_err();
         assert!(err.contains("LABELS"), "{err}");
-        let roomy = HeaderLimits {
-            max_labels: MAX_LABELS + 1,
-            ..HeaderLimits::default()
-        };
+        let roomy = HeaderLimits { max_labels: MAX_LABELS + 1, ..HeaderLimits::default() };
         assert_eq!(WorkloadMetadata::decode_header_with(&h, &roomy).unwrap(), w);
 
         let ips = vec!["10.0.0.1".to_owned(); MAX_LIST_ITEMS + 1];
-        let w = WorkloadMetadata {
-            instance_ips: ips,
-            ..WorkloadMetadata::default()
-        };
-        assert!(WorkloadMetadata::decode_header(&w.encode_header())
-            .unwrap_err()
-            .contains("INSTANCE_IPS"));
+        let w = WorkloadMetadata { instance_ips: ips, ..WorkloadMetadata::default() };
+        assert!(WorkloadMetadata::decode_header(&w.encode_header()).unwrap_err().contains("INSTANCE_IPS"));
     }
 
     #[test]
@@ -710,14 +619,8 @@ mod tests {
     #[test]
     fn derived_mixer_values() {
         let w = WorkloadMetadata::from_node_metadata(&productpage_node());
-        assert_eq!(
-            w.uid().as_deref(),
-            Some("kubernetes://productpage-v1-65576bb7bf-djw4c.default")
-        );
-        assert_eq!(
-            w.workload_uid().as_deref(),
-            Some("istio://default/workloads/productpage-v1")
-        );
+        assert_eq!(w.uid().as_deref(), Some("kubernetes://productpage-v1-65576bb7bf-djw4c.default"));
+        assert_eq!(w.workload_uid().as_deref(), Some("istio://default/workloads/productpage-v1"));
         assert_eq!(
             w.principal_from_service_account("cluster.local").as_deref(),
             Some("cluster.local/ns/default/sa/bookinfo-productpage")
@@ -735,10 +638,7 @@ mod tests {
 
     #[test]
     fn canonical_fallbacks() {
-        let mut w = WorkloadMetadata {
-            workload_name: "wl".into(),
-            ..WorkloadMetadata::default()
-        };
+        let mut w = WorkloadMetadata { workload_name: "wl".into(), ..WorkloadMetadata::default() };
         assert_eq!(w.canonical_service(), "wl");
         w.labels = StringMap::from_pairs([("app", "a"), ("version", "v9")]);
         assert_eq!((w.canonical_service(), w.canonical_revision()), ("a", "v9"));
@@ -760,26 +660,14 @@ mod tests {
     #[test]
     fn mixer_attribute_lookup() {
         let w = WorkloadMetadata::from_node_metadata(&productpage_node());
-        let s = |suffix: &str| {
-            w.mixer_attribute(suffix)
-                .and_then(|v| v.as_str().map(str::to_owned))
-        };
-        assert_eq!(
-            s("uid").as_deref(),
-            Some("kubernetes://productpage-v1-65576bb7bf-djw4c.default")
-        );
-        assert_eq!(
-            s("name").as_deref(),
-            Some("productpage-v1-65576bb7bf-djw4c")
-        );
+        let s = |suffix: &str| w.mixer_attribute(suffix).and_then(|v| v.as_str().map(str::to_owned));
+        assert_eq!(s("uid").as_deref(), Some("kubernetes://productpage-v1-65576bb7bf-djw4c.default"));
+        assert_eq!(s("name").as_deref(), Some("productpage-v1-65576bb7bf-djw4c"));
         assert_eq!(s("namespace").as_deref(), Some("default"));
         assert_eq!(s("workload.namespace").as_deref(), Some("default"));
         assert_eq!(s("owner").as_deref(), Some(w.owner.as_str()));
         assert_eq!(s("serviceAccount").as_deref(), Some("bookinfo-productpage"));
-        assert_eq!(
-            s("workload.uid").as_deref(),
-            Some("istio://default/workloads/productpage-v1")
-        );
+        assert_eq!(s("workload.uid").as_deref(), Some("istio://default/workloads/productpage-v1"));
         assert_eq!(s("workload.name").as_deref(), Some("productpage-v1"));
         match w.mixer_attribute("labels") {
             Some(Value::StringMap(m)) => assert_eq!(m.get("app"), Some("productpage")),
@@ -789,11 +677,7 @@ mod tests {
         assert_eq!(w.mixer_attribute("bogus"), None);
         for suffix in MIXER_ATTRIBUTE_SUFFIXES {
             assert!(w.mixer_attribute(suffix).is_some(), "{suffix}");
-            assert_eq!(
-                WorkloadMetadata::default().mixer_attribute(suffix),
-                None,
-                "{suffix}"
-            );
+            assert_eq!(WorkloadMetadata::default().mixer_attribute(suffix), None, "{suffix}");
         }
     }
 

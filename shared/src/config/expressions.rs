@@ -10,7 +10,8 @@ pub fn compile_match(resource: &str, source: &str, manifest: &Manifest) -> Resul
     if trimmed.is_empty() || trimmed == "true" {
         return Ok(None);
     }
-    let program = Program::compile(source, manifest).map_err(|e| ConfigError::expression(resource, "match", source, &e))?;
+    let program =
+        Program::compile(source, manifest).map_err(|e| ConfigError::expression(resource, "match", source, &e))?;
     if program.result_type() != ValueType::Bool {
         return Err(ConfigError::new(
             resource,
@@ -33,13 +34,17 @@ pub fn compile_field(
     expected: Option<ValueType>,
     manifest: &Manifest,
 ) -> Result<Program, ConfigError> {
-    let program = Program::compile(source, manifest).map_err(|e| ConfigError::expression(resource, field, source, &e))?;
+    let program =
+        Program::compile(source, manifest).map_err(|e| ConfigError::expression(resource, field, source, &e))?;
     if let Some(want) = expected {
         if program.result_type() != want {
             return Err(ConfigError::new(
                 resource,
                 field,
-                format!("instance field type mismatch: expected='{want}', actual='{}', expression='{source}'", program.result_type()),
+                format!(
+                    "instance field type mismatch: expected='{want}', actual='{}', expression='{source}'",
+                    program.result_type()
+                ),
             ));
         }
     }
@@ -58,7 +63,10 @@ mod tests {
         assert!(compile_match("r", "  true ", m).unwrap().is_none());
         assert!(compile_match("r", r#"request.method == "GET""#, m).unwrap().is_some());
         let e = compile_match("r", "request.size | 0", m).unwrap_err();
-        assert_eq!(e.to_string(), "r: field match: expression 'request.size | 0' evaluated to type INT64, expected type BOOL");
+        assert_eq!(
+            e.to_string(),
+            "r: field match: expression 'request.size | 0' evaluated to type INT64, expected type BOOL"
+        );
         let e = compile_match("denyreviewsv3.rule.default", r#"source.nam == "x""#, m).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -70,6 +78,9 @@ mod tests {
     fn typed_fields() {
         let m = Manifest::istio();
         let e = compile_field("i", "params.severity", "response.code", Some(ValueType::String), m).unwrap_err();
-        assert_eq!(e.message, "instance field type mismatch: expected='STRING', actual='INT64', expression='response.code'");
+        assert_eq!(
+            e.message,
+            "instance field type mismatch: expected='STRING', actual='INT64', expression='response.code'"
+        );
     }
 }

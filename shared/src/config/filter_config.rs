@@ -53,9 +53,11 @@ pub struct DenyOptions {
 impl FilterConfig {
     /// Parses the configuration bytes; an empty configuration is an empty document.
     pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
-        let text = std::str::from_utf8(bytes).map_err(|e| ConfigError::new("configuration", "(document)", format!("not UTF-8: {e}")))?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| ConfigError::new("configuration", "(document)", format!("not UTF-8: {e}")))?;
         if text.trim().is_empty() {
-            return serde_json::from_str("{}").map_err(|e| ConfigError::new("configuration", "(document)", e.to_string()));
+            return serde_json::from_str("{}")
+                .map_err(|e| ConfigError::new("configuration", "(document)", e.to_string()));
         }
         serde_json::from_str(text).map_err(|e| ConfigError::new("configuration", "(document)", e.to_string()))
     }

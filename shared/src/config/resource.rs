@@ -29,19 +29,48 @@ pub struct Metadata {
 
 /// Templates Mixer shipped, usable as legacy resource kinds (`kind: metric`).
 pub const TEMPLATES: &[&str] = &[
-    "checknothing", "listentry", "logentry", "metric", "quota", "reportnothing", "tracespan",
-    "apikey", "authorization", "edge", "kubernetes",
+    "checknothing",
+    "listentry",
+    "logentry",
+    "metric",
+    "quota",
+    "reportnothing",
+    "tracespan",
+    "apikey",
+    "authorization",
+    "edge",
+    "kubernetes",
 ];
 
 /// Adapters Mixer shipped, usable as legacy resource kinds (`kind: denier`).
 pub const ADAPTERS: &[&str] = &[
-    "denier", "listchecker", "memquota", "prometheus", "stdio", "bypass", "circonus",
-    "cloudwatch", "dogstatsd", "fluentd", "kubernetesenv", "noop", "opa", "rbac", "redisquota",
-    "signalfx", "solarwinds", "stackdriver", "statsd", "zipkin", "apigee", "kubernetes",
+    "denier",
+    "listchecker",
+    "memquota",
+    "prometheus",
+    "stdio",
+    "bypass",
+    "circonus",
+    "cloudwatch",
+    "dogstatsd",
+    "fluentd",
+    "kubernetesenv",
+    "noop",
+    "opa",
+    "rbac",
+    "redisquota",
+    "signalfx",
+    "solarwinds",
+    "stackdriver",
+    "statsd",
+    "zipkin",
+    "apigee",
+    "kubernetes",
 ];
 
 /// Kinds that carry no policy or telemetry configuration; they are accepted and ignored.
-pub const IGNORED_KINDS: &[&str] = &["attributemanifest", "adapter", "template", "HTTPAPISpec", "HTTPAPISpecBinding", "QuotaSpec", "QuotaSpecBinding"];
+pub const IGNORED_KINDS: &[&str] =
+    &["attributemanifest", "adapter", "template", "HTTPAPISpec", "HTTPAPISpecBinding", "QuotaSpec", "QuotaSpecBinding"];
 
 /// What a resource is, once its kind is understood.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -85,7 +85,11 @@ fn str_field<'j>(spec: &'j Json, names: &[&str]) -> Option<&'j str> {
 impl Snapshot {
     /// Resolves `resources`. A resource without a namespace is in `default_namespace` (as
     /// `kubectl apply` would put it); rules in `config_namespace` apply to all traffic.
-    pub fn resolve(resources: &[Resource], default_namespace: &str, config_namespace: &str) -> Result<Snapshot, ConfigErrors> {
+    pub fn resolve(
+        resources: &[Resource],
+        default_namespace: &str,
+        config_namespace: &str,
+    ) -> Result<Snapshot, ConfigErrors> {
         let mut snap = Snapshot { config_namespace: config_namespace.to_string(), ..Snapshot::default() };
         let mut errors = Vec::new();
         let mut keys: Vec<String> = Vec::new();
@@ -94,12 +98,20 @@ impl Snapshot {
             let ns = r.metadata.namespace.clone().unwrap_or_else(|| default_namespace.to_string());
             let label = key(&r.metadata.name, &r.kind, &ns);
             let Some(class) = classify(&r.kind) else {
-                errors.push(ConfigError::new(format!("resources[{i}] {label}"), "kind", format!("unknown kind {}", r.kind)));
+                errors.push(ConfigError::new(
+                    format!("resources[{i}] {label}"),
+                    "kind",
+                    format!("unknown kind {}", r.kind),
+                ));
                 continue;
             };
             if class != ResourceClass::Ignored {
                 if keys.contains(&label) {
-                    errors.push(ConfigError::new(label.clone(), "metadata.name", "duplicate resource: this name, kind and namespace are declared twice"));
+                    errors.push(ConfigError::new(
+                        label.clone(),
+                        "metadata.name",
+                        "duplicate resource: this name, kind and namespace are declared twice",
+                    ));
                     continue;
                 }
                 keys.push(label.clone());
@@ -149,10 +161,16 @@ impl Snapshot {
                 errors.push(ConfigError::new(&label, format!("{field}.handler"), "missing handler reference"));
                 continue;
             };
-            let handler = match self.find(h, "handler", ns, |i| self.handlers.get(i).map(|x| (x.name.as_str(), x.kind.as_str(), x.namespace.as_str()))) {
+            let handler = match self.find(h, "handler", ns, |i| {
+                self.handlers.get(i).map(|x| (x.name.as_str(), x.kind.as_str(), x.namespace.as_str()))
+            }) {
                 Some(i) => i,
                 None => {
-                    errors.push(ConfigError::new(&label, format!("{field}.handler"), format!("handler {h} not found (looked for {})", candidates(h, "handler", ns).join(", "))));
+                    errors.push(ConfigError::new(
+                        &label,
+                        format!("{field}.handler"),
+                        format!("handler {h} not found (looked for {})", candidates(h, "handler", ns).join(", ")),
+                    ));
                     continue;
                 }
             };
@@ -163,16 +181,32 @@ impl Snapshot {
                     errors.push(ConfigError::new(&label, format!("{field}.instances[{ii}]"), "must be a string"));
                     continue;
                 };
-                match self.find(name, "instance", ns, |i| self.instances.get(i).map(|x| (x.name.as_str(), x.kind.as_str(), x.namespace.as_str()))) {
+                match self.find(name, "instance", ns, |i| {
+                    self.instances.get(i).map(|x| (x.name.as_str(), x.kind.as_str(), x.namespace.as_str()))
+                }) {
                     Some(i) => instances.push(i),
-                    None => errors.push(ConfigError::new(&label, format!("{field}.instances[{ii}]"), format!("instance {name} not found (looked for {})", candidates(name, "instance", ns).join(", ")))),
+                    None => errors.push(ConfigError::new(
+                        &label,
+                        format!("{field}.instances[{ii}]"),
+                        format!(
+                            "instance {name} not found (looked for {})",
+                            candidates(name, "instance", ns).join(", ")
+                        ),
+                    )),
                 }
             }
             let name = a.get("name").and_then(Json::as_str).map(str::to_string);
             actions.push(Action { handler, instances, name });
         }
         if errors.is_empty() {
-            Ok(Rule { name: r.metadata.name.clone(), namespace: ns.to_string(), label, match_source, actions, spec: r.spec.clone() })
+            Ok(Rule {
+                name: r.metadata.name.clone(),
+                namespace: ns.to_string(),
+                label,
+                match_source,
+                actions,
+                spec: r.spec.clone(),
+            })
         } else {
             Err(errors)
         }
@@ -181,7 +215,13 @@ impl Snapshot {
     /// Finds a handler or instance by a rule's reference. Mixer's forms: `x` means
     /// `x.<kind>.<rule ns>`, `x.y` is tried as `x.y.<rule ns>` and `x.<kind>.y`, `x.k.ns` is exact.
     /// A one-part name also finds a legacy-kind resource of that name in the rule's namespace.
-    fn find<'s>(&'s self, reference: &str, desired_kind: &str, ns: &str, at: impl Fn(usize) -> Option<(&'s str, &'s str, &'s str)>) -> Option<usize> {
+    fn find<'s>(
+        &'s self,
+        reference: &str,
+        desired_kind: &str,
+        ns: &str,
+        at: impl Fn(usize) -> Option<(&'s str, &'s str, &'s str)>,
+    ) -> Option<usize> {
         let wanted = candidates(reference, desired_kind, ns);
         let mut i = 0;
         let mut lenient = None;
@@ -217,7 +257,11 @@ fn handler(r: &Resource, ns: &str) -> Result<Handler, ConfigError> {
         } else if let Some(a) = str_field(&r.spec, &["adapter"]) {
             (a.to_string(), r.spec.get("params").cloned().unwrap_or(Json::Null), label.clone())
         } else {
-            return Err(ConfigError::new(label, "spec.compiledAdapter", "a handler needs compiledAdapter (or adapter)"));
+            return Err(ConfigError::new(
+                label,
+                "spec.compiledAdapter",
+                "a handler needs compiledAdapter (or adapter)",
+            ));
         }
     } else {
         (r.kind.clone(), r.spec.clone(), label.clone())
@@ -230,7 +274,11 @@ fn instance(r: &Resource, ns: &str) -> Result<Instance, ConfigError> {
     let fqn = key(&name, &r.kind, ns);
     let (template, params) = if r.kind == "instance" {
         let Some(t) = str_field(&r.spec, &["compiledTemplate", "compiled_template", "template"]) else {
-            return Err(ConfigError::new(fqn, "spec.compiledTemplate", "an instance needs compiledTemplate (or template)"));
+            return Err(ConfigError::new(
+                fqn,
+                "spec.compiledTemplate",
+                "an instance needs compiledTemplate (or template)",
+            ));
         };
         (t.to_string(), r.spec.get("params").cloned().unwrap_or(Json::Null))
     } else {
@@ -267,11 +315,13 @@ mod tests {
 
     #[test]
     fn legacy_kinds_keep_three_part_names() {
-        let r = resources(r#"[
+        let r = resources(
+            r#"[
           {"kind": "denier", "metadata": {"name": "h", "namespace": "istio-system"}, "spec": {"status": {"code": 7}}},
           {"kind": "checknothing", "metadata": {"name": "i", "namespace": "istio-system"}, "spec": {}},
           {"kind": "rule", "metadata": {"name": "r", "namespace": "istio-system"}, "spec": {"actions": [{"handler": "h.denier", "instances": ["i.checknothing"]}]}}
-        ]"#);
+        ]"#,
+        );
         let s = Snapshot::resolve(&r, "default", "istio-system").unwrap();
         assert_eq!(s.handlers[0].display_name, "h.denier.istio-system");
         assert_eq!(s.handlers[0].adapter, "denier");
@@ -281,23 +331,27 @@ mod tests {
 
     #[test]
     fn qualified_references_cross_namespaces() {
-        let r = resources(r#"[
+        let r = resources(
+            r#"[
           {"kind": "handler", "metadata": {"name": "h", "namespace": "istio-system"}, "spec": {"compiledAdapter": "denier"}},
           {"kind": "instance", "metadata": {"name": "i", "namespace": "default"}, "spec": {"compiledTemplate": "checknothing"}},
           {"kind": "rule", "metadata": {"name": "r", "namespace": "default"}, "spec": {"actions": [{"handler": "h.istio-system", "instances": ["i.instance.default"]}]}}
-        ]"#);
+        ]"#,
+        );
         let s = Snapshot::resolve(&r, "default", "istio-system").unwrap();
         assert_eq!(s.rules[0].actions[0], Action { handler: 0, instances: vec![0], name: None });
     }
 
     #[test]
     fn broken_references_and_duplicates_are_all_reported() {
-        let r = resources(r#"[
+        let r = resources(
+            r#"[
           {"kind": "handler", "metadata": {"name": "h"}, "spec": {"compiledAdapter": "denier"}},
           {"kind": "handler", "metadata": {"name": "h"}, "spec": {"compiledAdapter": "denier"}},
           {"kind": "frobnicator", "metadata": {"name": "f"}},
           {"kind": "rule", "metadata": {"name": "r"}, "spec": {"actions": [{"handler": "nope", "instances": ["missing"]}]}}
-        ]"#);
+        ]"#,
+        );
         let errs = Snapshot::resolve(&r, "default", "istio-system").unwrap_err().0;
         let texts: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert_eq!(texts, [

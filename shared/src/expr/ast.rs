@@ -21,7 +21,11 @@ pub enum ExprKind {
     /// An attribute reference; dotted names are one flat name (`request.headers`).
     Var(String),
     /// A function or intrinsic (`EQ`, `OR`, `INDEX`, ...), with its instance target if any.
-    Call { name: String, target: Option<Box<Expr>>, args: Vec<Expr> },
+    Call {
+        name: String,
+        target: Option<Box<Expr>>,
+        args: Vec<Expr>,
+    },
 }
 
 /// Positions are not part of an expression's meaning: `parse(print(ast)) == ast`.
@@ -94,9 +98,7 @@ fn lower(go: &GoExpr, src: &str) -> Result<Expr, CompileError> {
     let pos = go.span.0;
     match &go.kind {
         GoKind::Unary(op, x) => Ok(call(operator_name(op), None, vec![lower(x, src)?], pos)),
-        GoKind::Binary(op, x, y) => {
-            Ok(call(operator_name(op), None, vec![lower(x, src)?, lower(y, src)?], pos))
-        }
+        GoKind::Binary(op, x, y) => Ok(call(operator_name(op), None, vec![lower(x, src)?, lower(y, src)?], pos)),
         GoKind::Index(x, i) => Ok(call("INDEX", None, vec![lower(x, src)?, lower(i, src)?], pos)),
         GoKind::Paren(x) => lower(x, src),
         GoKind::Lit(tok, text) => {
@@ -301,7 +303,10 @@ mod tests {
     fn renders_like_mixer() {
         assert_eq!(debug(r#"a.b == "c" && x"#), r#"LAND(EQ($a.b, "c"), $x)"#);
         assert_eq!(debug(r#""aaa".matches(23)"#), r#""aaa":matches(23)"#);
-        assert_eq!(debug(r#"destination.service.host.startsWith("x")"#), r#"$destination.service.host:startsWith("x")"#);
+        assert_eq!(
+            debug(r#"destination.service.host.startsWith("x")"#),
+            r#"$destination.service.host:startsWith("x")"#
+        );
         assert_eq!(debug(r#"request.headers["x"] | "y""#), r#"OR(INDEX($request.headers, "x"), "y")"#);
         assert_eq!(debug("TRUE || False"), "LOR(true, false)");
         assert_eq!(debug("(a | b).endsWith(z)"), "OR($a, $b):endsWith($z)");
@@ -312,7 +317,10 @@ mod tests {
     #[test]
     fn literal_typing() {
         let kind = |s: &str| parse(s).map(|e| e.kind);
-        assert!(matches!(kind(r#""10ms""#), Ok(ExprKind::Const(Constant { value: ConstValue::Duration(10_000_000), .. }))));
+        assert!(matches!(
+            kind(r#""10ms""#),
+            Ok(ExprKind::Const(Constant { value: ConstValue::Duration(10_000_000), .. }))
+        ));
         assert!(matches!(kind(r#""0""#), Ok(ExprKind::Const(Constant { value: ConstValue::Duration(0), .. }))));
         assert!(matches!(kind(r#""1""#), Ok(ExprKind::Const(Constant { value: ConstValue::String(_), .. }))));
         assert!(matches!(kind("010"), Ok(ExprKind::Const(Constant { value: ConstValue::Int64(10), .. }))));
@@ -324,7 +332,10 @@ mod tests {
     fn mixer_rejections() {
         assert_eq!(debug("0x1F"), r#"ERR strconv.ParseInt: parsing "0x1F": invalid syntax"#);
         assert_eq!(debug("1i"), "ERR invalid syntax");
-        assert_eq!(debug(r#"request.headers["x"].startsWith("y")"#), r#"ERR unexpected expression: request.headers["x"]"#);
+        assert_eq!(
+            debug(r#"request.headers["x"].startsWith("y")"#),
+            r#"ERR unexpected expression: request.headers["x"]"#
+        );
         assert_eq!(debug("*a"), "ERR unexpected expression: *a");
         assert_eq!(debug("a = 2"), "ERR unable to parse expression 'a = 2': 1:3: expected '==', found '='");
     }

@@ -19,7 +19,12 @@ const fn sig(name: &'static str, args: &'static [Option<ValueType>], ret: Option
     Signature { name, instance: false, target: None, args, ret }
 }
 
-const fn method(name: &'static str, target: ValueType, args: &'static [Option<ValueType>], ret: ValueType) -> Signature {
+const fn method(
+    name: &'static str,
+    target: ValueType,
+    args: &'static [Option<ValueType>],
+    ret: ValueType,
+) -> Signature {
     Signature { name, instance: true, target: Some(target), args, ret: Some(ret) }
 }
 

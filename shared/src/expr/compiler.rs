@@ -39,7 +39,11 @@ pub enum Conversion {
 #[derive(Debug)]
 pub enum Node {
     Const(Value<'static>),
-    Attr { id: AttrId, name: Box<str>, ty: ValueType },
+    Attr {
+        id: AttrId,
+        name: Box<str>,
+        ty: ValueType,
+    },
     Index(Box<Node>, Box<Node>),
     Cmp(CmpOp, ValueType, Box<Node>, Box<Node>),
     And(Box<Node>, Box<Node>),
@@ -51,7 +55,11 @@ pub enum Node {
     Convert(Conversion, Box<Node>),
     Match(Box<Node>, Box<Node>),
     /// `pattern.matches(subject)`; a constant pattern is compiled once, here.
-    Matches { pattern: Box<Node>, subject: Box<Node>, compiled: Option<Result<Regex, String>> },
+    Matches {
+        pattern: Box<Node>,
+        subject: Box<Node>,
+        compiled: Option<Result<Regex, String>>,
+    },
     StartsWith(Box<Node>, Box<Node>),
     EndsWith(Box<Node>, Box<Node>),
     EmptyStringMap,
@@ -98,7 +106,13 @@ impl Compiler<'_> {
         }
     }
 
-    fn call(&mut self, expr: &Expr, name: &str, target: Option<&Expr>, args: &[Expr]) -> Result<(Node, ValueType), CompileError> {
+    fn call(
+        &mut self,
+        expr: &Expr,
+        name: &str,
+        target: Option<&Expr>,
+        args: &[Expr],
+    ) -> Result<(Node, ValueType), CompileError> {
         // Mixer checks the name before typing the target, then arity before the arguments.
         if checker::lookup(name).is_none() {
             return Err(CompileError::at(expr.pos, format!("unknown function: {name}")));
@@ -145,12 +159,30 @@ fn build(name: &str, target: Option<Node>, args: Vec<Node>, generic: ValueType) 
     let mut next = || boxed(it.next().unwrap_or(Node::EmptyStringMap));
     let cmp = |op| (op, generic);
     match name {
-        "EQ" => { let (op, t) = cmp(CmpOp::Eq); Node::Cmp(op, t, next(), next()) }
-        "NEQ" => { let (op, t) = cmp(CmpOp::Neq); Node::Cmp(op, t, next(), next()) }
-        "LT" => { let (op, t) = cmp(CmpOp::Lt); Node::Cmp(op, t, next(), next()) }
-        "LEQ" => { let (op, t) = cmp(CmpOp::Leq); Node::Cmp(op, t, next(), next()) }
-        "GT" => { let (op, t) = cmp(CmpOp::Gt); Node::Cmp(op, t, next(), next()) }
-        "GEQ" => { let (op, t) = cmp(CmpOp::Geq); Node::Cmp(op, t, next(), next()) }
+        "EQ" => {
+            let (op, t) = cmp(CmpOp::Eq);
+            Node::Cmp(op, t, next(), next())
+        }
+        "NEQ" => {
+            let (op, t) = cmp(CmpOp::Neq);
+            Node::Cmp(op, t, next(), next())
+        }
+        "LT" => {
+            let (op, t) = cmp(CmpOp::Lt);
+            Node::Cmp(op, t, next(), next())
+        }
+        "LEQ" => {
+            let (op, t) = cmp(CmpOp::Leq);
+            Node::Cmp(op, t, next(), next())
+        }
+        "GT" => {
+            let (op, t) = cmp(CmpOp::Gt);
+            Node::Cmp(op, t, next(), next())
+        }
+        "GEQ" => {
+            let (op, t) = cmp(CmpOp::Geq);
+            Node::Cmp(op, t, next(), next())
+        }
         "LAND" => Node::And(next(), next()),
         "LOR" => Node::Or(next(), next()),
         "OR" => Node::Fallback(next(), next()),

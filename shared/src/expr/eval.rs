@@ -117,7 +117,8 @@ impl Node {
             Node::And(l, r) => Ok(l.eval_bool(bag)? && r.eval_bool(bag)?),
             Node::Or(l, r) => Ok(l.eval_bool(bag)? || r.eval_bool(bag)?),
             Node::Cmp(op, ty, l, r) => {
-                if let (CmpOp::Eq | CmpOp::Neq, ValueType::String, Node::Const(Value::String(c))) = (op, ty, r.as_ref()) {
+                if let (CmpOp::Eq | CmpOp::Neq, ValueType::String, Node::Const(Value::String(c))) = (op, ty, r.as_ref())
+                {
                     return Ok(l.str_equals(c, bag)? == (*op == CmpOp::Eq));
                 }
                 let l = l.eval(bag)?;

@@ -31,16 +31,38 @@ pub struct Token {
 }
 
 const KEYWORDS: [&str; 25] = [
-    "break", "case", "chan", "const", "continue", "default", "defer", "else", "fallthrough",
-    "for", "func", "go", "goto", "if", "import", "interface", "map", "package", "range",
-    "return", "select", "struct", "switch", "type", "var",
+    "break",
+    "case",
+    "chan",
+    "const",
+    "continue",
+    "default",
+    "defer",
+    "else",
+    "fallthrough",
+    "for",
+    "func",
+    "go",
+    "goto",
+    "if",
+    "import",
+    "interface",
+    "map",
+    "package",
+    "range",
+    "return",
+    "select",
+    "struct",
+    "switch",
+    "type",
+    "var",
 ];
 
 // Longest first, so that maximal munch is a linear scan.
 const OPERATORS: [&str; 47] = [
-    "&^=", "<<=", ">>=", "...", "&&", "||", "<-", "++", "--", "==", "!=", "<=", ">=", ":=",
-    "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<", ">>", "&^", "+", "-", "*", "/", "%",
-    "&", "|", "^", "<", ">", "=", "!", "(", ")", "[", "]", "{", "}", ",", ".", ";", ":",
+    "&^=", "<<=", ">>=", "...", "&&", "||", "<-", "++", "--", "==", "!=", "<=", ">=", ":=", "+=", "-=", "*=", "/=",
+    "%=", "&=", "|=", "^=", "<<", ">>", "&^", "+", "-", "*", "/", "%", "&", "|", "^", "<", ">", "=", "!", "(", ")",
+    "[", "]", "{", "}", ",", ".", ";", ":",
 ];
 
 /// Splits `src` into tokens, ending with one `Eof`. Never fails: bad input becomes `Illegal`.
@@ -227,7 +249,8 @@ impl Lexer<'_> {
         loop {
             match self.peek() {
                 None | Some('\n') => {
-                    let msg = if quote == '"' { "string literal not terminated" } else { "rune literal not terminated" };
+                    let msg =
+                        if quote == '"' { "string literal not terminated" } else { "rune literal not terminated" };
                     self.push(Tok::Illegal, start, Some(msg));
                     return;
                 }
@@ -249,7 +272,11 @@ impl Lexer<'_> {
             let inner = self.src.get(start + 1..self.pos - 1).unwrap_or("");
             let chars = if inner.starts_with('\\') { 1 } else { inner.chars().count() };
             if chars != 1 {
-                let msg = if chars == 0 { "empty rune literal or unescaped ' in rune literal" } else { "more than one character in rune literal" };
+                let msg = if chars == 0 {
+                    "empty rune literal or unescaped ' in rune literal"
+                } else {
+                    "more than one character in rune literal"
+                };
                 self.push(Tok::Illegal, start, Some(msg));
                 return;
             }
@@ -309,7 +336,11 @@ pub fn unquote(lit: &str) -> Result<String, &'static str> {
             '\\' => out.push('\\'),
             '\'' | '"' if esc == first => out.push(esc),
             'x' | 'u' | 'U' => {
-                let n = match esc { 'x' => 2, 'u' => 4, _ => 8 };
+                let n = match esc {
+                    'x' => 2,
+                    'u' => 4,
+                    _ => 8,
+                };
                 let mut v: u32 = 0;
                 for _ in 0..n {
                     let d = it.next().and_then(|d| d.to_digit(16)).ok_or(SYNTAX)?;
@@ -363,7 +394,19 @@ mod tests {
         let got: Vec<Tok> = toks.iter().map(|t| t.0).collect();
         assert_eq!(
             got,
-            [Tok::Int, Tok::Float, Tok::Float, Tok::Float, Tok::Imag, Tok::Int, Tok::String, Tok::String, Tok::Char, Tok::Semicolon, Tok::Eof]
+            [
+                Tok::Int,
+                Tok::Float,
+                Tok::Float,
+                Tok::Float,
+                Tok::Imag,
+                Tok::Int,
+                Tok::String,
+                Tok::String,
+                Tok::Char,
+                Tok::Semicolon,
+                Tok::Eof
+            ]
         );
     }
 

@@ -154,7 +154,10 @@ impl Parser {
             self.expect_op(&op)?;
             self.operators += 1;
             if self.operators > MAX_OPERATORS {
-                return Err(SyntaxError { pos: self.tok().pos, msg: format!("expression too complex: more than {MAX_OPERATORS} operators") });
+                return Err(SyntaxError {
+                    pos: self.tok().pos,
+                    msg: format!("expression too complex: more than {MAX_OPERATORS} operators"),
+                });
             }
             let y = self.parse_binary(prec + 1)?;
             let span = (x.span.0, y.span.1);
@@ -308,7 +311,11 @@ impl Parser {
                 {
                     if self.tok().tok == Tok::Op && matches!(self.tok().text.as_str(), "(" | "[" | "{") {
                         let open = self.tok().text.clone();
-                        let close = match open.as_str() { "(" => ")", "[" => "]", _ => "}" };
+                        let close = match open.as_str() {
+                            "(" => ")",
+                            "[" => "]",
+                            _ => "}",
+                        };
                         self.next();
                         self.skip_balanced(&open, close)?;
                     } else {

@@ -62,10 +62,7 @@ impl ValueType {
 
     /// True for the types whose runtime form is a string (STRING, DNS_NAME, EMAIL_ADDRESS, URI).
     pub fn is_stringy(self) -> bool {
-        matches!(
-            self,
-            ValueType::String | ValueType::DnsName | ValueType::EmailAddress | ValueType::Uri
-        )
+        matches!(self, ValueType::String | ValueType::DnsName | ValueType::EmailAddress | ValueType::Uri)
     }
 }
 
@@ -95,8 +92,7 @@ impl StringMap {
         K: Into<String>,
         V: Into<String>,
     {
-        let mut entries: Vec<(String, String)> =
-            pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let mut entries: Vec<(String, String)> = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
         // Stable sort keeps insertion order among equal keys; the last one wins below.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let mut deduped: Vec<(String, String)> = Vec::with_capacity(entries.len());
@@ -187,9 +183,7 @@ impl<'a> Value<'a> {
     /// The text of a STRING, DNS_NAME, EMAIL_ADDRESS or URI value.
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            Value::String(s) | Value::EmailAddress(s) | Value::Uri(s) | Value::DnsName(s) => {
-                Some(s)
-            }
+            Value::String(s) | Value::EmailAddress(s) | Value::Uri(s) | Value::DnsName(s) => Some(s),
             _ => None,
         }
     }

@@ -59,8 +59,7 @@ fn parse_part<'a>(s: &'a str, orig: &str) -> Result<(i64, &'a str), String> {
         return Err(format!("time: missing unit in duration {orig}"));
     }
     let unit_text = rest.get(..unit_len).unwrap_or("");
-    let unit = unit_nanos(unit_text)
-        .ok_or_else(|| format!("time: unknown unit {unit_text} in duration {orig}"))?;
+    let unit = unit_nanos(unit_text).ok_or_else(|| format!("time: unknown unit {unit_text} in duration {orig}"))?;
     let mut v = whole.checked_mul(unit).ok_or_else(invalid)?;
     if frac > 0 {
         // Go scales the fraction in float64; the product is at most one hour in nanoseconds.
@@ -219,9 +218,15 @@ mod tests {
 
     #[test]
     fn overflow_is_invalid() {
-        assert_eq!(parse_duration("9223372036854775808ns").unwrap_err(), "time: invalid duration 9223372036854775808ns");
+        assert_eq!(
+            parse_duration("9223372036854775808ns").unwrap_err(),
+            "time: invalid duration 9223372036854775808ns"
+        );
         assert_eq!(parse_duration("3000000h").unwrap_err(), "time: invalid duration 3000000h");
-        assert_eq!(parse_duration("9223372036854775807ns1ns").unwrap_err(), "time: invalid duration 9223372036854775807ns1ns");
+        assert_eq!(
+            parse_duration("9223372036854775807ns1ns").unwrap_err(),
+            "time: invalid duration 9223372036854775807ns1ns"
+        );
         // Go 1.13 cannot parse i64::MIN: the magnitude overflows before the sign is applied.
         assert!(parse_duration("-9223372036854775808ns").is_err());
     }

@@ -205,8 +205,15 @@ fn status(c: char) -> Status {
                 other => other,
             }
         }
-        '\u{ad}' | '\u{34f}' | '\u{180b}'..='\u{180d}' | '\u{200b}' | '\u{2060}' | '\u{fe00}'..='\u{fe0f}'
-        | '\u{feff}' | '\u{1bca0}'..='\u{1bca3}' | '\u{e0100}'..='\u{e01ef}' => Status::Ignored,
+        '\u{ad}'
+        | '\u{34f}'
+        | '\u{180b}'..='\u{180d}'
+        | '\u{200b}'
+        | '\u{2060}'
+        | '\u{fe00}'..='\u{fe0f}'
+        | '\u{feff}'
+        | '\u{1bca0}'..='\u{1bca3}'
+        | '\u{e0100}'..='\u{e01ef}' => Status::Ignored,
         // ZWNJ/ZWJ are deviations: valid in a non-transitional profile (checked by CONTEXTJ).
         '\u{200c}' | '\u{200d}' => Status::Valid,
         _ if !is_print(c) => Status::Disallowed,
@@ -220,7 +227,8 @@ fn status(c: char) -> Status {
 
 /// The common UTS #46 compatibility mappings that are not plain lowercasing.
 fn compat_mapping(c: char) -> Option<&'static str> {
-    const ROMAN: [&str; 16] = ["i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "l", "c", "d", "m"];
+    const ROMAN: [&str; 16] =
+        ["i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "l", "c", "d", "m"];
     const CIRCLED: [&str; 20] =
         ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20"];
     const LIGATURES: [&str; 7] = ["ff", "fi", "fl", "ffi", "ffl", "st", "st"];
@@ -362,8 +370,23 @@ fn joining_type(c: char) -> Join {
     }
     match n {
         0xa872 | 0x10acd | 0x10ad7 => Join::L,
-        0x622..=0x625 | 0x627 | 0x629 | 0x62f..=0x632 | 0x648 | 0x671..=0x673 | 0x675..=0x677
-        | 0x688..=0x699 | 0x6c0 | 0x6c3..=0x6cb | 0x6cd | 0x6cf | 0x6d2 | 0x6d3 | 0x6d5 | 0x6ee | 0x6ef => Join::R,
+        0x622..=0x625
+        | 0x627
+        | 0x629
+        | 0x62f..=0x632
+        | 0x648
+        | 0x671..=0x673
+        | 0x675..=0x677
+        | 0x688..=0x699
+        | 0x6c0
+        | 0x6c3..=0x6cb
+        | 0x6cd
+        | 0x6cf
+        | 0x6d2
+        | 0x6d3
+        | 0x6d5
+        | 0x6ee
+        | 0x6ef => Join::R,
         0x620..=0x64a | 0x66e..=0x6d3 | 0x6fa..=0x6ff | 0x712..=0x72f | 0x74d..=0x77f | 0x7ca..=0x7ea => Join::D,
         _ => Join::None,
     }
@@ -372,9 +395,39 @@ fn joining_type(c: char) -> Join {
 fn is_virama(c: char) -> bool {
     matches!(
         u32::from(c),
-        0x94d | 0x9cd | 0xa4d | 0xacd | 0xb4d | 0xbcd | 0xc4d | 0xccd | 0xd3b | 0xd3c | 0xd4d | 0xdca | 0xe3a
-            | 0xeba | 0xf84 | 0x1039 | 0x103a | 0x1714 | 0x1734 | 0x17d2 | 0x1a60 | 0x1b44 | 0x1baa | 0x1bab
-            | 0x1bf2 | 0x1bf3 | 0x2d7f | 0xa806 | 0xa8c4 | 0xa953 | 0xa9c0 | 0xaaf6 | 0xabed
+        0x94d
+            | 0x9cd
+            | 0xa4d
+            | 0xacd
+            | 0xb4d
+            | 0xbcd
+            | 0xc4d
+            | 0xccd
+            | 0xd3b
+            | 0xd3c
+            | 0xd4d
+            | 0xdca
+            | 0xe3a
+            | 0xeba
+            | 0xf84
+            | 0x1039
+            | 0x103a
+            | 0x1714
+            | 0x1734
+            | 0x17d2
+            | 0x1a60
+            | 0x1b44
+            | 0x1baa
+            | 0x1bab
+            | 0x1bf2
+            | 0x1bf3
+            | 0x2d7f
+            | 0xa806
+            | 0xa8c4
+            | 0xa953
+            | 0xa9c0
+            | 0xaaf6
+            | 0xabed
     )
 }
 
@@ -446,8 +499,18 @@ fn bidi_class(c: char) -> Bidi {
         0x600..=0x605 | 0x660..=0x669 | 0x66b..=0x66c | 0x6dd | 0x8e2 | 0x10e60..=0x10e7e => Bidi::AN,
         0x6f0..=0x6f9 | 0xb2 | 0xb3 | 0xb9 | 0x2070..=0x2079 | 0x2080..=0x2089 => Bidi::EN,
         0x590..=0x5ff | 0x7c0..=0x85f | 0xfb1d..=0xfb4f | 0x10800..=0x10fff | 0x1e800..=0x1edff => Bidi::R,
-        0x608 | 0x60b | 0x60d | 0x61b..=0x64a | 0x66d..=0x6d5 | 0x6e5..=0x6e6 | 0x6ee..=0x6ff | 0x700..=0x7bf
-        | 0x860..=0x8ff | 0xfb50..=0xfdff | 0xfe70..=0xfefe | 0x1ee00..=0x1eeff => Bidi::AL,
+        0x608
+        | 0x60b
+        | 0x60d
+        | 0x61b..=0x64a
+        | 0x66d..=0x6d5
+        | 0x6e5..=0x6e6
+        | 0x6ee..=0x6ff
+        | 0x700..=0x7bf
+        | 0x860..=0x8ff
+        | 0xfb50..=0xfdff
+        | 0xfe70..=0xfefe
+        | 0x1ee00..=0x1eeff => Bidi::AL,
         0xa0 | 0x60c | 0x202f | 0x2044 | 0xfe50 | 0xfe52 | 0xfe55 | 0xff0c | 0xff0e | 0xff1a => Bidi::CS,
         0xa2..=0xa5 | 0xb0 | 0xb1 | 0x609 | 0x60a | 0x66a | 0x2030..=0x2034 | 0x20a0..=0x20cf => Bidi::ET,
         0xad | 0x200b..=0x200d | 0x2060..=0x2064 | 0xfeff | 0x80..=0x9f => Bidi::BN,
@@ -588,10 +651,7 @@ fn decode_punycode(encoded: &str) -> Result<String, String> {
         output.insert(usize::try_from(i).map_err(|_| err())?, n);
         i += 1;
     }
-    Ok(output
-        .into_iter()
-        .map(|r| u32::try_from(r).ok().and_then(char::from_u32).unwrap_or('\u{fffd}'))
-        .collect())
+    Ok(output.into_iter().map(|r| u32::try_from(r).ok().and_then(char::from_u32).unwrap_or('\u{fffd}')).collect())
 }
 
 fn decode_digit(b: u8) -> Option<i32> {

@@ -44,8 +44,8 @@ pub fn parse_address(s: &str) -> Result<Address, String> {
 pub fn email_equal(a: &str, b: &str) -> Result<bool, String> {
     let a1 = parse_address(a)?;
     let a2 = parse_address(b)?;
-    let same_domain = dns_name_equal(&a1.domain, &a2.domain)
-        .map_err(|e| format!("error comparing e-mails '{a}' and '{b}': {e}"))?;
+    let same_domain =
+        dns_name_equal(&a1.domain, &a2.domain).map_err(|e| format!("error comparing e-mails '{a}' and '{b}': {e}"))?;
     Ok(same_domain && a1.local == a2.local)
 }
 
@@ -262,9 +262,7 @@ impl<'a> Parser<'a> {
         if !self.consume(b'(') {
             return Err("mail: comment does not start with (".to_string());
         }
-        let comment = self
-            .consume_comment()
-            .ok_or_else(|| "mail: misformatted parenthetical comment".to_string())?;
+        let comment = self.consume_comment().ok_or_else(|| "mail: misformatted parenthetical comment".to_string())?;
         let mut words = Vec::new();
         for word in comment.split([' ', '\t']).filter(|w| !w.is_empty()) {
             words.push(decode_rfc2047_word(word)?.0);
@@ -489,7 +487,10 @@ mod tests {
     #[test]
     fn display_name_forms() {
         assert_eq!(parse_address("Barry Gibbs <bg@example.com>").unwrap(), addr("Barry Gibbs", "bg", "example.com"));
-        assert_eq!(parse_address(r#""Joe Q. Public" <john.q.public@example.com>"#).unwrap(), addr("Joe Q. Public", "john.q.public", "example.com"));
+        assert_eq!(
+            parse_address(r#""Joe Q. Public" <john.q.public@example.com>"#).unwrap(),
+            addr("Joe Q. Public", "john.q.public", "example.com")
+        );
         assert_eq!(parse_address("<a@b.c>").unwrap(), addr("", "a", "b.c"));
         assert_eq!(parse_address(r#""" <a@b.c>"#).unwrap(), addr("", "a", "b.c"), "empty quoted name");
         assert_eq!(parse_address("a@b.c (Joe Smith)").unwrap(), addr("Joe Smith", "a", "b.c"));
@@ -502,7 +503,11 @@ mod tests {
         assert_eq!(parse_address("=?utf-8?q?J=C3=B6rg_Doe?= <joerg@example.com>").unwrap().name, "Jörg Doe");
         assert_eq!(parse_address("=?ISO-8859-1?Q?J=F6rg?= <j@e.com>").unwrap().name, "Jörg");
         assert_eq!(parse_address("=?UTF-8?B?SsO2cmc=?= <j@e.com>").unwrap().name, "Jörg");
-        assert_eq!(parse_address("=?utf-8?q?a?= =?utf-8?q?b?= <j@e.com>").unwrap().name, "ab", "adjacent encoded words join");
+        assert_eq!(
+            parse_address("=?utf-8?q?a?= =?utf-8?q?b?= <j@e.com>").unwrap().name,
+            "ab",
+            "adjacent encoded words join"
+        );
         assert_eq!(parse_address("=?utf-8?x?abc?= <j@e.com>").unwrap().name, "=?utf-8?x?abc?=");
         assert_eq!(
             err("=?windows-1252?q?abc?= <j@e.com>"),
@@ -541,7 +546,10 @@ mod tests {
         assert_eq!(err("<a@b.c> (x"), "mail: misformatted parenthetical comment");
         assert_eq!(err("@b.c"), "mail: missing word in phrase: mail: invalid string");
         assert_eq!(err("\"abc"), "mail: missing word in phrase: mail: unclosed quoted-string");
-        assert_eq!(err("\"a\u{1}\" <a@b>"), r#"mail: missing word in phrase: mail: bad character in quoted-string: '\x01'"#);
+        assert_eq!(
+            err("\"a\u{1}\" <a@b>"),
+            r#"mail: missing word in phrase: mail: bad character in quoted-string: '\x01'"#
+        );
         assert_eq!(err("a@[1.2.3.4]"), "mail: no angle-addr", "no domain literals in Go 1.13");
         assert_eq!(err("John, Doe <a@b>"), "mail: no angle-addr");
     }
@@ -576,7 +584,8 @@ mod tests {
 
     #[test]
     fn never_panics() {
-        for s in ["\"", "\"\\", "(", "<", "a@", "\"é\\é\"@x", "é(\\é)", "a@b (\\", "=?", "=?a?b?c?=", "::::", "g:"] {
+        for s in ["\"", "\"\\", "(", "<", "a@", "\"é\\é\"@x", "é(\\é)", "a@b (\\", "=?", "=?a?b?c?=", "::::", "g:"]
+        {
             let _ = parse_address(s);
         }
     }

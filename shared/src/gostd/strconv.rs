@@ -180,10 +180,7 @@ fn parse_uint10(s: &str) -> Result<u64, NumErr> {
         if !b.is_ascii_digit() {
             return Err(NumErr::Syntax);
         }
-        n = n
-            .checked_mul(10)
-            .and_then(|m| m.checked_add(u64::from(b - b'0')))
-            .ok_or(NumErr::Range)?;
+        n = n.checked_mul(10).and_then(|m| m.checked_add(u64::from(b - b'0'))).ok_or(NumErr::Range)?;
     }
     Ok(n)
 }
@@ -251,9 +248,7 @@ fn scan_float(s: &[u8]) -> Option<FloatScan> {
         Some(_) => {}
         None => return None,
     }
-    let hex = i + 2 < s.len()
-        && s.get(i) == Some(&b'0')
-        && s.get(i + 1).map(u8::to_ascii_lowercase) == Some(b'x');
+    let hex = i + 2 < s.len() && s.get(i) == Some(&b'0') && s.get(i + 1).map(u8::to_ascii_lowercase) == Some(b'x');
     let (base, max_mant) = if hex {
         i += 2;
         (16u64, 16i64)
@@ -270,9 +265,7 @@ fn scan_float(s: &[u8]) -> Option<FloatScan> {
                 d.dp = d.nd;
             }
             b'0'..=b'9' => d.push(u64::from(c - b'0'), base, max_mant),
-            b'a'..=b'f' | b'A'..=b'F' if hex => {
-                d.push(u64::from(c.to_ascii_lowercase() - b'a' + 10), base, max_mant)
-            }
+            b'a'..=b'f' | b'A'..=b'F' if hex => d.push(u64::from(c.to_ascii_lowercase() - b'a' + 10), base, max_mant),
             _ => break,
         }
         i += 1;
@@ -586,7 +579,10 @@ mod tests {
         assert_eq!(parse_float("-0X_1p4").unwrap(), -16.0);
         assert_eq!(parse_float("0x1p-1074").unwrap(), 5e-324);
         assert_eq!(parse_float("0x1p-1076").unwrap(), 0.0);
-        assert_eq!(parse_float("0x1.fffffffffffff8p1023").unwrap_err(), r#"strconv.ParseFloat: parsing "0x1.fffffffffffff8p1023": value out of range"#);
+        assert_eq!(
+            parse_float("0x1.fffffffffffff8p1023").unwrap_err(),
+            r#"strconv.ParseFloat: parsing "0x1.fffffffffffff8p1023": value out of range"#
+        );
         assert_eq!(parse_float("0x1.fffffffffffffp1023").unwrap(), f64::MAX);
         assert!(parse_float("0x1").is_err(), "hex mantissa needs a p exponent");
         assert!(parse_float("0x").is_err());

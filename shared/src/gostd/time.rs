@@ -42,11 +42,7 @@ impl Timestamp {
         }
         let days = days_from_civil(fields.year, fields.month, fields.day);
         let local = days * 86_400 + fields.hour * 3_600 + fields.minute * 60 + fields.second;
-        Ok(Timestamp {
-            secs: local - i64::from(fields.offset),
-            nanos: fields.nanos,
-            offset_secs: fields.offset,
-        })
+        Ok(Timestamp { secs: local - i64::from(fields.offset), nanos: fields.nanos, offset_secs: fields.offset })
     }
 
     /// The UTC instant `n` nanoseconds after the Unix epoch (Go's `time.Unix(0, n).UTC()`).
@@ -442,10 +438,22 @@ mod tests {
     fn errors_are_go_parse_errors() {
         assert_eq!(err("242233"), r#"parsing time "242233" as "2006-01-02T15:04:05Z07:00": cannot parse "33" as "-""#);
         assert_eq!(err(""), r#"parsing time "" as "2006-01-02T15:04:05Z07:00": cannot parse "" as "2006""#);
-        assert_eq!(err("2017-01-01"), r#"parsing time "2017-01-01" as "2006-01-02T15:04:05Z07:00": cannot parse "" as "T""#);
-        assert_eq!(err("2017-01-01T00:00:00"), r#"parsing time "2017-01-01T00:00:00" as "2006-01-02T15:04:05Z07:00": cannot parse "" as "Z07:00""#);
-        assert_eq!(err("2017-01-01T00:00:00+0100"), r#"parsing time "2017-01-01T00:00:00+0100" as "2006-01-02T15:04:05Z07:00": cannot parse "+0100" as "Z07:00""#);
-        assert_eq!(err("2017-01-01 00:00:00Z"), r#"parsing time "2017-01-01 00:00:00Z" as "2006-01-02T15:04:05Z07:00": cannot parse " 00:00:00Z" as "T""#);
+        assert_eq!(
+            err("2017-01-01"),
+            r#"parsing time "2017-01-01" as "2006-01-02T15:04:05Z07:00": cannot parse "" as "T""#
+        );
+        assert_eq!(
+            err("2017-01-01T00:00:00"),
+            r#"parsing time "2017-01-01T00:00:00" as "2006-01-02T15:04:05Z07:00": cannot parse "" as "Z07:00""#
+        );
+        assert_eq!(
+            err("2017-01-01T00:00:00+0100"),
+            r#"parsing time "2017-01-01T00:00:00+0100" as "2006-01-02T15:04:05Z07:00": cannot parse "+0100" as "Z07:00""#
+        );
+        assert_eq!(
+            err("2017-01-01 00:00:00Z"),
+            r#"parsing time "2017-01-01 00:00:00Z" as "2006-01-02T15:04:05Z07:00": cannot parse " 00:00:00Z" as "T""#
+        );
         assert_eq!(err("2017-1-01T00:00:00Z"), r#"parsing time "2017-1-01T00:00:00Z": month out of range"#);
     }
 
@@ -488,8 +496,14 @@ mod tests {
         assert_eq!(micros(&Timestamp::GO_ZERO), "0001-01-01T00:00:00.000000Z");
         assert_eq!(micros(&parse("2018-09-15T20:46:36.009801999Z")), "2018-09-15T20:46:36.009801Z");
         assert_eq!(micros(&parse("2017-08-21T10:04:00Z")), "2017-08-21T10:04:00.000000Z");
-        assert_eq!(micros(&Timestamp { secs: -62_167_219_200 - 86_400, nanos: 0, offset_secs: 0 }), "-0001-12-31T00:00:00.000000Z");
-        assert_eq!(micros(&Timestamp { secs: 253_402_300_800, nanos: 0, offset_secs: 0 }), "10000-01-01T00:00:00.000000Z");
+        assert_eq!(
+            micros(&Timestamp { secs: -62_167_219_200 - 86_400, nanos: 0, offset_secs: 0 }),
+            "-0001-12-31T00:00:00.000000Z"
+        );
+        assert_eq!(
+            micros(&Timestamp { secs: 253_402_300_800, nanos: 0, offset_secs: 0 }),
+            "10000-01-01T00:00:00.000000Z"
+        );
         micros(&Timestamp { secs: i64::MAX, nanos: 999_999_999, offset_secs: i32::MAX });
         micros(&Timestamp { secs: i64::MIN, nanos: 0, offset_secs: i32::MIN });
     }

@@ -263,10 +263,9 @@ fn parse_authority(authority: &str) -> Result<(Option<Userinfo>, String), String
     let text = |s: &str, mode| unescape(s, mode).map(|b| String::from_utf8_lossy(&b).into_owned());
     let user = match userinfo.split_once(':') {
         None => Userinfo { username: text(userinfo, Mode::UserPassword)?, password: None },
-        Some((name, password)) => Userinfo {
-            username: text(name, Mode::UserPassword)?,
-            password: Some(text(password, Mode::UserPassword)?),
-        },
+        Some((name, password)) => {
+            Userinfo { username: text(name, Mode::UserPassword)?, password: Some(text(password, Mode::UserPassword)?) }
+        }
     };
     Ok((Some(user), host))
 }
@@ -326,8 +325,23 @@ fn valid_userinfo(s: &str) -> bool {
         b.is_ascii_alphanumeric()
             || matches!(
                 b,
-                b'-' | b'.' | b'_' | b':' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b','
-                    | b';' | b'=' | b'%' | b'@'
+                b'-' | b'.'
+                    | b'_'
+                    | b':'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b'%'
+                    | b'@'
             )
     })
 }
@@ -337,7 +351,20 @@ fn valid_encoded_path(s: &str) -> bool {
     s.bytes().all(|b| {
         matches!(
             b,
-            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@' | b'[' | b']'
+            b'!' | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'['
+                | b']'
                 | b'%'
         ) || !should_escape(b, Mode::Path)
     })
@@ -351,8 +378,22 @@ fn should_escape(c: u8, mode: Mode) -> bool {
     if matches!(mode, Mode::Host | Mode::Zone)
         && matches!(
             c,
-            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'[' | b']' | b'<'
-                | b'>' | b'"'
+            b'!' | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'['
+                | b']'
+                | b'<'
+                | b'>'
+                | b'"'
         )
     {
         return false;
@@ -562,8 +603,14 @@ mod tests {
 
     #[test]
     fn uri_equality_errors() {
-        assert_eq!(uri_equal(":/", "http://a").unwrap_err(), "error converting string to uri ':/': 'parse :/: missing protocol scheme'");
-        assert_eq!(uri_equal("http://a", "%").unwrap_err(), r#"error converting string to uri '%': 'parse %: invalid URL escape "%"'"#);
+        assert_eq!(
+            uri_equal(":/", "http://a").unwrap_err(),
+            "error converting string to uri ':/': 'parse :/: missing protocol scheme'"
+        );
+        assert_eq!(
+            uri_equal("http://a", "%").unwrap_err(),
+            r#"error converting string to uri '%': 'parse %: invalid URL escape "%"'"#
+        );
         assert_eq!(uri_equal("http://a_b/", "http://a/").unwrap_err(), "idna: disallowed rune U+005F");
         assert_eq!(uri_equal("http://[::1]/", "http://[::1]/").unwrap_err(), "idna: disallowed rune U+003A");
         assert!(uri_equal("http:///x", "http:///x").is_err(), "Go panics on an empty hostname");
@@ -571,7 +618,24 @@ mod tests {
 
     #[test]
     fn never_panics() {
-        for s in ["[", "http://[", "http://]", "http://[]", "http://@", "http://:", "%", "%%", "?", "#", "a:", ":", "//", "http://[::1]:x", "http://h/%e6%97", "http://h/#%e6"] {
+        for s in [
+            "[",
+            "http://[",
+            "http://]",
+            "http://[]",
+            "http://@",
+            "http://:",
+            "%",
+            "%%",
+            "?",
+            "#",
+            "a:",
+            ":",
+            "//",
+            "http://[::1]:x",
+            "http://h/%e6%97",
+            "http://h/#%e6",
+        ] {
             if let Ok(u) = parse(s) {
                 let _ = (u.to_go_string(), u.hostname(), u.port());
             }

@@ -41,12 +41,40 @@ const OK: u32 = 0;
 mod imports {
     #[link(wasm_import_module = "env")]
     extern "C" {
-        pub fn proxy_get_property(path_data: *const u8, path_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
-        pub fn proxy_set_property(path_data: *const u8, path_size: usize, value_data: *const u8, value_size: usize) -> u32;
+        pub fn proxy_get_property(
+            path_data: *const u8,
+            path_size: usize,
+            return_data: *mut *mut u8,
+            return_size: *mut usize,
+        ) -> u32;
+        pub fn proxy_set_property(
+            path_data: *const u8,
+            path_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+        ) -> u32;
         pub fn proxy_get_header_map_pairs(map_type: u32, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
-        pub fn proxy_get_header_map_value(map_type: u32, key_data: *const u8, key_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
-        pub fn proxy_replace_header_map_value(map_type: u32, key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize) -> u32;
-        pub fn proxy_add_header_map_value(map_type: u32, key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize) -> u32;
+        pub fn proxy_get_header_map_value(
+            map_type: u32,
+            key_data: *const u8,
+            key_size: usize,
+            return_data: *mut *mut u8,
+            return_size: *mut usize,
+        ) -> u32;
+        pub fn proxy_replace_header_map_value(
+            map_type: u32,
+            key_data: *const u8,
+            key_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+        ) -> u32;
+        pub fn proxy_add_header_map_value(
+            map_type: u32,
+            key_data: *const u8,
+            key_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+        ) -> u32;
         pub fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
         pub fn proxy_send_local_response(
             status_code: u32,
@@ -58,11 +86,22 @@ mod imports {
             headers_size: usize,
             grpc_status: i32,
         ) -> u32;
-        pub fn proxy_define_metric(metric_type: u32, name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
+        pub fn proxy_define_metric(
+            metric_type: u32,
+            name_data: *const u8,
+            name_size: usize,
+            return_id: *mut u32,
+        ) -> u32;
         pub fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
         pub fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
         pub fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
-        pub fn proxy_get_buffer_bytes(buffer_type: u32, start: usize, max_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
+        pub fn proxy_get_buffer_bytes(
+            buffer_type: u32,
+            start: usize,
+            max_size: usize,
+            return_data: *mut *mut u8,
+            return_size: *mut usize,
+        ) -> u32;
         pub fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     }
 }
@@ -85,7 +124,8 @@ pub fn get_property(path: &[&str]) -> Option<Vec<u8>> {
         let mut data: *mut u8 = std::ptr::null_mut();
         let mut size: usize = 0;
         // SAFETY: pointers to live locals and to `serialized`, per the ABI contract.
-        let status = unsafe { imports::proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
+        let status =
+            unsafe { imports::proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
         let value = take(data, size);
         if status == OK {
             value
@@ -142,7 +182,8 @@ pub fn get_header(map: MapType, name: &str) -> Option<String> {
         let mut data: *mut u8 = std::ptr::null_mut();
         let mut size: usize = 0;
         // SAFETY: pointers to live locals and `name`, per the ABI contract.
-        let status = unsafe { imports::proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size) };
+        let status =
+            unsafe { imports::proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size) };
         let bytes = take(data, size)?;
         (status == OK).then(|| String::from_utf8_lossy(&bytes).into_owned())
     }
@@ -158,7 +199,10 @@ pub fn replace_header(map: MapType, name: &str, value: &str) -> bool {
     #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         // SAFETY: pointers to live strings, per the ABI contract.
-        unsafe { imports::proxy_replace_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len()) == OK }
+        unsafe {
+            imports::proxy_replace_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+                == OK
+        }
     }
     #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
@@ -171,7 +215,10 @@ pub fn add_header(map: MapType, name: &str, value: &str) -> bool {
     #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         // SAFETY: pointers to live strings, per the ABI contract.
-        unsafe { imports::proxy_add_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len()) == OK }
+        unsafe {
+            imports::proxy_add_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+                == OK
+        }
     }
     #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
@@ -195,7 +242,13 @@ pub fn remove_header(map: MapType, name: &str) -> bool {
 
 /// Sends a local reply. `grpc_status` of `None` sends a plain HTTP reply; `Some(code)` a gRPC
 /// status (HTTP 200 with `grpc-status`/`grpc-message`, `body` used as the message).
-pub fn send_local_response(status: u32, details: &str, body: &[u8], headers: &[(&str, &str)], grpc_status: Option<i32>) -> bool {
+pub fn send_local_response(
+    status: u32,
+    details: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+    grpc_status: Option<i32>,
+) -> bool {
     let serialized = serialize_pairs(headers);
     #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
@@ -307,7 +360,14 @@ pub fn dispatch_http_call(cluster: &str, headers: &[(&str, &str)], body: &[u8], 
     #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
     {
         let body = (!body.is_empty()).then_some(body);
-        proxy_wasm::hostcalls::dispatch_http_call(cluster, headers.to_vec(), body, Vec::new(), std::time::Duration::from_millis(u64::from(timeout_ms))).ok()
+        proxy_wasm::hostcalls::dispatch_http_call(
+            cluster,
+            headers.to_vec(),
+            body,
+            Vec::new(),
+            std::time::Duration::from_millis(u64::from(timeout_ms)),
+        )
+        .ok()
     }
     #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
     {
@@ -369,10 +429,7 @@ pub fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
 
 /// Decodes the pairs encoding; malformed input yields the pairs read so far.
 pub fn deserialize_pairs(bytes: &[u8]) -> Vec<(String, String)> {
-    deserialize_pairs_bytes(bytes)
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-        .collect()
+    deserialize_pairs_bytes(bytes).into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned())).collect()
 }
 
 /// Decodes the pairs encoding keeping values as bytes (Envoy serializes map-valued
@@ -407,7 +464,10 @@ mod tests {
     #[test]
     fn pairs_round_trip_and_truncation() {
         let bytes = serialize_pairs(&[(":status", "403"), ("content-type", "text/plain")]);
-        assert_eq!(deserialize_pairs(&bytes), [(":status".to_string(), "403".to_string()), ("content-type".to_string(), "text/plain".to_string())]);
+        assert_eq!(
+            deserialize_pairs(&bytes),
+            [(":status".to_string(), "403".to_string()), ("content-type".to_string(), "text/plain".to_string())]
+        );
         assert!(deserialize_pairs(&bytes[..bytes.len() - 5]).len() < 2);
         assert!(deserialize_pairs(&[255, 255, 255, 255]).is_empty());
         assert_eq!(serialize_path(&["xds", "node"]), b"xds\0node");

@@ -50,7 +50,8 @@ pub fn node_metadata_json(bytes: &[u8]) -> Option<serde_json::Value> {
     let mut map = serde_json::Map::new();
     for (key, value) in pairs {
         let v = if MAP_KEYS.contains(&key.as_str()) {
-            let inner = abi::deserialize_pairs(&value).into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+            let inner =
+                abi::deserialize_pairs(&value).into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
             serde_json::Value::Object(inner)
         } else {
             serde_json::Value::String(String::from_utf8_lossy(&value).into_owned())
@@ -83,7 +84,11 @@ impl Default for PeerCache {
 
 impl PeerCache {
     pub fn with_capacity(capacity: usize) -> PeerCache {
-        PeerCache { entries: RefCell::new(HashMap::new()), order: RefCell::new(VecDeque::new()), capacity: capacity.max(1) }
+        PeerCache {
+            entries: RefCell::new(HashMap::new()),
+            order: RefCell::new(VecDeque::new()),
+            capacity: capacity.max(1),
+        }
     }
 
     /// This stream's verified peer, if the peer-metadata filter published one.

@@ -13,7 +13,10 @@ pub struct ProxyHost<'a> {
 }
 
 impl<'a> ProxyHost<'a> {
-    pub fn new(local: Option<Rc<WorkloadAttributes>>, peer: &'a dyn Fn() -> Option<Rc<WorkloadAttributes>>) -> ProxyHost<'a> {
+    pub fn new(
+        local: Option<Rc<WorkloadAttributes>>,
+        peer: &'a dyn Fn() -> Option<Rc<WorkloadAttributes>>,
+    ) -> ProxyHost<'a> {
         ProxyHost { local, peer }
     }
 }

@@ -36,7 +36,13 @@ pub const OVERFLOW_TAG_VALUE: &str = "overflow";
 
 impl TaggedMetric {
     pub fn new(name: impl Into<String>, kind: MetricType, max_series: usize) -> TaggedMetric {
-        TaggedMetric { name: name.into(), kind, series: RefCell::new(HashMap::new()), max_series, overflow: RefCell::new(None) }
+        TaggedMetric {
+            name: name.into(),
+            kind,
+            series: RefCell::new(HashMap::new()),
+            max_series,
+            overflow: RefCell::new(None),
+        }
     }
 
     /// The metric id of the series with these tag values (`tags` names them in order).

@@ -131,8 +131,13 @@ impl DenyPlan {
         }
         let mut rules = Vec::new();
         for r in &snap.rules {
-            let has_headers = r.spec.get("requestHeaderOperations").is_some() || r.spec.get("responseHeaderOperations").is_some();
-            let check_actions: Vec<_> = r.actions.iter().filter_map(|a| handler_index.get(a.handler).copied().flatten().map(|h| (h, a))).collect();
+            let has_headers =
+                r.spec.get("requestHeaderOperations").is_some() || r.spec.get("responseHeaderOperations").is_some();
+            let check_actions: Vec<_> = r
+                .actions
+                .iter()
+                .filter_map(|a| handler_index.get(a.handler).copied().flatten().map(|h| (h, a)))
+                .collect();
             if check_actions.is_empty() && !has_headers {
                 continue;
             }
@@ -178,7 +183,12 @@ impl DenyPlan {
     }
 
     /// Runs the check for one request.
-    pub fn check<B: AttributeBag + ?Sized>(&self, bag: &B, now_ns: i64, observer: &mut dyn CheckObserver) -> CheckResult {
+    pub fn check<B: AttributeBag + ?Sized>(
+        &self,
+        bag: &B,
+        now_ns: i64,
+        observer: &mut dyn CheckObserver,
+    ) -> CheckResult {
         let mut result = CheckResult::default();
         for (index, rule) in self.rules.iter().enumerate() {
             if rule.actions.is_empty() || !self.applies(rule, bag) {
@@ -190,7 +200,11 @@ impl DenyPlan {
                 Some(Err(e)) => {
                     observer.rule(index, rule, RuleOutcome::Error, &e);
                     if rule.fail_closed && !rule.dry_run {
-                        add_denial(&mut result.status, &rule.label, &Status { code: INTERNAL, message: format!("match evaluation failed: {e}") });
+                        add_denial(
+                            &mut result.status,
+                            &rule.label,
+                            &Status { code: INTERNAL, message: format!("match evaluation failed: {e}") },
+                        );
                     }
                     continue;
                 }
@@ -214,7 +228,11 @@ impl DenyPlan {
                 observer.rule(index, rule, RuleOutcome::Error, &e);
                 if !rule.dry_run {
                     // Mixer failed the whole Check RPC; the proxy then failed closed.
-                    add_denial(&mut result.status, "", &Status { code: INTERNAL, message: format!("performing check operation failed: {e}") });
+                    add_denial(
+                        &mut result.status,
+                        "",
+                        &Status { code: INTERNAL, message: format!("performing check operation failed: {e}") },
+                    );
                 }
                 continue;
             }
@@ -239,7 +257,9 @@ impl DenyPlan {
             if rule.request_headers.is_empty() && rule.response_headers.is_empty() {
                 continue;
             }
-            if !self.applies(rule, bag) || !matches!(rule.matcher.as_ref().map(|m| m.evaluate_bool(bag)), None | Some(Ok(true))) {
+            if !self.applies(rule, bag)
+                || !matches!(rule.matcher.as_ref().map(|m| m.evaluate_bool(bag)), None | Some(Ok(true)))
+            {
                 continue;
             }
             for op in &rule.request_headers {
@@ -255,10 +275,18 @@ impl DenyPlan {
         NamespaceScope::applies(self.scope.as_ref(), rule.scope.as_deref(), bag)
     }
 
-    fn run<B: AttributeBag + ?Sized>(&self, handler: &CheckHandler, instance: &CheckInstance, bag: &B, now_ns: i64) -> Result<Status, String> {
+    fn run<B: AttributeBag + ?Sized>(
+        &self,
+        handler: &CheckHandler,
+        instance: &CheckInstance,
+        bag: &B,
+        now_ns: i64,
+    ) -> Result<Status, String> {
         let value = match instance {
             CheckInstance::Nothing => None,
-            CheckInstance::ListEntry { fqn, value } => Some(value.evaluate(bag).map_err(|e: EvalError<'_>| format!("{fqn}: Value: {e}"))?),
+            CheckInstance::ListEntry { fqn, value } => {
+                Some(value.evaluate(bag).map_err(|e: EvalError<'_>| format!("{fqn}: Value: {e}"))?)
+            }
         };
         match handler {
             CheckHandler::Denier { status, .. } => Ok(status.clone()),
@@ -306,7 +334,13 @@ fn compile_handler(h: &crate::config::Handler) -> Result<CheckHandler, ConfigErr
             let status = h.params.get("status");
             let code = match status.and_then(|s| s.get("code")) {
                 None | Some(Json::Null) => 9,
-                Some(c) => parse_code(c).ok_or_else(|| ConfigError::new(&label, "params.status.code", format!("not a gRPC status code (0..16 or its name): {c}")))?,
+                Some(c) => parse_code(c).ok_or_else(|| {
+                    ConfigError::new(
+                        &label,
+                        "params.status.code",
+                        format!("not a gRPC status code (0..16 or its name): {c}"),
+                    )
+                })?,
             };
             let message = status.and_then(|s| s.get("message")).and_then(Json::as_str).unwrap_or("").to_string();
             Ok(CheckHandler::Denier { display_name: h.display_name.clone(), status: Status { code, message } })
@@ -316,7 +350,10 @@ fn compile_handler(h: &crate::config::Handler) -> Result<CheckHandler, ConfigErr
             let source = if params.provider_url.is_some() {
                 ListSource::Fetched(FetchedList::default())
             } else {
-                ListSource::Static(List::build(params.entry_type, params.overrides.iter().map(String::as_str)).map_err(|e| ConfigError::new(&label, "params.overrides", e))?)
+                ListSource::Static(
+                    List::build(params.entry_type, params.overrides.iter().map(String::as_str))
+                        .map_err(|e| ConfigError::new(&label, "params.overrides", e))?,
+                )
             };
             Ok(CheckHandler::List { display_name: h.display_name.clone(), params, list: RefCell::new(source) })
         }
@@ -362,13 +399,22 @@ fn compile_rule(
         scope: NamespaceScope::of_rule(&r.namespace, &snap.config_namespace),
         matcher,
         actions,
-        request_headers: compile_header_operations(&r.label, "requestHeaderOperations", r.spec.get("requestHeaderOperations"), manifest)?,
-        response_headers: compile_header_operations(&r.label, "responseHeaderOperations", r.spec.get("responseHeaderOperations"), manifest)?,
+        request_headers: compile_header_operations(
+            &r.label,
+            "requestHeaderOperations",
+            r.spec.get("requestHeaderOperations"),
+            manifest,
+        )?,
+        response_headers: compile_header_operations(
+            &r.label,
+            "responseHeaderOperations",
+            r.spec.get("responseHeaderOperations"),
+            manifest,
+        )?,
         dry_run: flag("dry_run") || flag("dryRun"),
         fail_closed: flag("fail_closed") || flag("failClosed") || config.deny.fail_closed,
     })
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -445,14 +491,19 @@ mod tests {
     fn match_errors_do_not_match_unless_fail_closed() {
         let p = plan(SEED).unwrap();
         // No identity at all: lookup errors, the rule does not match, the request is allowed.
-        let (r, outcomes) = run(&p, &[("context.reporter.kind", s("inbound")), ("destination.namespace", s("default"))]);
+        let (r, outcomes) =
+            run(&p, &[("context.reporter.kind", s("inbound")), ("destination.namespace", s("default"))]);
         assert!(r.status.is_ok());
         assert_eq!(outcomes, [("denyreviewsv3.rule.default".to_string(), RuleOutcome::Error)]);
         let closed = SEED.replacen("{\"resources\"", "{\"deny\": {\"fail_closed\": true}, \"resources\"", 1);
         let p = plan(&closed).unwrap();
         let (r, _) = run(&p, &[("context.reporter.kind", s("inbound")), ("destination.namespace", s("default"))]);
         assert_eq!(r.status.code, 13);
-        assert!(r.status.body().starts_with("INTERNAL:denyreviewsv3.rule.default:match evaluation failed: lookup failed: "), "{}", r.status.body());
+        assert!(
+            r.status.body().starts_with("INTERNAL:denyreviewsv3.rule.default:match evaluation failed: lookup failed: "),
+            "{}",
+            r.status.body()
+        );
     }
 
     #[test]
@@ -469,7 +520,11 @@ mod tests {
         let (r, _) = run(&p, &req);
         assert_eq!(r.status.code, 7);
         // Rules in the config namespace apply everywhere.
-        let global = SEED.replace("\"metadata\": {\"name\": \"denyreviewsv3\"}", "\"metadata\": {\"name\": \"denyreviewsv3\", \"namespace\": \"istio-system\"}")
+        let global = SEED
+            .replace(
+                "\"metadata\": {\"name\": \"denyreviewsv3\"}",
+                "\"metadata\": {\"name\": \"denyreviewsv3\", \"namespace\": \"istio-system\"}",
+            )
             .replace("\"handler\": \"denyreviewsv3handler\"", "\"handler\": \"denyreviewsv3handler.default\"")
             .replace("[\"denyreviewsv3request\"]", "[\"denyreviewsv3request.instance.default\"]");
         let p = plan(&global).unwrap();
@@ -527,7 +582,9 @@ mod tests {
 
     #[test]
     fn dry_run_counts_but_allows() {
-        let p = plan(&SEED.replace("\"spec\": {\n        \"match\"", "\"spec\": {\"dry_run\": true,\n        \"match\"")).unwrap();
+        let p =
+            plan(&SEED.replace("\"spec\": {\n        \"match\"", "\"spec\": {\"dry_run\": true,\n        \"match\""))
+                .unwrap();
         let (r, outcomes) = run(&p, &seed_request("v3"));
         assert!(r.status.is_ok());
         assert_eq!(outcomes[0].1, RuleOutcome::DryRunDeny);
@@ -546,12 +603,15 @@ mod tests {
         ]}"#).unwrap();
         let (r, _) = run(&p, &[("request.method", s("GET")), ("request.headers", labels(&[]))]);
         assert!(r.status.is_ok());
-        assert_eq!(r.request_edits, [
-            HeaderEdit::Replace("x-user".into(), "unknown".into()),
-            HeaderEdit::Append("x-extra".into(), "a".into()),
-            HeaderEdit::Append("x-extra".into(), "b".into()),
-            HeaderEdit::Remove("x-drop".into()),
-        ]);
+        assert_eq!(
+            r.request_edits,
+            [
+                HeaderEdit::Replace("x-user".into(), "unknown".into()),
+                HeaderEdit::Append("x-extra".into(), "a".into()),
+                HeaderEdit::Append("x-extra".into(), "b".into()),
+                HeaderEdit::Remove("x-drop".into()),
+            ]
+        );
         assert_eq!(r.response_edits, [HeaderEdit::Replace("x-served-by".into(), "?".into())]);
         let (r, _) = run(&p, &[("request.method", s("POST"))]);
         assert!(r.request_edits.is_empty());
@@ -559,8 +619,16 @@ mod tests {
 
     #[test]
     fn configuration_errors_name_resource_field_and_position() {
-        let e = plan(&SEED.replace("source.labels[\\\"version\\\"] == \\\"v3\\\"", "source.labelz[\\\"version\\\"] == \\\"v3\\\"")).unwrap_err();
-        assert!(e.starts_with("denyreviewsv3.rule.default: field match: position 78: unknown attribute source.labelz"), "{e}");
+        let e =
+            plan(&SEED.replace(
+                "source.labels[\\\"version\\\"] == \\\"v3\\\"",
+                "source.labelz[\\\"version\\\"] == \\\"v3\\\"",
+            ))
+            .unwrap_err();
+        assert!(
+            e.starts_with("denyreviewsv3.rule.default: field match: position 78: unknown attribute source.labelz"),
+            "{e}"
+        );
         let e = plan(r#"{"resources": [{"kind": "handler", "metadata": {"name": "d"}, "spec": {"compiledAdapter": "denier", "params": {"status": {"code": 77}}}}]}"#).unwrap_err();
         assert_eq!(e, "d.handler.default: field params.status.code: not a gRPC status code (0..16 or its name): 77");
         let e = plan(r#"{"resources": [{"kind": "rule", "metadata": {"name": "r"}, "spec": {"requestHeaderOperations": [{"name": "x", "values": ["request.size"]}]}}]}"#).unwrap_err();
@@ -572,6 +640,15 @@ mod tests {
         let p = plan(SEED).unwrap();
         let m = Manifest::istio();
         let names: Vec<&str> = p.attributes().iter().map(|id| m.name(*id)).collect();
-        assert_eq!(names, ["source.labels", "source.namespace", "destination.labels", "destination.namespace", "context.reporter.kind"]);
+        assert_eq!(
+            names,
+            [
+                "source.labels",
+                "source.namespace",
+                "destination.labels",
+                "destination.namespace",
+                "context.reporter.kind"
+            ]
+        );
     }
 }

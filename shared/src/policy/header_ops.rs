@@ -24,20 +24,35 @@ pub struct HeaderOperation {
 }
 
 /// Compiles a rule's `requestHeaderOperations` or `responseHeaderOperations` list.
-pub fn compile_header_operations(resource: &str, field: &str, spec: Option<&Json>, manifest: &Manifest) -> Result<Vec<HeaderOperation>, ConfigError> {
+pub fn compile_header_operations(
+    resource: &str,
+    field: &str,
+    spec: Option<&Json>,
+    manifest: &Manifest,
+) -> Result<Vec<HeaderOperation>, ConfigError> {
     let Some(spec) = spec.filter(|s| !s.is_null()) else { return Ok(Vec::new()) };
     let list = spec.as_array().ok_or_else(|| ConfigError::new(resource, field, "must be a list"))?;
     let mut ops = Vec::with_capacity(list.len());
     for (i, op) in list.iter().enumerate() {
         let at = format!("{field}[{i}]");
-        let name = op.get("name").and_then(Json::as_str).filter(|n| !n.is_empty()).ok_or_else(|| ConfigError::new(resource, format!("{at}.name"), "a header name is required"))?;
+        let name = op
+            .get("name")
+            .and_then(Json::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| ConfigError::new(resource, format!("{at}.name"), "a header name is required"))?;
         let operation = match op.get("operation") {
             None | Some(Json::Null) => Operation::Replace,
             Some(v) => match (v.as_str(), v.as_i64()) {
                 (Some("REPLACE"), _) | (_, Some(0)) => Operation::Replace,
                 (Some("REMOVE"), _) | (_, Some(1)) => Operation::Remove,
                 (Some("APPEND"), _) | (_, Some(2)) => Operation::Append,
-                _ => return Err(ConfigError::new(resource, format!("{at}.operation"), format!("unknown operation {v} (REPLACE, REMOVE, APPEND)"))),
+                _ => {
+                    return Err(ConfigError::new(
+                        resource,
+                        format!("{at}.operation"),
+                        format!("unknown operation {v} (REPLACE, REMOVE, APPEND)"),
+                    ))
+                }
             },
         };
         let mut values = Vec::new();
@@ -45,10 +60,16 @@ pub fn compile_header_operations(resource: &str, field: &str, spec: Option<&Json
             let raw = op.get("values").and_then(Json::as_array).map(Vec::as_slice).unwrap_or(&[]);
             for (vi, v) in raw.iter().enumerate() {
                 let vfield = format!("{at}.values[{vi}]");
-                let src = v.as_str().ok_or_else(|| ConfigError::new(resource, &vfield, "must be a string holding an expression"))?;
+                let src = v
+                    .as_str()
+                    .ok_or_else(|| ConfigError::new(resource, &vfield, "must be a string holding an expression"))?;
                 let p = compile_field(resource, &vfield, src, None, manifest)?;
                 if p.result_type() != ValueType::String {
-                    return Err(ConfigError::new(resource, vfield, "header operation value expression is not of string type"));
+                    return Err(ConfigError::new(
+                        resource,
+                        vfield,
+                        "header operation value expression is not of string type",
+                    ));
                 }
                 values.push(p);
             }

@@ -42,7 +42,9 @@ fn duration_param(params: &Json, names: &[&str], default: i64) -> Result<i64, St
     match names.iter().find_map(|n| params.get(*n)) {
         None | Some(Json::Null) => Ok(default),
         Some(Json::String(s)) => parse_duration(s).map_err(|e| format!("{}: {e}", names.first().unwrap_or(&""))),
-        Some(other) => Err(format!("{}: expected a duration string such as \"60s\", got {other}", names.first().unwrap_or(&""))),
+        Some(other) => {
+            Err(format!("{}: expected a duration string such as \"60s\", got {other}", names.first().unwrap_or(&"")))
+        }
     }
 }
 
@@ -57,23 +59,38 @@ impl ListParams {
                 (Some("CASE_INSENSITIVE_STRINGS"), _) | (_, Some(1)) => EntryType::CaseInsensitiveStrings,
                 (Some("IP_ADDRESSES"), _) | (_, Some(2)) => EntryType::IpAddresses,
                 (Some("REGEX"), _) | (_, Some(3)) => EntryType::Regex,
-                _ => return Err(format!("entryType: unknown value {v} (STRINGS, CASE_INSENSITIVE_STRINGS, IP_ADDRESSES, REGEX)")),
+                _ => {
+                    return Err(format!(
+                        "entryType: unknown value {v} (STRINGS, CASE_INSENSITIVE_STRINGS, IP_ADDRESSES, REGEX)"
+                    ))
+                }
             },
         };
         let overrides = match get(&["overrides"]) {
             None => Vec::new(),
             Some(Json::Array(a)) => a
                 .iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| format!("overrides: entries must be strings, got {v}")))
+                .map(|v| {
+                    v.as_str().map(str::to_string).ok_or_else(|| format!("overrides: entries must be strings, got {v}"))
+                })
                 .collect::<Result<_, _>>()?,
             Some(other) => return Err(format!("overrides: expected a list of strings, got {other}")),
         };
-        let provider_url = get(&["provider_url", "providerUrl"]).and_then(Json::as_str).map(str::to_string).filter(|s| !s.is_empty());
+        let provider_url =
+            get(&["provider_url", "providerUrl"]).and_then(Json::as_str).map(str::to_string).filter(|s| !s.is_empty());
         let provider_cluster = get(&["provider_cluster", "providerCluster"]).and_then(Json::as_str).map(str::to_string);
         let refresh_interval_ns = duration_param(params, &["refresh_interval", "refreshInterval"], 60 * SECOND)?;
         let ttl_ns = duration_param(params, &["ttl"], 300 * SECOND)?;
         let blacklist = get(&["blacklist"]).and_then(Json::as_bool).unwrap_or(false);
-        let p = ListParams { provider_url, provider_cluster, refresh_interval_ns, ttl_ns, overrides, entry_type, blacklist };
+        let p = ListParams {
+            provider_url,
+            provider_cluster,
+            refresh_interval_ns,
+            ttl_ns,
+            overrides,
+            entry_type,
+            blacklist,
+        };
         p.validate()?;
         Ok(p)
     }
@@ -129,7 +146,9 @@ impl List {
                     let net = parse_cidr(&cidr).ok_or_else(|| format!("could not parse ip address override {e}"))?;
                     list.networks.push(net);
                 }
-                EntryType::Regex => list.regexes.push(go_regex(e).map_err(|err| format!("could not compile regex {e}: {err}"))?),
+                EntryType::Regex => {
+                    list.regexes.push(go_regex(e).map_err(|err| format!("could not compile regex {e}: {err}"))?)
+                }
             }
         }
         Ok(list)
@@ -149,8 +168,10 @@ impl List {
             EntryType::Strings => Ok(self.strings.contains(value)),
             EntryType::CaseInsensitiveStrings => Ok(self.strings.contains(&value.to_uppercase())),
             EntryType::IpAddresses => {
-                let ip = IpBytes::parse(value)
-                    .ok_or_else(|| Status { code: INVALID_ARGUMENT, message: format!("{value} is not a valid IP address") })?;
+                let ip = IpBytes::parse(value).ok_or_else(|| Status {
+                    code: INVALID_ARGUMENT,
+                    message: format!("{value} is not a valid IP address"),
+                })?;
                 Ok(self.networks.iter().any(|(net, prefix)| cidr_contains(net, *prefix, &ip)))
             }
             EntryType::Regex => Ok(self.regexes.iter().any(|r| r.is_match(value))),
@@ -194,7 +215,10 @@ pub fn check(params: &ListParams, list: &List, value: &Value<'_>) -> Status {
         v => match v.as_str() {
             Some(s) => s,
             None => {
-                return Status { code: INVALID_ARGUMENT, message: format!("{} is not a valid string or IP address", debug_value(v)) }
+                return Status {
+                    code: INVALID_ARGUMENT,
+                    message: format!("{} is not a valid string or IP address", debug_value(v)),
+                }
             }
         },
     };
@@ -277,7 +301,10 @@ mod tests {
 
     #[test]
     fn blacklist_case_insensitive_and_regex() {
-        let p = ListParams::from_json(&json!({"overrides": ["Bad"], "blacklist": true, "entryType": "CASE_INSENSITIVE_STRINGS"})).unwrap();
+        let p = ListParams::from_json(
+            &json!({"overrides": ["Bad"], "blacklist": true, "entryType": "CASE_INSENSITIVE_STRINGS"}),
+        )
+        .unwrap();
         let l = List::build(p.entry_type, p.overrides.iter().map(String::as_str)).unwrap();
         assert_eq!(check(&p, &l, &s("bAD")).message, "bAD is blacklisted");
         let p = ListParams::from_json(&json!({"overrides": ["^v[0-9]$"], "entry_type": "REGEX"})).unwrap();
@@ -288,7 +315,8 @@ mod tests {
 
     #[test]
     fn ip_networks() {
-        let p = ListParams::from_json(&json!({"overrides": ["10.57.0.0/16", "1.2.3.4"], "entryType": "IP_ADDRESSES"})).unwrap();
+        let p = ListParams::from_json(&json!({"overrides": ["10.57.0.0/16", "1.2.3.4"], "entryType": "IP_ADDRESSES"}))
+            .unwrap();
         let l = List::build(p.entry_type, p.overrides.iter().map(String::as_str)).unwrap();
         assert!(check(&p, &l, &Value::IpAddress(IpBytes::parse("10.57.3.4").unwrap())).is_ok());
         assert!(check(&p, &l, &s("1.2.3.4")).is_ok());

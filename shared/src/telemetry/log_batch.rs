@@ -76,11 +76,7 @@ impl BatchConfig {
 const OTLP_SUFFIX: &str = "]}]}]}";
 
 fn otlp_prefix(o: &NetworkOptions) -> String {
-    let mut attrs: Vec<(&str, &str)> = o
-        .resource_attributes
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let mut attrs: Vec<(&str, &str)> = o.resource_attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     if !o.resource_attributes.contains_key("service.name") {
         attrs.insert(0, ("service.name", "wasmixer-access-log"));
     }
@@ -240,27 +236,18 @@ impl BatchQueue {
     /// Adds one line (no trailing newline). Never blocks: when the buffer is full the line is
     /// dropped and counted, and `false` returned. `handler` names the handler (OTLP attribute).
     pub fn push(&mut self, line: &str, meta: &LineMeta<'_>, handler: &str, now_ns: i64) -> bool {
-        if self.lines >= self.cfg.max_lines
-            || self.bytes.saturating_add(line.len()) >= self.cfg.max_bytes
-        {
+        if self.lines >= self.cfg.max_lines || self.bytes.saturating_add(line.len()) >= self.cfg.max_bytes {
             self.stats.dropped_full += 1;
             return false;
         }
         let needs_new = match self.batches.back() {
             None => true,
-            Some(b) => {
-                b.sealed || b.lines >= self.cfg.batch_lines || b.text.len() >= self.cfg.batch_bytes
-            }
+            Some(b) => b.sealed || b.lines >= self.cfg.batch_lines || b.text.len() >= self.cfg.batch_bytes,
         };
         if needs_new {
             let mut text = self.spare.pop().unwrap_or_default();
             text.clear();
-            self.batches.push_back(Batch {
-                text,
-                lines: 0,
-                opened_ns: now_ns,
-                sealed: false,
-            });
+            self.batches.push_back(Batch { text, lines: 0, opened_ns: now_ns, sealed: false });
         }
         let Some(batch) = self.batches.back_mut() else {
             return false;
@@ -302,9 +289,7 @@ impl BatchQueue {
     /// stays queued (and sealed) until [`BatchQueue::on_response`] settles it.
     pub fn next_payload(&mut self, now_ns: i64) -> Option<Payload<'_>> {
         if let Some(f) = self.in_flight {
-            if now_ns.saturating_sub(f.since_ns)
-                < self.cfg.timeout_ns.saturating_add(WATCHDOG_SLACK_NS)
-            {
+            if now_ns.saturating_sub(f.since_ns) < self.cfg.timeout_ns.saturating_add(WATCHDOG_SLACK_NS) {
                 return None;
             }
             // The host never answered: write the attempt off.
@@ -331,28 +316,19 @@ impl BatchQueue {
         let body = match cfg.format {
             NetworkFormat::Ndjson => Cow::Borrowed(front.text.as_str()),
             NetworkFormat::OtlpJson => {
-                let mut b = String::with_capacity(
-                    cfg.otlp_prefix.len() + front.text.len() + OTLP_SUFFIX.len(),
-                );
+                let mut b = String::with_capacity(cfg.otlp_prefix.len() + front.text.len() + OTLP_SUFFIX.len());
                 b.push_str(&cfg.otlp_prefix);
                 b.push_str(&front.text);
                 b.push_str(OTLP_SUFFIX);
                 Cow::Owned(b)
             }
         };
-        Some(Payload {
-            body,
-            lines: front.lines,
-            retry,
-        })
+        Some(Payload { body, lines: front.lines, retry })
     }
 
     /// The payload just returned by [`BatchQueue::next_payload`] was dispatched as `token`.
     pub fn sent(&mut self, token: u32, retry: bool, now_ns: i64) {
-        self.in_flight = Some(InFlight {
-            token,
-            since_ns: now_ns,
-        });
+        self.in_flight = Some(InFlight { token, since_ns: now_ns });
         self.retry_at_ns = None;
         self.stats.requests += 1;
         if retry {
@@ -399,11 +375,7 @@ impl BatchQueue {
         self.attempts = self.attempts.saturating_add(1);
         self.failures = self.failures.saturating_add(1);
         let shift = self.failures.saturating_sub(1).min(32);
-        let backoff = self
-            .cfg
-            .initial_backoff_ns
-            .saturating_mul(1i64 << shift)
-            .min(self.cfg.max_backoff_ns);
+        let backoff = self.cfg.initial_backoff_ns.saturating_mul(1i64 << shift).min(self.cfg.max_backoff_ns);
         self.retry_at_ns = Some(now_ns.saturating_add(backoff));
         if self.cfg.max_attempts > 0 && self.attempts >= self.cfg.max_attempts {
             let lines = self.pop_front();
@@ -434,13 +406,7 @@ impl BatchQueue {
 
 /// One OTLP `LogRecord` as JSON: the line as the string body, the level as the severity, the
 /// line's time (when after the epoch) and the instance and handler as attributes.
-fn write_otlp_record(
-    line: &str,
-    meta: &LineMeta<'_>,
-    handler: &str,
-    now_ns: i64,
-    out: &mut String,
-) {
+fn write_otlp_record(line: &str, meta: &LineMeta<'_>, handler: &str, now_ns: i64, out: &mut String) {
     let t = meta.time.unix_nanos();
     out.push('{');
     if t > 0 {
@@ -503,29 +469,12 @@ mod tests {
         push(&mut q, "c", 60 * MS);
         push(&mut q, "d", 60 * MS);
         assert_eq!(send(&mut q, 1, 60 * MS), Some(("a\nb\nc\n".to_string(), 3)));
-        assert!(
-            q.next_payload(61 * MS).is_none(),
-            "one request in flight at a time"
-        );
-        assert_eq!(
-            q.on_response(1, Some(200), 62 * MS),
-            Outcome::Delivered { lines: 3 }
-        );
+        assert!(q.next_payload(61 * MS).is_none(), "one request in flight at a time");
+        assert_eq!(q.on_response(1, Some(200), 62 * MS), Outcome::Delivered { lines: 3 });
         assert!(q.next_payload(63 * MS).is_none(), "d is young");
         assert_eq!(send(&mut q, 2, 160 * MS), Some(("d\n".to_string(), 1)));
-        assert_eq!(
-            q.on_response(2, Some(204), 161 * MS),
-            Outcome::Delivered { lines: 1 }
-        );
-        assert_eq!(
-            (
-                q.stats().accepted,
-                q.stats().delivered,
-                q.buffered_lines(),
-                q.buffered_bytes()
-            ),
-            (4, 4, 0, 0)
-        );
+        assert_eq!(q.on_response(2, Some(204), 161 * MS), Outcome::Delivered { lines: 1 });
+        assert_eq!((q.stats().accepted, q.stats().delivered, q.buffered_lines(), q.buffered_bytes()), (4, 4, 0, 0));
     }
 
     #[test]
@@ -540,8 +489,7 @@ mod tests {
 
     #[test]
     fn retries_with_exponential_backoff_then_delivers() {
-        let mut q =
-            queue(r#", "batch_lines": 1, "initial_backoff_ms": 100, "max_backoff_ms": 350"#);
+        let mut q = queue(r#", "batch_lines": 1, "initial_backoff_ms": 100, "max_backoff_ms": 350"#);
         push(&mut q, "a", 0);
         let mut now = 0;
         let mut token = 0;
@@ -559,21 +507,9 @@ mod tests {
         token += 1;
         let (body, _) = send(&mut q, token, now).unwrap();
         assert_eq!(body, "a\n");
-        assert_eq!(
-            q.on_response(token, Some(200), now),
-            Outcome::Delivered { lines: 1 }
-        );
+        assert_eq!(q.on_response(token, Some(200), now), Outcome::Delivered { lines: 1 });
         let s = q.stats();
-        assert_eq!(
-            (
-                s.requests,
-                s.retries,
-                s.failed_attempts,
-                s.delivered,
-                s.dropped()
-            ),
-            (6, 5, 5, 1, 0)
-        );
+        assert_eq!((s.requests, s.retries, s.failed_attempts, s.delivered, s.dropped()), (6, 5, 5, 1, 0));
         // After a success the backoff starts over.
         push(&mut q, "b", now);
         token += 1;
@@ -588,14 +524,7 @@ mod tests {
         for l in ["a", "b", "c", "d", "e"] {
             push(&mut q, l, 0);
         }
-        assert_eq!(
-            (
-                q.buffered_lines(),
-                q.stats().dropped_full,
-                q.stats().accepted
-            ),
-            (3, 2, 3)
-        );
+        assert_eq!((q.buffered_lines(), q.stats().dropped_full, q.stats().accepted), (3, 2, 3));
         // Collector down: nothing else gets in until a batch is delivered.
         send(&mut q, 1, 0).unwrap();
         q.on_response(1, None, 0);
@@ -619,24 +548,15 @@ mod tests {
         push(&mut q, "b", 0);
         push(&mut q, "c", 0);
         send(&mut q, 1, 0).unwrap();
-        assert_eq!(
-            q.on_response(1, Some(400), 0),
-            Outcome::Dropped { lines: 1 }
-        );
+        assert_eq!(q.on_response(1, Some(400), 0), Outcome::Dropped { lines: 1 });
         send(&mut q, 2, 0).unwrap();
         assert_eq!(q.on_response(2, Some(500), 0), Outcome::Failed);
         let at = q.retry_at_ns().unwrap();
         let (body, _) = send(&mut q, 3, at).unwrap();
         assert_eq!(body, "b\n");
-        assert_eq!(
-            q.on_response(3, Some(502), at),
-            Outcome::Dropped { lines: 1 }
-        );
+        assert_eq!(q.on_response(3, Some(502), at), Outcome::Dropped { lines: 1 });
         let s = q.stats();
-        assert_eq!(
-            (s.dropped_rejected, s.dropped_attempts, q.buffered_lines()),
-            (1, 1, 1)
-        );
+        assert_eq!((s.dropped_rejected, s.dropped_attempts, q.buffered_lines()), (1, 1, 1));
         // A late answer for an old token changes nothing.
         assert_eq!(q.on_response(2, Some(200), at), Outcome::Stale);
         assert_eq!(q.buffered_lines(), 1);
@@ -650,16 +570,10 @@ mod tests {
         assert_eq!(q.dispatch_failed(0), Outcome::Failed);
         assert!(q.next_payload(5 * MS).is_none());
         send(&mut q, 9, 10 * MS).unwrap();
-        assert!(
-            q.next_payload(1_000 * MS).is_none(),
-            "still within timeout + slack"
-        );
+        assert!(q.next_payload(1_000 * MS).is_none(), "still within timeout + slack");
         // Never answered: written off, and the batch goes again.
         let later = 10 * MS + 1_000 * MS + WATCHDOG_SLACK_NS;
-        assert!(
-            q.next_payload(later).is_none(),
-            "backing off after the write-off"
-        );
+        assert!(q.next_payload(later).is_none(), "backing off after the write-off");
         let at = q.retry_at_ns().unwrap();
         let p = q.next_payload(at).unwrap();
         assert!(p.retry);
@@ -680,44 +594,25 @@ mod tests {
             r#", "format": "otlp_json", "batch_lines": 2, "resource_attributes": {"k8s.pod.name": "ratings-v1-abc"}"#,
         );
         push(&mut q, r#"{"level":"warn","x":"a\"b"}"#, 5);
-        let m = LineMeta {
-            level: Level::Info,
-            time: crate::gostd::time::GO_ZERO,
-            ..meta()
-        };
+        let m = LineMeta { level: Level::Info, time: crate::gostd::time::GO_ZERO, ..meta() };
         q.push("two", &m, "h", 6);
         let (body, n) = send(&mut q, 1, 7).unwrap();
         assert_eq!(n, 2);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         let rl = &v["resourceLogs"][0];
         assert_eq!(rl["resource"]["attributes"][0]["key"], "service.name");
-        assert_eq!(
-            rl["resource"]["attributes"][1]["value"]["stringValue"],
-            "ratings-v1-abc"
-        );
+        assert_eq!(rl["resource"]["attributes"][1]["value"]["stringValue"], "ratings-v1-abc");
         let sl = &rl["scopeLogs"][0];
         assert_eq!(sl["scope"]["name"], "wasmixer-access-log");
         let r0 = &sl["logRecords"][0];
         assert_eq!(r0["timeUnixNano"], "1576514753950607000");
         assert_eq!(r0["observedTimeUnixNano"], "5");
-        assert_eq!(
-            (r0["severityNumber"].as_u64(), r0["severityText"].as_str()),
-            (Some(13), Some("WARN"))
-        );
+        assert_eq!((r0["severityNumber"].as_u64(), r0["severityText"].as_str()), (Some(13), Some("WARN")));
         assert_eq!(r0["body"]["stringValue"], r#"{"level":"warn","x":"a\"b"}"#);
-        assert_eq!(
-            r0["attributes"][0]["value"]["stringValue"],
-            "newlog.instance.istio-system"
-        );
-        assert_eq!(
-            r0["attributes"][1]["value"]["stringValue"],
-            "newloghandler.istio-system"
-        );
+        assert_eq!(r0["attributes"][0]["value"]["stringValue"], "newlog.instance.istio-system");
+        assert_eq!(r0["attributes"][1]["value"]["stringValue"], "newloghandler.istio-system");
         let r1 = &sl["logRecords"][1];
-        assert!(
-            r1.get("timeUnixNano").is_none(),
-            "Go's zero time has no Unix nanos"
-        );
+        assert!(r1.get("timeUnixNano").is_none(), "Go's zero time has no Unix nanos");
         assert_eq!(r1["severityNumber"].as_u64(), Some(9));
         assert_eq!(q.config().content_type(), "application/json");
     }

@@ -94,12 +94,7 @@ pub struct FilterStateKeys {
 
 impl Default for FilterStateKeys {
     fn default() -> FilterStateKeys {
-        FilterStateKeys {
-            stdout: stdout_key(),
-            stderr: stderr_key(),
-            file: file_key(),
-            files: BTreeMap::new(),
-        }
+        FilterStateKeys { stdout: stdout_key(), stderr: stderr_key(), file: file_key(), files: BTreeMap::new() }
     }
 }
 
@@ -199,18 +194,10 @@ pub struct NetworkOptions {
 
 impl NetworkOptions {
     fn validate(&self, errors: &mut Vec<ConfigError>) {
-        let mut bad = |field: &str, msg: String| {
-            errors.push(ConfigError::new(
-                "access_log",
-                format!("network.{field}"),
-                msg,
-            ))
-        };
+        let mut bad =
+            |field: &str, msg: String| errors.push(ConfigError::new("access_log", format!("network.{field}"), msg));
         if self.cluster.trim().is_empty() {
-            bad(
-                "cluster",
-                "the collector's Envoy cluster must be named".to_string(),
-            );
+            bad("cluster", "the collector's Envoy cluster must be named".to_string());
         }
         if !self.path.starts_with('/') {
             bad("path", format!("must start with '/', got {:?}", self.path));
@@ -225,32 +212,17 @@ impl NetworkOptions {
             bad("flush_interval_ms", "must be at least 1".to_string());
         }
         if self.max_buffered_lines == 0 || self.max_buffered_bytes == 0 {
-            bad(
-                "max_buffered_lines",
-                "the buffer bounds must be at least 1".to_string(),
-            );
+            bad("max_buffered_lines", "the buffer bounds must be at least 1".to_string());
         }
         if self.timeout_ms == 0 {
             bad("timeout_ms", "must be at least 1".to_string());
         }
         if self.initial_backoff_ms == 0 || self.initial_backoff_ms > self.max_backoff_ms {
-            bad(
-                "initial_backoff_ms",
-                format!(
-                    "must be between 1 and max_backoff_ms ({})",
-                    self.max_backoff_ms
-                ),
-            );
+            bad("initial_backoff_ms", format!("must be between 1 and max_backoff_ms ({})", self.max_backoff_ms));
         }
         for name in self.headers.keys() {
-            if name.starts_with(':')
-                || name.is_empty()
-                || name.bytes().any(|b| b.is_ascii_uppercase() || b <= b' ')
-            {
-                bad(
-                    "headers",
-                    format!("{name:?} is not a lowercase regular header name"),
-                );
+            if name.starts_with(':') || name.is_empty() || name.bytes().any(|b| b.is_ascii_uppercase() || b <= b' ') {
+                bad("headers", format!("{name:?} is not a lowercase regular header name"));
             }
         }
     }
@@ -261,13 +233,8 @@ impl AccessLogOptions {
     pub fn from_config(config: &FilterConfig) -> Result<AccessLogOptions, ConfigErrors> {
         let options: AccessLogOptions = match &config.access_log {
             Json::Null => AccessLogOptions::default(),
-            v => serde_json::from_value(v.clone()).map_err(|e| {
-                ConfigErrors(vec![ConfigError::new(
-                    "access_log",
-                    "(section)",
-                    e.to_string(),
-                )])
-            })?,
+            v => serde_json::from_value(v.clone())
+                .map_err(|e| ConfigErrors(vec![ConfigError::new("access_log", "(section)", e.to_string())]))?,
         };
         let mut errors = Vec::new();
         for (field, key) in [
@@ -298,13 +265,9 @@ impl AccessLogOptions {
 fn check_key(key: &str) -> Result<(), String> {
     if key.is_empty()
         || key.len() > 128
-        || !key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
     {
-        return Err(format!(
-            "filter-state key {key:?} must be 1 to 128 characters of [A-Za-z0-9_.-]"
-        ));
+        return Err(format!("filter-state key {key:?} must be 1 to 128 characters of [A-Za-z0-9_.-]"));
     }
     Ok(())
 }
@@ -347,30 +310,17 @@ impl LogRouting {
                 LogStream::Stderr => options.keys.stderr.clone(),
                 LogStream::File | LogStream::RotatedFile => {
                     let path = h.output_path.as_deref().unwrap_or("");
-                    options
-                        .keys
-                        .files
-                        .get(path)
-                        .cloned()
-                        .unwrap_or_else(|| options.keys.file.clone())
+                    options.keys.files.get(path).cloned().unwrap_or_else(|| options.keys.file.clone())
                 }
             };
-            let path = if h.stream.is_file() {
-                h.output_path.clone()
-            } else {
-                None
-            };
+            let path = if h.stream.is_file() { h.output_path.clone() } else { None };
             let found = loggers.iter().position(|l| l.key == key);
             match found {
                 Some(i) => {
                     let existing = loggers.get(i).cloned();
-                    let same = existing
-                        .as_ref()
-                        .is_some_and(|l| same_destination(l.stream, &l.path, h.stream, &path));
+                    let same = existing.as_ref().is_some_and(|l| same_destination(l.stream, &l.path, h.stream, &path));
                     if !same {
-                        let other = existing
-                            .map(|l| describe(l.stream, l.path.as_deref()))
-                            .unwrap_or_default();
+                        let other = existing.map(|l| describe(l.stream, l.path.as_deref())).unwrap_or_default();
                         errors.push(ConfigError::new(
                             h.label.clone(),
                             "params.output_path",
@@ -384,11 +334,7 @@ impl LogRouting {
                 }
                 None => {
                     handler_logger.push(Some(loggers.len()));
-                    loggers.push(EnvoyLogger {
-                        key,
-                        stream: h.stream,
-                        path,
-                    });
+                    loggers.push(EnvoyLogger { key, stream: h.stream, path });
                 }
             }
         }
@@ -419,11 +365,7 @@ impl LogRouting {
             }
         }
         if errors.is_empty() {
-            Ok(LogRouting {
-                loggers,
-                handler_logger,
-                handler_network,
-            })
+            Ok(LogRouting { loggers, handler_logger, handler_network })
         } else {
             Err(ConfigErrors(errors))
         }
@@ -461,10 +403,8 @@ mod tests {
             actions.push(format!(r#"{{"handler": "h{n}", "instances": ["i"]}}"#));
         }
         resources.push_str(&format!(r#", {{"kind": "rule", "metadata": {{"name": "r", "namespace": "istio-system"}}, "spec": {{"actions": [{}]}}}}"#, actions.join(",")));
-        FilterConfig::parse(
-            format!(r#"{{"resources": [{resources}], "access_log": {access_log}}}"#).as_bytes(),
-        )
-        .unwrap()
+        FilterConfig::parse(format!(r#"{{"resources": [{resources}], "access_log": {access_log}}}"#).as_bytes())
+            .unwrap()
     }
 
     fn route(handlers: &str, access_log: &str) -> Result<LogRouting, String> {
@@ -483,11 +423,7 @@ mod tests {
         let r = route("{}", "null").unwrap();
         assert_eq!(
             r.loggers,
-            [EnvoyLogger {
-                key: "wasmixer_log_stdout".into(),
-                stream: LogStream::Stdout,
-                path: None
-            }]
+            [EnvoyLogger { key: "wasmixer_log_stdout".into(), stream: LogStream::Stdout, path: None }]
         );
         assert_eq!(r.handler_logger, [Some(0)]);
         assert_eq!(r.handler_network, [false]);
@@ -496,25 +432,21 @@ mod tests {
     #[test]
     fn streams_share_keys_files_need_their_own() {
         let r = route(r#"{}|{"log_stream": "STDERR"}|{"log_stream": 0}|{"log_stream": "FILE", "output_path": "/a"}|{"log_stream": "ROTATED_FILE", "output_path": "/a"}"#, "{}").unwrap();
-        assert_eq!(
-            r.handler_logger,
-            [Some(0), Some(1), Some(0), Some(2), Some(2)]
-        );
+        assert_eq!(r.handler_logger, [Some(0), Some(1), Some(0), Some(2), Some(2)]);
         assert_eq!(
             r.loggers[2],
-            EnvoyLogger {
-                key: "wasmixer_log_file".into(),
-                stream: LogStream::File,
-                path: Some("/a".into())
-            }
+            EnvoyLogger { key: "wasmixer_log_file".into(), stream: LogStream::File, path: Some("/a".into()) }
         );
-        let e = route(r#"{"log_stream": "FILE", "output_path": "/a"}|{"log_stream": "FILE", "output_path": "/b"}"#, "{}").unwrap_err();
+        let e =
+            route(r#"{"log_stream": "FILE", "output_path": "/a"}|{"log_stream": "FILE", "output_path": "/b"}"#, "{}")
+                .unwrap_err();
         assert_eq!(e, "h1.handler.istio-system: field params.output_path: FILE /b and FILE /a would share filter-state key \"wasmixer_log_file\": give each output path its own key in access_log.keys.files");
-        let r = route(r#"{"log_stream": "FILE", "output_path": "/a"}|{"log_stream": "FILE", "output_path": "/b"}"#, r#"{"keys": {"files": {"/b": "log_b"}}}"#).unwrap();
-        assert_eq!(
-            r.loggers.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(),
-            ["wasmixer_log_file", "log_b"]
-        );
+        let r = route(
+            r#"{"log_stream": "FILE", "output_path": "/a"}|{"log_stream": "FILE", "output_path": "/b"}"#,
+            r#"{"keys": {"files": {"/b": "log_b"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.loggers.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(), ["wasmixer_log_file", "log_b"]);
         // A custom stdout key colliding with the file key is caught too.
         assert!(route(
             r#"{}|{"log_stream": "FILE", "output_path": "/a"}"#,
@@ -526,66 +458,31 @@ mod tests {
     #[test]
     fn network_handlers_and_filter_state_switch() {
         let net = r#"{"cluster": "collector"}"#;
-        let r = route(
-            "{}|{}",
-            &format!(r#"{{"network": {net}, "filter_state": false}}"#),
-        )
-        .unwrap();
-        assert_eq!(
-            (r.handler_logger, r.handler_network),
-            (vec![None, None], vec![true, true])
-        );
-        let r = route(
-            "{}|{}",
-            r#"{"network": {"cluster": "c", "handlers": ["h1.istio-system"]}}"#,
-        )
-        .unwrap();
+        let r = route("{}|{}", &format!(r#"{{"network": {net}, "filter_state": false}}"#)).unwrap();
+        assert_eq!((r.handler_logger, r.handler_network), (vec![None, None], vec![true, true]));
+        let r = route("{}|{}", r#"{"network": {"cluster": "c", "handlers": ["h1.istio-system"]}}"#).unwrap();
         assert_eq!(r.handler_network, [false, true]);
-        let e = route(
-            "{}",
-            r#"{"network": {"cluster": "c", "handlers": ["nope"]}}"#,
-        )
-        .unwrap_err();
-        assert_eq!(
-            e,
-            "access_log: field network.handlers: nope names no stdio handler of the configuration"
-        );
+        let e = route("{}", r#"{"network": {"cluster": "c", "handlers": ["nope"]}}"#).unwrap_err();
+        assert_eq!(e, "access_log: field network.handlers: nope names no stdio handler of the configuration");
     }
 
     #[test]
     fn option_errors() {
         let e = route("{}", r#"{"netwrk": {}}"#).unwrap_err();
-        assert!(
-            e.starts_with("access_log: field (section): unknown field `netwrk`"),
-            "{e}"
-        );
+        assert!(e.starts_with("access_log: field (section): unknown field `netwrk`"), "{e}");
         let e = route("{}", r#"{"keys": {"stdout": "has space"}}"#).unwrap_err();
-        assert!(
-            e.contains("field keys.stdout: filter-state key \"has space\""),
-            "{e}"
-        );
+        assert!(e.contains("field keys.stdout: filter-state key \"has space\""), "{e}");
         let e = route("{}", r#"{"network": {"cluster": "", "path": "x", "batch_lines": 0, "initial_backoff_ms": 10, "max_backoff_ms": 5, "headers": {":path": "/"}}}"#).unwrap_err();
-        for f in [
-            "network.cluster",
-            "network.path",
-            "network.batch_lines",
-            "network.initial_backoff_ms",
-            "network.headers",
-        ] {
+        for f in
+            ["network.cluster", "network.path", "network.batch_lines", "network.initial_backoff_ms", "network.headers"]
+        {
             assert!(e.contains(&format!("field {f}:")), "{f}: {e}");
         }
         let e = route("{}", r#"{"network": {"cluster": "c", "format": "xml"}}"#).unwrap_err();
         assert!(e.contains("unknown variant `xml`"), "{e}");
-        let o: NetworkOptions =
-            serde_json::from_str(r#"{"cluster": "c", "format": "otlp_json"}"#).unwrap();
+        let o: NetworkOptions = serde_json::from_str(r#"{"cluster": "c", "format": "otlp_json"}"#).unwrap();
         assert_eq!(
-            (
-                o.format,
-                o.batch_lines,
-                o.flush_interval_ms,
-                o.max_attempts,
-                o.path.as_str()
-            ),
+            (o.format, o.batch_lines, o.flush_interval_ms, o.max_attempts, o.path.as_str()),
             (NetworkFormat::OtlpJson, 100, 1000, 0, "/")
         );
     }

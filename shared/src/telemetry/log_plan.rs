@@ -66,9 +66,7 @@ impl LogStream {
             },
             _ => None,
         };
-        found.ok_or_else(|| {
-            format!("invalid log_stream {v}: want STDOUT, STDERR, FILE, ROTATED_FILE or 0..3")
-        })
+        found.ok_or_else(|| format!("invalid log_stream {v}: want STDOUT, STDERR, FILE, ROTATED_FILE or 0..3"))
     }
 }
 
@@ -145,12 +143,7 @@ impl Entry {
     fn new(name: &str, program: Program) -> Entry {
         let mut quoted = String::with_capacity(name.len() + 2);
         write_json_string(name.as_bytes(), &mut quoted);
-        Entry {
-            name: name.to_string(),
-            json_key: format!(",{quoted}:"),
-            console_key: format!("{quoted}: "),
-            program,
-        }
+        Entry { name: name.to_string(), json_key: format!(",{quoted}:"), console_key: format!("{quoted}: "), program }
     }
 }
 
@@ -263,11 +256,7 @@ impl LogPlan {
     /// Compiles the rules of `config` that send instances to stdio handlers. Rules and handlers
     /// of other adapters are left to the other filters; any error rejects the configuration.
     pub fn compile(config: &FilterConfig, manifest: &Manifest) -> Result<LogPlan, ConfigErrors> {
-        let snap = Snapshot::resolve(
-            &config.resources,
-            &config.default_namespace,
-            &config.config_namespace,
-        )?;
+        let snap = Snapshot::resolve(&config.resources, &config.default_namespace, &config.config_namespace)?;
         let mut errors = Vec::new();
         let mut handlers = Vec::new();
         let mut handler_index = vec![None; snap.handlers.len()];
@@ -306,7 +295,10 @@ impl LogPlan {
                         rule_errors.push(ConfigError::new(
                             &r.label,
                             "actions",
-                            format!("instance {} of template {} cannot be sent to a stdio handler (use logentry or metric)", inst.fqn, inst.template),
+                            format!(
+                                "instance {} of template {} cannot be sent to a stdio handler (use logentry or metric)",
+                                inst.fqn, inst.template
+                            ),
                         ));
                         continue;
                     }
@@ -327,10 +319,7 @@ impl LogPlan {
                         }
                     }
                 }
-                actions.push(LogAction {
-                    handler,
-                    instances: list,
-                });
+                actions.push(LogAction { handler, instances: list });
             }
             if actions.is_empty() {
                 continue;
@@ -356,11 +345,7 @@ impl LogPlan {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let scope = if rules.iter().any(|r| r.scope.is_some()) {
-            NamespaceScope::new(manifest)
-        } else {
-            None
-        };
+        let scope = if rules.iter().any(|r| r.scope.is_some()) { NamespaceScope::new(manifest) } else { None };
         let mut attributes: Vec<AttrId> = Vec::new();
         for r in &rules {
             attributes.extend(r.matcher.iter().flat_map(|p| p.attributes()));
@@ -375,13 +360,7 @@ impl LogPlan {
         }
         attributes.sort_unstable();
         attributes.dedup();
-        Ok(LogPlan {
-            rules,
-            handlers,
-            instances,
-            scope,
-            attributes,
-        })
+        Ok(LogPlan { rules, handlers, instances, scope, attributes })
     }
 
     /// Every attribute rendering may read: what a filter needs to be able to fetch.
@@ -426,13 +405,8 @@ impl LogPlan {
                     out.clear();
                     match render_instance(instance, handler, bag, now_ns, out) {
                         Ok(Some((level, time))) => {
-                            let meta = LineMeta {
-                                handler: action.handler,
-                                instance: ii,
-                                fqn: &instance.fqn,
-                                level,
-                                time,
-                            };
+                            let meta =
+                                LineMeta { handler: action.handler, instance: ii, fqn: &instance.fqn, level, time };
                             sink.line(&meta, out);
                         }
                         Ok(None) => sink.filtered(action.handler, ii),
@@ -457,29 +431,22 @@ impl LogPlan {
 impl LogInstance {
     fn programs(&self) -> impl Iterator<Item = &Program> {
         let fixed: Vec<&Program> = match &self.template {
-            Template::LogEntry {
-                severity,
-                timestamp,
-                monitored_resource_type,
-                monitored_resource_dimensions,
-            } => severity
-                .iter()
-                .chain(timestamp.iter())
-                .chain(monitored_resource_type.iter())
-                .chain(monitored_resource_dimensions.iter().map(|(_, p)| p))
-                .collect(),
-            Template::Metric {
-                value,
-                monitored_resource_type,
-                monitored_resource_dimensions,
-            } => std::iter::once(value)
-                .chain(monitored_resource_type.iter())
-                .chain(monitored_resource_dimensions.iter().map(|(_, p)| p))
-                .collect(),
+            Template::LogEntry { severity, timestamp, monitored_resource_type, monitored_resource_dimensions } => {
+                severity
+                    .iter()
+                    .chain(timestamp.iter())
+                    .chain(monitored_resource_type.iter())
+                    .chain(monitored_resource_dimensions.iter().map(|(_, p)| p))
+                    .collect()
+            }
+            Template::Metric { value, monitored_resource_type, monitored_resource_dimensions } => {
+                std::iter::once(value)
+                    .chain(monitored_resource_type.iter())
+                    .chain(monitored_resource_dimensions.iter().map(|(_, p)| p))
+                    .collect()
+            }
         };
-        fixed
-            .into_iter()
-            .chain(self.entries.iter().map(|e| &e.program))
+        fixed.into_iter().chain(self.entries.iter().map(|e| &e.program))
     }
 }
 
@@ -492,12 +459,10 @@ fn check_monitored<'a, B: AttributeBag + ?Sized>(
     bag: &'a B,
 ) -> Result<(), FieldError<'a>> {
     if let Some(p) = kind {
-        p.evaluate(bag)
-            .map_err(|e| (FieldRef::MonitoredResourceType, e))?;
+        p.evaluate(bag).map_err(|e| (FieldRef::MonitoredResourceType, e))?;
     }
     for (k, p) in dims {
-        p.evaluate(bag)
-            .map_err(|e| (FieldRef::MonitoredResourceDimension(k), e))?;
+        p.evaluate(bag).map_err(|e| (FieldRef::MonitoredResourceDimension(k), e))?;
     }
     Ok(())
 }
@@ -511,12 +476,7 @@ fn render_instance<'a, B: AttributeBag + ?Sized>(
     out: &mut String,
 ) -> Result<Option<(Level, Timestamp)>, FieldError<'a>> {
     let (level, time, first) = match &instance.template {
-        Template::LogEntry {
-            severity,
-            timestamp,
-            monitored_resource_type,
-            monitored_resource_dimensions,
-        } => {
+        Template::LogEntry { severity, timestamp, monitored_resource_type, monitored_resource_dimensions } => {
             let level = match severity {
                 None => handler.severity_levels.level_for(""),
                 Some(p) => {
@@ -537,11 +497,7 @@ fn render_instance<'a, B: AttributeBag + ?Sized>(
             check_monitored(monitored_resource_type, monitored_resource_dimensions, bag)?;
             (level, time, None)
         }
-        Template::Metric {
-            value,
-            monitored_resource_type,
-            monitored_resource_dimensions,
-        } => {
+        Template::Metric { value, monitored_resource_type, monitored_resource_dimensions } => {
             let level = handler.metric_level;
             if level < handler.output_level {
                 return Ok(None);
@@ -564,10 +520,7 @@ fn render_instance<'a, B: AttributeBag + ?Sized>(
             write_value(v, metric, out);
         }
         for entry in &instance.entries {
-            let v = entry
-                .program
-                .evaluate(bag)
-                .map_err(|e| (field_of(metric, &entry.name), e))?;
+            let v = entry.program.evaluate(bag).map_err(|e| (field_of(metric, &entry.name), e))?;
             out.push_str(&entry.json_key);
             write_value(&v, metric, out);
         }
@@ -589,10 +542,7 @@ fn render_instance<'a, B: AttributeBag + ?Sized>(
             separator = true;
         }
         for entry in &instance.entries {
-            let v = entry
-                .program
-                .evaluate(bag)
-                .map_err(|e| (field_of(metric, &entry.name), e))?;
+            let v = entry.program.evaluate(bag).map_err(|e| (field_of(metric, &entry.name), e))?;
             if separator {
                 out.push_str(", ");
             }
@@ -628,10 +578,7 @@ fn write_value(v: &Value<'_>, metric: bool, out: &mut String) {
 
 /// Reads a params field under its proto (snake_case) or JSON (camelCase) name.
 fn param<'j>(params: &'j Json, snake: &str, camel: &str) -> Option<&'j Json> {
-    params
-        .get(snake)
-        .or_else(|| params.get(camel))
-        .filter(|v| !v.is_null())
+    params.get(snake).or_else(|| params.get(camel)).filter(|v| !v.is_null())
 }
 
 const HANDLER_FIELDS: &[&str] = &[
@@ -662,32 +609,21 @@ fn compile_handler(h: &crate::config::Handler) -> Result<StdioHandler, Vec<Confi
     let params = match &h.params {
         Json::Null => &empty,
         Json::Object(m) => m,
-        other => {
-            return Err(vec![ConfigError::new(
-                &label,
-                "params",
-                format!("must be an object, got {other}"),
-            )])
-        }
+        other => return Err(vec![ConfigError::new(&label, "params", format!("must be an object, got {other}"))]),
     };
     for k in params.keys() {
         if !HANDLER_FIELDS.contains(&k.as_str()) {
-            errors.push(ConfigError::new(
-                &label,
-                format!("params.{k}"),
-                "unknown field of the stdio adapter's params",
-            ));
+            errors.push(ConfigError::new(&label, format!("params.{k}"), "unknown field of the stdio adapter's params"));
         }
     }
     let p = &h.params;
-    let level =
-        |snake: &str, camel: &str, errors: &mut Vec<ConfigError>| match param(p, snake, camel) {
-            None => Level::Info,
-            Some(v) => Level::from_config(v).unwrap_or_else(|e| {
-                errors.push(ConfigError::new(&label, format!("params.{snake}"), e));
-                Level::Info
-            }),
-        };
+    let level = |snake: &str, camel: &str, errors: &mut Vec<ConfigError>| match param(p, snake, camel) {
+        None => Level::Info,
+        Some(v) => Level::from_config(v).unwrap_or_else(|e| {
+            errors.push(ConfigError::new(&label, format!("params.{snake}"), e));
+            Level::Info
+        }),
+    };
     let output_level = level("output_level", "outputLevel", &mut errors);
     let metric_level = level("metric_level", "metricLevel", &mut errors);
     let stream = match param(p, "log_stream", "logStream") {
@@ -714,11 +650,7 @@ fn compile_handler(h: &crate::config::Handler) -> Result<StdioHandler, Vec<Confi
         Some(Json::String(s)) if s.is_empty() => None,
         Some(Json::String(s)) => Some(s.clone()),
         Some(other) => {
-            errors.push(ConfigError::new(
-                &label,
-                "params.output_path",
-                format!("must be a string, got {other}"),
-            ));
+            errors.push(ConfigError::new(&label, "params.output_path", format!("must be a string, got {other}")));
             None
         }
     };
@@ -727,18 +659,12 @@ fn compile_handler(h: &crate::config::Handler) -> Result<StdioHandler, Vec<Confi
         (true, None) => errors.push(ConfigError::new(
             &label,
             "params.output_path",
-            format!(
-                "output_path must be specified for log_stream {}",
-                stream.name()
-            ),
+            format!("output_path must be specified for log_stream {}", stream.name()),
         )),
         (false, Some(_)) => errors.push(ConfigError::new(
             &label,
             "params.output_path",
-            format!(
-                "output_path is only valid with log_stream FILE or ROTATED_FILE, not {}",
-                stream.name()
-            ),
+            format!("output_path is only valid with log_stream FILE or ROTATED_FILE, not {}", stream.name()),
         )),
         _ => {}
     }
@@ -749,11 +675,7 @@ fn compile_handler(h: &crate::config::Handler) -> Result<StdioHandler, Vec<Confi
             for (k, v) in m {
                 match Level::from_config(v) {
                     Ok(l) => entries.push((k.clone(), l)),
-                    Err(e) => errors.push(ConfigError::new(
-                        &label,
-                        format!("params.severity_levels.{k}"),
-                        e,
-                    )),
+                    Err(e) => errors.push(ConfigError::new(&label, format!("params.severity_levels.{k}"), e)),
                 }
             }
             SeverityLevels::from_entries(entries)
@@ -819,15 +741,13 @@ fn optional_field(
     match param(params, snake, camel) {
         None => None,
         Some(Json::String(s)) if s.trim().is_empty() => None,
-        Some(Json::String(s)) => {
-            match compile_field(label, &format!("params.{snake}"), s, expected, manifest) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    errors.push(e);
-                    None
-                }
+        Some(Json::String(s)) => match compile_field(label, &format!("params.{snake}"), s, expected, manifest) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                errors.push(e);
+                None
             }
-        }
+        },
         Some(other) => {
             errors.push(ConfigError::new(
                 label,
@@ -855,11 +775,7 @@ fn map_field(
             for (k, v) in m {
                 let field = format!("params.{snake}.{k}");
                 let Some(src) = v.as_str() else {
-                    errors.push(ConfigError::new(
-                        label,
-                        field,
-                        format!("must be an expression string, got {v}"),
-                    ));
+                    errors.push(ConfigError::new(label, field, format!("must be an expression string, got {v}")));
                     continue;
                 };
                 match compile_field(label, &field, src, None, manifest) {
@@ -879,18 +795,11 @@ fn map_field(
     out
 }
 
-fn compile_instance(
-    inst: &crate::config::Instance,
-    manifest: &Manifest,
-) -> Result<LogInstance, Vec<ConfigError>> {
+fn compile_instance(inst: &crate::config::Instance, manifest: &Manifest) -> Result<LogInstance, Vec<ConfigError>> {
     let label = inst.label();
     let mut errors = Vec::new();
     let params = &inst.params;
-    let known: &[&str] = if inst.template == "metric" {
-        METRIC_FIELDS
-    } else {
-        LOGENTRY_FIELDS
-    };
+    let known: &[&str] = if inst.template == "metric" { METRIC_FIELDS } else { LOGENTRY_FIELDS };
     match params {
         Json::Null => {}
         Json::Object(m) => {
@@ -904,11 +813,7 @@ fn compile_instance(
                 }
             }
         }
-        other => errors.push(ConfigError::new(
-            &label,
-            "params",
-            format!("must be an object, got {other}"),
-        )),
+        other => errors.push(ConfigError::new(&label, "params", format!("must be an object, got {other}"))),
     }
     let monitored_resource_type = optional_field(
         &label,
@@ -928,79 +833,26 @@ fn compile_instance(
         &mut errors,
     );
     let (template, entries) = if inst.template == "metric" {
-        let value = optional_field(
-            &label,
-            params,
-            "value",
-            "value",
-            None,
-            manifest,
-            &mut errors,
-        );
-        let dims = map_field(
-            &label,
-            params,
-            "dimensions",
-            "dimensions",
-            manifest,
-            &mut errors,
-        );
+        let value = optional_field(&label, params, "value", "value", None, manifest, &mut errors);
+        let dims = map_field(&label, params, "dimensions", "dimensions", manifest, &mut errors);
         match value {
-            Some(value) => (
-                Some(Template::Metric {
-                    value,
-                    monitored_resource_type,
-                    monitored_resource_dimensions,
-                }),
-                dims,
-            ),
+            Some(value) => {
+                (Some(Template::Metric { value, monitored_resource_type, monitored_resource_dimensions }), dims)
+            }
             None => {
                 if !errors.iter().any(|e| e.field == "params.value") {
-                    errors.push(ConfigError::new(
-                        &label,
-                        "params.value",
-                        "a metric instance needs a value expression",
-                    ));
+                    errors.push(ConfigError::new(&label, "params.value", "a metric instance needs a value expression"));
                 }
                 (None, dims)
             }
         }
     } else {
-        let severity = optional_field(
-            &label,
-            params,
-            "severity",
-            "severity",
-            Some(ValueType::String),
-            manifest,
-            &mut errors,
-        );
-        let timestamp = optional_field(
-            &label,
-            params,
-            "timestamp",
-            "timestamp",
-            Some(ValueType::Timestamp),
-            manifest,
-            &mut errors,
-        );
-        let vars = map_field(
-            &label,
-            params,
-            "variables",
-            "variables",
-            manifest,
-            &mut errors,
-        );
-        (
-            Some(Template::LogEntry {
-                severity,
-                timestamp,
-                monitored_resource_type,
-                monitored_resource_dimensions,
-            }),
-            vars,
-        )
+        let severity =
+            optional_field(&label, params, "severity", "severity", Some(ValueType::String), manifest, &mut errors);
+        let timestamp =
+            optional_field(&label, params, "timestamp", "timestamp", Some(ValueType::Timestamp), manifest, &mut errors);
+        let vars = map_field(&label, params, "variables", "variables", manifest, &mut errors);
+        (Some(Template::LogEntry { severity, timestamp, monitored_resource_type, monitored_resource_dimensions }), vars)
     };
     match template {
         Some(template) if errors.is_empty() => {
@@ -1010,10 +862,7 @@ fn compile_instance(
                 fqn: inst.fqn.clone(),
                 json_instance,
                 template,
-                entries: entries
-                    .into_iter()
-                    .map(|(k, p)| Entry::new(&k, p))
-                    .collect(),
+                entries: entries.into_iter().map(|(k, p)| Entry::new(&k, p)).collect(),
             })
         }
         _ => Err(errors),
@@ -1042,22 +891,13 @@ mod tests {
     impl LogSink for Collect {
         fn line(&mut self, meta: &LineMeta<'_>, line: &str) {
             assert!(!line.contains('\n'));
-            self.lines
-                .push((meta.handler, meta.level, line.to_string()));
+            self.lines.push((meta.handler, meta.level, line.to_string()));
         }
         fn match_error(&mut self, _: usize, rule: &LogRule, error: &dyn fmt::Display) {
-            self.match_errors
-                .push((rule.label.clone(), error.to_string()));
+            self.match_errors.push((rule.label.clone(), error.to_string()));
         }
-        fn instance_error(
-            &mut self,
-            _: usize,
-            instance: &LogInstance,
-            field: FieldRef<'_>,
-            error: &dyn fmt::Display,
-        ) {
-            self.instance_errors
-                .push((instance.fqn.clone(), field.to_string(), error.to_string()));
+        fn instance_error(&mut self, _: usize, instance: &LogInstance, field: FieldRef<'_>, error: &dyn fmt::Display) {
+            self.instance_errors.push((instance.fqn.clone(), field.to_string(), error.to_string()));
         }
         fn filtered(&mut self, _: usize, _: usize) {
             self.filtered += 1;
@@ -1118,14 +958,8 @@ mod tests {
 
     fn seed_request() -> Vec<(&'static str, Value<'static>)> {
         vec![
-            (
-                "request.time",
-                Value::Timestamp(Timestamp::from_unix_nanos(SEED_TIME_NS)),
-            ),
-            (
-                "source.labels",
-                labels(&[("app", "reviews"), ("version", "v3")]),
-            ),
+            ("request.time", Value::Timestamp(Timestamp::from_unix_nanos(SEED_TIME_NS))),
+            ("source.labels", labels(&[("app", "reviews"), ("version", "v3")])),
             ("destination.labels", labels(&[("app", "ratings")])),
             ("response.code", Value::Int64(200)),
             ("response.size", Value::Int64(48)),
@@ -1152,13 +986,7 @@ mod tests {
     fn seed_fallbacks_without_identity() {
         let p = plan(SEED).unwrap();
         // No peer, no local identity, no response yet: every `|` default applies.
-        let c = render(
-            &p,
-            &[(
-                "request.time",
-                Value::Timestamp(Timestamp::from_unix_nanos(SEED_TIME_NS)),
-            )],
-        );
+        let c = render(&p, &[("request.time", Value::Timestamp(Timestamp::from_unix_nanos(SEED_TIME_NS)))]);
         assert_eq!(
             c.lines[0].2,
             r#"{"level":"warn","time":"2019-12-16T16:45:53.950607Z","instance":"newlog.instance.istio-system","destination":"unknown","latency":"0s","responseCode":0,"responseSize":0,"source":"unknown","user":"unknown"}"#
@@ -1167,27 +995,15 @@ mod tests {
         let c = render(
             &p,
             &[
-                (
-                    "request.time",
-                    Value::Timestamp(Timestamp::from_unix_nanos(SEED_TIME_NS)),
-                ),
+                ("request.time", Value::Timestamp(Timestamp::from_unix_nanos(SEED_TIME_NS))),
                 ("source.workload.name", s("reviews-v3")),
                 ("destination.workload.name", s("ratings-v1")),
-                (
-                    "source.user",
-                    s("cluster.local/ns/default/sa/bookinfo-reviews"),
-                ),
+                ("source.user", s("cluster.local/ns/default/sa/bookinfo-reviews")),
             ],
         );
+        assert!(c.lines[0].2.contains(r#""destination":"ratings-v1""#), "{}", c.lines[0].2);
         assert!(
-            c.lines[0].2.contains(r#""destination":"ratings-v1""#),
-            "{}",
-            c.lines[0].2
-        );
-        assert!(
-            c.lines[0].2.contains(
-                r#""source":"reviews-v3","user":"cluster.local/ns/default/sa/bookinfo-reviews"}"#
-            ),
+            c.lines[0].2.contains(r#""source":"reviews-v3","user":"cluster.local/ns/default/sa/bookinfo-reviews"}"#),
             "{}",
             c.lines[0].2
         );
@@ -1215,14 +1031,8 @@ mod tests {
                 .replace("\"latency\": \"response.duration | \\\"0ms\\\"\"", "\"latency\": \"response.duration | \\\"0ms\\\"\", \"ip\": \"source.ip\", \"hdrs\": \"request.headers\", \"ok\": \"connection.mtls\", \"t\": \"request.time\"")
         };
         let mut attrs = seed_request();
-        attrs.push((
-            "source.ip",
-            Value::IpAddress(IpBytes::from_v4([10, 1, 2, 3])),
-        ));
-        attrs.push((
-            "request.headers",
-            labels(&[("x-b", "2\n"), ("x-a", "\"1\"")]),
-        ));
+        attrs.push(("source.ip", Value::IpAddress(IpBytes::from_v4([10, 1, 2, 3]))));
+        attrs.push(("request.headers", labels(&[("x-b", "2\n"), ("x-a", "\"1\"")])));
         attrs.push(("connection.mtls", Value::Bool(false)));
         let t = Timestamp::from_unix_nanos(SEED_TIME_NS);
         let vars: Vec<(&str, Value<'_>)> = vec![
@@ -1242,21 +1052,9 @@ mod tests {
             let c = render(&p, &attrs);
             let mut want = String::new();
             if json {
-                render_json_line(
-                    Level::Warn,
-                    &t,
-                    "newlog.instance.istio-system",
-                    &vars,
-                    &mut want,
-                );
+                render_json_line(Level::Warn, &t, "newlog.instance.istio-system", &vars, &mut want);
             } else {
-                render_console_line(
-                    Level::Warn,
-                    &t,
-                    "newlog.instance.istio-system",
-                    &vars,
-                    &mut want,
-                );
+                render_console_line(Level::Warn, &t, "newlog.instance.istio-system", &vars, &mut want);
             }
             assert_eq!(c.lines[0].2, want, "json={json}");
         }
@@ -1280,10 +1078,7 @@ mod tests {
           {"kind": "rule", "metadata": {"name": "r", "namespace": "istio-system"}, "spec": {"actions": [{"handler": "h", "instances": ["Foo"]}]}}
         ]}"#)
         .unwrap();
-        let c = render(
-            &p,
-            &[("request.headers", labels(&[("C", "D"), ("A", "B")]))],
-        );
+        let c = render(&p, &[("request.headers", labels(&[("C", "D"), ("A", "B")]))]);
         // `"Duration": "\"1s\""` is a STRING in CEXL (Mixer's test built a real duration), so
         // it prints as the same text either way.
         assert_eq!(
@@ -1299,10 +1094,7 @@ mod tests {
         let c = render(
             &p,
             &[
-                (
-                    "request.time",
-                    Value::Timestamp(Timestamp::from_unix_nanos(1_537_044_396_009_801_999)),
-                ),
+                ("request.time", Value::Timestamp(Timestamp::from_unix_nanos(1_537_044_396_009_801_999))),
                 ("source.labels", labels(&[("app", "productpage")])),
                 ("destination.labels", labels(&[("app", "details")])),
                 ("response.code", Value::Int64(200)),
@@ -1346,11 +1138,7 @@ mod tests {
             attrs.retain(|(n, _)| *n != "response.duration");
             attrs.push(("response.duration", Value::Duration(*nanos)));
             let c = render(&p, &attrs);
-            assert!(
-                c.lines[0].2.contains(&format!("\"latency\":\"{text}\"")),
-                "{nanos}: {}",
-                c.lines[0].2
-            );
+            assert!(c.lines[0].2.contains(&format!("\"latency\":\"{text}\"")), "{nanos}: {}", c.lines[0].2);
         }
     }
 
@@ -1364,15 +1152,10 @@ mod tests {
             (-1, "1969-12-31T23:59:59.999999Z"),
         ] {
             let mut attrs = seed_request();
-            attrs[0] = (
-                "request.time",
-                Value::Timestamp(Timestamp::from_unix_nanos(nanos)),
-            );
+            attrs[0] = ("request.time", Value::Timestamp(Timestamp::from_unix_nanos(nanos)));
             let c = render(&p, &attrs);
             assert!(
-                c.lines[0]
-                    .2
-                    .starts_with(&format!("{{\"level\":\"warn\",\"time\":\"{text}\",")),
+                c.lines[0].2.starts_with(&format!("{{\"level\":\"warn\",\"time\":\"{text}\",")),
                 "{}",
                 c.lines[0].2
             );
@@ -1384,13 +1167,7 @@ mod tests {
         ))
         .unwrap();
         let c = render(&p, &seed_request());
-        assert!(
-            c.lines[0]
-                .2
-                .contains("\"time\":\"2019-12-16T16:45:53.500000Z\""),
-            "{}",
-            c.lines[0].2
-        );
+        assert!(c.lines[0].2.contains("\"time\":\"2019-12-16T16:45:53.500000Z\""), "{}", c.lines[0].2);
     }
 
     #[test]
@@ -1401,15 +1178,10 @@ mod tests {
         ))
         .unwrap();
         let mut attrs = seed_request();
-        attrs.push((
-            "request.headers",
-            labels(&[("x-user", "a\"b\\c\n\t\u{1}\u{7f}é\u{2028}\u{fffd}")]),
-        ));
+        attrs.push(("request.headers", labels(&[("x-user", "a\"b\\c\n\t\u{1}\u{7f}é\u{2028}\u{fffd}")])));
         let c = render(&p, &attrs);
         assert!(
-            c.lines[0]
-                .2
-                .ends_with("\"user\":\"a\\\"b\\\\c\\n\\t\\u0001\u{7f}é\u{2028}\u{fffd}\"}"),
+            c.lines[0].2.ends_with("\"user\":\"a\\\"b\\\\c\\n\\t\\u0001\u{7f}é\u{2028}\u{fffd}\"}"),
             "{}",
             c.lines[0].2
         );
@@ -1423,13 +1195,7 @@ mod tests {
         ))
         .unwrap();
         let c = render(&p, &seed_request());
-        assert!(
-            c.lines[0]
-                .2
-                .contains(",\"big\":1000000000000000000000,\"d\":1.25,"),
-            "{}",
-            c.lines[0].2
-        );
+        assert!(c.lines[0].2.contains(",\"big\":1000000000000000000000,\"d\":1.25,"), "{}", c.lines[0].2);
     }
 
     #[test]
@@ -1455,19 +1221,14 @@ mod tests {
 
     #[test]
     fn match_errors_log_nothing_and_are_reported() {
-        let p = plan(&SEED.replace(
-            "\"match\": \"true\"",
-            "\"match\": \"request.headers[\\\"x-log\\\"] == \\\"yes\\\"\"",
-        ))
-        .unwrap();
+        let p =
+            plan(&SEED.replace("\"match\": \"true\"", "\"match\": \"request.headers[\\\"x-log\\\"] == \\\"yes\\\"\""))
+                .unwrap();
         let c = render(&p, &seed_request());
         assert!(c.lines.is_empty());
         assert_eq!(
             c.match_errors,
-            [(
-                "newlogstdio.rule.istio-system".to_string(),
-                "lookup failed: 'request.headers'".to_string()
-            )]
+            [("newlogstdio.rule.istio-system".to_string(), "lookup failed: 'request.headers'".to_string())]
         );
         let mut attrs = seed_request();
         attrs.push(("request.headers", labels(&[("x-log", "no")])));
@@ -1508,11 +1269,9 @@ mod tests {
             assert!(c.lines.is_empty());
             assert_eq!(c.filtered, 1);
         }
-        let p =
-            plan(&base.replace("\"outputAsJson\": true", "\"output_level\": \"WARNING\"")).unwrap();
+        let p = plan(&base.replace("\"outputAsJson\": true", "\"output_level\": \"WARNING\"")).unwrap();
         assert_eq!(render(&p, &seed_request()).lines.len(), 1);
-        let p =
-            plan(&base.replace("\"outputAsJson\": true", "\"output_level\": \"ERROR\"")).unwrap();
+        let p = plan(&base.replace("\"outputAsJson\": true", "\"output_level\": \"ERROR\"")).unwrap();
         assert!(render(&p, &seed_request()).lines.is_empty());
     }
 
@@ -1531,17 +1290,10 @@ mod tests {
           {"kind": "rule", "metadata": {"name": "r", "namespace": "istio-system"}, "spec": {"actions": [{"handler": "h", "instances": ["i"]}]}}
         ]}"#)
         .unwrap();
-        assert_eq!(
-            render(&p, &[]).lines[0].2,
-            "0001-01-01T00:00:00.000000Z\terror\ti.instance.istio-system"
-        );
+        assert_eq!(render(&p, &[]).lines[0].2, "0001-01-01T00:00:00.000000Z\terror\ti.instance.istio-system");
         // Unknown instance fields are configuration errors.
-        let e = plan(&SEED.replace("\"variables\": {", "\"variables\": {}, \"unused\": {"))
-            .unwrap_err();
-        assert!(
-            e.contains("params.unused: unknown field of the logentry template"),
-            "{e}"
-        );
+        let e = plan(&SEED.replace("\"variables\": {", "\"variables\": {}, \"unused\": {")).unwrap_err();
+        assert!(e.contains("params.unused: unknown field of the logentry template"), "{e}");
     }
 
     #[test]
@@ -1551,14 +1303,8 @@ mod tests {
                 "\"name\": \"newlogstdio\", \"namespace\": \"istio-system\"",
                 "\"name\": \"newlogstdio\", \"namespace\": \"default\"",
             )
-            .replace(
-                "\"handler\": \"newloghandler\"",
-                "\"handler\": \"newloghandler.istio-system\"",
-            )
-            .replace(
-                "\"instances\": [\"newlog\"]",
-                "\"instances\": [\"newlog.instance.istio-system\"]",
-            );
+            .replace("\"handler\": \"newloghandler\"", "\"handler\": \"newloghandler.istio-system\"")
+            .replace("\"instances\": [\"newlog\"]", "\"instances\": [\"newlog.instance.istio-system\"]");
         let p = plan(&scoped).unwrap();
         assert_eq!(p.rules[0].scope.as_deref(), Some("default"));
         let mut attrs = seed_request();
@@ -1582,13 +1328,7 @@ mod tests {
           {"kind": "rule", "metadata": {"name": "r", "namespace": "istio-system"}, "spec": {"actions": [{"handler": "h", "instances": ["m"]}]}}
         ]}"#)
         .unwrap();
-        let c = render(
-            &p,
-            &[(
-                "source.ip",
-                Value::IpAddress(IpBytes::from_v4([1, 0, 0, 127])),
-            )],
-        );
+        let c = render(&p, &[("source.ip", Value::IpAddress(IpBytes::from_v4([1, 0, 0, 127])))]);
         // `value` first, then the dimensions sorted; the time is the wall clock; IPs are bytes.
         assert_eq!(
             c.lines[0].2,
@@ -1601,10 +1341,7 @@ mod tests {
     #[test]
     fn handler_params_and_errors() {
         let with = |params: &str| {
-            plan(&SEED.replace(
-                "{\"severity_levels\": {\"warning\": 1}, \"outputAsJson\": true}",
-                params,
-            ))
+            plan(&SEED.replace("{\"severity_levels\": {\"warning\": 1}, \"outputAsJson\": true}", params))
         };
         let p = with(r#"{"logStream": "FILE", "outputPath": "/var/log/mixer.log"}"#).unwrap();
         assert_eq!(
@@ -1612,16 +1349,10 @@ mod tests {
             (LogStream::File, Some("/var/log/mixer.log"))
         );
         assert_eq!(
-            with(r#"{"log_stream": 3, "output_path": "/x"}"#)
-                .unwrap()
-                .handlers[0]
-                .stream,
+            with(r#"{"log_stream": 3, "output_path": "/x"}"#).unwrap().handlers[0].stream,
             LogStream::RotatedFile
         );
-        assert_eq!(
-            with(r#"{"log_stream": "STDERR"}"#).unwrap().handlers[0].stream,
-            LogStream::Stderr
-        );
+        assert_eq!(with(r#"{"log_stream": "STDERR"}"#).unwrap().handlers[0].stream, LogStream::Stderr);
         assert_eq!(
             with(r#"{"log_stream": "FILE"}"#).unwrap_err(),
             "newloghandler.handler.istio-system: field params.output_path: output_path must be specified for log_stream FILE"
@@ -1629,59 +1360,42 @@ mod tests {
         assert!(with(r#"{"output_path": "/x"}"#)
             .unwrap_err()
             .contains("only valid with log_stream FILE or ROTATED_FILE"));
-        assert!(with(r#"{"log_stream": "SYSLOG"}"#)
-            .unwrap_err()
-            .contains("invalid log_stream \"SYSLOG\""));
+        assert!(with(r#"{"log_stream": "SYSLOG"}"#).unwrap_err().contains("invalid log_stream \"SYSLOG\""));
         assert!(with(r#"{"severity_levels": {"warning": 7}}"#)
             .unwrap_err()
             .contains("field params.severity_levels.warning: invalid stdio level 7"));
         assert!(with(r#"{"outputAsJson": "yes"}"#)
             .unwrap_err()
             .contains("params.output_as_json: must be true or false"));
-        assert!(with(r#"{"colour": true}"#)
-            .unwrap_err()
-            .contains("params.colour: unknown field"));
+        assert!(with(r#"{"colour": true}"#).unwrap_err().contains("params.colour: unknown field"));
         // Rotation settings are accepted (Envoy's file logger reopens; logrotate rotates).
         assert!(with(r#"{"log_stream": "ROTATED_FILE", "output_path": "/x", "max_megabytes_before_rotation": 10, "maxRotatedFiles": 3}"#).is_ok());
     }
 
     #[test]
     fn instance_errors_at_configure_time() {
-        let e = plan(&SEED.replace(
-            "\"timestamp\": \"request.time\"",
-            "\"timestamp\": \"request.size\"",
-        ))
-        .unwrap_err();
+        let e = plan(&SEED.replace("\"timestamp\": \"request.time\"", "\"timestamp\": \"request.size\"")).unwrap_err();
         assert_eq!(e, "newlog.instance.istio-system: field params.timestamp: instance field type mismatch: expected='TIMESTAMP', actual='INT64', expression='request.size'");
         let e = plan(&SEED.replace("\"\\\"warning\\\"\"", "\"response.code\"")).unwrap_err();
+        assert!(e.contains("field params.severity: instance field type mismatch: expected='STRING'"), "{e}");
+        let e =
+            plan(&SEED.replace("\"user\": \"source.user | \\\"unknown\\\"\"", "\"user\": \"source.usr\"")).unwrap_err();
         assert!(
-            e.contains("field params.severity: instance field type mismatch: expected='STRING'"),
+            e.starts_with(
+                "newlog.instance.istio-system: field params.variables.user: position 1: unknown attribute source.usr"
+            ),
             "{e}"
         );
-        let e = plan(&SEED.replace(
-            "\"user\": \"source.user | \\\"unknown\\\"\"",
-            "\"user\": \"source.usr\"",
-        ))
-        .unwrap_err();
-        assert!(e.starts_with("newlog.instance.istio-system: field params.variables.user: position 1: unknown attribute source.usr"), "{e}");
-        let e =
-            plan(&SEED.replace("\"match\": \"true\"", "\"match\": \"response.code\"")).unwrap_err();
+        let e = plan(&SEED.replace("\"match\": \"true\"", "\"match\": \"response.code\"")).unwrap_err();
         assert!(e.contains("newlogstdio.rule.istio-system: field match: expression 'response.code' evaluated to type INT64, expected type BOOL"), "{e}");
         // A checknothing instance cannot go to stdio.
-        let e = plan(&SEED.replace(
-            "\"compiledTemplate\": \"logentry\"",
-            "\"compiledTemplate\": \"checknothing\"",
-        ))
-        .unwrap_err();
-        assert!(
-            e.contains("template checknothing cannot be sent to a stdio handler"),
-            "{e}"
-        );
+        let e = plan(&SEED.replace("\"compiledTemplate\": \"logentry\"", "\"compiledTemplate\": \"checknothing\""))
+            .unwrap_err();
+        assert!(e.contains("template checknothing cannot be sent to a stdio handler"), "{e}");
         // timestamp_format of old configurations is accepted.
-        assert!(plan(&SEED.replace(
-            "\"severity\": ",
-            "\"timestamp_format\": \"2006-01-02T15:04:05Z07:00\", \"severity\": "
-        ))
+        assert!(plan(
+            &SEED.replace("\"severity\": ", "\"timestamp_format\": \"2006-01-02T15:04:05Z07:00\", \"severity\": ")
+        )
         .is_ok());
     }
 

@@ -105,10 +105,7 @@ impl Back {
     }
 
     fn as_str(&self) -> &str {
-        self.buf
-            .get(self.w..)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or_default()
+        self.buf.get(self.w..).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default()
     }
 }
 
@@ -116,10 +113,7 @@ const SECOND: u64 = 1_000_000_000;
 
 /// Appends Go's `time.Duration(nanos).String()`.
 pub fn write_go_duration(nanos: i64, out: &mut String) {
-    let mut b = Back {
-        buf: [0; 32],
-        w: 32,
-    };
+    let mut b = Back { buf: [0; 32], w: 32 };
     let neg = nanos < 0;
     let mut u = nanos.unsigned_abs();
     if u < SECOND {
@@ -167,10 +161,7 @@ pub fn write_go_duration(nanos: i64, out: &mut String) {
 
 /// Appends `v` in decimal.
 pub fn write_i64(v: i64, out: &mut String) {
-    let mut b = Back {
-        buf: [0; 32],
-        w: 32,
-    };
+    let mut b = Back { buf: [0; 32], w: 32 };
     b.int(v.unsigned_abs());
     if v < 0 {
         b.put(b'-');
@@ -203,9 +194,7 @@ mod tests {
 
     /// A small deterministic generator (no dependencies).
     fn lcg(seed: &mut u64) -> u64 {
-        *seed = seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         *seed >> 11
     }
 
@@ -263,26 +252,14 @@ mod tests {
             Timestamp::from_unix_nanos(i64::MIN),
         ];
         // 9999-12-31T23:59:59 and the first second of year 10000, -1 and 0.
-        cases.extend(
-            [
-                253_402_300_799,
-                253_402_300_800,
-                -62_167_219_200,
-                -62_167_219_201,
-            ]
-            .map(|secs| Timestamp {
-                secs,
-                nanos: 999_999_999,
-                offset_secs: 0,
-            }),
-        );
+        cases.extend([253_402_300_799, 253_402_300_800, -62_167_219_200, -62_167_219_201].map(|secs| Timestamp {
+            secs,
+            nanos: 999_999_999,
+            offset_secs: 0,
+        }));
         for _ in 0..20_000 {
             let secs = (lcg(&mut seed) % 400_000_000_000) as i64 - 100_000_000_000;
-            cases.push(Timestamp {
-                secs,
-                nanos: (lcg(&mut seed) % 1_000_000_000) as u32,
-                offset_secs: 3_600,
-            });
+            cases.push(Timestamp { secs, nanos: (lcg(&mut seed) % 1_000_000_000) as u32, offset_secs: 3_600 });
         }
         for t in cases {
             let (mut a, mut b) = (String::new(), String::new());

@@ -128,18 +128,10 @@ pub struct PrometheusParams {
 
 /// The first of `names` present in `obj` (Mixer's YAML accepted snake_case and lowerCamelCase).
 pub fn field<'j>(obj: &'j Json, names: &[&str]) -> Option<&'j Json> {
-    names
-        .iter()
-        .find_map(|n| obj.get(*n))
-        .filter(|v| !v.is_null())
+    names.iter().find_map(|n| obj.get(*n)).filter(|v| !v.is_null())
 }
 
-fn string_field(
-    obj: &Json,
-    names: &[&str],
-    at: &str,
-    errors: &mut Vec<(String, String)>,
-) -> Option<String> {
+fn string_field(obj: &Json, names: &[&str], at: &str, errors: &mut Vec<(String, String)>) -> Option<String> {
     match field(obj, names) {
         None => None,
         Some(Json::String(s)) => Some(s.clone()),
@@ -156,13 +148,8 @@ fn string_field(
 fn number(v: Option<&Json>, what: &str) -> Result<f64, String> {
     match v {
         None => Ok(0.0),
-        Some(Json::Number(n)) => n
-            .as_f64()
-            .ok_or_else(|| format!("{what}: not a number: {n}")),
-        Some(Json::String(s)) => s
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| format!("{what}: not a number: {s:?}")),
+        Some(Json::Number(n)) => n.as_f64().ok_or_else(|| format!("{what}: not a number: {n}")),
+        Some(Json::String(s)) => s.trim().parse::<f64>().map_err(|_| format!("{what}: not a number: {s:?}")),
         Some(other) => Err(format!("{what}: not a number: {other}")),
     }
 }
@@ -193,7 +180,9 @@ pub fn parse_buckets(v: &Json) -> Result<Option<Buckets>, String> {
         "exponentialBuckets",
     ];
     if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(format!("unknown buckets definition {unknown:?} (use explicit_buckets, linear_buckets or exponential_buckets)"));
+        return Err(format!(
+            "unknown buckets definition {unknown:?} (use explicit_buckets, linear_buckets or exponential_buckets)"
+        ));
     }
     match (explicit, linear, exponential) {
         (None, None, None) => Ok(None),
@@ -205,11 +194,7 @@ pub fn parse_buckets(v: &Json) -> Result<Option<Buckets>, String> {
                     .enumerate()
                     .map(|(i, b)| number(Some(b), &format!("explicit_buckets.bounds[{i}]")))
                     .collect::<Result<_, _>>()?,
-                Some(other) => {
-                    return Err(format!(
-                        "explicit_buckets.bounds must be a list of numbers, got {other}"
-                    ))
-                }
+                Some(other) => return Err(format!("explicit_buckets.bounds must be a list of numbers, got {other}")),
             };
             Ok(Some(Buckets::Explicit { bounds }))
         }
@@ -226,15 +211,10 @@ pub fn parse_buckets(v: &Json) -> Result<Option<Buckets>, String> {
                 field(x, &["num_finite_buckets", "numFiniteBuckets"]),
                 "exponential_buckets.num_finite_buckets",
             )?,
-            growth_factor: number(
-                field(x, &["growth_factor", "growthFactor"]),
-                "exponential_buckets.growth_factor",
-            )?,
+            growth_factor: number(field(x, &["growth_factor", "growthFactor"]), "exponential_buckets.growth_factor")?,
             scale: number(field(x, &["scale"]), "exponential_buckets.scale")?,
         })),
-        _ => Err(String::from(
-            "buckets may hold only one of explicit_buckets, linear_buckets and exponential_buckets",
-        )),
+        _ => Err(String::from("buckets may hold only one of explicit_buckets, linear_buckets and exponential_buckets")),
     }
 }
 
@@ -252,9 +232,7 @@ pub fn parse_proto_duration(v: &Json) -> Result<i64, String> {
             }
             Ok(total as i64)
         }
-        other => Err(format!(
-            "a duration is text such as \"10m\" or {{seconds, nanos}}, got {other}"
-        )),
+        other => Err(format!("a duration is text such as \"10m\" or {{seconds, nanos}}, got {other}")),
     }
 }
 
@@ -263,19 +241,13 @@ pub fn parse_prometheus_params(params: &Json) -> Result<PrometheusParams, Vec<(S
     let mut errors: Vec<(String, String)> = Vec::new();
     let mut out = PrometheusParams::default();
     if !(params.is_object() || params.is_null()) {
-        return Err(vec![(
-            String::from("params"),
-            format!("must be an object, got {params}"),
-        )]);
+        return Err(vec![(String::from("params"), format!("must be an object, got {params}"))]);
     }
     let raw_metrics = match field(params, &["metrics"]) {
         None => &[][..],
         Some(Json::Array(items)) => items.as_slice(),
         Some(other) => {
-            errors.push((
-                String::from("params.metrics"),
-                format!("must be a list, got {other}"),
-            ));
+            errors.push((String::from("params.metrics"), format!("must be a list, got {other}")));
             &[][..]
         }
     };
@@ -286,8 +258,7 @@ pub fn parse_prometheus_params(params: &Json) -> Result<PrometheusParams, Vec<(S
             continue;
         }
         let before = errors.len();
-        let instance_name = string_field(m, &["instance_name", "instanceName"], &at, &mut errors)
-            .unwrap_or_default();
+        let instance_name = string_field(m, &["instance_name", "instanceName"], &at, &mut errors).unwrap_or_default();
         let name = string_field(m, &["name"], &at, &mut errors)
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| instance_name.clone());
@@ -295,9 +266,7 @@ pub fn parse_prometheus_params(params: &Json) -> Result<PrometheusParams, Vec<(S
         let description = string_field(m, &["description"], &at, &mut errors)
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| name.clone());
-        let kind = MetricKind::parse(field(m, &["kind"]))
-            .map_err(|e| errors.push((format!("{at}.kind"), e)))
-            .ok();
+        let kind = MetricKind::parse(field(m, &["kind"])).map_err(|e| errors.push((format!("{at}.kind"), e))).ok();
         let label_names = match field(m, &["label_names", "labelNames"]) {
             None => Vec::new(),
             Some(Json::Array(items)) => items
@@ -306,31 +275,25 @@ pub fn parse_prometheus_params(params: &Json) -> Result<PrometheusParams, Vec<(S
                 .filter_map(|(j, l)| match l.as_str() {
                     Some(s) => Some(s.to_string()),
                     None => {
-                        errors.push((
-                            format!("{at}.label_names[{j}]"),
-                            format!("must be a string, got {l}"),
-                        ));
+                        errors.push((format!("{at}.label_names[{j}]"), format!("must be a string, got {l}")));
                         None
                     }
                 })
                 .collect(),
             Some(other) => {
-                errors.push((
-                    format!("{at}.label_names"),
-                    format!("must be a list of strings, got {other}"),
-                ));
+                errors.push((format!("{at}.label_names"), format!("must be a list of strings, got {other}")));
                 Vec::new()
             }
         };
         let buckets = match field(m, &["buckets"]) {
             None => None,
-            Some(b) => parse_buckets(b)
-                .map_err(|e| errors.push((format!("{at}.buckets"), e)))
-                .ok()
-                .flatten(),
+            Some(b) => parse_buckets(b).map_err(|e| errors.push((format!("{at}.buckets"), e))).ok().flatten(),
         };
         if instance_name.is_empty() && errors.len() == before {
-            errors.push((format!("{at}.instance_name"), String::from("missing: the FQN of the metric instance (name.instance.namespace) this metric records")));
+            errors.push((
+                format!("{at}.instance_name"),
+                String::from("missing: the FQN of the metric instance (name.instance.namespace) this metric records"),
+            ));
         }
         if let (Some(kind), true) = (kind, errors.len() == before) {
             if kind == MetricKind::Distribution {
@@ -340,72 +303,40 @@ pub fn parse_prometheus_params(params: &Json) -> Result<PrometheusParams, Vec<(S
                     }
                 }
             }
-            if out
-                .metrics
-                .iter()
-                .any(|x: &MetricInfo| x.instance_name == instance_name)
-            {
+            if out.metrics.iter().any(|x: &MetricInfo| x.instance_name == instance_name) {
                 errors.push((
                     format!("{at}.instance_name"),
                     format!("instance {instance_name} is listed twice in this handler"),
                 ));
                 continue;
             }
-            out.metrics.push(MetricInfo {
-                namespace,
-                name,
-                instance_name,
-                description,
-                kind,
-                label_names,
-                buckets,
-            });
+            out.metrics.push(MetricInfo { namespace, name, instance_name, description, kind, label_names, buckets });
         }
     }
-    if let Some(policy) = field(
-        params,
-        &["metrics_expiration_policy", "metricsExpirationPolicy"],
-    ) {
+    if let Some(policy) = field(params, &["metrics_expiration_policy", "metricsExpirationPolicy"]) {
         let at = "params.metrics_expiration_policy";
-        let expiry = field(
-            policy,
-            &["metrics_expiry_duration", "metricsExpiryDuration"],
-        )
-        .map(parse_proto_duration);
-        let interval = field(
-            policy,
-            &[
-                "expiry_check_interval_duration",
-                "expiryCheckIntervalDuration",
-            ],
-        )
-        .map(parse_proto_duration);
+        let expiry = field(policy, &["metrics_expiry_duration", "metricsExpiryDuration"]).map(parse_proto_duration);
+        let interval =
+            field(policy, &["expiry_check_interval_duration", "expiryCheckIntervalDuration"]).map(parse_proto_duration);
         match (expiry, interval) {
             (None, _) => errors.push((
                 format!("{at}.metrics_expiry_duration"),
                 String::from("required when metrics_expiration_policy is set"),
             )),
             (Some(Err(e)), _) => errors.push((format!("{at}.metrics_expiry_duration"), e)),
-            (Some(Ok(e)), _) if e <= 0 => errors.push((
-                format!("{at}.metrics_expiry_duration"),
-                String::from("must be > 0"),
-            )),
-            (Some(Ok(_)), Some(Err(e))) => {
-                errors.push((format!("{at}.expiry_check_interval_duration"), e))
+            (Some(Ok(e)), _) if e <= 0 => {
+                errors.push((format!("{at}.metrics_expiry_duration"), String::from("must be > 0")))
             }
-            (Some(Ok(_)), Some(Ok(i))) if i < 0 => errors.push((
-                format!("{at}.expiry_check_interval_duration"),
-                String::from("must be >= 0"),
-            )),
+            (Some(Ok(_)), Some(Err(e))) => errors.push((format!("{at}.expiry_check_interval_duration"), e)),
+            (Some(Ok(_)), Some(Ok(i))) if i < 0 => {
+                errors.push((format!("{at}.expiry_check_interval_duration"), String::from("must be >= 0")))
+            }
             (Some(Ok(expiry_ns)), interval) => {
                 let check_interval_ns = match interval {
                     Some(Ok(i)) if i > 0 => i,
                     _ => expiry_ns / 2,
                 };
-                out.expiration = Some(ExpirationPolicy {
-                    expiry_ns,
-                    check_interval_ns,
-                });
+                out.expiration = Some(ExpirationPolicy { expiry_ns, check_interval_ns });
             }
         }
     }
@@ -467,11 +398,7 @@ impl MetricOptions {
         let options: MetricOptions = serde_json::from_value(v.clone())
             .map_err(|e| ConfigError::new("configuration", "metrics", e.to_string()))?;
         if options.max_series_per_metric == 0 {
-            return Err(ConfigError::new(
-                "configuration",
-                "metrics.max_series_per_metric",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new("configuration", "metrics.max_series_per_metric", "must be at least 1"));
         }
         for (name, s) in &options.scaling {
             if !(s.scale.is_finite() && s.scale > 0.0) {
@@ -483,7 +410,11 @@ impl MetricOptions {
             }
             if let Some(n) = &s.name {
                 if !is_valid_metric_name(n) {
-                    return Err(ConfigError::new("configuration", format!("metrics.scaling.{name}.name"), format!("{n:?} is not a valid Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)")));
+                    return Err(ConfigError::new(
+                        "configuration",
+                        format!("metrics.scaling.{name}.name"),
+                        format!("{n:?} is not a valid Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)"),
+                    ));
                 }
             }
         }
@@ -504,14 +435,9 @@ pub fn is_valid_metric_name(s: &str) -> bool {
 /// The unit word of a duration scale: 1 seconds, 1e3 milliseconds, 1e6 microseconds, 1e9
 /// nanoseconds.
 pub fn duration_unit(scale: f64) -> Option<&'static str> {
-    [
-        (1.0, "seconds"),
-        (1e3, "milliseconds"),
-        (1e6, "microseconds"),
-        (1e9, "nanoseconds"),
-    ]
-    .into_iter()
-    .find_map(|(s, unit)| (s == scale).then_some(unit))
+    [(1.0, "seconds"), (1e3, "milliseconds"), (1e6, "microseconds"), (1e9, "nanoseconds")]
+        .into_iter()
+        .find_map(|(s, unit)| (s == scale).then_some(unit))
 }
 
 /// Renames a seconds-based name to `unit`: `x_seconds` -> `x_<unit>`, `x_seconds_total` ->
@@ -544,11 +470,7 @@ pub struct EnvoyUnit {
 }
 
 /// Chooses the scale and Envoy name of a metric (see the module documentation).
-pub fn envoy_unit(
-    mixer_name: &str,
-    value_type: ValueType,
-    scaling: Option<&Scaling>,
-) -> Result<EnvoyUnit, String> {
+pub fn envoy_unit(mixer_name: &str, value_type: ValueType, scaling: Option<&Scaling>) -> Result<EnvoyUnit, String> {
     let duration = value_type == ValueType::Duration;
     match scaling {
         None if duration => Ok(EnvoyUnit {
@@ -556,17 +478,9 @@ pub fn envoy_unit(
             name: with_duration_unit(mixer_name, "milliseconds"),
             unit: Some(String::from("milliseconds")),
         }),
-        None => Ok(EnvoyUnit {
-            scale: 1.0,
-            name: mixer_name.to_string(),
-            unit: None,
-        }),
+        None => Ok(EnvoyUnit { scale: 1.0, name: mixer_name.to_string(), unit: None }),
         Some(s) => {
-            let unit = if duration {
-                duration_unit(s.scale)
-            } else {
-                None
-            };
+            let unit = if duration { duration_unit(s.scale) } else { None };
             let name = match (&s.name, unit) {
                 (Some(n), _) => n.clone(),
                 (None, Some(u)) => with_duration_unit(mixer_name, u),
@@ -574,13 +488,14 @@ pub fn envoy_unit(
                 (None, None) if duration => {
                     return Err(format!("scale {} is not a duration unit (1, 1000, 1000000, 1000000000): give a name that states the unit", s.scale));
                 }
-                (None, None) => return Err(format!("scale {} changes the unit of {mixer_name}: give a name that states the new unit", s.scale)),
+                (None, None) => {
+                    return Err(format!(
+                        "scale {} changes the unit of {mixer_name}: give a name that states the new unit",
+                        s.scale
+                    ))
+                }
             };
-            Ok(EnvoyUnit {
-                scale: s.scale,
-                name,
-                unit: unit.map(String::from),
-            })
+            Ok(EnvoyUnit { scale: s.scale, name, unit: unit.map(String::from) })
         }
     }
 }
@@ -597,10 +512,7 @@ impl std::fmt::Display for RangeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RangeError::NotFinite(v) => write!(f, "value {v} is not a finite number"),
-            RangeError::Negative(v) => write!(
-                f,
-                "value {v} is negative: Envoy stats hold unsigned integers"
-            ),
+            RangeError::Negative(v) => write!(f, "value {v} is negative: Envoy stats hold unsigned integers"),
             RangeError::TooLarge(v) => write!(f, "value {v} is too large for an Envoy stat"),
         }
     }
@@ -638,9 +550,7 @@ pub fn envoy_bounds(bounds: &[f64], scale: f64) -> Result<Vec<f64>, String> {
     for (i, b) in bounds.iter().enumerate() {
         let scaled = b * scale;
         if scaled < 0.0 {
-            return Err(format!(
-                "bucket bound {i} ({b}) is negative: Envoy histograms record unsigned integers"
-            ));
+            return Err(format!("bucket bound {i} ({b}) is negative: Envoy histograms record unsigned integers"));
         }
         match snap_to_integer(scaled) {
             Some(v) => out.push(v),
@@ -656,10 +566,7 @@ pub fn envoy_bounds(bounds: &[f64], scale: f64) -> Result<Vec<f64>, String> {
 
 /// True for a value type the prometheus adapter could turn into a number (`promValue`).
 pub fn is_numeric_type(t: ValueType) -> bool {
-    matches!(
-        t,
-        ValueType::Int64 | ValueType::Double | ValueType::Duration
-    ) || t.is_stringy()
+    matches!(t, ValueType::Int64 | ValueType::Double | ValueType::Duration) || t.is_stringy()
 }
 
 #[cfg(test)]
@@ -671,21 +578,11 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert_eq!(
-            MetricKind::parse(Some(&json!("COUNTER"))),
-            Ok(MetricKind::Counter)
-        );
+        assert_eq!(MetricKind::parse(Some(&json!("COUNTER"))), Ok(MetricKind::Counter));
         assert_eq!(MetricKind::parse(Some(&json!(1))), Ok(MetricKind::Gauge));
-        assert_eq!(
-            MetricKind::parse(Some(&json!(3))),
-            Ok(MetricKind::Distribution)
-        );
-        assert!(MetricKind::parse(None)
-            .unwrap_err()
-            .starts_with("unknown metric kind"));
-        assert!(MetricKind::parse(Some(&json!("UNSPECIFIED")))
-            .unwrap_err()
-            .starts_with("unknown metric kind"));
+        assert_eq!(MetricKind::parse(Some(&json!(3))), Ok(MetricKind::Distribution));
+        assert!(MetricKind::parse(None).unwrap_err().starts_with("unknown metric kind"));
+        assert!(MetricKind::parse(Some(&json!("UNSPECIFIED"))).unwrap_err().starts_with("unknown metric kind"));
         assert!(MetricKind::parse(Some(&json!("counter"))).is_err());
         assert!(MetricKind::parse(Some(&json!(0))).is_err());
     }
@@ -699,21 +596,10 @@ mod tests {
             {"namespace": "my-ns", "name": "x", "description": "d", "instance_name": "x.instance.default", "kind": 1}
         ]}))
         .unwrap();
-        assert_eq!(
-            p.metrics[0].mixer_name(),
-            "istio_requestcount_instance_istiosystem"
-        );
-        assert_eq!(
-            p.metrics[0].description,
-            "requestcount.instance.istio-system"
-        );
+        assert_eq!(p.metrics[0].mixer_name(), "istio_requestcount_instance_istiosystem");
+        assert_eq!(p.metrics[0].description, "requestcount.instance.istio-system");
         assert_eq!(p.metrics[1].mixer_name(), "istio_request_duration_seconds");
-        assert_eq!(
-            p.metrics[1].buckets,
-            Some(Buckets::Explicit {
-                bounds: vec![0.005, 0.01]
-            })
-        );
+        assert_eq!(p.metrics[1].buckets, Some(Buckets::Explicit { bounds: vec![0.005, 0.01] }));
         assert_eq!(p.metrics[1].label_names, ["b"]);
         assert_eq!(p.metrics[2].mixer_name(), "myns_x");
         assert_eq!(p.metrics[2].kind, MetricKind::Gauge);
@@ -751,57 +637,39 @@ mod tests {
             {"instance_name": "a.instance.default", "kind": "GAUGE"}
         ]}))
         .unwrap_err();
-        assert_eq!(
-            e[0].1,
-            "instance a.instance.default is listed twice in this handler"
-        );
+        assert_eq!(e[0].1, "instance a.instance.default is listed twice in this handler");
     }
 
     #[test]
     fn expiration_policy() {
-        let p = parse_prometheus_params(
-            &json!({"metrics_expiration_policy": {"metrics_expiry_duration": "10m"}}),
-        )
-        .unwrap();
+        let p =
+            parse_prometheus_params(&json!({"metrics_expiration_policy": {"metrics_expiry_duration": "10m"}})).unwrap();
         assert_eq!(
             p.expiration,
-            Some(ExpirationPolicy {
-                expiry_ns: 600_000_000_000,
-                check_interval_ns: 300_000_000_000
-            })
+            Some(ExpirationPolicy { expiry_ns: 600_000_000_000, check_interval_ns: 300_000_000_000 })
         );
         let p = parse_prometheus_params(&json!({"metricsExpirationPolicy": {"metricsExpiryDuration": {"seconds": 60}, "expiryCheckIntervalDuration": "5s"}})).unwrap();
         assert_eq!(
             p.expiration,
-            Some(ExpirationPolicy {
-                expiry_ns: 60_000_000_000,
-                check_interval_ns: 5_000_000_000
-            })
+            Some(ExpirationPolicy { expiry_ns: 60_000_000_000, check_interval_ns: 5_000_000_000 })
         );
         let e = parse_prometheus_params(&json!({"metrics_expiration_policy": {}})).unwrap_err();
-        assert_eq!(
-            e[0].0,
-            "params.metrics_expiration_policy.metrics_expiry_duration"
-        );
-        let e = parse_prometheus_params(
-            &json!({"metrics_expiration_policy": {"metrics_expiry_duration": "0s"}}),
-        )
-        .unwrap_err();
+        assert_eq!(e[0].0, "params.metrics_expiration_policy.metrics_expiry_duration");
+        let e = parse_prometheus_params(&json!({"metrics_expiration_policy": {"metrics_expiry_duration": "0s"}}))
+            .unwrap_err();
         assert_eq!(e[0].1, "must be > 0");
-        let e = parse_prometheus_params(
-            &json!({"metrics_expiration_policy": {"metrics_expiry_duration": "ten"}}),
-        )
-        .unwrap_err();
+        let e = parse_prometheus_params(&json!({"metrics_expiration_policy": {"metrics_expiry_duration": "ten"}}))
+            .unwrap_err();
         assert_eq!(e[0].1, "time: invalid duration ten");
     }
 
     #[test]
     fn options() {
-        assert_eq!(
-            MetricOptions::from_json(&Json::Null).unwrap(),
-            MetricOptions::default()
-        );
-        let o = MetricOptions::from_json(&json!({"max_series_per_metric": 5, "trust_unverified_peers": true, "scaling": {"m": {"scale": 1e6}}})).unwrap();
+        assert_eq!(MetricOptions::from_json(&Json::Null).unwrap(), MetricOptions::default());
+        let o = MetricOptions::from_json(
+            &json!({"max_series_per_metric": 5, "trust_unverified_peers": true, "scaling": {"m": {"scale": 1e6}}}),
+        )
+        .unwrap();
         assert_eq!(o.max_series_per_metric, 5);
         assert!(o.trust_unverified_peers);
         assert_eq!(o.scaling["m"].scale, 1e6);
@@ -810,16 +678,11 @@ mod tests {
             .message
             .contains("unknown field `max_series`"));
         assert_eq!(
-            MetricOptions::from_json(&json!({"max_series_per_metric": 0}))
-                .unwrap_err()
-                .field,
+            MetricOptions::from_json(&json!({"max_series_per_metric": 0})).unwrap_err().field,
             "metrics.max_series_per_metric"
         );
         assert!(MetricOptions::from_json(&json!({"scaling": {"m": {"scale": -1}}})).is_err());
-        assert!(MetricOptions::from_json(
-            &json!({"scaling": {"m": {"scale": 2, "name": "bad name"}}})
-        )
-        .is_err());
+        assert!(MetricOptions::from_json(&json!({"scaling": {"m": {"scale": 2, "name": "bad name"}}})).is_err());
     }
 
     #[test]
@@ -828,22 +691,10 @@ mod tests {
             with_duration_unit("istio_request_duration_seconds", "milliseconds"),
             "istio_request_duration_milliseconds"
         );
-        assert_eq!(
-            with_duration_unit("istio_busy_seconds_total", "milliseconds"),
-            "istio_busy_milliseconds_total"
-        );
-        assert_eq!(
-            with_duration_unit("istio_busy_total", "milliseconds"),
-            "istio_busy_milliseconds_total"
-        );
-        assert_eq!(
-            with_duration_unit("istio_latency", "microseconds"),
-            "istio_latency_microseconds"
-        );
-        assert_eq!(
-            with_duration_unit("istio_latency", "seconds"),
-            "istio_latency"
-        );
+        assert_eq!(with_duration_unit("istio_busy_seconds_total", "milliseconds"), "istio_busy_milliseconds_total");
+        assert_eq!(with_duration_unit("istio_busy_total", "milliseconds"), "istio_busy_milliseconds_total");
+        assert_eq!(with_duration_unit("istio_latency", "microseconds"), "istio_latency_microseconds");
+        assert_eq!(with_duration_unit("istio_latency", "seconds"), "istio_latency");
     }
 
     #[test]
@@ -851,59 +702,20 @@ mod tests {
         let u = envoy_unit("istio_request_duration_seconds", ValueType::Duration, None).unwrap();
         assert_eq!(
             (u.scale, u.name.as_str(), u.unit.as_deref()),
-            (
-                1e3,
-                "istio_request_duration_milliseconds",
-                Some("milliseconds")
-            )
+            (1e3, "istio_request_duration_milliseconds", Some("milliseconds"))
         );
         let u = envoy_unit("istio_request_bytes", ValueType::Int64, None).unwrap();
-        assert_eq!(
-            (u.scale, u.name.as_str(), u.unit),
-            (1.0, "istio_request_bytes", None)
-        );
-        let us = Scaling {
-            scale: 1e6,
-            name: None,
-        };
-        assert_eq!(
-            envoy_unit("istio_d_seconds", ValueType::Duration, Some(&us))
-                .unwrap()
-                .name,
-            "istio_d_microseconds"
-        );
-        let secs = Scaling {
-            scale: 1.0,
-            name: None,
-        };
-        assert_eq!(
-            envoy_unit("istio_d_seconds", ValueType::Duration, Some(&secs))
-                .unwrap()
-                .name,
-            "istio_d_seconds"
-        );
-        let odd = Scaling {
-            scale: 60.0,
-            name: None,
-        };
+        assert_eq!((u.scale, u.name.as_str(), u.unit), (1.0, "istio_request_bytes", None));
+        let us = Scaling { scale: 1e6, name: None };
+        assert_eq!(envoy_unit("istio_d_seconds", ValueType::Duration, Some(&us)).unwrap().name, "istio_d_microseconds");
+        let secs = Scaling { scale: 1.0, name: None };
+        assert_eq!(envoy_unit("istio_d_seconds", ValueType::Duration, Some(&secs)).unwrap().name, "istio_d_seconds");
+        let odd = Scaling { scale: 60.0, name: None };
         assert!(envoy_unit("istio_d_seconds", ValueType::Duration, Some(&odd)).is_err());
-        let pct = Scaling {
-            scale: 100.0,
-            name: None,
-        };
-        assert!(envoy_unit("istio_ratio", ValueType::Double, Some(&pct))
-            .unwrap_err()
-            .contains("give a name"));
-        let pct = Scaling {
-            scale: 100.0,
-            name: Some(String::from("istio_ratio_percent")),
-        };
-        assert_eq!(
-            envoy_unit("istio_ratio", ValueType::Double, Some(&pct))
-                .unwrap()
-                .name,
-            "istio_ratio_percent"
-        );
+        let pct = Scaling { scale: 100.0, name: None };
+        assert!(envoy_unit("istio_ratio", ValueType::Double, Some(&pct)).unwrap_err().contains("give a name"));
+        let pct = Scaling { scale: 100.0, name: Some(String::from("istio_ratio_percent")) };
+        assert_eq!(envoy_unit("istio_ratio", ValueType::Double, Some(&pct)).unwrap().name, "istio_ratio_percent");
     }
 
     #[test]
@@ -919,10 +731,7 @@ mod tests {
             envoy_value(f64::NAN, 1.0).map_err(|e| e.to_string()),
             Err(String::from("value NaN is not a finite number"))
         );
-        assert_eq!(
-            envoy_value(f64::INFINITY, 1.0),
-            Err(RangeError::NotFinite(f64::INFINITY))
-        );
+        assert_eq!(envoy_value(f64::INFINITY, 1.0), Err(RangeError::NotFinite(f64::INFINITY)));
         assert_eq!(envoy_value(1e20, 1.0), Err(RangeError::TooLarge(1e20)));
         assert_eq!(envoy_value(1.8e19, 1.0), Ok(18_000_000_000_000_000_000));
     }
@@ -930,36 +739,13 @@ mod tests {
     #[test]
     fn bounds_on_envoy() {
         let ms = envoy_bounds(&super::super::prometheus::DEFAULT_BOUNDS, 1e3).unwrap();
-        assert_eq!(
-            ms,
-            [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0]
-        );
-        let linear = Buckets::Linear {
-            num_finite_buckets: 3,
-            width: 0.1,
-            offset: 0.1,
-        }
-        .bounds()
-        .unwrap();
-        assert_eq!(
-            envoy_bounds(&linear, 1e3).unwrap(),
-            [100.0, 200.0, 300.0, 400.0]
-        );
+        assert_eq!(ms, [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0]);
+        let linear = Buckets::Linear { num_finite_buckets: 3, width: 0.1, offset: 0.1 }.bounds().unwrap();
+        assert_eq!(envoy_bounds(&linear, 1e3).unwrap(), [100.0, 200.0, 300.0, 400.0]);
         let e = envoy_bounds(&super::super::prometheus::DEFAULT_BOUNDS, 1.0).unwrap_err();
-        assert!(
-            e.starts_with("bucket bound 0 (0.005) becomes 0.005 at scale 1"),
-            "{e}"
-        );
-        assert!(envoy_bounds(&[-1.0, 1.0], 1.0)
-            .unwrap_err()
-            .contains("negative"));
-        let bytes = Buckets::Exponential {
-            num_finite_buckets: 8,
-            growth_factor: 10.0,
-            scale: 1.0,
-        }
-        .bounds()
-        .unwrap();
+        assert!(e.starts_with("bucket bound 0 (0.005) becomes 0.005 at scale 1"), "{e}");
+        assert!(envoy_bounds(&[-1.0, 1.0], 1.0).unwrap_err().contains("negative"));
+        let bytes = Buckets::Exponential { num_finite_buckets: 8, growth_factor: 10.0, scale: 1.0 }.bounds().unwrap();
         assert_eq!(envoy_bounds(&bytes, 1.0).unwrap().last(), Some(&1e8));
     }
 

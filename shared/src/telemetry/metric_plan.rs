@@ -25,9 +25,8 @@ use std::fmt;
 use serde_json::{json, Value as Json};
 
 use super::metric_params::{
-    envoy_bounds, envoy_unit, envoy_value, field, is_numeric_type, is_valid_metric_name,
-    parse_prometheus_params, ExpirationPolicy, MetricInfo, MetricKind, MetricOptions,
-    PrometheusParams, MAX_LABELS,
+    envoy_bounds, envoy_unit, envoy_value, field, is_numeric_type, is_valid_metric_name, parse_prometheus_params,
+    ExpirationPolicy, MetricInfo, MetricKind, MetricOptions, PrometheusParams, MAX_LABELS,
 };
 use super::prometheus::{prom_value, safe, DEFAULT_BOUNDS};
 use super::stat_name::{check_tag_names, is_valid_label_name, stats_tags_json};
@@ -192,11 +191,7 @@ impl MetricPlan {
     /// Compiles the metric rules of a configuration. Rules whose actions go only to other
     /// adapters are left out; any error rejects the whole configuration.
     pub fn compile(config: &FilterConfig, manifest: &Manifest) -> Result<MetricPlan, ConfigErrors> {
-        let snap = Snapshot::resolve(
-            &config.resources,
-            &config.default_namespace,
-            &config.config_namespace,
-        )?;
+        let snap = Snapshot::resolve(&config.resources, &config.default_namespace, &config.config_namespace)?;
         let mut errors = Vec::new();
         let options = MetricOptions::from_json(&config.metrics).unwrap_or_else(|e| {
             errors.push(e);
@@ -223,10 +218,7 @@ impl MetricPlan {
                         *slot = Some(p);
                     }
                 }
-                Err(errs) => errors.extend(
-                    errs.into_iter()
-                        .map(|(f, m)| ConfigError::new(h.label(), f, m)),
-                ),
+                Err(errs) => errors.extend(errs.into_iter().map(|(f, m)| ConfigError::new(h.label(), f, m))),
             }
         }
         let mut b = Builder {
@@ -241,11 +233,8 @@ impl MetricPlan {
         let mut defs: BTreeMap<(usize, usize), Option<usize>> = BTreeMap::new();
         let mut rules = Vec::new();
         for r in &snap.rules {
-            let is_prom = |a: &&crate::config::Action| {
-                snap.handlers
-                    .get(a.handler)
-                    .is_some_and(|h| h.adapter == PROMETHEUS)
-            };
+            let is_prom =
+                |a: &&crate::config::Action| snap.handlers.get(a.handler).is_some_and(|h| h.adapter == PROMETHEUS);
             if !r.actions.iter().any(|a| is_prom(&a)) {
                 continue;
             }
@@ -258,11 +247,7 @@ impl MetricPlan {
             };
             let mut metrics = Vec::new();
             for (ai, a) in r.actions.iter().enumerate() {
-                let Some(handler) = snap
-                    .handlers
-                    .get(a.handler)
-                    .filter(|h| h.adapter == PROMETHEUS)
-                else {
+                let Some(handler) = snap.handlers.get(a.handler).filter(|h| h.adapter == PROMETHEUS) else {
                     continue;
                 };
                 // A handler whose params failed to parse has been reported already.
@@ -282,8 +267,7 @@ impl MetricPlan {
                         ));
                         continue;
                     }
-                    let Some(mi) = hp.metrics.iter().position(|m| m.instance_name == inst.fqn)
-                    else {
+                    let Some(mi) = hp.metrics.iter().position(|m| m.instance_name == inst.fqn) else {
                         b.errors.push(ConfigError::new(
                             &r.label,
                             at,
@@ -297,10 +281,7 @@ impl MetricPlan {
                     let def = match defs.get(&(a.handler, mi)) {
                         Some(d) => *d,
                         None => {
-                            let d = hp
-                                .metrics
-                                .get(mi)
-                                .and_then(|info| b.def(handler, mi, info, inst));
+                            let d = hp.metrics.get(mi).and_then(|info| b.def(handler, mi, info, inst));
                             defs.insert((a.handler, mi), d);
                             d
                         }
@@ -318,13 +299,7 @@ impl MetricPlan {
             });
         }
         b.check_global_tags();
-        let Builder {
-            families,
-            metrics,
-            dimensions,
-            errors,
-            ..
-        } = b;
+        let Builder { families, metrics, dimensions, errors, .. } = b;
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -341,11 +316,7 @@ impl MetricPlan {
                 }
             }
         }
-        let scope = if rules.iter().any(|r| r.scope.is_some()) {
-            NamespaceScope::new(manifest)
-        } else {
-            None
-        };
+        let scope = if rules.iter().any(|r| r.scope.is_some()) { NamespaceScope::new(manifest) } else { None };
         let mut attributes: Vec<AttrId> = Vec::new();
         for r in &rules {
             attributes.extend(r.matcher.iter().flat_map(|p| p.attributes()));
@@ -382,22 +353,15 @@ impl MetricPlan {
 
     /// The family a metric def records into.
     pub fn family_of(&self, metric: usize) -> Option<&MetricFamily> {
-        self.metrics
-            .get(metric)
-            .and_then(|m| self.families.get(m.family))
+        self.metrics.get(metric).and_then(|m| self.families.get(m.family))
     }
 
     /// Every tag name Envoy must extract: the families' labels, then the self-metrics' tags,
     /// each once.
     pub fn tag_names(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
-        let labels = self
-            .families
-            .iter()
-            .flat_map(|f| f.labels.iter().map(String::as_str));
-        let own = SELF_METRICS
-            .iter()
-            .flat_map(|(_, tags)| tags.iter().copied());
+        let labels = self.families.iter().flat_map(|f| f.labels.iter().map(String::as_str));
+        let own = SELF_METRICS.iter().flat_map(|(_, tags)| tags.iter().copied());
         for t in labels.chain(own) {
             if !out.contains(&t) {
                 out.push(t);
@@ -450,12 +414,7 @@ impl MetricPlan {
         }
     }
 
-    fn record_with<B: AttributeBag + ?Sized>(
-        &self,
-        bag: &B,
-        scratch: &mut Scratch,
-        sink: &mut dyn MetricSink,
-    ) {
+    fn record_with<B: AttributeBag + ?Sized>(&self, bag: &B, scratch: &mut Scratch, sink: &mut dyn MetricSink) {
         scratch.text.clear();
         scratch.dims.clear();
         scratch.dims.resize(self.dimensions.len(), Dim::Pending);
@@ -514,11 +473,7 @@ impl MetricPlan {
         let envoy = match envoy_value(number, family.scale) {
             Ok(v) => v,
             Err(e) => {
-                sink.dropped(
-                    m,
-                    DropCause::Range,
-                    &format_args!("metric {} ({}): {e}", family.name, def.instance),
-                );
+                sink.dropped(m, DropCause::Range, &format_args!("metric {} ({}): {e}", family.name, def.instance));
                 return;
             }
         };
@@ -541,10 +496,7 @@ impl MetricPlan {
                     Some(e) => sink.dropped(
                         m,
                         DropCause::Dimension,
-                        &format_args!(
-                            "could not get dimension {label} of metric {}: {e}",
-                            def.instance
-                        ),
+                        &format_args!("could not get dimension {label} of metric {}: {e}", def.instance),
                     ),
                     None => sink.dropped(
                         m,
@@ -566,12 +518,7 @@ impl MetricPlan {
     }
 
     /// Evaluates shared dimension `d` and appends its text to `text`.
-    fn evaluate_dimension<B: AttributeBag + ?Sized>(
-        &self,
-        d: usize,
-        bag: &B,
-        text: &mut String,
-    ) -> Dim {
+    fn evaluate_dimension<B: AttributeBag + ?Sized>(&self, d: usize, bag: &B, text: &mut String) -> Dim {
         let Some(p) = self.dimensions.get(d) else {
             return Dim::Failed;
         };
@@ -593,11 +540,7 @@ impl MetricPlan {
 
 /// The `histogram_bucket_settings` regex for metric `name`.
 pub fn histogram_regex(name: &str) -> String {
-    format!(
-        "^{}\\.(?:.*;\\.;)?{}$",
-        WASM_STAT_NAMESPACE,
-        regex_lite::escape(name)
-    )
+    format!("^{}\\.(?:.*;\\.;)?{}$", WASM_STAT_NAMESPACE, regex_lite::escape(name))
 }
 
 /// A bound as JSON: whole numbers without a fraction (`5`, not `5.0`).
@@ -611,13 +554,7 @@ fn bound_json(b: f64) -> Json {
 }
 
 impl Builder<'_> {
-    fn def(
-        &mut self,
-        handler: &Handler,
-        mi: usize,
-        info: &MetricInfo,
-        inst: &Instance,
-    ) -> Option<usize> {
+    fn def(&mut self, handler: &Handler, mi: usize, info: &MetricInfo, inst: &Instance) -> Option<usize> {
         let before = self.errors.len();
         let hl = handler.label();
         let il = inst.label();
@@ -628,11 +565,7 @@ impl Builder<'_> {
         let value_src = match field(&inst.params, &["value"]) {
             Some(Json::String(s)) if !s.trim().is_empty() => s.as_str(),
             Some(Json::String(_)) | None => {
-                self.errors.push(ConfigError::new(
-                    &il,
-                    "params.value",
-                    "a metric instance needs a value expression",
-                ));
+                self.errors.push(ConfigError::new(&il, "params.value", "a metric instance needs a value expression"));
                 return None;
             }
             Some(other) => {
@@ -701,13 +634,15 @@ impl Builder<'_> {
                     ),
                 ));
             } else if !is_valid_label_name(l) {
-                self.errors.push(ConfigError::new(&hl, f, format!("{l:?} is not a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)")));
-            } else if labels.contains(&l.as_str()) {
                 self.errors.push(ConfigError::new(
                     &hl,
                     f,
-                    format!("label {l:?} is listed twice"),
+                    format!(
+                        "{l:?} is not a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
+                    ),
                 ));
+            } else if labels.contains(&l.as_str()) {
+                self.errors.push(ConfigError::new(&hl, f, format!("label {l:?} is listed twice")));
             } else if histogram && l == "le" {
                 self.errors.push(ConfigError::new(
                     &hl,
@@ -719,16 +654,8 @@ impl Builder<'_> {
             }
         }
         if self.errors.len() == before {
-            let missing: Vec<&str> = labels
-                .iter()
-                .copied()
-                .filter(|l| !dimensions.contains_key(l))
-                .collect();
-            let extra: Vec<&str> = dimensions
-                .keys()
-                .copied()
-                .filter(|k| !labels.contains(k))
-                .collect();
+            let missing: Vec<&str> = labels.iter().copied().filter(|l| !dimensions.contains_key(l)).collect();
+            let extra: Vec<&str> = dimensions.keys().copied().filter(|k| !labels.contains(k)).collect();
             if !missing.is_empty() || !extra.is_empty() {
                 let mut why = Vec::new();
                 if !missing.is_empty() {
@@ -754,10 +681,7 @@ impl Builder<'_> {
             self.errors.push(ConfigError::new(
                 &hl,
                 format!("{at}.label_names"),
-                format!(
-                    "{} labels; at most {MAX_LABELS} are supported",
-                    labels.len()
-                ),
+                format!("{} labels; at most {MAX_LABELS} are supported", labels.len()),
             ));
         }
         if check_tag_names(&labels, histogram).is_err() {
@@ -765,8 +689,7 @@ impl Builder<'_> {
             labels.sort_by_key(|l| l.len());
         }
         if let Err(e) = check_tag_names(&labels, histogram) {
-            self.errors
-                .push(ConfigError::new(&hl, format!("{at}.label_names"), e));
+            self.errors.push(ConfigError::new(&hl, format!("{at}.label_names"), e));
         }
         let mut dim_programs = Vec::with_capacity(labels.len());
         for l in &labels {
@@ -806,18 +729,10 @@ impl Builder<'_> {
             ));
             return None;
         }
-        let unit = match envoy_unit(
-            &mixer_name,
-            value_type,
-            self.options.scaling.get(&mixer_name),
-        ) {
+        let unit = match envoy_unit(&mixer_name, value_type, self.options.scaling.get(&mixer_name)) {
             Ok(u) => u,
             Err(e) => {
-                self.errors.push(ConfigError::new(
-                    "configuration",
-                    format!("metrics.scaling.{mixer_name}"),
-                    e,
-                ));
+                self.errors.push(ConfigError::new("configuration", format!("metrics.scaling.{mixer_name}"), e));
                 return None;
             }
         };
@@ -825,10 +740,7 @@ impl Builder<'_> {
             self.errors.push(ConfigError::new(
                 &hl,
                 format!("{at}.name"),
-                format!(
-                    "{:?} is not a valid Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
-                    unit.name
-                ),
+                format!("{:?} is not a valid Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)", unit.name),
             ));
         }
         let envoy_buckets = if histogram {
@@ -933,11 +845,8 @@ impl Builder<'_> {
     /// (`app`, `source_app`) is only safe in a metric that also has the shorter tag, placed
     /// first; in any other metric the shorter tag's regex would match inside the longer one.
     fn check_global_tags(&mut self) {
-        let mut all: Vec<(String, Vec<String>, String)> = self
-            .families
-            .iter()
-            .map(|f| (f.name.clone(), f.labels.clone(), f.origin.clone()))
-            .collect();
+        let mut all: Vec<(String, Vec<String>, String)> =
+            self.families.iter().map(|f| (f.name.clone(), f.labels.clone(), f.origin.clone())).collect();
         for (name, tags) in SELF_METRICS {
             all.push((
                 name.to_string(),
@@ -946,10 +855,7 @@ impl Builder<'_> {
             ));
         }
         let names: Vec<&str> = {
-            let mut v: Vec<&str> = all
-                .iter()
-                .flat_map(|(_, tags, _)| tags.iter().map(String::as_str))
-                .collect();
+            let mut v: Vec<&str> = all.iter().flat_map(|(_, tags, _)| tags.iter().map(String::as_str)).collect();
             v.sort_unstable();
             v.dedup();
             v
@@ -960,10 +866,7 @@ impl Builder<'_> {
                     if *short == long.as_str() || !long.ends_with(short) {
                         continue;
                     }
-                    let safe_here = tags
-                        .iter()
-                        .position(|t| t == short)
-                        .is_some_and(|p| p < pos);
+                    let safe_here = tags.iter().position(|t| t == short).is_some_and(|p| p < pos);
                     if !safe_here {
                         self.errors.push(ConfigError::new(
                             "configuration",
@@ -1013,12 +916,7 @@ mod tests {
 
     impl MetricSink for Collect {
         fn sample(&mut self, metric: usize, labels: &[&str], value: f64, envoy_value: u64) {
-            self.samples.push((
-                metric,
-                labels.iter().map(|l| l.to_string()).collect(),
-                value,
-                envoy_value,
-            ));
+            self.samples.push((metric, labels.iter().map(|l| l.to_string()).collect(), value, envoy_value));
         }
         fn dropped(&mut self, metric: usize, cause: DropCause, detail: &dyn fmt::Display) {
             self.dropped.push((metric, cause, detail.to_string()));
@@ -1060,11 +958,7 @@ mod tests {
     /// (so the rule applies to all traffic): instance `i` (value, dimensions), handler `h` with
     /// `metric` (instance_name filled in), rule `r` with `match`.
     fn one(value: &str, dims: &str, metric: &str, rule_match: &str) -> String {
-        let inner = metric
-            .trim()
-            .strip_prefix('{')
-            .unwrap_or(metric)
-            .trim_start();
+        let inner = metric.trim().strip_prefix('{').unwrap_or(metric).trim_start();
         let entry = if inner.starts_with('}') {
             String::from(r#"{"instance_name": "i.instance.default"}"#)
         } else {
@@ -1095,10 +989,7 @@ mod tests {
         assert_eq!(f.labels, ["reporter", "source", "destination", "message"]);
         assert_eq!(f.scale, 1.0);
         assert_eq!(f.envoy_buckets, None);
-        assert_eq!(
-            p.metrics[0].instance,
-            "doublerequestcount.instance.istio-system"
-        );
+        assert_eq!(p.metrics[0].instance, "doublerequestcount.instance.istio-system");
         assert_eq!(p.metrics[0].handler, "doublehandler.istio-system");
         assert_eq!(p.rules[0].label, "doubleprom.rule.istio-system");
         assert!(p.warnings.is_empty(), "{:?}", p.warnings);
@@ -1107,38 +998,10 @@ mod tests {
     #[test]
     fn seed_records_both_reporters() {
         let p = plan(SEED).unwrap();
-        let c = run(
-            &p,
-            &[
-                ("context.reporter.kind", s("inbound")),
-                ("destination.workload.name", s("productpage-v1")),
-            ],
-        );
-        assert_eq!(
-            c.samples,
-            [(
-                0,
-                strings(&["server", "unknown", "productpage-v1", "twice the fun!"]),
-                2.0,
-                2
-            )]
-        );
-        let c = run(
-            &p,
-            &[
-                ("context.reporter.kind", s("outbound")),
-                ("source.workload.name", s("client-v1")),
-            ],
-        );
-        assert_eq!(
-            c.samples,
-            [(
-                0,
-                strings(&["client", "client-v1", "unknown", "twice the fun!"]),
-                2.0,
-                2
-            )]
-        );
+        let c = run(&p, &[("context.reporter.kind", s("inbound")), ("destination.workload.name", s("productpage-v1"))]);
+        assert_eq!(c.samples, [(0, strings(&["server", "unknown", "productpage-v1", "twice the fun!"]), 2.0, 2)]);
+        let c = run(&p, &[("context.reporter.kind", s("outbound")), ("source.workload.name", s("client-v1"))]);
+        assert_eq!(c.samples, [(0, strings(&["client", "client-v1", "unknown", "twice the fun!"]), 2.0, 2)]);
         // No direction at all: Mixer's `| "inbound"` default makes it the server.
         let c = run(&p, &[]);
         assert_eq!(c.samples[0].1[0], "server");
@@ -1148,18 +1011,7 @@ mod tests {
     #[test]
     fn seed_stats_config() {
         let p = plan(SEED).unwrap();
-        assert_eq!(
-            p.tag_names(),
-            [
-                "reporter",
-                "source",
-                "destination",
-                "message",
-                "metric",
-                "reason",
-                "rule"
-            ]
-        );
+        assert_eq!(p.tag_names(), ["reporter", "source", "destination", "message", "metric", "reason", "rule"]);
         assert_eq!(
             p.stats_config(),
             json!({"stats_tags": [
@@ -1180,14 +1032,7 @@ mod tests {
         let m = Manifest::istio();
         let mut names: Vec<&str> = p.attributes().iter().map(|id| m.name(*id)).collect();
         names.sort_unstable();
-        assert_eq!(
-            names,
-            [
-                "context.reporter.kind",
-                "destination.workload.name",
-                "source.workload.name"
-            ]
-        );
+        assert_eq!(names, ["context.reporter.kind", "destination.workload.name", "source.workload.name"]);
     }
 
     #[test]
@@ -1195,13 +1040,8 @@ mod tests {
         let p = plan(&one(r#""1""#, "{}", r#"{"kind": "COUNTER"}"#, "null")).unwrap();
         assert_eq!(p.families[0].name, "istio_i_instance_default");
         assert_eq!(p.families[0].description, "i.instance.default");
-        let p = plan(&one(
-            r#""1""#,
-            "{}",
-            r#"{"kind": "GAUGE", "namespace": "my-app", "name": "in.flight"}"#,
-            "null",
-        ))
-        .unwrap();
+        let p = plan(&one(r#""1""#, "{}", r#"{"kind": "GAUGE", "namespace": "my-app", "name": "in.flight"}"#, "null"))
+            .unwrap();
         assert_eq!(p.families[0].name, "myapp_in_flight");
         assert_eq!(p.families[0].kind, MetricKind::Gauge);
     }
@@ -1227,23 +1067,19 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.starts_with("h.handler.default: field params.metrics[0].label_names[0]: label name \"source-app\" becomes \"sourceapp\""), "{e}");
-        let e = plan(&one(
-            r#""1""#,
-            r#"{"a": "\"x\""}"#,
-            r#"{"kind": "COUNTER", "label_names": ["a", "a"]}"#,
-            "null",
-        ))
-        .unwrap_err();
+        let e = plan(&one(r#""1""#, r#"{"a": "\"x\""}"#, r#"{"kind": "COUNTER", "label_names": ["a", "a"]}"#, "null"))
+            .unwrap_err();
         assert!(e.contains("label \"a\" is listed twice"), "{e}");
-        let e = plan(&one(r#""1""#, r#"{"le": "\"x\""}"#, r#"{"kind": "DISTRIBUTION", "label_names": ["le"], "buckets": {"explicit_buckets": {"bounds": [1]}}}"#, "null")).unwrap_err();
-        assert!(e.contains("cannot have a label named \"le\""), "{e}");
         let e = plan(&one(
             r#""1""#,
-            r#"{"1x": "\"x\""}"#,
-            r#"{"kind": "COUNTER", "label_names": ["1x"]}"#,
+            r#"{"le": "\"x\""}"#,
+            r#"{"kind": "DISTRIBUTION", "label_names": ["le"], "buckets": {"explicit_buckets": {"bounds": [1]}}}"#,
             "null",
         ))
         .unwrap_err();
+        assert!(e.contains("cannot have a label named \"le\""), "{e}");
+        let e = plan(&one(r#""1""#, r#"{"1x": "\"x\""}"#, r#"{"kind": "COUNTER", "label_names": ["1x"]}"#, "null"))
+            .unwrap_err();
         assert!(e.contains("not a valid Prometheus label name"), "{e}");
     }
 
@@ -1261,22 +1097,17 @@ mod tests {
         let e = plan(&one(r#""\"-1\"""#, "{}", r#"{"kind": "COUNTER"}"#, "null")).unwrap_err();
         assert!(e.starts_with("i.instance.default: field params.value: constant value -1 is negative, but istio_i_instance_default is a COUNTER"), "{e}");
         let e = plan(&one(r#""0.5""#, "{}", r#"{"kind": "COUNTER"}"#, "null")).unwrap_err();
-        assert!(
-            e.contains("constant value 0.5 is not a whole number of units at scale 1"),
-            "{e}"
-        );
+        assert!(e.contains("constant value 0.5 is not a whole number of units at scale 1"), "{e}");
         let e = plan(&one(r#""\"abc\"""#, "{}", r#"{"kind": "COUNTER"}"#, "null")).unwrap_err();
-        assert!(
-            e.contains("always fails: strconv.ParseFloat: parsing \"abc\": invalid syntax"),
-            "{e}"
-        );
+        assert!(e.contains("always fails: strconv.ParseFloat: parsing \"abc\": invalid syntax"), "{e}");
         let e = plan(&one(r#""\"-1\"""#, "{}", r#"{"kind": "GAUGE"}"#, "null")).unwrap_err();
-        assert!(
-            e.contains("constant value cannot be recorded by Envoy: value -1 is negative"),
-            "{e}"
-        );
+        assert!(e.contains("constant value cannot be recorded by Envoy: value -1 is negative"), "{e}");
         // A scale makes a fractional constant whole.
-        let cfg = one(r#""0.5""#, "{}", r#"{"kind": "COUNTER", "name": "half"}"#, "null").replacen('{', r#"{"metrics": {"scaling": {"istio_half": {"scale": 10, "name": "istio_half_tenths"}}}, "#, 1);
+        let cfg = one(r#""0.5""#, "{}", r#"{"kind": "COUNTER", "name": "half"}"#, "null").replacen(
+            '{',
+            r#"{"metrics": {"scaling": {"istio_half": {"scale": 10, "name": "istio_half_tenths"}}}, "#,
+            1,
+        );
         let p = plan(&cfg).unwrap();
         assert_eq!(p.families[0].name, "istio_half_tenths");
         assert_eq!(run(&p, &[]).samples[0].3, 5);
@@ -1285,31 +1116,20 @@ mod tests {
 
     #[test]
     fn non_numeric_value_types_are_rejected() {
-        let e = plan(&one(
-            r#""connection.mtls""#,
-            "{}",
-            r#"{"kind": "GAUGE"}"#,
-            "null",
-        ))
-        .unwrap_err();
-        assert!(e.starts_with("i.instance.default: field params.value: value expression 'connection.mtls' is of type BOOL"), "{e}");
-        let e = plan(&one(
-            r#""request.time""#,
-            "{}",
-            r#"{"kind": "GAUGE"}"#,
-            "null",
-        ))
-        .unwrap_err();
+        let e = plan(&one(r#""connection.mtls""#, "{}", r#"{"kind": "GAUGE"}"#, "null")).unwrap_err();
+        assert!(
+            e.starts_with("i.instance.default: field params.value: value expression 'connection.mtls' is of type BOOL"),
+            "{e}"
+        );
+        let e = plan(&one(r#""request.time""#, "{}", r#"{"kind": "GAUGE"}"#, "null")).unwrap_err();
         assert!(e.contains("of type TIMESTAMP"), "{e}");
     }
 
     #[test]
     fn missing_metric_info_and_wrong_template() {
         let e = plan(
-            &one(r#""1""#, "{}", r#"{"kind": "COUNTER"}"#, "null").replace(
-                r#""instance_name": "i.instance.default""#,
-                r#""instance_name": "other.instance.default""#,
-            ),
+            &one(r#""1""#, "{}", r#"{"kind": "COUNTER"}"#, "null")
+                .replace(r#""instance_name": "i.instance.default""#, r#""instance_name": "other.instance.default""#),
         )
         .unwrap_err();
         assert!(e.starts_with("r.rule.default: field actions[0].instances[0]: could not find metric info from adapter config for i.instance.default"), "{e}");
@@ -1331,7 +1151,10 @@ mod tests {
              {"instance_name": "x.instance.default", "kind": "COUNTER"}]}}}]}"#)
         .unwrap();
         assert!(p.rules.is_empty());
-        assert_eq!(p.warnings, ["handler h.default: metric for x.instance.default is not used by any rule (no series will appear)"]);
+        assert_eq!(
+            p.warnings,
+            ["handler h.default: metric for x.instance.default is not used by any rule (no series will appear)"]
+        );
     }
 
     #[test]
@@ -1350,22 +1173,14 @@ mod tests {
         assert_eq!(f.unit.as_deref(), Some("milliseconds"));
         assert_eq!(
             f.envoy_buckets.as_deref(),
-            Some(
-                &[5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0][..]
-            )
+            Some(&[5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0][..])
         );
         assert_eq!(
             p.histogram_bucket_settings(),
             json!([{"match": {"safe_regex": {"regex": "^wasmcustom\\.(?:.*;\\.;)?istio_request_duration_milliseconds$"}},
                     "buckets": [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]}])
         );
-        let c = run(
-            &p,
-            &[
-                ("response.duration", Value::Duration(386_400_000)),
-                ("response.code", Value::Int64(404)),
-            ],
-        );
+        let c = run(&p, &[("response.duration", Value::Duration(386_400_000)), ("response.code", Value::Int64(404))]);
         assert_eq!(c.samples, [(0, strings(&["404"]), 0.3864, 386)]);
     }
 
@@ -1374,8 +1189,7 @@ mod tests {
         let re = regex_lite::Regex::new(&histogram_regex("istio_x_milliseconds")).unwrap();
         assert!(re.is_match("wasmcustom.istio_x_milliseconds"));
         assert!(re.is_match("wasmcustom.reporter=.=server;.;code=.=200;.;istio_x_milliseconds"));
-        assert!(!re
-            .is_match("wasmcustom.reporter=.=server;.;code=.=200;.;istio_y_istio_x_milliseconds"));
+        assert!(!re.is_match("wasmcustom.reporter=.=server;.;code=.=200;.;istio_y_istio_x_milliseconds"));
         assert!(!re.is_match("wasmcustom.istio_x_milliseconds_count"));
     }
 
@@ -1384,12 +1198,13 @@ mod tests {
         let metric = r#"{"kind": "DISTRIBUTION", "name": "ratio"}"#;
         let e = plan(&one(r#""0.5""#, "{}", metric, "null")).unwrap_err();
         assert!(e.starts_with("h.handler.default: field params.metrics[0].buckets: metric istio_ratio: bucket bound 0 (0.005) becomes 0.005 at scale 1"), "{e}");
-        let cfg = one(r#""request.size | 0""#, "{}", metric, "null").replacen('{', r#"{"metrics": {"scaling": {"istio_ratio": {"scale": 1000, "name": "istio_ratio_permille"}}}, "#, 1);
-        let p = plan(&cfg).unwrap();
-        assert_eq!(
-            p.families[0].envoy_buckets.as_ref().map(|b| b[0]),
-            Some(5.0)
+        let cfg = one(r#""request.size | 0""#, "{}", metric, "null").replacen(
+            '{',
+            r#"{"metrics": {"scaling": {"istio_ratio": {"scale": 1000, "name": "istio_ratio_permille"}}}, "#,
+            1,
         );
+        let p = plan(&cfg).unwrap();
+        assert_eq!(p.families[0].envoy_buckets.as_ref().map(|b| b[0]), Some(5.0));
         let bytes = r#"{"kind": "DISTRIBUTION", "name": "request_bytes", "buckets": {"exponential_buckets": {"num_finite_buckets": 8, "scale": 1, "growth_factor": 10}}}"#;
         let p = plan(&one(r#""request.total_size | 0""#, "{}", bytes, "null")).unwrap();
         assert_eq!(p.families[0].name, "istio_request_bytes");
@@ -1401,30 +1216,15 @@ mod tests {
 
     #[test]
     fn scaling_for_unknown_metric_is_harmless_but_bad_scaling_is_not() {
-        let cfg = one(
-            r#""response.duration""#,
-            "{}",
-            r#"{"kind": "DISTRIBUTION", "name": "d_seconds"}"#,
-            "null",
-        )
-        .replacen(
-            '{',
-            r#"{"metrics": {"scaling": {"istio_d_seconds": {"scale": 60}}}, "#,
-            1,
-        );
+        let cfg = one(r#""response.duration""#, "{}", r#"{"kind": "DISTRIBUTION", "name": "d_seconds"}"#, "null")
+            .replacen('{', r#"{"metrics": {"scaling": {"istio_d_seconds": {"scale": 60}}}, "#, 1);
         let e = plan(&cfg).unwrap_err();
-        assert!(e.starts_with("configuration: field metrics.scaling.istio_d_seconds: scale 60 is not a duration unit"), "{e}");
-        let cfg = one(
-            r#""response.duration""#,
-            "{}",
-            r#"{"kind": "DISTRIBUTION", "name": "d_seconds"}"#,
-            "null",
-        )
-        .replacen(
-            '{',
-            r#"{"metrics": {"scaling": {"istio_d_seconds": {"scale": 1000000}}}, "#,
-            1,
+        assert!(
+            e.starts_with("configuration: field metrics.scaling.istio_d_seconds: scale 60 is not a duration unit"),
+            "{e}"
         );
+        let cfg = one(r#""response.duration""#, "{}", r#"{"kind": "DISTRIBUTION", "name": "d_seconds"}"#, "null")
+            .replacen('{', r#"{"metrics": {"scaling": {"istio_d_seconds": {"scale": 1000000}}}, "#, 1);
         assert_eq!(plan(&cfg).unwrap().families[0].name, "istio_d_microseconds");
     }
 
@@ -1446,26 +1246,11 @@ mod tests {
             (0, DropCause::Value, String::from("could not get value for metric size.instance.default: lookup failed: 'request.size'")),
             (1, DropCause::Dimension, String::from("could not get dimension ua of metric count.instance.default: lookup failed: 'request.useragent'")),
         ]);
-        let c = run(
-            &p,
-            &[
-                ("request.size", Value::Int64(-5)),
-                ("request.useragent", s("curl")),
-            ],
-        );
-        assert_eq!(
-            c.samples,
-            [(1, strings(&["curl"]), 1.0, 1), (2, vec![], 1.0, 1)]
-        );
+        let c = run(&p, &[("request.size", Value::Int64(-5)), ("request.useragent", s("curl"))]);
+        assert_eq!(c.samples, [(1, strings(&["curl"]), 1.0, 1), (2, vec![], 1.0, 1)]);
         assert_eq!(c.dropped, [(0, DropCause::Range, String::from("metric istio_size (size.instance.default): value -5 is negative: Envoy stats hold unsigned integers"))]);
-        let c = run(
-            &p,
-            &[
-                ("request.size", Value::Int64(42)),
-                ("request.path", s("/a")),
-                ("request.useragent", s("curl")),
-            ],
-        );
+        let c =
+            run(&p, &[("request.size", Value::Int64(42)), ("request.path", s("/a")), ("request.useragent", s("curl"))]);
         assert_eq!(c.samples[0], (0, strings(&["/a"]), 42.0, 42));
     }
 
@@ -1490,24 +1275,15 @@ mod tests {
                 ("connection.mtls", Value::Bool(true)),
             ],
         );
-        assert_eq!(
-            c.samples[0].1,
-            ["200", "1.494269ms", "10.0.0.1", "a=1&b=2", "true", "1.5"]
-        );
+        assert_eq!(c.samples[0].1, ["200", "1.494269ms", "10.0.0.1", "a=1&b=2", "true", "1.5"]);
         // The buffer is reused: a second record gives the same answer.
         let c2 = run(
             &p,
             &[
                 ("response.code", Value::Int64(503)),
                 ("response.duration", Value::Duration(0)),
-                (
-                    "source.ip",
-                    Value::IpAddress(crate::gostd::net_ip::IpBytes::parse("::1").unwrap()),
-                ),
-                (
-                    "request.headers",
-                    Value::StringMap(Cow::Owned(StringMap::new())),
-                ),
+                ("source.ip", Value::IpAddress(crate::gostd::net_ip::IpBytes::parse("::1").unwrap())),
+                ("request.headers", Value::StringMap(Cow::Owned(StringMap::new()))),
                 ("connection.mtls", Value::Bool(false)),
             ],
         );
@@ -1537,20 +1313,18 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(p.dimensions.len(), 2);
-        let bag = Counting(
-            bag(&[("request.useragent", s("curl"))]),
-            std::cell::Cell::new(0),
-        );
+        let bag = Counting(bag(&[("request.useragent", s("curl"))]), std::cell::Cell::new(0));
         let mut c = Collect::default();
         p.record(&bag, &mut c);
+        assert_eq!(c.samples, [(0, strings(&["curl"]), 1.0, 1), (0, strings(&["curl"]), 1.0, 1)]);
         assert_eq!(
-            c.samples,
-            [
-                (0, strings(&["curl"]), 1.0, 1),
-                (0, strings(&["curl"]), 1.0, 1)
-            ]
+            c.dropped,
+            [(
+                1,
+                DropCause::Dimension,
+                String::from("could not get dimension m of metric b.instance.default: lookup failed: 'request.method'")
+            )]
         );
-        assert_eq!(c.dropped, [(1, DropCause::Dimension, String::from("could not get dimension m of metric b.instance.default: lookup failed: 'request.method'"))]);
         // useragent once; request.method once, plus once more for the error message.
         assert_eq!(bag.1.get(), 3);
         // The next request starts afresh.
@@ -1598,10 +1372,7 @@ mod tests {
             "null",
         ))
         .unwrap_err();
-        assert!(
-            e.contains("label \"subrule\" of metric istio_i_instance_default"),
-            "{e}"
-        );
+        assert!(e.contains("label \"subrule\" of metric istio_i_instance_default"), "{e}");
     }
 
     #[test]
@@ -1622,10 +1393,7 @@ mod tests {
         assert_eq!(p.families.len(), 1);
         assert_eq!(p.metrics.len(), 2);
         let c = run(&p, &[]);
-        assert_eq!(
-            c.samples,
-            [(0, strings(&["1"]), 1.0, 1), (1, strings(&["2"]), 2.0, 2)]
-        );
+        assert_eq!(c.samples, [(0, strings(&["1"]), 1.0, 1), (1, strings(&["2"]), 2.0, 2)]);
         assert_eq!(p.family_of(1).map(|f| f.name.as_str()), Some("istio_same"));
         let e = plan(&two("GAUGE")).unwrap_err();
         assert!(e.starts_with("h2.handler.default: field params.metrics[0]: metric istio_same is already defined by handler h1.default params.metrics[0] as COUNTER [x]"), "{e}");
@@ -1633,78 +1401,42 @@ mod tests {
 
     #[test]
     fn matches_and_scoping() {
-        let p = plan(&one(
-            r#""1""#,
-            "{}",
-            r#"{"kind": "COUNTER"}"#,
-            r#""request.method == \"GET\"""#,
-        ))
-        .unwrap();
+        let p = plan(&one(r#""1""#, "{}", r#"{"kind": "COUNTER"}"#, r#""request.method == \"GET\"""#)).unwrap();
         assert_eq!(run(&p, &[("request.method", s("GET"))]).samples.len(), 1);
         assert_eq!(run(&p, &[("request.method", s("POST"))]).samples.len(), 0);
         let c = run(&p, &[]);
         assert!(c.samples.is_empty());
-        assert_eq!(
-            c.rule_errors,
-            [(
-                0,
-                String::from("rule r.rule.default: match: lookup failed: 'request.method'")
-            )]
-        );
+        assert_eq!(c.rule_errors, [(0, String::from("rule r.rule.default: match: lookup failed: 'request.method'"))]);
         // Rules outside istio-system apply to their namespace's traffic only.
         let p = plan(
-            &one(r#""1""#, "{}", r#"{"kind": "COUNTER"}"#, "null").replace(
-                r#""config_namespace": "default""#,
-                r#""config_namespace": "istio-system""#,
-            ),
+            &one(r#""1""#, "{}", r#"{"kind": "COUNTER"}"#, "null")
+                .replace(r#""config_namespace": "default""#, r#""config_namespace": "istio-system""#),
         )
         .unwrap();
         assert_eq!(p.rules[0].scope.as_deref(), Some("default"));
+        assert_eq!(run(&p, &[("destination.namespace", s("default"))]).samples.len(), 1);
+        assert_eq!(run(&p, &[("destination.namespace", s("other"))]).samples.len(), 0);
         assert_eq!(
-            run(&p, &[("destination.namespace", s("default"))])
-                .samples
-                .len(),
-            1
-        );
-        assert_eq!(
-            run(&p, &[("destination.namespace", s("other"))])
-                .samples
-                .len(),
-            0
-        );
-        assert_eq!(
-            run(
-                &p,
-                &[
-                    ("context.reporter.kind", s("outbound")),
-                    ("source.namespace", s("default"))
-                ]
-            )
-            .samples
-            .len(),
+            run(&p, &[("context.reporter.kind", s("outbound")), ("source.namespace", s("default"))]).samples.len(),
             1
         );
     }
 
     #[test]
     fn expiration_policy_is_accepted_with_a_warning() {
-        let cfg = SEED.replace(r#""params": {"metrics": ["#, r#""params": {"metrics_expiration_policy": {"metrics_expiry_duration": "10m"}, "metrics": ["#);
+        let cfg = SEED.replace(
+            r#""params": {"metrics": ["#,
+            r#""params": {"metrics_expiration_policy": {"metrics_expiry_duration": "10m"}, "metrics": ["#,
+        );
         let p = plan(&cfg).unwrap();
         assert_eq!(
             p.expiration,
             [(
                 String::from("doublehandler.istio-system"),
-                ExpirationPolicy {
-                    expiry_ns: 600_000_000_000,
-                    check_interval_ns: 300_000_000_000
-                }
+                ExpirationPolicy { expiry_ns: 600_000_000_000, check_interval_ns: 300_000_000_000 }
             )]
         );
-        assert!(
-            p.warnings[0].contains("cannot be honoured"),
-            "{:?}",
-            p.warnings
-        );
+        assert!(p.warnings[0].contains("cannot be honoured"), "{:?}", p.warnings);
     }
 
     #[test]
@@ -1713,14 +1445,8 @@ mod tests {
           {"kind": "handler", "metadata": {"name": "h"}, "spec": {"compiledAdapter": "prometheus", "params": {"metrics": [{"instance_name": "x.instance.default"}]}}},
           {"kind": "rule", "metadata": {"name": "r"}, "spec": {"match": "request.size", "actions": [{"handler": "h", "instances": []}]}}]}"#)
         .unwrap_err();
-        assert!(
-            e.contains("configuration: field metrics.max_series_per_metric"),
-            "{e}"
-        );
-        assert!(
-            e.contains("h.handler.default: field params.metrics[0].kind"),
-            "{e}"
-        );
+        assert!(e.contains("configuration: field metrics.max_series_per_metric"), "{e}");
+        assert!(e.contains("h.handler.default: field params.metrics[0].kind"), "{e}");
         assert!(e.contains("r.rule.default: field match"), "{e}");
     }
 

@@ -103,9 +103,7 @@ pub fn stats_tag_regex(tag: &str) -> String {
 /// `[{"tag_name": "<tag>", "regex": "(<tag>=\\.=(.*?);\\.;)"}, ...]`.
 pub fn stats_tags_json(tags: &[&str]) -> serde_json::Value {
     serde_json::Value::Array(
-        tags.iter()
-            .map(|tag| serde_json::json!({ "tag_name": tag, "regex": stats_tag_regex(tag) }))
-            .collect(),
+        tags.iter().map(|tag| serde_json::json!({ "tag_name": tag, "regex": stats_tag_regex(tag) })).collect(),
     )
 }
 
@@ -159,18 +157,12 @@ mod tests {
     const HTTP_TAGS: [(&str, &str); 19] = [
         ("reporter", "destination"),
         ("source_app", "productpage"),
-        (
-            "source_principal",
-            "spiffe://cluster.local/ns/default/sa/bookinfo-productpage",
-        ),
+        ("source_principal", "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"),
         ("source_workload", "productpage-v1"),
         ("source_workload_namespace", "default"),
         ("source_version", "v1"),
         ("destination_app", "reviews"),
-        (
-            "destination_principal",
-            "spiffe://cluster.local/ns/default/sa/bookinfo-reviews",
-        ),
+        ("destination_principal", "spiffe://cluster.local/ns/default/sa/bookinfo-reviews"),
         ("destination_workload", "reviews-v2"),
         ("destination_workload_namespace", "default"),
         ("destination_version", "v2"),
@@ -234,10 +226,7 @@ mod tests {
             for spec in json.as_array().ok_or("stats_tags is not an array")? {
                 let name = spec["tag_name"].as_str().ok_or("no tag_name")?;
                 let re = spec["regex"].as_str().ok_or("no regex")?;
-                extractors.push((
-                    String::from(name),
-                    Regex::new(re).map_err(|e| e.to_string())?,
-                ));
+                extractors.push((String::from(name), Regex::new(re).map_err(|e| e.to_string())?));
             }
             Ok(Envoy { extractors })
         }
@@ -265,21 +254,13 @@ mod tests {
     }
 
     fn owned(tags: &[(&str, &str)]) -> Vec<(String, String)> {
-        tags.iter()
-            .map(|(k, v)| (String::from(*k), sanitized(v)))
-            .collect()
+        tags.iter().map(|(k, v)| (String::from(*k), sanitized(v))).collect()
     }
 
     #[test]
     fn layout_matches_istio() {
-        let name = tagged(
-            &[("reporter", "destination"), ("grpc_response_status", "")],
-            "istio_requests_total",
-        );
-        assert_eq!(
-            name,
-            "reporter=.=destination;.;grpc_response_status=.=;.;istio_requests_total"
-        );
+        let name = tagged(&[("reporter", "destination"), ("grpc_response_status", "")], "istio_requests_total");
+        assert_eq!(name, "reporter=.=destination;.;grpc_response_status=.=;.;istio_requests_total");
         assert_eq!(tagged(&[], "m"), "m");
     }
 
@@ -301,13 +282,7 @@ mod tests {
         for (_, v) in HTTP_TAGS {
             assert_eq!(sanitized(v), v);
         }
-        for v in [
-            "a=b&c=d",
-            "text/html; charset=utf-8",
-            "10.0.0.1:8080",
-            "a..b.",
-            "ümlaut ☃",
-        ] {
+        for v in ["a=b&c=d", "text/html; charset=utf-8", "10.0.0.1:8080", "a..b.", "ümlaut ☃"] {
             assert_eq!(sanitized(v), v);
         }
     }
@@ -324,14 +299,9 @@ mod tests {
         for v in HOSTILE {
             let s = sanitized(v);
             assert_eq!(sanitized(&s), s, "idempotent for {v:?}");
-            assert!(
-                !s.contains(VALUE_SEPARATOR) && !s.contains(FIELD_SEPARATOR),
-                "{v:?} -> {s:?}"
-            );
+            assert!(!s.contains(VALUE_SEPARATOR) && !s.contains(FIELD_SEPARATOR), "{v:?} -> {s:?}");
             assert!(!s.ends_with(";.") && !s.starts_with('.'), "{v:?} -> {s:?}");
-            assert!(!s
-                .bytes()
-                .any(|b| b.is_ascii_control() || b == b'"' || b == b'\\'));
+            assert!(!s.bytes().any(|b| b.is_ascii_control() || b == b'"' || b == b'\\'));
         }
     }
 
@@ -361,14 +331,8 @@ mod tests {
                 let name = format!("wasmcustom.{}", tagged(&tags, "istio_requests_total"));
                 let (got, rest) = envoy.extract(&name);
                 assert_eq!(got, owned(&tags), "{hostile:?} at {pos}");
-                assert_eq!(
-                    rest, "wasmcustom.istio_requests_total",
-                    "{hostile:?} at {pos}"
-                );
-                assert_eq!(
-                    parse_tagged_name(&tagged(&tags, "m")),
-                    Some((owned(&tags), String::from("m")))
-                );
+                assert_eq!(rest, "wasmcustom.istio_requests_total", "{hostile:?} at {pos}");
+                assert_eq!(parse_tagged_name(&tagged(&tags, "m")), Some((owned(&tags), String::from("m"))));
             }
         }
         Ok(())
@@ -406,10 +370,7 @@ mod tests {
     #[test]
     fn parse_round_trip_and_rejects() {
         let name = tagged(&HTTP_TAGS, "istio_requests_total");
-        assert_eq!(
-            parse_tagged_name(&name),
-            Some((owned(&HTTP_TAGS), String::from("istio_requests_total")))
-        );
+        assert_eq!(parse_tagged_name(&name), Some((owned(&HTTP_TAGS), String::from("istio_requests_total"))));
         assert_eq!(parse_tagged_name("m"), Some((vec![], String::from("m"))));
         assert_eq!(parse_tagged_name(""), None);
         assert_eq!(parse_tagged_name("a=.=b;.;"), None);
@@ -421,19 +382,10 @@ mod tests {
 
     #[test]
     fn label_names() {
-        for ok in [
-            "a",
-            "_",
-            "_a",
-            "reporter",
-            "A_1",
-            "destination_service_name",
-        ] {
+        for ok in ["a", "_", "_a", "reporter", "A_1", "destination_service_name"] {
             assert!(is_valid_label_name(ok), "{ok}");
         }
-        for bad in [
-            "", "1a", "a-b", "a.b", "a b", "__name__", "__", "é", "a=", "a;",
-        ] {
+        for bad in ["", "1a", "a-b", "a.b", "a b", "__name__", "__", "é", "a=", "a;"] {
             assert!(!is_valid_label_name(bad), "{bad}");
         }
     }

@@ -55,9 +55,7 @@ impl Level {
             serde_json::Value::String(s) => Level::from_enum_name(s),
             _ => None,
         };
-        found.ok_or_else(|| {
-            format!("invalid stdio level {v}: want 0, 1, 2, \"INFO\", \"WARNING\" or \"ERROR\"")
-        })
+        found.ok_or_else(|| format!("invalid stdio level {v}: want 0, 1, 2, \"INFO\", \"WARNING\" or \"ERROR\""))
     }
 }
 
@@ -233,12 +231,7 @@ mod tests {
         out
     }
 
-    fn console(
-        level: Level,
-        time: &Timestamp,
-        instance: &str,
-        vars: &[(&str, Value<'_>)],
-    ) -> String {
+    fn console(level: Level, time: &Timestamp, instance: &str, vars: &[(&str, Value<'_>)]) -> String {
         let mut out = String::new();
         render_console_line(level, time, instance, vars, &mut out);
         out
@@ -265,14 +258,7 @@ mod tests {
         assert_eq!(Level::from_config(&json!("INFO")), Ok(Level::Info));
         assert_eq!(Level::from_config(&json!("WARNING")), Ok(Level::Warn));
         assert_eq!(Level::from_config(&json!("ERROR")), Ok(Level::Error));
-        for bad in [
-            json!(3),
-            json!(-1),
-            json!(1.5),
-            json!("WARN"),
-            json!("info"),
-            json!(null),
-        ] {
+        for bad in [json!(3), json!(-1), json!(1.5), json!("WARN"), json!("info"), json!(null)] {
             assert!(Level::from_config(&bad).is_err(), "{bad}");
         }
     }
@@ -306,49 +292,27 @@ mod tests {
         let m = SeverityLevels::from_entries([(String::from("warning"), Level::Warn)]);
         assert_eq!(m.level_for("warning"), Level::Warn);
         assert_eq!(m.level_for("ERROR"), Level::Info);
-        let m: SeverityLevels = [
-            (String::from("x"), Level::Warn),
-            (String::from("a"), Level::Info),
-            (String::from("x"), Level::Error),
-        ]
-        .into_iter()
-        .collect();
+        let m: SeverityLevels =
+            [(String::from("x"), Level::Warn), (String::from("a"), Level::Info), (String::from("x"), Level::Error)]
+                .into_iter()
+                .collect();
         assert_eq!(m.level_for("x"), Level::Error);
         assert_eq!(m.level_for("a"), Level::Info);
-        assert_eq!(
-            SeverityLevels::from_entries([]).level_for("error"),
-            Level::Info
-        );
+        assert_eq!(SeverityLevels::from_entries([]).level_for("error"), Level::Info);
     }
 
     #[test]
     fn empty_variables() {
         let line = json(Level::Info, &GO_ZERO, "a.b.c", &[]);
-        assert_eq!(
-            line,
-            r#"{"level":"info","time":"0001-01-01T00:00:00.000000Z","instance":"a.b.c"}"#
-        );
-        assert_eq!(
-            console(Level::Info, &GO_ZERO, "a.b.c", &[]),
-            "0001-01-01T00:00:00.000000Z\tinfo\ta.b.c"
-        );
-        assert_eq!(
-            json(Level::Error, &GO_ZERO, "", &[]),
-            r#"{"level":"error","time":"0001-01-01T00:00:00.000000Z"}"#
-        );
-        assert_eq!(
-            console(Level::Error, &GO_ZERO, "", &[]),
-            "0001-01-01T00:00:00.000000Z\terror"
-        );
+        assert_eq!(line, r#"{"level":"info","time":"0001-01-01T00:00:00.000000Z","instance":"a.b.c"}"#);
+        assert_eq!(console(Level::Info, &GO_ZERO, "a.b.c", &[]), "0001-01-01T00:00:00.000000Z\tinfo\ta.b.c");
+        assert_eq!(json(Level::Error, &GO_ZERO, "", &[]), r#"{"level":"error","time":"0001-01-01T00:00:00.000000Z"}"#);
+        assert_eq!(console(Level::Error, &GO_ZERO, "", &[]), "0001-01-01T00:00:00.000000Z\terror");
     }
 
     #[test]
     fn escaping_in_names_values_and_instance() {
-        let vars = [
-            ("a\"b", s("line1\nline2\t\"q\"\\")),
-            ("ctl", s("\x01\x7f")),
-            ("u", s("\u{e9}\u{2028}")),
-        ];
+        let vars = [("a\"b", s("line1\nline2\t\"q\"\\")), ("ctl", s("\x01\x7f")), ("u", s("\u{e9}\u{2028}"))];
         let line = json(Level::Warn, &GO_ZERO, "in\"st", &vars);
         assert_eq!(
             line,
@@ -357,20 +321,12 @@ mod tests {
         );
         assert!(!line.contains('\n'));
         let line = console(Level::Warn, &GO_ZERO, "inst", &vars[..1]);
-        assert_eq!(
-            line,
-            "0001-01-01T00:00:00.000000Z\twarn\tinst\t{\"a\\\"b\": \"line1\\nline2\\t\\\"q\\\"\\\\\"}"
-        );
+        assert_eq!(line, "0001-01-01T00:00:00.000000Z\twarn\tinst\t{\"a\\\"b\": \"line1\\nline2\\t\\\"q\\\"\\\\\"}");
     }
 
     #[test]
     fn unsorted_variables_are_sorted_by_bytes() {
-        let vars = [
-            ("b", Value::Int64(2)),
-            ("B", Value::Int64(1)),
-            ("a", Value::Bool(true)),
-            ("_", Value::Int64(0)),
-        ];
+        let vars = [("b", Value::Int64(2)), ("B", Value::Int64(1)), ("a", Value::Bool(true)), ("_", Value::Int64(0))];
         assert_eq!(
             json(Level::Info, &GO_ZERO, "i", &vars),
             r#"{"level":"info","time":"0001-01-01T00:00:00.000000Z","instance":"i","B":1,"_":0,"a":true,"b":2}"#
@@ -411,25 +367,12 @@ mod tests {
             ("DNSName", Value::DnsName(Cow::Borrowed("foo.bar.com"))),
             ("Double", Value::Double(1.23)),
             ("Duration", Value::Duration(1_000_000_000)),
-            (
-                "EmailAddr",
-                Value::EmailAddress(Cow::Borrowed("foo@bar.com")),
-            ),
-            (
-                "IPAddress",
-                Value::IpAddress(IpBytes::from_v4([1, 0, 0, 127])),
-            ),
+            ("EmailAddr", Value::EmailAddress(Cow::Borrowed("foo@bar.com"))),
+            ("IPAddress", Value::IpAddress(IpBytes::from_v4([1, 0, 0, 127]))),
             ("Int64", Value::Int64(123)),
             ("String", s("a string")),
             ("StringMap", Value::StringMap(Cow::Owned(m))),
-            (
-                "Time",
-                Value::Timestamp(Timestamp {
-                    secs: 1_503_309_840,
-                    nanos: 0,
-                    offset_secs: 0,
-                }),
-            ),
+            ("Time", Value::Timestamp(Timestamp { secs: 1_503_309_840, nanos: 0, offset_secs: 0 })),
             ("URL", Value::Uri(Cow::Borrowed("http://foo.com"))),
         ];
         assert_eq!(
@@ -446,11 +389,7 @@ mod tests {
     #[test]
     fn istio_io_task_line() {
         // 2018-09-15T20:46:36.009801Z
-        let t = Timestamp {
-            secs: 1_537_044_396,
-            nanos: 9_801_000,
-            offset_secs: 0,
-        };
+        let t = Timestamp { secs: 1_537_044_396, nanos: 9_801_000, offset_secs: 0 };
         let vars = [
             ("destination", s("details")),
             ("latency", Value::Duration(13_601_485)),
@@ -469,11 +408,7 @@ mod tests {
     #[test]
     fn newlog_line() {
         // 2019-12-16T16:45:53.950607Z
-        let t = Timestamp {
-            secs: 1_576_514_753,
-            nanos: 950_607_123,
-            offset_secs: 0,
-        };
+        let t = Timestamp { secs: 1_576_514_753, nanos: 950_607_123, offset_secs: 0 };
         let vars = [
             ("responseCode", Value::Int64(200)),
             ("latency", Value::Duration(1_494_269)),

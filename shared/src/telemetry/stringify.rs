@@ -19,9 +19,7 @@ use crate::gostd::strconv::format_float_f;
 ///   order was random; sorting is the only deterministic reading).
 pub fn stringify(v: &Value<'_>, out: &mut String) {
     match v {
-        Value::String(s) | Value::EmailAddress(s) | Value::Uri(s) | Value::DnsName(s) => {
-            out.push_str(s)
-        }
+        Value::String(s) | Value::EmailAddress(s) | Value::Uri(s) | Value::DnsName(s) => out.push_str(s),
         Value::Int64(i) => {
             // Writing into a String cannot fail.
             let _ = write!(out, "{i}");
@@ -61,18 +59,9 @@ mod tests {
     #[test]
     fn strings_are_kept_as_is() {
         assert_eq!(text(Value::String(Cow::Borrowed("a b&c=d\n"))), "a b&c=d\n");
-        assert_eq!(
-            text(Value::DnsName(Cow::Borrowed("foo.bar.com"))),
-            "foo.bar.com"
-        );
-        assert_eq!(
-            text(Value::EmailAddress(Cow::Borrowed("foo@bar.com"))),
-            "foo@bar.com"
-        );
-        assert_eq!(
-            text(Value::Uri(Cow::Borrowed("http://foo.com"))),
-            "http://foo.com"
-        );
+        assert_eq!(text(Value::DnsName(Cow::Borrowed("foo.bar.com"))), "foo.bar.com");
+        assert_eq!(text(Value::EmailAddress(Cow::Borrowed("foo@bar.com"))), "foo@bar.com");
+        assert_eq!(text(Value::Uri(Cow::Borrowed("http://foo.com"))), "http://foo.com");
         assert_eq!(text(Value::String(Cow::Borrowed(""))), "");
     }
 
@@ -96,18 +85,12 @@ mod tests {
     #[test]
     fn ips_use_go_text() {
         use crate::gostd::net_ip::IpBytes;
-        assert_eq!(
-            text(Value::IpAddress(IpBytes::from_v4([10, 0, 0, 1]))),
-            "10.0.0.1"
-        );
+        assert_eq!(text(Value::IpAddress(IpBytes::from_v4([10, 0, 0, 1]))), "10.0.0.1");
         let mut mapped = [0u8; 16];
         mapped[10] = 0xff;
         mapped[11] = 0xff;
         mapped[12..].copy_from_slice(&[1, 0, 0, 127]);
-        assert_eq!(
-            text(Value::IpAddress(IpBytes::from_v6(mapped))),
-            "1.0.0.127"
-        );
+        assert_eq!(text(Value::IpAddress(IpBytes::from_v6(mapped))), "1.0.0.127");
         let mut v6 = [0u8; 16];
         v6[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
         v6[15] = 1;
@@ -136,15 +119,8 @@ mod tests {
     #[test]
     fn timestamps_are_utc_micros() {
         // 2018-09-15T20:46:36.009801999Z written with a +02:00 offset.
-        let t = Timestamp {
-            secs: 1_537_044_396,
-            nanos: 9_801_999,
-            offset_secs: 7200,
-        };
+        let t = Timestamp { secs: 1_537_044_396, nanos: 9_801_999, offset_secs: 7200 };
         assert_eq!(text(Value::Timestamp(t)), "2018-09-15T20:46:36.009801Z");
-        assert_eq!(
-            text(Value::Timestamp(crate::gostd::time::GO_ZERO)),
-            "0001-01-01T00:00:00.000000Z"
-        );
+        assert_eq!(text(Value::Timestamp(crate::gostd::time::GO_ZERO)), "0001-01-01T00:00:00.000000Z");
     }
 }

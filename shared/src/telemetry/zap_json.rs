@@ -160,10 +160,7 @@ mod tests {
     fn escapes_like_zap() {
         assert_eq!(js(b"a\"b\\c"), r#""a\"b\\c""#);
         assert_eq!(js(b"\n\r\t"), r#""\n\r\t""#);
-        assert_eq!(
-            js(b"\x00\x01\x08\x0c\x1f"),
-            r#""\u0000\u0001\u0008\u000c\u001f""#
-        );
+        assert_eq!(js(b"\x00\x01\x08\x0c\x1f"), r#""\u0000\u0001\u0008\u000c\u001f""#);
         assert_eq!(js(b"\x1b[0m"), r#""\u001b[0m""#);
         // DEL is not escaped by zap.
         assert_eq!(js(b"\x7f"), "\"\x7f\"");
@@ -171,10 +168,7 @@ mod tests {
 
     #[test]
     fn non_ascii_kept_and_invalid_replaced_per_byte() {
-        assert_eq!(
-            js("héllo µs 日本 \u{2028}".as_bytes()),
-            "\"héllo µs 日本 \u{2028}\""
-        );
+        assert_eq!(js("héllo µs 日本 \u{2028}".as_bytes()), "\"héllo µs 日本 \u{2028}\"");
         assert_eq!(js(b"a\xffb"), r#""a\ufffdb""#);
         // A truncated 3-byte sequence: Go replaces each byte on its own.
         assert_eq!(js(b"\xe2\x82z"), r#""\ufffd\ufffdz""#);
@@ -183,10 +177,7 @@ mod tests {
         assert_eq!(js(b"\xc0\xaf"), r#""\ufffd\ufffd""#);
         // A literal U+FFFD is valid and stays raw.
         assert_eq!(js("\u{fffd}".as_bytes()), "\"\u{fffd}\"");
-        assert_eq!(
-            js(b"\xf0\x9f\x98\x80\xf0\x9f"),
-            "\"\u{1f600}\\ufffd\\ufffd\""
-        );
+        assert_eq!(js(b"\xf0\x9f\x98\x80\xf0\x9f"), "\"\u{1f600}\\ufffd\\ufffd\"");
     }
 
     #[test]
@@ -196,10 +187,7 @@ mod tests {
         assert_eq!(jv(Value::Bool(true)), "true");
         assert_eq!(jv(Value::Bool(false)), "false");
         assert_eq!(jv(Value::String(Cow::Borrowed("x\"y"))), r#""x\"y""#);
-        assert_eq!(
-            jv(Value::DnsName(Cow::Borrowed("foo.bar.com"))),
-            r#""foo.bar.com""#
-        );
+        assert_eq!(jv(Value::DnsName(Cow::Borrowed("foo.bar.com"))), r#""foo.bar.com""#);
     }
 
     #[test]
@@ -215,10 +203,7 @@ mod tests {
         assert_eq!(jv(Value::StringMap(Cow::Owned(m))), r#"{"A":"B","C":"D"}"#);
         assert_eq!(jv(Value::StringMap(Cow::Owned(StringMap::new()))), "{}");
         let m = StringMap::from_pairs([("k\"\n", "<a&b>\u{2028}\u{2029}\x01\u{e9}")]);
-        assert_eq!(
-            jv(Value::StringMap(Cow::Owned(m))),
-            "{\"k\\\"\\n\":\"<a&b>\\u2028\\u2029\\u0001\u{e9}\"}"
-        );
+        assert_eq!(jv(Value::StringMap(Cow::Owned(m))), "{\"k\\\"\\n\":\"<a&b>\\u2028\\u2029\\u0001\u{e9}\"}");
     }
 
     // Depends on gostd (net.IP.String()).
@@ -243,11 +228,7 @@ mod tests {
         assert_eq!(jv(Value::Duration(1_000_000_000)), r#""1s""#);
         assert_eq!(jv(Value::Duration(13_601_485)), r#""13.601485ms""#);
         assert_eq!(jv(Value::Duration(1_500)), "\"1.5\u{b5}s\"");
-        let t = crate::gostd::time::Timestamp {
-            secs: 1_503_309_840,
-            nanos: 0,
-            offset_secs: 0,
-        };
+        let t = crate::gostd::time::Timestamp { secs: 1_503_309_840, nanos: 0, offset_secs: 0 };
         assert_eq!(jv(Value::Timestamp(t)), r#""2017-08-21T10:04:00.000000Z""#);
     }
 }
