@@ -1,11 +1,10 @@
 //! The two-sidecar path: a `reviews-v2` client sidecar (outbound listener) originating Istio
 //! mTLS to a `ratings-v1` server sidecar (inbound listener, direct response), with certificates
-//! carrying SPIFFE URI SANs, made here with the `openssl` command.
-
-use std::path::{Path, PathBuf};
-use std::process::Command;
+//! carrying SPIFFE URI SANs from the integration harness's test CA.
 
 use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use wasmixer_integration::pki::TestCa;
 
 /// A certificate and key for one workload, and the CA that signed it.
 #[derive(Clone, Debug)]
@@ -20,73 +19,12 @@ pub struct Pki {
     pub server: Identity,
 }
 
-fn openssl(args: &[&str], dir: &Path) -> Result<(), String> {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .map_err(|e| format!("running openssl: {e} (make setup installs it)"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
-/// A CA and the two workloads' certificates in `dir`.
+/// A CA and the two workload certificates, from the integration harness's test CA.
 pub fn make_pki(dir: &Path) -> Result<Pki, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"], dir)?;
-    openssl(
-        &[
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            "ca.key",
-            "-days",
-            "2",
-            "-subj",
-            "/O=wasmixer bench CA",
-            "-out",
-            "ca.pem",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-        dir,
-    )?;
+    let ca = TestCa::create(dir, "cluster.local").map_err(|e| e.to_string())?;
     let issue = |sa: &str| -> Result<Identity, String> {
-        let (key, csr, cert, ext) =
-            (format!("{sa}.key"), format!("{sa}.csr"), format!("{sa}.pem"), format!("{sa}.ext"));
-        let extensions = format!(
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=critical,URI:spiffe://cluster.local/ns/default/sa/{sa}\n"
-        );
-        std::fs::write(dir.join(&ext), extensions).map_err(|e| e.to_string())?;
-        openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &key], dir)?;
-        openssl(&["req", "-new", "-key", &key, "-subj", "/O=wasmixer bench workload", "-out", &csr], dir)?;
-        openssl(
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "1",
-                "-extfile",
-                &ext,
-                "-out",
-                &cert,
-            ],
-            dir,
-        )?;
-        Ok(Identity { cert: dir.join(cert), key: dir.join(key), ca: dir.join("ca.pem") })
+        let c = ca.issue("default", sa).map_err(|e| e.to_string())?;
+        Ok(Identity { cert: c.cert, key: c.key, ca: ca.ca_cert() })
     };
     Ok(Pki { client: issue("bookinfo-reviews")?, server: issue("bookinfo-ratings")? })
 }
