@@ -115,6 +115,24 @@ fn denials_grpc_status_and_header_operations() -> Result<(), HarnessError> {
     Ok(())
 }
 
+/// A gRPC call over HTTP/2 (curl with prior knowledge, as gRPC clients speak h2c): the denial
+/// is a trailers-only gRPC response, `grpc-status: 7`.
+#[test]
+fn grpc_clients_over_http2_get_permission_denied() -> Result<(), HarnessError> {
+    let hop = start("deny-grpc-h2", USER_RULE, "")?;
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-D", "-", "-X", "POST"])
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers", "-H", "x-user: evil"])
+        .args(["--data-binary", "", &format!("http://127.0.0.1:{}/pkg.Service/Method", hop.port)])
+        .output()
+        .map_err(|e| HarnessError::io("running curl (bash .ci/install installs it)", e))?;
+    let headers = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    ensure!(headers.starts_with("http/2 200"), "not an HTTP/2 200: {headers}");
+    ensure!(headers.contains("grpc-status: 7"), "no grpc-status 7 in: {headers}");
+    ensure!(headers.contains("grpc-message: h.istio-system:go away"), "grpc-message in: {headers}");
+    Ok(())
+}
+
 #[test]
 fn a_bad_configuration_is_rejected_and_the_previous_one_keeps_serving() -> Result<(), HarnessError> {
     let hop = start("deny-reconfig", USER_RULE, "")?;
