@@ -423,8 +423,16 @@ fn verify(setup: &Setup, unit: &Unit, dir: &Path) -> Result<String, String> {
     match &setup.verify {
         Verify::Nothing => Ok("no check".into()),
         Verify::Stat(filter) => {
-            let stats = unit.stats(filter);
-            let hit: Vec<String> = stats.iter().filter(|(_, v)| **v > 0.0).map(|(k, v)| format!("{k}={v}")).collect();
+            // Some filters count in memory and hand counters to Envoy on a 1 s tick: poll.
+            let mut hit: Vec<String> = Vec::new();
+            for _ in 0..30 {
+                let stats = unit.stats(filter);
+                hit = stats.iter().filter(|(_, v)| **v > 0.0).map(|(k, v)| format!("{k}={v}")).collect();
+                if !hit.is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
             if hit.is_empty() {
                 Err(format!("no stat matching {filter:?} counted anything (the filter did not do its work: not implemented yet?)"))
             } else {
