@@ -34,7 +34,6 @@ pub enum MetricType {
     Histogram = 2,
 }
 
-#[cfg_attr(not(all(target_arch = "wasm32", target_os = "wasi")), allow(dead_code))]
 const OK: u32 = 0;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
@@ -106,8 +105,70 @@ mod imports {
     }
 }
 
+/// Outside the proxy every import answers "not found": the wrappers below stay single-bodied.
+#[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
+#[allow(clippy::too_many_arguments)]
+mod imports {
+    const NOT_FOUND: u32 = 1;
+
+    pub unsafe fn proxy_get_property(_: *const u8, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 {
+        NOT_FOUND
+    }
+    pub unsafe fn proxy_set_property(_: *const u8, _: usize, _: *const u8, _: usize) -> u32 {
+        NOT_FOUND
+    }
+    pub unsafe fn proxy_get_header_map_pairs(_: u32, _: *mut *mut u8, _: *mut usize) -> u32 {
+        NOT_FOUND
+    }
+    pub unsafe fn proxy_get_header_map_value(_: u32, _: *const u8, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 {
+        NOT_FOUND
+    }
+    pub unsafe fn proxy_replace_header_map_value(_: u32, _: *const u8, _: usize, _: *const u8, _: usize) -> u32 {
+        NOT_FOUND
+    }
+    pub unsafe fn proxy_add_header_map_value(_: u32, _: *const u8, _: usize, _: *const u8, _: usize) -> u32 {
+        NOT_FOUND
+    }
+    pub unsafe fn proxy_remove_header_map_value(_: u32, _: *const u8, _: usize) -> u32 {
+        NOT_FOUND
+    }
+    pub unsafe fn proxy_send_local_response(
+        _: u32,
+        _: *const u8,
+        _: usize,
+        _: *const u8,
+        _: usize,
+        _: *const u8,
+        _: usize,
+        _: i32,
+    ) -> u32 {
+        NOT_FOUND
+    }
+    pub unsafe fn proxy_define_metric(_: u32, _: *const u8, _: usize, _: *mut u32) -> u32 {
+        NOT_FOUND
+    }
+    pub unsafe fn proxy_increment_metric(_: u32, _: i64) -> u32 {
+        NOT_FOUND
+    }
+    pub unsafe fn proxy_record_metric(_: u32, _: u64) -> u32 {
+        NOT_FOUND
+    }
+    /// The host's clock, natively.
+    pub unsafe fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        // SAFETY: the caller passes a pointer to a live local.
+        unsafe { *return_time = u64::try_from(now).unwrap_or(u64::MAX) };
+        super::OK
+    }
+    pub unsafe fn proxy_get_buffer_bytes(_: u32, _: usize, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 {
+        NOT_FOUND
+    }
+    pub unsafe fn proxy_set_tick_period_milliseconds(_: u32) -> u32 {
+        NOT_FOUND
+    }
+}
+
 /// Takes ownership of a buffer the host allocated through `proxy_on_memory_allocate`.
-#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 fn take(data: *mut u8, size: usize) -> Option<Vec<u8>> {
     if data.is_null() {
         return None;
@@ -116,128 +177,70 @@ fn take(data: *mut u8, size: usize) -> Option<Vec<u8>> {
     Some(unsafe { Vec::from_raw_parts(data, size, size) })
 }
 
+/// Calls a getter import that hands back a host-allocated buffer; `None` unless it succeeded.
+fn fetch(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    let status = call(&mut data, &mut size);
+    // Taken even on failure, so a buffer the host did allocate is freed.
+    let bytes = take(data, size);
+    if status == OK {
+        bytes
+    } else {
+        None
+    }
+}
+
 /// `get_property`: the value's bytes, or `None` when absent, unavailable now, or on any error.
 pub fn get_property(path: &[&str]) -> Option<Vec<u8>> {
     let serialized = serialize_path(path);
-    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-    {
-        let mut data: *mut u8 = std::ptr::null_mut();
-        let mut size: usize = 0;
-        // SAFETY: pointers to live locals and to `serialized`, per the ABI contract.
-        let status =
-            unsafe { imports::proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
-        let value = take(data, size);
-        if status == OK {
-            value
-        } else {
-            None
-        }
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
-    {
-        let _ = serialized;
-        None
-    }
+    // SAFETY: pointers to `serialized` and to live locals, per the ABI contract.
+    fetch(|data, size| unsafe { imports::proxy_get_property(serialized.as_ptr(), serialized.len(), data, size) })
 }
 
 /// `set_property`: stores filter state `wasm.<name>` for this stream. Returns success.
 pub fn set_property(path: &[&str], value: &[u8]) -> bool {
     let serialized = serialize_path(path);
-    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-    {
-        // SAFETY: pointers to live buffers, per the ABI contract.
-        unsafe { imports::proxy_set_property(serialized.as_ptr(), serialized.len(), value.as_ptr(), value.len()) == OK }
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
-    {
-        let _ = (serialized, value);
-        false
-    }
+    // SAFETY: pointers to live buffers, per the ABI contract.
+    unsafe { imports::proxy_set_property(serialized.as_ptr(), serialized.len(), value.as_ptr(), value.len()) == OK }
 }
 
 /// All headers of a map; empty when unavailable in this phase.
 pub fn get_header_map(map: MapType) -> Vec<(String, String)> {
-    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-    {
-        let mut data: *mut u8 = std::ptr::null_mut();
-        let mut size: usize = 0;
-        // SAFETY: pointers to live locals, per the ABI contract.
-        let status = unsafe { imports::proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
-        match take(data, size) {
-            Some(bytes) if status == OK => deserialize_pairs(&bytes),
-            _ => Vec::new(),
-        }
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
-    {
-        let _ = map;
-        Vec::new()
-    }
+    // SAFETY: pointers to live locals, per the ABI contract.
+    fetch(|data, size| unsafe { imports::proxy_get_header_map_pairs(map as u32, data, size) })
+        .map(|bytes| deserialize_pairs(&bytes))
+        .unwrap_or_default()
 }
 
 /// One header; `None` when absent or unavailable.
 pub fn get_header(map: MapType, name: &str) -> Option<String> {
-    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-    {
-        let mut data: *mut u8 = std::ptr::null_mut();
-        let mut size: usize = 0;
-        // SAFETY: pointers to live locals and `name`, per the ABI contract.
-        let status =
-            unsafe { imports::proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size) };
-        let bytes = take(data, size)?;
-        (status == OK).then(|| String::from_utf8_lossy(&bytes).into_owned())
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
-    {
-        let _ = (map, name);
-        None
-    }
+    // SAFETY: pointers to `name` and to live locals, per the ABI contract.
+    fetch(|data, size| unsafe {
+        imports::proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), data, size)
+    })
+    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Header edits; each returns success.
 pub fn replace_header(map: MapType, name: &str, value: &str) -> bool {
-    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-    {
-        // SAFETY: pointers to live strings, per the ABI contract.
-        unsafe {
-            imports::proxy_replace_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len())
-                == OK
-        }
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
-    {
-        let _ = (map, name, value);
-        false
+    // SAFETY: pointers to live strings, per the ABI contract.
+    unsafe {
+        imports::proxy_replace_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+            == OK
     }
 }
 
 pub fn add_header(map: MapType, name: &str, value: &str) -> bool {
-    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-    {
-        // SAFETY: pointers to live strings, per the ABI contract.
-        unsafe {
-            imports::proxy_add_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len())
-                == OK
-        }
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
-    {
-        let _ = (map, name, value);
-        false
+    // SAFETY: pointers to live strings, per the ABI contract.
+    unsafe {
+        imports::proxy_add_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len()) == OK
     }
 }
 
 pub fn remove_header(map: MapType, name: &str) -> bool {
-    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-    {
-        // SAFETY: pointer to a live string, per the ABI contract.
-        unsafe { imports::proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()) == OK }
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
-    {
-        let _ = (map, name);
-        false
-    }
+    // SAFETY: pointer to a live string, per the ABI contract.
+    unsafe { imports::proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()) == OK }
 }
 
 /// Sends a local reply. `grpc_status` of `None` sends a plain HTTP reply; `Some(code)` a gRPC
@@ -250,105 +253,49 @@ pub fn send_local_response(
     grpc_status: Option<i32>,
 ) -> bool {
     let serialized = serialize_pairs(headers);
-    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-    {
-        // SAFETY: pointers to live buffers, per the ABI contract.
-        unsafe {
-            imports::proxy_send_local_response(
-                status,
-                details.as_ptr(),
-                details.len(),
-                body.as_ptr(),
-                body.len(),
-                serialized.as_ptr(),
-                serialized.len(),
-                grpc_status.unwrap_or(-1),
-            ) == OK
-        }
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
-    {
-        let _ = (status, details, body, serialized, grpc_status);
-        false
+    // SAFETY: pointers to live buffers, per the ABI contract.
+    unsafe {
+        imports::proxy_send_local_response(
+            status,
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            serialized.as_ptr(),
+            serialized.len(),
+            grpc_status.unwrap_or(-1),
+        ) == OK
     }
 }
 
 /// Defines (or finds) a metric; `None` on failure.
 pub fn define_metric(kind: MetricType, name: &str) -> Option<u32> {
-    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-    {
-        let mut id: u32 = 0;
-        // SAFETY: pointers to a live string and local, per the ABI contract.
-        let status = unsafe { imports::proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) };
-        (status == OK).then_some(id)
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
-    {
-        let _ = (kind, name);
-        None
-    }
+    let mut id: u32 = 0;
+    // SAFETY: pointers to a live string and local, per the ABI contract.
+    let status = unsafe { imports::proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) };
+    (status == OK).then_some(id)
 }
 
 pub fn increment_metric(id: u32, delta: i64) -> bool {
-    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-    {
-        // SAFETY: plain values, per the ABI contract.
-        unsafe { imports::proxy_increment_metric(id, delta) == OK }
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
-    {
-        let _ = (id, delta);
-        false
-    }
+    // SAFETY: plain values, per the ABI contract.
+    unsafe { imports::proxy_increment_metric(id, delta) == OK }
 }
 
 pub fn record_metric(id: u32, value: u64) -> bool {
-    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-    {
-        // SAFETY: plain values, per the ABI contract.
-        unsafe { imports::proxy_record_metric(id, value) == OK }
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
-    {
-        let _ = (id, value);
-        false
-    }
+    // SAFETY: plain values, per the ABI contract.
+    unsafe { imports::proxy_record_metric(id, value) == OK }
 }
 
 /// A whole buffer (plugin configuration, an HTTP call's response body); `None` if absent.
 pub fn get_buffer(kind: BufferType, max_size: usize) -> Option<Vec<u8>> {
-    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-    {
-        let mut data: *mut u8 = std::ptr::null_mut();
-        let mut size: usize = 0;
-        // SAFETY: pointers to live locals, per the ABI contract.
-        let status = unsafe { imports::proxy_get_buffer_bytes(kind as u32, 0, max_size, &mut data, &mut size) };
-        let bytes = take(data, size);
-        if status == OK {
-            bytes
-        } else {
-            None
-        }
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
-    {
-        let _ = (kind, max_size);
-        None
-    }
+    // SAFETY: pointers to live locals, per the ABI contract.
+    fetch(|data, size| unsafe { imports::proxy_get_buffer_bytes(kind as u32, 0, max_size, data, size) })
 }
 
 /// Sets the root context's tick period (0 disables ticks).
 pub fn set_tick_period_ms(period: u32) -> bool {
-    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-    {
-        // SAFETY: plain value, per the ABI contract.
-        unsafe { imports::proxy_set_tick_period_milliseconds(period) == OK }
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
-    {
-        let _ = period;
-        false
-    }
+    // SAFETY: plain value, per the ABI contract.
+    unsafe { imports::proxy_set_tick_period_milliseconds(period) == OK }
 }
 
 /// Starts an HTTP call to an Envoy cluster; the token identifies the answer in
@@ -378,23 +325,13 @@ pub fn dispatch_http_call(cluster: &str, headers: &[(&str, &str)], body: &[u8], 
 
 /// Wall clock, nanoseconds since the Unix epoch (0 if unavailable).
 pub fn now_nanos() -> i64 {
-    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-    {
-        let mut t: u64 = 0;
-        // SAFETY: pointer to a live local, per the ABI contract.
-        let status = unsafe { imports::proxy_get_current_time_nanoseconds(&mut t) };
-        if status == OK {
-            i64::try_from(t).unwrap_or(i64::MAX)
-        } else {
-            0
-        }
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
-    {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-            .unwrap_or(0)
+    let mut t: u64 = 0;
+    // SAFETY: pointer to a live local, per the ABI contract.
+    let status = unsafe { imports::proxy_get_current_time_nanoseconds(&mut t) };
+    if status == OK {
+        i64::try_from(t).unwrap_or(i64::MAX)
+    } else {
+        0
     }
 }
 
