@@ -27,15 +27,55 @@ pub struct SourceTable {
     sources: Vec<Source>,
     slot_of: Vec<Option<u16>>,
     slots: usize,
+    bases: BaseAttributes,
+}
+
+/// Attributes that others are derived from; derived ones read them through the bag, so the
+/// underlying property is fetched once even when both are referenced.
+#[derive(Debug, Clone, Copy, Default)]
+struct BaseAttributes {
+    path: Option<AttrId>,
+    time: Option<AttrId>,
+    duration: Option<AttrId>,
+    service_host: Option<AttrId>,
+}
+
+impl BaseAttributes {
+    fn of(manifest: &Manifest) -> BaseAttributes {
+        let id = |n: &str| manifest.lookup(n).map(|(id, _)| id);
+        BaseAttributes {
+            path: id("request.path"),
+            time: id("request.time"),
+            duration: id("response.duration"),
+            service_host: id("destination.service.host"),
+        }
+    }
+
+    /// The attributes `source` is derived from.
+    fn of_source(&self, source: Source) -> [Option<AttrId>; 2] {
+        match source {
+            Source::QueryParams => [self.path, None],
+            Source::ResponseTime => [self.time, self.duration],
+            Source::ServiceName | Source::ServiceNamespace | Source::ServiceUid => [self.service_host, None],
+            _ => [None, None],
+        }
+    }
 }
 
 impl SourceTable {
-    /// A table for `manifest` giving cache slots to `needed` attributes only.
+    /// A table for `manifest` giving cache slots to `needed` attributes (and to the attributes
+    /// they are derived from) only.
     pub fn new(manifest: &Manifest, needed: &[AttrId]) -> SourceTable {
         let sources: Vec<Source> = manifest.iter().map(|(_, name, _)| source_of(name)).collect();
+        let bases = BaseAttributes::of(manifest);
+        let mut with_bases: Vec<AttrId> = needed.to_vec();
+        for id in needed {
+            let source = sources.get(usize::from(*id)).copied().unwrap_or(Source::Absent(""));
+            with_bases.extend(bases.of_source(source).into_iter().flatten());
+        }
         let mut slot_of = vec![None; manifest.len()];
         let mut slots = 0usize;
-        for id in needed {
+        for id in &with_bases {
             if let Some(s) = slot_of.get_mut(usize::from(*id)) {
                 if s.is_none() {
                     *s = u16::try_from(slots).ok();
@@ -43,7 +83,7 @@ impl SourceTable {
                 }
             }
         }
-        SourceTable { sources, slot_of, slots }
+        SourceTable { sources, slot_of, slots, bases }
     }
 
     /// The source of attribute `id`.
@@ -111,8 +151,8 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
             }
             Source::Header { name, response } => self.host.header(response, name).map(|v| Value::String(Cow::Owned(v))),
             Source::QueryParams => {
-                let path = String::from_utf8_lossy(&self.host.property(&["request", "path"])?).into_owned();
-                let (_, query) = path.split_once('?')?;
+                let path = self.get(self.table.bases.path?)?;
+                let (_, query) = path.as_str()?.split_once('?')?;
                 let pairs: Vec<(String, String)> = query
                     .split('&')
                     .filter(|p| !p.is_empty())
@@ -139,21 +179,15 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
             }
             Source::Now => Some(Value::Timestamp(Timestamp::from_unix_nanos(self.host.now_nanos()))),
             Source::ResponseTime => {
-                let start = int64(&self.host.property(&["request", "time"])?)?;
-                let duration = int64(&self.host.property(&["request", "duration"])?)?;
-                Some(Value::Timestamp(Timestamp::from_unix_nanos(start.saturating_add(duration))))
+                let Value::Timestamp(start) = self.get(self.table.bases.time?)? else { return None };
+                let Value::Duration(duration) = self.get(self.table.bases.duration?)? else { return None };
+                Some(Value::Timestamp(Timestamp::from_unix_nanos(start.unix_nanos().saturating_add(duration))))
             }
             Source::ServiceHost => self.service_host().map(|h| Value::String(Cow::Owned(h))),
-            Source::ServiceName => {
-                self.service_host().and_then(|h| h.split('.').next().map(|n| Value::String(Cow::Owned(n.to_string()))))
-            }
-            Source::ServiceNamespace => {
-                self.service_host().and_then(|h| h.split('.').nth(1).map(|n| Value::String(Cow::Owned(n.to_string()))))
-            }
+            Source::ServiceName => self.service_host_part(0).map(|n| Value::String(Cow::Owned(n))),
+            Source::ServiceNamespace => self.service_host_part(1).map(|n| Value::String(Cow::Owned(n))),
             Source::ServiceUid => {
-                let host = self.service_host()?;
-                let mut parts = host.split('.');
-                let (name, ns) = (parts.next()?, parts.next()?);
+                let (name, ns) = (self.service_host_part(0)?, self.service_host_part(1)?);
                 Some(Value::String(Cow::Owned(format!("istio://{ns}/services/{name}"))))
             }
             Source::ResponseFlags => {
@@ -178,6 +212,12 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
         let cluster = String::from_utf8_lossy(&self.host.property(&["xds", "cluster_name"])?).into_owned();
         let host = cluster.split('|').nth(3)?;
         (!host.is_empty()).then(|| host.to_string())
+    }
+
+    /// Label `index` of `destination.service.host`, read through the bag (fetched once).
+    fn service_host_part(&self, index: usize) -> Option<String> {
+        let host = self.get(self.table.bases.service_host?)?;
+        host.as_str()?.split('.').nth(index).map(str::to_string)
     }
 
     fn workload_value(&self, side: Side, field: WorkloadField) -> Option<Value<'_>> {
@@ -373,13 +413,10 @@ mod tests {
         assert_eq!(got[2], r#"Ok(String("curl/8"))"#);
         assert_eq!(got[3], "Ok(Int64(200))");
         assert_eq!(got[4], r#"Ok(String("1"))"#);
-        // Five distinct attributes, five host calls (query params derive from the path, which
-        // they fetch themselves: the path attribute and query attribute are cached separately).
+        // Five distinct attributes, four host calls: the query parameters are derived from the
+        // cached path, never fetched again.
         let calls = h.calls.borrow();
-        assert_eq!(
-            calls.as_slice(),
-            ["request.path", "request.method", "headers(response=false)", "response.code", "request.path"]
-        );
+        assert_eq!(calls.as_slice(), ["request.path", "request.method", "headers(response=false)", "response.code"]);
     }
 
     #[test]
@@ -428,6 +465,11 @@ mod tests {
         assert_eq!(got[9], r#"Ok(String("-"))"#);
         assert!(got[10].contains("secs: 1576514753, nanos: 952101269"), "{}", got[10]);
         assert_eq!(got[11], r#"Ok(String("http"))"#);
+        // Derived attributes read their base through the cache: each property once.
+        let calls = h.calls.borrow();
+        for property in ["xds.cluster_name", "request.time", "request.duration"] {
+            assert_eq!(calls.iter().filter(|c| *c == property).count(), 1, "{property}: {calls:?}");
+        }
     }
 
     #[test]
