@@ -203,7 +203,8 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
                 };
                 self.workload(own)?.istio_version.clone().map(|v| Value::String(Cow::Owned(v)))
             }
-            Source::Workload(..) | Source::Absent(_) => None,
+            // Connection values come from the TCP reporter (`attr::tcp_bag`), never from Envoy.
+            Source::Workload(..) | Source::Connection(_) | Source::Absent(_) => None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod peer_metadata;
 pub mod protobuf_struct;
 pub mod sources;
 pub mod spiffe;
+pub mod tcp_bag;
 pub mod vocabulary;
 pub mod workload;
 pub mod workload_attributes;

@@ -44,6 +44,22 @@ pub enum WorkloadField {
     WorkloadNamespace,
 }
 
+/// An attribute of a TCP report, supplied by the TCP (network filter) reporter from its own
+/// byte counts and clock; no Envoy property holds them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionField {
+    /// `open`, `continue` or `close`.
+    Event,
+    /// Bytes from the downstream since the previous report.
+    ReceivedBytes,
+    /// Bytes to the downstream since the previous report.
+    SentBytes,
+    ReceivedBytesTotal,
+    SentBytesTotal,
+    /// Time since the connection was accepted.
+    Duration,
+}
+
 /// The source of one attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -78,6 +94,8 @@ pub enum Source {
     /// Envoy's response flags in their short form (`UH`, `-`).
     ResponseFlags,
     ProxyVersion,
+    /// A TCP report's value; absent outside the TCP reporter.
+    Connection(ConnectionField),
     /// Not knowable inside Envoy; the reason is documented.
     Absent(&'static str),
 }
@@ -174,12 +192,12 @@ pub fn source_of(name: &str) -> Source {
         | "request.auth.presenter"
         | "request.auth.claims"
         | "request.auth.raw_claims" => Absent("JWT attributes need Envoy's jwt_authn filter metadata; not mapped yet"),
-        "connection.event"
-        | "connection.received.bytes"
-        | "connection.sent.bytes"
-        | "connection.received.bytes_total"
-        | "connection.sent.bytes_total"
-        | "connection.duration" => Absent("TCP connection attributes exist only in the TCP (network filter) reporter"),
+        "connection.event" => Connection(ConnectionField::Event),
+        "connection.received.bytes" => Connection(ConnectionField::ReceivedBytes),
+        "connection.sent.bytes" => Connection(ConnectionField::SentBytes),
+        "connection.received.bytes_total" => Connection(ConnectionField::ReceivedBytesTotal),
+        "connection.sent.bytes_total" => Connection(ConnectionField::SentBytesTotal),
+        "connection.duration" => Connection(ConnectionField::Duration),
         "context.reporter.local" => Absent("deprecated in Mixer; not set"),
         "api.service" | "api.version" | "api.operation" | "api.protocol" => {
             Absent("API-management attributes came from HTTPAPISpec, which stock Envoy does not have")

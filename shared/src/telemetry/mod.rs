@@ -12,4 +12,5 @@ pub mod prometheus;
 pub mod stat_name;
 pub mod stdio;
 pub mod stringify;
+pub mod tcp_traffic;
 pub mod zap_json;
