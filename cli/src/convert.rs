@@ -24,7 +24,7 @@ pub const EXIT_INVALID: u8 = 1;
 pub const EXIT_INCOMPLETE: u8 = 3;
 
 /// One input text.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Input {
     /// How messages name it: the path as given, or `<stdin>`.
     pub name: String,
@@ -162,12 +162,13 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
     Ok(())
 }
 
-/// Where an object came from: input, document (index into [`Ctx::docs`]) and, for items of a
-/// `kind: List`, the path prefix (`items[2]`).
+/// Where an object came from: input, document (index into [`Ctx::docs`], and its number in the
+/// input) and, for items of a `kind: List`, the path prefix (`items[2]`).
 #[derive(Clone, Debug)]
 pub struct SourceRef {
     pub input: usize,
     pub doc: usize,
+    pub number: usize,
     pub base: String,
 }
 
@@ -304,14 +305,84 @@ impl Outcome {
             EXIT_COMPLETE
         }
     }
+
+    /// The content of output file `path` (`filters/deny.json`, `mesh-settings.json`, ...), when
+    /// this conversion produced it.
+    pub fn file(&self, path: &str) -> Option<&str> {
+        self.files.iter().find(|(p, _)| p == path).map(|(_, content)| content.as_str())
+    }
 }
 
 const MIXER_GROUP: &str = "config.istio.io";
 
+/// Which part of the converter an object goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Category {
+    /// Mixer configuration (`config.istio.io`, or a Mixer kind without `apiVersion`).
+    Mixer,
+    /// The mTLS resources of Istio 1.4 (`Policy`, `MeshPolicy`, `DestinationRule`).
+    Mtls,
+    /// Anything else: reported (ignored or unsupported), not converted.
+    Other,
+}
+
+impl Object {
+    pub fn category(&self) -> Category {
+        let mixer_kind = wasmixer_shared::config::resource::classify(&self.kind).is_some();
+        match (self.group.as_str(), self.kind.as_str()) {
+            (MIXER_GROUP, _) => Category::Mixer,
+            ("", _) if self.api_version.is_none() && mixer_kind => Category::Mixer,
+            ("authentication.istio.io", "Policy" | "MeshPolicy") | ("networking.istio.io", "DestinationRule") => {
+                Category::Mtls
+            }
+            _ => Category::Other,
+        }
+    }
+}
+
 /// Converts `inputs`. Files are produced only when there is no error.
 pub fn convert(inputs: &[Input], opts: &Options) -> Outcome {
+    convert_selected(inputs, opts, |_| true)
+}
+
+/// Reads `inputs` as [`convert`] does, without converting: their objects, and the problems
+/// found reading them (YAML syntax, documents that are not Kubernetes resources).
+pub fn scan(inputs: &[Input], opts: &Options) -> (Vec<Object>, Report) {
     let mut ctx = Ctx { inputs, docs: Vec::new(), report: Report::default(), opts };
+    let objects = read_objects(&mut ctx);
+    (objects, ctx.report)
+}
+
+/// [`convert`], limited to the objects `keep` accepts: the others are read (their syntax
+/// problems reported) but not converted.
+pub fn convert_selected(inputs: &[Input], opts: &Options, keep: impl Fn(&Object) -> bool) -> Outcome {
+    let mut ctx = Ctx { inputs, docs: Vec::new(), report: Report::default(), opts };
+    let objects: Vec<Object> = read_objects(&mut ctx).into_iter().filter(|o| keep(o)).collect();
+    let mut mixer: Vec<&Object> = Vec::new();
+    let mut mtls: Vec<&Object> = Vec::new();
+    for o in &objects {
+        match o.category() {
+            Category::Mixer => mixer.push(o),
+            Category::Mtls => mtls.push(o),
+            Category::Other => report_other(&mut ctx, o),
+        }
+    }
+    let mixer_out = convert_mixer::convert(&mut ctx, &mixer);
+    let mtls_out = convert_mtls::convert(&mut ctx, &mtls);
+    let mut files =
+        if ctx.report.has_errors() { Vec::new() } else { convert_output::files(&mut ctx, &mixer_out, &mtls_out) };
+    if ctx.report.has_errors() {
+        files.clear();
+    } else {
+        files.push(("report.json".to_string(), report_json(&ctx.report)));
+    }
+    Outcome { report: ctx.report, files }
+}
+
+/// Every document of every input, as objects (the items of a `kind: List` one by one).
+fn read_objects(ctx: &mut Ctx) -> Vec<Object> {
     let mut objects: Vec<Object> = Vec::new();
+    let inputs = ctx.inputs;
     for (ii, input) in inputs.iter().enumerate() {
         let (docs, error) = parse_documents(&input.text);
         if let Some(e) = error {
@@ -329,78 +400,62 @@ pub fn convert(inputs: &[Input], opts: &Options) -> Outcome {
                 ctx.report.push(Diagnostic::new(Severity::Warning, location, w.clone()));
             }
             let di = ctx.docs.len();
+            let number = doc.number;
             let value = doc.value.clone();
             ctx.docs.push((ii, doc));
             if value.is_null() {
                 continue;
             }
-            let src = SourceRef { input: ii, doc: di, base: String::new() };
+            let src = SourceRef { input: ii, doc: di, number, base: String::new() };
             if value.get("kind").and_then(Json::as_str) == Some("List") {
                 let items = value.get("items").and_then(Json::as_array).cloned().unwrap_or_default();
                 for (k, item) in items.into_iter().enumerate() {
                     let src = SourceRef { base: format!("items[{k}]"), ..src.clone() };
-                    if let Some(o) = object(&mut ctx, src, item) {
+                    if let Some(o) = object(ctx, src, item) {
                         objects.push(o);
                     }
                 }
-            } else if let Some(o) = object(&mut ctx, src, value) {
+            } else if let Some(o) = object(ctx, src, value) {
                 objects.push(o);
             }
         }
     }
+    objects
+}
 
-    let mut mixer: Vec<&Object> = Vec::new();
-    let mut mtls: Vec<&Object> = Vec::new();
-    for o in &objects {
-        let mixer_kind = wasmixer_shared::config::resource::classify(&o.kind).is_some();
-        match (o.group.as_str(), o.kind.as_str()) {
-            (MIXER_GROUP, _) => mixer.push(o),
-            ("", _) if o.api_version.is_none() && mixer_kind => mixer.push(o),
-            ("authentication.istio.io", "Policy" | "MeshPolicy") | ("networking.istio.io", "DestinationRule") => {
-                mtls.push(o)
-            }
-            ("authentication.istio.io", _) => {
-                let label = format!("{}.{}.{}", o.name, o.kind, ctx.namespace_of(o));
-                ctx.at(
-                    Severity::Unsupported,
-                    o,
-                    Some(&label),
-                    Some("kind"),
-                    format!("{} of authentication.istio.io is not converted (only Policy and MeshPolicy are)", o.kind),
-                );
-            }
-            ("rbac.istio.io", _) => {
-                let label = format!("{}.{}.{}", o.name, o.kind, ctx.namespace_of(o));
-                ctx.at(Severity::Unsupported, o, Some(&label), None, format!("Istio RBAC ({}) is not converted: rewrite it as a security.istio.io/v1beta1 AuthorizationPolicy", o.kind));
-            }
-            (group, kind) => {
-                let label = format!("{}.{}.{}", o.name, kind, ctx.namespace_of(o));
-                let what = if group.ends_with("istio.io") {
-                    "not Mixer or mTLS configuration"
-                } else {
-                    "not Istio configuration"
-                };
-                ctx.at(
-                    Severity::Note,
-                    o,
-                    Some(&label),
-                    None,
-                    format!("ignored ({what}): apply it unchanged if it is still needed"),
-                );
-            }
+/// Reports an object that is neither Mixer nor mTLS configuration.
+fn report_other(ctx: &mut Ctx, o: &Object) {
+    let label = format!("{}.{}.{}", o.name, o.kind, ctx.namespace_of(o));
+    match o.group.as_str() {
+        "authentication.istio.io" => ctx.at(
+            Severity::Unsupported,
+            o,
+            Some(&label),
+            Some("kind"),
+            format!("{} of authentication.istio.io is not converted (only Policy and MeshPolicy are)", o.kind),
+        ),
+        "rbac.istio.io" => ctx.at(
+            Severity::Unsupported,
+            o,
+            Some(&label),
+            None,
+            format!(
+                "Istio RBAC ({}) is not converted: rewrite it as a security.istio.io/v1beta1 AuthorizationPolicy",
+                o.kind
+            ),
+        ),
+        group => {
+            let what =
+                if group.ends_with("istio.io") { "not Mixer or mTLS configuration" } else { "not Istio configuration" };
+            ctx.at(
+                Severity::Note,
+                o,
+                Some(&label),
+                None,
+                format!("ignored ({what}): apply it unchanged if it is still needed"),
+            );
         }
     }
-
-    let mixer_out = convert_mixer::convert(&mut ctx, &mixer);
-    let mtls_out = convert_mtls::convert(&mut ctx, &mtls);
-    let mut files =
-        if ctx.report.has_errors() { Vec::new() } else { convert_output::files(&mut ctx, &mixer_out, &mtls_out) };
-    if ctx.report.has_errors() {
-        files.clear();
-    } else {
-        files.push(("report.json".to_string(), report_json(&ctx.report)));
-    }
-    Outcome { report: ctx.report, files }
 }
 
 /// `report.json`: whether the output is complete, and every diagnostic.

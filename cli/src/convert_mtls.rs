@@ -268,18 +268,18 @@ fn destination_rule(ctx: &mut Ctx, obj: &Object, out: &mut MtlsOutput) {
         }
     }
     let any_tls = mode.is_some() || !port_modes.is_empty() || !subset_modes.is_empty();
-    if any_tls {
-        let export_to = spec.get("exportTo").cloned().unwrap_or_else(|| json!(["*"]));
-        out.clients.push(json!({
-            "namespace": namespace,
-            "host": host,
-            "export_to": export_to,
-            "mode": mode,
-            "port_modes": port_modes,
-            "subset_modes": subset_modes,
-            "source": source(ctx, obj),
-        }));
-    }
+    // A rule without TLS settings is kept too: in Istio 1.4 it still shadowed less specific
+    // rules (its clients sent plain text).
+    let export_to = spec.get("exportTo").cloned().unwrap_or_else(|| json!(["*"]));
+    out.clients.push(json!({
+        "namespace": namespace,
+        "host": host,
+        "export_to": export_to,
+        "mode": mode,
+        "port_modes": port_modes,
+        "subset_modes": subset_modes,
+        "source": source(ctx, obj),
+    }));
     if only_istio_mutual(&spec) {
         ctx.at(
             Severity::Note,

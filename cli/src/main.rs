@@ -1,20 +1,9 @@
 //! `wasmixer`: the host-side companion of the filters. See `wasmixer help`.
 
-mod convert;
-mod convert_emit;
-mod convert_mixer;
-mod convert_mtls;
-mod convert_output;
-mod convert_report;
-mod expr_cmd;
-mod mixer_yaml;
-mod stats_cmd;
-mod typed_json;
-mod validate;
-
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use wasmixer_cli::{convert, expr_cmd, stats_cmd, validate};
 use wasmixer_shared::expr::Manifest;
 
 const USAGE: &str = "\
