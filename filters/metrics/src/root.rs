@@ -1,8 +1,10 @@
 //! The metrics filter's root context: compiles the configuration and owns what streams share.
+//! Its plugin `root_id` decides whether it serves an HTTP filter (the default) or a network
+//! filter (an id such as `wasmixer-metrics-tcp`, see [`is_tcp_root_id`]).
 
 use std::rc::Rc;
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::ContextType;
 use wasmixer_shared::attr::envoy_bag::SourceTable;
 use wasmixer_shared::config::FilterConfig;
@@ -10,16 +12,24 @@ use wasmixer_shared::expr::Manifest;
 use wasmixer_shared::host::abi::{self, BufferType};
 use wasmixer_shared::host::identity::{local_workload, PeerCache};
 use wasmixer_shared::telemetry::metric_plan::MetricPlan;
+use wasmixer_shared::telemetry::tcp_traffic::is_tcp_root_id;
 
 use crate::series::Recorder;
 use crate::stream::{MetricsStream, Shared};
+use crate::tcp::{ConnectionRegistry, TcpMetricsStream};
 
 /// Largest configuration accepted (bytes).
 const MAX_CONFIG_BYTES: usize = 4 << 20;
 
+/// How often the TCP root looks for connections due a periodic report.
+const TCP_TICK_MS: u32 = 1000;
+
 #[derive(Default)]
 pub struct MetricsRoot {
     shared: Option<Rc<Shared>>,
+    /// Serving a network filter (TCP reports) rather than an HTTP filter.
+    tcp: bool,
+    connections: Rc<ConnectionRegistry>,
 }
 
 impl MetricsRoot {
@@ -43,16 +53,22 @@ impl RootContext for MetricsRoot {
     }
 
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let root_id = abi::get_property(&["plugin_root_id"]).map(|b| String::from_utf8_lossy(&b).into_owned());
+        self.tcp = root_id.as_deref().is_some_and(is_tcp_root_id);
+        if self.tcp && !abi::set_tick_period_ms(TCP_TICK_MS) {
+            log::warn!("wasmixer-metrics: no tick: long TCP connections report only when they close");
+        }
         match self.configure() {
             Ok(shared) => {
                 let plan = &shared.plan;
                 log::info!(
-                    "wasmixer-metrics {} configured: {} metric(s) from {} rule(s), series cap {} per metric{}",
+                    "wasmixer-metrics {} configured: {} metric(s) from {} rule(s), series cap {} per metric{}{}",
                     env!("CARGO_PKG_VERSION"),
                     plan.families.len(),
                     plan.rules.len(),
                     plan.options.max_series_per_metric,
-                    if plan.options.trust_unverified_peers { ", unverified peers trusted" } else { "" }
+                    if plan.options.trust_unverified_peers { ", unverified peers trusted" } else { "" },
+                    if self.tcp { ", TCP network filter" } else { "" }
                 );
                 for f in &plan.families {
                     let unit = f.unit.as_deref().map(|u| format!(" in {u}")).unwrap_or_default();
@@ -81,7 +97,17 @@ impl RootContext for MetricsRoot {
         Some(Box::new(MetricsStream::new(context_id, self.shared.clone())))
     }
 
+    fn create_stream_context(&self, context_id: u32) -> Option<Box<dyn StreamContext>> {
+        Some(Box::new(TcpMetricsStream::new(context_id, self.shared.clone(), self.connections.clone())))
+    }
+
     fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+        Some(if self.tcp { ContextType::StreamContext } else { ContextType::HttpContext })
+    }
+
+    fn on_tick(&mut self) {
+        if self.tcp {
+            self.connections.report_due(abi::now_nanos());
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext};
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
 use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
+use wasmixer_shared::expr::AttributeBag;
 use wasmixer_shared::host::identity::PeerCache;
 use wasmixer_shared::host::proxy_host::ProxyHost;
 use wasmixer_shared::telemetry::metric_plan::MetricPlan;
@@ -19,6 +20,29 @@ pub struct Shared {
     pub recorder: Recorder,
     pub local: Option<Rc<WorkloadAttributes>>,
     pub peers: PeerCache,
+}
+
+impl Shared {
+    /// Runs `f` over the current stream's attributes as Envoy provides them (each fetched on
+    /// first use, once).
+    pub fn with_envoy_bag<R>(&self, f: impl FnOnce(&EnvoyBag<'_, ProxyHost<'_>>) -> R) -> R {
+        let trust_unverified = self.plan.options.trust_unverified_peers;
+        let peer = || {
+            if trust_unverified {
+                self.peers.resolve_allowing_unverified()
+            } else {
+                self.peers.resolve()
+            }
+        };
+        let host = ProxyHost::new(self.local.clone(), &peer);
+        f(&EnvoyBag::new(&host, &self.table))
+    }
+
+    /// One report: every matching rule's metrics, recorded into Envoy.
+    pub fn record<B: AttributeBag + ?Sized>(&self, bag: &B, context_id: u32) {
+        let mut sink = self.recorder.sink(&self.plan, context_id);
+        self.plan.record(bag, &mut sink);
+    }
 }
 
 pub struct MetricsStream {
@@ -40,17 +64,6 @@ impl HttpContext for MetricsStream {
         let Some(shared) = self.shared.as_deref() else {
             return;
         };
-        let trust_unverified = shared.plan.options.trust_unverified_peers;
-        let peer = || {
-            if trust_unverified {
-                shared.peers.resolve_allowing_unverified()
-            } else {
-                shared.peers.resolve()
-            }
-        };
-        let host = ProxyHost::new(shared.local.clone(), &peer);
-        let bag = EnvoyBag::new(&host, &shared.table);
-        let mut sink = shared.recorder.sink(&shared.plan, self.context_id);
-        shared.plan.record(&bag, &mut sink);
+        shared.with_envoy_bag(|bag| shared.record(bag, self.context_id));
     }
 }
