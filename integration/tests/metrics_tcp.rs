@@ -1,0 +1,463 @@
+//! End-to-end test of the metrics filter as an Envoy network filter (`dist/metrics.wasm` under a
+//! `root_id` ending in `-tcp`) with Istio's standard TCP metrics preset
+//! (`envoy-config/metrics/istio-tcp-metrics.json`): a client sidecar (listener OUTBOUND: the
+//! client reporter) in front of a server sidecar (INBOUND: the server reporter) in front of a TCP
+//! backend, each a `tcp_proxy` listener preceded by `envoy.filters.network.wasm`; real bytes over
+//! TCP; the four `istio_tcp_*` series on each sidecar's `/stats/prometheus` and in a real
+//! Prometheus (Debian's `/usr/bin/prometheus`, or `PROMETHEUS_BIN`).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+use wasmixer_integration::bootstrap::{json_string, render};
+use wasmixer_integration::dist::read_workspace_file;
+use wasmixer_integration::{ensure, free_port, wasm_path, EnvoyProcess, HarnessError, Request};
+
+const SIDECAR: &str = "integration/testdata/metrics-tcp-sidecar.yaml";
+const PRESET: &str = "envoy-config/metrics/istio-tcp-metrics.json";
+const PRESET_STATS: &str = "integration/testdata/metrics-istio-tcp.stats-config.json";
+/// The plugin's name and root id: the `-tcp` suffix makes the filter a network filter.
+const ROOT_ID: &str = "wasmixer-metrics-tcp";
+
+/// An `envoy.filters.network.wasm` entry (one-line JSON) running `wasm` under [`ROOT_ID`].
+fn network_wasm_filter(wasm: &Path, configuration: &str) -> String {
+    let root = json_string(ROOT_ID);
+    format!(
+        concat!(
+            r#"{{"name":"envoy.filters.network.wasm","typed_config":{{"#,
+            r#""@type":"type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm","#,
+            r#""config":{{"name":{root},"root_id":{root},"#,
+            r#""configuration":{{"@type":"type.googleapis.com/google.protobuf.StringValue","value":{cfg}}},"#,
+            r#""vm_config":{{"vm_id":"wasmixer-metrics","runtime":"envoy.wasm.runtime.v8","#,
+            r#""code":{{"local":{{"filename":{file}}}}}}}}}}}}}"#
+        ),
+        root = root,
+        cfg = json_string(configuration),
+        file = json_string(&wasm.to_string_lossy()),
+    )
+}
+
+/// The `stats_config` object of a generated fragment, as one line of JSON.
+fn stats_config(path: &str) -> Result<String, HarnessError> {
+    let doc: Json =
+        serde_json::from_str(&read_workspace_file(path)?).map_err(|e| HarnessError::check(format!("{path}: {e}")))?;
+    let sc = doc.get("stats_config").ok_or_else(|| HarnessError::check(format!("{path}: no stats_config")))?;
+    Ok(sc.to_string())
+}
+
+/// A TCP server on 127.0.0.1 that answers every chunk it reads with that chunk twice, so the
+/// bytes sent to a client are twice the bytes received from it, and closes after the client's
+/// half-close.
+fn start_echo_twice() -> Result<SocketAddr, HarnessError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError::io("binding the TCP backend", e))?;
+    let addr = listener.local_addr().map_err(|e| HarnessError::io("TCP backend address", e))?;
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else { break };
+                    if conn.write_all(chunk).and_then(|_| conn.write_all(chunk)).is_err() {
+                        break;
+                    }
+                }
+                let _ = conn.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// A client connection through the sidecars: `payload` written, twice its length read back.
+struct Client {
+    stream: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Result<Client, HarnessError> {
+        let stream = TcpStream::connect(addr).map_err(|e| HarnessError::io(format!("connecting to {addr}"), e))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| HarnessError::io("read timeout", e))?;
+        Ok(Client { stream })
+    }
+
+    /// Writes `payload` (one byte repeated) and reads its doubled echo.
+    fn exchange(&mut self, payload: &[u8]) -> Result<(), HarnessError> {
+        self.stream.write_all(payload).map_err(|e| HarnessError::io("writing to the sidecar", e))?;
+        let mut back = vec![0u8; payload.len() * 2];
+        self.stream.read_exact(&mut back).map_err(|e| HarnessError::io("reading the echo", e))?;
+        // The payloads are one repeated byte, so the doubled echo is that byte throughout.
+        ensure!(back.iter().all(|b| Some(b) == payload.first()), "the echo is not the payload's byte");
+        Ok(())
+    }
+
+    /// Half-closes, waits for the other side's close, and drops the connection.
+    fn close(mut self) -> Result<(), HarnessError> {
+        self.stream.shutdown(Shutdown::Write).map_err(|e| HarnessError::io("half-closing", e))?;
+        let mut rest = Vec::new();
+        self.stream.read_to_end(&mut rest).map_err(|e| HarnessError::io("reading until close", e))?;
+        ensure!(rest.is_empty(), "{} unexpected bytes after the echo", rest.len());
+        Ok(())
+    }
+}
+
+/// One sidecar: Envoy with the TCP metrics filter on a `tcp_proxy` listener of `direction`.
+struct TcpSidecar<'a> {
+    name: &'a str,
+    workload: &'a str,
+    listener: &'a str,
+    direction: &'a str,
+    cluster: &'a str,
+    upstream_port: u16,
+}
+
+impl TcpSidecar<'_> {
+    fn start(&self) -> Result<EnvoyProcess, HarnessError> {
+        let filter = network_wasm_filter(&wasm_path("metrics")?, &read_workspace_file(PRESET)?);
+        let yaml = render(
+            &read_workspace_file(SIDECAR)?,
+            &[
+                ("workload", self.workload.to_string()),
+                ("listener", self.listener.to_string()),
+                ("direction", self.direction.to_string()),
+                ("cluster", self.cluster.to_string()),
+                ("upstream_port", self.upstream_port.to_string()),
+                ("wasm_filter", filter),
+                ("stats_config", stats_config(PRESET_STATS)?),
+            ],
+        )?;
+        let envoy = EnvoyProcess::start(&yaml, self.name)?;
+        envoy.wait_for_log(
+            &format!("wasmixer-metrics {} configured", env!("CARGO_PKG_VERSION")),
+            Duration::from_secs(10),
+        )?;
+        envoy.wait_for_log("TCP network filter", Duration::from_secs(1))?;
+        Ok(envoy)
+    }
+}
+
+/// The sum of the `metric` lines of a scrape that carry every label in `want`, and how many.
+fn series_sum(stats: &str, metric: &str, want: &[(&str, &str)]) -> (f64, usize) {
+    let prefix = format!("{metric}{{");
+    let values: Vec<f64> = stats
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter(|l| want.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+        .collect();
+    (values.iter().sum(), values.len())
+}
+
+/// What one reporter's four series should say: (received, sent, opened, closed).
+type Totals = (f64, f64, f64, f64);
+
+fn totals(stats: &str, labels: &[(&str, &str)]) -> Totals {
+    (
+        series_sum(stats, "istio_tcp_received_bytes_total", labels).0,
+        series_sum(stats, "istio_tcp_sent_bytes_total", labels).0,
+        series_sum(stats, "istio_tcp_connections_opened_total", labels).0,
+        series_sum(stats, "istio_tcp_connections_closed_total", labels).0,
+    )
+}
+
+fn our_lines(stats: &str) -> String {
+    stats.lines().filter(|l| l.starts_with("istio_tcp") || l.starts_with("wasmixer_")).collect::<Vec<_>>().join("\n")
+}
+
+/// Polls both sidecars until each reporter's series equal `want`. Counters reach
+/// `/stats/prometheus` asynchronously (and `continue` reports on a timer): never assert once.
+fn wait_for_totals(
+    sidecars: &[(&EnvoyProcess, &[(&str, &str)])],
+    want: Totals,
+    timeout: Duration,
+) -> Result<(), HarnessError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut last = Vec::new();
+        for (envoy, labels) in sidecars {
+            let stats = envoy.stats_prometheus()?;
+            last.push((totals(&stats, labels), stats));
+        }
+        if last.iter().all(|(t, _)| *t == want) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let report: Vec<String> = last.iter().map(|(t, s)| format!("{t:?}:\n{}", our_lines(s))).collect();
+            return Err(HarnessError::Timeout(format!(
+                "TCP series not {want:?} within {timeout:?}:\n{}",
+                report.join("\n---\n")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn tcp_metrics_on_both_reporters_with_periodic_reports_and_in_prometheus() -> Result<(), HarnessError> {
+    const PAYLOAD: usize = 1000;
+    const SHORT: usize = 3;
+    let backend = start_echo_twice()?;
+    let server = TcpSidecar {
+        name: "metrics-tcp-server",
+        workload: "mysqldb-v1",
+        listener: "inbound",
+        direction: "INBOUND",
+        cluster: "inbound|3306|tcp|mysqldb.default.svc.cluster.local",
+        upstream_port: backend.port(),
+    }
+    .start()?;
+    let client = TcpSidecar {
+        name: "metrics-tcp-client",
+        workload: "ratings-v2",
+        listener: "outbound",
+        direction: "OUTBOUND",
+        cluster: "outbound|3306||mysqldb.default.svc.cluster.local",
+        upstream_port: server.listener_addr("inbound")?.port(),
+    }
+    .start()?;
+    let entry = client.listener_addr("outbound")?;
+
+    // Short connections: two writes each, then close.
+    for i in 0..SHORT {
+        let mut c = Client::connect(entry)?;
+        let byte = b'a' + u8::try_from(i).unwrap_or(0);
+        c.exchange(&vec![byte; PAYLOAD / 2])?;
+        c.exchange(&vec![byte; PAYLOAD / 2])?;
+        c.close()?;
+    }
+    let common = [
+        ("request_protocol", "tcp"),
+        ("destination_service", "mysqldb.default.svc.cluster.local"),
+        ("destination_service_name", "mysqldb"),
+        ("destination_service_namespace", "default"),
+        ("response_flags", "-"),
+        ("source_principal", "unknown"),
+    ];
+    let mut server_labels = common.to_vec();
+    server_labels.extend([
+        ("reporter", "destination"),
+        ("destination_workload", "mysqldb-v1"),
+        ("destination_workload_namespace", "default"),
+        ("destination_app", "mysqldb-v1"),
+        ("destination_version", "v1"),
+        ("source_workload", "unknown"),
+        ("source_app", "unknown"),
+        ("connection_security_policy", "none"),
+    ]);
+    let mut client_labels = common.to_vec();
+    client_labels.extend([
+        ("reporter", "source"),
+        ("source_workload", "ratings-v2"),
+        ("source_workload_namespace", "default"),
+        ("source_app", "ratings-v2"),
+        ("destination_workload", "unknown"),
+        ("connection_security_policy", "unknown"),
+    ]);
+    let both = [(&server, server_labels.as_slice()), (&client, client_labels.as_slice())];
+    let n = SHORT as f64;
+    let bytes = PAYLOAD as f64;
+    wait_for_totals(&both, (n * bytes, 2.0 * n * bytes, n, n), Duration::from_secs(10))?;
+    for envoy in [&server, &client] {
+        let stats = envoy.stats_prometheus()?;
+        ensure!(
+            !stats.contains("wasmixer_metric_samples_dropped_total"),
+            "samples were dropped:\n{}",
+            our_lines(&stats)
+        );
+        ensure!(!stats.contains("istio_requests_total"), "an HTTP metric on a TCP listener:\n{}", our_lines(&stats));
+        // One series per metric: every report of every connection had the same labels.
+        let (_, series) = series_sum(&stats, "istio_tcp_received_bytes_total", &[]);
+        ensure!(series == 1, "{series} received-bytes series:\n{}", our_lines(&stats));
+    }
+
+    // A long connection: its open report (at its first bytes) carries the bytes received so
+    // far; the echo that follows is reported while the connection stays open, by a `continue`
+    // report at most 10 s (plus a 1 s tick) after the open one.
+    let mut long = Client::connect(entry)?;
+    long.exchange(&[b'z'; PAYLOAD])?;
+    let shorts = n * bytes;
+    wait_for_totals(&both, (shorts + bytes, 2.0 * shorts, n + 1.0, n), Duration::from_secs(5))?;
+    wait_for_totals(&both, (shorts + bytes, 2.0 * (shorts + bytes), n + 1.0, n), Duration::from_secs(20))?;
+    long.exchange(&[b'y'; PAYLOAD])?;
+    long.close()?;
+    let total = shorts + 2.0 * bytes;
+    wait_for_totals(&both, (total, 2.0 * total, n + 1.0, n + 1.0), Duration::from_secs(10))?;
+
+    // What a dashboard asks.
+    let prometheus = Prometheus::start(&[server.admin_addr(), client.admin_addr()])?;
+    prometheus.wait_for_value(
+        "sum(istio_tcp_sent_bytes_total{reporter=\"destination\",destination_service=\"mysqldb.default.svc.cluster.local\"})",
+        2.0 * total,
+        Duration::from_secs(30),
+    )?;
+    prometheus.wait_for_value(
+        "sum(istio_tcp_received_bytes_total{reporter=\"source\",request_protocol=\"tcp\"})",
+        total,
+        Duration::from_secs(30),
+    )?;
+    prometheus.wait_for_value(
+        "sum by (reporter) (istio_tcp_connections_opened_total{reporter=\"source\"}) - sum by (reporter) (istio_tcp_connections_closed_total{reporter=\"source\"})",
+        0.0,
+        Duration::from_secs(30),
+    )?;
+    Ok(())
+}
+
+/// A Prometheus server on a loopback port scraping `targets` every second; killed on drop.
+/// (The same as `tests/metrics.rs`'s, without what this test does not use.)
+struct Prometheus {
+    child: Child,
+    dir: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Prometheus {
+    fn start(targets: &[SocketAddr]) -> Result<Prometheus, HarnessError> {
+        let bin = std::env::var_os("PROMETHEUS_BIN")
+            .filter(|b| !b.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus"));
+        ensure!(
+            bin.is_file(),
+            "{} not found: install Debian's prometheus package or set PROMETHEUS_BIN",
+            bin.display()
+        );
+        let dir = std::env::temp_dir().join(format!("wasmixer-it-prometheus-tcp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data"))
+            .map_err(|e| HarnessError::io(format!("creating {}", dir.display()), e))?;
+        let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n- job_name: sidecars\n  metrics_path: /stats/prometheus\n  static_configs:\n  - targets: [{}]\n",
+            list.join(", ")
+        );
+        let config_path = dir.join("prometheus.yml");
+        std::fs::write(&config_path, config).map_err(|e| HarnessError::io("writing the prometheus config", e))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let log =
+            File::create(dir.join("prometheus.log")).map_err(|e| HarnessError::io("creating the prometheus log", e))?;
+        let child = Command::new(&bin)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(|e| HarnessError::io(format!("starting {}", bin.display()), e))?;
+        let mut p = Prometheus { child, dir, addr };
+        p.wait_ready()?;
+        Ok(p)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(HarnessError::check(format!("prometheus exited during startup: {status}\n{}", self.log())));
+            }
+            if let Ok(r) = Request::get("/-/ready").timeout(Duration::from_secs(2)).send(self.addr) {
+                if r.status == 200 {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Timeout(format!("prometheus not ready on {}\n{}", self.addr, self.log())));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn query(&self, promql: &str) -> Result<Vec<f64>, HarnessError> {
+        let encoded: String = promql
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let r = Request::get(&format!("/api/v1/query?query={encoded}")).send(self.addr)?;
+        let doc: Json = serde_json::from_slice(&r.body)
+            .map_err(|e| HarnessError::Http(format!("prometheus answered {} {:?}: {e}", r.status, r.body_text())))?;
+        ensure!(doc["status"] == "success", "query {promql:?} failed: {doc}");
+        let results = doc["data"]["result"].as_array().cloned().unwrap_or_default();
+        Ok(results
+            .iter()
+            .map(|res| res["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN))
+            .collect())
+    }
+
+    /// Polls `promql` until it returns exactly one result equal to `want`.
+    fn wait_for_value(&self, promql: &str, want: f64, timeout: Duration) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = self.query(promql)?;
+            if last.as_slice() == [want] {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Timeout(format!(
+                    "PromQL {promql:?} gave {last:?}, not [{want}], within {timeout:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("===== prometheus log ({}) =====\n{}", self.dir.display(), self.log());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The checked-in `stats_config` of the TCP preset is what the filter's compiler generates, and
+/// the TCP preset merges with the HTTP one into one document (one filter configuration for both
+/// the HTTP and the network filter).
+#[test]
+fn tcp_preset_stats_config_is_current_and_merges_with_the_http_preset() -> Result<(), HarnessError> {
+    use wasmixer_shared::config::FilterConfig;
+    use wasmixer_shared::expr::Manifest;
+    use wasmixer_shared::telemetry::metric_plan::MetricPlan;
+
+    let compile = |text: &str| -> Result<MetricPlan, HarnessError> {
+        let config = FilterConfig::parse(text.as_bytes()).map_err(|e| HarnessError::check(e.to_string()))?;
+        MetricPlan::compile(&config, Manifest::istio()).map_err(|e| HarnessError::check(e.to_string()))
+    };
+    let tcp = read_workspace_file(PRESET)?;
+    let checked_in: Json = serde_json::from_str(&read_workspace_file(PRESET_STATS)?)
+        .map_err(|e| HarnessError::check(format!("{PRESET_STATS}: {e}")))?;
+    ensure!(
+        checked_in["stats_config"] == compile(&tcp)?.stats_config(),
+        "{PRESET_STATS} is stale: run `cargo run -p wasmixer-cli -- stats-config {PRESET} --format json > {PRESET_STATS}`"
+    );
+
+    let resources = |text: &str| -> Result<Vec<Json>, HarnessError> {
+        let doc: Json = serde_json::from_str(text).map_err(|e| HarnessError::check(e.to_string()))?;
+        Ok(doc["resources"].as_array().cloned().unwrap_or_default())
+    };
+    let mut all = resources(&read_workspace_file("envoy-config/metrics/istio-standard-metrics.json")?)?;
+    all.extend(resources(&tcp)?);
+    let merged = compile(&serde_json::json!({ "resources": all }).to_string())?;
+    let names: Vec<&str> = merged.families.iter().map(|f| f.name.as_str()).collect();
+    ensure!(names.len() == 8 && names.contains(&"istio_tcp_connections_closed_total"), "{names:?}");
+    Ok(())
+}
