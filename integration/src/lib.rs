@@ -31,6 +31,6 @@ pub use ports::free_port;
 pub mod apps;
 pub mod mesh;
 pub mod mesh_compose;
+pub mod mesh_control;
 pub mod mesh_obs;
 pub mod mesh_tls;
-pub mod mesh_yaml;

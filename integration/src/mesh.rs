@@ -11,10 +11,12 @@
 //! Like Istio's control plane, the mesh pushes configuration to running sidecars instead of
 //! restarting them: each sidecar reads its listeners and clusters from files (Envoy's
 //! file-based xDS, `path_config_source` with a watched directory), and [`Mesh::apply_yaml`]
-//! takes Istio 1.4 resources -- mTLS (`MeshPolicy`, `Policy`, `DestinationRule`, interpreted
-//! by [`crate::mesh_tls`]) and Mixer (`handler` / `instance` / `rule`, handed to the wasmixer
-//! filters as their configuration) -- recomputes every sidecar's listeners and clusters,
-//! rewrites the files that changed and waits until each Envoy reports the update accepted.
+//! takes Istio 1.4 resources -- mTLS (`MeshPolicy`, `Policy`, `DestinationRule`) and Mixer
+//! (`handler` / `instance` / `rule`) -- converts them with `wasmixer convert`'s own code
+//! ([`crate::mesh_control`]: each filter gets its converted configuration, the sidecars' mTLS
+//! follows the converted `mesh-settings.json`, [`crate::mesh_tls`]), recomputes every
+//! sidecar's listeners and clusters, rewrites the files that changed and waits until each Envoy
+//! reports the update accepted. What the converter rejects is an error with its diagnostics.
 //! Each push also renews the clusters (a generation number in their metadata) so that pooled
 //! connections made under the previous configuration are not reused.
 //!
@@ -25,7 +27,8 @@
 //! ```ignore
 //! let spec = MeshSpec::bookinfo("deny").filters(&["peer-metadata", "deny"]);
 //! with_mesh(spec, |mesh| {
-//!     mesh.apply_yaml(&read_workspace_file("integration/testdata/mesh-seed/deny-reviews-v3.yaml")?)?;
+//!     let seed = read_workspace_file("integration/testdata/mesh-seed/deny-reviews-v3.yaml")?;
+//!     mesh.apply_yaml_named("deny-reviews-v3.yaml", &seed)?;
 //!     let r = mesh.call("reviews-v3", "http://ratings:9080/ratings/0")?;
 //!     ensure!(r.status == 403, "{}", r.status);
 //!     Ok(())
@@ -38,13 +41,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::apps::{self, App, AppContext};
 use crate::bootstrap::wasm_filter;
 use crate::envoy::{envoy_binary, readable_log};
+use crate::mesh_control::ControlPlane;
 use crate::mesh_obs::{tail, Proc, Prometheus, ScrapeTarget, ZipkinReceiver};
-use crate::mesh_tls::{is_tls_resource, mode_name, resource_key, TlsPolicies};
+use crate::mesh_tls::{mode_name, TlsPolicies};
 use crate::pki::{TestCa, WorkloadCert};
 use crate::sidecar::{SidecarOptions, SidecarSpec, Tracing, Upstream, Workload};
 use crate::{Backend, HarnessError, Request, Response};
@@ -389,90 +393,6 @@ impl Node {
     }
 }
 
-/// Mixer resources as one store, handed to every wasmixer filter as its configuration
-/// (`{"resources": [...], <sections>}`: each filter reads the kinds it understands).
-#[derive(Clone, Debug, Default)]
-pub struct MixerStore {
-    resources: Vec<Value>,
-    sections: Map<String, Value>,
-}
-
-impl MixerStore {
-    /// Adds or replaces (same kind, namespace, name) a Mixer resource.
-    pub fn apply(&mut self, doc: Value) {
-        let key = resource_key(&doc);
-        self.resources.retain(|d| resource_key(d) != key);
-        self.resources.push(doc);
-    }
-
-    /// Removes the resource named like `doc`; whether there was one.
-    pub fn delete(&mut self, doc: &Value) -> bool {
-        let key = resource_key(doc);
-        let before = self.resources.len();
-        self.resources.retain(|d| resource_key(d) != key);
-        before != self.resources.len()
-    }
-
-    /// Merges a filter configuration document (`resources` applied, other sections replaced).
-    pub fn merge_config(&mut self, doc: &Value) -> Result<(), HarnessError> {
-        let Some(obj) = doc.as_object() else {
-            return Err(HarnessError::check("a filter configuration must be a JSON object"));
-        };
-        for (k, v) in obj {
-            if k == "resources" {
-                for r in v.as_array().cloned().unwrap_or_default() {
-                    self.apply(r);
-                }
-            } else {
-                self.sections.insert(k.clone(), v.clone());
-            }
-        }
-        Ok(())
-    }
-
-    pub fn resources(&self) -> &[Value] {
-        &self.resources
-    }
-
-    /// The filter configuration (JSON text).
-    pub fn config_json(&self) -> String {
-        let mut m = self.sections.clone();
-        m.insert("resources".into(), Value::Array(self.resources.clone()));
-        Value::Object(m).to_string()
-    }
-
-    /// Every `label_names` entry of the resources (the Prometheus handler's labels): the
-    /// sidecars' `stats_tags`.
-    pub fn label_names(&self) -> Vec<String> {
-        fn walk(v: &Value, out: &mut Vec<String>) {
-            match v {
-                Value::Object(m) => {
-                    for (k, x) in m {
-                        if k == "label_names" {
-                            for n in x.as_array().map(Vec::as_slice).unwrap_or_default() {
-                                if let Some(s) = n.as_str() {
-                                    if !out.iter().any(|o| o == s) {
-                                        out.push(s.to_string());
-                                    }
-                                }
-                            }
-                        } else {
-                            walk(x, out);
-                        }
-                    }
-                }
-                Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-                _ => {}
-            }
-        }
-        let mut out = Vec::new();
-        for r in &self.resources {
-            walk(r, &mut out);
-        }
-        out
-    }
-}
-
 /// A running mesh. Dropping it stops every process; the work directory is removed unless
 /// [`Mesh::keep_dir`] was called (tests keep it on failure).
 pub struct Mesh {
@@ -482,15 +402,16 @@ pub struct Mesh {
     ca_cert: PathBuf,
     nodes: Vec<Node>,
     filters: Vec<String>,
-    tls: TlsPolicies,
-    mixer: MixerStore,
+    /// The applied resources, converted by `wasmixer convert`'s code.
+    control: ControlPlane,
     tracing: Option<Tracing>,
     zipkin: Option<ZipkinReceiver>,
     prometheus: Option<Prometheus>,
     generation: u64,
     keep: bool,
-    /// The mTLS resources the mesh started with ([`Mesh::reset_tls`] returns to them).
-    initial_tls: TlsPolicies,
+    /// The configuration the mesh started with ([`Mesh::reset_tls`] returns to its mTLS
+    /// resources).
+    initial_control: ControlPlane,
     progress: Option<fn(&str)>,
     /// The bootstrap's stats tags (fixed for the sidecars' lifetime).
     stats_tags: Vec<String>,
@@ -569,28 +490,27 @@ impl Mesh {
                 .filter(|f| spec.filters.iter().any(|s| s == *f))
                 .map(|f| f.to_string())
                 .collect(),
-            tls: TlsPolicies::new(),
-            mixer: MixerStore::default(),
+            control: ControlPlane::new(),
             tracing: None,
             zipkin: None,
             prometheus: None,
             generation: 1,
             keep: false,
-            initial_tls: TlsPolicies::new(),
+            initial_control: ControlPlane::new(),
             progress: spec.progress,
             stats_tags: Vec::new(),
         };
-        for y in &spec.initial_yaml {
-            mesh.store_yaml(y)?;
+        for (i, y) in spec.initial_yaml.iter().enumerate() {
+            mesh.control.apply(&format!("MeshSpec.initial_yaml[{i}]"), y)?;
         }
         let mut tags = spec.stats_tags.clone();
-        for t in mesh.mixer.label_names().into_iter().chain(SELF_METRIC_EXTRA_TAGS.iter().map(|t| t.to_string())) {
+        for t in mesh.control.label_names().into_iter().chain(SELF_METRIC_EXTRA_TAGS.iter().map(|t| t.to_string())) {
             if !tags.contains(&t) {
                 tags.push(t);
             }
         }
         mesh.stats_tags = tags;
-        mesh.initial_tls = mesh.tls.clone();
+        mesh.initial_control = mesh.control.clone();
         if let Some(percent) = spec.tracing {
             let z = ZipkinReceiver::start()?;
             let mut t = if percent >= 100.0 { Tracing::always(z.addr()) } else { Tracing::istio_default(z.addr()) };
@@ -736,15 +656,13 @@ impl Mesh {
                 service_port: n.spec.port,
                 address: n.ip.clone(),
                 port: n.inbound_port,
-                mtls: self.tls.originates(&w.workload.namespace, &n.spec.host()),
+                mtls: self.control.tls().originates(&w.workload.namespace, &n.spec.host(), n.spec.port),
             })
             .collect();
-        let config = self.mixer.config_json();
         let mut inbound_filters = Vec::new();
         let mut outbound_filters = Vec::new();
         for f in &self.filters {
-            let cfg = if f == "peer-metadata" { "{}".to_string() } else { config.clone() };
-            let entry = wasm_filter(f, &crate::wasm_path(f)?, &cfg);
+            let entry = wasm_filter(f, &crate::wasm_path(f)?, &self.control.filter_config(f));
             inbound_filters.push(entry.clone());
             if f != "deny" {
                 outbound_filters.push(entry);
@@ -757,7 +675,7 @@ impl Mesh {
             inbound_port: node.inbound_port,
             outbound_port: node.outbound_port,
             app_port: node.app.as_ref().map_or(1, Backend::port),
-            inbound_tls: self.tls.server_mode(&w.workload.namespace, &w.service),
+            inbound_tls: self.control.tls().server_mode(&w.workload.namespace, &w.service, w.port),
             cert: Some(&node.cert),
             ca_cert: Some(&self.ca_cert),
             upstreams,
@@ -774,7 +692,7 @@ impl Mesh {
 
     /// Label names of the applied metrics that the sidecars cannot turn into labels.
     pub fn untagged_labels(&self) -> Vec<String> {
-        self.mixer.label_names().into_iter().filter(|l| !self.stats_tags.contains(l)).collect()
+        self.control.label_names().into_iter().filter(|l| !self.stats_tags.contains(l)).collect()
     }
 
     /// The LDS and CDS files of sidecar `i` at `version`.
@@ -854,29 +772,18 @@ impl Mesh {
         Ok(())
     }
 
-    fn store_yaml(&mut self, yaml: &str) -> Result<Vec<String>, HarnessError> {
-        let docs = crate::mesh_yaml::parse_documents(yaml).map_err(|e| HarnessError::check(format!("YAML: {e}")))?;
-        let mut applied = Vec::new();
-        for d in docs {
-            let (kind, ns, name) = resource_key(&d);
-            let group = d["apiVersion"].as_str().unwrap_or("").split('/').next().unwrap_or("").to_string();
-            if is_tls_resource(&d) {
-                self.tls.apply(d).map_err(HarnessError::check)?;
-            } else if group == "config.istio.io" {
-                self.mixer.apply(d);
-            } else {
-                return Err(HarnessError::check(format!("the mesh does not know {kind} ({group}) {name}")));
-            }
-            let ns = if ns.is_empty() { String::new() } else { format!(" -n {ns}") };
-            applied.push(format!("{kind}.{group}/{name}{ns} configured"));
-        }
-        Ok(applied)
+    /// `kubectl apply -f -` for the mesh: Mixer and mTLS resources (YAML, several documents),
+    /// converted by `wasmixer convert`'s code together with everything applied before, then a
+    /// push. Returns kubectl-like lines. A configuration the converter rejects is an error with
+    /// its diagnostics, and changes nothing.
+    pub fn apply_yaml(&mut self, yaml: &str) -> Result<Vec<String>, HarnessError> {
+        self.apply_yaml_named("<stdin>", yaml)
     }
 
-    /// `kubectl apply -f` for the mesh: mTLS resources and Mixer resources (YAML, several
-    /// documents), then a push. Returns kubectl-like lines.
-    pub fn apply_yaml(&mut self, yaml: &str) -> Result<Vec<String>, HarnessError> {
-        let applied = self.store_yaml(yaml)?;
+    /// [`Mesh::apply_yaml`] of the file `name` (how the converter's messages name it), e.g.
+    /// `deny-reviews-v3.yaml`.
+    pub fn apply_yaml_named(&mut self, name: &str, yaml: &str) -> Result<Vec<String>, HarnessError> {
+        let applied = self.control.apply(name, yaml)?;
         self.warn_untagged();
         self.push()?;
         Ok(applied)
@@ -892,33 +799,30 @@ impl Mesh {
         }
     }
 
-    /// `kubectl delete -f`: removes the resources named in `yaml`, then pushes.
+    /// `kubectl delete -f`: removes the resources named in `yaml`, then pushes. Refused (an
+    /// error, nothing changed) when what is left does not convert, e.g. a rule whose handler
+    /// is deleted.
     pub fn delete_yaml(&mut self, yaml: &str) -> Result<Vec<String>, HarnessError> {
-        let docs = crate::mesh_yaml::parse_documents(yaml).map_err(|e| HarnessError::check(format!("YAML: {e}")))?;
-        let mut out = Vec::new();
-        for d in docs {
-            let found = if is_tls_resource(&d) { self.tls.delete(&d) } else { self.mixer.delete(&d) };
-            let (kind, _, name) = resource_key(&d);
-            out.push(format!("{kind}/{name} {}", if found { "deleted" } else { "not found" }));
-        }
+        let out = self.control.delete(yaml)?;
         self.push()?;
         Ok(out)
     }
 
     /// Merges a wasmixer filter configuration document (JSON: `resources` and filter sections,
-    /// e.g. `integration/testdata/deny-seed.json`) into the mesh's Mixer store, then pushes.
+    /// e.g. `integration/testdata/deny-seed.json`) into the mesh's configuration, then pushes:
+    /// the resources go through the converter like YAML, the sections (`metrics`, `access_log`,
+    /// ...) are given to every filter.
     pub fn apply_filter_config(&mut self, json_text: &str) -> Result<(), HarnessError> {
-        let doc: Value =
-            serde_json::from_str(json_text).map_err(|e| HarnessError::check(format!("filter configuration: {e}")))?;
-        self.mixer.merge_config(&doc)?;
+        self.control.merge_filter_config("filter configuration", json_text)?;
         self.warn_untagged();
         self.push()
     }
 
     /// Returns to the mTLS resources the mesh started with (for [`MeshSpec::bookinfo`], its
-    /// `DestinationRule`s; otherwise none: servers PERMISSIVE, clients plain text), then pushes.
+    /// `DestinationRule`s; otherwise none: servers PERMISSIVE, clients plain text), keeping the
+    /// Mixer resources, then pushes.
     pub fn reset_tls(&mut self) -> Result<(), HarnessError> {
-        self.tls = self.initial_tls.clone();
+        self.control.restore_tls(&self.initial_control)?;
         self.push()
     }
 
@@ -928,14 +832,14 @@ impl Mesh {
         }
     }
 
-    /// The applied mTLS resources.
+    /// The mTLS settings (the converter's `mesh-settings.json`).
     pub fn tls(&self) -> &TlsPolicies {
-        &self.tls
+        self.control.tls()
     }
 
-    /// The Mixer store (what every filter is configured with).
-    pub fn mixer(&self) -> &MixerStore {
-        &self.mixer
+    /// The applied configuration and what it converted to.
+    pub fn control(&self) -> &ControlPlane {
+        &self.control
     }
 
     /// The workload `key`: `name.namespace` (`sleep.foo`), or a name that is unique
@@ -1053,7 +957,7 @@ impl Mesh {
                 n.inbound_addr().to_string(),
                 n.outbound_addr().to_string(),
                 n.admin.map(|a| a.to_string()).unwrap_or_default(),
-                mode_name(self.tls.server_mode(&w.namespace, &n.spec.service))
+                mode_name(self.control.tls().server_mode(&w.namespace, &n.spec.service, n.spec.port))
             ));
         }
         out

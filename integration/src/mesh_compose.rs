@@ -18,9 +18,8 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::bootstrap::wasm_filter;
-use crate::mesh::{MixerStore, WorkloadSpec, BOOKINFO_DESTINATION_RULES, DEFAULT_STATS_TAGS, FILTER_ORDER};
-use crate::mesh_tls::TlsPolicies;
-use crate::mesh_yaml::parse_documents;
+use crate::mesh::{WorkloadSpec, BOOKINFO_DESTINATION_RULES, DEFAULT_STATS_TAGS, FILTER_ORDER};
+use crate::mesh_control::ControlPlane;
 use crate::pki::{TestCa, WorkloadCert};
 use crate::sidecar::{SidecarOptions, SidecarSpec, Upstream};
 use crate::HarnessError;
@@ -77,37 +76,30 @@ const SEED_FILES: [(&str, &str); 6] = [
     ("newlog-stdio.yaml", include_str!("../testdata/mesh-seed/newlog-stdio.yaml")),
 ];
 
-fn policies() -> Result<(TlsPolicies, MixerStore), HarnessError> {
-    let mut tls = TlsPolicies::new();
-    let mut mixer = MixerStore::default();
+/// The seed files, converted by `wasmixer convert`'s code.
+fn control_plane() -> Result<ControlPlane, HarnessError> {
+    let mut control = ControlPlane::new();
     for (file, text) in SEED_FILES {
-        for d in parse_documents(text).map_err(|e| HarnessError::check(format!("{file}: {e}")))? {
-            if crate::mesh_tls::is_tls_resource(&d) {
-                tls.apply(d).map_err(HarnessError::check)?;
-            } else {
-                mixer.apply(d);
-            }
-        }
+        control.apply(file, text)?;
     }
-    Ok((tls, mixer))
+    Ok(control)
 }
 
 /// The bootstrap (JSON) of workload `i`'s sidecar container.
 pub fn bootstrap(i: usize) -> Result<String, HarnessError> {
     let all = workloads();
     let w = all.get(i).ok_or_else(|| HarnessError::check(format!("no workload {i}")))?;
-    let (tls, mixer) = policies()?;
+    let control = control_plane()?;
+    let tls = control.tls();
     let cert = WorkloadCert {
         cert: Path::new(PROXY_DIR).join("cert-chain.pem"),
         key: Path::new(PROXY_DIR).join("key.pem"),
         spiffe_id: format!("spiffe://cluster.local/ns/{}/sa/{}", w.workload.namespace, w.workload.service_account),
     };
     let ca = Path::new(PROXY_DIR).join("root-cert.pem");
-    let config = mixer.config_json();
     let (mut inbound_filters, mut outbound_filters) = (Vec::new(), Vec::new());
     for f in FILTER_ORDER {
-        let cfg = if f == "peer-metadata" { "{}".to_string() } else { config.clone() };
-        let entry = wasm_filter(f, &Path::new(WASM_DIR).join(format!("{f}.wasm")), &cfg);
+        let entry = wasm_filter(f, &Path::new(WASM_DIR).join(format!("{f}.wasm")), &control.filter_config(f));
         inbound_filters.push(entry.clone());
         if f != "deny" {
             outbound_filters.push(entry);
@@ -122,7 +114,7 @@ pub fn bootstrap(i: usize) -> Result<String, HarnessError> {
             service_port: n.port,
             address: pod_ip(j),
             port: INBOUND_PORT,
-            mtls: tls.originates(&w.workload.namespace, &n.host()),
+            mtls: tls.originates(&w.workload.namespace, &n.host(), n.port),
         })
         .collect();
     let mut tags: Vec<String> = DEFAULT_STATS_TAGS.iter().map(|t| t.to_string()).collect();
@@ -134,7 +126,7 @@ pub fn bootstrap(i: usize) -> Result<String, HarnessError> {
         inbound_port: INBOUND_PORT,
         outbound_port: OUTBOUND_PORT,
         app_port: w.port,
-        inbound_tls: tls.server_mode(&w.workload.namespace, &w.service),
+        inbound_tls: tls.server_mode(&w.workload.namespace, &w.service, w.port),
         cert: Some(&cert),
         ca_cert: Some(&ca),
         upstreams,

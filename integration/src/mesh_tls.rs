@@ -1,65 +1,65 @@
-//! Istio 1.4's mutual-TLS resources, interpreted as Pilot did, for the mesh harness:
-//! `authentication.istio.io/v1alpha1` `MeshPolicy` / `Policy` decide what each server sidecar
-//! accepts (STRICT, PERMISSIVE, or plain text), and `networking.istio.io/v1alpha3`
-//! `DestinationRule`s with `trafficPolicy.tls.mode: ISTIO_MUTUAL` decide which destinations a
-//! client sidecar originates mTLS to.
+//! The mesh's mutual-TLS settings: `wasmixer convert`'s `mesh-settings.json` (made from Istio
+//! 1.4's `MeshPolicy` / `Policy` and `DestinationRule`s), resolved as Istio 1.4 did and as
+//! cli/README.md ("mesh-settings.json") documents.
 //!
-//! Server side (Istio 1.4 `authn` precedence): a `Policy` in the service's namespace whose
-//! `targets` name the service, else the namespace's target-less `Policy`, else the
-//! `MeshPolicy`, else PERMISSIVE (Istio 1.4's default install). `peers: [{mtls: {}}]` is STRICT,
-//! `mtls: {mode: PERMISSIVE}` PERMISSIVE, and a policy without `peers` accepts plain text only.
-//!
-//! Client side (Pilot 1.4 `PushContext.DestinationRule`): the most specific host match among
-//! the rules of the client's namespace, else among those of the service's namespace, else
-//! among those of the root namespace (`istio-system`). Short hosts in a rule are qualified with
-//! the rule's namespace (`httpbin` in `bar` is `httpbin.bar.svc.cluster.local`).
+//! Server side: for the workload labelled `app: A` in namespace N, the `service` entry of N
+//! selecting A, else N's `namespace` entry, else the `mesh` entry (later entries win within a
+//! scope); its port's mode, else its mode (`null`: the next scope decides). No entry: PERMISSIVE,
+//! Istio 1.4's default install. Client side: a client in namespace C calling host H uses C's own
+//! rules, else those of H's namespace exported to C, else those of the root namespace; in the
+//! first of these with a match, the most specific host (exact, else the longest `*` suffix)
+//! decides, and the client originates Istio mTLS when that rule's port mode, else its mode, is
+//! `ISTIO_MUTUAL`.
 
-use serde_json::Value;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
 
 use crate::sidecar::InboundTls;
+use crate::HarnessError;
 
-/// Istio's root (config) namespace.
-pub const ROOT_NAMESPACE: &str = "istio-system";
-
-/// The applied mTLS resources.
-#[derive(Clone, Debug, Default)]
+/// `mesh-settings.json` (schema `wasmixer/mesh-settings/v1`).
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct TlsPolicies {
-    docs: Vec<Value>,
+    #[serde(default)]
+    root_namespace: String,
+    #[serde(default)]
+    servers: Vec<ServerSetting>,
+    #[serde(default)]
+    clients: Vec<ClientSetting>,
 }
 
-/// `(kind, namespace, name)` of a resource (namespace `default` when it names none, as `kubectl
-/// apply` does; `""` for the cluster-scoped `MeshPolicy`).
-pub fn resource_key(doc: &Value) -> (String, String, String) {
-    let kind = doc["kind"].as_str().unwrap_or("").to_string();
-    let ns = if kind == "MeshPolicy" {
-        String::new()
-    } else {
-        doc["metadata"]["namespace"].as_str().unwrap_or("default").to_string()
-    };
-    (kind, ns, doc["metadata"]["name"].as_str().unwrap_or("").to_string())
+#[derive(Clone, Debug, Deserialize)]
+struct ServerSetting {
+    scope: String,
+    namespace: Option<String>,
+    workload_selector: Option<BTreeMap<String, String>>,
+    mode: Option<String>,
+    #[serde(default)]
+    port_modes: BTreeMap<String, String>,
 }
 
-/// Whether this module interprets `doc`.
-pub fn is_tls_resource(doc: &Value) -> bool {
-    let api = doc["apiVersion"].as_str().unwrap_or("");
-    let kind = doc["kind"].as_str().unwrap_or("");
-    (api.starts_with("authentication.istio.io/") && (kind == "Policy" || kind == "MeshPolicy"))
-        || (api.starts_with("networking.istio.io/") && kind == "DestinationRule")
+#[derive(Clone, Debug, Deserialize)]
+struct ClientSetting {
+    namespace: String,
+    host: String,
+    #[serde(default)]
+    export_to: Vec<String>,
+    mode: Option<String>,
+    #[serde(default)]
+    port_modes: BTreeMap<String, String>,
 }
 
-fn peer_mode(spec: &Value) -> InboundTls {
-    let peers = spec["peers"].as_array().map(Vec::as_slice).unwrap_or_default();
-    let mut mode = InboundTls::Disabled;
-    for p in peers {
-        if let Some(obj) = p.as_object() {
-            if obj.contains_key("mtls") {
-                let m = &p["mtls"];
-                mode =
-                    if m["mode"].as_str() == Some("PERMISSIVE") { InboundTls::Permissive } else { InboundTls::Strict };
-            }
-        }
+impl ServerSetting {
+    fn mode_on(&self, port: u16) -> Option<&str> {
+        self.port_modes.get(&port.to_string()).or(self.mode.as_ref()).map(String::as_str)
     }
-    mode
+}
+
+impl ClientSetting {
+    fn visible_to(&self, client_namespace: &str) -> bool {
+        self.namespace == client_namespace || self.export_to.iter().any(|e| e == "*" || e == client_namespace)
+    }
 }
 
 fn qualify(host: &str, namespace: &str) -> String {
@@ -82,92 +82,61 @@ fn match_rank(pattern: &str, host: &str) -> Option<usize> {
     host.ends_with(suffix).then_some(suffix.len())
 }
 
+fn inbound_tls(mode: &str) -> InboundTls {
+    match mode {
+        "STRICT" => InboundTls::Strict,
+        "DISABLE" => InboundTls::Disabled,
+        _ => InboundTls::Permissive,
+    }
+}
+
 impl TlsPolicies {
-    /// No resources: every server PERMISSIVE, no client originates.
+    /// No settings: every server PERMISSIVE, no client originates.
     pub fn new() -> TlsPolicies {
         TlsPolicies::default()
     }
 
-    /// Adds or replaces (same kind, namespace and name) an mTLS resource. Errors for others.
-    pub fn apply(&mut self, doc: Value) -> Result<(), String> {
-        if !is_tls_resource(&doc) {
-            return Err(format!(
-                "not an mTLS resource: {}/{}",
-                doc["apiVersion"].as_str().unwrap_or("?"),
-                doc["kind"].as_str().unwrap_or("?")
-            ));
-        }
-        let key = resource_key(&doc);
-        self.docs.retain(|d| resource_key(d) != key);
-        self.docs.push(doc);
-        Ok(())
+    /// Reads a `mesh-settings.json`.
+    pub fn from_mesh_settings(json: &str) -> Result<TlsPolicies, HarnessError> {
+        serde_json::from_str(json).map_err(|e| HarnessError::check(format!("mesh-settings.json: {e}")))
     }
 
-    /// Removes the resource with `doc`'s kind, namespace and name; whether there was one.
-    pub fn delete(&mut self, doc: &Value) -> bool {
-        let key = resource_key(doc);
-        let before = self.docs.len();
-        self.docs.retain(|d| resource_key(d) != key);
-        before != self.docs.len()
-    }
-
-    /// Removes every resource.
-    pub fn clear(&mut self) {
-        self.docs.clear();
-    }
-
-    /// The applied resources.
-    pub fn resources(&self) -> &[Value] {
-        &self.docs
-    }
-
-    /// What the sidecar of `service` in `namespace` accepts.
-    pub fn server_mode(&self, namespace: &str, service: &str) -> InboundTls {
-        let of_kind = |kind: &'static str| self.docs.iter().filter(move |d| d["kind"].as_str() == Some(kind));
-        let targeted = of_kind("Policy").find(|d| {
-            resource_key(d).1 == namespace
-                && d["spec"]["targets"]
-                    .as_array()
-                    .is_some_and(|ts| ts.iter().any(|t| t["name"].as_str() == Some(service)))
-        });
-        let namespace_wide = || {
-            of_kind("Policy")
-                .find(|d| resource_key(d).1 == namespace && d["spec"]["targets"].as_array().is_none_or(Vec::is_empty))
+    /// What the sidecar of the workload labelled `app: <app>` in `namespace` accepts on `port`.
+    pub fn server_mode(&self, namespace: &str, app: &str, port: u16) -> InboundTls {
+        let in_scope = |scope: &str| {
+            self.servers.iter().rev().find(move |s| {
+                s.scope == scope
+                    && match scope {
+                        "service" => {
+                            s.namespace.as_deref() == Some(namespace)
+                                && s.workload_selector.as_ref().and_then(|w| w.get("app")).map(String::as_str)
+                                    == Some(app)
+                        }
+                        "namespace" => s.namespace.as_deref() == Some(namespace),
+                        _ => true,
+                    }
+            })
         };
-        let mesh = || of_kind("MeshPolicy").find(|d| resource_key(d).2 == "default");
-        match targeted.or_else(namespace_wide).or_else(mesh) {
-            Some(d) => peer_mode(&d["spec"]),
-            None => InboundTls::Permissive,
-        }
+        ["service", "namespace", "mesh"]
+            .into_iter()
+            .find_map(|scope| in_scope(scope).and_then(|s| s.mode_on(port)))
+            .map_or(InboundTls::Permissive, inbound_tls)
     }
 
-    /// The `DestinationRule` a client in `client_namespace` uses for `host` (a FQDN).
-    pub fn destination_rule(&self, client_namespace: &str, host: &str) -> Option<&Value> {
+    /// Whether a client in `client_namespace` originates Istio mTLS to `host` (a FQDN) on `port`.
+    pub fn originates(&self, client_namespace: &str, host: &str, port: u16) -> bool {
         let service_namespace = host.split('.').nth(1).unwrap_or("");
-        let best_in = |ns: &str| -> Option<&Value> {
-            self.docs
+        let root = if self.root_namespace.is_empty() { "istio-system" } else { self.root_namespace.as_str() };
+        let best_in = |ns: &str| {
+            self.clients
                 .iter()
-                .filter(|d| d["kind"].as_str() == Some("DestinationRule") && resource_key(d).1 == ns)
-                .filter_map(|d| {
-                    let pattern = qualify(d["spec"]["host"].as_str().unwrap_or(""), ns);
-                    match_rank(&pattern, host).map(|r| (r, d))
-                })
-                .max_by_key(|(r, _)| *r)
-                .map(|(_, d)| d)
+                .filter(|c| c.namespace == ns && c.visible_to(client_namespace))
+                .filter_map(|c| match_rank(&qualify(&c.host, ns), host).map(|rank| (rank, c)))
+                .max_by_key(|(rank, _)| *rank)
+                .map(|(_, c)| c)
         };
-        let mut order = Vec::new();
-        if client_namespace != ROOT_NAMESPACE {
-            order.push(client_namespace);
-        }
-        order.push(service_namespace);
-        order.push(ROOT_NAMESPACE);
-        order.into_iter().find_map(best_in)
-    }
-
-    /// Whether a client in `client_namespace` originates Istio mTLS to `host`.
-    pub fn originates(&self, client_namespace: &str, host: &str) -> bool {
-        self.destination_rule(client_namespace, host)
-            .is_some_and(|d| d["spec"]["trafficPolicy"]["tls"]["mode"].as_str() == Some("ISTIO_MUTUAL"))
+        let rule = [client_namespace, service_namespace, root].into_iter().find_map(best_in);
+        rule.and_then(|c| c.port_modes.get(&port.to_string()).or(c.mode.as_ref())).is_some_and(|m| m == "ISTIO_MUTUAL")
     }
 }
 
@@ -184,62 +153,63 @@ pub fn mode_name(mode: InboundTls) -> &'static str {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::mesh_yaml::parse_documents;
+    use wasmixer_cli::{convert, Input, Options};
 
-    fn apply(p: &mut TlsPolicies, yaml: &str) {
-        for d in parse_documents(yaml).unwrap() {
-            p.apply(d).unwrap();
-        }
+    /// The mesh settings `wasmixer convert` makes of `yaml`.
+    fn settings(yaml: &str) -> TlsPolicies {
+        let outcome = convert(&[Input { name: "t.yaml".into(), text: yaml.into() }], &Options::default());
+        assert!(!outcome.report.has_errors(), "{:?}", outcome.report);
+        outcome.file("mesh-settings.json").map(|s| TlsPolicies::from_mesh_settings(s).unwrap()).unwrap_or_default()
     }
 
-    const MESH_STRICT: &str = "apiVersion: authentication.istio.io/v1alpha1\nkind: MeshPolicy\nmetadata:\n  name: default\nspec:\n  peers:\n  - mtls: {}\n";
+    const MESH_STRICT: &str = include_str!("../testdata/mesh-seed/mtls-meshpolicy-strict.yaml");
+    const HTTPBIN: u16 = 8000;
 
     #[test]
     fn seed_mesh_wide() {
-        let mut p = TlsPolicies::new();
-        assert_eq!(p.server_mode("foo", "httpbin"), InboundTls::Permissive);
-        apply(&mut p, MESH_STRICT);
-        assert_eq!(p.server_mode("bar", "httpbin"), InboundTls::Strict);
-        assert!(!p.originates("foo", "httpbin.bar.svc.cluster.local"));
-        apply(&mut p, include_str!("../testdata/mesh-seed/mtls-mesh-wide.yaml"));
+        assert_eq!(settings("").server_mode("foo", "httpbin", HTTPBIN), InboundTls::Permissive);
+        let p = settings(MESH_STRICT);
+        assert_eq!(p.server_mode("bar", "httpbin", HTTPBIN), InboundTls::Strict);
+        assert!(!p.originates("foo", "httpbin.bar.svc.cluster.local", HTTPBIN));
+        let p = settings(&format!("{MESH_STRICT}---\n{}", include_str!("../testdata/mesh-seed/mtls-mesh-wide.yaml")));
         for c in ["foo", "bar"] {
             for s in ["foo", "bar"] {
-                assert!(p.originates(c, &format!("httpbin.{s}.svc.cluster.local")));
+                assert!(p.originates(c, &format!("httpbin.{s}.svc.cluster.local"), HTTPBIN));
             }
         }
     }
 
     #[test]
     fn seed_namespace_and_service() {
-        let mut p = TlsPolicies::new();
-        apply(&mut p, include_str!("../testdata/mesh-seed/mtls-namespace-foo.yaml"));
-        assert_eq!(p.server_mode("foo", "httpbin"), InboundTls::Strict);
-        assert_eq!(p.server_mode("bar", "httpbin"), InboundTls::Permissive);
-        assert!(p.originates("bar", "httpbin.foo.svc.cluster.local"));
-        assert!(p.originates("foo", "httpbin.foo.svc.cluster.local"));
-        assert!(!p.originates("foo", "httpbin.bar.svc.cluster.local"));
+        let p = settings(include_str!("../testdata/mesh-seed/mtls-namespace-foo.yaml"));
+        assert_eq!(p.server_mode("foo", "httpbin", HTTPBIN), InboundTls::Strict);
+        assert_eq!(p.server_mode("bar", "httpbin", HTTPBIN), InboundTls::Permissive);
+        assert!(p.originates("bar", "httpbin.foo.svc.cluster.local", HTTPBIN));
+        assert!(p.originates("foo", "httpbin.foo.svc.cluster.local", HTTPBIN));
+        assert!(!p.originates("foo", "httpbin.bar.svc.cluster.local", HTTPBIN));
 
-        let mut p = TlsPolicies::new();
-        apply(&mut p, include_str!("../testdata/mesh-seed/mtls-service-httpbin-bar.yaml"));
-        assert_eq!(p.server_mode("bar", "httpbin"), InboundTls::Strict);
-        assert_eq!(p.server_mode("bar", "sleep"), InboundTls::Permissive);
-        assert_eq!(p.server_mode("foo", "httpbin"), InboundTls::Permissive);
-        assert!(p.originates("foo", "httpbin.bar.svc.cluster.local"));
-        assert!(!p.originates("foo", "sleep.bar.svc.cluster.local"));
+        let p = settings(include_str!("../testdata/mesh-seed/mtls-service-httpbin-bar.yaml"));
+        assert_eq!(p.server_mode("bar", "httpbin", HTTPBIN), InboundTls::Strict);
+        assert_eq!(p.server_mode("bar", "sleep", 80), InboundTls::Permissive);
+        assert_eq!(p.server_mode("foo", "httpbin", HTTPBIN), InboundTls::Permissive);
+        assert!(p.originates("foo", "httpbin.bar.svc.cluster.local", HTTPBIN));
+        assert!(!p.originates("foo", "sleep.bar.svc.cluster.local", 80));
     }
 
     #[test]
     fn client_namespace_rule_wins_then_specificity() {
-        let mut p = TlsPolicies::new();
-        apply(
-            &mut p,
-            "apiVersion: networking.istio.io/v1alpha3\nkind: DestinationRule\nmetadata: {name: a, namespace: foo}\nspec:\n  host: httpbin.bar.svc.cluster.local\n  trafficPolicy: {tls: {mode: DISABLE}}\n---\napiVersion: networking.istio.io/v1alpha3\nkind: DestinationRule\nmetadata: {name: b, namespace: istio-system}\nspec:\n  host: '*.local'\n  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n",
-        );
-        assert!(!p.originates("foo", "httpbin.bar.svc.cluster.local"));
-        assert!(p.originates("bar", "httpbin.bar.svc.cluster.local"));
-        assert!(p.originates("foo", "httpbin.foo.svc.cluster.local"));
+        let rules = "apiVersion: networking.istio.io/v1alpha3\nkind: DestinationRule\nmetadata: {name: a, namespace: foo}\nspec:\n  host: httpbin.bar.svc.cluster.local\n  trafficPolicy: {tls: {mode: DISABLE}}\n---\napiVersion: networking.istio.io/v1alpha3\nkind: DestinationRule\nmetadata: {name: b, namespace: istio-system}\nspec:\n  host: '*.local'\n  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n";
+        let p = settings(rules);
+        assert!(!p.originates("foo", "httpbin.bar.svc.cluster.local", HTTPBIN));
+        assert!(p.originates("bar", "httpbin.bar.svc.cluster.local", HTTPBIN));
+        assert!(p.originates("foo", "httpbin.foo.svc.cluster.local", HTTPBIN));
+        // A rule without TLS settings still shadows the root namespace's.
+        let p = settings(&rules.replace(
+            "  trafficPolicy: {tls: {mode: DISABLE}}\n",
+            "  trafficPolicy: {connectionPool: {tcp: {maxConnections: 10}}}\n",
+        ));
+        assert!(!p.originates("foo", "httpbin.bar.svc.cluster.local", HTTPBIN));
         let no_peers = "apiVersion: authentication.istio.io/v1alpha1\nkind: Policy\nmetadata: {name: default, namespace: foo}\nspec: {}\n";
-        apply(&mut p, no_peers);
-        assert_eq!(p.server_mode("foo", "x"), InboundTls::Disabled);
+        assert_eq!(settings(no_peers).server_mode("foo", "x", 80), InboundTls::Disabled);
     }
 }

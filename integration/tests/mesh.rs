@@ -1,24 +1,158 @@
 //! The seed scenarios through the mesh harness: real Envoy sidecars in front of in-process
-//! applications, configuration pushed as Istio's control plane would (see `src/mesh.rs`).
+//! applications, configuration pushed as Istio's control plane would (see `src/mesh.rs`). Every
+//! seed file goes through `wasmixer convert`'s code on its way to the sidecars
+//! (`src/mesh_control.rs`), so the seed YAML itself is the test input.
 //!
+//! - every file of `../shared/seed-scenarios/` has its copy here and converts;
 //! - the mTLS story (`mtls-*.yaml`): the sleep/httpbin matrix in namespaces foo and bar;
-//! - the deny rule (`deny-reviews-v3.yaml`) through bookinfo;
+//! - the deny rule (`deny-reviews-v3.yaml`) through bookinfo, and a broken copy of it refused
+//!   with the converter's message;
+//! - the telemetry (`double-request-count.yaml`, `newlog-stdio.yaml`) with Prometheus;
 //! - one trace through every bookinfo hop.
 
 use std::time::Duration;
 
 use wasmixer_integration::apps::RATINGS_UNAVAILABLE;
-use wasmixer_integration::dist::read_workspace_file;
+use wasmixer_integration::dist::{read_workspace_file, workspace_root};
 use wasmixer_integration::mesh::{with_mesh, Mesh, MeshSpec};
+use wasmixer_integration::mesh_control::ControlPlane;
 use wasmixer_integration::mesh_obs::render_trace;
+use wasmixer_integration::sidecar::InboundTls;
 use wasmixer_integration::{ensure, HarnessError};
 
 const CLIENTS: [&str; 2] = ["sleep.foo", "sleep.bar"];
 const SERVERS: [&str; 2] = ["httpbin.foo", "httpbin.bar"];
 const SEED_DENY_BODY: &str = "PERMISSION_DENIED:denyreviewsv3handler.default:Not allowed";
 
+/// The files of `../shared/seed-scenarios/`, each applied by a test below.
+const SHARED_SEEDS: [&str; 6] = [
+    "deny-reviews-v3.yaml",
+    "double-request-count.yaml",
+    "mtls-mesh-wide.yaml",
+    "mtls-namespace-foo.yaml",
+    "mtls-service-httpbin-bar.yaml",
+    "newlog-stdio.yaml",
+];
+
 fn seed(file: &str) -> Result<String, HarnessError> {
     read_workspace_file(&format!("integration/testdata/mesh-seed/{file}"))
+}
+
+/// `kubectl apply -f <file>` of a seed file, named so in the converter's messages.
+fn apply_seed(mesh: &mut Mesh, file: &str) -> Result<(), HarnessError> {
+    mesh.apply_yaml_named(file, &seed(file)?).map(|_| ())
+}
+
+#[test]
+fn the_seed_copies_are_the_shared_seed_scenarios() -> Result<(), HarnessError> {
+    let shared = workspace_root().join("../shared/seed-scenarios");
+    let Ok(entries) = std::fs::read_dir(&shared) else {
+        eprintln!("{} is not here: only the copies are checked", shared.display());
+        return Ok(());
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+        .collect();
+    names.sort();
+    ensure!(names == SHARED_SEEDS, "{} holds {names:?}: give each a scenario here", shared.display());
+    for name in names {
+        let original = std::fs::read_to_string(shared.join(&name))
+            .map_err(|e| HarnessError::io(format!("reading {}", shared.join(&name).display()), e))?;
+        ensure!(original == seed(&name)?, "integration/testdata/mesh-seed/{name} differs from {}", shared.display());
+    }
+    Ok(())
+}
+
+/// Every seed file through the converter, as the mesh applies it (no sidecars): what each
+/// filter and the mTLS settings get.
+#[test]
+fn every_seed_file_converts_for_the_mesh() -> Result<(), HarnessError> {
+    let converted = |files: &[&str]| -> Result<ControlPlane, HarnessError> {
+        let mut control = ControlPlane::new();
+        for f in files {
+            control.apply(f, &seed(f)?)?;
+        }
+        Ok(control)
+    };
+    for file in SHARED_SEEDS {
+        converted(&[file])?;
+    }
+
+    let deny = converted(&["deny-reviews-v3.yaml"])?;
+    let config = deny.filter_config("deny");
+    for want in [r#""name":"denyreviewsv3","namespace":"default""#, r#""compiledAdapter":"denier""#] {
+        ensure!(config.contains(want), "deny filter configuration without {want}: {config}");
+    }
+    ensure!(deny.filter_config("metrics") == "{}", "{}", deny.filter_config("metrics"));
+
+    let telemetry = converted(&["double-request-count.yaml", "newlog-stdio.yaml"])?;
+    ensure!(
+        telemetry.filter_config("metrics").contains("double_request_count"),
+        "{}",
+        telemetry.filter_config("metrics")
+    );
+    ensure!(telemetry.filter_config("access-log").contains("newlog"), "{}", telemetry.filter_config("access-log"));
+    ensure!(
+        telemetry.label_names() == ["reporter", "source", "destination", "message"],
+        "{:?}",
+        telemetry.label_names()
+    );
+
+    let httpbin = |ns: &str| format!("httpbin.{ns}.svc.cluster.local");
+    let mesh_wide = converted(&["mtls-meshpolicy-strict.yaml", "mtls-mesh-wide.yaml"])?;
+    for ns in ["foo", "bar"] {
+        ensure!(mesh_wide.tls().server_mode(ns, "httpbin", 8000) == InboundTls::Strict, "httpbin.{ns}");
+        ensure!(mesh_wide.tls().originates("foo", &httpbin(ns), 8000), "sleep.foo -> httpbin.{ns}");
+    }
+    let foo = converted(&["mtls-namespace-foo.yaml"])?;
+    ensure!(foo.tls().server_mode("foo", "httpbin", 8000) == InboundTls::Strict, "httpbin.foo");
+    ensure!(foo.tls().server_mode("bar", "httpbin", 8000) == InboundTls::Permissive, "httpbin.bar");
+    ensure!(foo.tls().originates("bar", &httpbin("foo"), 8000), "sleep.bar -> httpbin.foo");
+    let bar = converted(&["mtls-service-httpbin-bar.yaml"])?;
+    ensure!(bar.tls().server_mode("bar", "httpbin", 8000) == InboundTls::Strict, "httpbin.bar");
+    ensure!(bar.tls().server_mode("bar", "sleep", 80) == InboundTls::Permissive, "sleep.bar");
+    ensure!(bar.tls().originates("foo", &httpbin("bar"), 8000), "sleep.foo -> httpbin.bar");
+    Ok(())
+}
+
+/// A seed file with a mistake, as a user might apply it: refused with the converter's own
+/// diagnostic (file, line and column, document, resource, field, expression position), and the
+/// mesh keeps its configuration.
+#[test]
+fn a_broken_seed_is_refused_with_the_converters_message() -> Result<(), HarnessError> {
+    let mut mesh = Mesh::start(MeshSpec::empty("broken-seed"))?;
+    let deny = seed("deny-reviews-v3.yaml")?;
+    let cases = [
+        (
+            deny.replace("- handler: denyreviewsv3handler", "- handler: denyreviewsv3handlr"),
+            "deny-reviews-v3.yaml:26:14: error: document 3: denyreviewsv3.rule.default: field spec.actions[0].handler: handler denyreviewsv3handlr not found (looked for denyreviewsv3handlr.handler.default)",
+        ),
+        (
+            deny.replace(r#"source.labels["version"] == "v3""#, r#"source.labels["version"] == 3"#),
+            "deny-reviews-v3.yaml:24:115: error: document 3: denyreviewsv3.rule.default: field spec.match: position 106: EQ(INDEX($source.labels, \"version\"), 3) arg 2 (3) typeError got INT64, expected STRING",
+        ),
+    ];
+    for (broken, want) in cases {
+        match mesh.apply_yaml_named("deny-reviews-v3.yaml", &broken) {
+            Ok(lines) => return Err(HarnessError::check(format!("a broken seed was applied: {lines:?}"))),
+            Err(e) => ensure!(e.to_string().contains(want), "want the converter's message\n  {want}\ngot\n  {e}"),
+        }
+        ensure!(
+            mesh.control().resources().is_empty(),
+            "a refused file changed the mesh: {:?}",
+            mesh.control().resources()
+        );
+    }
+    apply_seed(&mut mesh, "deny-reviews-v3.yaml")?;
+    ensure!(mesh.control().resources().len() == 3, "{:?}", mesh.control().resources());
+    // Deleting the handler the rule needs is refused the same way.
+    let handler = "apiVersion: config.istio.io/v1alpha2\nkind: handler\nmetadata:\n  name: denyreviewsv3handler\n";
+    let e = mesh.delete_yaml(handler).err().map(|e| e.to_string()).unwrap_or_default();
+    ensure!(e.contains("deny-reviews-v3.yaml:26:14: error: document 3: denyreviewsv3.rule.default: field spec.actions[0].handler: handler denyreviewsv3handler not found"), "{e}");
+    ensure!(mesh.control().resources().len() == 3, "{:?}", mesh.control().resources());
+    Ok(())
 }
 
 /// `(client, server) -> status` for the four calls (0 when the call itself failed).
@@ -56,11 +190,11 @@ fn seed_mtls_mesh_wide() -> Result<(), HarnessError> {
         ensure_matrix(mesh, "no policy (PERMISSIVE, plain text)", |_, _| 200)?;
         ensure!(legacy_reaches(mesh, "httpbin.foo"), "a PERMISSIVE server refused plain text");
 
-        mesh.apply_yaml(&seed("mtls-meshpolicy-strict.yaml")?)?;
+        apply_seed(mesh, "mtls-meshpolicy-strict.yaml")?;
         ensure_matrix(mesh, "servers STRICT, clients not originating", |_, _| 503)?;
         ensure!(!legacy_reaches(mesh, "httpbin.bar"), "a STRICT server answered a plain-text client");
 
-        mesh.apply_yaml(&seed("mtls-mesh-wide.yaml")?)?;
+        apply_seed(mesh, "mtls-mesh-wide.yaml")?;
         ensure_matrix(mesh, "mesh-wide mTLS (MeshPolicy + DestinationRule *.local)", |_, _| 200)?;
         ensure!(!legacy_reaches(mesh, "httpbin.foo"), "a STRICT server answered a plain-text client");
 
@@ -77,7 +211,7 @@ fn seed_mtls_namespace_foo_and_service_httpbin_bar() -> Result<(), HarnessError>
     with_mesh(MeshSpec::sleep_httpbin("mtls-scoped"), |mesh| {
         // Namespace foo: its Policy makes httpbin.foo STRICT; its DestinationRule
         // (*.foo.svc.cluster.local, exported to every namespace) makes both sleeps originate.
-        mesh.apply_yaml(&seed("mtls-namespace-foo.yaml")?)?;
+        apply_seed(mesh, "mtls-namespace-foo.yaml")?;
         ensure_matrix(mesh, "mtls-namespace-foo", |_, _| 200)?;
         ensure!(!legacy_reaches(mesh, "httpbin.foo"), "httpbin.foo (STRICT) answered a plain-text client");
         ensure!(legacy_reaches(mesh, "httpbin.bar"), "httpbin.bar is not PERMISSIVE");
@@ -99,7 +233,7 @@ fn seed_mtls_namespace_foo_and_service_httpbin_bar() -> Result<(), HarnessError>
 
         // Service httpbin.bar only.
         mesh.reset_tls()?;
-        mesh.apply_yaml(&seed("mtls-service-httpbin-bar.yaml")?)?;
+        apply_seed(mesh, "mtls-service-httpbin-bar.yaml")?;
         ensure_matrix(mesh, "mtls-service-httpbin-bar", |_, _| 200)?;
         ensure!(!legacy_reaches(mesh, "httpbin.bar"), "httpbin.bar (STRICT) answered a plain-text client");
         ensure!(legacy_reaches(mesh, "httpbin.foo"), "httpbin.foo is not PERMISSIVE");
@@ -149,7 +283,7 @@ fn seed_deny_reviews_v3_through_bookinfo() -> Result<(), HarnessError> {
             "ratings unavailable before the rule: {before:?}"
         );
 
-        mesh.apply_yaml(&seed("deny-reviews-v3.yaml")?)?;
+        apply_seed(mesh, "deny-reviews-v3.yaml")?;
         let denied = mesh.call("reviews-v3", "http://ratings:9080/ratings/0")?;
         ensure!(denied.status == 403, "reviews-v3 -> ratings: {} {:?}", denied.status, denied.body_text());
         ensure!(denied.body_text() == SEED_DENY_BODY, "body {:?}", denied.body_text());
@@ -157,6 +291,11 @@ fn seed_deny_reviews_v3_through_bookinfo() -> Result<(), HarnessError> {
             let ok = mesh.call(v, "http://ratings:9080/ratings/0")?;
             ensure!(ok.status == 200, "{v} -> ratings: {} {:?}", ok.status, ok.body_text());
         }
+        // A broken copy of the file is refused; the sidecars keep the rule.
+        let broken = seed("deny-reviews-v3.yaml")?.replace("- handler: denyreviewsv3handler", "- handler: nosuch");
+        ensure!(mesh.apply_yaml_named("deny-reviews-v3.yaml", &broken).is_err(), "a broken seed was applied");
+        let still = mesh.call("reviews-v3", "http://ratings:9080/ratings/0")?;
+        ensure!(still.status == 403, "reviews-v3 -> ratings after a refused change: {}", still.status);
 
         let pages = product_pages(mesh, 9)?;
         for (served, page) in &pages {
@@ -241,10 +380,10 @@ fn seed_telemetry_double_request_count_and_newlog() -> Result<(), HarnessError> 
     let spec = MeshSpec::sleep_httpbin("telemetry").filters(&["peer-metadata", "metrics", "access-log"]).prometheus();
     with_mesh(spec, |mesh| {
         // Verified peers (mTLS), as in the seed's mesh.
-        mesh.apply_yaml(&seed("mtls-meshpolicy-strict.yaml")?)?;
-        mesh.apply_yaml(&seed("mtls-mesh-wide.yaml")?)?;
-        mesh.apply_yaml(&seed("double-request-count.yaml")?)?;
-        mesh.apply_yaml(&seed("newlog-stdio.yaml")?)?;
+        apply_seed(mesh, "mtls-meshpolicy-strict.yaml")?;
+        apply_seed(mesh, "mtls-mesh-wide.yaml")?;
+        apply_seed(mesh, "double-request-count.yaml")?;
+        apply_seed(mesh, "newlog-stdio.yaml")?;
         const N: usize = 3;
         for _ in 0..N {
             let r = mesh.call("sleep.foo", "http://httpbin.bar:8000/status/418")?;

@@ -14,11 +14,19 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use wasmixer_integration::dist::{read_workspace_file, workspace_root};
-use wasmixer_integration::mesh_yaml::parse_documents;
 use wasmixer_integration::{ensure, HarnessError};
 use wasmixer_shared::expr::regex_syntax::go_regex;
 
 const SCHEMA: &str = "envoy-config/schema/wasmplugin-v1alpha1.openapi.json";
+
+/// The non-empty documents of `text`, read by `wasmixer convert`'s YAML reader.
+fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
+    let (docs, error) = wasmixer_cli::mixer_yaml::parse_documents(text);
+    if let Some(e) = error {
+        return Err(format!("line {}, column {}: {}", e.pos.line, e.pos.col, e.message));
+    }
+    Ok(docs.into_iter().map(|d| d.value).filter(|v| !v.is_null()).collect())
+}
 
 fn schema() -> Result<Value, HarnessError> {
     serde_json::from_str(&read_workspace_file(SCHEMA)?).map_err(|e| HarnessError::check(format!("{SCHEMA}: {e}")))

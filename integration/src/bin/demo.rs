@@ -3,8 +3,9 @@
 //! Starts bookinfo (behind an ingress gateway) and sleep/httpbin in namespaces foo and bar, each
 //! workload behind a stock Envoy sidecar loading the wasmixer filters (`dist/*.wasm`, built by
 //! `make wasm`), with Prometheus and a Zipkin receiver; then applies the seed's YAML files one
-//! after another (`integration/testdata/mesh-seed/`, copies of `shared/seed-scenarios/`) and
-//! prints what happened. Exit status 0 when every outcome is the seed's, 1 otherwise.
+//! after another (`integration/testdata/mesh-seed/`, copies of `shared/seed-scenarios/`),
+//! each converted by `wasmixer convert`'s code on its way to the sidecars, and prints what
+//! happened. Exit status 0 when every outcome is the seed's, 1 otherwise.
 //!
 //! Usage: `demo [--keep]`. `--keep` leaves the mesh running at the end and prints its URLs
 //! until Enter is pressed (or the process is interrupted).
@@ -57,7 +58,7 @@ fn seed(file: &str) -> Result<String, HarnessError> {
 
 fn apply(mesh: &mut Mesh, file: &str) -> Result<(), HarnessError> {
     println!("    $ kubectl apply -f {file}");
-    for line in mesh.apply_yaml(&seed(file)?)? {
+    for line in mesh.apply_yaml_named(file, &seed(file)?)? {
         println!("    {line}");
     }
     Ok(())
