@@ -7,15 +7,17 @@
 //!   `envoy-config/access-log/README.md`), and/or
 //! * to a collector over HTTP, batched from the root context (`telemetry::log_batch`).
 
+//!
+//! Built with the `standalone` feature (the default) it is a filter of its own; without it, a
+//! component of the `mixer` filter.
+
 mod metrics;
-mod root;
-mod stream;
+pub mod root;
+pub mod stream;
 
-use proxy_wasm::traits::RootContext;
-use proxy_wasm::types::LogLevel;
-
+#[cfg(feature = "standalone")]
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
     wasmixer_shared::host::panic_hook::install("wasmixer-access-log");
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(root::AccessLogRoot::default()) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(root::AccessLogRoot::default()) });
 }}

@@ -13,6 +13,7 @@ use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
 use wasmixer_shared::expr::Manifest;
 use wasmixer_shared::host::abi::{self, BufferType, MapType};
 use wasmixer_shared::host::identity::{local_workload, PeerCache};
+use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::telemetry::log_batch::{BatchConfig, BatchQueue, BatchStats, Outcome};
 use wasmixer_shared::telemetry::log_options::LogRouting;
 use wasmixer_shared::telemetry::log_options::{AccessLogOptions, NetworkOptions};
@@ -71,9 +72,20 @@ pub struct AccessLogRoot {
     network: Option<Network>,
     metrics: Option<EnvoyMetrics>,
     network_limiter: LogLimiter,
+    tick_ms: u32,
 }
 
 impl AccessLogRoot {
+    /// A stream of the current configuration, sharing `carry` with the request's other components.
+    pub fn stream(&self, context_id: u32, carry: Rc<RequestCarry>) -> AccessLogStream {
+        AccessLogStream::new(context_id, self.shared.clone(), carry)
+    }
+
+    /// The tick period this configuration needs (the network sink's flush interval, or 1 s).
+    pub fn tick_period_ms(&self) -> u32 {
+        self.tick_ms
+    }
+
     fn configure(&mut self) -> Result<Shared, String> {
         let bytes = abi::get_buffer(BufferType::PluginConfiguration, MAX_CONFIG_BYTES).unwrap_or_default();
         let config = FilterConfig::parse(&bytes).map_err(|e| e.to_string())?;
@@ -219,7 +231,8 @@ impl RootContext for AccessLogRoot {
                     Some(n) => n.options.flush_interval_ms.clamp(1, MAX_NETWORK_TICK_MS),
                     None => IDLE_TICK_MS,
                 };
-                abi::set_tick_period_ms(u32::try_from(tick).unwrap_or(1_000));
+                self.tick_ms = u32::try_from(tick).unwrap_or(1_000);
+                abi::set_tick_period_ms(self.tick_ms);
                 self.shared = Some(Rc::new(shared));
                 true
             }
@@ -239,7 +252,7 @@ impl RootContext for AccessLogRoot {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(AccessLogStream::new(context_id, self.shared.clone())))
+        Some(Box::new(self.stream(context_id, RequestCarry::new())))
     }
 
     fn get_type(&self) -> Option<ContextType> {

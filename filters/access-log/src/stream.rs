@@ -12,6 +12,7 @@ use wasmixer_shared::diag::DEFAULT_INTERVAL_NS;
 use wasmixer_shared::host::abi;
 use wasmixer_shared::host::identity::PeerCache;
 use wasmixer_shared::host::proxy_host::ProxyHost;
+use wasmixer_shared::host::request_carry::{PeerTrustLevel, RequestCarry};
 use wasmixer_shared::telemetry::log_batch::BatchQueue;
 use wasmixer_shared::telemetry::log_options::LogRouting;
 use wasmixer_shared::telemetry::log_plan::{FieldRef, LineMeta, LogInstance, LogPlan, LogRule, LogSink};
@@ -46,11 +47,13 @@ pub struct Shared {
 pub struct AccessLogStream {
     context_id: u32,
     shared: Option<Rc<Shared>>,
+    carry: Rc<RequestCarry>,
 }
 
 impl AccessLogStream {
-    pub fn new(context_id: u32, shared: Option<Rc<Shared>>) -> AccessLogStream {
-        AccessLogStream { context_id, shared }
+    /// A stream sharing `carry` with the request's other components.
+    pub fn new(context_id: u32, shared: Option<Rc<Shared>>, carry: Rc<RequestCarry>) -> AccessLogStream {
+        AccessLogStream { context_id, shared, carry }
     }
 }
 
@@ -144,14 +147,9 @@ impl HttpContext for AccessLogStream {
         if shared.plan.is_empty() {
             return;
         }
-        let peer = || {
-            if shared.allow_unverified_peer {
-                shared.peers.resolve_allowing_unverified()
-            } else {
-                shared.peers.resolve()
-            }
-        };
-        let host = ProxyHost::new(shared.local.clone(), &peer);
+        let trust =
+            if shared.allow_unverified_peer { PeerTrustLevel::AllowUnverified } else { PeerTrustLevel::VerifiedOnly };
+        let host = ProxyHost::for_request(shared.local.clone(), &shared.peers, trust, &self.carry).after_response();
         let bag = EnvoyBag::new(&host, &shared.table);
         let Ok(mut scratch) = shared.scratch.try_borrow_mut() else {
             return;

@@ -10,6 +10,7 @@ use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::Manifest;
 use wasmixer_shared::host::abi::{self, BufferType};
 use wasmixer_shared::host::identity::{local_workload, PeerCache};
+use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::policy::deny::{CheckHandler, ListSource};
 use wasmixer_shared::policy::DenyPlan;
 
@@ -19,7 +20,8 @@ use crate::stream::{DenyStream, Shared};
 /// Largest configuration accepted (bytes).
 const MAX_CONFIG_BYTES: usize = 4 << 20;
 const LIST_FETCH_TIMEOUT_MS: u32 = 5_000;
-const TICK_MS: u32 = 1_000;
+/// Counters are flushed (and fetched lists checked) this often.
+pub const TICK_MS: u32 = 1_000;
 
 #[derive(Default)]
 pub struct DenyRoot {
@@ -30,6 +32,16 @@ pub struct DenyRoot {
 }
 
 impl DenyRoot {
+    /// A stream of the current configuration, sharing `carry` with the request's other components.
+    pub fn stream(&self, context_id: u32, carry: Rc<RequestCarry>) -> DenyStream {
+        DenyStream::new(context_id, self.shared.clone(), carry)
+    }
+
+    /// Whether `token` answers one of this root's list fetches.
+    pub fn owns_call(&self, token: u32) -> bool {
+        self.fetches.iter().any(|(t, _)| *t == token)
+    }
+
     fn configure(&self) -> Result<Shared, String> {
         let bytes = abi::get_buffer(BufferType::PluginConfiguration, MAX_CONFIG_BYTES).unwrap_or_default();
         let config = FilterConfig::parse(&bytes).map_err(|e| e.to_string())?;
@@ -156,7 +168,7 @@ impl RootContext for DenyRoot {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(DenyStream::new(context_id, self.shared.clone())))
+        Some(Box::new(self.stream(context_id, RequestCarry::new())))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -6,11 +6,13 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
+use wasmixer_shared::attr::host::Host;
 use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_shared::diag::DEFAULT_INTERVAL_NS;
 use wasmixer_shared::host::abi::{self, MapType};
 use wasmixer_shared::host::identity::PeerCache;
 use wasmixer_shared::host::proxy_host::ProxyHost;
+use wasmixer_shared::host::request_carry::{PeerTrustLevel, RequestCarry};
 use wasmixer_shared::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
 use wasmixer_shared::policy::header_ops::HeaderEdit;
 use wasmixer_shared::policy::status::http_status;
@@ -57,13 +59,24 @@ impl CheckObserver for Observer<'_> {
 pub struct DenyStream {
     context_id: u32,
     shared: Option<Rc<Shared>>,
+    carry: Rc<RequestCarry>,
     response_edits: Vec<HeaderEdit>,
 }
 
 impl DenyStream {
-    pub fn new(context_id: u32, shared: Option<Rc<Shared>>) -> DenyStream {
-        DenyStream { context_id, shared, response_edits: Vec::new() }
+    /// A stream sharing `carry` with the request's other components.
+    pub fn new(context_id: u32, shared: Option<Rc<Shared>>, carry: Rc<RequestCarry>) -> DenyStream {
+        DenyStream { context_id, shared, carry, response_edits: Vec::new() }
     }
+}
+
+/// Whether the request is gRPC; the headers the rules already fetched answer it without a host call.
+fn is_grpc<H: Host>(bag: &EnvoyBag<'_, H>) -> bool {
+    let content_type = match bag.cached_request_header("content-type") {
+        Some(cached) => cached,
+        None => abi::get_header(MapType::RequestHeaders, "content-type"),
+    };
+    content_type.is_some_and(|c| c.starts_with("application/grpc"))
 }
 
 fn apply(map: MapType, edits: &[HeaderEdit]) {
@@ -91,8 +104,8 @@ impl HttpContext for DenyStream {
             );
             return Action::Pause;
         };
-        let peer = || shared.peers.resolve();
-        let host = ProxyHost::new(shared.local.clone(), &peer);
+        let host =
+            ProxyHost::for_request(shared.local.clone(), &shared.peers, PeerTrustLevel::VerifiedOnly, &self.carry);
         let bag = EnvoyBag::new(&host, &shared.table);
         let mut observer = Observer { metrics: &shared.metrics, context_id: self.context_id };
         let now = if shared.plan.needs_clock() { abi::now_nanos() } else { 0 };
@@ -102,8 +115,7 @@ impl HttpContext for DenyStream {
             self.response_edits = result.response_edits;
             return Action::Continue;
         }
-        let grpc =
-            abi::get_header(MapType::RequestHeaders, "content-type").is_some_and(|c| c.starts_with("application/grpc"));
+        let grpc = is_grpc(&bag);
         if grpc {
             abi::send_local_response(
                 200,

@@ -11,6 +11,7 @@ use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::Manifest;
 use wasmixer_shared::host::abi::{self, BufferType};
 use wasmixer_shared::host::identity::{local_workload, PeerCache};
+use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::telemetry::metric_plan::MetricPlan;
 use wasmixer_shared::telemetry::tcp_traffic::is_tcp_root_id;
 
@@ -33,6 +34,12 @@ pub struct MetricsRoot {
 }
 
 impl MetricsRoot {
+    /// An HTTP stream of the current configuration, sharing `carry` with the request's other
+    /// components.
+    pub fn stream(&self, context_id: u32, carry: Rc<RequestCarry>) -> MetricsStream {
+        MetricsStream::new(context_id, self.shared.clone(), carry)
+    }
+
     fn configure(&self) -> Result<Shared, String> {
         let bytes = abi::get_buffer(BufferType::PluginConfiguration, MAX_CONFIG_BYTES).unwrap_or_default();
         let config = FilterConfig::parse(&bytes).map_err(|e| e.to_string())?;
@@ -94,7 +101,7 @@ impl RootContext for MetricsRoot {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(MetricsStream::new(context_id, self.shared.clone())))
+        Some(Box::new(self.stream(context_id, RequestCarry::new())))
     }
 
     fn create_stream_context(&self, context_id: u32) -> Option<Box<dyn StreamContext>> {

@@ -9,6 +9,7 @@ use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_shared::expr::AttributeBag;
 use wasmixer_shared::host::identity::PeerCache;
 use wasmixer_shared::host::proxy_host::ProxyHost;
+use wasmixer_shared::host::request_carry::{PeerTrustLevel, RequestCarry};
 use wasmixer_shared::telemetry::metric_plan::MetricPlan;
 
 use crate::series::Recorder;
@@ -38,6 +39,17 @@ impl Shared {
         f(&EnvoyBag::new(&host, &self.table))
     }
 
+    /// The report of a finished HTTP request, sharing `carry` with the request's other components.
+    pub fn record_request(&self, carry: &RequestCarry, context_id: u32) {
+        let trust = if self.plan.options.trust_unverified_peers {
+            PeerTrustLevel::AllowUnverified
+        } else {
+            PeerTrustLevel::VerifiedOnly
+        };
+        let host = ProxyHost::for_request(self.local.clone(), &self.peers, trust, carry).after_response();
+        self.record(&EnvoyBag::new(&host, &self.table), context_id);
+    }
+
     /// One report: every matching rule's metrics, recorded into Envoy.
     pub fn record<B: AttributeBag + ?Sized>(&self, bag: &B, context_id: u32) {
         let mut sink = self.recorder.sink(&self.plan, context_id);
@@ -48,11 +60,13 @@ impl Shared {
 pub struct MetricsStream {
     context_id: u32,
     shared: Option<Rc<Shared>>,
+    carry: Rc<RequestCarry>,
 }
 
 impl MetricsStream {
-    pub fn new(context_id: u32, shared: Option<Rc<Shared>>) -> MetricsStream {
-        MetricsStream { context_id, shared }
+    /// A stream sharing `carry` with the request's other components.
+    pub fn new(context_id: u32, shared: Option<Rc<Shared>>, carry: Rc<RequestCarry>) -> MetricsStream {
+        MetricsStream { context_id, shared, carry }
     }
 }
 
@@ -64,6 +78,6 @@ impl HttpContext for MetricsStream {
         let Some(shared) = self.shared.as_deref() else {
             return;
         };
-        shared.with_envoy_bag(|bag| shared.record(bag, self.context_id));
+        shared.record_request(&self.carry, self.context_id);
     }
 }

@@ -3,15 +3,16 @@
 //! reads and strips the peer's announcement, verifies the claim against the mTLS identity, and
 //! publishes the peer in filter state for the other wasmixer filters.
 
-mod config;
-mod root;
-mod stream;
+//! Built with the `standalone` feature (the default) it is a filter of its own; without it, a
+//! component of the `mixer` filter.
 
-use proxy_wasm::traits::RootContext;
-use proxy_wasm::types::LogLevel;
+pub mod config;
+pub mod root;
+pub mod stream;
 
+#[cfg(feature = "standalone")]
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
     wasmixer_shared::host::panic_hook::install("wasmixer-peer-metadata");
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(root::PeerRoot::default()) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(root::PeerRoot::default()) });
 }}

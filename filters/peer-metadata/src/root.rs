@@ -6,6 +6,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 use wasmixer_shared::host::abi::{self, BufferType, MetricType};
 use wasmixer_shared::host::identity::{local_workload_metadata, PeerCache};
+use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::host::tagged_metrics::TaggedMetric;
 
 use crate::config::PeerConfig;
@@ -31,18 +32,14 @@ fn local_metadata() -> Option<String> {
     local_workload_metadata().map(|meta| meta.encode_header())
 }
 
-impl Context for PeerRoot {}
+impl PeerRoot {
+    /// A stream of the current configuration, telling `carry` what it learns about the peer.
+    pub fn stream(&self, carry: Rc<RequestCarry>) -> PeerStream {
+        PeerStream::new(self.shared.clone(), carry)
+    }
 
-impl RootContext for PeerRoot {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = abi::get_buffer(BufferType::PluginConfiguration, 1 << 20).unwrap_or_default();
-        let config = match PeerConfig::parse(&bytes) {
-            Ok(c) => c,
-            Err(e) => {
-                log::error!("wasmixer-peer-metadata: configuration rejected: {e}");
-                return false;
-            }
-        };
+    /// Takes `config` (already parsed) as the configuration.
+    pub fn configure(&mut self, config: PeerConfig) {
         let local_metadata = local_metadata();
         if local_metadata.is_none() {
             log::warn!("wasmixer-peer-metadata: the node has no workload metadata (NAME, NAMESPACE, ...); nothing will be announced");
@@ -58,11 +55,28 @@ impl RootContext for PeerRoot {
             peers: PeerCache::default(),
             exchanges: TaggedMetric::new("wasmixer_peer_metadata_total", MetricType::Counter, 64),
         }));
-        true
+    }
+}
+
+impl Context for PeerRoot {}
+
+impl RootContext for PeerRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = abi::get_buffer(BufferType::PluginConfiguration, 1 << 20).unwrap_or_default();
+        match PeerConfig::parse(&bytes) {
+            Ok(config) => {
+                self.configure(config);
+                true
+            }
+            Err(e) => {
+                log::error!("wasmixer-peer-metadata: configuration rejected: {e}");
+                false
+            }
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(PeerStream::new(self.shared.clone())))
+        Some(Box::new(self.stream(RequestCarry::new())))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -4,11 +4,13 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
+use wasmixer_shared::attr::envoy_bag::Direction;
 use wasmixer_shared::attr::peer_metadata::{METADATA_HEADER, METADATA_ID_HEADER};
 use wasmixer_shared::attr::spiffe::{verify_peer_claim, PeerTrust};
 use wasmixer_shared::attr::workload::WorkloadMetadata;
 use wasmixer_shared::host::abi::{self, MapType};
-use wasmixer_shared::host::identity::{PEER_STATE, UNVERIFIED_PEER_STATE};
+use wasmixer_shared::host::identity::{listener_direction, PEER_STATE, UNVERIFIED_PEER_STATE};
+use wasmixer_shared::host::request_carry::RequestCarry;
 
 use crate::root::PeerShared;
 
@@ -16,6 +18,7 @@ const TAGS: [&str; 2] = ["direction", "result"];
 
 pub struct PeerStream {
     shared: Option<Rc<PeerShared>>,
+    carry: Rc<RequestCarry>,
     outbound: bool,
     /// Outbound: we announced ourselves, so the upstream may answer with its metadata.
     announced: bool,
@@ -24,8 +27,9 @@ pub struct PeerStream {
 }
 
 impl PeerStream {
-    pub fn new(shared: Option<Rc<PeerShared>>) -> PeerStream {
-        PeerStream { shared, outbound: false, announced: false, caller_announced: false }
+    /// A stream telling `carry` (shared with the request's other components) what it learns.
+    pub fn new(shared: Option<Rc<PeerShared>>, carry: Rc<RequestCarry>) -> PeerStream {
+        PeerStream { shared, carry, outbound: false, announced: false, caller_announced: false }
     }
 }
 
@@ -46,7 +50,10 @@ impl PeerStream {
             (&["connection", "uri_san_peer_certificate"], Some(&["connection", "mtls"]))
         };
         let result = match shared.peers.get_or_decode(encoded) {
-            None => "malformed",
+            None => {
+                self.carry.learn_peer(None, true);
+                "malformed"
+            }
             Some(peer) => {
                 let san = abi::get_property(san_path).map(|b| String::from_utf8_lossy(&b).into_owned());
                 // Upstream: a peer certificate with a URI SAN only exists over (Istio) mTLS.
@@ -62,12 +69,15 @@ impl PeerStream {
                 match verify_peer_claim(&claim, san.as_deref(), mtls) {
                     PeerTrust::Verified => {
                         abi::set_property(&[PEER_STATE], encoded.as_bytes());
+                        self.carry.learn_peer(Some(peer), true);
                         "verified"
                     }
                     PeerTrust::Unverified(reason) => {
-                        if shared.config.publish_unverified {
+                        let published = shared.config.publish_unverified.then_some(peer);
+                        if published.is_some() {
                             abi::set_property(&[UNVERIFIED_PEER_STATE], encoded.as_bytes());
                         }
+                        self.carry.learn_peer(published, false);
                         reason.as_str()
                     }
                 }
@@ -82,7 +92,7 @@ impl Context for PeerStream {}
 impl HttpContext for PeerStream {
     fn on_http_request_headers(&mut self, _n: usize, _end: bool) -> Action {
         let Some(shared) = self.shared.clone() else { return Action::Continue };
-        self.outbound = abi::get_property(&["xds", "listener_direction"]).and_then(|b| b.first().copied()) == Some(2);
+        self.outbound = self.carry.direction(listener_direction) == Some(Direction::Outbound);
         if self.outbound {
             let cluster = abi::get_property(&["xds", "cluster_name"])
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -101,6 +111,9 @@ impl HttpContext for PeerStream {
         } else if let Some(encoded) = strip(MapType::RequestHeaders) {
             self.caller_announced = true;
             self.accept(&shared, &encoded, "inbound");
+        } else {
+            // Nobody announced: the request's other components need not look in filter state.
+            self.carry.learn_peer(None, true);
         }
         Action::Continue
     }

@@ -20,6 +20,17 @@ pub enum Direction {
     Outbound,
 }
 
+impl Direction {
+    /// From `xds.listener_direction` (the listener's `traffic_direction`).
+    pub fn from_xds(value: i64) -> Option<Direction> {
+        match value {
+            1 => Some(Direction::Inbound),
+            2 => Some(Direction::Outbound),
+            _ => None,
+        }
+    }
+}
+
 /// Per-configuration table: the source of every attribute and a cache slot for each one that
 /// the configuration's expressions need. Built once at configure time.
 #[derive(Debug, Clone)]
@@ -38,6 +49,7 @@ struct BaseAttributes {
     time: Option<AttrId>,
     duration: Option<AttrId>,
     service_host: Option<AttrId>,
+    request_headers: Option<AttrId>,
 }
 
 impl BaseAttributes {
@@ -48,6 +60,7 @@ impl BaseAttributes {
             time: id("request.time"),
             duration: id("response.duration"),
             service_host: id("destination.service.host"),
+            request_headers: id("request.headers"),
         }
     }
 
@@ -116,13 +129,18 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
 
     /// The listener's direction (`xds.listener_direction`), fetched once.
     pub fn direction(&self) -> Option<Direction> {
-        *self.direction.get_or_init(|| {
-            match self.host.property(&["xds", "listener_direction"]).and_then(|b| int64(&b)) {
-                Some(1) => Some(Direction::Inbound),
-                Some(2) => Some(Direction::Outbound),
-                _ => None,
-            }
-        })
+        *self.direction.get_or_init(|| self.host.listener_direction())
+    }
+
+    /// A request header from the header map the expressions already fetched: `None` when the
+    /// map was not fetched (ask the host), `Some(None)` when the header is absent.
+    pub fn cached_request_header(&self, name: &str) -> Option<Option<String>> {
+        let id = self.table.bases.request_headers?;
+        let slot = self.table.slot_of.get(usize::from(id)).copied().flatten()?;
+        match self.slots.get(usize::from(slot))?.get()? {
+            Some(Value::StringMap(map)) => Some(map.get(name).map(str::to_string)),
+            _ => Some(None),
+        }
     }
 
     fn workload(&self, side: Side) -> Option<&WorkloadAttributes> {

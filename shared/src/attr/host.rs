@@ -3,6 +3,7 @@
 
 use std::rc::Rc;
 
+use super::envoy_bag::Direction;
 use super::workload_attributes::WorkloadAttributes;
 
 /// Envoy, as the attribute layer sees it. Every method is one host call (or none).
@@ -19,4 +20,9 @@ pub trait Host {
     fn local_workload(&self) -> Option<Rc<WorkloadAttributes>>;
     /// The other side's workload, when known and trusted (see the README's security model).
     fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>>;
+    /// The listener's direction (`xds.listener_direction`: 1 inbound, 2 outbound).
+    fn listener_direction(&self) -> Option<Direction> {
+        let bytes = self.property(&["xds", "listener_direction"])?;
+        Direction::from_xds(i64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+    }
 }

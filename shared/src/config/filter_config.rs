@@ -38,6 +38,10 @@ pub struct FilterConfig {
     /// Options of the access-log filter (read by its own module).
     #[serde(default)]
     pub access_log: Json,
+    /// Options of the peer-metadata component when the `mixer` filter runs it (the standalone
+    /// peer-metadata filter takes them as its whole configuration).
+    #[serde(default)]
+    pub peer_metadata: Json,
 }
 
 /// Options of the deny filter.

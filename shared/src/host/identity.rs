@@ -8,6 +8,7 @@ use std::rc::Rc;
 use hashbrown::HashMap;
 
 use super::abi;
+use crate::attr::envoy_bag::Direction;
 use crate::attr::protobuf_struct;
 use crate::attr::workload::WorkloadMetadata;
 use crate::attr::workload_attributes::WorkloadAttributes;
@@ -17,6 +18,12 @@ use crate::attr::workload_attributes::WorkloadAttributes;
 pub const PEER_STATE: &str = "wasmixer_peer";
 /// Filter-state key of a peer whose claim could not be verified (telemetry may opt in).
 pub const UNVERIFIED_PEER_STATE: &str = "wasmixer_peer_unverified";
+
+/// The direction of the listener the current stream arrived on (`xds.listener_direction`).
+pub fn listener_direction() -> Option<Direction> {
+    let bytes = abi::get_property(&["xds", "listener_direction"])?;
+    Direction::from_xds(i64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+}
 
 /// The local workload, from the node metadata Istio's proxies carry (`xds.node.metadata`).
 pub fn local_workload() -> Option<Rc<WorkloadAttributes>> {
@@ -98,7 +105,12 @@ impl PeerCache {
 
     /// The verified peer, or else an unverified claim (for telemetry that opted in).
     pub fn resolve_allowing_unverified(&self) -> Option<Rc<WorkloadAttributes>> {
-        self.resolve().or_else(|| self.resolve_key(UNVERIFIED_KEY))
+        self.resolve().or_else(|| self.resolve_unverified())
+    }
+
+    /// Only the unverified claim (when no verified peer was published).
+    pub fn resolve_unverified(&self) -> Option<Rc<WorkloadAttributes>> {
+        self.resolve_key(UNVERIFIED_KEY)
     }
 
     fn resolve_key(&self, key: &str) -> Option<Rc<WorkloadAttributes>> {

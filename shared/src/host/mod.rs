@@ -7,4 +7,5 @@ pub mod abi;
 pub mod identity;
 pub mod panic_hook;
 pub mod proxy_host;
+pub mod request_carry;
 pub mod tagged_metrics;

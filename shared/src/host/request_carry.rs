@@ -1,0 +1,181 @@
+//! What one request's filters learn once and share across phases (and, in the combined `mixer`
+//! filter, across components): the listener's direction, the peer, and the log-phase
+//! properties. Every entry saves a host call each time a second reader asks.
+
+use std::cell::{OnceCell, RefCell};
+use std::rc::Rc;
+
+use crate::attr::envoy_bag::Direction;
+use crate::attr::workload_attributes::WorkloadAttributes;
+
+/// A peer as far as this request knows it: not asked yet, or asked (present or absent).
+#[derive(Clone, Default)]
+enum PeerSlot {
+    #[default]
+    Unknown,
+    Known(Option<Rc<WorkloadAttributes>>),
+}
+
+/// A fetched property: its path and what Envoy answered.
+type PropertyMemo = (Vec<String>, Option<Vec<u8>>);
+
+/// Per-request memory shared by the component streams of one request.
+#[derive(Default)]
+pub struct RequestCarry {
+    direction: OnceCell<Option<Direction>>,
+    verified_peer: RefCell<PeerSlot>,
+    unverified_peer: RefCell<PeerSlot>,
+    /// Properties fetched after the response (`on_log`), when they can no longer change.
+    final_properties: RefCell<Vec<PropertyMemo>>,
+}
+
+/// Which peer a reader accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerTrustLevel {
+    VerifiedOnly,
+    AllowUnverified,
+}
+
+impl RequestCarry {
+    pub fn new() -> Rc<RequestCarry> {
+        Rc::new(RequestCarry::default())
+    }
+
+    /// The listener's direction, from `fetch` on first use.
+    pub fn direction(&self, fetch: impl FnOnce() -> Option<Direction>) -> Option<Direction> {
+        *self.direction.get_or_init(fetch)
+    }
+
+    /// The peer for a reader at `trust`, resolving each kind at most once with `fetch_verified`
+    /// / `fetch_unverified` (filter-state reads) unless the peer-metadata component told us.
+    pub fn peer(
+        &self,
+        trust: PeerTrustLevel,
+        fetch_verified: impl FnOnce() -> Option<Rc<WorkloadAttributes>>,
+        fetch_unverified: impl FnOnce() -> Option<Rc<WorkloadAttributes>>,
+    ) -> Option<Rc<WorkloadAttributes>> {
+        let verified = resolve(&self.verified_peer, fetch_verified);
+        if verified.is_some() || trust == PeerTrustLevel::VerifiedOnly {
+            return verified;
+        }
+        resolve(&self.unverified_peer, fetch_unverified)
+    }
+
+    /// Records what the peer-metadata component learned (overrides an earlier "absent": the
+    /// peer of an outbound request is only known from the response).
+    pub fn learn_peer(&self, peer: Option<Rc<WorkloadAttributes>>, verified: bool) {
+        let (slot, other) = if verified {
+            (&self.verified_peer, &self.unverified_peer)
+        } else {
+            (&self.unverified_peer, &self.verified_peer)
+        };
+        if let Ok(mut s) = slot.try_borrow_mut() {
+            *s = PeerSlot::Known(peer);
+        }
+        if let Ok(mut o) = other.try_borrow_mut() {
+            if matches!(*o, PeerSlot::Unknown) {
+                *o = PeerSlot::Known(None);
+            }
+        }
+    }
+
+    /// A log-phase property: fetched once for all readers of this request.
+    pub fn final_property(&self, path: &[&str], fetch: impl FnOnce() -> Option<Vec<u8>>) -> Option<Vec<u8>> {
+        if let Ok(memo) = self.final_properties.try_borrow() {
+            if let Some((_, v)) = memo.iter().find(|(p, _)| p.iter().map(String::as_str).eq(path.iter().copied())) {
+                return v.clone();
+            }
+        }
+        let value = fetch();
+        if let Ok(mut memo) = self.final_properties.try_borrow_mut() {
+            memo.push((path.iter().map(|s| (*s).to_string()).collect(), value.clone()));
+        }
+        value
+    }
+}
+
+fn resolve(
+    slot: &RefCell<PeerSlot>,
+    fetch: impl FnOnce() -> Option<Rc<WorkloadAttributes>>,
+) -> Option<Rc<WorkloadAttributes>> {
+    if let Ok(s) = slot.try_borrow() {
+        if let PeerSlot::Known(p) = &*s {
+            return p.clone();
+        }
+    }
+    let peer = fetch();
+    if let Ok(mut s) = slot.try_borrow_mut() {
+        *s = PeerSlot::Known(peer.clone());
+    }
+    peer
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use std::cell::Cell;
+
+    fn peer(name: &str) -> Option<Rc<WorkloadAttributes>> {
+        Some(Rc::new(WorkloadAttributes { name: Some(name.into()), ..WorkloadAttributes::default() }))
+    }
+
+    #[test]
+    fn direction_is_fetched_once() {
+        let carry = RequestCarry::default();
+        let calls = Cell::new(0);
+        for _ in 0..3 {
+            let d = carry.direction(|| {
+                calls.set(calls.get() + 1);
+                Some(Direction::Outbound)
+            });
+            assert_eq!(d, Some(Direction::Outbound));
+        }
+        assert_eq!(calls.get(), 1);
+    }
+
+    #[test]
+    fn peers_resolve_once_per_kind_and_learning_overrides() {
+        let carry = RequestCarry::default();
+        let fetches = Cell::new(0);
+        let count = |p: Option<Rc<WorkloadAttributes>>| {
+            fetches.set(fetches.get() + 1);
+            p
+        };
+        assert!(carry.peer(PeerTrustLevel::VerifiedOnly, || count(None), || count(peer("x"))).is_none());
+        assert_eq!(fetches.get(), 1);
+        let p = carry.peer(PeerTrustLevel::AllowUnverified, || count(None), || count(peer("claimed")));
+        assert_eq!(p.unwrap().name.as_deref(), Some("claimed"));
+        assert_eq!(fetches.get(), 2);
+        carry.peer(PeerTrustLevel::AllowUnverified, || count(None), || count(None));
+        assert_eq!(fetches.get(), 2, "both kinds are remembered");
+        // The response taught us the verified peer (outbound): readers now see it.
+        carry.learn_peer(peer("ratings"), true);
+        let p = carry.peer(PeerTrustLevel::VerifiedOnly, || count(None), || count(None));
+        assert_eq!(p.unwrap().name.as_deref(), Some("ratings"));
+        assert_eq!(fetches.get(), 2);
+    }
+
+    #[test]
+    fn learning_an_unverified_peer_settles_the_verified_one_as_absent() {
+        let carry = RequestCarry::default();
+        carry.learn_peer(peer("claimed"), false);
+        let p = carry.peer(PeerTrustLevel::AllowUnverified, || panic!("no fetch"), || panic!("no fetch"));
+        assert_eq!(p.unwrap().name.as_deref(), Some("claimed"));
+    }
+
+    #[test]
+    fn final_properties_are_fetched_once() {
+        let carry = RequestCarry::default();
+        let calls = Cell::new(0);
+        for _ in 0..2 {
+            let v = carry.final_property(&["response", "code"], || {
+                calls.set(calls.get() + 1);
+                Some(vec![200, 0, 0, 0, 0, 0, 0, 0])
+            });
+            assert_eq!(v.unwrap()[0], 200);
+        }
+        assert_eq!(calls.get(), 1);
+        assert!(carry.final_property(&["response", "size"], || None).is_none());
+    }
+}
