@@ -16,6 +16,12 @@ DIST        := dist
 FILTER_DIRS := $(sort $(patsubst filters/%/Cargo.toml,%,$(wildcard filters/*/Cargo.toml)))
 pkg_of       = $(shell sed -n 's/^name *= *"\(.*\)"/\1/p' filters/$(1)/Cargo.toml | head -n1)
 FILTER_PKGS := $(foreach d,$(FILTER_DIRS),$(call pkg_of,$(d)))
+# Filters that embed the others as libraries. Their components must be built without the
+# `standalone` feature (which exports each filter's own entry point), and cargo unifies features
+# within one invocation, so these get a cargo invocation of their own.
+COMBINED_DIRS     := mixer
+STANDALONE_PKGS   := $(foreach d,$(filter-out $(COMBINED_DIRS),$(FILTER_DIRS)),$(call pkg_of,$(d)))
+COMBINED_PKGS     := $(foreach d,$(filter $(COMBINED_DIRS),$(FILTER_DIRS)),$(call pkg_of,$(d)))
 
 # rustc's wasm32 output uses bulk memory (memory.copy/fill) and sign-extension ops, which
 # wasm-opt rejects unless enabled; float-to-int saturation and mutable globals are enabled by
@@ -32,8 +38,10 @@ help: ## list the verbs
 	@echo "filters: $(FILTER_DIRS)"
 
 wasm: ## build every filters/* crate for wasm32-wasip1 into dist/<filter>.wasm
-	@echo "==> cargo build --release --target $(WASM_TARGET): $(FILTER_PKGS)"
-	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTER_PKGS))
+	@echo "==> cargo build --release --target $(WASM_TARGET): $(STANDALONE_PKGS)"
+	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(STANDALONE_PKGS))
+	@echo "==> cargo build --release --target $(WASM_TARGET): $(COMBINED_PKGS)"
+	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(COMBINED_PKGS))
 	@mkdir -p $(DIST)
 	@if command -v $(WASM_OPT) >/dev/null 2>&1; then \
 	  echo "==> $(WASM_OPT) $(WASM_OPT_FLAGS)"; \

@@ -1,0 +1,16 @@
+//! wasmixer `mixer` filter: the peer-metadata, deny, metrics and access-log filters as one
+//! filter, configured by one document (Mixer's single configuration store). Each component is
+//! the corresponding filter crate built as a library; this crate only sequences them. One filter
+//! instead of four saves Envoy's per-filter Wasm overhead three times per request, and the
+//! components share what a request reveals (direction, peer, response properties) through one
+//! [`RequestCarry`](wasmixer_shared::host::request_carry::RequestCarry) instead of asking Envoy
+//! again each.
+
+mod root;
+mod stream;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    wasmixer_shared::host::panic_hook::install("wasmixer-mixer");
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(root::MixerRoot::default()) });
+}}

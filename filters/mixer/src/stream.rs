@@ -1,0 +1,36 @@
+//! One request through every component, in the order the separate filters would run in a
+//! chain `peer-metadata, deny, metrics, access-log` (responses in reverse).
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+use wasmixer_access_log::stream::AccessLogStream;
+use wasmixer_deny::stream::DenyStream;
+use wasmixer_metrics::stream::MetricsStream;
+use wasmixer_peer_metadata::stream::PeerStream;
+
+pub struct MixerStream {
+    pub peer: PeerStream,
+    pub deny: DenyStream,
+    pub metrics: MetricsStream,
+    pub access_log: AccessLogStream,
+}
+
+impl Context for MixerStream {}
+
+impl HttpContext for MixerStream {
+    fn on_http_request_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
+        // Peer metadata never stops a request; the deny verdict decides.
+        self.peer.on_http_request_headers(num_headers, end_of_stream);
+        self.deny.on_http_request_headers(num_headers, end_of_stream)
+    }
+
+    fn on_http_response_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
+        self.deny.on_http_response_headers(num_headers, end_of_stream);
+        self.peer.on_http_response_headers(num_headers, end_of_stream)
+    }
+
+    fn on_log(&mut self) {
+        self.metrics.on_log();
+        self.access_log.on_log();
+    }
+}
