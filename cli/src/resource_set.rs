@@ -111,7 +111,7 @@ impl ResourceSet {
 
     /// `kubectl apply -f`: adds the resources of `input`, each replacing an earlier one with its
     /// key, and converts everything live. On any error the set is unchanged and the conversion's
-    /// report says why (two resources with one key in `input` itself are an error, as in
+    /// report says why (two Mixer resources with one key in `input` itself are an error, as in
     /// `wasmixer convert`).
     pub fn apply(&mut self, input: Input) -> Result<Change, Outcome> {
         let mut next = self.clone();
