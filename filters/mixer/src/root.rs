@@ -77,7 +77,7 @@ impl RootContext for MixerRoot {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let carry = RequestCarry::new();
+        let carry = RequestCarry::shared();
         Some(Box::new(MixerStream {
             peer: self.peer.stream(carry.clone()),
             deny: self.deny.stream(context_id, carry.clone()),

@@ -22,6 +22,8 @@ type PropertyMemo = (Vec<String>, Option<Vec<u8>>);
 /// Per-request memory shared by the component streams of one request.
 #[derive(Default)]
 pub struct RequestCarry {
+    /// Several components read this carry: remembering properties pays off.
+    shared: bool,
     direction: OnceCell<Option<Direction>>,
     verified_peer: RefCell<PeerSlot>,
     unverified_peer: RefCell<PeerSlot>,
@@ -37,8 +39,15 @@ pub enum PeerTrustLevel {
 }
 
 impl RequestCarry {
+    /// A carry for one filter's own phases (direction and peer remembered; properties not,
+    /// since no second reader would ask).
     pub fn new() -> Rc<RequestCarry> {
         Rc::new(RequestCarry::default())
+    }
+
+    /// A carry read by several components of one filter: log-phase properties are remembered too.
+    pub fn shared() -> Rc<RequestCarry> {
+        Rc::new(RequestCarry { shared: true, ..RequestCarry::default() })
     }
 
     /// The listener's direction, from `fetch` on first use.
@@ -81,6 +90,9 @@ impl RequestCarry {
 
     /// A log-phase property: fetched once for all readers of this request.
     pub fn final_property(&self, path: &[&str], fetch: impl FnOnce() -> Option<Vec<u8>>) -> Option<Vec<u8>> {
+        if !self.shared {
+            return fetch();
+        }
         if let Ok(memo) = self.final_properties.try_borrow() {
             if let Some((_, v)) = memo.iter().find(|(p, _)| p.iter().map(String::as_str).eq(path.iter().copied())) {
                 return v.clone();
@@ -165,8 +177,8 @@ mod tests {
     }
 
     #[test]
-    fn final_properties_are_fetched_once() {
-        let carry = RequestCarry::default();
+    fn final_properties_are_fetched_once_when_shared() {
+        let carry = RequestCarry::shared();
         let calls = Cell::new(0);
         for _ in 0..2 {
             let v = carry.final_property(&["response", "code"], || {
@@ -177,5 +189,12 @@ mod tests {
         }
         assert_eq!(calls.get(), 1);
         assert!(carry.final_property(&["response", "size"], || None).is_none());
+        let own = RequestCarry::new();
+        own.final_property(&["response", "code"], || None);
+        own.final_property(&["response", "code"], || {
+            calls.set(calls.get() + 1);
+            None
+        });
+        assert_eq!(calls.get(), 2, "a filter's own carry does not remember properties");
     }
 }
