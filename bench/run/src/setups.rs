@@ -251,6 +251,48 @@ fn label_names(config: &str) -> Vec<String> {
     out
 }
 
+/// One document holding every given configuration: their `resources` concatenated, their
+/// option sections (`deny`, `metrics`, `access_log`, ...) merged. What the `mixer` filter reads.
+fn merged_config(inputs: &Inputs, configs: &[&[&str]]) -> Result<(String, String), String> {
+    let mut doc = serde_json::Map::new();
+    let mut resources = Vec::new();
+    let mut sources = Vec::new();
+    for candidates in configs {
+        let (text, source) = inputs.config(candidates)?;
+        let Value::Object(part) = serde_json::from_str::<Value>(&text).map_err(|e| format!("{source}: {e}"))? else {
+            return Err(format!("{source}: not a JSON object"));
+        };
+        for (k, v) in part {
+            match (k.as_str(), v) {
+                ("resources", Value::Array(items)) => resources.extend(items),
+                (_, v) => {
+                    doc.insert(k, v);
+                }
+            }
+        }
+        sources.push(source);
+    }
+    doc.insert("resources".into(), Value::Array(resources));
+    Ok((Value::Object(doc).to_string(), format!("merged: {}", sources.join(" + "))))
+}
+
+/// The `mixer` filter alone, configured with `configs` merged into one document.
+fn mixer_parts(inputs: &Inputs, configs: &[&[&str]]) -> Result<WasmParts, String> {
+    let wasm = inputs.wasm("mixer")?;
+    let (config, source) = merged_config(inputs, configs)?;
+    let mut stats_tags: Vec<String> = SELF_TAGS.iter().map(|t| (*t).to_string()).collect();
+    for l in label_names(&config) {
+        if !stats_tags.contains(&l) {
+            stats_tags.push(l);
+        }
+    }
+    Ok(WasmParts {
+        filters: vec![wasm_filter("mixer", &wasm, &config)],
+        sources: vec![format!("{}: {source}", wasm.display())],
+        stats_tags,
+    })
+}
+
 fn wasm_parts(inputs: &Inputs, parts: &[(&str, &[&str])]) -> Result<WasmParts, String> {
     let mut out = WasmParts {
         filters: Vec::new(),
@@ -416,13 +458,33 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
         Verify::LogLine,
     );
     s.access_log = Some(wasm_log_printer());
-    s.headers = vec![
+    let all_wasm_headers: Vec<(String, String)> = vec![
         ("x-envoy-peer-metadata".into(), peer::reviews_v3_header()),
         (
             "x-envoy-peer-metadata-id".into(),
             "sidecar~10.0.0.2~reviews-v3-bench.default~default.svc.cluster.local".into(),
         ),
     ];
+    s.headers = all_wasm_headers.clone();
+    setups.push(s);
+
+    let mut s = base(
+        "mixer",
+        Kind::Wasm,
+        "mixer.wasm alone with all-wasm's configurations merged into one document: the same work as all-wasm in one filter, the components sharing the request's attributes",
+    );
+    s.native = Some("native-rbac-log");
+    s.verify = Verify::LogLine;
+    match mixer_parts(inputs, &[DENY_SEED, METRICS_SEED, ACCESS_LOG_SEED]) {
+        Ok(p) => {
+            s.filters = p.filters;
+            s.sources = p.sources;
+            s.stats_tags = p.stats_tags;
+        }
+        Err(e) => s.unavailable = Some(e),
+    }
+    s.access_log = Some(wasm_log_printer());
+    s.headers = all_wasm_headers.clone();
     setups.push(s);
 
     let mut s = base(
@@ -514,6 +576,27 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
             inputs,
             &[("peer-metadata", PEER), ("deny", DENY_SEED), ("metrics", METRICS_SEED), ("access-log", ACCESS_LOG_SEED)],
         ),
+    ) {
+        (Ok(client), Ok(server)) => {
+            s.client = Some(ClientSide { filters: client.filters, access_log: Some(wasm_log_printer()) });
+            s.filters = server.filters;
+            s.access_log = Some(wasm_log_printer());
+            s.sources = server.sources;
+            s.stats_tags = server.stats_tags;
+        }
+        (Err(e), _) | (_, Err(e)) => s.unavailable = Some(e),
+    }
+    setups.push(s);
+    let mut s = base(
+        "mesh-mixer",
+        Kind::Wasm,
+        "mesh-wasm's work with mixer.wasm alone on each sidecar (client: metrics + access-log configurations merged; server: deny + metrics + access-log merged)",
+    );
+    s.baseline = "mesh-bare";
+    s.verify = Verify::Stat("result=.=verified;.;wasmixer_peer_metadata_total");
+    match (
+        mixer_parts(inputs, &[METRICS_SEED, ACCESS_LOG_SEED]),
+        mixer_parts(inputs, &[DENY_SEED, METRICS_SEED, ACCESS_LOG_SEED]),
     ) {
         (Ok(client), Ok(server)) => {
             s.client = Some(ClientSide { filters: client.filters, access_log: Some(wasm_log_printer()) });
