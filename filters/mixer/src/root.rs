@@ -79,6 +79,7 @@ impl RootContext for MixerRoot {
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let carry = RequestCarry::shared();
         Some(Box::new(MixerStream {
+            carry: carry.clone(),
             peer: self.peer.stream(carry.clone()),
             deny: self.deny.stream(context_id, carry.clone()),
             metrics: self.metrics.stream(context_id, carry.clone()),

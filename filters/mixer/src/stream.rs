@@ -1,14 +1,20 @@
 //! One request through every component, in the order the separate filters would run in a
 //! chain `peer-metadata, deny, metrics, access-log` (responses in reverse).
 
+use std::rc::Rc;
+
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use wasmixer_access_log::stream::AccessLogStream;
 use wasmixer_deny::stream::DenyStream;
 use wasmixer_metrics::stream::MetricsStream;
 use wasmixer_peer_metadata::stream::PeerStream;
+use wasmixer_shared::attr::envoy_bag::Direction;
+use wasmixer_shared::host::identity::listener_direction;
+use wasmixer_shared::host::request_carry::RequestCarry;
 
 pub struct MixerStream {
+    pub carry: Rc<RequestCarry>,
     pub peer: PeerStream,
     pub deny: DenyStream,
     pub metrics: MetricsStream,
@@ -19,8 +25,12 @@ impl Context for MixerStream {}
 
 impl HttpContext for MixerStream {
     fn on_http_request_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
-        // Peer metadata never stops a request; the deny verdict decides.
+        // Peer metadata never stops a request; the deny verdict decides. Mixer's checks ran in the
+        // server's sidecar: outbound requests are not checked.
         self.peer.on_http_request_headers(num_headers, end_of_stream);
+        if self.carry.direction(listener_direction) == Some(Direction::Outbound) {
+            return Action::Continue;
+        }
         self.deny.on_http_request_headers(num_headers, end_of_stream)
     }
 
