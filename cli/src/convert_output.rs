@@ -22,11 +22,14 @@ pub const ALL_OUTPUTS: &[&str] = &[
     "filters/deny.json",
     "filters/metrics.json",
     "filters/access-log.json",
+    "filters/mixer.json",
     "istio/wasmplugins.yaml",
+    "istio/wasmplugin-mixer.yaml",
     "istio/security.yaml",
     "istio/mesh-config.yaml",
     "envoy/inbound-http-filters.json",
     "envoy/outbound-http-filters.json",
+    "envoy/mixer-http-filter.json",
     "envoy/stats-config.json",
     "mesh-settings.json",
     "report.json",
@@ -62,6 +65,9 @@ fn plugin_settings(filter: &str) -> (&'static str, &'static str, Option<&'static
     match filter {
         "peer-metadata" => ("AUTHN", "FAIL_CLOSE", None),
         "deny" => ("AUTHZ", "FAIL_CLOSE", Some("SERVER")),
+        // Every filter in one: early enough for peer metadata, closed like the deny filter (its
+        // deny component checks inbound requests only).
+        "mixer" => ("AUTHN", "FAIL_CLOSE", None),
         _ => ("STATS", "FAIL_OPEN", None),
     }
 }
@@ -100,6 +106,29 @@ fn envoy_filter(filter: &str, path: &str, config: &Json) -> Json {
             },
         },
     })
+}
+
+/// The filters' configurations as one document for `mixer.wasm`: their resources (each once)
+/// and their option sections.
+fn mixer_document(configs: &[(&str, &Json)]) -> Json {
+    let mut doc = Map::new();
+    let mut resources: Vec<Json> = Vec::new();
+    for (_, config) in configs {
+        let Some(obj) = config.as_object() else { continue };
+        for (k, v) in obj {
+            if k == "resources" {
+                for r in v.as_array().into_iter().flatten() {
+                    if !resources.contains(r) {
+                        resources.push(r.clone());
+                    }
+                }
+            } else {
+                doc.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    doc.insert("resources".into(), Json::Array(resources));
+    Json::Object(doc)
 }
 
 /// Every tag name Envoy must extract, with the families that carry them (for the suffix check).
@@ -165,6 +194,10 @@ pub fn files(ctx: &mut Ctx, mixer: &MixerOutput, mtls: &MtlsOutput) -> Vec<(Stri
     for (name, config) in &all {
         files.push((format!("filters/{name}.json"), pretty(config)));
     }
+    let mixer = (!filters.is_empty()).then(|| mixer_document(&all));
+    if let Some(doc) = &mixer {
+        files.push(("filters/mixer.json".to_string(), pretty(doc)));
+    }
 
     // Stats: tags, buckets, and the global tag check.
     let families = tag_families(&filters);
@@ -192,6 +225,14 @@ pub fn files(ctx: &mut Ctx, mixer: &MixerOutput, mtls: &MtlsOutput) -> Vec<(Stri
     if fmt.istio() && !all.is_empty() {
         let plugins: Vec<Json> = all.iter().map(|(name, config)| wasm_plugin(ctx, name, config)).collect();
         files.push(("istio/wasmplugins.yaml".to_string(), to_yaml_stream(&plugins)));
+        if let Some(doc) = &mixer {
+            let header = "# Alternative to wasmplugins.yaml (apply one or the other, never both): every filter in one\n\
+                          # WasmPlugin running mixer.wasm, which costs less per request (README: One filter or four).\n";
+            files.push((
+                "istio/wasmplugin-mixer.yaml".to_string(),
+                format!("{header}{}", to_yaml(&wasm_plugin(ctx, "mixer", doc))),
+            ));
+        }
         for m in &user_metrics {
             if ISTIO_STANDARD_METRICS.contains(m) {
                 ctx.global(
@@ -214,6 +255,9 @@ pub fn files(ctx: &mut Ctx, mixer: &MixerOutput, mtls: &MtlsOutput) -> Vec<(Stri
             all.iter().filter(|(n, _)| plugin_settings(n).2 != Some("SERVER")).map(|(n, c)| entry(n, c)).collect();
         files.push(("envoy/inbound-http-filters.json".to_string(), pretty(&Json::Array(inbound))));
         files.push(("envoy/outbound-http-filters.json".to_string(), pretty(&Json::Array(outbound))));
+        if let Some(doc) = &mixer {
+            files.push(("envoy/mixer-http-filter.json".to_string(), pretty(&entry("mixer", doc))));
+        }
         let tags: Vec<&str> = tag_names.iter().map(String::as_str).collect();
         let mut stats = Map::new();
         stats.insert("stats_tags".into(), stats_tags_json(&tags));

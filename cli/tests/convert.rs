@@ -579,7 +579,14 @@ fn stdin_namespace_and_stale_outputs() {
     let _ = std::fs::remove_dir_all(&out);
     assert_eq!(
         files.keys().cloned().collect::<Vec<_>>(),
-        ["filters/deny.json", "filters/peer-metadata.json", "istio/wasmplugins.yaml", "report.json"]
+        [
+            "filters/deny.json",
+            "filters/mixer.json",
+            "filters/peer-metadata.json",
+            "istio/wasmplugin-mixer.yaml",
+            "istio/wasmplugins.yaml",
+            "report.json"
+        ]
     );
     let deny: Json = serde_json::from_str(&files["filters/deny.json"]).unwrap();
     assert_eq!(deny["default_namespace"], "bookinfo");
