@@ -337,7 +337,8 @@ fn shipped_wasmplugins_match_the_crd_schema() -> Result<(), HarnessError> {
     }
     ensure!(problems.is_empty(), "{}", problems.join("\n"));
     let names: Vec<&str> = plugins.iter().filter_map(|(_, d)| d["metadata"]["name"].as_str()).collect();
-    for want in ["wasmixer-peer-metadata", "wasmixer-deny", "wasmixer-metrics", "wasmixer-access-log"] {
+    for want in ["wasmixer-peer-metadata", "wasmixer-deny", "wasmixer-metrics", "wasmixer-access-log", "wasmixer-mixer"]
+    {
         ensure!(names.contains(&want), "no WasmPlugin {want} under envoy-config/ (found {names:?})");
     }
     Ok(())
