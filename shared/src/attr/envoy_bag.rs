@@ -10,6 +10,7 @@ use super::host::Host;
 use super::sources::{response_flags_text, source_of, Decode, Side, Source, WorkloadField};
 use super::workload_attributes::WorkloadAttributes;
 use crate::expr::{AttrId, AttributeBag, Manifest, StringMap, Value};
+use crate::gostd::byte_string;
 use crate::gostd::net_ip::IpBytes;
 use crate::gostd::time::Timestamp;
 
@@ -280,12 +281,10 @@ fn int64(bytes: &[u8]) -> Option<i64> {
     Some(i64::from_le_bytes(arr))
 }
 
-/// Decodes Envoy's encoding of a property value.
+/// Decodes Envoy's encoding of a property value (text that is not UTF-8 keeps its bytes as
+/// raw-byte characters, [`byte_string`]).
 pub fn decode_property(bytes: Vec<u8>, decode: Decode) -> Option<Value<'static>> {
-    let text = |b: Vec<u8>| match String::from_utf8(b) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    };
+    let text = byte_string::from_bytes;
     Some(match decode {
         Decode::Text => Value::String(Cow::Owned(text(bytes))),
         Decode::Int64 => Value::Int64(int64(&bytes)?),

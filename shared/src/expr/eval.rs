@@ -13,7 +13,7 @@ use super::regex_syntax::go_regex;
 use super::{Value, ValueType};
 use crate::gostd::net_ip::IpBytes;
 use crate::gostd::time::Timestamp;
-use crate::gostd::{idna, mail, strings, url};
+use crate::gostd::{byte_string, idna, mail, strings, url};
 
 type Result<'a, T> = std::result::Result<T, EvalError<'a>>;
 
@@ -276,7 +276,7 @@ fn add<'a>(l: Value<'a>, r: Value<'a>) -> Result<'a, Value<'a>> {
 fn convert(conv: Conversion, arg: Value<'_>) -> Result<'_, Value<'_>> {
     let s = text(&arg);
     Ok(match conv {
-        Conversion::Size => Value::Int64(i64::try_from(s.len()).unwrap_or(i64::MAX)),
+        Conversion::Size => Value::Int64(i64::try_from(byte_string::byte_len(s)).unwrap_or(i64::MAX)),
         Conversion::ToLower => match strings::to_lower(s) {
             Cow::Borrowed(_) => match arg {
                 Value::String(c) => Value::String(c),

@@ -7,8 +7,13 @@
 
 use std::borrow::Cow;
 
+use super::byte_string;
+
 /// Go's `strings.ToLower`; borrows `s` when no rune changes.
 pub fn to_lower(s: &str) -> Cow<'_, str> {
+    if byte_string::may_hold_raw_bytes(s) {
+        return Cow::Owned(to_lower_bytes(&byte_string::to_bytes(s)));
+    }
     match s.char_indices().find(|&(_, c)| lower_rune(c) != c) {
         None => Cow::Borrowed(s),
         Some((first, _)) => {
@@ -18,6 +23,18 @@ pub fn to_lower(s: &str) -> Cow<'_, str> {
             Cow::Owned(out)
         }
     }
+}
+
+/// `to_lower` of the bytes a string with raw-byte characters stands for: `strings.Map` writes
+/// U+FFFD for each byte that is not UTF-8.
+fn to_lower_bytes(bytes: &[u8]) -> String {
+    let mut lowered = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        lowered.extend(chunk.valid().chars().map(lower_rune));
+        chunk.invalid().iter().for_each(|_| lowered.push(char::REPLACEMENT_CHARACTER));
+    }
+    // A valid character of the raw-byte range stays carried as its bytes.
+    byte_string::from_slice(lowered.as_bytes())
 }
 
 /// Go's `unicode.ToLower` for one rune.
@@ -63,5 +80,14 @@ mod tests {
     #[test]
     fn prefix_is_kept_when_change_is_late() {
         assert_eq!(to_lower("abc€X"), "abc€x");
+    }
+
+    #[test]
+    fn bytes_that_were_not_utf8_become_replacement_characters() {
+        let s = byte_string::from_slice(b"A\xffB\xe2\x82");
+        assert_eq!(to_lower(&s), "a\u{fffd}b\u{fffd}\u{fffd}");
+        // Pieces joined with `+` are lowered as the bytes they make together, as Go did.
+        let euro = byte_string::from_slice(b"\xe2") + &byte_string::from_slice(b"\x82\xac");
+        assert_eq!(to_lower(&euro), "€");
     }
 }

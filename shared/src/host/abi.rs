@@ -5,6 +5,8 @@
 //! Outside wasm32-wasip1 (the proxy target) the calls are inert (they report "absent"), so the
 //! crate builds and unit-tests natively and on wasm32-unknown-unknown.
 
+use crate::gostd::byte_string;
+
 /// proxy-wasm map types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
@@ -213,17 +215,19 @@ pub fn get_header_map(map: MapType) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// One header; `None` when absent or unavailable.
+/// One header; `None` when absent or unavailable. Bytes that are not UTF-8 are kept as raw-byte
+/// characters ([`byte_string`]).
 pub fn get_header(map: MapType, name: &str) -> Option<String> {
     // SAFETY: pointers to `name` and to live locals, per the ABI contract.
     fetch(|data, size| unsafe {
         imports::proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), data, size)
     })
-    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    .map(byte_string::from_bytes)
 }
 
-/// Header edits; each returns success.
+/// Header edits; each returns success. Raw-byte characters in `value` are sent as their bytes.
 pub fn replace_header(map: MapType, name: &str, value: &str) -> bool {
+    let value = byte_string::to_bytes(value);
     // SAFETY: pointers to live strings, per the ABI contract.
     unsafe {
         imports::proxy_replace_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len())
@@ -232,6 +236,7 @@ pub fn replace_header(map: MapType, name: &str, value: &str) -> bool {
 }
 
 pub fn add_header(map: MapType, name: &str, value: &str) -> bool {
+    let value = byte_string::to_bytes(value);
     // SAFETY: pointers to live strings, per the ABI contract.
     unsafe {
         imports::proxy_add_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len()) == OK
@@ -364,9 +369,10 @@ pub fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
-/// Decodes the pairs encoding; malformed input yields the pairs read so far.
+/// Decodes the pairs encoding; malformed input yields the pairs read so far. Values that are not
+/// UTF-8 keep their bytes as raw-byte characters ([`byte_string`]).
 pub fn deserialize_pairs(bytes: &[u8]) -> Vec<(String, String)> {
-    deserialize_pairs_bytes(bytes).into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned())).collect()
+    deserialize_pairs_bytes(bytes).into_iter().map(|(k, v)| (k, byte_string::from_bytes(v))).collect()
 }
 
 /// Decodes the pairs encoding keeping values as bytes (Envoy serializes map-valued

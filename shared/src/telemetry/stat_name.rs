@@ -14,7 +14,7 @@
 //! Istio wrote values unchanged: they came from peer metadata (Kubernetes labels and names),
 //! never from the request. Ours are CEXL results and may carry header text, so a value could
 //! otherwise forge or cut short a tag. Each value is rewritten character by character, every
-//! replacement being `_`:
+//! replacement but the last being `_`:
 //!
 //! 1. a `.` right after `;` or `=` (counting the `=` that ends `=.=` before the value, and
 //!    counting replaced characters as `_`): so `;.;` and `=.=` can never occur inside a value,
@@ -25,6 +25,9 @@
 //!    newline would break the Prometheus text exposition;
 //! 3. `"` and `\`: Envoy's `/stats/prometheus` prints label values without escaping them
 //!    (envoyproxy/envoy#18589), and one bad line fails the whole scrape.
+//!
+//! 4. a raw-byte character (a byte that was not UTF-8, [`byte_string`]) becomes U+FFFD, so the
+//!    reserved code points never reach Envoy's stat names.
 //!
 //! Everything else is kept, in particular dots (`reviews.default.svc.cluster.local`), `/`, `:`,
 //! `=`, `;` and non-ASCII text; Envoy's symbol table splits names on `.` but keeps every token,
@@ -37,6 +40,8 @@
 //!
 //! The tests replay Envoy's extraction with the `regex` crate; the same hostile 19-tag name was
 //! also checked by hand against Envoy 1.40's `/stats/prometheus`, and every tag came back exactly.
+
+use crate::gostd::byte_string;
 
 /// Separates a tag name from its value (Istio's `default_value_separator`).
 pub const VALUE_SEPARATOR: &str = "=.=";
@@ -64,6 +69,7 @@ pub fn write_sanitized_value(value: &str, out: &mut String) {
             '.' if prev == ';' || prev == '=' => '_',
             '"' | '\\' => '_',
             c if c.is_ascii_control() => '_',
+            c if byte_string::raw_byte(c).is_some() => char::REPLACEMENT_CHARACTER,
             c => c,
         };
         out.push(c);
@@ -285,6 +291,12 @@ mod tests {
         for v in ["a=b&c=d", "text/html; charset=utf-8", "10.0.0.1:8080", "a..b.", "ümlaut ☃"] {
             assert_eq!(sanitized(v), v);
         }
+    }
+
+    #[test]
+    fn bytes_that_were_not_utf8_show_as_replacement_characters() {
+        let value = byte_string::from_slice(b"a\xffb\xe2\x82z");
+        assert_eq!(sanitized(&value), "a\u{fffd}b\u{fffd}\u{fffd}z");
     }
 
     #[test]

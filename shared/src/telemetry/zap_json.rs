@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::expr::{StringMap, Value};
+use crate::gostd::byte_string;
 use crate::gostd::duration::format_duration;
 use crate::gostd::strconv::format_float_f;
 
@@ -23,17 +24,20 @@ pub fn write_json_string(s: &[u8], out: &mut String) {
 
 /// Appends `v` as a zap JSON value:
 ///
-/// * STRING, DNS_NAME, EMAIL_ADDRESS, URI: JSON string ([`write_json_string`]);
+/// * STRING, DNS_NAME, EMAIL_ADDRESS, URI: JSON string ([`write_json_string`]) of the bytes the
+///   text stands for, so a raw-byte character ([`byte_string`]) is written as zap wrote the
+///   original byte (`\ufffd` unless it completes valid UTF-8 with its neighbours);
 /// * INT64: number; BOOL: `true` / `false`;
 /// * DOUBLE: shortest `'f'` number (never an exponent); NaN and the infinities as the strings
 ///   `"NaN"`, `"+Inf"`, `"-Inf"`;
 /// * DURATION: Go `Duration.String()` as a string; TIMESTAMP: 6-digit UTC text as a string;
 /// * IP_ADDRESS: Go `net.IP.String()` as a string;
-/// * STRING_MAP: compact object with sorted keys, escaped as Go `encoding/json` does.
+/// * STRING_MAP: compact object with sorted keys, escaped as Go `encoding/json` does (which also
+///   writes `\ufffd` per invalid byte).
 pub fn write_json_value(v: &Value<'_>, out: &mut String) {
     match v {
         Value::String(s) | Value::EmailAddress(s) | Value::Uri(s) | Value::DnsName(s) => {
-            write_json_string(s.as_bytes(), out)
+            write_json_string(&byte_string::to_bytes(s), out)
         }
         Value::Int64(i) => {
             // Writing into a String cannot fail.
@@ -82,9 +86,9 @@ fn write_go_json_map(m: &StringMap, out: &mut String) {
             out.push(',');
         }
         out.push('"');
-        write_escaped(k.as_bytes(), true, out);
+        write_escaped(&byte_string::to_bytes(k), true, out);
         out.push_str("\":\"");
-        write_escaped(v.as_bytes(), true, out);
+        write_escaped(&byte_string::to_bytes(v), true, out);
         out.push('"');
     }
     out.push('}');
@@ -178,6 +182,15 @@ mod tests {
         // A literal U+FFFD is valid and stays raw.
         assert_eq!(js("\u{fffd}".as_bytes()), "\"\u{fffd}\"");
         assert_eq!(js(b"\xf0\x9f\x98\x80\xf0\x9f"), "\"\u{1f600}\\ufffd\\ufffd\"");
+    }
+
+    #[test]
+    fn raw_byte_characters_are_written_as_zap_wrote_their_bytes() {
+        use crate::gostd::byte_string::from_slice;
+        assert_eq!(jv(Value::String(Cow::Owned(from_slice(b"a\xffb")))), r#""a\ufffdb""#);
+        assert_eq!(jv(Value::Uri(Cow::Owned(from_slice(b"\xe2\x82z")))), r#""\ufffd\ufffdz""#);
+        let m = StringMap::from_pairs([(from_slice(b"k\xff"), from_slice(b"\xe2\x82z"))]);
+        assert_eq!(jv(Value::StringMap(Cow::Owned(m))), r#"{"k\ufffd":"\ufffd\ufffdz"}"#);
     }
 
     #[test]
