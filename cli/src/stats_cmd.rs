@@ -316,6 +316,16 @@ mod tests {
             "envoy-config/metrics/istio-standard-metrics.istio.yaml",
             Format::Istio,
         ),
+        (
+            "envoy-config/metrics/istio-tcp-metrics.json",
+            "envoy-config/metrics/istio-tcp-metrics.stats-config.yaml",
+            Format::Yaml,
+        ),
+        (
+            "envoy-config/metrics/istio-tcp-metrics.json",
+            "envoy-config/metrics/istio-tcp-metrics.istio.yaml",
+            Format::Istio,
+        ),
     ];
 
     #[test]
