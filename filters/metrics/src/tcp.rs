@@ -7,7 +7,7 @@
 //!   Envoy attributes are kept in an [`AttributeSnapshot`].
 //! * `continue` is reported from the root's tick, against the snapshot (no host call but the
 //!   records), for connections that carried bytes since their last report at least
-//!   [`TCP_REPORT_INTERVAL_NANOS`] ago.
+//!   `metrics.tcp_report_interval` ago (`MetricOptions::tcp_report_interval_nanos`).
 //! * `close` is reported in `on_log` (Envoy calls it when the connection closes), with the
 //!   attributes read afresh (final response flags); preceded by `open` for a connection that
 //!   never carried data.
@@ -21,7 +21,7 @@ use proxy_wasm::types::Action;
 use wasmixer_shared::attr::tcp_bag::{AttributeSnapshot, TcpBag, TcpReport};
 use wasmixer_shared::expr::AttributeBag;
 use wasmixer_shared::host::abi;
-use wasmixer_shared::telemetry::tcp_traffic::{TcpTraffic, TCP_REPORT_INTERVAL_NANOS};
+use wasmixer_shared::telemetry::tcp_traffic::TcpTraffic;
 
 use crate::stream::Shared;
 
@@ -60,7 +60,8 @@ impl LiveConnection {
         let Some(snapshot) = snapshot.as_ref() else {
             return;
         };
-        if let Some(report) = self.traffic.continue_due(now_nanos, TCP_REPORT_INTERVAL_NANOS) {
+        let interval = self.shared.plan.options.tcp_report_interval_nanos;
+        if let Some(report) = self.traffic.continue_due(now_nanos, interval) {
             self.record(report, snapshot);
         }
     }

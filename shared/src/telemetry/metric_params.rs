@@ -377,6 +377,34 @@ pub struct MetricOptions {
     /// Per-metric unit overrides, keyed by Mixer's full metric name (`istio_request_duration_seconds`).
     #[serde(default)]
     pub scaling: BTreeMap<String, Scaling>,
+    /// `tcp_report_interval` as written (Go duration text); read through
+    /// [`MetricOptions::tcp_report_interval_nanos`].
+    #[serde(default, rename = "tcp_report_interval")]
+    tcp_report_interval_text: Option<Json>,
+    /// How often a long TCP connection reports the bytes it carried since its previous report.
+    #[serde(skip, default = "default_tcp_report_interval")]
+    pub tcp_report_interval_nanos: i64,
+}
+
+/// Mixer's proxy reported TCP every 10 s (Istio's Wasm stats every 15 s).
+pub const DEFAULT_TCP_REPORT_INTERVAL_NANOS: i64 = 10_000_000_000;
+/// The metrics filter's TCP tick is 1 s, so a shorter interval could not be honoured.
+pub const MIN_TCP_REPORT_INTERVAL_NANOS: i64 = 1_000_000_000;
+
+fn default_tcp_report_interval() -> i64 {
+    DEFAULT_TCP_REPORT_INTERVAL_NANOS
+}
+
+/// `tcp_report_interval`: Go duration text of at least 1s.
+fn tcp_report_interval(v: &Json) -> Result<i64, String> {
+    let Json::String(text) = v else {
+        return Err(format!("must be Go duration text such as \"10s\", got {v}"));
+    };
+    let nanos = parse_duration(text.trim())?;
+    if nanos < MIN_TCP_REPORT_INTERVAL_NANOS {
+        return Err(format!("must be at least 1s, got {text:?}"));
+    }
+    Ok(nanos)
 }
 
 impl Default for MetricOptions {
@@ -385,6 +413,8 @@ impl Default for MetricOptions {
             max_series_per_metric: DEFAULT_MAX_SERIES_PER_METRIC,
             trust_unverified_peers: false,
             scaling: BTreeMap::new(),
+            tcp_report_interval_text: None,
+            tcp_report_interval_nanos: DEFAULT_TCP_REPORT_INTERVAL_NANOS,
         }
     }
 }
@@ -395,8 +425,12 @@ impl MetricOptions {
         if v.is_null() {
             return Ok(MetricOptions::default());
         }
-        let options: MetricOptions = serde_json::from_value(v.clone())
+        let mut options: MetricOptions = serde_json::from_value(v.clone())
             .map_err(|e| ConfigError::new("configuration", "metrics", e.to_string()))?;
+        if let Some(text) = &options.tcp_report_interval_text {
+            options.tcp_report_interval_nanos = tcp_report_interval(text)
+                .map_err(|e| ConfigError::new("configuration", "metrics.tcp_report_interval", e))?;
+        }
         if options.max_series_per_metric == 0 {
             return Err(ConfigError::new("configuration", "metrics.max_series_per_metric", "must be at least 1"));
         }
@@ -683,6 +717,26 @@ mod tests {
         );
         assert!(MetricOptions::from_json(&json!({"scaling": {"m": {"scale": -1}}})).is_err());
         assert!(MetricOptions::from_json(&json!({"scaling": {"m": {"scale": 2, "name": "bad name"}}})).is_err());
+    }
+
+    #[test]
+    fn tcp_report_interval_is_go_duration_text_of_at_least_one_second() {
+        let interval = |v: Json| MetricOptions::from_json(&json!({ "tcp_report_interval": v }));
+        assert_eq!(MetricOptions::default().tcp_report_interval_nanos, 10_000_000_000);
+        assert_eq!(MetricOptions::from_json(&json!({})).unwrap().tcp_report_interval_nanos, 10_000_000_000);
+        assert_eq!(interval(json!("10s")).unwrap().tcp_report_interval_nanos, 10_000_000_000);
+        assert_eq!(interval(json!("1s")).unwrap().tcp_report_interval_nanos, 1_000_000_000);
+        assert_eq!(interval(json!("1m30s")).unwrap().tcp_report_interval_nanos, 90_000_000_000);
+        let error = |v: Json| {
+            let e = interval(v).unwrap_err();
+            assert_eq!(e.field, "metrics.tcp_report_interval");
+            e.message
+        };
+        assert_eq!(error(json!("999ms")), r#"must be at least 1s, got "999ms""#);
+        assert_eq!(error(json!("-5s")), r#"must be at least 1s, got "-5s""#);
+        assert_eq!(error(json!("10")), "time: missing unit in duration 10");
+        assert_eq!(error(json!("ten seconds")), "time: invalid duration ten seconds");
+        assert_eq!(error(json!(10)), r#"must be Go duration text such as "10s", got 10"#);
     }
 
     #[test]

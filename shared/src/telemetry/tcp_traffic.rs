@@ -9,10 +9,6 @@ use std::cell::Cell;
 
 use crate::attr::tcp_bag::{ConnectionEvent, TcpReport};
 
-/// How often a long connection reports the bytes it carried since its previous report (Mixer's
-/// proxy reported TCP every 10 s; Istio's Wasm stats every 15 s).
-pub const TCP_REPORT_INTERVAL_NANOS: i64 = 10_000_000_000;
-
 /// A plugin `root_id` that makes the metrics filter a network (TCP) filter: `tcp`, or any id
 /// ending in `-tcp`, `_tcp` or `.tcp` (e.g. `wasmixer-metrics-tcp`). Envoy calls a root either
 /// with HTTP or with TCP callbacks, and the proxy-wasm SDK needs to know which before the first
