@@ -22,8 +22,9 @@ use crate::tcp::{ConnectionRegistry, TcpMetricsStream};
 /// Largest configuration accepted (bytes).
 const MAX_CONFIG_BYTES: usize = 4 << 20;
 
-/// How often the TCP root looks for connections due a periodic report.
-const TCP_TICK_MS: u32 = 1000;
+/// How often the root hands batched counter increments to Envoy and (TCP) looks for
+/// connections due a periodic report.
+pub const TICK_MS: u32 = 1000;
 
 #[derive(Default)]
 pub struct MetricsRoot {
@@ -62,8 +63,12 @@ impl RootContext for MetricsRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let root_id = abi::get_property(&["plugin_root_id"]).map(|b| String::from_utf8_lossy(&b).into_owned());
         self.tcp = root_id.as_deref().is_some_and(is_tcp_root_id);
-        if self.tcp && !abi::set_tick_period_ms(TCP_TICK_MS) {
-            log::warn!("wasmixer-metrics: no tick: long TCP connections report only when they close");
+        if !abi::set_tick_period_ms(TICK_MS) {
+            log::warn!("wasmixer-metrics: no tick: counters cannot be reported (and long TCP connections report only when they close)");
+        }
+        if let Some(old) = &self.shared {
+            // What the previous configuration counted reaches Envoy before it is replaced.
+            old.recorder.flush();
         }
         match self.configure() {
             Ok(shared) => {
@@ -113,6 +118,9 @@ impl RootContext for MetricsRoot {
     }
 
     fn on_tick(&mut self) {
+        if let Some(shared) = &self.shared {
+            shared.recorder.flush();
+        }
         if self.tcp {
             self.connections.report_due(abi::now_nanos());
         }

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use hashbrown::HashSet;
+use hashbrown::{HashMap, HashSet};
 use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
 use wasmixer_shared::host::abi::{self, MetricType};
 use wasmixer_shared::host::tagged_metrics::{TaggedMetric, OVERFLOW_TAG_VALUE};
@@ -34,6 +34,9 @@ enum Outcome {
 struct FamilySeries {
     name: String,
     labels: Vec<String>,
+    /// Counter increments are summed here and handed to Envoy on the root's tick: one host call
+    /// per series per tick instead of one per request.
+    batched: bool,
     metric: TaggedMetric,
     max_series: usize,
     /// Ids of the real series. Envoy hands out a new id for every `proxy_define_metric` call,
@@ -42,7 +45,7 @@ struct FamilySeries {
 }
 
 impl FamilySeries {
-    fn record(&self, values: &[&str], value: u64) -> Outcome {
+    fn record(&self, values: &[&str], value: u64, pending: &RefCell<HashMap<u32, u64>>) -> Outcome {
         let mut tags: [&str; MAX_LABELS] = [""; MAX_LABELS];
         for (slot, l) in tags.iter_mut().zip(&self.labels) {
             *slot = l;
@@ -52,7 +55,12 @@ impl FamilySeries {
         let Some(id) = self.metric.id(tags, values) else {
             return Outcome::Undefined;
         };
-        abi::record_metric(id, value);
+        match pending.try_borrow_mut() {
+            Ok(mut p) if self.batched => *p.entry(id).or_insert(0) += value,
+            _ => {
+                abi::record_metric(id, value);
+            }
+        }
         let after = self.metric.series_count();
         let Ok(mut ids) = self.ids.try_borrow_mut() else {
             return Outcome::Existing;
@@ -81,6 +89,8 @@ pub struct Recorder {
     overflow_logs: Vec<LogLimiter>,
     /// One per rule.
     rule_logs: Vec<LogLimiter>,
+    /// Counter increments not yet handed to Envoy, by stat id.
+    pending: RefCell<HashMap<u32, u64>>,
 }
 
 fn metric_type(kind: MetricKind) -> MetricType {
@@ -102,6 +112,7 @@ impl Recorder {
                 .map(|f| FamilySeries {
                     name: f.name.clone(),
                     labels: f.labels.clone(),
+                    batched: f.kind == MetricKind::Counter,
                     metric: TaggedMetric::new(f.name.clone(), metric_type(f.kind), max),
                     max_series: max,
                     ids: RefCell::new(HashSet::new()),
@@ -114,6 +125,16 @@ impl Recorder {
             drop_logs: plan.metrics.iter().map(|_| LogLimiter::new()).collect(),
             overflow_logs: plan.families.iter().map(|_| LogLimiter::new()).collect(),
             rule_logs: plan.rules.iter().map(|_| LogLimiter::new()).collect(),
+            pending: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Hands the summed counter increments to Envoy (from the root's tick, and before a
+    /// configuration is replaced).
+    pub fn flush(&self) {
+        let Ok(mut pending) = self.pending.try_borrow_mut() else { return };
+        for (id, delta) in pending.drain() {
+            abi::record_metric(id, delta);
         }
     }
 
@@ -147,7 +168,7 @@ impl MetricSink for Sink<'_> {
             return;
         };
         let r = self.recorder;
-        match family.record(labels, envoy_value) {
+        match family.record(labels, envoy_value, &r.pending) {
             Outcome::Existing => {}
             Outcome::New(count) => r.series.record(&METRIC_TAG, &[family.name.as_str()], count as u64),
             Outcome::Overflow => {
