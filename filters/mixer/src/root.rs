@@ -31,10 +31,15 @@ fn peer_config() -> Result<PeerConfig, String> {
         return Ok(PeerConfig::default());
     }
     let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("configuration: {e}"))?;
-    match doc.get("peer_metadata") {
-        None | Some(serde_json::Value::Null) => Ok(PeerConfig::default()),
-        Some(section) => PeerConfig::parse(section.to_string().as_bytes()).map_err(|e| format!("peer_metadata: {e}")),
+    let mut section = match doc.get("peer_metadata") {
+        None | Some(serde_json::Value::Null) => serde_json::Value::Object(serde_json::Map::new()),
+        Some(section) => section.clone(),
+    };
+    // The components share the peer in memory; filter state only if asked for.
+    if let Some(obj) = section.as_object_mut() {
+        obj.entry("publish_filter_state").or_insert(serde_json::Value::Bool(false));
     }
+    PeerConfig::parse(section.to_string().as_bytes()).map_err(|e| format!("peer_metadata: {e}"))
 }
 
 impl Context for MixerRoot {

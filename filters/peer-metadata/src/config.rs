@@ -16,6 +16,10 @@ pub struct PeerConfig {
     /// separate `wasmixer_peer_unverified` filter-state key, for telemetry that opts in.
     #[serde(default = "yes")]
     pub publish_unverified: bool,
+    /// Publish the peer in filter state at all (`wasm.wasmixer_peer`, ...). The `mixer` filter's
+    /// components share it in memory, so there it defaults to off (saving a host call per request).
+    #[serde(default = "yes")]
+    pub publish_filter_state: bool,
 }
 
 fn yes() -> bool {
@@ -24,7 +28,12 @@ fn yes() -> bool {
 
 impl Default for PeerConfig {
     fn default() -> PeerConfig {
-        PeerConfig { external_clusters: Vec::new(), external_cluster_prefixes: Vec::new(), publish_unverified: true }
+        PeerConfig {
+            external_clusters: Vec::new(),
+            external_cluster_prefixes: Vec::new(),
+            publish_unverified: true,
+            publish_filter_state: true,
+        }
     }
 }
 
@@ -57,6 +66,8 @@ mod tests {
         assert!(!c.may_announce_to("outbound|80||ext-thing"));
         assert!(!c.may_announce_to("some_static_cluster"));
         assert!(PeerConfig::parse(b"").unwrap().publish_unverified);
+        assert!(PeerConfig::parse(b"").unwrap().publish_filter_state);
+        assert!(!PeerConfig::parse(br#"{"publish_filter_state": false}"#).unwrap().publish_filter_state);
         assert!(PeerConfig::parse(br#"{"nope": 1}"#).is_err());
     }
 }

@@ -68,13 +68,15 @@ impl PeerStream {
                 };
                 match verify_peer_claim(&claim, san.as_deref(), mtls) {
                     PeerTrust::Verified => {
-                        abi::set_property(&[PEER_STATE], encoded.as_bytes());
+                        if shared.config.publish_filter_state {
+                            abi::set_property(&[PEER_STATE], encoded.as_bytes());
+                        }
                         self.carry.learn_peer(Some(peer), true);
                         "verified"
                     }
                     PeerTrust::Unverified(reason) => {
                         let published = shared.config.publish_unverified.then_some(peer);
-                        if published.is_some() {
+                        if published.is_some() && shared.config.publish_filter_state {
                             abi::set_property(&[UNVERIFIED_PEER_STATE], encoded.as_bytes());
                         }
                         self.carry.learn_peer(published, false);
