@@ -570,22 +570,14 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
     s.baseline = "mesh-bare";
     // The peer's claim verified against its certificate: the seed rule then has source.labels.
     s.verify = Verify::Stat("result=.=verified;.;wasmixer_peer_metadata_total");
-    match (
+    with_sides(
+        &mut s,
         wasm_parts(inputs, &[("peer-metadata", PEER), ("metrics", METRICS_SEED), ("access-log", ACCESS_LOG_SEED)]),
         wasm_parts(
             inputs,
             &[("peer-metadata", PEER), ("deny", DENY_SEED), ("metrics", METRICS_SEED), ("access-log", ACCESS_LOG_SEED)],
         ),
-    ) {
-        (Ok(client), Ok(server)) => {
-            s.client = Some(ClientSide { filters: client.filters, access_log: Some(wasm_log_printer()) });
-            s.filters = server.filters;
-            s.access_log = Some(wasm_log_printer());
-            s.sources = server.sources;
-            s.stats_tags = server.stats_tags;
-        }
-        (Err(e), _) | (_, Err(e)) => s.unavailable = Some(e),
-    }
+    );
     setups.push(s);
     let mut s = base(
         "mesh-mixer",
@@ -594,10 +586,20 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
     );
     s.baseline = "mesh-bare";
     s.verify = Verify::Stat("result=.=verified;.;wasmixer_peer_metadata_total");
-    match (
+    with_sides(
+        &mut s,
         mixer_parts(inputs, &[METRICS_SEED, ACCESS_LOG_SEED]),
         mixer_parts(inputs, &[DENY_SEED, METRICS_SEED, ACCESS_LOG_SEED]),
-    ) {
+    );
+    setups.push(s);
+
+    setups
+}
+
+/// A two-sidecar setup's filters: `client` on the client sidecar, `server` on the measured one,
+/// each side's access log printed; or why the setup cannot run.
+fn with_sides(s: &mut Setup, client: Result<WasmParts, String>, server: Result<WasmParts, String>) {
+    match (client, server) {
         (Ok(client), Ok(server)) => {
             s.client = Some(ClientSide { filters: client.filters, access_log: Some(wasm_log_printer()) });
             s.filters = server.filters;
@@ -607,9 +609,6 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
         }
         (Err(e), _) | (_, Err(e)) => s.unavailable = Some(e),
     }
-    setups.push(s);
-
-    setups
 }
 
 /// The node: a `ratings-v1` pod in `default`, as Istio's injector describes it.
