@@ -220,6 +220,17 @@ impl Prometheus {
         Ok(Prometheus { proc, addr })
     }
 
+    /// Starts Prometheus in a fresh temporary directory, scraping `addrs` (no target labels).
+    pub fn scraping(addrs: &[SocketAddr]) -> Result<Prometheus, HarnessError> {
+        static INSTANCE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = INSTANCE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("wasmixer-it-prometheus-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let targets: Vec<ScrapeTarget> =
+            addrs.iter().map(|a| ScrapeTarget { addr: *a, labels: BTreeMap::new() }).collect();
+        Prometheus::start(&dir, &targets)
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -275,6 +286,12 @@ impl Prometheus {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+    }
+
+    /// Polls `promql` until it gives exactly one sample, equal to `want`; returns that sample.
+    pub fn wait_for_value(&self, promql: &str, want: f64, timeout: Duration) -> Result<Sample, HarnessError> {
+        let samples = self.wait_for(promql, timeout, |s| matches!(s, [one] if one.value == want))?;
+        samples.into_iter().next().ok_or_else(|| HarnessError::check(format!("{promql:?} gave no sample")))
     }
 
     /// Whether every scrape target is up (`up == 1`).

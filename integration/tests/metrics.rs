@@ -6,19 +6,13 @@
 //! The bootstrap `stats_config` comes from the checked-in output of `wasmixer stats-config`
 //! (`integration/testdata/metrics-*.stats-config.json`; the CLI's tests keep it up to date).
 
-use std::fs::File;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use wasmixer_integration::bootstrap::{http_filters, render, wasm_filter};
 use wasmixer_integration::dist::read_workspace_file;
-use wasmixer_integration::{
-    ensure, free_port, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request,
-};
+use wasmixer_integration::mesh_obs::Prometheus;
+use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request};
 
 const SIDECAR: &str = "integration/testdata/metrics-sidecar.yaml";
 const SEED: &str = "integration/testdata/metrics-double-request-count.json";
@@ -100,157 +94,6 @@ fn wait_for_stats_line(envoy: &EnvoyProcess, line: &str, timeout: Duration) -> R
     }
 }
 
-static PROMETHEUS_INSTANCE: AtomicU32 = AtomicU32::new(0);
-
-/// A Prometheus server on a loopback port scraping `targets` every second; killed on drop.
-struct Prometheus {
-    child: Child,
-    dir: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Prometheus {
-    fn binary() -> PathBuf {
-        std::env::var_os("PROMETHEUS_BIN")
-            .filter(|b| !b.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus"))
-    }
-
-    fn start(targets: &[SocketAddr]) -> Result<Prometheus, HarnessError> {
-        let bin = Prometheus::binary();
-        ensure!(
-            bin.is_file(),
-            "{} not found: install Debian's prometheus package or set PROMETHEUS_BIN",
-            bin.display()
-        );
-        let n = PROMETHEUS_INSTANCE.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("wasmixer-it-prometheus-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("data"))
-            .map_err(|e| HarnessError::io(format!("creating {}", dir.display()), e))?;
-        let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n- job_name: sidecars\n  metrics_path: /stats/prometheus\n  static_configs:\n  - targets: [{}]\n",
-            list.join(", ")
-        );
-        let config_path = dir.join("prometheus.yml");
-        std::fs::write(&config_path, config)
-            .map_err(|e| HarnessError::io(format!("writing {}", config_path.display()), e))?;
-        let port = free_port()?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let log =
-            File::create(dir.join("prometheus.log")).map_err(|e| HarnessError::io("creating the prometheus log", e))?;
-        let child = Command::new(&bin)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .map_err(|e| HarnessError::io(format!("starting {}", bin.display()), e))?;
-        let mut p = Prometheus { child, dir, addr };
-        p.wait_ready()?;
-        Ok(p)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
-    }
-
-    fn wait_ready(&mut self) -> Result<(), HarnessError> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(HarnessError::check(format!("prometheus exited during startup: {status}\n{}", self.log())));
-            }
-            if let Ok(r) = Request::get("/-/ready").timeout(Duration::from_secs(2)).send(self.addr) {
-                if r.status == 200 {
-                    return Ok(());
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(HarnessError::Timeout(format!(
-                    "prometheus not ready on {} within 30s\n{}",
-                    self.addr,
-                    self.log()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// An instant PromQL query: each result's labels and value.
-    fn query(&self, promql: &str) -> Result<Vec<(Json, f64)>, HarnessError> {
-        let r = Request::get(&format!("/api/v1/query?query={}", percent_encode(promql))).send(self.addr)?;
-        let doc: Json = serde_json::from_slice(&r.body)
-            .map_err(|e| HarnessError::Http(format!("prometheus answered {} {:?}: {e}", r.status, r.body_text())))?;
-        ensure!(doc["status"] == "success", "query {promql:?} failed: {doc}");
-        let results = doc["data"]["result"].as_array().cloned().unwrap_or_default();
-        Ok(results
-            .into_iter()
-            .map(|res| {
-                let value = res["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
-                (res["metric"].clone(), value)
-            })
-            .collect())
-    }
-
-    /// Polls `promql` until it returns exactly one result equal to `want`.
-    fn wait_for_value(&self, promql: &str, want: f64, timeout: Duration) -> Result<Json, HarnessError> {
-        let deadline = Instant::now() + timeout;
-        let mut last = Vec::new();
-        loop {
-            last = match self.query(promql) {
-                Ok(v) => v,
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("query failed, retrying: {e}");
-                    last
-                }
-                Err(e) => return Err(e),
-            };
-            if let [(labels, value)] = last.as_slice() {
-                if *value == want {
-                    return Ok(labels.clone());
-                }
-            }
-            if Instant::now() >= deadline {
-                let targets =
-                    Request::get("/api/v1/targets").send(self.addr).map(|r| r.body_text()).unwrap_or_default();
-                return Err(HarnessError::Timeout(format!(
-                    "PromQL {promql:?} gave {last:?}, not one series of {want}, within {timeout:?}\ntargets: {targets}"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("===== prometheus log ({}) =====\n{}", self.dir.display(), self.log());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The seed scenario: `istio_double_request_count` rises by 2 per request on each reporting
 /// sidecar, as Envoy exposes it and as Prometheus stores it.
 #[test]
@@ -303,13 +146,13 @@ fn seed_double_request_count_on_both_reporters_and_in_prometheus() -> Result<(),
     let encoded = format!("wasmcustom.reporter=.=server;.;source=.=unknown;.;destination=.=server;.;message=.=twice the fun!;.;istio_double_request_count: {}", 2 * N);
     ensure!(plain.lines().any(|l| l == encoded), "plain /stats lacks {encoded:?}:\n{plain}");
 
-    let prometheus = Prometheus::start(&[server.admin_addr(), client.admin_addr()])?;
+    let prometheus = Prometheus::scraping(&[server.admin_addr(), client.admin_addr()])?;
     let labels = prometheus.wait_for_value(
         "istio_double_request_count{reporter=\"server\",source=\"unknown\",destination=\"server\",message=\"twice the fun!\"}",
         (2 * N) as f64,
         Duration::from_secs(30),
     )?;
-    ensure!(labels["instance"] == server.admin_addr().to_string().as_str(), "scraped from {}", labels["instance"]);
+    ensure!(labels.label("instance") == server.admin_addr().to_string(), "scraped from {}", labels.label("instance"));
     prometheus.wait_for_value(
         "istio_double_request_count{reporter=\"client\",source=\"client\",message=\"twice the fun!\"}",
         (2 * N) as f64,
@@ -562,7 +405,7 @@ fn standard_preset_labels_and_response_codes() -> Result<(), HarnessError> {
     }
 
     // What a dashboard asks.
-    let prometheus = Prometheus::start(&[server.admin_addr(), client.admin_addr()])?;
+    let prometheus = Prometheus::scraping(&[server.admin_addr(), client.admin_addr()])?;
     prometheus.wait_for_value(
         "sum by (response_code) (istio_requests_total{reporter=\"destination\",response_code=\"403\"})",
         1.0,

@@ -6,17 +6,16 @@
 //! TCP; the four `istio_tcp_*` series on each sidecar's `/stats/prometheus` and in a real
 //! Prometheus (Debian's `/usr/bin/prometheus`, or `PROMETHEUS_BIN`).
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use wasmixer_integration::bootstrap::{json_string, render};
 use wasmixer_integration::dist::read_workspace_file;
-use wasmixer_integration::{ensure, free_port, wasm_path, EnvoyProcess, HarnessError, Request};
+use wasmixer_integration::mesh_obs::Prometheus;
+use wasmixer_integration::{ensure, wasm_path, EnvoyProcess, HarnessError};
 
 const SIDECAR: &str = "integration/testdata/metrics-tcp-sidecar.yaml";
 const PRESET: &str = "envoy-config/metrics/istio-tcp-metrics.json";
@@ -289,7 +288,7 @@ fn tcp_metrics_on_both_reporters_with_periodic_reports_and_in_prometheus() -> Re
     wait_for_totals(&both, (total, 2.0 * total, n + 1.0, n + 1.0), Duration::from_secs(10))?;
 
     // What a dashboard asks.
-    let prometheus = Prometheus::start(&[server.admin_addr(), client.admin_addr()])?;
+    let prometheus = Prometheus::scraping(&[server.admin_addr(), client.admin_addr()])?;
     prometheus.wait_for_value(
         "sum(istio_tcp_sent_bytes_total{reporter=\"destination\",destination_service=\"mysqldb.default.svc.cluster.local\"})",
         2.0 * total,
@@ -306,127 +305,6 @@ fn tcp_metrics_on_both_reporters_with_periodic_reports_and_in_prometheus() -> Re
         Duration::from_secs(30),
     )?;
     Ok(())
-}
-
-/// A Prometheus server on a loopback port scraping `targets` every second; killed on drop.
-/// (The same as `tests/metrics.rs`'s, without what this test does not use.)
-struct Prometheus {
-    child: Child,
-    dir: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Prometheus {
-    fn start(targets: &[SocketAddr]) -> Result<Prometheus, HarnessError> {
-        let bin = std::env::var_os("PROMETHEUS_BIN")
-            .filter(|b| !b.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus"));
-        ensure!(
-            bin.is_file(),
-            "{} not found: install Debian's prometheus package or set PROMETHEUS_BIN",
-            bin.display()
-        );
-        let dir = std::env::temp_dir().join(format!("wasmixer-it-prometheus-tcp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("data"))
-            .map_err(|e| HarnessError::io(format!("creating {}", dir.display()), e))?;
-        let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n- job_name: sidecars\n  metrics_path: /stats/prometheus\n  static_configs:\n  - targets: [{}]\n",
-            list.join(", ")
-        );
-        let config_path = dir.join("prometheus.yml");
-        std::fs::write(&config_path, config).map_err(|e| HarnessError::io("writing the prometheus config", e))?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let log =
-            File::create(dir.join("prometheus.log")).map_err(|e| HarnessError::io("creating the prometheus log", e))?;
-        let child = Command::new(&bin)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .map_err(|e| HarnessError::io(format!("starting {}", bin.display()), e))?;
-        let mut p = Prometheus { child, dir, addr };
-        p.wait_ready()?;
-        Ok(p)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
-    }
-
-    fn wait_ready(&mut self) -> Result<(), HarnessError> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(HarnessError::check(format!("prometheus exited during startup: {status}\n{}", self.log())));
-            }
-            if let Ok(r) = Request::get("/-/ready").timeout(Duration::from_secs(2)).send(self.addr) {
-                if r.status == 200 {
-                    return Ok(());
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(HarnessError::Timeout(format!("prometheus not ready on {}\n{}", self.addr, self.log())));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn query(&self, promql: &str) -> Result<Vec<f64>, HarnessError> {
-        let encoded: String = promql
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                    char::from(b).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        let r = Request::get(&format!("/api/v1/query?query={encoded}")).send(self.addr)?;
-        let doc: Json = serde_json::from_slice(&r.body)
-            .map_err(|e| HarnessError::Http(format!("prometheus answered {} {:?}: {e}", r.status, r.body_text())))?;
-        ensure!(doc["status"] == "success", "query {promql:?} failed: {doc}");
-        let results = doc["data"]["result"].as_array().cloned().unwrap_or_default();
-        Ok(results
-            .iter()
-            .map(|res| res["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN))
-            .collect())
-    }
-
-    /// Polls `promql` until it returns exactly one result equal to `want`.
-    fn wait_for_value(&self, promql: &str, want: f64, timeout: Duration) -> Result<(), HarnessError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let last = self.query(promql)?;
-            if last.as_slice() == [want] {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(HarnessError::Timeout(format!(
-                    "PromQL {promql:?} gave {last:?}, not [{want}], within {timeout:?}"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("===== prometheus log ({}) =====\n{}", self.dir.display(), self.log());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
 }
 
 /// The checked-in `stats_config` of the TCP preset is what the filter's compiler generates, and
