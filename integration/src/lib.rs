@@ -12,6 +12,7 @@
 //! Tests return `Result<(), HarnessError>` and use `?` and [`ensure!`]; a failed test prints
 //! Envoy's log.
 
+pub mod access_log_file;
 pub mod backend;
 pub mod bootstrap;
 pub mod dist;

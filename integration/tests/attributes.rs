@@ -4,9 +4,10 @@
 //! attributes print a typed sentinel, so the assertions also prove what is absent.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
+use wasmixer_integration::access_log_file::first_json_line;
 use wasmixer_integration::bootstrap::wasm_filter;
 use wasmixer_integration::pki::TestCa;
 use wasmixer_integration::ports::free_ports;
@@ -90,17 +91,6 @@ fn access_log_config() -> String {
     .to_string()
 }
 
-fn wait_for_line(path: &std::path::Path) -> Result<BTreeMap<String, Value>, HarnessError> {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if let Some(line) = std::fs::read_to_string(path).ok().and_then(|t| t.lines().next().map(str::to_string)) {
-            return serde_json::from_str(&line).map_err(|e| HarnessError::check(format!("not JSON ({e}): {line}")));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err(HarnessError::check(format!("no access-log line in {}", path.display())))
-}
-
 fn get<'a>(line: &'a BTreeMap<String, Value>, key: &str) -> &'a Value {
     line.get(key).unwrap_or(&Value::Null)
 }
@@ -175,8 +165,8 @@ fn both_sidecars_see_the_vocabulary() -> Result<(), HarnessError> {
         .send(reviews_sidecar.listener_addr("outbound")?)?;
     ensure!(resp.status == 200, "status {} {:?}", resp.status, resp.body_text());
 
-    let server = wait_for_line(&server_log)?;
-    let client = wait_for_line(&client_log)?;
+    let server = first_json_line(&server_log, Duration::from_secs(10))?;
+    let client = first_json_line(&client_log, Duration::from_secs(10))?;
     let reviews_principal = "cluster.local/ns/default/sa/bookinfo-reviews";
     let ratings_principal = "cluster.local/ns/default/sa/bookinfo-ratings";
     let reviews_labels = json!({"app": "reviews", "version": "v3"});

@@ -4,10 +4,10 @@
 //! prints the same identities the separate filters print, including the peer the client only
 //! learns from the response.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use wasmixer_integration::access_log_file::first_json_line;
 use wasmixer_integration::bootstrap::wasm_filter;
 use wasmixer_integration::dist::read_workspace_file;
 use wasmixer_integration::pki::TestCa;
@@ -56,17 +56,6 @@ fn mixer_config(with_deny: bool) -> Result<String, HarnessError> {
         resources.extend(seed_resources(DENY_SEED)?);
     }
     Ok(json!({"resources": resources}).to_string())
-}
-
-fn wait_for_line(path: &std::path::Path) -> Result<BTreeMap<String, Value>, HarnessError> {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if let Some(line) = std::fs::read_to_string(path).ok().and_then(|t| t.lines().next().map(str::to_string)) {
-            return serde_json::from_str(&line).map_err(|e| HarnessError::check(format!("not JSON ({e}): {line}")));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err(HarnessError::check(format!("no access-log line in {}", path.display())))
 }
 
 #[test]
@@ -135,8 +124,8 @@ fn one_filter_denies_and_logs_on_both_sidecars() -> Result<(), HarnessError> {
     ensure!(resp.status == 403, "status {} {:?} (the seed rule denies reviews-v3)", resp.status, resp.body_text());
     ensure!(resp.body_text().contains(body), "body {:?}, want {body:?}", resp.body_text());
 
-    let server = wait_for_line(&server_log)?;
-    let client = wait_for_line(&client_log)?;
+    let server = first_json_line(&server_log, Duration::from_secs(10))?;
+    let client = first_json_line(&client_log, Duration::from_secs(10))?;
     let reviews_labels = json!({"app": "reviews", "version": "v3"});
     let ratings_labels = json!({"app": "ratings", "version": "v1"});
     for (side, line, kind) in [("server", &server, "inbound"), ("client", &client, "outbound")] {
