@@ -30,7 +30,7 @@ WASM_OPT       ?= wasm-opt
 WASM_OPT_FLAGS ?= -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
                   --enable-mutable-globals
 
-.PHONY: help setup wasm size test test-native test-wasm32 test-integration lint clean run bench bench-expr
+.PHONY: help setup wasm size test test-native test-wasm32 test-integration lint clean run bench bench-expr bench-request-paths
 
 help: ## list the verbs
 	@echo "wasmixer make verbs:"
@@ -150,3 +150,6 @@ bench-quick: setup wasm ## the load benchmark in about a minute (fewer, shorter 
 
 bench-expr: ## CEXL evaluation ns/op and allocations vs cel-interpreter (CEL); writes bench/results/expr.json
 	$(CARGO) run --release -p wasmixer-bench-expr
+
+bench-request-paths: ## each seed plan's per-request work inside a filter (native, host answered from memory): ns and allocations
+	$(CARGO) run --release -p wasmixer-bench-expr --bin request_paths

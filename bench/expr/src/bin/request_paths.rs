@@ -1,0 +1,203 @@
+//! What one request costs inside a filter, apart from Envoy: each seed plan (deny check, metric
+//! record, access-log render, and Istio's standard metrics) run natively over an attribute bag
+//! whose host answers from memory, timed and with its heap allocations counted. The load
+//! benchmark (`make bench`) shows the rest of a filter's cost is Envoy's per-filter Wasm floor
+//! and host calls. `make bench-request-paths`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fmt;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
+use wasmixer_shared::attr::host::Host;
+use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
+use wasmixer_shared::config::FilterConfig;
+use wasmixer_shared::expr::{Manifest, StringMap};
+use wasmixer_shared::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
+use wasmixer_shared::policy::DenyPlan;
+use wasmixer_shared::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
+use wasmixer_shared::telemetry::metric_plan::{DropCause, MetricPlan, MetricSink};
+
+struct Counting;
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// A ratings-v1 sidecar's inbound request from reviews-v3, answered from memory.
+struct MemoryHost {
+    local: Option<Rc<WorkloadAttributes>>,
+    peer: Option<Rc<WorkloadAttributes>>,
+}
+
+fn le(v: i64) -> Option<Vec<u8>> {
+    Some(v.to_le_bytes().to_vec())
+}
+
+impl Host for MemoryHost {
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        match path {
+            ["xds", "listener_direction"] => le(1),
+            ["response", "code"] => le(200),
+            ["response", "size" | "total_size"] | ["request", "size" | "total_size"] => le(48),
+            ["request", "duration"] => le(1_494_269),
+            ["request", "time"] => le(1_576_514_753_950_607_000),
+            ["response", "flags"] => le(0),
+            ["xds", "cluster_name"] => Some(b"inbound|9080|http|ratings.default.svc.cluster.local".to_vec()),
+            ["connection", "mtls"] => Some(vec![1]),
+            ["connection", "uri_san_peer_certificate"] => {
+                Some(b"spiffe://cluster.local/ns/default/sa/bookinfo-reviews".to_vec())
+            }
+            ["request", "protocol"] => Some(b"HTTP/1.1".to_vec()),
+            _ => None,
+        }
+    }
+    fn headers(&self, _response: bool) -> Vec<(String, String)> {
+        vec![(":method".into(), "GET".into()), (":path".into(), "/ratings/0".into())]
+    }
+    fn header(&self, _response: bool, _name: &str) -> Option<String> {
+        None
+    }
+    fn now_nanos(&self) -> i64 {
+        1_576_514_753_950_607_000
+    }
+    fn local_workload(&self) -> Option<Rc<WorkloadAttributes>> {
+        self.local.clone()
+    }
+    fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>> {
+        self.peer.clone()
+    }
+}
+
+fn workload(app: &str, version: &str) -> Rc<WorkloadAttributes> {
+    Rc::new(WorkloadAttributes {
+        labels: StringMap::from_pairs([("app", app), ("version", version)]),
+        namespace: Some("default".into()),
+        workload_name: Some(format!("{app}-{version}")),
+        name: Some(format!("{app}-{version}-0")),
+        service_account: Some(format!("bookinfo-{app}")),
+        uid: Some(format!("kubernetes://{app}-{version}-0.default")),
+        ..WorkloadAttributes::default()
+    })
+}
+
+struct Samples(u64);
+impl MetricSink for Samples {
+    fn sample(&mut self, _metric: usize, labels: &[&str], _value: f64, envoy_value: u64) {
+        self.0 += envoy_value + labels.len() as u64;
+    }
+    fn dropped(&mut self, _metric: usize, _cause: DropCause, _detail: &dyn fmt::Display) {}
+}
+
+struct Lines(usize);
+impl LogSink for Lines {
+    fn line(&mut self, _meta: &LineMeta<'_>, line: &str) {
+        self.0 += line.len();
+    }
+}
+
+struct Outcomes;
+impl CheckObserver for Outcomes {
+    fn rule(&mut self, _index: usize, _rule: &CheckRule, _outcome: RuleOutcome, _detail: &dyn fmt::Display) {}
+}
+
+/// Runs `f` `n` times after a warm-up: (ns per run, allocations per run).
+fn measure(n: u32, mut f: impl FnMut()) -> (f64, f64) {
+    for _ in 0..1_000 {
+        f();
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let start = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    let ns = start.elapsed().as_nanos() as f64 / f64::from(n);
+    (ns, (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / f64::from(n))
+}
+
+fn config(path: &str) -> Result<FilterConfig, String> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let bytes = std::fs::read(format!("{root}/{path}")).map_err(|e| format!("{path}: {e}"))?;
+    FilterConfig::parse(&bytes).map_err(|e| format!("{path}: {e}"))
+}
+
+fn run() -> Result<(), String> {
+    let manifest = Manifest::istio();
+    let host = MemoryHost { local: Some(workload("ratings", "v1")), peer: Some(workload("reviews", "v3")) };
+    let report = |name: &str, (ns, allocations): (f64, f64)| {
+        println!("  {name:34} {ns:8.0} ns/request  {allocations:5.1} allocations/request");
+    };
+    println!("per-request work inside the filters, native, host answered from memory:");
+
+    let deny = DenyPlan::compile(&config("integration/testdata/deny-seed.json")?, manifest).map_err(|e| e.to_string())?;
+    let table = SourceTable::new(manifest, deny.attributes());
+    report(
+        "deny: seed rule (matches, denies)",
+        measure(200_000, || {
+            let bag = EnvoyBag::new(&host, &table);
+            std::hint::black_box(deny.check(&bag, 0, &mut Outcomes));
+        }),
+    );
+
+    let mut samples = Samples(0);
+    for (name, path) in [
+        ("metrics: seed metric", "integration/testdata/metrics-double-request-count.json"),
+        ("metrics: Istio standard metrics", "envoy-config/metrics/istio-standard-metrics.json"),
+    ] {
+        let plan = MetricPlan::compile(&config(path)?, manifest).map_err(|e| e.to_string())?;
+        let table = SourceTable::new(manifest, plan.attributes());
+        report(
+            name,
+            measure(100_000, || {
+                let bag = EnvoyBag::new(&host, &table);
+                plan.record(&bag, &mut samples);
+            }),
+        );
+    }
+
+    let log = LogPlan::compile(&config("integration/testdata/access-log-newlog-stdio.json")?, manifest)
+        .map_err(|e| e.to_string())?;
+    let table = SourceTable::new(manifest, log.attributes());
+    let mut line = String::with_capacity(1024);
+    let mut lines = Lines(0);
+    report(
+        "access-log: seed logentry line",
+        measure(200_000, || {
+            let bag = EnvoyBag::new(&host, &table);
+            log.render(&bag, 0, &mut line, &mut lines);
+        }),
+    );
+    std::hint::black_box((samples.0, lines.0));
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("request_paths: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
