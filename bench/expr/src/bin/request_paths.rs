@@ -150,7 +150,8 @@ fn run() -> Result<(), String> {
     };
     println!("per-request work inside the filters, native, host answered from memory:");
 
-    let deny = DenyPlan::compile(&config("integration/testdata/deny-seed.json")?, manifest).map_err(|e| e.to_string())?;
+    let deny =
+        DenyPlan::compile(&config("integration/testdata/deny-seed.json")?, manifest).map_err(|e| e.to_string())?;
     let table = SourceTable::new(manifest, deny.attributes());
     report(
         "deny: seed rule (matches, denies)",
