@@ -57,6 +57,10 @@ use crate::{Backend, HarnessError, Request, Response};
 /// ran at the server sidecar).
 pub const FILTER_ORDER: [&str; 4] = ["peer-metadata", "deny", "metrics", "access-log"];
 
+/// `mixer.wasm`: the four filters as one, on both sides (its deny component checks inbound
+/// requests only). A mesh runs either it or some of [`FILTER_ORDER`].
+pub const MIXER: &str = "mixer";
+
 /// The trust domain of the mesh's certificates.
 pub const TRUST_DOMAIN: &str = "cluster.local";
 
@@ -445,10 +449,13 @@ impl Mesh {
         let ca = TestCa::create(&dir.join("pki"), TRUST_DOMAIN)?;
         let ca_cert = ca.ca_cert();
         for f in &spec.filters {
-            if !FILTER_ORDER.contains(&f.as_str()) {
-                return Err(HarnessError::check(format!("unknown filter {f:?} (known: {FILTER_ORDER:?})")));
+            if !FILTER_ORDER.contains(&f.as_str()) && f != MIXER {
+                return Err(HarnessError::check(format!("unknown filter {f:?} (known: {FILTER_ORDER:?}, {MIXER:?})")));
             }
             crate::wasm_path(f)?;
+        }
+        if spec.filters.len() > 1 && spec.filters.iter().any(|f| f == MIXER) {
+            return Err(HarnessError::check(format!("{MIXER:?} already holds every filter: run it alone")));
         }
         // 127.X.Y.n: X and Y vary per mesh and process (ports are picked per address anyway).
         let (x, y) = (16 + (n % 200), 1 + (pid % 250));
@@ -487,6 +494,7 @@ impl Mesh {
             nodes,
             filters: FILTER_ORDER
                 .iter()
+                .chain(&[MIXER])
                 .filter(|f| spec.filters.iter().any(|s| s == *f))
                 .map(|f| f.to_string())
                 .collect(),
@@ -640,7 +648,11 @@ impl Mesh {
             ip: Some(node.ip.clone()),
             app_ip: None,
             tracing: self.tracing.clone(),
-            access_log_path: self.filters.iter().any(|f| f == "access-log").then(|| node.access_log_path()),
+            access_log_path: self
+                .filters
+                .iter()
+                .any(|f| f == "access-log" || f == MIXER)
+                .then(|| node.access_log_path()),
         }
     }
 

@@ -17,7 +17,7 @@ use crate::mesh_tls::TlsPolicies;
 use crate::HarnessError;
 
 /// The filters whose configuration the converter writes (peer-metadata's is always `{}`).
-const CONVERTED_FILTERS: [&str; 3] = ["deny", "metrics", "access-log"];
+const CONVERTED_FILTERS: [&str; 4] = ["deny", "metrics", "access-log", "mixer"];
 
 /// The applied resources and what they convert to.
 #[derive(Clone, Debug, Default)]

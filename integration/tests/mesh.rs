@@ -377,7 +377,17 @@ fn one_trace_spans_every_bookinfo_hop() -> Result<(), HarnessError> {
 
 #[test]
 fn seed_telemetry_double_request_count_and_newlog() -> Result<(), HarnessError> {
-    let spec = MeshSpec::sleep_httpbin("telemetry").filters(&["peer-metadata", "metrics", "access-log"]).prometheus();
+    telemetry_seeds("telemetry", &["peer-metadata", "metrics", "access-log"])
+}
+
+/// The same seeds, the same outcomes, with `mixer.wasm` alone on every sidecar.
+#[test]
+fn seed_telemetry_through_the_mixer_filter() -> Result<(), HarnessError> {
+    telemetry_seeds("telemetry-mixer", &["mixer"])
+}
+
+fn telemetry_seeds(name: &str, filters: &[&str]) -> Result<(), HarnessError> {
+    let spec = MeshSpec::sleep_httpbin(name).filters(filters).prometheus();
     with_mesh(spec, |mesh| {
         // Verified peers (mTLS), as in the seed's mesh.
         apply_seed(mesh, "mtls-meshpolicy-strict.yaml")?;

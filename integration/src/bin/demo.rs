@@ -7,7 +7,8 @@
 //! each converted by `wasmixer convert`'s code on its way to the sidecars, and prints what
 //! happened. Exit status 0 when every outcome is the seed's, 1 otherwise.
 //!
-//! Usage: `demo [--keep]`. `--keep` leaves the mesh running at the end and prints its URLs
+//! Usage: `demo [--keep] [--mixer]`. `--mixer` runs `mixer.wasm` alone on every sidecar instead of
+//! the four filters. `--keep` leaves the mesh running at the end and prints its URLs
 //! until Enter is pressed (or the process is interrupted).
 
 use std::io::{BufRead, Write};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use wasmixer_integration::apps::RATINGS_UNAVAILABLE;
 use wasmixer_integration::dist::read_workspace_file;
-use wasmixer_integration::mesh::{Mesh, MeshSpec, FILTER_ORDER};
+use wasmixer_integration::mesh::{Mesh, MeshSpec, FILTER_ORDER, MIXER};
 use wasmixer_integration::mesh_obs::render_trace;
 use wasmixer_integration::{HarnessError, Request};
 
@@ -332,11 +333,12 @@ fn keep_running(mesh: &Mesh) {
     }
 }
 
-fn run(keep: bool) -> Result<Vec<String>, HarnessError> {
+fn run(keep: bool, mixer: bool) -> Result<Vec<String>, HarnessError> {
     let mut demo = Demo { started: Instant::now(), failures: Vec::new() };
     println!("wasmixer demo: Istio 1.4 Mixer's seed scenarios on stock Envoy sidecars with wasmixer filters");
     demo.section("starting the mesh: bookinfo (namespace default, behind an ingress gateway), sleep and httpbin (namespaces foo, bar)");
-    let mut spec = MeshSpec::seed("demo").filters(&FILTER_ORDER).tracing(1.0).prometheus();
+    let filters: &[&str] = if mixer { &[MIXER] } else { &FILTER_ORDER };
+    let mut spec = MeshSpec::seed("demo").filters(filters).tracing(1.0).prometheus();
     spec.progress = Some(progress);
     let mut mesh = Mesh::start(spec)?;
     print!("{}", mesh.describe());
@@ -364,11 +366,12 @@ fn run(keep: bool) -> Result<Vec<String>, HarnessError> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let keep = args.iter().any(|a| a == "--keep");
-    if let Some(bad) = args.iter().find(|a| *a != "--keep") {
-        eprintln!("demo: unknown argument {bad:?}\nusage: demo [--keep]");
+    let mixer = args.iter().any(|a| a == "--mixer");
+    if let Some(bad) = args.iter().find(|a| *a != "--keep" && *a != "--mixer") {
+        eprintln!("demo: unknown argument {bad:?}\nusage: demo [--keep] [--mixer]");
         return ExitCode::from(2);
     }
-    match run(keep) {
+    match run(keep, mixer) {
         Ok(failures) if failures.is_empty() => {
             println!("every seed outcome reproduced");
             ExitCode::SUCCESS
