@@ -275,7 +275,17 @@ fn product_pages(mesh: &Mesh, max: usize) -> Result<Vec<(String, String)>, Harne
 
 #[test]
 fn seed_deny_reviews_v3_through_bookinfo() -> Result<(), HarnessError> {
-    with_mesh(MeshSpec::bookinfo("deny-bookinfo").filters(&["peer-metadata", "deny"]), |mesh| {
+    deny_seed("deny-bookinfo", &["peer-metadata", "deny"])
+}
+
+/// The same seed, the same outcome, with `mixer.wasm` alone on every sidecar.
+#[test]
+fn seed_deny_reviews_v3_through_the_mixer_filter() -> Result<(), HarnessError> {
+    deny_seed("deny-bookinfo-mixer", &["mixer"])
+}
+
+fn deny_seed(name: &str, filters: &[&str]) -> Result<(), HarnessError> {
+    with_mesh(MeshSpec::bookinfo(name).filters(filters), |mesh| {
         // Before the rule: every version that calls ratings shows stars.
         let before = product_pages(mesh, 6)?;
         ensure!(
