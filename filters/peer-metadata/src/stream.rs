@@ -55,10 +55,11 @@ impl PeerStream {
                 "malformed"
             }
             Some(peer) => {
-                let san = abi::get_property(san_path).map(|b| String::from_utf8_lossy(&b).into_owned());
+                let fetch = |path: &[&str]| self.carry.property(path, false, || abi::get_property(path));
+                let san = fetch(san_path).map(|b| String::from_utf8_lossy(&b).into_owned());
                 // Upstream: a peer certificate with a URI SAN only exists over (Istio) mTLS.
                 let mtls = match mtls_path {
-                    Some(path) => abi::get_property(path).and_then(|b| b.first().copied()).is_some_and(|b| b != 0),
+                    Some(path) => fetch(path).and_then(|b| b.first().copied()).is_some_and(|b| b != 0),
                     None => san.as_deref().is_some_and(|s| !s.is_empty()),
                 };
                 let claim = WorkloadMetadata {

@@ -55,8 +55,8 @@ impl<'a> ProxyHost<'a> {
 impl Host for ProxyHost<'_> {
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         match self.carry {
-            Some(carry) if self.after_response => carry.final_property(path, || abi::get_property(path)),
-            _ => abi::get_property(path),
+            Some(carry) => carry.property(path, self.after_response, || abi::get_property(path)),
+            None => abi::get_property(path),
         }
     }
 

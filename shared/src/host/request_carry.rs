@@ -27,7 +27,7 @@ pub struct RequestCarry {
     direction: OnceCell<Option<Direction>>,
     verified_peer: RefCell<PeerSlot>,
     unverified_peer: RefCell<PeerSlot>,
-    /// Properties fetched after the response (`on_log`), when they can no longer change.
+    /// Properties that can no longer change (see [`RequestCarry::property`]).
     final_properties: RefCell<Vec<PropertyMemo>>,
 }
 
@@ -88,9 +88,17 @@ impl RequestCarry {
         }
     }
 
-    /// A log-phase property: fetched once for all readers of this request.
-    pub fn final_property(&self, path: &[&str], fetch: impl FnOnce() -> Option<Vec<u8>>) -> Option<Vec<u8>> {
-        if !self.shared {
+    /// A property, fetched once for all readers of this request when it cannot change any more:
+    /// after the response (`after_response`), or at any time for the downstream connection's
+    /// own properties (`connection.*`, `source.*`, `destination.*`).
+    pub fn property(
+        &self,
+        path: &[&str],
+        after_response: bool,
+        fetch: impl FnOnce() -> Option<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
+        let stable = after_response || matches!(path.first(), Some(&("connection" | "source" | "destination")));
+        if !self.shared || !stable {
             return fetch();
         }
         if let Ok(memo) = self.final_properties.try_borrow() {
@@ -181,17 +189,30 @@ mod tests {
         let carry = RequestCarry::shared();
         let calls = Cell::new(0);
         for _ in 0..2 {
-            let v = carry.final_property(&["response", "code"], || {
+            let v = carry.property(&["response", "code"], true, || {
                 calls.set(calls.get() + 1);
                 Some(vec![200, 0, 0, 0, 0, 0, 0, 0])
             });
             assert_eq!(v.unwrap()[0], 200);
         }
         assert_eq!(calls.get(), 1);
-        assert!(carry.final_property(&["response", "size"], || None).is_none());
+        assert!(carry.property(&["response", "size"], true, || None).is_none());
+        // Before the response only the connection's own properties are remembered.
+        let before = Cell::new(0);
+        for _ in 0..2 {
+            carry.property(&["connection", "mtls"], false, || {
+                before.set(before.get() + 1);
+                Some(vec![1])
+            });
+            carry.property(&["request", "path"], false, || {
+                before.set(before.get() + 10);
+                None
+            });
+        }
+        assert_eq!(before.get(), 21);
         let own = RequestCarry::new();
-        own.final_property(&["response", "code"], || None);
-        own.final_property(&["response", "code"], || {
+        own.property(&["response", "code"], true, || None);
+        own.property(&["response", "code"], true, || {
             calls.set(calls.get() + 1);
             None
         });
