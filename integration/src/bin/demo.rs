@@ -218,8 +218,20 @@ fn metrics(demo: &mut Demo, mesh: &mut Mesh) -> Result<(), HarnessError> {
     let by_reporter = |samples: &[wasmixer_integration::mesh_obs::Sample], rep: &str| {
         samples.iter().filter(|s| s.label("reporter") == rep).map(|s| s.value).sum::<f64>()
     };
-    let before = series(q);
-    let (c0, s0) = (by_reporter(&before, "client"), by_reporter(&before, "server"));
+    // Counters reach Envoy on the filter's 1 s tick and Prometheus on its 1 s scrape: the
+    // baseline is taken once two reads a little over both apart agree.
+    let sums = |samples: &[wasmixer_integration::mesh_obs::Sample]| {
+        (by_reporter(samples, "client"), by_reporter(samples, "server"))
+    };
+    let (mut c0, mut s0) = sums(&series(q));
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(2_200));
+        let now = sums(&series(q));
+        if now == (c0, s0) {
+            break;
+        }
+        (c0, s0) = now;
+    }
     let r = mesh.call("reviews-v2", "http://ratings:9080/ratings/0")?;
     println!("    one more request, reviews-v2 -> ratings: HTTP {}", r.status);
     let after = prom.wait_for(q, Duration::from_secs(15), |s| {

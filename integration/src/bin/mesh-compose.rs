@@ -85,19 +85,29 @@ fn verify() -> Result<(), HarnessError> {
         }
     }
     check(saw_v3, "the product page was served by reviews-v3".to_string());
-    let before = (
-        double_count("reviews-v2", "client", "reviews-v2", "ratings-v1")?,
-        double_count("ratings-v1", "server", "reviews-v2", "ratings-v1")?,
-    );
+    // The metrics filter hands counters to Envoy on a 1 s tick: the baseline is taken once the
+    // browsing's counts have landed (two reads a tick apart agree).
+    let counts = || -> Result<(f64, f64), HarnessError> {
+        Ok((
+            double_count("reviews-v2", "client", "reviews-v2", "ratings-v1")?,
+            double_count("ratings-v1", "server", "reviews-v2", "ratings-v1")?,
+        ))
+    };
+    let mut before = counts()?;
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(1_200));
+        let now = counts()?;
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     let r = call("reviews-v2", "ratings:9080", "/ratings/0")?;
     check(r.status == 200, format!("reviews-v2 -> ratings: {}", r.status));
     println!("double-request-count.yaml:");
     let deadline = Instant::now() + Duration::from_secs(10);
     let after = loop {
-        let now = (
-            double_count("reviews-v2", "client", "reviews-v2", "ratings-v1")?,
-            double_count("ratings-v1", "server", "reviews-v2", "ratings-v1")?,
-        );
+        let now = counts()?;
         if (now.0 >= before.0 + 2.0 && now.1 >= before.1 + 2.0) || Instant::now() > deadline {
             break now;
         }
