@@ -44,7 +44,7 @@ wasm: ## build every filters/* crate for wasm32-wasip1 into dist/<filter>.wasm
 	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(COMBINED_PKGS))
 	@mkdir -p $(DIST)
 	@if command -v $(WASM_OPT) >/dev/null 2>&1; then \
-	  echo "==> $(WASM_OPT) $(WASM_OPT_FLAGS)"; \
+	  echo "==> $(WASM_OPT) $(WASM_OPT_FLAGS); then only the exports of filters/<filter>/wasm-exports.txt (filters/prune-exports.sh)"; \
 	else \
 	  echo "==> $(WASM_OPT) not on PATH: copying unoptimised modules"; \
 	fi
@@ -56,6 +56,10 @@ wasm: ## build every filters/* crate for wasm32-wasip1 into dist/<filter>.wasm
 	    $(WASM_OPT) $(WASM_OPT_FLAGS) "$$src" -o $(DIST)/$$d.wasm.tmp; \
 	  else \
 	    cp "$$src" $(DIST)/$$d.wasm.tmp; \
+	  fi; \
+	  if [ -f filters/$$d/wasm-exports.txt ] && command -v wasm-metadce >/dev/null 2>&1; then \
+	    bash filters/prune-exports.sh $(DIST)/$$d.wasm.tmp filters/$$d/wasm-exports.txt $(DIST)/$$d.wasm.pruned; \
+	    mv $(DIST)/$$d.wasm.pruned $(DIST)/$$d.wasm.tmp; \
 	  fi; \
 	  mv $(DIST)/$$d.wasm.tmp $(DIST)/$$d.wasm; \
 	done
