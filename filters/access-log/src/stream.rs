@@ -147,8 +147,7 @@ impl HttpContext for AccessLogStream {
         if shared.plan.is_empty() {
             return;
         }
-        let trust =
-            if shared.allow_unverified_peer { PeerTrustLevel::AllowUnverified } else { PeerTrustLevel::VerifiedOnly };
+        let trust = PeerTrustLevel::allowing_unverified(shared.allow_unverified_peer);
         let host = ProxyHost::for_request(shared.local.clone(), &shared.peers, trust, &self.carry).after_response();
         let bag = EnvoyBag::new(&host, &shared.table);
         let Ok(mut scratch) = shared.scratch.try_borrow_mut() else {

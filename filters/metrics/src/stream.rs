@@ -24,29 +24,23 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The host for one report, remembering in `carry` what the request already revealed.
+    fn host<'a>(&'a self, carry: &'a RequestCarry) -> ProxyHost<'a> {
+        let trust = PeerTrustLevel::allowing_unverified(self.plan.options.trust_unverified_peers);
+        ProxyHost::for_request(self.local.clone(), &self.peers, trust, carry)
+    }
+
     /// Runs `f` over the current stream's attributes as Envoy provides them (each fetched on
     /// first use, once).
     pub fn with_envoy_bag<R>(&self, f: impl FnOnce(&EnvoyBag<'_, ProxyHost<'_>>) -> R) -> R {
-        let trust_unverified = self.plan.options.trust_unverified_peers;
-        let peer = || {
-            if trust_unverified {
-                self.peers.resolve_allowing_unverified()
-            } else {
-                self.peers.resolve()
-            }
-        };
-        let host = ProxyHost::new(self.local.clone(), &peer);
+        let carry = RequestCarry::default();
+        let host = self.host(&carry);
         f(&EnvoyBag::new(&host, &self.table))
     }
 
     /// The report of a finished HTTP request, sharing `carry` with the request's other components.
     pub fn record_request(&self, carry: &RequestCarry, context_id: u32) {
-        let trust = if self.plan.options.trust_unverified_peers {
-            PeerTrustLevel::AllowUnverified
-        } else {
-            PeerTrustLevel::VerifiedOnly
-        };
-        let host = ProxyHost::for_request(self.local.clone(), &self.peers, trust, carry).after_response();
+        let host = self.host(carry).after_response();
         self.record(&EnvoyBag::new(&host, &self.table), context_id);
     }
 

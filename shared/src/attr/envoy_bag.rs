@@ -22,9 +22,12 @@ pub enum Direction {
 }
 
 impl Direction {
-    /// From `xds.listener_direction` (the listener's `traffic_direction`).
-    pub fn from_xds(value: i64) -> Option<Direction> {
-        match value {
+    /// The property holding the listener's `traffic_direction` (int64: 1 inbound, 2 outbound).
+    pub const PROPERTY: [&'static str; 2] = ["xds", "listener_direction"];
+
+    /// From the bytes of [`Direction::PROPERTY`].
+    pub fn from_property(bytes: &[u8]) -> Option<Direction> {
+        match int64(bytes)? {
             1 => Some(Direction::Inbound),
             2 => Some(Direction::Outbound),
             _ => None,

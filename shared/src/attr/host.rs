@@ -22,7 +22,6 @@ pub trait Host {
     fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>>;
     /// The listener's direction (`xds.listener_direction`: 1 inbound, 2 outbound).
     fn listener_direction(&self) -> Option<Direction> {
-        let bytes = self.property(&["xds", "listener_direction"])?;
-        Direction::from_xds(i64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+        Direction::from_property(&self.property(&Direction::PROPERTY)?)
     }
 }

@@ -21,8 +21,7 @@ pub const UNVERIFIED_PEER_STATE: &str = "wasmixer_peer_unverified";
 
 /// The direction of the listener the current stream arrived on (`xds.listener_direction`).
 pub fn listener_direction() -> Option<Direction> {
-    let bytes = abi::get_property(&["xds", "listener_direction"])?;
-    Direction::from_xds(i64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+    Direction::from_property(&abi::get_property(&Direction::PROPERTY)?)
 }
 
 /// The local workload, from the node metadata Istio's proxies carry (`xds.node.metadata`).
@@ -101,11 +100,6 @@ impl PeerCache {
     /// This stream's verified peer, if the peer-metadata filter published one.
     pub fn resolve(&self) -> Option<Rc<WorkloadAttributes>> {
         self.resolve_key(VERIFIED_KEY)
-    }
-
-    /// The verified peer, or else an unverified claim (for telemetry that opted in).
-    pub fn resolve_allowing_unverified(&self) -> Option<Rc<WorkloadAttributes>> {
-        self.resolve().or_else(|| self.resolve_unverified())
     }
 
     /// Only the unverified claim (when no verified peer was published).

@@ -38,6 +38,17 @@ pub enum PeerTrustLevel {
     AllowUnverified,
 }
 
+impl PeerTrustLevel {
+    /// From a configuration's opt-in to unverified peers.
+    pub fn allowing_unverified(allow: bool) -> PeerTrustLevel {
+        if allow {
+            PeerTrustLevel::AllowUnverified
+        } else {
+            PeerTrustLevel::VerifiedOnly
+        }
+    }
+}
+
 impl RequestCarry {
     /// A carry for one filter's own phases (direction and peer remembered; properties not,
     /// since no second reader would ask).
