@@ -4,13 +4,12 @@
 //! benchmark (`make bench`) shows the rest of a filter's cost is Envoy's per-filter Wasm floor
 //! and host calls. `make bench-request-paths`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use wasmixer_bench_expr::alloc_snapshot;
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
 use wasmixer_shared::attr::host::Host;
 use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
@@ -20,30 +19,6 @@ use wasmixer_shared::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
 use wasmixer_shared::policy::DenyPlan;
 use wasmixer_shared::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
 use wasmixer_shared::telemetry::metric_plan::{DropCause, MetricPlan, MetricSink};
-
-struct Counting;
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract is the system allocator's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
 
 /// A ratings-v1 sidecar's inbound request from reviews-v3, answered from memory.
 struct MemoryHost {
@@ -127,13 +102,14 @@ fn measure(n: u32, mut f: impl FnMut()) -> (f64, f64) {
     for _ in 0..1_000 {
         f();
     }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let (before, _) = alloc_snapshot();
     let start = Instant::now();
     for _ in 0..n {
         f();
     }
     let ns = start.elapsed().as_nanos() as f64 / f64::from(n);
-    (ns, (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / f64::from(n))
+    let (after, _) = alloc_snapshot();
+    (ns, (after - before) as f64 / f64::from(n))
 }
 
 fn config(path: &str) -> Result<FilterConfig, String> {
