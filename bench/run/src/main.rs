@@ -16,6 +16,7 @@
 mod cel;
 mod envoy;
 mod http;
+mod leb128;
 mod load;
 mod mesh;
 mod peer;

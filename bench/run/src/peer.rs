@@ -1,38 +1,22 @@
 //! An Istio `x-envoy-peer-metadata` value (base64 of a serialized `google.protobuf.Struct`),
 //! written out by hand so the benchmark does not depend on the filters' crates.
 
+use crate::leb128::tagged;
+
 /// A Struct value: a string or a nested map of strings.
 pub enum Field<'a> {
     Str(&'a str),
     Map(&'a [(&'a str, &'a str)]),
 }
 
-fn varint(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
-
-fn bytes_field(tag: u8, data: &[u8], out: &mut Vec<u8>) {
-    out.push(tag);
-    varint(data.len(), out);
-    out.extend_from_slice(data);
-}
-
 /// `Value { string_value (3) | struct_value (5) }`
 fn value(f: &Field) -> Vec<u8> {
     let mut v = Vec::new();
     match f {
-        Field::Str(s) => bytes_field(0x1a, s.as_bytes(), &mut v),
+        Field::Str(s) => tagged(0x1a, s.as_bytes(), &mut v),
         Field::Map(m) => {
             let fields: Vec<(&str, Field)> = m.iter().map(|(k, s)| (*k, Field::Str(s))).collect();
-            bytes_field(0x2a, &structure(&fields), &mut v);
+            tagged(0x2a, &structure(&fields), &mut v);
         }
     }
     v
@@ -45,9 +29,9 @@ fn structure(fields: &[(&str, Field)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (k, f) in sorted {
         let mut entry = Vec::new();
-        bytes_field(0x0a, k.as_bytes(), &mut entry);
-        bytes_field(0x12, &value(f), &mut entry);
-        bytes_field(0x0a, &entry, &mut out);
+        tagged(0x0a, k.as_bytes(), &mut entry);
+        tagged(0x12, &value(f), &mut entry);
+        tagged(0x0a, &entry, &mut out);
     }
     out
 }

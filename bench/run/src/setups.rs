@@ -229,6 +229,28 @@ struct WasmParts {
     stats_tags: Vec<String>,
 }
 
+impl WasmParts {
+    /// No filter yet; wasmixer's own metric tags.
+    fn new() -> WasmParts {
+        WasmParts {
+            filters: Vec::new(),
+            sources: Vec::new(),
+            stats_tags: SELF_TAGS.iter().map(|t| (*t).to_string()).collect(),
+        }
+    }
+
+    /// Appends `filter` running `wasm` with `config` (read from `source`), and its label names.
+    fn add(&mut self, filter: &str, wasm: &Path, config: &str, source: &str) {
+        for l in label_names(config) {
+            if !self.stats_tags.contains(&l) {
+                self.stats_tags.push(l);
+            }
+        }
+        self.filters.push(wasm_filter(filter, wasm, config));
+        self.sources.push(format!("{}: {source}", wasm.display()));
+    }
+}
+
 /// wasmixer's own metric tags, always present.
 const SELF_TAGS: [&str; 5] = ["metric", "reason", "rule", "result", "direction"];
 
@@ -280,25 +302,13 @@ fn merged_config(inputs: &Inputs, configs: &[&[&str]]) -> Result<(String, String
 fn mixer_parts(inputs: &Inputs, configs: &[&[&str]]) -> Result<WasmParts, String> {
     let wasm = inputs.wasm("mixer")?;
     let (config, source) = merged_config(inputs, configs)?;
-    let mut stats_tags: Vec<String> = SELF_TAGS.iter().map(|t| (*t).to_string()).collect();
-    for l in label_names(&config) {
-        if !stats_tags.contains(&l) {
-            stats_tags.push(l);
-        }
-    }
-    Ok(WasmParts {
-        filters: vec![wasm_filter("mixer", &wasm, &config)],
-        sources: vec![format!("{}: {source}", wasm.display())],
-        stats_tags,
-    })
+    let mut out = WasmParts::new();
+    out.add("mixer", &wasm, &config, &source);
+    Ok(out)
 }
 
 fn wasm_parts(inputs: &Inputs, parts: &[(&str, &[&str])]) -> Result<WasmParts, String> {
-    let mut out = WasmParts {
-        filters: Vec::new(),
-        sources: Vec::new(),
-        stats_tags: SELF_TAGS.iter().map(|t| (*t).to_string()).collect(),
-    };
+    let mut out = WasmParts::new();
     for (filter, candidates) in parts {
         let wasm = inputs.wasm(filter)?;
         let (config, source) = if candidates.is_empty() {
@@ -306,15 +316,21 @@ fn wasm_parts(inputs: &Inputs, parts: &[(&str, &[&str])]) -> Result<WasmParts, S
         } else {
             inputs.config(candidates)?
         };
-        for l in label_names(&config) {
-            if !out.stats_tags.contains(&l) {
-                out.stats_tags.push(l);
-            }
-        }
-        out.filters.push(wasm_filter(filter, &wasm, &config));
-        out.sources.push(format!("{}: {source}", wasm.display()));
+        out.add(filter, &wasm, &config, &source);
     }
     Ok(out)
+}
+
+/// Puts `parts` on the measured Envoy of `s`, or records why the setup cannot run.
+fn set_parts(s: &mut Setup, parts: Result<WasmParts, String>) {
+    match parts {
+        Ok(p) => {
+            s.filters = p.filters;
+            s.sources = p.sources;
+            s.stats_tags = p.stats_tags;
+        }
+        Err(e) => s.unavailable = Some(e),
+    }
 }
 
 const DENY_SEED: &[&str] = &["integration/testdata/deny-seed.json"];
@@ -370,14 +386,7 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
         let mut s = base(name, Kind::Wasm, measures);
         s.native = native;
         s.verify = verify;
-        match wasm_parts(inputs, parts) {
-            Ok(p) => {
-                s.filters = p.filters;
-                s.sources = p.sources;
-                s.stats_tags = p.stats_tags;
-            }
-            Err(e) => s.unavailable = Some(e),
-        }
+        set_parts(&mut s, wasm_parts(inputs, parts));
         s
     };
 
@@ -475,14 +484,7 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
     );
     s.native = Some("native-rbac-log");
     s.verify = Verify::LogLine;
-    match mixer_parts(inputs, &[DENY_SEED, METRICS_SEED, ACCESS_LOG_SEED]) {
-        Ok(p) => {
-            s.filters = p.filters;
-            s.sources = p.sources;
-            s.stats_tags = p.stats_tags;
-        }
-        Err(e) => s.unavailable = Some(e),
-    }
+    set_parts(&mut s, mixer_parts(inputs, &[DENY_SEED, METRICS_SEED, ACCESS_LOG_SEED]));
     s.access_log = Some(wasm_log_printer());
     s.headers = all_wasm_headers.clone();
     setups.push(s);
@@ -555,9 +557,7 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
     match (wasm_parts(inputs, &[("peer-metadata", PEER)]), wasm_parts(inputs, &[("peer-metadata", PEER)])) {
         (Ok(client), Ok(server)) => {
             s.client = Some(ClientSide { filters: client.filters, access_log: None });
-            s.filters = server.filters;
-            s.sources = server.sources;
-            s.stats_tags = server.stats_tags;
+            set_parts(&mut s, Ok(server));
         }
         (Err(e), _) | (_, Err(e)) => s.unavailable = Some(e),
     }
@@ -602,10 +602,8 @@ fn with_sides(s: &mut Setup, client: Result<WasmParts, String>, server: Result<W
     match (client, server) {
         (Ok(client), Ok(server)) => {
             s.client = Some(ClientSide { filters: client.filters, access_log: Some(wasm_log_printer()) });
-            s.filters = server.filters;
             s.access_log = Some(wasm_log_printer());
-            s.sources = server.sources;
-            s.stats_tags = server.stats_tags;
+            set_parts(s, Ok(server));
         }
         (Err(e), _) | (_, Err(e)) => s.unavailable = Some(e),
     }

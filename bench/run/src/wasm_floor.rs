@@ -3,23 +3,7 @@
 //! V8 call per callback) before the filter does anything. The `wasm-floor` setup runs it, so
 //! each filter's figure can be read as floor + its own work.
 
-fn uleb(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
-
-fn section(id: u8, body: &[u8], out: &mut Vec<u8>) {
-    out.push(id);
-    uleb(body.len(), out);
-    out.extend_from_slice(body);
-}
+use crate::leb128::{tagged as section, unsigned as uleb};
 
 const I32: u8 = 0x7f;
 
