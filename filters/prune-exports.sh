@@ -8,31 +8,34 @@
 # the VM costs CPU on every request.
 set -euo pipefail
 in=$1 keep=$2 out=$3
+
+names=()
+while IFS= read -r line; do
+  name=${line%%#*}
+  name=${name//[[:space:]]/}
+  [ -n "$name" ] && names+=("$name")
+done <"$keep"
+
 graph=$(mktemp)
 trap 'rm -f "$graph"' EXIT
 {
   printf '['
   sep=''
-  while IFS= read -r line; do
-    name=${line%%#*}
-    name=${name//[[:space:]]/}
-    [ -n "$name" ] || continue
+  for name in "${names[@]}"; do
     printf '%s{"name":"export_%s","root":true,"export":"%s"}' "$sep" "$name" "$name"
     sep=','
-  done <"$keep"
+  done
   printf ']\n'
 } >"$graph"
 wasm-metadce "$in" --graph-file "$graph" -o "$out" \
   --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals \
   | grep -v '^unused: ' || true
+
 # Every export the list names must still be there (a typo would silently drop a callback).
 exports=$(wasm-dis "$out" | sed -n 's/^ *(export "\([^"]*\)".*/\1/p')
-while IFS= read -r line; do
-  name=${line%%#*}
-  name=${name//[[:space:]]/}
-  [ -n "$name" ] || continue
+for name in "${names[@]}"; do
   if ! grep -qx "$name" <<<"$exports"; then
     echo "prune-exports: $in has no export $name (listed in $keep)" >&2
     exit 1
   fi
-done <"$keep"
+done
