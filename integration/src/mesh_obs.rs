@@ -142,6 +142,22 @@ pub fn wait_http_ok(proc: &mut Proc, addr: SocketAddr, path: &str, timeout: Dura
     }
 }
 
+/// Reads `read` until two reads `interval` apart agree (at most 10 times) and returns the last
+/// value: a counter baseline taken only once what was already counted has landed (the metrics
+/// filter hands counters to Envoy on a 1 s tick; Prometheus scrapes every second).
+pub fn settled<T: PartialEq, E>(interval: Duration, mut read: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    let mut last = read()?;
+    for _ in 0..10 {
+        std::thread::sleep(interval);
+        let now = read()?;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
 /// A scrape target: an address serving `/stats/prometheus`, with target labels.
 #[derive(Clone, Debug)]
 pub struct ScrapeTarget {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use wasmixer_integration::apps::RATINGS_UNAVAILABLE;
 use wasmixer_integration::dist::read_workspace_file;
 use wasmixer_integration::mesh::{Mesh, MeshSpec, FILTER_ORDER, MIXER};
-use wasmixer_integration::mesh_obs::render_trace;
+use wasmixer_integration::mesh_obs::{render_trace, settled};
 use wasmixer_integration::{HarnessError, Request};
 
 /// One part of the story.
@@ -223,15 +223,7 @@ fn metrics(demo: &mut Demo, mesh: &mut Mesh) -> Result<(), HarnessError> {
     let sums = |samples: &[wasmixer_integration::mesh_obs::Sample]| {
         (by_reporter(samples, "client"), by_reporter(samples, "server"))
     };
-    let (mut c0, mut s0) = sums(&series(q));
-    for _ in 0..10 {
-        std::thread::sleep(Duration::from_millis(2_200));
-        let now = sums(&series(q));
-        if now == (c0, s0) {
-            break;
-        }
-        (c0, s0) = now;
-    }
+    let (c0, s0) = settled(Duration::from_millis(2_200), || Ok::<_, HarnessError>(sums(&series(q))))?;
     let r = mesh.call("reviews-v2", "http://ratings:9080/ratings/0")?;
     println!("    one more request, reviews-v2 -> ratings: HTTP {}", r.status);
     let after = prom.wait_for(q, Duration::from_secs(15), |s| {

@@ -15,6 +15,7 @@ use wasmixer_integration::dist::workspace_file;
 use wasmixer_integration::mesh_compose::{
     compose_yaml, generate, pod_ip, service_name, workloads, ADMIN_PORT, OUTBOUND_PORT,
 };
+use wasmixer_integration::mesh_obs::settled;
 use wasmixer_integration::{HarnessError, Request, Response};
 
 const SEED_DENY_BODY: &str = "PERMISSION_DENIED:denyreviewsv3handler.default:Not allowed";
@@ -93,15 +94,7 @@ fn verify() -> Result<(), HarnessError> {
             double_count("ratings-v1", "server", "reviews-v2", "ratings-v1")?,
         ))
     };
-    let mut before = counts()?;
-    for _ in 0..10 {
-        std::thread::sleep(Duration::from_millis(1_200));
-        let now = counts()?;
-        if now == before {
-            break;
-        }
-        before = now;
-    }
+    let before = settled(Duration::from_millis(1_200), counts)?;
     let r = call("reviews-v2", "ratings:9080", "/ratings/0")?;
     check(r.status == 200, format!("reviews-v2 -> ratings: {}", r.status));
     println!("double-request-count.yaml:");
