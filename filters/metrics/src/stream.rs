@@ -45,7 +45,7 @@ impl Shared {
     }
 
     /// One report: every matching rule's metrics, recorded into Envoy.
-    pub fn record<B: AttributeBag + ?Sized>(&self, bag: &B, context_id: u32) {
+    pub fn record(&self, bag: &dyn AttributeBag, context_id: u32) {
         let mut sink = self.recorder.sink(&self.plan, context_id);
         self.plan.record(bag, &mut sink);
     }

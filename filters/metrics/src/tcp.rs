@@ -34,7 +34,7 @@ pub struct LiveConnection {
 }
 
 impl LiveConnection {
-    fn record<B: AttributeBag + ?Sized>(&self, report: TcpReport, bag: &B) {
+    fn record(&self, report: TcpReport, bag: &dyn AttributeBag) {
         self.shared.record(&TcpBag::new(bag, &self.shared.table, report), self.context_id);
     }
 

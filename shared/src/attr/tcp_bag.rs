@@ -101,19 +101,19 @@ fn tcp_source(source: Source, report: Option<&TcpReport>) -> TcpSource {
 }
 
 /// One TCP report's attributes over `inner`.
-pub struct TcpBag<'a, B: AttributeBag + ?Sized> {
-    inner: &'a B,
+pub struct TcpBag<'a> {
+    inner: &'a dyn AttributeBag,
     table: &'a SourceTable,
     report: TcpReport,
 }
 
-impl<'a, B: AttributeBag + ?Sized> TcpBag<'a, B> {
-    pub fn new(inner: &'a B, table: &'a SourceTable, report: TcpReport) -> TcpBag<'a, B> {
+impl<'a> TcpBag<'a> {
+    pub fn new(inner: &'a dyn AttributeBag, table: &'a SourceTable, report: TcpReport) -> TcpBag<'a> {
         TcpBag { inner, table, report }
     }
 }
 
-impl<B: AttributeBag + ?Sized> AttributeBag for TcpBag<'_, B> {
+impl AttributeBag for TcpBag<'_> {
     fn get(&self, id: AttrId) -> Option<Value<'_>> {
         match tcp_source(self.table.source(id), Some(&self.report)) {
             TcpSource::Report(v) => Some(v),
@@ -132,7 +132,7 @@ pub struct AttributeSnapshot {
 
 impl AttributeSnapshot {
     /// Reads from `bag` every attribute of `ids` that a [`TcpBag`] would ask its inner bag for.
-    pub fn capture<B: AttributeBag + ?Sized>(table: &SourceTable, bag: &B, ids: &[AttrId]) -> AttributeSnapshot {
+    pub fn capture(table: &SourceTable, bag: &dyn AttributeBag, ids: &[AttrId]) -> AttributeSnapshot {
         let mut values: Vec<(AttrId, Option<Value<'static>>)> = ids
             .iter()
             .filter(|id| {
@@ -188,7 +188,7 @@ mod tests {
         }
     }
 
-    fn eval<B: AttributeBag + ?Sized>(bag: &B, expr: &str) -> String {
+    fn eval(bag: &dyn AttributeBag, expr: &str) -> String {
         let p = Program::compile(expr, Manifest::istio()).unwrap();
         format!("{:?}", p.evaluate(bag).map(Value::into_owned))
     }

@@ -35,11 +35,7 @@ impl NamespaceScope {
     }
 
     /// Whether a rule with scope `rule_scope` applies to the request in `bag`.
-    pub fn applies<B: AttributeBag + ?Sized>(
-        scope: Option<&NamespaceScope>,
-        rule_scope: Option<&str>,
-        bag: &B,
-    ) -> bool {
+    pub fn applies(scope: Option<&NamespaceScope>, rule_scope: Option<&str>, bag: &dyn AttributeBag) -> bool {
         let Some(ns) = rule_scope else { return true };
         let Some(s) = scope else { return false };
         let outbound = matches!(bag.get(s.reporter_kind), Some(v) if v.as_str() == Some("outbound"));

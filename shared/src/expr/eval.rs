@@ -23,7 +23,7 @@ fn other<'a>(msg: String) -> EvalError<'a> {
 
 impl Node {
     /// Evaluates in normal mode: an absent attribute is an error.
-    pub fn eval<'a, B: AttributeBag + ?Sized>(&'a self, bag: &'a B) -> Result<'a, Value<'a>> {
+    pub fn eval<'a>(&'a self, bag: &'a dyn AttributeBag) -> Result<'a, Value<'a>> {
         match self {
             Node::Const(v) => Ok(v.reborrow()),
             Node::Attr { name, .. } => self.attr(bag)?.ok_or(EvalError::LookupFailed(name)),
@@ -86,7 +86,7 @@ impl Node {
     }
 
     /// Evaluates in fallback position: `Ok(None)` when the operand "has no value" (spec 7.3).
-    pub fn eval_opt<'a, B: AttributeBag + ?Sized>(&'a self, bag: &'a B) -> Result<'a, Option<Value<'a>>> {
+    pub fn eval_opt<'a>(&'a self, bag: &'a dyn AttributeBag) -> Result<'a, Option<Value<'a>>> {
         match self {
             Node::Attr { .. } => self.attr(bag),
             Node::Index(map, key) => {
@@ -111,7 +111,7 @@ impl Node {
     /// Evaluates a BOOL expression. Logic and comparisons are computed here as plain `bool`s
     /// rather than through `eval` (moving a `Value` through a `Result` per node is the main
     /// cost of a tree walk).
-    pub fn eval_bool<'a, B: AttributeBag + ?Sized>(&'a self, bag: &'a B) -> Result<'a, bool> {
+    pub fn eval_bool<'a>(&'a self, bag: &'a dyn AttributeBag) -> Result<'a, bool> {
         match self {
             Node::Const(Value::Bool(b)) => Ok(*b),
             Node::And(l, r) => Ok(l.eval_bool(bag)? && r.eval_bool(bag)?),
@@ -134,7 +134,7 @@ impl Node {
 
     /// `self == c` for a STRING expression and a constant: `map["key"] == "c"` over an
     /// attribute map is one bag lookup and one map probe, with no intermediate `Value`.
-    fn str_equals<'a, B: AttributeBag + ?Sized>(&'a self, c: &str, bag: &'a B) -> Result<'a, bool> {
+    fn str_equals<'a>(&'a self, c: &str, bag: &'a dyn AttributeBag) -> Result<'a, bool> {
         if let Node::Index(map, key) = self {
             if let (Node::Attr { id, name, ty }, Node::Const(Value::String(k))) = (map.as_ref(), key.as_ref()) {
                 // `bag.get` directly rather than `attr`: one `Value` move less.
@@ -150,7 +150,7 @@ impl Node {
     }
 
     /// Fetches an attribute and checks its runtime type against the manifest's.
-    fn attr<'a, B: AttributeBag + ?Sized>(&'a self, bag: &'a B) -> Result<'a, Option<Value<'a>>> {
+    fn attr<'a>(&'a self, bag: &'a dyn AttributeBag) -> Result<'a, Option<Value<'a>>> {
         let Node::Attr { id, ty, .. } = self else { return Ok(None) };
         match bag.get(*id) {
             None => Ok(None),

@@ -45,12 +45,12 @@ impl Program {
     }
 
     /// Evaluates against `bag`.
-    pub fn evaluate<'a, B: AttributeBag + ?Sized>(&'a self, bag: &'a B) -> Result<Value<'a>, EvalError<'a>> {
+    pub fn evaluate<'a>(&'a self, bag: &'a dyn AttributeBag) -> Result<Value<'a>, EvalError<'a>> {
         self.root.eval(bag)
     }
 
     /// Evaluates a BOOL expression (e.g. a rule's match).
-    pub fn evaluate_bool<'a, B: AttributeBag + ?Sized>(&'a self, bag: &'a B) -> Result<bool, EvalError<'a>> {
+    pub fn evaluate_bool<'a>(&'a self, bag: &'a dyn AttributeBag) -> Result<bool, EvalError<'a>> {
         self.root.eval_bool(bag)
     }
 }

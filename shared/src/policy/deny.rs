@@ -183,12 +183,7 @@ impl DenyPlan {
     }
 
     /// Runs the check for one request.
-    pub fn check<B: AttributeBag + ?Sized>(
-        &self,
-        bag: &B,
-        now_ns: i64,
-        observer: &mut dyn CheckObserver,
-    ) -> CheckResult {
+    pub fn check(&self, bag: &dyn AttributeBag, now_ns: i64, observer: &mut dyn CheckObserver) -> CheckResult {
         let mut result = CheckResult::default();
         for (index, rule) in self.rules.iter().enumerate() {
             if rule.actions.is_empty() || !self.applies(rule, bag) {
@@ -252,7 +247,7 @@ impl DenyPlan {
         result
     }
 
-    fn header_edits<B: AttributeBag + ?Sized>(&self, bag: &B, result: &mut CheckResult) {
+    fn header_edits(&self, bag: &dyn AttributeBag, result: &mut CheckResult) {
         for rule in &self.rules {
             if rule.request_headers.is_empty() && rule.response_headers.is_empty() {
                 continue;
@@ -271,15 +266,15 @@ impl DenyPlan {
         }
     }
 
-    fn applies<B: AttributeBag + ?Sized>(&self, rule: &CheckRule, bag: &B) -> bool {
+    fn applies(&self, rule: &CheckRule, bag: &dyn AttributeBag) -> bool {
         NamespaceScope::applies(self.scope.as_ref(), rule.scope.as_deref(), bag)
     }
 
-    fn run<B: AttributeBag + ?Sized>(
+    fn run(
         &self,
         handler: &CheckHandler,
         instance: &CheckInstance,
-        bag: &B,
+        bag: &dyn AttributeBag,
         now_ns: i64,
     ) -> Result<Status, String> {
         let value = match instance {

@@ -89,7 +89,7 @@ pub enum HeaderEdit {
 
 impl HeaderOperation {
     /// Evaluates the operation into edits (one per non-empty value).
-    pub fn edits<B: AttributeBag + ?Sized>(&self, bag: &B, out: &mut Vec<HeaderEdit>) {
+    pub fn edits(&self, bag: &dyn AttributeBag, out: &mut Vec<HeaderEdit>) {
         if self.operation == Operation::Remove {
             out.push(HeaderEdit::Remove(self.name.clone()));
             return;

@@ -377,9 +377,8 @@ impl LogPlan {
     /// its actions, one line per instance, in configuration order. `out` is scratch space
     /// (cleared per line, its capacity kept); each finished line is handed to `sink`. `now_ns`
     /// is the wall clock, the `time` of metric lines.
-    pub fn render<B, S>(&self, bag: &B, now_ns: i64, out: &mut String, sink: &mut S)
+    pub fn render<S>(&self, bag: &dyn AttributeBag, now_ns: i64, out: &mut String, sink: &mut S)
     where
-        B: AttributeBag + ?Sized,
         S: LogSink + ?Sized,
     {
         for (rule_index, rule) in self.rules.iter().enumerate() {
@@ -423,7 +422,7 @@ impl LogPlan {
 
     /// Mixer's namespace scoping: a rule outside the config namespace applies only when the
     /// request's identity namespace (destination's for inbound, source's for outbound) is its own.
-    fn applies<B: AttributeBag + ?Sized>(&self, rule: &LogRule, bag: &B) -> bool {
+    fn applies(&self, rule: &LogRule, bag: &dyn AttributeBag) -> bool {
         NamespaceScope::applies(self.scope.as_ref(), rule.scope.as_deref(), bag)
     }
 }
@@ -453,10 +452,10 @@ impl LogInstance {
 type FieldError<'a> = (FieldRef<'a>, crate::expr::EvalError<'a>);
 
 /// Evaluates the fields that stdio ignores but Mixer still built (a failure drops the instance).
-fn check_monitored<'a, B: AttributeBag + ?Sized>(
+fn check_monitored<'a>(
     kind: &'a Option<Program>,
     dims: &'a [(String, Program)],
-    bag: &'a B,
+    bag: &'a dyn AttributeBag,
 ) -> Result<(), FieldError<'a>> {
     if let Some(p) = kind {
         p.evaluate(bag).map_err(|e| (FieldRef::MonitoredResourceType, e))?;
@@ -468,10 +467,10 @@ fn check_monitored<'a, B: AttributeBag + ?Sized>(
 }
 
 /// Renders one instance for one handler into `out`. `Ok(None)`: below `output_level`.
-fn render_instance<'a, B: AttributeBag + ?Sized>(
+fn render_instance<'a>(
     instance: &'a LogInstance,
     handler: &StdioHandler,
-    bag: &'a B,
+    bag: &'a dyn AttributeBag,
     now_ns: i64,
     out: &mut String,
 ) -> Result<Option<(Level, Timestamp)>, FieldError<'a>> {

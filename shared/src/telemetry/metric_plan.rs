@@ -406,7 +406,7 @@ impl MetricPlan {
     }
 
     /// Runs the report for one request: every matching rule's metrics, in order.
-    pub fn record<B: AttributeBag + ?Sized>(&self, bag: &B, sink: &mut dyn MetricSink) {
+    pub fn record(&self, bag: &dyn AttributeBag, sink: &mut dyn MetricSink) {
         match self.scratch.try_borrow_mut() {
             Ok(mut scratch) => self.record_with(bag, &mut scratch, sink),
             // Only reachable through re-entrancy, which a filter never does.
@@ -414,7 +414,7 @@ impl MetricPlan {
         }
     }
 
-    fn record_with<B: AttributeBag + ?Sized>(&self, bag: &B, scratch: &mut Scratch, sink: &mut dyn MetricSink) {
+    fn record_with(&self, bag: &dyn AttributeBag, scratch: &mut Scratch, sink: &mut dyn MetricSink) {
         scratch.text.clear();
         scratch.dims.clear();
         scratch.dims.resize(self.dimensions.len(), Dim::Pending);
@@ -436,13 +436,7 @@ impl MetricPlan {
         }
     }
 
-    fn record_one<B: AttributeBag + ?Sized>(
-        &self,
-        m: usize,
-        bag: &B,
-        scratch: &mut Scratch,
-        sink: &mut dyn MetricSink,
-    ) {
+    fn record_one(&self, m: usize, bag: &dyn AttributeBag, scratch: &mut Scratch, sink: &mut dyn MetricSink) {
         let Some(def) = self.metrics.get(m) else {
             return;
         };
@@ -518,7 +512,7 @@ impl MetricPlan {
     }
 
     /// Evaluates shared dimension `d` and appends its text to `text`.
-    fn evaluate_dimension<B: AttributeBag + ?Sized>(&self, d: usize, bag: &B, text: &mut String) -> Dim {
+    fn evaluate_dimension(&self, d: usize, bag: &dyn AttributeBag, text: &mut String) -> Dim {
         let Some(p) = self.dimensions.get(d) else {
             return Dim::Failed;
         };
@@ -533,7 +527,7 @@ impl MetricPlan {
     }
 
     /// Mixer's namespace scoping ([`NamespaceScope`]).
-    fn applies<B: AttributeBag + ?Sized>(&self, rule: &MetricRule, bag: &B) -> bool {
+    fn applies(&self, rule: &MetricRule, bag: &dyn AttributeBag) -> bool {
         NamespaceScope::applies(self.scope.as_ref(), rule.scope.as_deref(), bag)
     }
 }
