@@ -10,4 +10,5 @@ pub mod expr;
 pub mod gostd;
 pub mod host;
 pub mod policy;
+pub mod sorting;
 pub mod telemetry;

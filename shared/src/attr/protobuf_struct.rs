@@ -158,7 +158,7 @@ fn put_struct(
         return Err(ProtoError::TooDeep { limit: max_depth });
     }
     let mut entries: Vec<(&String, &Value)> = fields.iter().collect();
-    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    crate::sorting::sort_by(&mut entries, |a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let mut entry = Vec::new();
     let mut value = Vec::new();
     for (k, v) in entries {

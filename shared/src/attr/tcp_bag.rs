@@ -141,7 +141,7 @@ impl AttributeSnapshot {
             })
             .map(|id| (*id, bag.get(*id).map(Value::into_owned)))
             .collect();
-        values.sort_unstable_by_key(|(id, _)| *id);
+        crate::sorting::sort_by_key(&mut values, |(id, _)| *id);
         values.dedup_by_key(|(id, _)| *id);
         AttributeSnapshot { values }
     }

@@ -197,8 +197,11 @@ impl WorkloadMetadata {
         put(keys::APP_CONTAINERS, &self.app_containers.join(","));
         for (key, map) in [(keys::LABELS, &self.labels), (keys::PLATFORM_METADATA, &self.platform_metadata)] {
             if !map.is_empty() {
-                let obj: Map<String, Json> =
-                    map.iter().map(|(k, v)| (k.to_owned(), Json::String(v.to_owned()))).collect();
+                // Inserted one by one: collecting into a map would compile a sort for its entries.
+                let mut obj = Map::new();
+                for (k, v) in map.iter() {
+                    obj.insert(k.to_owned(), Json::String(v.to_owned()));
+                }
                 m.insert(key.to_owned(), Json::Object(obj));
             }
         }

@@ -75,8 +75,7 @@ pub fn compile(expr: &Expr, manifest: &Manifest) -> Result<(Node, ValueType, Vec
         return Err(e);
     }
     let mut attributes = c.attributes;
-    attributes.sort_unstable();
-    attributes.dedup();
+    crate::sorting::sort_dedup(&mut attributes);
     Ok((node, ty, attributes))
 }
 

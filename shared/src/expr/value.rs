@@ -92,9 +92,13 @@ impl StringMap {
         K: Into<String>,
         V: Into<String>,
     {
-        let mut entries: Vec<(String, String)> = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        StringMap::from_entries(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    /// `from_pairs` once the pairs are owned: not generic, so compiled once.
+    fn from_entries(mut entries: Vec<(String, String)>) -> StringMap {
         // Stable sort keeps insertion order among equal keys; the last one wins below.
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        crate::sorting::sort_by(&mut entries, |a, b| a.0.cmp(&b.0));
         let mut deduped: Vec<(String, String)> = Vec::with_capacity(entries.len());
         for (k, v) in entries {
             match deduped.last_mut() {

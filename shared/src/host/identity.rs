@@ -56,8 +56,11 @@ pub fn node_metadata_json(bytes: &[u8]) -> Option<serde_json::Value> {
     let mut map = serde_json::Map::new();
     for (key, value) in pairs {
         let v = if MAP_KEYS.contains(&key.as_str()) {
-            let inner =
-                abi::deserialize_pairs(&value).into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+            // Inserted one by one: collecting into a map would compile a sort for its entries.
+            let mut inner = serde_json::Map::new();
+            for (k, v) in abi::deserialize_pairs(&value) {
+                inner.insert(k, serde_json::Value::String(v));
+            }
             serde_json::Value::Object(inner)
         } else {
             serde_json::Value::String(String::from_utf8_lossy(&value).into_owned())

@@ -167,8 +167,7 @@ impl DenyPlan {
         if let Some(s) = scope {
             attributes.extend(s.attributes());
         }
-        attributes.sort_unstable();
-        attributes.dedup();
+        crate::sorting::sort_dedup(&mut attributes);
         Ok(DenyPlan { rules, handlers, scope, attributes })
     }
 

@@ -358,8 +358,7 @@ impl LogPlan {
         if let Some(s) = &scope {
             attributes.extend(s.attributes());
         }
-        attributes.sort_unstable();
-        attributes.dedup();
+        crate::sorting::sort_dedup(&mut attributes);
         Ok(LogPlan { rules, handlers, instances, scope, attributes })
     }
 
@@ -790,7 +789,7 @@ fn map_field(
         )),
     }
     // Ascending byte order, as the stdio adapter sorted its fields.
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    crate::sorting::sort_by(&mut out, |a, b| a.0.cmp(&b.0));
     out
 }
 

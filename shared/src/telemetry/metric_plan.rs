@@ -330,8 +330,7 @@ impl MetricPlan {
         if let Some(s) = &scope {
             attributes.extend(s.attributes());
         }
-        attributes.sort_unstable();
-        attributes.dedup();
+        crate::sorting::sort_dedup(&mut attributes);
         Ok(MetricPlan {
             families,
             metrics,
@@ -680,7 +679,7 @@ impl Builder<'_> {
         }
         if check_tag_names(&labels, histogram).is_err() {
             // A label that is a suffix of another must come first; shorter names first does it.
-            labels.sort_by_key(|l| l.len());
+            crate::sorting::sort_by_key(&mut labels, |l| l.len());
         }
         if let Err(e) = check_tag_names(&labels, histogram) {
             self.errors.push(ConfigError::new(&hl, format!("{at}.label_names"), e));
@@ -850,8 +849,7 @@ impl Builder<'_> {
         }
         let names: Vec<&str> = {
             let mut v: Vec<&str> = all.iter().flat_map(|(_, tags, _)| tags.iter().map(String::as_str)).collect();
-            v.sort_unstable();
-            v.dedup();
+            crate::sorting::sort_dedup(&mut v);
             v
         };
         for (metric, tags, origin) in &all {

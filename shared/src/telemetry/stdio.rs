@@ -76,7 +76,7 @@ impl SeverityLevels {
     {
         let mut all: Vec<(String, Level)> = entries.into_iter().collect();
         // Stable sort keeps input order among equal keys, so the last one wins below.
-        all.sort_by(|a, b| a.0.cmp(&b.0));
+        crate::sorting::sort_by(&mut all, |a, b| a.0.cmp(&b.0));
         let mut deduped: Vec<(String, Level)> = Vec::with_capacity(all.len());
         for (k, level) in all {
             match deduped.last_mut() {
@@ -205,7 +205,7 @@ fn for_each_sorted<'v>(variables: &'v [(&str, Value<'_>)], mut f: impl FnMut(&st
         return;
     }
     let mut order: Vec<usize> = (0..variables.len()).collect();
-    order.sort_by(|&a, &b| {
+    crate::sorting::sort_by(&mut order, |&a, &b| {
         let name = |i: usize| variables.get(i).map_or("", |(n, _)| *n);
         name(a).cmp(name(b))
     });
