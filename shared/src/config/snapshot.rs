@@ -149,7 +149,11 @@ impl Snapshot {
             None | Some(Json::Null) => String::new(),
             Some(Json::String(s)) => s.clone(),
             Some(other) => {
-                errors.push(ConfigError::new(&label, "match", format!("must be a string, got {other}")));
+                errors.push(ConfigError::new(
+                    &label,
+                    "match",
+                    format!("must be a string, got {}", crate::config::json_text(other)),
+                ));
                 String::new()
             }
         };

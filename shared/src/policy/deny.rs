@@ -332,7 +332,7 @@ fn compile_handler(h: &crate::config::Handler) -> Result<CheckHandler, ConfigErr
                     ConfigError::new(
                         &label,
                         "params.status.code",
-                        format!("not a gRPC status code (0..16 or its name): {c}"),
+                        format!("not a gRPC status code (0..16 or its name): {}", crate::config::json_text(c)),
                     )
                 })?,
             };

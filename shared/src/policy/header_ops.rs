@@ -50,7 +50,7 @@ pub fn compile_header_operations(
                     return Err(ConfigError::new(
                         resource,
                         format!("{at}.operation"),
-                        format!("unknown operation {v} (REPLACE, REMOVE, APPEND)"),
+                        format!("unknown operation {} (REPLACE, REMOVE, APPEND)", crate::config::json_text(v)),
                     ))
                 }
             },

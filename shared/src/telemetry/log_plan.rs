@@ -66,7 +66,12 @@ impl LogStream {
             },
             _ => None,
         };
-        found.ok_or_else(|| format!("invalid log_stream {v}: want STDOUT, STDERR, FILE, ROTATED_FILE or 0..3"))
+        found.ok_or_else(|| {
+            format!(
+                "invalid log_stream {}: want STDOUT, STDERR, FILE, ROTATED_FILE or 0..3",
+                crate::config::json_text(v)
+            )
+        })
     }
 }
 
@@ -607,7 +612,13 @@ fn compile_handler(h: &crate::config::Handler) -> Result<StdioHandler, Vec<Confi
     let params = match &h.params {
         Json::Null => &empty,
         Json::Object(m) => m,
-        other => return Err(vec![ConfigError::new(&label, "params", format!("must be an object, got {other}"))]),
+        other => {
+            return Err(vec![ConfigError::new(
+                &label,
+                "params",
+                format!("must be an object, got {}", crate::config::json_text(other)),
+            )])
+        }
     };
     for k in params.keys() {
         if !HANDLER_FIELDS.contains(&k.as_str()) {
@@ -638,7 +649,7 @@ fn compile_handler(h: &crate::config::Handler) -> Result<StdioHandler, Vec<Confi
             errors.push(ConfigError::new(
                 &label,
                 "params.output_as_json",
-                format!("must be true or false, got {other}"),
+                format!("must be true or false, got {}", crate::config::json_text(other)),
             ));
             true
         }
@@ -648,7 +659,11 @@ fn compile_handler(h: &crate::config::Handler) -> Result<StdioHandler, Vec<Confi
         Some(Json::String(s)) if s.is_empty() => None,
         Some(Json::String(s)) => Some(s.clone()),
         Some(other) => {
-            errors.push(ConfigError::new(&label, "params.output_path", format!("must be a string, got {other}")));
+            errors.push(ConfigError::new(
+                &label,
+                "params.output_path",
+                format!("must be a string, got {}", crate::config::json_text(other)),
+            ));
             None
         }
     };
@@ -682,7 +697,7 @@ fn compile_handler(h: &crate::config::Handler) -> Result<StdioHandler, Vec<Confi
             errors.push(ConfigError::new(
                 &label,
                 "params.severity_levels",
-                format!("must be a map of severity to level, got {other}"),
+                format!("must be a map of severity to level, got {}", crate::config::json_text(other)),
             ));
             SeverityLevels::default()
         }
@@ -750,7 +765,7 @@ fn optional_field(
             errors.push(ConfigError::new(
                 label,
                 format!("params.{snake}"),
-                format!("must be an expression string, got {other}"),
+                format!("must be an expression string, got {}", crate::config::json_text(other)),
             ));
             None
         }
@@ -773,7 +788,11 @@ fn map_field(
             for (k, v) in m {
                 let field = format!("params.{snake}.{k}");
                 let Some(src) = v.as_str() else {
-                    errors.push(ConfigError::new(label, field, format!("must be an expression string, got {v}")));
+                    errors.push(ConfigError::new(
+                        label,
+                        field,
+                        format!("must be an expression string, got {}", crate::config::json_text(v)),
+                    ));
                     continue;
                 };
                 match compile_field(label, &field, src, None, manifest) {
@@ -785,7 +804,7 @@ fn map_field(
         Some(other) => errors.push(ConfigError::new(
             label,
             format!("params.{snake}"),
-            format!("must be a map of name to expression, got {other}"),
+            format!("must be a map of name to expression, got {}", crate::config::json_text(other)),
         )),
     }
     // Ascending byte order, as the stdio adapter sorted its fields.
@@ -811,7 +830,11 @@ fn compile_instance(inst: &crate::config::Instance, manifest: &Manifest) -> Resu
                 }
             }
         }
-        other => errors.push(ConfigError::new(&label, "params", format!("must be an object, got {other}"))),
+        other => errors.push(ConfigError::new(
+            &label,
+            "params",
+            format!("must be an object, got {}", crate::config::json_text(other)),
+        )),
     }
     let monitored_resource_type = optional_field(
         &label,

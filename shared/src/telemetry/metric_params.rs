@@ -82,7 +82,10 @@ impl MetricKind {
             None | Some(Json::Null) => Err(String::from(
                 "unknown metric kind: kind is missing (UNSPECIFIED); use COUNTER, GAUGE or DISTRIBUTION",
             )),
-            Some(other) => Err(format!("unknown metric kind: {other}; use COUNTER, GAUGE or DISTRIBUTION")),
+            Some(other) => Err(format!(
+                "unknown metric kind: {}; use COUNTER, GAUGE or DISTRIBUTION",
+                crate::config::json_text(other)
+            )),
         }
     }
 }
@@ -138,7 +141,7 @@ fn string_field(obj: &Json, names: &[&str], at: &str, errors: &mut Vec<(String, 
         Some(other) => {
             errors.push((
                 format!("{at}.{}", names.first().copied().unwrap_or("")),
-                format!("must be a string, got {other}"),
+                format!("must be a string, got {}", crate::config::json_text(other)),
             ));
             None
         }
@@ -148,9 +151,11 @@ fn string_field(obj: &Json, names: &[&str], at: &str, errors: &mut Vec<(String, 
 fn number(v: Option<&Json>, what: &str) -> Result<f64, String> {
     match v {
         None => Ok(0.0),
-        Some(Json::Number(n)) => n.as_f64().ok_or_else(|| format!("{what}: not a number: {n}")),
+        Some(v @ Json::Number(n)) => {
+            n.as_f64().ok_or_else(|| format!("{what}: not a number: {}", crate::config::json_text(v)))
+        }
         Some(Json::String(s)) => s.trim().parse::<f64>().map_err(|_| format!("{what}: not a number: {s:?}")),
-        Some(other) => Err(format!("{what}: not a number: {other}")),
+        Some(other) => Err(format!("{what}: not a number: {}", crate::config::json_text(other))),
     }
 }
 
@@ -166,7 +171,7 @@ fn int32(v: Option<&Json>, what: &str) -> Result<i32, String> {
 /// Parses a `buckets` definition (`BucketsDefinition`, a oneof).
 pub fn parse_buckets(v: &Json) -> Result<Option<Buckets>, String> {
     let Json::Object(map) = v else {
-        return Err(format!("buckets must be an object, got {v}"));
+        return Err(format!("buckets must be an object, got {}", crate::config::json_text(v)));
     };
     let explicit = field(v, &["explicit_buckets", "explicitBuckets"]);
     let linear = field(v, &["linear_buckets", "linearBuckets"]);
@@ -194,7 +199,12 @@ pub fn parse_buckets(v: &Json) -> Result<Option<Buckets>, String> {
                     .enumerate()
                     .map(|(i, b)| number(Some(b), &format!("explicit_buckets.bounds[{i}]")))
                     .collect::<Result<_, _>>()?,
-                Some(other) => return Err(format!("explicit_buckets.bounds must be a list of numbers, got {other}")),
+                Some(other) => {
+                    return Err(format!(
+                        "explicit_buckets.bounds must be a list of numbers, got {}",
+                        crate::config::json_text(other)
+                    ))
+                }
             };
             Ok(Some(Buckets::Explicit { bounds }))
         }
@@ -232,7 +242,10 @@ pub fn parse_proto_duration(v: &Json) -> Result<i64, String> {
             }
             Ok(total as i64)
         }
-        other => Err(format!("a duration is text such as \"10m\" or {{seconds, nanos}}, got {other}")),
+        other => Err(format!(
+            "a duration is text such as \"10m\" or {{seconds, nanos}}, got {}",
+            crate::config::json_text(other)
+        )),
     }
 }
 
@@ -241,20 +254,26 @@ pub fn parse_prometheus_params(params: &Json) -> Result<PrometheusParams, Vec<(S
     let mut errors: Vec<(String, String)> = Vec::new();
     let mut out = PrometheusParams::default();
     if !(params.is_object() || params.is_null()) {
-        return Err(vec![(String::from("params"), format!("must be an object, got {params}"))]);
+        return Err(vec![(
+            String::from("params"),
+            format!("must be an object, got {}", crate::config::json_text(params)),
+        )]);
     }
     let raw_metrics = match field(params, &["metrics"]) {
         None => &[][..],
         Some(Json::Array(items)) => items.as_slice(),
         Some(other) => {
-            errors.push((String::from("params.metrics"), format!("must be a list, got {other}")));
+            errors.push((
+                String::from("params.metrics"),
+                format!("must be a list, got {}", crate::config::json_text(other)),
+            ));
             &[][..]
         }
     };
     for (i, m) in raw_metrics.iter().enumerate() {
         let at = format!("params.metrics[{i}]");
         if !m.is_object() {
-            errors.push((at, format!("must be an object, got {m}")));
+            errors.push((at, format!("must be an object, got {}", crate::config::json_text(m))));
             continue;
         }
         let before = errors.len();
@@ -275,13 +294,19 @@ pub fn parse_prometheus_params(params: &Json) -> Result<PrometheusParams, Vec<(S
                 .filter_map(|(j, l)| match l.as_str() {
                     Some(s) => Some(s.to_string()),
                     None => {
-                        errors.push((format!("{at}.label_names[{j}]"), format!("must be a string, got {l}")));
+                        errors.push((
+                            format!("{at}.label_names[{j}]"),
+                            format!("must be a string, got {}", crate::config::json_text(l)),
+                        ));
                         None
                     }
                 })
                 .collect(),
             Some(other) => {
-                errors.push((format!("{at}.label_names"), format!("must be a list of strings, got {other}")));
+                errors.push((
+                    format!("{at}.label_names"),
+                    format!("must be a list of strings, got {}", crate::config::json_text(other)),
+                ));
                 Vec::new()
             }
         };
@@ -398,7 +423,7 @@ fn default_tcp_report_interval() -> i64 {
 /// `tcp_report_interval`: Go duration text of at least 1s.
 fn tcp_report_interval(v: &Json) -> Result<i64, String> {
     let Json::String(text) = v else {
-        return Err(format!("must be Go duration text such as \"10s\", got {v}"));
+        return Err(format!("must be Go duration text such as \"10s\", got {}", crate::config::json_text(v)));
     };
     let nanos = parse_duration(text.trim())?;
     if nanos < MIN_TCP_REPORT_INTERVAL_NANOS {

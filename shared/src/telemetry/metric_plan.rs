@@ -565,7 +565,7 @@ impl Builder<'_> {
                 self.errors.push(ConfigError::new(
                     &il,
                     "params.value",
-                    format!("must be an expression string, got {other}"),
+                    format!("must be an expression string, got {}", crate::config::json_text(other)),
                 ));
                 return None;
             }
@@ -601,7 +601,7 @@ impl Builder<'_> {
                         None => self.errors.push(ConfigError::new(
                             &il,
                             format!("params.dimensions.{k}"),
-                            format!("must be an expression string, got {v}"),
+                            format!("must be an expression string, got {}", crate::config::json_text(v)),
                         )),
                     }
                 }
@@ -609,7 +609,7 @@ impl Builder<'_> {
             Some(other) => self.errors.push(ConfigError::new(
                 &il,
                 "params.dimensions",
-                format!("must be a map of expressions, got {other}"),
+                format!("must be a map of expressions, got {}", crate::config::json_text(other)),
             )),
         }
         let histogram = info.kind == MetricKind::Distribution;

@@ -55,7 +55,12 @@ impl Level {
             serde_json::Value::String(s) => Level::from_enum_name(s),
             _ => None,
         };
-        found.ok_or_else(|| format!("invalid stdio level {v}: want 0, 1, 2, \"INFO\", \"WARNING\" or \"ERROR\""))
+        found.ok_or_else(|| {
+            format!(
+                "invalid stdio level {}: want 0, 1, 2, \"INFO\", \"WARNING\" or \"ERROR\"",
+                crate::config::json_text(v)
+            )
+        })
     }
 }
 
