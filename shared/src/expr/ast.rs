@@ -106,7 +106,9 @@ fn lower(go: &GoExpr, src: &str) -> Result<Expr, CompileError> {
             Ok(Expr { kind: ExprKind::Const(Constant { text: text.clone(), value }), pos })
         }
         GoKind::Ident(name) => {
-            let lower_name = name.to_lowercase();
+            // Go's strings.ToLower; only "true"/"false" matter, and no non-ASCII rune lowers to one
+            // of their letters (only U+212A and U+0130 lower to ASCII: k, i), so ASCII is exact.
+            let lower_name = name.to_ascii_lowercase();
             let kind = if lower_name == "true" || lower_name == "false" {
                 ExprKind::Const(Constant { value: ConstValue::Bool(lower_name == "true"), text: lower_name })
             } else {

@@ -9,6 +9,7 @@
 
 use super::idna::dns_name_equal;
 use super::strconv::{quote, quote_rune};
+use super::strings::to_lower;
 
 /// A parsed address. `local` and `domain` are split at the first `@` of Go's
 /// `Address.Address` (`<unquoted local>@<domain>`), exactly as Mixer's `getEmailParts` does, so
@@ -392,7 +393,7 @@ fn decode_encoded_word(word: &str) -> Result<String, Option<String>> {
     } else if charset.eq_ignore_ascii_case("us-ascii") {
         Ok(content.iter().map(|&b| if b.is_ascii() { char::from(b) } else { '\u{fffd}' }).collect())
     } else {
-        Err(Some(charset.to_lowercase()))
+        Err(Some(to_lower(charset).into_owned()))
     }
 }
 

@@ -10,4 +10,5 @@ pub mod net_ip;
 pub mod strconv;
 pub mod strings;
 pub mod time;
+pub mod unicode_case;
 pub mod url;

@@ -11,6 +11,7 @@ use crate::expr::regex_syntax::go_regex;
 use crate::expr::Value;
 use crate::gostd::duration::parse_duration;
 use crate::gostd::net_ip::{cidr_contains, parse_cidr, IpBytes};
+use crate::gostd::strings::to_upper;
 
 const PERMISSION_DENIED: i32 = 7;
 const INVALID_ARGUMENT: i32 = 3;
@@ -138,7 +139,7 @@ impl List {
                     list.strings.insert(e.to_string());
                 }
                 EntryType::CaseInsensitiveStrings => {
-                    list.strings.insert(e.to_uppercase());
+                    list.strings.insert(to_upper(e).into_owned());
                 }
                 EntryType::IpAddresses => {
                     // An entry without a mask gets /32, even for IPv6 (Mixer's quirk).
@@ -166,7 +167,7 @@ impl List {
     fn contains(&self, value: &str) -> Result<bool, Status> {
         match self.entry_type.unwrap_or(EntryType::Strings) {
             EntryType::Strings => Ok(self.strings.contains(value)),
-            EntryType::CaseInsensitiveStrings => Ok(self.strings.contains(&value.to_uppercase())),
+            EntryType::CaseInsensitiveStrings => Ok(self.strings.contains(&*to_upper(value))),
             EntryType::IpAddresses => {
                 let ip = IpBytes::parse(value).ok_or_else(|| Status {
                     code: INVALID_ARGUMENT,
