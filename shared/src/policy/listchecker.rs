@@ -43,9 +43,11 @@ fn duration_param(params: &Json, names: &[&str], default: i64) -> Result<i64, St
     match names.iter().find_map(|n| params.get(*n)) {
         None | Some(Json::Null) => Ok(default),
         Some(Json::String(s)) => parse_duration(s).map_err(|e| format!("{}: {e}", names.first().unwrap_or(&""))),
-        Some(other) => {
-            Err(format!("{}: expected a duration string such as \"60s\", got {other}", names.first().unwrap_or(&"")))
-        }
+        Some(other) => Err(format!(
+            "{}: expected a duration string such as \"60s\", got {}",
+            names.first().unwrap_or(&""),
+            crate::config::json_text(other)
+        )),
     }
 }
 
@@ -62,7 +64,8 @@ impl ListParams {
                 (Some("REGEX"), _) | (_, Some(3)) => EntryType::Regex,
                 _ => {
                     return Err(format!(
-                        "entryType: unknown value {v} (STRINGS, CASE_INSENSITIVE_STRINGS, IP_ADDRESSES, REGEX)"
+                        "entryType: unknown value {} (STRINGS, CASE_INSENSITIVE_STRINGS, IP_ADDRESSES, REGEX)",
+                        crate::config::json_text(v)
                     ))
                 }
             },
@@ -72,10 +75,14 @@ impl ListParams {
             Some(Json::Array(a)) => a
                 .iter()
                 .map(|v| {
-                    v.as_str().map(str::to_string).ok_or_else(|| format!("overrides: entries must be strings, got {v}"))
+                    v.as_str().map(str::to_string).ok_or_else(|| {
+                        format!("overrides: entries must be strings, got {}", crate::config::json_text(v))
+                    })
                 })
                 .collect::<Result<_, _>>()?,
-            Some(other) => return Err(format!("overrides: expected a list of strings, got {other}")),
+            Some(other) => {
+                return Err(format!("overrides: expected a list of strings, got {}", crate::config::json_text(other)))
+            }
         };
         let provider_url =
             get(&["provider_url", "providerUrl"]).and_then(Json::as_str).map(str::to_string).filter(|s| !s.is_empty());
