@@ -26,9 +26,16 @@ COMBINED_PKGS     := $(foreach d,$(filter $(COMBINED_DIRS),$(FILTER_DIRS)),$(cal
 # rustc's wasm32 output uses bulk memory (memory.copy/fill) and sign-extension ops, which
 # wasm-opt rejects unless enabled; float-to-int saturation and mutable globals are enabled by
 # rustc too. All are supported by Envoy's V8. (Checked with binaryen 108 and rustc 1.95.)
+#
+# --one-caller-inline-max-function-size: binaryen otherwise inlines every function that has one
+# caller, whatever its size, and the configure-time code (config parsing, plan compilation) ends
+# up as one function of ~80 KB. Envoy's V8 compiles every function with TurboFan when the module
+# loads; the memory that takes grows with the largest functions and tcmalloc keeps it after, so
+# that one function cost each Envoy ~12 MB of RSS. The shared crate marks the same functions
+# `#[inline(never)]` so that LLVM does not merge them first.
 WASM_OPT       ?= wasm-opt
 WASM_OPT_FLAGS ?= -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
-                  --enable-mutable-globals
+                  --enable-mutable-globals --one-caller-inline-max-function-size=500
 
 .PHONY: help setup wasm size test test-native test-wasm32 test-integration lint clean run bench bench-expr bench-request-paths
 

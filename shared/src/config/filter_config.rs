@@ -56,6 +56,7 @@ pub struct DenyOptions {
 
 impl FilterConfig {
     /// Parses the configuration bytes; an empty configuration is an empty document.
+    #[inline(never)] // configure-time code: see WASM_OPT_FLAGS in the Makefile
     pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         let text = std::str::from_utf8(bytes)
             .map_err(|e| ConfigError::new("configuration", "(document)", format!("not UTF-8: {e}")))?;

@@ -85,6 +85,7 @@ fn str_field<'j>(spec: &'j Json, names: &[&str]) -> Option<&'j str> {
 impl Snapshot {
     /// Resolves `resources`. A resource without a namespace is in `default_namespace` (as
     /// `kubectl apply` would put it); rules in `config_namespace` apply to all traffic.
+    #[inline(never)] // configure-time code: see WASM_OPT_FLAGS in the Makefile
     pub fn resolve(
         resources: &[Resource],
         default_namespace: &str,

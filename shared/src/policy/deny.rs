@@ -112,6 +112,7 @@ const CHECK_ADAPTERS: &[&str] = &["denier", "listchecker"];
 impl DenyPlan {
     /// Compiles the check rules of a configuration. Rules whose actions go only to other
     /// (telemetry) adapters are left out; any error rejects the whole configuration.
+    #[inline(never)] // configure-time code: see WASM_OPT_FLAGS in the Makefile
     pub fn compile(config: &FilterConfig, manifest: &Manifest) -> Result<DenyPlan, ConfigErrors> {
         let snap = Snapshot::resolve(&config.resources, &config.default_namespace, &config.config_namespace)?;
         let mut errors = Vec::new();

@@ -260,6 +260,7 @@ const STDIO: &str = "stdio";
 impl LogPlan {
     /// Compiles the rules of `config` that send instances to stdio handlers. Rules and handlers
     /// of other adapters are left to the other filters; any error rejects the configuration.
+    #[inline(never)] // configure-time code: see WASM_OPT_FLAGS in the Makefile
     pub fn compile(config: &FilterConfig, manifest: &Manifest) -> Result<LogPlan, ConfigErrors> {
         let snap = Snapshot::resolve(&config.resources, &config.default_namespace, &config.config_namespace)?;
         let mut errors = Vec::new();

@@ -250,6 +250,7 @@ pub fn parse_proto_duration(v: &Json) -> Result<i64, String> {
 }
 
 /// Parses a prometheus handler's `params`. Errors are (field, message) pairs.
+#[inline(never)] // configure-time code: see WASM_OPT_FLAGS in the Makefile
 pub fn parse_prometheus_params(params: &Json) -> Result<PrometheusParams, Vec<(String, String)>> {
     let mut errors: Vec<(String, String)> = Vec::new();
     let mut out = PrometheusParams::default();
@@ -446,6 +447,7 @@ impl Default for MetricOptions {
 
 impl MetricOptions {
     /// Reads the `metrics` section (`null` or absent: the defaults).
+    #[inline(never)] // configure-time code: see WASM_OPT_FLAGS in the Makefile
     pub fn from_json(v: &Json) -> Result<MetricOptions, ConfigError> {
         if v.is_null() {
             return Ok(MetricOptions::default());

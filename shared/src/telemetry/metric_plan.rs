@@ -190,6 +190,7 @@ struct Builder<'m> {
 impl MetricPlan {
     /// Compiles the metric rules of a configuration. Rules whose actions go only to other
     /// adapters are left out; any error rejects the whole configuration.
+    #[inline(never)] // configure-time code: see WASM_OPT_FLAGS in the Makefile
     pub fn compile(config: &FilterConfig, manifest: &Manifest) -> Result<MetricPlan, ConfigErrors> {
         let snap = Snapshot::resolve(&config.resources, &config.default_namespace, &config.config_namespace)?;
         let mut errors = Vec::new();
@@ -547,6 +548,7 @@ fn bound_json(b: f64) -> Json {
 }
 
 impl Builder<'_> {
+    #[inline(never)] // configure-time code: see WASM_OPT_FLAGS in the Makefile
     fn def(&mut self, handler: &Handler, mi: usize, info: &MetricInfo, inst: &Instance) -> Option<usize> {
         let before = self.errors.len();
         let hl = handler.label();
