@@ -179,6 +179,17 @@ impl Envoy {
         Ok(out)
     }
 
+    /// Bytes tcmalloc holds free (`pageheap_free` + `total_thread_cache` of `/memory`): resident
+    /// and reusable but not in use. Most of it is what V8 needed to compile the Wasm modules when
+    /// they loaded, which tcmalloc keeps rather than returning to the system.
+    pub fn allocator_free_bytes(&self) -> Result<u64, String> {
+        let text = http::get_text(self.admin, "/memory")?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("/memory JSON: {e}"))?;
+        // Envoy writes these numbers as JSON strings.
+        let field = |k: &str| v.get(k).and_then(|x| x.as_str()).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        Ok(field("pageheap_free") + field("total_thread_cache"))
+    }
+
     /// Requests the HTTP connection manager completed so far.
     pub fn requests_completed(&self) -> Result<u64, String> {
         let s = self.stats("^http\\.ingress\\.downstream_rq_completed$")?;

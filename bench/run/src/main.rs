@@ -167,6 +167,8 @@ pub struct Measured {
     pub rss: u64,
     /// Anonymous resident memory (RssAnon: heap, V8, Wasm memories; not the shared binary).
     pub rss_anon: u64,
+    /// Of `rss_anon`, what the allocator holds free (see `Envoy::allocator_free_bytes`).
+    pub allocator_free: u64,
     /// Number of Envoys (2 for the two-sidecar setups; CPU and memory are their sums).
     pub envoys: usize,
     pub stats: BTreeMap<String, f64>,
@@ -376,6 +378,10 @@ impl Unit {
 
     fn rss_anon(&self) -> u64 {
         self.envoys.iter().map(|e| procfs::rss_anon_bytes(e.pid).unwrap_or(0)).sum()
+    }
+
+    fn allocator_free(&self) -> u64 {
+        self.envoys.iter().map(|e| e.allocator_free_bytes().unwrap_or(0)).sum()
     }
 
     fn renice(&self, nice: i32) {
@@ -739,6 +745,7 @@ fn run(o: Options) -> Result<Run, String> {
         };
         m.rss = unit.rss();
         m.rss_anon = unit.rss_anon();
+        m.allocator_free = unit.allocator_free();
         m.envoys = unit.envoys.len();
         let mut stats = unit.stats("wasmixer|istio|rbac|double_request_count|requests_total");
         stats.retain(|k, _| !k.contains("wasm.") || k.contains("wasmixer"));

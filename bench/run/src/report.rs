@@ -68,6 +68,8 @@ pub struct Row {
     /// Envoys in the setup (CPU and memory are their sums).
     pub envoys: usize,
     pub rss_anon_mb: Option<f64>,
+    /// Anonymous RSS minus what tcmalloc holds free: the memory actually in use.
+    pub in_use_mb: Option<f64>,
     pub measured: bool,
     pub rps: Option<f64>,
     pub rps_vs_bare: Option<f64>,
@@ -176,6 +178,9 @@ pub fn rows(run: &Run) -> Vec<Row> {
             }
             if m.rss_anon > 0 {
                 r.rss_anon_mb = Some(m.rss_anon as f64 / 1024.0 / 1024.0);
+                if m.allocator_free > 0 {
+                    r.in_use_mb = Some(m.rss_anon.saturating_sub(m.allocator_free) as f64 / 1024.0 / 1024.0);
+                }
             }
             let mut lat = m.latency_ns.clone();
             lat.sort_unstable();
@@ -350,10 +355,11 @@ pub fn targets(rows: &[Row], sizes: &Sizes) -> Vec<Target> {
             Target {
                 text: format!("memory added by the filters ({all} RSS - bare RSS) < 8 MiB"),
                 measured: format!(
-                    "{added:.1} MiB ({:.1} vs {:.1} MiB, one worker); anonymous memory alone (without the Envoy binary's shared pages): +{:.1} MiB",
+                    "{added:.1} MiB ({:.1} vs {:.1} MiB, one worker); anonymous memory alone (without the Envoy binary's shared pages): +{:.1} MiB, of which in use (not held free by tcmalloc): +{:.1} MiB",
                     a.rss_mb.unwrap_or(0.0),
                     b.rss_mb.unwrap_or(0.0),
-                    a.rss_anon_mb.unwrap_or(0.0) - b.rss_anon_mb.unwrap_or(0.0)
+                    a.rss_anon_mb.unwrap_or(0.0) - b.rss_anon_mb.unwrap_or(0.0),
+                    a.in_use_mb.unwrap_or(0.0) - b.in_use_mb.unwrap_or(0.0)
                 ),
                 pass: Some(added * 1024.0 * 1024.0 < MEMORY_LIMIT_BYTES),
             }
@@ -392,14 +398,15 @@ pub fn diagnostics(rows: &[Row]) -> Vec<String> {
         }
         if let (Some(f), Some(bare_row)) = (row(rows, "wasm-floor"), row(rows, "bare")) {
             let anon = |r: &Row| r.rss_anon_mb.unwrap_or(0.0) - bare_row.rss_anon_mb.unwrap_or(0.0);
-            let mut mem = vec![format!("wasm-floor {:+.1}", anon(f))];
+            let in_use = |r: &Row| r.in_use_mb.unwrap_or(0.0) - bare_row.in_use_mb.unwrap_or(0.0);
+            let mut mem = vec![format!("wasm-floor {:+.1} ({:+.1})", anon(f), in_use(f))];
             for name in ["deny-seed", "metrics-seed", "access-log-seed", "all-wasm", "mixer"] {
                 if let Some(r) = row(rows, name) {
-                    mem.push(format!("{name} {:+.1}", anon(r)));
+                    mem.push(format!("{name} {:+.1} ({:+.1})", anon(r), in_use(r)));
                 }
             }
             out.push(format!(
-                "memory: a Wasm filter's VM lives once per thread (main + 1 worker here); anonymous MiB over bare: {}; RSS also counts ~{:.0} MiB of the Envoy binary's V8 pages, shared between processes",
+                "memory: V8 compiles a module once per Envoy (workers share it; each thread has its own small VM instance); anonymous MiB over bare (in parentheses: in use, i.e. without what tcmalloc holds free after V8's load-time compilation): {}; RSS also counts ~{:.0} MiB of the Envoy binary's V8 pages, shared between processes",
                 mem.join(", "),
                 (f.rss_mb.unwrap_or(0.0) - bare_row.rss_mb.unwrap_or(0.0)) - anon(f)
             ));
@@ -616,6 +623,7 @@ fn to_json(run: &Run) -> Value {
                 "baseline": s.baseline,
                 "envoys": m.envoys,
                 "rss_anon_mb": opt(r.rss_anon_mb),
+                "in_use_mb": opt(r.in_use_mb),
                 "rps_vs_baseline": opt(r.rps_vs_bare),
                 "rps": opt(r.rps),
                 "rps_vs_bare": opt(r.rps_vs_bare),
