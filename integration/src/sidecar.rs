@@ -227,6 +227,76 @@ fn cluster_endpoints(name: &str, endpoints: &[(&str, u16)], tls: Option<String>)
     )
 }
 
+/// Service host of bookinfo's `ratings` (the server side of most two-sidecar tests).
+pub const RATINGS_HOST: &str = "ratings.default.svc.cluster.local";
+/// Service host of bookinfo's `reviews` (their client side).
+pub const REVIEWS_HOST: &str = "reviews.default.svc.cluster.local";
+
+/// The two sidecars of bookinfo's reviews -> ratings call, before the test picks their filters
+/// (set `inbound_filters` / `outbound_filters` / `stats_tags` with struct update syntax).
+impl<'a> SidecarSpec<'a> {
+    /// The `ratings` sidecar: inbound on `ports[0]` in front of the app on `app_port`, outbound
+    /// on `ports[1]`.
+    pub fn bookinfo_ratings(
+        workload: &'a Workload,
+        cert: &'a WorkloadCert,
+        ca_cert: &'a Path,
+        inbound_tls: InboundTls,
+        ports: [u16; 2],
+        app_port: u16,
+    ) -> SidecarSpec<'a> {
+        SidecarSpec {
+            workload,
+            service_host: RATINGS_HOST.into(),
+            service_port: 9080,
+            inbound_port: ports[0],
+            outbound_port: ports[1],
+            app_port,
+            inbound_tls,
+            cert: Some(cert),
+            ca_cert: Some(ca_cert),
+            upstreams: vec![],
+            inbound_filters: vec![],
+            outbound_filters: vec![],
+            stats_tags: vec![],
+        }
+    }
+
+    /// A `reviews` sidecar (inbound on `ports[0]`, outbound on `ports[1]`) whose outbound
+    /// listener sends `ratings` requests, with Istio mTLS, to the ratings sidecar's inbound
+    /// port `ratings_inbound_port`.
+    pub fn bookinfo_reviews(
+        workload: &'a Workload,
+        cert: &'a WorkloadCert,
+        ca_cert: &'a Path,
+        inbound_tls: InboundTls,
+        ports: [u16; 2],
+        ratings_inbound_port: u16,
+    ) -> SidecarSpec<'a> {
+        SidecarSpec {
+            workload,
+            service_host: REVIEWS_HOST.into(),
+            service_port: 9080,
+            inbound_port: ports[0],
+            outbound_port: ports[1],
+            app_port: 1,
+            inbound_tls,
+            cert: Some(cert),
+            ca_cert: Some(ca_cert),
+            upstreams: vec![Upstream {
+                host: RATINGS_HOST.into(),
+                service_port: 9080,
+                address: "127.0.0.1".into(),
+                port: ratings_inbound_port,
+                mtls: true,
+            }],
+            inbound_filters: vec![],
+            outbound_filters: vec![],
+            stats_tags: vec![],
+        }
+    }
+}
+
 impl SidecarSpec<'_> {
     pub fn inbound_cluster(&self) -> String {
         format!("inbound|{}|http|{}", self.service_port, self.service_host)

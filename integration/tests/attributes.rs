@@ -11,10 +11,9 @@ use wasmixer_integration::access_log_file::first_json_line;
 use wasmixer_integration::bootstrap::wasm_filter;
 use wasmixer_integration::pki::TestCa;
 use wasmixer_integration::ports::free_ports;
-use wasmixer_integration::sidecar::{InboundTls, SidecarOptions, SidecarSpec, Upstream, Workload};
+use wasmixer_integration::sidecar::{InboundTls, SidecarOptions, SidecarSpec, Workload, RATINGS_HOST};
 use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request};
 
-const RATINGS_HOST: &str = "ratings.default.svc.cluster.local";
 const BODY: &str = "{\"id\":0,\"ratings\":{\"Reviewer1\":5}}";
 
 /// (attribute, sentinel expression used when it is absent).
@@ -113,19 +112,16 @@ fn both_sidecars_see_the_vocabulary() -> Result<(), HarnessError> {
     let ratings_cert = ca.issue("default", "bookinfo-ratings")?;
     let server_log = dir.join("ratings.log");
     let ratings = SidecarSpec {
-        workload: &ratings_w,
-        service_host: RATINGS_HOST.into(),
-        service_port: 9080,
-        inbound_port: ports[0],
-        outbound_port: ports[1],
-        app_port: app.port(),
-        inbound_tls: InboundTls::Strict,
-        cert: Some(&ratings_cert),
-        ca_cert: Some(&ca_cert),
-        upstreams: vec![],
         inbound_filters: vec![peer()?, log()?],
         outbound_filters: vec![peer()?],
-        stats_tags: vec![],
+        ..SidecarSpec::bookinfo_ratings(
+            &ratings_w,
+            &ratings_cert,
+            &ca_cert,
+            InboundTls::Strict,
+            [ports[0], ports[1]],
+            app.port(),
+        )
     };
     let options = SidecarOptions { access_log_path: Some(server_log.clone()), ..SidecarOptions::default() };
     let _ratings = EnvoyProcess::start_with_args(&ratings.bootstrap_with(&options), "attributes-ratings", &flush)?;
@@ -134,25 +130,16 @@ fn both_sidecars_see_the_vocabulary() -> Result<(), HarnessError> {
     let reviews_cert = ca.issue("default", "bookinfo-reviews")?;
     let client_log = dir.join("reviews.log");
     let reviews = SidecarSpec {
-        workload: &reviews_w,
-        service_host: "reviews.default.svc.cluster.local".into(),
-        service_port: 9080,
-        inbound_port: ports[2],
-        outbound_port: ports[3],
-        app_port: 1,
-        inbound_tls: InboundTls::Strict,
-        cert: Some(&reviews_cert),
-        ca_cert: Some(&ca_cert),
-        upstreams: vec![Upstream {
-            host: RATINGS_HOST.into(),
-            service_port: 9080,
-            address: "127.0.0.1".into(),
-            port: ports[0],
-            mtls: true,
-        }],
         inbound_filters: vec![peer()?],
         outbound_filters: vec![peer()?, log()?],
-        stats_tags: vec![],
+        ..SidecarSpec::bookinfo_reviews(
+            &reviews_w,
+            &reviews_cert,
+            &ca_cert,
+            InboundTls::Strict,
+            [ports[2], ports[3]],
+            ports[0],
+        )
     };
     let options = SidecarOptions { access_log_path: Some(client_log.clone()), ..SidecarOptions::default() };
     let reviews_sidecar =

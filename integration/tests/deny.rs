@@ -8,11 +8,10 @@ use wasmixer_integration::bootstrap::wasm_filter;
 use wasmixer_integration::dist::read_workspace_file;
 use wasmixer_integration::pki::TestCa;
 use wasmixer_integration::ports::free_ports;
-use wasmixer_integration::sidecar::{InboundTls, SidecarSpec, Upstream, Workload};
+use wasmixer_integration::sidecar::{InboundTls, SidecarSpec, Workload};
 use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request};
 use wasmixer_shared::attr::workload::WorkloadMetadata;
 
-const RATINGS_HOST: &str = "ratings.default.svc.cluster.local";
 const SEED_BODY: &str = "PERMISSION_DENIED:denyreviewsv3handler.default:Not allowed";
 
 struct Mesh {
@@ -37,44 +36,25 @@ fn start_mesh(name: &str, deny_config: &str) -> Result<Mesh, HarnessError> {
     let ratings_w = Workload::new("ratings", "v1", "default", "bookinfo-ratings");
     let ratings_cert = ca.issue("default", "bookinfo-ratings")?;
     let ratings_spec = SidecarSpec {
-        workload: &ratings_w,
-        service_host: RATINGS_HOST.into(),
-        service_port: 9080,
-        inbound_port: ports[0],
-        outbound_port: ports[1],
-        app_port: ratings_app.port(),
-        inbound_tls: InboundTls::Permissive,
-        cert: Some(&ratings_cert),
-        ca_cert: Some(&ca_cert),
-        upstreams: vec![],
         inbound_filters: vec![peer_filter()?, wasm_filter("deny", &wasm_path("deny")?, deny_config)],
         outbound_filters: vec![peer_filter()?],
-        stats_tags: vec![],
+        ..SidecarSpec::bookinfo_ratings(
+            &ratings_w,
+            &ratings_cert,
+            &ca_cert,
+            InboundTls::Permissive,
+            [ports[0], ports[1]],
+            ratings_app.port(),
+        )
     };
     let ratings = EnvoyProcess::start(&ratings_spec.bootstrap(), &format!("{name}-ratings"))?;
     let client = |version: &str, inbound: u16, outbound: u16| -> Result<EnvoyProcess, HarnessError> {
         let w = Workload::new("reviews", version, "default", "bookinfo-reviews");
         let cert = ca.issue("default", "bookinfo-reviews")?;
         let spec = SidecarSpec {
-            workload: &w,
-            service_host: "reviews.default.svc.cluster.local".into(),
-            service_port: 9080,
-            inbound_port: inbound,
-            outbound_port: outbound,
-            app_port: 1,
-            inbound_tls: InboundTls::Permissive,
-            cert: Some(&cert),
-            ca_cert: Some(&ca_cert),
-            upstreams: vec![Upstream {
-                host: RATINGS_HOST.into(),
-                service_port: 9080,
-                address: "127.0.0.1".into(),
-                port: ports[0],
-                mtls: true,
-            }],
             inbound_filters: vec![peer_filter()?],
             outbound_filters: vec![peer_filter()?],
-            stats_tags: vec![],
+            ..SidecarSpec::bookinfo_reviews(&w, &cert, &ca_cert, InboundTls::Permissive, [inbound, outbound], ports[0])
         };
         EnvoyProcess::start(&spec.bootstrap(), &format!("{name}-reviews-{version}"))
     };
