@@ -35,3 +35,4 @@ pub mod mesh_compose;
 pub mod mesh_control;
 pub mod mesh_obs;
 pub mod mesh_tls;
+pub mod metrics_sidecar;

@@ -9,68 +9,15 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use wasmixer_integration::bootstrap::{http_filters, render, wasm_filter};
 use wasmixer_integration::dist::read_workspace_file;
 use wasmixer_integration::mesh_obs::Prometheus;
+use wasmixer_integration::metrics_sidecar::MetricsSidecar;
 use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request};
 
-const SIDECAR: &str = "integration/testdata/metrics-sidecar.yaml";
 const SEED: &str = "integration/testdata/metrics-double-request-count.json";
 const SEED_STATS: &str = "integration/testdata/metrics-double-request-count.stats-config.json";
 const DISTRIBUTION: &str = "integration/testdata/metrics-distribution.json";
 const DISTRIBUTION_STATS: &str = "integration/testdata/metrics-distribution.stats-config.json";
-
-/// The `stats_config` object of a generated fragment, as one line of JSON.
-fn stats_config(path: &str) -> Result<String, HarnessError> {
-    let doc: Json =
-        serde_json::from_str(&read_workspace_file(path)?).map_err(|e| HarnessError::check(format!("{path}: {e}")))?;
-    let sc = doc.get("stats_config").ok_or_else(|| HarnessError::check(format!("{path}: no stats_config")))?;
-    Ok(sc.to_string())
-}
-
-/// One sidecar: Envoy with the metrics filter (`config_path`) on a listener of `direction`.
-struct Sidecar<'a> {
-    name: &'a str,
-    workload: &'a str,
-    listener: &'a str,
-    direction: &'a str,
-    cluster: &'a str,
-    upstream_port: u16,
-}
-
-impl Sidecar<'_> {
-    fn start(&self, config_path: &str, stats_path: &str) -> Result<EnvoyProcess, HarnessError> {
-        let config = read_workspace_file(config_path)?;
-        self.start_with(&[("metrics", config)], stats_path)
-    }
-
-    /// With `filters` (filter, configuration) in order, before the router.
-    fn start_with(&self, filters: &[(&str, String)], stats_path: &str) -> Result<EnvoyProcess, HarnessError> {
-        let entries = filters
-            .iter()
-            .map(|(f, config)| Ok(wasm_filter(f, &wasm_path(f)?, config)))
-            .collect::<Result<Vec<_>, HarnessError>>()?;
-        let filters = http_filters(&entries);
-        let yaml = render(
-            &read_workspace_file(SIDECAR)?,
-            &[
-                ("workload", self.workload.to_string()),
-                ("listener", self.listener.to_string()),
-                ("direction", self.direction.to_string()),
-                ("cluster", self.cluster.to_string()),
-                ("upstream_port", self.upstream_port.to_string()),
-                ("http_filters", filters),
-                ("stats_config", stats_config(stats_path)?),
-            ],
-        )?;
-        let envoy = EnvoyProcess::start(&yaml, self.name)?;
-        envoy.wait_for_log(
-            &format!("wasmixer-metrics {} configured", env!("CARGO_PKG_VERSION")),
-            Duration::from_secs(10),
-        )?;
-        Ok(envoy)
-    }
-}
 
 /// Polls `/stats/prometheus` until it has `line`; returns the last text.
 fn wait_for_stats_line(envoy: &EnvoyProcess, line: &str, timeout: Duration) -> Result<String, HarnessError> {
@@ -100,7 +47,7 @@ fn wait_for_stats_line(envoy: &EnvoyProcess, line: &str, timeout: Duration) -> R
 fn seed_double_request_count_on_both_reporters_and_in_prometheus() -> Result<(), HarnessError> {
     const N: usize = 7;
     let backend = Backend::ok()?;
-    let server = Sidecar {
+    let server = MetricsSidecar {
         name: "metrics-seed-server",
         workload: "server",
         listener: "inbound",
@@ -108,8 +55,8 @@ fn seed_double_request_count_on_both_reporters_and_in_prometheus() -> Result<(),
         cluster: "inbound|8080|http|server.default.svc.cluster.local",
         upstream_port: backend.port(),
     }
-    .start(SEED, SEED_STATS)?;
-    let client = Sidecar {
+    .start_http(&[("metrics", read_workspace_file(SEED)?)], SEED_STATS)?;
+    let client = MetricsSidecar {
         name: "metrics-seed-client",
         workload: "client",
         listener: "outbound",
@@ -117,7 +64,7 @@ fn seed_double_request_count_on_both_reporters_and_in_prometheus() -> Result<(),
         cluster: "outbound|80||server.default.svc.cluster.local",
         upstream_port: server.listener_addr("inbound")?.port(),
     }
-    .start(SEED, SEED_STATS)?;
+    .start_http(&[("metrics", read_workspace_file(SEED)?)], SEED_STATS)?;
     let entry = client.listener_addr("outbound")?;
     for i in 0..N {
         let resp = Request::get(&format!("/seed/{i}")).send(entry)?;
@@ -173,7 +120,7 @@ fn distributions_buckets_sanitising_and_series_cap() -> Result<(), HarnessError>
             BackendResponse::ok("0123456789".repeat(20).as_str())
         }
     })?;
-    let server = Sidecar {
+    let server = MetricsSidecar {
         name: "metrics-distribution",
         workload: "server",
         listener: "inbound",
@@ -181,7 +128,7 @@ fn distributions_buckets_sanitising_and_series_cap() -> Result<(), HarnessError>
         cluster: "inbound|8080|http|server.default.svc.cluster.local",
         upstream_port: backend.port(),
     }
-    .start(DISTRIBUTION, DISTRIBUTION_STATS)?;
+    .start_http(&[("metrics", read_workspace_file(DISTRIBUTION)?)], DISTRIBUTION_STATS)?;
     let addr = server.listener_addr("inbound")?;
     // The series cap is 3: /a, the hostile path and /missing get series, the rest overflow.
     let paths = ["/a", "/x;.;path=.=forged", "/missing", "/b", "/c", "/a"];
@@ -252,19 +199,15 @@ fn label_mismatch_is_rejected_at_configure_time() -> Result<(), HarnessError> {
         r#""label_names": ["reporter", "source", "destination"]"#,
     );
     ensure!(broken != read_workspace_file(SEED)?, "the seed changed shape");
-    let filters = http_filters(&[wasm_filter("metrics", &wasm_path("metrics")?, &broken)]);
-    let yaml = render(
-        &read_workspace_file(SIDECAR)?,
-        &[
-            ("workload", "server".to_string()),
-            ("listener", "inbound".to_string()),
-            ("direction", "INBOUND".to_string()),
-            ("cluster", "local".to_string()),
-            ("upstream_port", backend.port().to_string()),
-            ("http_filters", filters),
-            ("stats_config", stats_config(SEED_STATS)?),
-        ],
-    )?;
+    let yaml = MetricsSidecar {
+        name: "metrics-broken",
+        workload: "server",
+        listener: "inbound",
+        direction: "INBOUND",
+        cluster: "local",
+        upstream_port: backend.port(),
+    }
+    .http_bootstrap(&[("metrics", broken)], SEED_STATS)?;
     // Envoy refuses a filter chain whose Wasm plugin fails to configure: either it exits, or it
     // runs without the listener. Both leave the reason in the log.
     let expected = "doublehandler.handler.istio-system: field params.metrics[0].label_names: label_names [reporter, source, destination] must equal the dimension keys [destination, message, reporter, source] of instance doublerequestcount.instance.istio-system: dimension(s) message have no label";
@@ -305,7 +248,7 @@ fn standard_preset_labels_and_response_codes() -> Result<(), HarnessError> {
             BackendResponse::ok("ok")
         }
     })?;
-    let server = Sidecar {
+    let server = MetricsSidecar {
         name: "metrics-preset-server",
         workload: "reviews-v1",
         listener: "inbound",
@@ -313,8 +256,8 @@ fn standard_preset_labels_and_response_codes() -> Result<(), HarnessError> {
         cluster: "inbound|9080|http|reviews.default.svc.cluster.local",
         upstream_port: backend.port(),
     }
-    .start(PRESET, PRESET_STATS)?;
-    let client = Sidecar {
+    .start_http(&[("metrics", read_workspace_file(PRESET)?)], PRESET_STATS)?;
+    let client = MetricsSidecar {
         name: "metrics-preset-client",
         workload: "productpage-v1",
         listener: "outbound",
@@ -322,7 +265,7 @@ fn standard_preset_labels_and_response_codes() -> Result<(), HarnessError> {
         cluster: "outbound|9080||reviews.default.svc.cluster.local",
         upstream_port: server.listener_addr("inbound")?.port(),
     }
-    .start(PRESET, PRESET_STATS)?;
+    .start_http(&[("metrics", read_workspace_file(PRESET)?)], PRESET_STATS)?;
     let entry = client.listener_addr("outbound")?;
     for i in 0..3 {
         let resp = Request::get(&format!("/ok/{i}")).send(entry)?;
@@ -474,7 +417,7 @@ fn denied_requests_are_counted_with_their_403() -> Result<(), HarnessError> {
         list.extend(extra.iter().cloned());
     }
     let config = doc.to_string();
-    let server = Sidecar {
+    let server = MetricsSidecar {
         name: "metrics-deny-chain",
         workload: "ratings-v1",
         listener: "inbound",
@@ -482,7 +425,7 @@ fn denied_requests_are_counted_with_their_403() -> Result<(), HarnessError> {
         cluster: "inbound|9080|http|ratings.default.svc.cluster.local",
         upstream_port: backend.port(),
     }
-    .start_with(&[("deny", config.clone()), ("metrics", config)], PRESET_STATS)?;
+    .start_http(&[("deny", config.clone()), ("metrics", config)], PRESET_STATS)?;
     let addr = server.listener_addr("inbound")?;
     let resp = Request::get("/denied").send(addr)?;
     ensure!(resp.status == 403, "status {} body {:?}", resp.status, resp.body_text());

@@ -8,46 +8,16 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use wasmixer_integration::bootstrap::{json_string, render};
 use wasmixer_integration::dist::read_workspace_file;
 use wasmixer_integration::mesh_obs::Prometheus;
-use wasmixer_integration::{ensure, wasm_path, EnvoyProcess, HarnessError};
+use wasmixer_integration::metrics_sidecar::MetricsSidecar;
+use wasmixer_integration::{ensure, EnvoyProcess, HarnessError};
 
-const SIDECAR: &str = "integration/testdata/metrics-tcp-sidecar.yaml";
 const PRESET: &str = "envoy-config/metrics/istio-tcp-metrics.json";
 const PRESET_STATS: &str = "integration/testdata/metrics-istio-tcp.stats-config.json";
-/// The plugin's name and root id: the `-tcp` suffix makes the filter a network filter.
-const ROOT_ID: &str = "wasmixer-metrics-tcp";
-
-/// An `envoy.filters.network.wasm` entry (one-line JSON) running `wasm` under [`ROOT_ID`].
-fn network_wasm_filter(wasm: &Path, configuration: &str) -> String {
-    let root = json_string(ROOT_ID);
-    format!(
-        concat!(
-            r#"{{"name":"envoy.filters.network.wasm","typed_config":{{"#,
-            r#""@type":"type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm","#,
-            r#""config":{{"name":{root},"root_id":{root},"#,
-            r#""configuration":{{"@type":"type.googleapis.com/google.protobuf.StringValue","value":{cfg}}},"#,
-            r#""vm_config":{{"vm_id":"wasmixer-metrics","runtime":"envoy.wasm.runtime.v8","#,
-            r#""code":{{"local":{{"filename":{file}}}}}}}}}}}}}"#
-        ),
-        root = root,
-        cfg = json_string(configuration),
-        file = json_string(&wasm.to_string_lossy()),
-    )
-}
-
-/// The `stats_config` object of a generated fragment, as one line of JSON.
-fn stats_config(path: &str) -> Result<String, HarnessError> {
-    let doc: Json =
-        serde_json::from_str(&read_workspace_file(path)?).map_err(|e| HarnessError::check(format!("{path}: {e}")))?;
-    let sc = doc.get("stats_config").ok_or_else(|| HarnessError::check(format!("{path}: no stats_config")))?;
-    Ok(sc.to_string())
-}
 
 /// A TCP server on 127.0.0.1 that answers every chunk it reads with that chunk twice, so the
 /// bytes sent to a client are twice the bytes received from it, and closes after the client's
@@ -102,41 +72,6 @@ impl Client {
         self.stream.read_to_end(&mut rest).map_err(|e| HarnessError::io("reading until close", e))?;
         ensure!(rest.is_empty(), "{} unexpected bytes after the echo", rest.len());
         Ok(())
-    }
-}
-
-/// One sidecar: Envoy with the TCP metrics filter on a `tcp_proxy` listener of `direction`.
-struct TcpSidecar<'a> {
-    name: &'a str,
-    workload: &'a str,
-    listener: &'a str,
-    direction: &'a str,
-    cluster: &'a str,
-    upstream_port: u16,
-}
-
-impl TcpSidecar<'_> {
-    fn start(&self) -> Result<EnvoyProcess, HarnessError> {
-        let filter = network_wasm_filter(&wasm_path("metrics")?, &read_workspace_file(PRESET)?);
-        let yaml = render(
-            &read_workspace_file(SIDECAR)?,
-            &[
-                ("workload", self.workload.to_string()),
-                ("listener", self.listener.to_string()),
-                ("direction", self.direction.to_string()),
-                ("cluster", self.cluster.to_string()),
-                ("upstream_port", self.upstream_port.to_string()),
-                ("wasm_filter", filter),
-                ("stats_config", stats_config(PRESET_STATS)?),
-            ],
-        )?;
-        let envoy = EnvoyProcess::start(&yaml, self.name)?;
-        envoy.wait_for_log(
-            &format!("wasmixer-metrics {} configured", env!("CARGO_PKG_VERSION")),
-            Duration::from_secs(10),
-        )?;
-        envoy.wait_for_log("TCP network filter", Duration::from_secs(1))?;
-        Ok(envoy)
     }
 }
 
@@ -201,7 +136,7 @@ fn tcp_metrics_on_both_reporters_with_periodic_reports_and_in_prometheus() -> Re
     const PAYLOAD: usize = 1000;
     const SHORT: usize = 3;
     let backend = start_echo_twice()?;
-    let server = TcpSidecar {
+    let server = MetricsSidecar {
         name: "metrics-tcp-server",
         workload: "mysqldb-v1",
         listener: "inbound",
@@ -209,8 +144,8 @@ fn tcp_metrics_on_both_reporters_with_periodic_reports_and_in_prometheus() -> Re
         cluster: "inbound|3306|tcp|mysqldb.default.svc.cluster.local",
         upstream_port: backend.port(),
     }
-    .start()?;
-    let client = TcpSidecar {
+    .start_tcp(&read_workspace_file(PRESET)?, PRESET_STATS)?;
+    let client = MetricsSidecar {
         name: "metrics-tcp-client",
         workload: "ratings-v2",
         listener: "outbound",
@@ -218,7 +153,7 @@ fn tcp_metrics_on_both_reporters_with_periodic_reports_and_in_prometheus() -> Re
         cluster: "outbound|3306||mysqldb.default.svc.cluster.local",
         upstream_port: server.listener_addr("inbound")?.port(),
     }
-    .start()?;
+    .start_tcp(&read_workspace_file(PRESET)?, PRESET_STATS)?;
     let entry = client.listener_addr("outbound")?;
 
     // Short connections: two writes each, then close.

@@ -1,0 +1,105 @@
+//! One-listener Envoys for the metrics filter's tests: a checked-in template
+//! (`integration/testdata/metrics-sidecar.yaml` for HTTP, `metrics-tcp-sidecar.yaml` for a
+//! `tcp_proxy` listener) filled with the listener's direction, the filters, and the bootstrap
+//! `stats_config` that `wasmixer stats-config` generated (`integration/testdata/*.stats-config.json`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+use crate::bootstrap::{http_filters, json_string, render, wasm_filter};
+use crate::dist::read_workspace_file;
+use crate::{wasm_path, EnvoyProcess, HarnessError};
+
+const HTTP_TEMPLATE: &str = "integration/testdata/metrics-sidecar.yaml";
+const TCP_TEMPLATE: &str = "integration/testdata/metrics-tcp-sidecar.yaml";
+/// The plugin root id that makes `metrics.wasm` serve a network filter.
+const TCP_ROOT_ID: &str = "wasmixer-metrics-tcp";
+
+/// The `stats_config` object of a generated fragment, as one line of JSON.
+pub fn stats_config(path: &str) -> Result<String, HarnessError> {
+    let doc: Json =
+        serde_json::from_str(&read_workspace_file(path)?).map_err(|e| HarnessError::check(format!("{path}: {e}")))?;
+    let sc = doc.get("stats_config").ok_or_else(|| HarnessError::check(format!("{path}: no stats_config")))?;
+    Ok(sc.to_string())
+}
+
+/// One sidecar: a listener of `direction` (`INBOUND` reports as the server, `OUTBOUND` as the
+/// client) forwarding to `127.0.0.1:upstream_port` through `cluster`.
+pub struct MetricsSidecar<'a> {
+    pub name: &'a str,
+    pub workload: &'a str,
+    pub listener: &'a str,
+    pub direction: &'a str,
+    pub cluster: &'a str,
+    pub upstream_port: u16,
+}
+
+impl MetricsSidecar<'_> {
+    /// The HTTP bootstrap with `filters` (filter, configuration) in order before the router.
+    pub fn http_bootstrap(&self, filters: &[(&str, String)], stats_path: &str) -> Result<String, HarnessError> {
+        let entries = filters
+            .iter()
+            .map(|(f, config)| Ok(wasm_filter(f, &wasm_path(f)?, config)))
+            .collect::<Result<Vec<_>, HarnessError>>()?;
+        self.bootstrap(HTTP_TEMPLATE, ("http_filters", http_filters(&entries)), stats_path)
+    }
+
+    /// Starts the HTTP sidecar and waits until the metrics filter is configured.
+    pub fn start_http(&self, filters: &[(&str, String)], stats_path: &str) -> Result<EnvoyProcess, HarnessError> {
+        let envoy = EnvoyProcess::start(&self.http_bootstrap(filters, stats_path)?, self.name)?;
+        wait_configured(&envoy)?;
+        Ok(envoy)
+    }
+
+    /// Starts the TCP sidecar, the metrics filter a network filter with `configuration`, and
+    /// waits until it is configured as one.
+    pub fn start_tcp(&self, configuration: &str, stats_path: &str) -> Result<EnvoyProcess, HarnessError> {
+        let filter = network_wasm_filter(&wasm_path("metrics")?, configuration);
+        let envoy =
+            EnvoyProcess::start(&self.bootstrap(TCP_TEMPLATE, ("wasm_filter", filter), stats_path)?, self.name)?;
+        wait_configured(&envoy)?;
+        envoy.wait_for_log("TCP network filter", Duration::from_secs(1))?;
+        Ok(envoy)
+    }
+
+    fn bootstrap(&self, template: &str, filters: (&str, String), stats_path: &str) -> Result<String, HarnessError> {
+        render(
+            &read_workspace_file(template)?,
+            &[
+                ("workload", self.workload.to_string()),
+                ("listener", self.listener.to_string()),
+                ("direction", self.direction.to_string()),
+                ("cluster", self.cluster.to_string()),
+                ("upstream_port", self.upstream_port.to_string()),
+                filters,
+                ("stats_config", stats_config(stats_path)?),
+            ],
+        )
+    }
+}
+
+fn wait_configured(envoy: &EnvoyProcess) -> Result<(), HarnessError> {
+    envoy
+        .wait_for_log(&format!("wasmixer-metrics {} configured", env!("CARGO_PKG_VERSION")), Duration::from_secs(10))
+        .map(|_| ())
+}
+
+/// An `envoy.filters.network.wasm` entry running `wasm` with the TCP root id.
+fn network_wasm_filter(wasm: &Path, configuration: &str) -> String {
+    let root = json_string(TCP_ROOT_ID);
+    format!(
+        concat!(
+            r#"{{"name":"envoy.filters.network.wasm","typed_config":{{"#,
+            r#""@type":"type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm","#,
+            r#""config":{{"name":{root},"root_id":{root},"#,
+            r#""configuration":{{"@type":"type.googleapis.com/google.protobuf.StringValue","value":{cfg}}},"#,
+            r#""vm_config":{{"vm_id":"wasmixer-metrics","runtime":"envoy.wasm.runtime.v8","#,
+            r#""code":{{"local":{{"filename":{file}}}}}}}}}}}}}"#
+        ),
+        root = root,
+        cfg = json_string(configuration),
+        file = json_string(&wasm.to_string_lossy()),
+    )
+}
