@@ -11,8 +11,9 @@ use wasmixer_shared::attr::envoy_bag::SourceTable;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
 use wasmixer_shared::expr::Manifest;
-use wasmixer_shared::host::abi::{self, BufferType, MapType};
+use wasmixer_shared::host::abi::{self, MapType};
 use wasmixer_shared::host::identity::{local_workload, PeerCache};
+use wasmixer_shared::host::plugin_configuration;
 use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::telemetry::log_batch::{BatchConfig, BatchQueue, BatchStats, Outcome};
 use wasmixer_shared::telemetry::log_options::LogRouting;
@@ -22,8 +23,6 @@ use wasmixer_shared::telemetry::log_plan::LogPlan;
 use crate::metrics::{EnvoyMetrics, Pending};
 use crate::stream::{AccessLogStream, Scratch, Shared};
 
-/// Largest configuration accepted (bytes).
-const MAX_CONFIG_BYTES: usize = 4 << 20;
 /// Tick period without a network sink: counters are reported this often.
 const IDLE_TICK_MS: u64 = 1_000;
 /// Longest tick period with a network sink: a full batch waits at most this long.
@@ -86,12 +85,42 @@ impl AccessLogRoot {
         self.tick_ms
     }
 
-    fn configure(&mut self) -> Result<Shared, String> {
-        let bytes = abi::get_buffer(BufferType::PluginConfiguration, MAX_CONFIG_BYTES).unwrap_or_default();
-        let config = FilterConfig::parse(&bytes).map_err(|e| e.to_string())?;
+    /// Takes `config` (the standalone filter's own document, or the mixer's), or rejects it.
+    pub fn apply(&mut self, config: &FilterConfig) -> bool {
+        if self.metrics.is_none() {
+            self.metrics = Some(EnvoyMetrics::default());
+        }
+        // Report what the previous configuration counted before it is replaced.
+        self.flush_metrics();
+        match self.configure(config) {
+            Ok(shared) => {
+                let network = shared.network.is_some();
+                log::info!(
+                    "wasmixer-access-log {} configured: {} rule(s), {} stdio handler(s), {} instance(s); filter state {}; network {}",
+                    env!("CARGO_PKG_VERSION"),
+                    shared.plan.rules.len(),
+                    shared.plan.handlers.len(),
+                    shared.plan.instances.len(),
+                    if shared.routing.loggers.is_empty() { "off".to_string() } else { shared.routing.loggers.iter().map(|l| format!("wasm.{}", l.key)).collect::<Vec<_>>().join(", ") },
+                    self.network.as_ref().filter(|_| network).map_or("off".to_string(), |n| format!("cluster {}", n.options.cluster)),
+                );
+                let tick = match self.network.as_ref().filter(|_| network) {
+                    Some(n) => n.options.flush_interval_ms.clamp(1, MAX_NETWORK_TICK_MS),
+                    None => IDLE_TICK_MS,
+                };
+                self.tick_ms = u32::try_from(tick).unwrap_or(1_000);
+                abi::set_tick_period_ms(self.tick_ms);
+                self.shared = Some(Rc::new(shared));
+                true
+            }
+            Err(e) => plugin_configuration::reject("wasmixer-access-log", &e),
+        }
+    }
+
+    fn configure(&mut self, config: &FilterConfig) -> Result<Shared, String> {
         let manifest = Manifest::istio();
-        let plan = LogPlan::compile(&config, manifest).map_err(|e| e.to_string())?;
-        let options = AccessLogOptions::from_config(&config).map_err(|e| e.to_string())?;
+        let plan = LogPlan::compile(config, manifest).map_err(|e| e.to_string())?;
+        let options = AccessLogOptions::from_config(config).map_err(|e| e.to_string())?;
         let routing = LogRouting::new(&plan, &options).map_err(|e| e.to_string())?;
         // Keep the queue (and what it holds) across reconfigurations that leave it unchanged.
         let keep = matches!((&options.network, &self.network), (Some(o), Some(n)) if n.options == *o);
@@ -210,39 +239,9 @@ impl RootContext for AccessLogRoot {
     }
 
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        if self.metrics.is_none() {
-            self.metrics = Some(EnvoyMetrics::default());
-        }
-        // Report what the previous configuration counted before it is replaced.
-        self.flush_metrics();
-        match self.configure() {
-            Ok(shared) => {
-                let network = shared.network.is_some();
-                log::info!(
-                    "wasmixer-access-log {} configured: {} rule(s), {} stdio handler(s), {} instance(s); filter state {}; network {}",
-                    env!("CARGO_PKG_VERSION"),
-                    shared.plan.rules.len(),
-                    shared.plan.handlers.len(),
-                    shared.plan.instances.len(),
-                    if shared.routing.loggers.is_empty() { "off".to_string() } else { shared.routing.loggers.iter().map(|l| format!("wasm.{}", l.key)).collect::<Vec<_>>().join(", ") },
-                    self.network.as_ref().filter(|_| network).map_or("off".to_string(), |n| format!("cluster {}", n.options.cluster)),
-                );
-                let tick = match self.network.as_ref().filter(|_| network) {
-                    Some(n) => n.options.flush_interval_ms.clamp(1, MAX_NETWORK_TICK_MS),
-                    None => IDLE_TICK_MS,
-                };
-                self.tick_ms = u32::try_from(tick).unwrap_or(1_000);
-                abi::set_tick_period_ms(self.tick_ms);
-                self.shared = Some(Rc::new(shared));
-                true
-            }
-            Err(e) => {
-                // Envoy keeps serving with the previous configuration, if there was one.
-                log::error!("wasmixer-access-log: configuration rejected: {e}");
-                abi::define_metric(abi::MetricType::Counter, "wasmixer_config_rejected_total")
-                    .map(|id| abi::increment_metric(id, 1));
-                false
-            }
+        match plugin_configuration::filter_config() {
+            Ok(config) => self.apply(&config),
+            Err(e) => plugin_configuration::reject("wasmixer-access-log", &e),
         }
     }
 

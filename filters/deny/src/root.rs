@@ -10,6 +10,7 @@ use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::Manifest;
 use wasmixer_shared::host::abi::{self, BufferType};
 use wasmixer_shared::host::identity::{local_workload, PeerCache};
+use wasmixer_shared::host::plugin_configuration;
 use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::policy::deny::{CheckHandler, ListSource};
 use wasmixer_shared::policy::DenyPlan;
@@ -17,8 +18,6 @@ use wasmixer_shared::policy::DenyPlan;
 use crate::metrics::DenyMetrics;
 use crate::stream::{DenyStream, Shared};
 
-/// Largest configuration accepted (bytes).
-const MAX_CONFIG_BYTES: usize = 4 << 20;
 const LIST_FETCH_TIMEOUT_MS: u32 = 5_000;
 /// Counters are flushed (and fetched lists checked) this often.
 pub const TICK_MS: u32 = 1_000;
@@ -42,11 +41,9 @@ impl DenyRoot {
         self.fetches.iter().any(|(t, _)| *t == token)
     }
 
-    fn configure(&self) -> Result<Shared, String> {
-        let bytes = abi::get_buffer(BufferType::PluginConfiguration, MAX_CONFIG_BYTES).unwrap_or_default();
-        let config = FilterConfig::parse(&bytes).map_err(|e| e.to_string())?;
+    fn configure(&self, config: &FilterConfig) -> Result<Shared, String> {
         let manifest = Manifest::istio();
-        let plan = DenyPlan::compile(&config, manifest).map_err(|e| e.to_string())?;
+        let plan = DenyPlan::compile(config, manifest).map_err(|e| e.to_string())?;
         let table = SourceTable::new(manifest, plan.attributes());
         let rules = plan.rules.len();
         Ok(Shared {
@@ -118,14 +115,10 @@ impl Context for DenyRoot {
     }
 }
 
-impl RootContext for DenyRoot {
-    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        log::info!("wasmixer-deny {} started", env!("CARGO_PKG_VERSION"));
-        true
-    }
-
-    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        match self.configure() {
+impl DenyRoot {
+    /// Takes `config` (the standalone filter's own document, or the mixer's), or rejects it.
+    pub fn apply(&mut self, config: &FilterConfig) -> bool {
+        match self.configure(config) {
             Ok(shared) => {
                 log::info!(
                     "wasmixer-deny {} configured: {} check rule(s), {} handler(s)",
@@ -150,13 +143,21 @@ impl RootContext for DenyRoot {
                 }
                 true
             }
-            Err(e) => {
-                // Envoy keeps serving with the previous configuration, if there was one.
-                log::error!("wasmixer-deny: configuration rejected: {e}");
-                abi::define_metric(abi::MetricType::Counter, "wasmixer_config_rejected_total")
-                    .map(|id| abi::increment_metric(id, 1));
-                false
-            }
+            Err(e) => plugin_configuration::reject("wasmixer-deny", &e),
+        }
+    }
+}
+
+impl RootContext for DenyRoot {
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        log::info!("wasmixer-deny {} started", env!("CARGO_PKG_VERSION"));
+        true
+    }
+
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        match plugin_configuration::filter_config() {
+            Ok(config) => self.apply(&config),
+            Err(e) => plugin_configuration::reject("wasmixer-deny", &e),
         }
     }
 

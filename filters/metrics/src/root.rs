@@ -9,8 +9,9 @@ use proxy_wasm::types::ContextType;
 use wasmixer_shared::attr::envoy_bag::SourceTable;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::Manifest;
-use wasmixer_shared::host::abi::{self, BufferType};
+use wasmixer_shared::host::abi;
 use wasmixer_shared::host::identity::{local_workload, PeerCache};
+use wasmixer_shared::host::plugin_configuration;
 use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::telemetry::metric_plan::MetricPlan;
 use wasmixer_shared::telemetry::tcp_traffic::is_tcp_root_id;
@@ -18,9 +19,6 @@ use wasmixer_shared::telemetry::tcp_traffic::is_tcp_root_id;
 use crate::series::Recorder;
 use crate::stream::{MetricsStream, Shared};
 use crate::tcp::{ConnectionRegistry, TcpMetricsStream};
-
-/// Largest configuration accepted (bytes).
-const MAX_CONFIG_BYTES: usize = 4 << 20;
 
 /// How often the root hands batched counter increments to Envoy and (TCP) looks for
 /// connections due a periodic report.
@@ -41,28 +39,16 @@ impl MetricsRoot {
         MetricsStream::new(context_id, self.shared.clone(), carry)
     }
 
-    fn configure(&self) -> Result<Shared, String> {
-        let bytes = abi::get_buffer(BufferType::PluginConfiguration, MAX_CONFIG_BYTES).unwrap_or_default();
-        let config = FilterConfig::parse(&bytes).map_err(|e| e.to_string())?;
+    fn configure(&self, config: &FilterConfig) -> Result<Shared, String> {
         let manifest = Manifest::istio();
-        let plan = MetricPlan::compile(&config, manifest).map_err(|e| e.to_string())?;
+        let plan = MetricPlan::compile(config, manifest).map_err(|e| e.to_string())?;
         let table = SourceTable::new(manifest, plan.attributes());
         let recorder = Recorder::new(&plan);
         Ok(Shared { table, recorder, plan, local: local_workload(), peers: PeerCache::default() })
     }
-}
 
-impl Context for MetricsRoot {}
-
-impl RootContext for MetricsRoot {
-    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        log::info!("wasmixer-metrics {} started", env!("CARGO_PKG_VERSION"));
-        true
-    }
-
-    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let root_id = abi::get_property(&["plugin_root_id"]).map(|b| String::from_utf8_lossy(&b).into_owned());
-        self.tcp = root_id.as_deref().is_some_and(is_tcp_root_id);
+    /// Takes `config` (the standalone filter's own document, or the mixer's), or rejects it.
+    pub fn apply(&mut self, config: &FilterConfig) -> bool {
         if !abi::set_tick_period_ms(TICK_MS) {
             log::warn!("wasmixer-metrics: no tick: counters cannot be reported (and long TCP connections report only when they close)");
         }
@@ -70,7 +56,7 @@ impl RootContext for MetricsRoot {
             // What the previous configuration counted reaches Envoy before it is replaced.
             old.recorder.flush();
         }
-        match self.configure() {
+        match self.configure(config) {
             Ok(shared) => {
                 let plan = &shared.plan;
                 log::info!(
@@ -95,13 +81,25 @@ impl RootContext for MetricsRoot {
                 self.shared = Some(Rc::new(shared));
                 true
             }
-            Err(e) => {
-                // Envoy keeps serving with the previous configuration, if there was one.
-                log::error!("wasmixer-metrics: configuration rejected: {e}");
-                abi::define_metric(abi::MetricType::Counter, "wasmixer_config_rejected_total")
-                    .map(|id| abi::increment_metric(id, 1));
-                false
-            }
+            Err(e) => plugin_configuration::reject("wasmixer-metrics", &e),
+        }
+    }
+}
+
+impl Context for MetricsRoot {}
+
+impl RootContext for MetricsRoot {
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        log::info!("wasmixer-metrics {} started", env!("CARGO_PKG_VERSION"));
+        true
+    }
+
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let root_id = abi::get_property(&["plugin_root_id"]).map(|b| String::from_utf8_lossy(&b).into_owned());
+        self.tcp = root_id.as_deref().is_some_and(is_tcp_root_id);
+        match plugin_configuration::filter_config() {
+            Ok(config) => self.apply(&config),
+            Err(e) => plugin_configuration::reject("wasmixer-metrics", &e),
         }
     }
 

@@ -8,13 +8,12 @@ use wasmixer_deny::root::DenyRoot;
 use wasmixer_metrics::root::MetricsRoot;
 use wasmixer_peer_metadata::config::PeerConfig;
 use wasmixer_peer_metadata::root::PeerRoot;
-use wasmixer_shared::host::abi::{self, BufferType};
+use wasmixer_shared::config::FilterConfig;
+use wasmixer_shared::host::abi;
+use wasmixer_shared::host::plugin_configuration;
 use wasmixer_shared::host::request_carry::RequestCarry;
 
 use crate::stream::MixerStream;
-
-/// Largest configuration accepted (bytes).
-const MAX_CONFIG_BYTES: usize = 4 << 20;
 
 #[derive(Default)]
 pub struct MixerRoot {
@@ -25,15 +24,10 @@ pub struct MixerRoot {
 }
 
 /// The `peer_metadata` section of the document (absent: defaults).
-fn peer_config() -> Result<PeerConfig, String> {
-    let bytes = abi::get_buffer(BufferType::PluginConfiguration, MAX_CONFIG_BYTES).unwrap_or_default();
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(PeerConfig::default());
-    }
-    let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("configuration: {e}"))?;
-    let mut section = match doc.get("peer_metadata") {
-        None | Some(serde_json::Value::Null) => serde_json::Value::Object(serde_json::Map::new()),
-        Some(section) => section.clone(),
+fn peer_config(config: &FilterConfig) -> Result<PeerConfig, String> {
+    let mut section = match &config.peer_metadata {
+        serde_json::Value::Null => serde_json::Value::Object(serde_json::Map::new()),
+        section => section.clone(),
     };
     // The components share the peer in memory; filter state only if asked for.
     if let Some(obj) = section.as_object_mut() {
@@ -58,16 +52,17 @@ impl RootContext for MixerRoot {
         true
     }
 
-    fn on_configure(&mut self, size: usize) -> bool {
-        let peer = match peer_config() {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        // One document, parsed once; each component checks its part and logs its own verdict.
+        let config = match plugin_configuration::filter_config() {
             Ok(c) => c,
-            Err(e) => {
-                log::error!("wasmixer-mixer: configuration rejected: {e}");
-                return false;
-            }
+            Err(e) => return plugin_configuration::reject("wasmixer-mixer", &e),
         };
-        // Each component reads the document and logs its own verdict.
-        if !(self.deny.on_configure(size) && self.metrics.on_configure(size) && self.access_log.on_configure(size)) {
+        let peer = match peer_config(&config) {
+            Ok(c) => c,
+            Err(e) => return plugin_configuration::reject("wasmixer-mixer", &e),
+        };
+        if !(self.deny.apply(&config) && self.metrics.apply(&config) && self.access_log.apply(&config)) {
             return false;
         }
         self.peer.configure(peer);

@@ -4,8 +4,9 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
-use wasmixer_shared::host::abi::{self, BufferType, MetricType};
+use wasmixer_shared::host::abi::{self, MetricType};
 use wasmixer_shared::host::identity::{local_workload_metadata, PeerCache};
+use wasmixer_shared::host::plugin_configuration;
 use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::host::tagged_metrics::TaggedMetric;
 
@@ -62,16 +63,12 @@ impl Context for PeerRoot {}
 
 impl RootContext for PeerRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = abi::get_buffer(BufferType::PluginConfiguration, 1 << 20).unwrap_or_default();
-        match PeerConfig::parse(&bytes) {
+        match PeerConfig::parse(&plugin_configuration::bytes()) {
             Ok(config) => {
                 self.configure(config);
                 true
             }
-            Err(e) => {
-                log::error!("wasmixer-peer-metadata: configuration rejected: {e}");
-                false
-            }
+            Err(e) => plugin_configuration::reject("wasmixer-peer-metadata", &e.to_string()),
         }
     }
 

@@ -6,6 +6,7 @@
 pub mod abi;
 pub mod identity;
 pub mod panic_hook;
+pub mod plugin_configuration;
 pub mod proxy_host;
 pub mod request_carry;
 pub mod tagged_metrics;

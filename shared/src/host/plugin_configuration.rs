@@ -1,0 +1,29 @@
+//! The plugin's configuration as every wasmixer root reads it, and how a root turns one down.
+
+use super::abi::{self, BufferType};
+use crate::config::FilterConfig;
+
+/// Largest configuration accepted (bytes).
+pub const MAX_BYTES: usize = 4 << 20;
+
+/// The raw configuration (Envoy's `configuration`, a WasmPlugin's `pluginConfig`); empty when
+/// there is none.
+pub fn bytes() -> Vec<u8> {
+    abi::get_buffer(BufferType::PluginConfiguration, MAX_BYTES).unwrap_or_default()
+}
+
+/// The configuration document.
+pub fn filter_config() -> Result<FilterConfig, String> {
+    FilterConfig::parse(&bytes()).map_err(|e| e.to_string())
+}
+
+/// Turns a configuration down for `on_configure` (which then returns `false`, so Envoy keeps
+/// serving with the previous configuration, if there was one): logs why and counts it in
+/// `wasmixer_config_rejected_total`.
+pub fn reject(filter: &str, error: &str) -> bool {
+    log::error!("{filter}: configuration rejected: {error}");
+    if let Some(id) = abi::define_metric(abi::MetricType::Counter, "wasmixer_config_rejected_total") {
+        abi::increment_metric(id, 1);
+    }
+    false
+}
