@@ -320,6 +320,7 @@ pub struct Node {
     pub ip: String,
     pub inbound_port: u16,
     pub outbound_port: u16,
+    admin_port: u16,
     pub cert: WorkloadCert,
     app: Option<Backend>,
     envoy: Option<Proc>,
@@ -463,10 +464,11 @@ impl Mesh {
         let mut nodes = Vec::new();
         for (i, w) in spec.workloads.iter().enumerate() {
             let ip = format!("127.{x}.{y}.{}", i + 2);
-            let (a, b) = (hold_port(&ip)?, hold_port(&ip)?);
-            let (inbound_port, outbound_port) = (local_port(&a)?, local_port(&b)?);
-            held.push(a);
-            held.push(b);
+            // Held together, so the three differ; the admin port is fixed too, or Envoy's admin
+            // (bound at start) could take a listener's port before LDS binds the listener.
+            let (a, b, c) = (hold_port(&ip)?, hold_port(&ip)?, hold_port(&ip)?);
+            let (inbound_port, outbound_port, admin_port) = (local_port(&a)?, local_port(&b)?, local_port(&c)?);
+            held.extend([a, b, c]);
             let node_dir = dir.join(w.key());
             for sub in ["lds", "cds"] {
                 std::fs::create_dir_all(node_dir.join(sub))
@@ -478,6 +480,7 @@ impl Mesh {
                 ip,
                 inbound_port,
                 outbound_port,
+                admin_port,
                 app: None,
                 envoy: None,
                 admin: None,
@@ -653,6 +656,7 @@ impl Mesh {
                 .iter()
                 .any(|f| f == "access-log" || f == MIXER)
                 .then(|| node.access_log_path()),
+            admin_port: Some(node.admin_port),
         }
     }
 

@@ -139,10 +139,10 @@ pub fn bootstrap(i: usize) -> Result<String, HarnessError> {
         app_ip: None,
         tracing: None,
         access_log_path: Some("/dev/stdout".into()),
+        admin_port: Some(ADMIN_PORT),
     };
     let mut b: Value = serde_json::from_str(&spec.bootstrap_with(&options))
         .map_err(|e| HarnessError::check(format!("bootstrap: {e}")))?;
-    b["admin"]["address"]["socket_address"]["port_value"] = json!(ADMIN_PORT);
     if let Some(target) = &w.ingress_to {
         let port = all.iter().find(|n| n.host() == *target).map_or(9080, |n| n.port);
         if let Some(listeners) = b["static_resources"]["listeners"].as_array_mut() {

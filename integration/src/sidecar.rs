@@ -110,6 +110,9 @@ pub struct SidecarOptions {
     /// A file that receives the lines the access-log filter leaves in filter state
     /// `wasm.wasmixer_log_stdout` (Envoy's file access logger, skipping requests without a line).
     pub access_log_path: Option<std::path::PathBuf>,
+    /// The admin port. Default 0 (any free port), which can be one a listener is about to
+    /// bind when listeners come later (LDS); the mesh picks it with the listeners' ports.
+    pub admin_port: Option<u16>,
 }
 
 /// An HCM `access_log` entry printing the access-log filter's lines (filter state
@@ -407,13 +410,14 @@ impl SidecarSpec<'_> {
         }
         let stats = format!(r#","stats_config":{{"stats_tags":[{}]}}{extra}"#, stats_tags(&self.stats_tags).join(","));
         format!(
-            r#"{{"node":{{"id":{node_id},"cluster":{cl},"metadata":{meta}}},"admin":{{"address":{{"socket_address":{{"address":{ip},"port_value":0}}}}}}{stats},"static_resources":{{"listeners":[{{"name":"inbound","traffic_direction":"INBOUND","address":{{"socket_address":{{"address":{ip},"port_value":{ip_port}}}}},"listener_filters":[{{"name":"envoy.filters.listener.tls_inspector","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}}}],"filter_chains":[{chains}]}},{{"name":"outbound","traffic_direction":"OUTBOUND","address":{{"socket_address":{{"address":{ip},"port_value":{op}}}}},"filter_chains":[{{"filters":[{outbound_hcm}]}}]}}],"clusters":[{clusters}]}}}}"#,
+            r#"{{"node":{{"id":{node_id},"cluster":{cl},"metadata":{meta}}},"admin":{{"address":{{"socket_address":{{"address":{ip},"port_value":{admin_port}}}}}}}{stats},"static_resources":{{"listeners":[{{"name":"inbound","traffic_direction":"INBOUND","address":{{"socket_address":{{"address":{ip},"port_value":{ip_port}}}}},"listener_filters":[{{"name":"envoy.filters.listener.tls_inspector","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}}}],"filter_chains":[{chains}]}},{{"name":"outbound","traffic_direction":"OUTBOUND","address":{{"socket_address":{{"address":{ip},"port_value":{op}}}}},"filter_chains":[{{"filters":[{outbound_hcm}]}}]}}],"clusters":[{clusters}]}}}}"#,
             node_id = json_string(&node_id),
             cl = json_string(&format!("{}.{}", w.name, w.namespace)),
             meta = w.node_metadata_json(),
             ip = json_string(ip),
             ip_port = self.inbound_port,
             op = self.outbound_port,
+            admin_port = options.admin_port.unwrap_or(0),
             clusters = clusters.join(","),
         )
     }
