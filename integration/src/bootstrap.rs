@@ -56,17 +56,30 @@ pub fn json_string(s: &str) -> String {
 /// `configuration` (usually JSON text) passed to the filter as a `StringValue`. The plugin
 /// name and VM id are `wasmixer-<filter>`.
 pub fn wasm_filter(filter: &str, wasm: &Path, configuration: &str) -> String {
-    let name = json_string(&format!("wasmixer-{filter}"));
+    let name = format!("wasmixer-{filter}");
+    wasm_entry("http", &name, &name, wasm, configuration)
+}
+
+/// An `envoy.filters.network.wasm` entry (one-line JSON): plugin name and root id `root_id`,
+/// VM id `vm_id`, otherwise as [`wasm_filter`].
+pub fn network_wasm_filter(root_id: &str, vm_id: &str, wasm: &Path, configuration: &str) -> String {
+    wasm_entry("network", root_id, vm_id, wasm, configuration)
+}
+
+/// An `envoy.filters.<kind>.wasm` entry.
+fn wasm_entry(kind: &str, root_id: &str, vm_id: &str, wasm: &Path, configuration: &str) -> String {
     format!(
         concat!(
-            r#"{{"name":"envoy.filters.http.wasm","typed_config":{{"#,
-            r#""@type":"type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm","#,
-            r#""config":{{"name":{name},"root_id":{name},"#,
+            r#"{{"name":"envoy.filters.{kind}.wasm","typed_config":{{"#,
+            r#""@type":"type.googleapis.com/envoy.extensions.filters.{kind}.wasm.v3.Wasm","#,
+            r#""config":{{"name":{root},"root_id":{root},"#,
             r#""configuration":{{"@type":"type.googleapis.com/google.protobuf.StringValue","value":{cfg}}},"#,
-            r#""vm_config":{{"vm_id":{name},"runtime":"envoy.wasm.runtime.v8","#,
+            r#""vm_config":{{"vm_id":{vm},"runtime":"envoy.wasm.runtime.v8","#,
             r#""code":{{"local":{{"filename":{file}}}}}}}}}}}}}"#
         ),
-        name = name,
+        kind = kind,
+        root = json_string(root_id),
+        vm = json_string(vm_id),
         cfg = json_string(configuration),
         file = json_string(&wasm.to_string_lossy()),
     )

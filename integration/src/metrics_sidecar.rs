@@ -3,12 +3,11 @@
 //! `tcp_proxy` listener) filled with the listener's direction, the filters, and the bootstrap
 //! `stats_config` that `wasmixer stats-config` generated (`integration/testdata/*.stats-config.json`).
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::bootstrap::{http_filters, json_string, render, wasm_filter};
+use crate::bootstrap::{http_filters, network_wasm_filter, render, wasm_filter};
 use crate::dist::read_workspace_file;
 use crate::{wasm_path, EnvoyProcess, HarnessError};
 
@@ -56,7 +55,7 @@ impl MetricsSidecar<'_> {
     /// Starts the TCP sidecar, the metrics filter a network filter with `configuration`, and
     /// waits until it is configured as one.
     pub fn start_tcp(&self, configuration: &str, stats_path: &str) -> Result<EnvoyProcess, HarnessError> {
-        let filter = network_wasm_filter(&wasm_path("metrics")?, configuration);
+        let filter = network_wasm_filter(TCP_ROOT_ID, "wasmixer-metrics", &wasm_path("metrics")?, configuration);
         let envoy =
             EnvoyProcess::start(&self.bootstrap(TCP_TEMPLATE, ("wasm_filter", filter), stats_path)?, self.name)?;
         wait_configured(&envoy)?;
@@ -84,22 +83,4 @@ fn wait_configured(envoy: &EnvoyProcess) -> Result<(), HarnessError> {
     envoy
         .wait_for_log(&format!("wasmixer-metrics {} configured", env!("CARGO_PKG_VERSION")), Duration::from_secs(10))
         .map(|_| ())
-}
-
-/// An `envoy.filters.network.wasm` entry running `wasm` with the TCP root id.
-fn network_wasm_filter(wasm: &Path, configuration: &str) -> String {
-    let root = json_string(TCP_ROOT_ID);
-    format!(
-        concat!(
-            r#"{{"name":"envoy.filters.network.wasm","typed_config":{{"#,
-            r#""@type":"type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm","#,
-            r#""config":{{"name":{root},"root_id":{root},"#,
-            r#""configuration":{{"@type":"type.googleapis.com/google.protobuf.StringValue","value":{cfg}}},"#,
-            r#""vm_config":{{"vm_id":"wasmixer-metrics","runtime":"envoy.wasm.runtime.v8","#,
-            r#""code":{{"local":{{"filename":{file}}}}}}}}}}}}}"#
-        ),
-        root = root,
-        cfg = json_string(configuration),
-        file = json_string(&wasm.to_string_lossy()),
-    )
 }

@@ -248,21 +248,7 @@ impl<'a> SidecarSpec<'a> {
         ports: [u16; 2],
         app_port: u16,
     ) -> SidecarSpec<'a> {
-        SidecarSpec {
-            workload,
-            service_host: RATINGS_HOST.into(),
-            service_port: 9080,
-            inbound_port: ports[0],
-            outbound_port: ports[1],
-            app_port,
-            inbound_tls,
-            cert: Some(cert),
-            ca_cert: Some(ca_cert),
-            upstreams: vec![],
-            inbound_filters: vec![],
-            outbound_filters: vec![],
-            stats_tags: vec![],
-        }
+        SidecarSpec::bookinfo(workload, cert, ca_cert, inbound_tls, ports, RATINGS_HOST, app_port, vec![])
     }
 
     /// A `reviews` sidecar (inbound on `ports[0]`, outbound on `ports[1]`) whose outbound
@@ -276,23 +262,38 @@ impl<'a> SidecarSpec<'a> {
         ports: [u16; 2],
         ratings_inbound_port: u16,
     ) -> SidecarSpec<'a> {
+        let ratings = Upstream {
+            host: RATINGS_HOST.into(),
+            service_port: 9080,
+            address: "127.0.0.1".into(),
+            port: ratings_inbound_port,
+            mtls: true,
+        };
+        SidecarSpec::bookinfo(workload, cert, ca_cert, inbound_tls, ports, REVIEWS_HOST, 1, vec![ratings])
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn bookinfo(
+        workload: &'a Workload,
+        cert: &'a WorkloadCert,
+        ca_cert: &'a Path,
+        inbound_tls: InboundTls,
+        ports: [u16; 2],
+        service_host: &str,
+        app_port: u16,
+        upstreams: Vec<Upstream>,
+    ) -> SidecarSpec<'a> {
         SidecarSpec {
             workload,
-            service_host: REVIEWS_HOST.into(),
+            service_host: service_host.into(),
             service_port: 9080,
             inbound_port: ports[0],
             outbound_port: ports[1],
-            app_port: 1,
+            app_port,
             inbound_tls,
             cert: Some(cert),
             ca_cert: Some(ca_cert),
-            upstreams: vec![Upstream {
-                host: RATINGS_HOST.into(),
-                service_port: 9080,
-                address: "127.0.0.1".into(),
-                port: ratings_inbound_port,
-                mtls: true,
-            }],
+            upstreams,
             inbound_filters: vec![],
             outbound_filters: vec![],
             stats_tags: vec![],
