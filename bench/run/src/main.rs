@@ -169,10 +169,23 @@ pub struct Measured {
     pub rss_anon: u64,
     /// Of `rss_anon`, what the allocator holds free (see `Envoy::allocator_free_bytes`).
     pub allocator_free: u64,
+    /// What filling a memory-only setup with metric series added.
+    pub series: Option<SeriesMemory>,
     /// Number of Envoys (2 for the two-sidecar setups; CPU and memory are their sums).
     pub envoys: usize,
     pub stats: BTreeMap<String, f64>,
     pub warnings: Vec<String>,
+}
+
+/// Memory a `series_fill` setup gained while its metric went from one series to many.
+#[derive(Clone, Debug, Default)]
+pub struct SeriesMemory {
+    /// Requests sent, each with a new label value.
+    pub requested: usize,
+    /// Series of the metric in Envoy's stats afterwards.
+    pub series: usize,
+    pub rss_anon_added: i64,
+    pub in_use_added: i64,
 }
 
 pub struct Run {
@@ -467,6 +480,31 @@ fn truncate_logs(setup: &Setup, dir: &Path) {
     }
 }
 
+/// Sends `n` requests, each with a new `x-bench-series` value, and returns what the Envoy's
+/// memory gained once the filter has handed the new series to Envoy (its 1 s tick).
+fn fill_series(unit: &Unit, n: usize) -> Result<SeriesMemory, String> {
+    let front = unit.front().ok_or("no Envoy")?;
+    let in_use = |u: &Unit| u.rss_anon() as i64 - u.allocator_free() as i64;
+    std::thread::sleep(Duration::from_millis(1500));
+    let (anon0, used0) = (unit.rss_anon() as i64, in_use(unit));
+    let mut conn = http::Conn::connect(front.listener, Duration::from_secs(5))?;
+    for k in 0..n {
+        let headers = [("x-bench-series".to_string(), format!("series-{k:05}"))];
+        let r = conn.round_trip(&http::request_bytes("/", "ratings", &headers, false))?;
+        if r.status != 200 {
+            return Err(format!("series fill: status {} at request {k}", r.status));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    let series = unit.stats("bench_series").keys().filter(|k| !k.contains("wasmixer")).count();
+    Ok(SeriesMemory {
+        requested: n,
+        series,
+        rss_anon_added: unit.rss_anon() as i64 - anon0,
+        in_use_added: in_use(unit) - used0,
+    })
+}
+
 fn run(o: Options) -> Result<Run, String> {
     let t0 = Instant::now();
     let started = now_utc();
@@ -660,7 +698,11 @@ fn run(o: Options) -> Result<Run, String> {
             ),
         }
     }
-    let active: Vec<usize> = (0..setups.len()).filter(|i| units.get(*i).is_some_and(Option::is_some)).collect();
+    // Memory-only setups take no load turns.
+    let active: Vec<usize> = (0..setups.len())
+        .filter(|i| units.get(*i).is_some_and(Option::is_some))
+        .filter(|i| setups.get(*i).is_some_and(|s| s.series_fill == 0))
+        .collect();
     if !active.contains(&0) {
         return Err(format!(
             "bare Envoy did not run: {}",
@@ -740,9 +782,12 @@ fn run(o: Options) -> Result<Run, String> {
     }
 
     for (i, slot) in units.iter().enumerate() {
-        let (Some(unit), Some(m)) = (slot.as_ref(), measured.get_mut(i)) else {
+        let (Some(unit), Some(m), Some(s)) = (slot.as_ref(), measured.get_mut(i), setups.get(i)) else {
             continue;
         };
+        if s.series_fill > 0 {
+            m.series = Some(fill_series(unit, s.series_fill)?);
+        }
         m.rss = unit.rss();
         m.rss_anon = unit.rss_anon();
         m.allocator_free = unit.allocator_free();

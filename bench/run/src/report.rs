@@ -70,6 +70,8 @@ pub struct Row {
     pub rss_anon_mb: Option<f64>,
     /// Anonymous RSS minus what tcmalloc holds free: the memory actually in use.
     pub in_use_mb: Option<f64>,
+    /// A memory-only setup's series fill.
+    pub series: Option<crate::SeriesMemory>,
     pub measured: bool,
     pub rps: Option<f64>,
     pub rps_vs_bare: Option<f64>,
@@ -133,6 +135,14 @@ pub fn rows(run: &Run) -> Vec<Row> {
             };
             if let Some(why) = &m.skipped {
                 r.status = why.clone();
+                return r;
+            }
+            if let Some(sm) = &m.series {
+                r.series = Some(sm.clone());
+                r.status = "memory only".into();
+                r.envoys = m.envoys;
+                r.rss_mb = (m.rss > 0).then(|| m.rss as f64 / 1048576.0);
+                r.rss_anon_mb = (m.rss_anon > 0).then(|| m.rss_anon as f64 / 1048576.0);
                 return r;
             }
             if m.turns.is_empty() {
@@ -341,6 +351,26 @@ pub fn targets(rows: &[Row], sizes: &Sizes) -> Vec<Target> {
             _ => Target { text, measured: why_not(rows, &[mesh, "mesh-bare"]), pass: None },
         });
     }
+    let series_text =
+        format!("metrics filter: memory per Envoy for {} live series (reported)", crate::setups::SERIES_FILL);
+    t.push(match rows.iter().find(|r| r.name == "metrics-series").and_then(|r| r.series.clone()) {
+        Some(sm) => {
+            let mib = |b: i64| b as f64 / 1048576.0;
+            Target {
+                text: series_text,
+                measured: format!(
+                    "metrics-series: {} series after {} requests with new label values: anonymous RSS {:+.1} MiB, in use {:+.1} MiB (~{} bytes per series)",
+                    sm.series,
+                    sm.requested,
+                    mib(sm.rss_anon_added),
+                    mib(sm.in_use_added),
+                    sm.in_use_added / (sm.series.max(1) as i64)
+                ),
+                pass: None,
+            }
+        }
+        None => Target { text: series_text, measured: why_not(rows, &["metrics-series"]), pass: None },
+    });
     for (name, bytes) in &sizes.files {
         t.push(Target {
             text: format!("{name} under 400 KiB"),
@@ -624,6 +654,12 @@ fn to_json(run: &Run) -> Value {
                 "envoys": m.envoys,
                 "rss_anon_mb": opt(r.rss_anon_mb),
                 "in_use_mb": opt(r.in_use_mb),
+                "series_memory": r.series.as_ref().map_or(Value::Null, |sm| json!({
+                    "requests": sm.requested,
+                    "series": sm.series,
+                    "rss_anon_added_mb": opt(Some(sm.rss_anon_added as f64 / 1048576.0)),
+                    "in_use_added_mb": opt(Some(sm.in_use_added as f64 / 1048576.0)),
+                })),
                 "rps_vs_baseline": opt(r.rps_vs_bare),
                 "rps": opt(r.rps),
                 "rps_vs_bare": opt(r.rps_vs_bare),

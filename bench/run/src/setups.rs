@@ -79,6 +79,9 @@ pub struct Setup {
     pub client: Option<ClientSide>,
     /// The setup whose figures this one's extra CPU and RPS ratio are taken against.
     pub baseline: &'static str,
+    /// A memory-only setup: instead of load turns, this many requests with distinct
+    /// `x-bench-series` values, each a new metric series; memory is read before and after.
+    pub series_fill: usize,
 }
 
 /// The client sidecar of a two-sidecar setup.
@@ -349,6 +352,9 @@ const METRICS_STANDARD: &[&str] = &[
     "envoy-config/metrics/standard.json",
     "bench/run/configs/metrics-standard.json",
 ];
+const METRICS_SERIES: &[&str] = &["bench/run/configs/metrics-series.json"];
+/// Series the `metrics-series` setup creates: the metrics filter's default cap per metric.
+pub const SERIES_FILL: usize = 10_000;
 const ACCESS_LOG_SEED: &[&str] = &[
     "integration/testdata/access-log-newlog-stdio.json",
     "integration/testdata/access-log-seed.json",
@@ -377,6 +383,7 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
         stats_tags: Vec::new(),
         client: None,
         baseline: "bare",
+        series_fill: 0,
     };
     let wasm_setup = |name: &'static str,
                       measures: &str,
@@ -449,6 +456,17 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
         None,
         Verify::Stat("requests_total"),
     ));
+    let mut s = wasm_setup(
+        "metrics-series",
+        "memory only: metrics.wasm with a counter labelled by a request header, filled with SERIES_FILL distinct values (the default cap per metric); RSS and memory in use are read before and after",
+        &[("metrics", METRICS_SERIES)],
+        None,
+        Verify::Stat("bench_series"),
+    );
+    s.measures = s.measures.replace("SERIES_FILL", &SERIES_FILL.to_string());
+    s.series_fill = SERIES_FILL;
+    s.diagnostic = true;
+    setups.push(s);
     let mut s = wasm_setup(
         "access-log-seed",
         "access-log.wasm with the seed logentry (newlog -> stdio JSON) rendered per request into filter state, printed by Envoy's file access logger",
