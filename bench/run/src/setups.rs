@@ -572,13 +572,12 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
     s.baseline = "mesh-bare";
     s.diagnostic = true;
     s.verify = Verify::Stat("result=.=verified;.;wasmixer_peer_metadata_total");
-    match (wasm_parts(inputs, &[("peer-metadata", PEER)]), wasm_parts(inputs, &[("peer-metadata", PEER)])) {
-        (Ok(client), Ok(server)) => {
-            s.client = Some(ClientSide { filters: client.filters, access_log: None });
-            set_parts(&mut s, Ok(server));
-        }
-        (Err(e), _) | (_, Err(e)) => s.unavailable = Some(e),
-    }
+    with_sides(
+        &mut s,
+        wasm_parts(inputs, &[("peer-metadata", PEER)]),
+        wasm_parts(inputs, &[("peer-metadata", PEER)]),
+        Logs::None,
+    );
     setups.push(s);
     let mut s = base(
         "mesh-wasm",
@@ -595,6 +594,7 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
             inputs,
             &[("peer-metadata", PEER), ("deny", DENY_SEED), ("metrics", METRICS_SEED), ("access-log", ACCESS_LOG_SEED)],
         ),
+        Logs::Printed,
     );
     setups.push(s);
     let mut s = base(
@@ -608,6 +608,7 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
         &mut s,
         mixer_parts(inputs, &[METRICS_SEED, ACCESS_LOG_SEED]),
         mixer_parts(inputs, &[DENY_SEED, METRICS_SEED, ACCESS_LOG_SEED]),
+        Logs::Printed,
     );
     setups.push(s);
 
@@ -616,11 +617,21 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
 
 /// A two-sidecar setup's filters: `client` on the client sidecar, `server` on the measured one,
 /// each side's access log printed; or why the setup cannot run.
-fn with_sides(s: &mut Setup, client: Result<WasmParts, String>, server: Result<WasmParts, String>) {
+/// Whether both sidecars of a two-sidecar setup print the access-log filter's lines.
+enum Logs {
+    None,
+    Printed,
+}
+
+fn with_sides(s: &mut Setup, client: Result<WasmParts, String>, server: Result<WasmParts, String>, logs: Logs) {
     match (client, server) {
         (Ok(client), Ok(server)) => {
-            s.client = Some(ClientSide { filters: client.filters, access_log: Some(wasm_log_printer()) });
-            s.access_log = Some(wasm_log_printer());
+            let printer = || match logs {
+                Logs::None => None,
+                Logs::Printed => Some(wasm_log_printer()),
+            };
+            s.client = Some(ClientSide { filters: client.filters, access_log: printer() });
+            s.access_log = printer();
             set_parts(s, Ok(server));
         }
         (Err(e), _) | (_, Err(e)) => s.unavailable = Some(e),
