@@ -6,6 +6,10 @@
 # ABI; Envoy skips a callback a module does not export, so a filter that declares what it uses
 # is never called for the rest (a request body chunk, trailers, gRPC events...): each call into
 # the VM costs CPU on every request.
+#
+# No filter lists proxy_on_done: none of them does anything when a stream is done, and the
+# SDK forgets a stream in proxy_on_delete, which Envoy calls whether or not proxy_on_done exists
+# (a missing proxy_on_done counts as "done"). That saves one VM call per request.
 set -euo pipefail
 in=$1 keep=$2 out=$3
 
