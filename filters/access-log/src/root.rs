@@ -239,10 +239,7 @@ impl RootContext for AccessLogRoot {
     }
 
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        match plugin_configuration::filter_config() {
-            Ok(config) => self.apply(&config),
-            Err(e) => plugin_configuration::reject("wasmixer-access-log", &e),
-        }
+        plugin_configuration::configure("wasmixer-access-log", |config| self.apply(config))
     }
 
     fn on_tick(&mut self) {

@@ -155,10 +155,7 @@ impl RootContext for DenyRoot {
     }
 
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        match plugin_configuration::filter_config() {
-            Ok(config) => self.apply(&config),
-            Err(e) => plugin_configuration::reject("wasmixer-deny", &e),
-        }
+        plugin_configuration::configure("wasmixer-deny", |config| self.apply(config))
     }
 
     fn on_tick(&mut self) {

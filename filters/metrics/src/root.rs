@@ -97,10 +97,7 @@ impl RootContext for MetricsRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let root_id = abi::get_property(&["plugin_root_id"]).map(|b| String::from_utf8_lossy(&b).into_owned());
         self.tcp = root_id.as_deref().is_some_and(is_tcp_root_id);
-        match plugin_configuration::filter_config() {
-            Ok(config) => self.apply(&config),
-            Err(e) => plugin_configuration::reject("wasmixer-metrics", &e),
-        }
+        plugin_configuration::configure("wasmixer-metrics", |config| self.apply(config))
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

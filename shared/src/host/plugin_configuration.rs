@@ -17,6 +17,15 @@ pub fn filter_config() -> Result<FilterConfig, String> {
     FilterConfig::parse(&bytes()).map_err(|e| e.to_string())
 }
 
+/// What a filter's `on_configure` does: reads and parses the configuration and hands it to
+/// `apply`; a document that does not parse is turned down with [`reject`].
+pub fn configure(filter: &str, apply: impl FnOnce(&FilterConfig) -> bool) -> bool {
+    match filter_config() {
+        Ok(config) => apply(&config),
+        Err(e) => reject(filter, &e),
+    }
+}
+
 /// Turns a configuration down for `on_configure` (which then returns `false`, so Envoy keeps
 /// serving with the previous configuration, if there was one): logs why and counts it in
 /// `wasmixer_config_rejected_total`.
