@@ -25,15 +25,16 @@ pub struct MixerRoot {
 
 /// The `peer_metadata` section of the document (absent: defaults).
 fn peer_config(config: &FilterConfig) -> Result<PeerConfig, String> {
-    let mut section = match &config.peer_metadata {
-        serde_json::Value::Null => serde_json::Value::Object(serde_json::Map::new()),
-        section => section.clone(),
+    let shares_in_memory = match &config.peer_metadata {
+        serde_json::Value::Object(section) => !section.contains_key("publish_filter_state"),
+        _ => true,
     };
+    let mut peer = PeerConfig::from_section(config.peer_metadata.clone()).map_err(|e| format!("peer_metadata: {e}"))?;
     // The components share the peer in memory; filter state only if asked for.
-    if let Some(obj) = section.as_object_mut() {
-        obj.entry("publish_filter_state").or_insert(serde_json::Value::Bool(false));
+    if shares_in_memory {
+        peer.publish_filter_state = false;
     }
-    PeerConfig::parse(section.to_string().as_bytes()).map_err(|e| format!("peer_metadata: {e}"))
+    Ok(peer)
 }
 
 impl Context for MixerRoot {
@@ -90,5 +91,32 @@ impl RootContext for MixerRoot {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn peer_of(document: &str) -> Result<PeerConfig, String> {
+        peer_config(&FilterConfig::parse(document.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn the_peer_is_shared_in_memory_unless_the_section_asks_for_filter_state() {
+        assert!(!peer_of("{}").unwrap().publish_filter_state);
+        let section = peer_of(r#"{"peer_metadata": {"external_clusters": ["outbound|443||api.example.com"]}}"#).unwrap();
+        assert!(!section.publish_filter_state);
+        assert_eq!(section.external_clusters, ["outbound|443||api.example.com"]);
+        assert!(peer_of(r#"{"peer_metadata": {"publish_filter_state": true}}"#).unwrap().publish_filter_state);
+    }
+
+    #[test]
+    fn a_bad_peer_section_is_named_in_the_error() {
+        let err = peer_of(r#"{"peer_metadata": {"publish_unverified": "yes"}}"#).unwrap_err();
+        assert!(err.starts_with("peer_metadata: invalid type: string \"yes\", expected a boolean"), "{err}");
+        let err = peer_of(r#"{"peer_metadata": {"external": []}}"#).unwrap_err();
+        assert!(err.starts_with("peer_metadata: unknown field `external`"), "{err}");
     }
 }

@@ -45,6 +45,15 @@ impl PeerConfig {
         serde_json::from_slice(bytes).map_err(|e| format!("configuration: {e}"))
     }
 
+    /// The configuration as a section of a larger, already parsed document (the `mixer` filter's
+    /// `peer_metadata`); `null` gives the defaults.
+    pub fn from_section(section: serde_json::Value) -> Result<PeerConfig, String> {
+        if section.is_null() {
+            return Ok(PeerConfig::default());
+        }
+        serde_json::from_value(section).map_err(|e| e.to_string())
+    }
+
     /// Whether metadata may be sent to `cluster`.
     pub fn may_announce_to(&self, cluster: &str) -> bool {
         cluster.starts_with("outbound|")
