@@ -12,7 +12,7 @@ use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
 use wasmixer_shared::expr::Manifest;
 use wasmixer_shared::host::abi::{self, MapType};
-use wasmixer_shared::host::identity::{local_workload, PeerCache};
+use wasmixer_shared::host::identity::RootIdentity;
 use wasmixer_shared::host::plugin_configuration;
 use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::telemetry::log_batch::{BatchConfig, BatchQueue, BatchStats, Outcome};
@@ -143,8 +143,7 @@ impl AccessLogRoot {
             pending: Pending::new(&plan),
             handler_names: plan.handlers.iter().map(|h| h.display_name.clone()).collect(),
             table,
-            local: local_workload(),
-            peers: PeerCache::default(),
+            identity: RootIdentity::from_node(),
             allow_unverified_peer: options.allow_unverified_peer,
             scratch: RefCell::new(scratch),
             network,

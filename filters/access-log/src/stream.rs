@@ -7,10 +7,9 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
-use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_shared::diag::DEFAULT_INTERVAL_NS;
 use wasmixer_shared::host::abi;
-use wasmixer_shared::host::identity::PeerCache;
+use wasmixer_shared::host::identity::RootIdentity;
 use wasmixer_shared::host::proxy_host::ProxyHost;
 use wasmixer_shared::host::request_carry::{PeerTrustLevel, RequestCarry};
 use wasmixer_shared::telemetry::log_batch::BatchQueue;
@@ -31,8 +30,7 @@ pub struct Shared {
     pub plan: LogPlan,
     pub routing: LogRouting,
     pub table: SourceTable,
-    pub local: Option<Rc<WorkloadAttributes>>,
-    pub peers: PeerCache,
+    pub identity: RootIdentity,
     pub allow_unverified_peer: bool,
     /// `display_name` of each handler (OTLP attribute).
     pub handler_names: Vec<String>,
@@ -148,7 +146,7 @@ impl HttpContext for AccessLogStream {
             return;
         }
         let trust = PeerTrustLevel::allowing_unverified(shared.allow_unverified_peer);
-        let host = ProxyHost::for_request(shared.local.clone(), &shared.peers, trust, &self.carry).after_response();
+        let host = ProxyHost::for_request(&shared.identity, trust, &self.carry).after_response();
         let bag = EnvoyBag::new(&host, &shared.table);
         let Ok(mut scratch) = shared.scratch.try_borrow_mut() else {
             return;

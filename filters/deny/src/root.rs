@@ -9,7 +9,7 @@ use wasmixer_shared::attr::envoy_bag::SourceTable;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::Manifest;
 use wasmixer_shared::host::abi::{self, BufferType};
-use wasmixer_shared::host::identity::{local_workload, PeerCache};
+use wasmixer_shared::host::identity::RootIdentity;
 use wasmixer_shared::host::plugin_configuration;
 use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::policy::deny::{CheckHandler, ListSource};
@@ -50,8 +50,7 @@ impl DenyRoot {
             table,
             metrics: DenyMetrics::new(rules),
             plan,
-            local: local_workload(),
-            peers: PeerCache::default(),
+            identity: RootIdentity::from_node(),
         })
     }
 

@@ -7,10 +7,9 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
 use wasmixer_shared::attr::host::Host;
-use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_shared::diag::DEFAULT_INTERVAL_NS;
 use wasmixer_shared::host::abi::{self, MapType};
-use wasmixer_shared::host::identity::PeerCache;
+use wasmixer_shared::host::identity::RootIdentity;
 use wasmixer_shared::host::proxy_host::ProxyHost;
 use wasmixer_shared::host::request_carry::{PeerTrustLevel, RequestCarry};
 use wasmixer_shared::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
@@ -29,8 +28,7 @@ pub struct Shared {
     pub plan: DenyPlan,
     pub table: SourceTable,
     pub metrics: DenyMetrics,
-    pub local: Option<Rc<WorkloadAttributes>>,
-    pub peers: PeerCache,
+    pub identity: RootIdentity,
 }
 
 struct Observer<'s> {
@@ -105,7 +103,7 @@ impl HttpContext for DenyStream {
             return Action::Pause;
         };
         let host =
-            ProxyHost::for_request(shared.local.clone(), &shared.peers, PeerTrustLevel::VerifiedOnly, &self.carry);
+            ProxyHost::for_request(&shared.identity, PeerTrustLevel::VerifiedOnly, &self.carry);
         let bag = EnvoyBag::new(&host, &shared.table);
         let mut observer = Observer { metrics: &shared.metrics, context_id: self.context_id };
         let now = if shared.plan.needs_clock() { abi::now_nanos() } else { 0 };

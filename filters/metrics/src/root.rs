@@ -10,7 +10,7 @@ use wasmixer_shared::attr::envoy_bag::SourceTable;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::Manifest;
 use wasmixer_shared::host::abi;
-use wasmixer_shared::host::identity::{local_workload, PeerCache};
+use wasmixer_shared::host::identity::RootIdentity;
 use wasmixer_shared::host::plugin_configuration;
 use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::telemetry::metric_plan::MetricPlan;
@@ -44,7 +44,7 @@ impl MetricsRoot {
         let plan = MetricPlan::compile(config, manifest).map_err(|e| e.to_string())?;
         let table = SourceTable::new(manifest, plan.attributes());
         let recorder = Recorder::new(&plan);
-        Ok(Shared { table, recorder, plan, local: local_workload(), peers: PeerCache::default() })
+        Ok(Shared { table, recorder, plan, identity: RootIdentity::from_node() })
     }
 
     /// Takes `config` (the standalone filter's own document, or the mixer's), or rejects it.
@@ -75,7 +75,7 @@ impl MetricsRoot {
                 for w in &plan.warnings {
                     log::warn!("wasmixer-metrics: {w}");
                 }
-                if shared.local.is_none() {
+                if shared.identity.local.is_none() {
                     log::warn!("wasmixer-metrics: the node has no workload metadata (xds.node.metadata); the local workload's attributes are absent");
                 }
                 self.shared = Some(Rc::new(shared));

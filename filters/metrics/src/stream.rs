@@ -5,9 +5,8 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
-use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_shared::expr::AttributeBag;
-use wasmixer_shared::host::identity::PeerCache;
+use wasmixer_shared::host::identity::RootIdentity;
 use wasmixer_shared::host::proxy_host::ProxyHost;
 use wasmixer_shared::host::request_carry::{PeerTrustLevel, RequestCarry};
 use wasmixer_shared::telemetry::metric_plan::MetricPlan;
@@ -19,15 +18,14 @@ pub struct Shared {
     pub plan: MetricPlan,
     pub table: SourceTable,
     pub recorder: Recorder,
-    pub local: Option<Rc<WorkloadAttributes>>,
-    pub peers: PeerCache,
+    pub identity: RootIdentity,
 }
 
 impl Shared {
     /// The host for one report, remembering in `carry` what the request already revealed.
     fn host<'a>(&'a self, carry: &'a RequestCarry) -> ProxyHost<'a> {
         let trust = PeerTrustLevel::allowing_unverified(self.plan.options.trust_unverified_peers);
-        ProxyHost::for_request(self.local.clone(), &self.peers, trust, carry)
+        ProxyHost::for_request(&self.identity, trust, carry)
     }
 
     /// Runs `f` over the current stream's attributes as Envoy provides them (each fetched on

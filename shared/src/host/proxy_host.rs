@@ -3,31 +3,25 @@
 use std::rc::Rc;
 
 use super::abi::{self, MapType};
-use super::identity::{listener_direction, PeerCache};
+use super::identity::{listener_direction, RootIdentity};
 use super::request_carry::{PeerTrustLevel, RequestCarry};
 use crate::attr::envoy_bag::Direction;
 use crate::attr::host::Host;
 use crate::attr::workload_attributes::WorkloadAttributes;
 
 /// The proxy as seen from one stream. It remembers, in the request's [`RequestCarry`], what the
-/// request already revealed: the direction, the peer (read from `peers` at `trust`) and the
-/// properties that can no longer change.
+/// request already revealed: the direction, the peer (read from the root's peers at `trust`)
+/// and the properties that can no longer change.
 pub struct ProxyHost<'a> {
-    local: Option<Rc<WorkloadAttributes>>,
-    peers: &'a PeerCache,
+    identity: &'a RootIdentity,
     trust: PeerTrustLevel,
     carry: &'a RequestCarry,
     after_response: bool,
 }
 
 impl<'a> ProxyHost<'a> {
-    pub fn for_request(
-        local: Option<Rc<WorkloadAttributes>>,
-        peers: &'a PeerCache,
-        trust: PeerTrustLevel,
-        carry: &'a RequestCarry,
-    ) -> ProxyHost<'a> {
-        ProxyHost { local, peers, trust, carry, after_response: false }
+    pub fn for_request(identity: &'a RootIdentity, trust: PeerTrustLevel, carry: &'a RequestCarry) -> ProxyHost<'a> {
+        ProxyHost { identity, trust, carry, after_response: false }
     }
 
     /// In `on_log` properties no longer change: fetch each once for all readers of the request.
@@ -55,14 +49,15 @@ impl Host for ProxyHost<'_> {
     }
 
     fn local_workload(&self) -> Option<Rc<WorkloadAttributes>> {
-        self.local.clone()
+        self.identity.local.clone()
     }
 
     fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>> {
-        self.carry.peer(self.trust, || self.peers.resolve(), || self.peers.resolve_unverified())
+        let peers = &self.identity.peers;
+        self.carry.peer(self.trust, || peers.resolve(), || peers.resolve_unverified())
     }
 
     fn listener_direction(&self) -> Option<Direction> {
-        self.carry.direction(listener_direction)
+        self.carry.direction(|| self.identity.listener_direction(listener_direction))
     }
 }
