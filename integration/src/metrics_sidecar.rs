@@ -9,10 +9,11 @@ use serde_json::Value as Json;
 
 use crate::bootstrap::{http_filters, network_wasm_filter, render, wasm_filter};
 use crate::dist::read_workspace_file;
-use crate::{wasm_path, EnvoyProcess, HarnessError};
+use crate::{free_port, wasm_path, EnvoyProcess, HarnessError};
 
 const HTTP_TEMPLATE: &str = "integration/testdata/metrics-sidecar.yaml";
 const TCP_TEMPLATE: &str = "integration/testdata/metrics-tcp-sidecar.yaml";
+const HAIRPIN_TEMPLATE: &str = "integration/testdata/metrics-hairpin-sidecar.yaml";
 /// The plugin root id that makes `metrics.wasm` serve a network filter.
 const TCP_ROOT_ID: &str = "wasmixer-metrics-tcp";
 
@@ -77,6 +78,32 @@ impl MetricsSidecar<'_> {
             ],
         )
     }
+}
+
+/// One Envoy whose `outbound` listener routes to its own `inbound` listener, which routes to
+/// `127.0.0.1:upstream_port`; both listeners carry `filters` (filter, configuration).
+pub fn start_hairpin(
+    name: &str,
+    filters: &[(&str, String)],
+    stats_path: &str,
+    upstream_port: u16,
+) -> Result<EnvoyProcess, HarnessError> {
+    let entries = filters
+        .iter()
+        .map(|(f, config)| Ok(wasm_filter(f, &wasm_path(f)?, config)))
+        .collect::<Result<Vec<_>, HarnessError>>()?;
+    let bootstrap = render(
+        &read_workspace_file(HAIRPIN_TEMPLATE)?,
+        &[
+            ("inbound_port", free_port()?.to_string()),
+            ("upstream_port", upstream_port.to_string()),
+            ("http_filters", http_filters(&entries)),
+            ("stats_config", stats_config(stats_path)?),
+        ],
+    )?;
+    let envoy = EnvoyProcess::start(&bootstrap, name)?;
+    wait_configured(&envoy)?;
+    Ok(envoy)
 }
 
 fn wait_configured(envoy: &EnvoyProcess) -> Result<(), HarnessError> {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 use wasmixer_integration::dist::read_workspace_file;
 use wasmixer_integration::mesh_obs::Prometheus;
-use wasmixer_integration::metrics_sidecar::MetricsSidecar;
+use wasmixer_integration::metrics_sidecar::{start_hairpin, MetricsSidecar};
 use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request};
 
 const SEED: &str = "integration/testdata/metrics-double-request-count.json";
@@ -39,6 +39,43 @@ fn wait_for_stats_line(envoy: &EnvoyProcess, line: &str, timeout: Duration) -> R
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// One Envoy, both reporters: its outbound listener routes to its own inbound listener, the same
+/// metrics configuration on both. Envoy may give the two listeners one root context, so the
+/// reporter (the listener direction) must come from each stream, never be remembered per root.
+#[test]
+fn one_sidecar_reports_each_listener_with_its_own_direction() -> Result<(), HarnessError> {
+    const THROUGH_BOTH: usize = 5;
+    const INBOUND_ONLY: usize = 3;
+    let backend = Backend::ok()?;
+    let envoy = start_hairpin("metrics-hairpin", &[("metrics", read_workspace_file(SEED)?)], SEED_STATS, backend.port())?;
+    let (outbound, inbound) = (envoy.listener_addr("outbound")?, envoy.listener_addr("inbound")?);
+    // Alternate, so that whichever listener a worker sees first, the other one follows it.
+    for i in 0..THROUGH_BOTH.max(INBOUND_ONLY) {
+        if i < INBOUND_ONLY {
+            let resp = Request::get(&format!("/inbound/{i}")).send(inbound)?;
+            ensure!(resp.status == 200, "inbound request {i}: status {}", resp.status);
+        }
+        if i < THROUGH_BOTH {
+            let resp = Request::get(&format!("/outbound/{i}")).send(outbound)?;
+            ensure!(resp.status == 200, "outbound request {i}: status {}", resp.status);
+        }
+    }
+    backend.wait_for_requests(THROUGH_BOTH + INBOUND_ONLY, Duration::from_secs(5))?;
+    let server = format!(
+        "istio_double_request_count{{reporter=\"server\",source=\"unknown\",destination=\"hairpin\",message=\"twice the fun!\"}} {}",
+        2 * (THROUGH_BOTH + INBOUND_ONLY)
+    );
+    let client = format!(
+        "istio_double_request_count{{reporter=\"client\",source=\"hairpin\",destination=\"unknown\",message=\"twice the fun!\"}} {}",
+        2 * THROUGH_BOTH
+    );
+    wait_for_stats_line(&envoy, &server, Duration::from_secs(10))?;
+    let stats = wait_for_stats_line(&envoy, &client, Duration::from_secs(10))?;
+    let series = stats.lines().filter(|l| l.starts_with("istio_double_request_count{")).count();
+    ensure!(series == 2, "expected exactly the two series above:\n{stats}");
+    Ok(())
 }
 
 /// The seed scenario: `istio_double_request_count` rises by 2 per request on each reporting

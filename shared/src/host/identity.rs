@@ -1,7 +1,7 @@
 //! Workload identities inside the proxy: the local one from `xds.node` metadata, and the peer's,
 //! published in filter state by the peer-metadata filter and decoded here at most once per peer.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
@@ -70,31 +70,27 @@ pub fn node_metadata_json(bytes: &[u8]) -> Option<serde_json::Value> {
     Some(serde_json::Value::Object(map))
 }
 
-/// What a root context knows about the parties of its streams: its own workload, the peers it
-/// has decoded, and the direction of its listener.
+/// What a root context knows about the parties of its streams: its own workload and the peers
+/// it has decoded.
+///
+/// Not the listener direction: Envoy 1.40 lets listeners of both directions share one root
+/// context when their plugin configuration is the same (seen: an Istio-style sidecar's
+/// inbound and outbound peer-metadata filters had a single root on each worker), so the
+/// direction is read per stream.
 #[derive(Debug)]
 pub struct RootIdentity {
     pub local: Option<Rc<WorkloadAttributes>>,
     pub peers: PeerCache,
-    direction: OnceCell<Option<Direction>>,
 }
 
 impl RootIdentity {
-    /// The local workload from the node metadata; peers and the direction are learnt from streams.
+    /// The local workload from the node metadata; peers are learnt from streams.
     pub fn from_node() -> RootIdentity {
         RootIdentity::new(local_workload())
     }
 
     pub fn new(local: Option<Rc<WorkloadAttributes>>) -> RootIdentity {
-        RootIdentity { local, peers: PeerCache::default(), direction: OnceCell::new() }
-    }
-
-    /// The direction of the listener this root's streams arrive on. Envoy keys a root context by
-    /// plugin name, listener direction and listener metadata (its `Plugin::createPluginKey`), so
-    /// all of a root's streams share one direction: `fetch` runs for the first stream only,
-    /// saving every later request a host call.
-    pub fn listener_direction(&self, fetch: impl FnOnce() -> Option<Direction>) -> Option<Direction> {
-        *self.direction.get_or_init(fetch)
+        RootIdentity { local, peers: PeerCache::default() }
     }
 }
 
@@ -168,33 +164,5 @@ impl PeerCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::cell::Cell;
-
-    use super::*;
-
-    #[test]
-    fn a_root_reads_its_listener_direction_once() {
-        let identity = RootIdentity::new(None);
-        let reads = Cell::new(0);
-        for _ in 0..3 {
-            let direction = identity.listener_direction(|| {
-                reads.set(reads.get() + 1);
-                Some(Direction::Inbound)
-            });
-            assert_eq!(direction, Some(Direction::Inbound));
-        }
-        assert_eq!(reads.get(), 1);
-    }
-
-    #[test]
-    fn an_unknown_direction_is_remembered_too() {
-        let identity = RootIdentity::new(None);
-        assert_eq!(identity.listener_direction(|| None), None);
-        assert_eq!(identity.listener_direction(|| Some(Direction::Outbound)), None);
     }
 }

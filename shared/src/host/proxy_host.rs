@@ -58,6 +58,6 @@ impl Host for ProxyHost<'_> {
     }
 
     fn listener_direction(&self) -> Option<Direction> {
-        self.carry.direction(|| self.identity.listener_direction(listener_direction))
+        self.carry.direction(listener_direction)
     }
 }
