@@ -43,12 +43,14 @@ pub struct BackendResponse {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// Trailer fields; when there are any the body is sent chunked, the trailers after it.
+    pub trailers: Vec<(String, String)>,
 }
 
 impl BackendResponse {
     /// A response with `status` and no body.
     pub fn new(status: u16) -> Self {
-        BackendResponse { status, headers: Vec::new(), body: Vec::new() }
+        BackendResponse { status, headers: Vec::new(), body: Vec::new(), trailers: Vec::new() }
     }
 
     /// `200` with `body` as `text/plain`.
@@ -68,6 +70,12 @@ impl BackendResponse {
         self
     }
 
+    /// Adds a trailer field (gRPC's `grpc-status`, say).
+    pub fn trailer(mut self, name: &str, value: &str) -> Self {
+        self.trailers.push((name.to_string(), value.to_string()));
+        self
+    }
+
     fn to_bytes(&self) -> Vec<u8> {
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (k, v) in &self.headers {
@@ -75,9 +83,24 @@ impl BackendResponse {
                 head.push_str(&format!("{k}: {v}\r\n"));
             }
         }
-        head.push_str(&format!("content-length: {}\r\n\r\n", self.body.len()));
+        if self.trailers.is_empty() {
+            head.push_str(&format!("content-length: {}\r\n\r\n", self.body.len()));
+            let mut out = head.into_bytes();
+            out.extend_from_slice(&self.body);
+            return out;
+        }
+        head.push_str("transfer-encoding: chunked\r\n\r\n");
         let mut out = head.into_bytes();
-        out.extend_from_slice(&self.body);
+        if !self.body.is_empty() {
+            out.extend_from_slice(format!("{:x}\r\n", self.body.len()).as_bytes());
+            out.extend_from_slice(&self.body);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n");
+        for (k, v) in &self.trailers {
+            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
         out
     }
 }

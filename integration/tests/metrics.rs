@@ -404,6 +404,60 @@ fn standard_preset_labels_and_response_codes() -> Result<(), HarnessError> {
     Ok(())
 }
 
+/// The preset's `grpc_response_status`: the `grpc-status` a gRPC response ends with (a trailer,
+/// or the header of a trailers-only response), and empty for a request that is not gRPC even if
+/// its response carries the header (telemetry v2's rule).
+#[test]
+fn standard_preset_grpc_response_status_from_trailers() -> Result<(), HarnessError> {
+    let backend = Backend::start(|req| {
+        let grpc = BackendResponse::new(200).header("content-type", "application/grpc");
+        match req.path.as_str() {
+            "/pkg.Svc/Unavailable" => grpc.body(vec![0, 0, 0, 0, 0]).trailer("grpc-status", "14"),
+            "/pkg.Svc/Denied" => grpc.header("grpc-status", "7"),
+            _ => BackendResponse::ok("ok").header("grpc-status", "3"),
+        }
+    })?;
+    let server = MetricsSidecar {
+        name: "metrics-preset-grpc",
+        workload: "reviews-v1",
+        listener: "inbound",
+        direction: "INBOUND",
+        cluster: "inbound|9080|grpc|reviews.default.svc.cluster.local",
+        upstream_port: backend.port(),
+    }
+    .start_http(&[("metrics", read_workspace_file(PRESET)?)], PRESET_STATS)?;
+    let entry = server.listener_addr("inbound")?;
+    for path in ["/pkg.Svc/Unavailable", "/pkg.Svc/Denied"] {
+        let resp = Request::post(path, vec![0, 0, 0, 0, 0]).header("content-type", "application/grpc").send(entry)?;
+        ensure!(resp.status == 200, "{path}: status {}", resp.status);
+    }
+    let resp = Request::get("/plain").send(entry)?;
+    ensure!(resp.status == 200, "/plain: status {}", resp.status);
+    backend.wait_for_requests(3, Duration::from_secs(5))?;
+
+    let wanted: [&[(&str, &str)]; 3] = [
+        &[("request_protocol", "grpc"), ("grpc_response_status", "14")],
+        &[("request_protocol", "grpc"), ("grpc_response_status", "7")],
+        &[("request_protocol", "http"), ("grpc_response_status", "")],
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = server.stats_prometheus()?;
+        let found: Vec<Vec<f64>> = wanted.iter().map(|want| requests_total(&stats, want)).collect();
+        if found.iter().all(|values| values == &[1.0]) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let ours: Vec<&str> = stats.lines().filter(|l| l.starts_with("istio_requests_total")).collect();
+            return Err(HarnessError::check(format!(
+                "istio_requests_total by grpc_response_status is not as expected ({found:?}):\n{}",
+                ours.join("\n")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Replaces `from` with `to` in `text`, requiring exactly one occurrence.
 fn replace_once(text: &str, from: &str, to: &str) -> Result<String, HarnessError> {
     let n = text.matches(from).count();

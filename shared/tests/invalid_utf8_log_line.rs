@@ -39,6 +39,9 @@ impl Host for RawHost {
     fn header(&self, _: bool, _: &str) -> Option<String> {
         None
     }
+    fn response_trailer(&self, _: &str) -> Option<String> {
+        None
+    }
     fn now_nanos(&self) -> i64 {
         0
     }

@@ -172,6 +172,11 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
                 Some(Value::StringMap(Cow::Owned(StringMap::from_pairs(self.host.headers(true)))))
             }
             Source::Header { name, response } => self.host.header(response, name).map(|v| Value::String(Cow::Owned(v))),
+            Source::GrpcField(name) => self
+                .host
+                .response_trailer(name)
+                .or_else(|| self.host.header(true, name))
+                .map(|v| Value::String(Cow::Owned(v))),
             Source::QueryParams => {
                 let path = self.get(self.table.bases.path?)?;
                 let (_, query) = path.as_str()?.split_once('?')?;
@@ -326,6 +331,8 @@ mod tests {
     struct FakeHost {
         properties: Vec<(Vec<&'static str>, Vec<u8>)>,
         request_headers: Vec<(String, String)>,
+        response_headers: Vec<(&'static str, &'static str)>,
+        response_trailers: Vec<(&'static str, &'static str)>,
         local: Option<Rc<WorkloadAttributes>>,
         peer: Option<Rc<WorkloadAttributes>>,
         calls: RefCell<Vec<String>>,
@@ -346,7 +353,12 @@ mod tests {
         }
         fn header(&self, response: bool, name: &str) -> Option<String> {
             self.calls.borrow_mut().push(format!("header({response},{name})"));
-            None
+            let headers = if response { self.response_headers.as_slice() } else { &[] };
+            headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        }
+        fn response_trailer(&self, name: &str) -> Option<String> {
+            self.calls.borrow_mut().push(format!("trailer({name})"));
+            self.response_trailers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
         }
         fn now_nanos(&self) -> i64 {
             self.calls.borrow_mut().push("now".into());
@@ -396,7 +408,7 @@ mod tests {
             request_headers: vec![("user-agent".into(), "curl/8".into()), (":authority".into(), "ratings:9080".into())],
             local: Some(workload("ratings", "v1", "default")),
             peer: Some(workload("reviews", "v3", "default")),
-            calls: RefCell::new(Vec::new()),
+            ..FakeHost::default()
         }
     }
 
@@ -499,6 +511,23 @@ mod tests {
         h.properties[0] = (vec!["xds", "listener_direction"], le(2));
         let got = eval(&h, &[r#"source.labels["app"]"#, r#"destination.labels["app"]"#, "context.reporter.kind"]);
         assert_eq!(got, [r#"Ok(String("ratings"))"#, r#"Ok(String("reviews"))"#, r#"Ok(String("outbound"))"#]);
+    }
+
+    #[test]
+    fn grpc_status_comes_from_the_trailers_else_a_trailers_only_response_s_headers() {
+        let mut h = host();
+        h.response_trailers = vec![("grpc-status", "14"), ("grpc-message", "unavailable")];
+        h.response_headers = vec![("grpc-status", "0")];
+        let got = eval(&h, &["response.grpc_status", "response.grpc_message"]);
+        assert_eq!(got, [r#"Ok(String("14"))"#, r#"Ok(String("unavailable"))"#]);
+        let mut h = host();
+        h.response_headers = vec![("grpc-status", "7")];
+        let got = eval(&h, &["response.grpc_status", r#"response.grpc_message | "-""#]);
+        assert_eq!(got, [r#"Ok(String("7"))"#, r#"Ok(String("-"))"#]);
+        assert_eq!(
+            h.calls.borrow().as_slice(),
+            ["trailer(grpc-status)", "header(true,grpc-status)", "trailer(grpc-message)", "header(true,grpc-message)"]
+        );
     }
 
     #[test]

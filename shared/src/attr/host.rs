@@ -14,6 +14,8 @@ pub trait Host {
     fn headers(&self, response: bool) -> Vec<(String, String)>;
     /// One request (or response) header.
     fn header(&self, response: bool, name: &str) -> Option<String>;
+    /// One response trailer.
+    fn response_trailer(&self, name: &str) -> Option<String>;
     /// Wall-clock time, nanoseconds since the Unix epoch.
     fn now_nanos(&self) -> i64;
     /// This proxy's own workload (from `xds.node` metadata), resolved at configure time.

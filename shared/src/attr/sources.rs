@@ -79,6 +79,9 @@ pub enum Source {
         name: &'static str,
         response: bool,
     },
+    /// A field of a gRPC response's status (`grpc-status`, `grpc-message`): from the response
+    /// trailers, or from the headers of a trailers-only response.
+    GrpcField(&'static str),
     QueryParams,
     ReporterKind,
     ReporterUid,
@@ -172,8 +175,8 @@ pub fn source_of(name: &str) -> Source {
         "response.size" => Property(&["response", "size"], Decode::Int64),
         "response.total_size" => Property(&["response", "total_size"], Decode::Int64),
         "response.time" => ResponseTime,
-        "response.grpc_status" => Header { name: "grpc-status", response: true },
-        "response.grpc_message" => Header { name: "grpc-message", response: true },
+        "response.grpc_status" => GrpcField("grpc-status"),
+        "response.grpc_message" => GrpcField("grpc-message"),
         "connection.id" => Property(&["connection", "id"], Decode::Uint64Text),
         "connection.mtls" => Property(&["connection", "mtls"], Decode::Bool),
         "connection.requested_server_name" => Property(&["connection", "requested_server_name"], STR),

@@ -81,6 +81,7 @@ fn is_http_message(source: Source) -> bool {
         Source::RequestHeaders
         | Source::ResponseHeaders
         | Source::Header { .. }
+        | Source::GrpcField(_)
         | Source::QueryParams
         | Source::ResponseTime => true,
         Source::Property(path, _) => is_message_path(path),

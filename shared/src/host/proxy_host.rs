@@ -44,6 +44,10 @@ impl Host for ProxyHost<'_> {
         abi::get_header(if response { MapType::ResponseHeaders } else { MapType::RequestHeaders }, name)
     }
 
+    fn response_trailer(&self, name: &str) -> Option<String> {
+        abi::get_header(MapType::ResponseTrailers, name)
+    }
+
     fn now_nanos(&self) -> i64 {
         abi::now_nanos()
     }

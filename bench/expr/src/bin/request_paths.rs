@@ -67,6 +67,10 @@ impl Host for MemoryHost {
         self.count();
         None
     }
+    fn response_trailer(&self, _name: &str) -> Option<String> {
+        self.count();
+        None
+    }
     fn now_nanos(&self) -> i64 {
         1_576_514_753_950_607_000
     }
