@@ -83,6 +83,32 @@ fn str_field<'j>(spec: &'j Json, names: &[&str]) -> Option<&'j str> {
 }
 
 impl Snapshot {
+    /// Compiles, in order, the handlers `wanted` picks out (one filter's adapters); `index[i]`
+    /// tells where the snapshot's handler `i` went (`None`: not wanted, or its errors were added
+    /// to `errors`).
+    pub fn compile_handlers<H>(
+        &self,
+        wanted: impl Fn(&Handler) -> bool,
+        mut compile: impl FnMut(&Handler) -> Result<H, Vec<ConfigError>>,
+        errors: &mut Vec<ConfigError>,
+    ) -> (Vec<H>, Vec<Option<usize>>) {
+        let mut compiled = Vec::new();
+        let mut index = vec![None; self.handlers.len()];
+        for (slot, h) in index.iter_mut().zip(&self.handlers) {
+            if !wanted(h) {
+                continue;
+            }
+            match compile(h) {
+                Ok(c) => {
+                    *slot = Some(compiled.len());
+                    compiled.push(c);
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        (compiled, index)
+    }
+
     /// Resolves `resources`. A resource without a namespace is in `default_namespace` (as
     /// `kubectl apply` would put it); rules in `config_namespace` apply to all traffic.
     #[inline(never)] // configure-time code: see WASM_OPT_FLAGS in the Makefile

@@ -116,20 +116,11 @@ impl DenyPlan {
     pub fn compile(config: &FilterConfig, manifest: &Manifest) -> Result<DenyPlan, ConfigErrors> {
         let snap = Snapshot::resolve(&config.resources, &config.default_namespace, &config.config_namespace)?;
         let mut errors = Vec::new();
-        let mut handlers = Vec::new();
-        let mut handler_index = vec![None; snap.handlers.len()];
-        for (i, h) in snap.handlers.iter().enumerate() {
-            if !CHECK_ADAPTERS.contains(&h.adapter.as_str()) {
-                continue;
-            }
-            match compile_handler(h) {
-                Ok(ch) => {
-                    handler_index[i] = Some(handlers.len());
-                    handlers.push(ch);
-                }
-                Err(e) => errors.push(e),
-            }
-        }
+        let (handlers, handler_index) = snap.compile_handlers(
+            |h| CHECK_ADAPTERS.contains(&h.adapter.as_str()),
+            |h| compile_handler(h).map_err(|e| vec![e]),
+            &mut errors,
+        );
         let mut rules = Vec::new();
         for r in &snap.rules {
             let has_headers =

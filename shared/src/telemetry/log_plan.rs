@@ -264,20 +264,7 @@ impl LogPlan {
     pub fn compile(config: &FilterConfig, manifest: &Manifest) -> Result<LogPlan, ConfigErrors> {
         let snap = Snapshot::resolve(&config.resources, &config.default_namespace, &config.config_namespace)?;
         let mut errors = Vec::new();
-        let mut handlers = Vec::new();
-        let mut handler_index = vec![None; snap.handlers.len()];
-        for (i, h) in snap.handlers.iter().enumerate() {
-            if h.adapter != STDIO {
-                continue;
-            }
-            match compile_handler(h) {
-                Ok(sh) => {
-                    handler_index[i] = Some(handlers.len());
-                    handlers.push(sh);
-                }
-                Err(mut e) => errors.append(&mut e),
-            }
-        }
+        let (handlers, handler_index) = snap.compile_handlers(|h| h.adapter == STDIO, compile_handler, &mut errors);
         let mut instances: Vec<LogInstance> = Vec::new();
         let mut instance_index: Vec<Option<usize>> = vec![None; snap.instances.len()];
         let mut rules = Vec::new();
