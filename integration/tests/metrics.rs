@@ -49,7 +49,8 @@ fn one_sidecar_reports_each_listener_with_its_own_direction() -> Result<(), Harn
     const THROUGH_BOTH: usize = 5;
     const INBOUND_ONLY: usize = 3;
     let backend = Backend::ok()?;
-    let envoy = start_hairpin("metrics-hairpin", &[("metrics", read_workspace_file(SEED)?)], SEED_STATS, backend.port())?;
+    let envoy =
+        start_hairpin("metrics-hairpin", &[("metrics", read_workspace_file(SEED)?)], SEED_STATS, backend.port())?;
     let (outbound, inbound) = (envoy.listener_addr("outbound")?, envoy.listener_addr("inbound")?);
     // Alternate, so that whichever listener a worker sees first, the other one follows it.
     for i in 0..THROUGH_BOTH.max(INBOUND_ONLY) {

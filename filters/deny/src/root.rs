@@ -46,12 +46,7 @@ impl DenyRoot {
         let plan = DenyPlan::compile(config, manifest).map_err(|e| e.to_string())?;
         let table = SourceTable::new(manifest, plan.attributes());
         let rules = plan.rules.len();
-        Ok(Shared {
-            table,
-            metrics: DenyMetrics::new(rules),
-            plan,
-            identity: RootIdentity::from_node(),
-        })
+        Ok(Shared { table, metrics: DenyMetrics::new(rules), plan, identity: RootIdentity::from_node() })
     }
 
     fn fetch_lists(&mut self) {

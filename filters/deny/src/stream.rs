@@ -102,8 +102,7 @@ impl HttpContext for DenyStream {
             );
             return Action::Pause;
         };
-        let host =
-            ProxyHost::for_request(&shared.identity, PeerTrustLevel::VerifiedOnly, &self.carry);
+        let host = ProxyHost::for_request(&shared.identity, PeerTrustLevel::VerifiedOnly, &self.carry);
         let bag = EnvoyBag::new(&host, &shared.table);
         let mut observer = Observer { metrics: &shared.metrics, context_id: self.context_id };
         let now = if shared.plan.needs_clock() { abi::now_nanos() } else { 0 };

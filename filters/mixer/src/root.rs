@@ -106,7 +106,8 @@ mod tests {
     #[test]
     fn the_peer_is_shared_in_memory_unless_the_section_asks_for_filter_state() {
         assert!(!peer_of("{}").unwrap().publish_filter_state);
-        let section = peer_of(r#"{"peer_metadata": {"external_clusters": ["outbound|443||api.example.com"]}}"#).unwrap();
+        let section =
+            peer_of(r#"{"peer_metadata": {"external_clusters": ["outbound|443||api.example.com"]}}"#).unwrap();
         assert!(!section.publish_filter_state);
         assert_eq!(section.external_clusters, ["outbound|443||api.example.com"]);
         assert!(peer_of(r#"{"peer_metadata": {"publish_filter_state": true}}"#).unwrap().publish_filter_state);
