@@ -85,7 +85,7 @@ size: ## print the sizes of dist/*.wasm
 setup: ## install what a fresh machine lacks (rust targets, envoy, Debian packages); idempotent
 	bash .ci/install
 
-test: setup test-native test-wasm32 test-integration test-compose ## THE test command: installs, then native, wasm32, end-to-end and (with Docker) compose tests
+test: setup lint test-native test-wasm32 test-integration test-compose ## THE test command: installs, lints (rustfmt, clippy), then native, wasm32, end-to-end and (with Docker) compose tests
 
 test-native: ## cargo test for the workspace (host target), integration crate excluded
 	@echo "==> native tests"
