@@ -20,7 +20,14 @@ struct SingleHop {
 }
 
 fn listener(port: u16, deny_config: &str) -> Result<String, HarnessError> {
-    let filters = http_filters(&[wasm_filter("deny", &wasm_path("deny")?, deny_config)]);
+    listener_with(port, &[], deny_config)
+}
+
+/// The listener with `before` (one-line JSON HTTP filters) ahead of the deny filter.
+fn listener_with(port: u16, before: &[String], deny_config: &str) -> Result<String, HarnessError> {
+    let mut entries = before.to_vec();
+    entries.push(wasm_filter("deny", &wasm_path("deny")?, deny_config));
+    let filters = http_filters(&entries);
     Ok(format!(
         r#"{{"resources":[{{"@type":"type.googleapis.com/envoy.config.listener.v3.Listener","name":"ingress","address":{{"socket_address":{{"address":"127.0.0.1","port_value":{port}}}}},"filter_chains":[{{"filters":[{{"name":"envoy.filters.network.http_connection_manager","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager","stat_prefix":"ingress","route_config":{{"name":"local","virtual_hosts":[{{"name":"all","domains":["*"],"routes":[{{"match":{{"prefix":"/"}},"route":{{"cluster":"backend"}}}}]}}]}},"http_filters":{filters}}}}}]}}]}}]}}"#
     ))
@@ -34,13 +41,22 @@ fn write_lds(path: &Path, content: &str) -> Result<(), HarnessError> {
 }
 
 fn start(name: &str, deny_config: &str, list_body: &'static str) -> Result<SingleHop, HarnessError> {
+    start_with(name, &[], deny_config, list_body)
+}
+
+fn start_with(
+    name: &str,
+    before: &[String],
+    deny_config: &str,
+    list_body: &'static str,
+) -> Result<SingleHop, HarnessError> {
     let backend = Backend::start(|_r| BackendResponse::ok("hello").header("x-from-app", "1"))?;
     let lists = Backend::start(move |_r| BackendResponse::ok(list_body))?;
     let port = wasmixer_integration::free_port()?;
     let dir = std::env::temp_dir().join(format!("wasmixer-it-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| HarnessError::io("creating the test directory", e))?;
     let lds_path = dir.join("lds.json");
-    write_lds(&lds_path, &listener(port, deny_config)?)?;
+    write_lds(&lds_path, &listener_with(port, before, deny_config)?)?;
     let yaml = render(
         &read_workspace_file("integration/testdata/deny-lds-bootstrap.yaml")?,
         &[
@@ -203,5 +219,103 @@ fn without_a_valid_configuration_requests_are_refused() -> Result<(), HarnessErr
         std::thread::sleep(Duration::from_millis(100));
     }
     ensure!(backend.request_count() == 0, "the application received traffic without a policy check");
+    Ok(())
+}
+
+/// base64url without padding (JWT segments).
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// An HS256 JWT of `claims` signed with `key` (the HMAC by `openssl dgst`).
+fn hs256_token(key: &str, claims: &str) -> Result<String, HarnessError> {
+    let signing_input = format!("{}.{}", base64url(br#"{"alg":"HS256","typ":"JWT"}"#), base64url(claims.as_bytes()));
+    let mut child = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-binary", "-hmac", key])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| HarnessError::io("running openssl dgst", e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin.write_all(signing_input.as_bytes()).map_err(|e| HarnessError::io("writing to openssl", e))?;
+    }
+    let out = child.wait_with_output().map_err(|e| HarnessError::io("reading openssl's HMAC", e))?;
+    ensure!(out.status.success() && out.stdout.len() == 32, "openssl dgst failed: {:?}", out);
+    Ok(format!("{signing_input}.{}", base64url(&out.stdout)))
+}
+
+const JWT_KEY: &str = "wasmixer-test-hmac-key-0123456789abcdef";
+const JWT_ISSUER: &str = "https://issuer.example";
+
+/// Envoy's jwt_authn in front of the deny filter, as Istio configures it (payload in dynamic
+/// metadata under the issuer); a request without a token passes through unauthenticated.
+fn jwt_authn_filter() -> String {
+    let jwks = format!(r#"{{"keys":[{{"kty":"oct","alg":"HS256","k":"{}"}}]}}"#, base64url(JWT_KEY.as_bytes()));
+    format!(
+        r#"{{"name":"envoy.filters.http.jwt_authn","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication","providers":{{"p1":{{"issuer":"{JWT_ISSUER}","local_jwks":{{"inline_string":{}}},"payload_in_metadata":"{JWT_ISSUER}","forward":true}}}},"rules":[{{"match":{{"prefix":"/"}},"requires":{{"requires_any":{{"requirements":[{{"provider_name":"p1"}},{{"allow_missing":{{}}}}]}}}}}}]}}}}"#,
+        json_string(&jwks)
+    )
+}
+
+const JWT_RULE: &str = r#"{"resources": [
+  {"kind": "handler", "metadata": {"name": "h", "namespace": "istio-system"}, "spec": {"compiledAdapter": "denier", "params": {"status": {"code": 7, "message": "admins only"}}}},
+  {"kind": "instance", "metadata": {"name": "i", "namespace": "istio-system"}, "spec": {"compiledTemplate": "checknothing"}},
+  {"kind": "rule", "metadata": {"name": "admins-only", "namespace": "istio-system"}, "spec": {
+    "match": "(request.auth.claims[\"groups\"] | \"\") != \"admins\"",
+    "actions": [{"handler": "h", "instances": ["i"]}]}},
+  {"kind": "rule", "metadata": {"name": "who", "namespace": "istio-system"}, "spec": {
+    "match": "true",
+    "requestHeaderOperations": [
+      {"name": "x-principal", "values": ["request.auth.principal | \"none\""]},
+      {"name": "x-audience", "values": ["request.auth.audiences | \"none\""]},
+      {"name": "x-presenter", "values": ["request.auth.presenter | \"none\""]}]}}
+]}"#;
+
+/// `request.auth.*` from the payload Envoy's jwt_authn verified: a rule on a list claim (its
+/// first element, as Istio's proxy gave Mixer), the principal `iss/sub`, the first audience.
+#[test]
+fn jwt_claims_from_envoy_s_jwt_authn() -> Result<(), HarnessError> {
+    let hop = start_with("deny-jwt", &[jwt_authn_filter()], JWT_RULE, "")?;
+    let addr = ([127, 0, 0, 1], hop.port).into();
+    let send = |token: Option<&str>| {
+        let mut req = Request::get("/x");
+        if let Some(t) = token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        req.send(addr)
+    };
+    let claims = |groups: &str| {
+        format!(
+            r#"{{"iss":"{JWT_ISSUER}","sub":"alice","aud":["svc-a","svc-b"],"azp":"client-1","groups":{groups},"exp":4102444800}}"#
+        )
+    };
+    let admin = hs256_token(JWT_KEY, &claims(r#"["admins","dev"]"#))?;
+    let resp = send(Some(&admin))?;
+    ensure!(resp.status == 200, "an admin's request: status {} body {:?}", resp.status, resp.body_text());
+    let seen = hop.backend.wait_for_requests(1, Duration::from_secs(5))?;
+    let last = seen.last().ok_or_else(|| HarnessError::check("no request at the backend"))?;
+    ensure!(last.header("x-principal") == Some("https://issuer.example/alice"), "principal: {:?}", last.headers);
+    ensure!(last.header("x-audience") == Some("svc-a"), "audience: {:?}", last.headers);
+    ensure!(last.header("x-presenter") == Some("client-1"), "presenter: {:?}", last.headers);
+
+    let developer = hs256_token(JWT_KEY, &claims(r#"["dev","admins"]"#))?;
+    let resp = send(Some(&developer))?;
+    ensure!(resp.status == 403, "a developer's request: status {}", resp.status);
+    ensure!(resp.body_text().contains("PERMISSION_DENIED:h.istio-system:admins only"), "body {:?}", resp.body_text());
+    let resp = send(None)?;
+    ensure!(resp.status == 403, "a request without a token: status {}", resp.status);
+    // A token that jwt_authn does not verify never reaches the rules.
+    let forged = hs256_token("another-key-0123456789abcdef0123456789", &claims(r#"["admins"]"#))?;
+    ensure!(send(Some(&forged))?.status == 401, "a forged token was not refused by jwt_authn");
     Ok(())
 }

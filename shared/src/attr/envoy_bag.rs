@@ -7,6 +7,7 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 
 use super::host::Host;
+use super::jwt;
 use super::sources::{response_flags_text, source_of, Decode, Side, Source, WorkloadField};
 use super::workload_attributes::WorkloadAttributes;
 use crate::expr::{AttrId, AttributeBag, Manifest, StringMap, Value};
@@ -117,6 +118,8 @@ pub struct EnvoyBag<'h, H: Host + ?Sized> {
     direction: OnceCell<Option<Direction>>,
     local: OnceCell<Option<Rc<WorkloadAttributes>>>,
     peer: OnceCell<Option<Rc<WorkloadAttributes>>>,
+    /// The verified JWT's claims, for every `request.auth.*` attribute.
+    jwt_claims: OnceCell<Option<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
@@ -128,6 +131,7 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
             direction: OnceCell::new(),
             local: OnceCell::new(),
             peer: OnceCell::new(),
+            jwt_claims: OnceCell::new(),
         }
     }
 
@@ -172,6 +176,13 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
                 Some(Value::StringMap(Cow::Owned(StringMap::from_pairs(self.host.headers(true)))))
             }
             Source::Header { name, response } => self.host.header(response, name).map(|v| Value::String(Cow::Owned(v))),
+            Source::Jwt(field) => {
+                let claims = self
+                    .jwt_claims
+                    .get_or_init(|| jwt::payload(&self.host.property(jwt::METADATA_PROPERTY)?))
+                    .as_ref()?;
+                jwt::attribute(claims, field)
+            }
             Source::GrpcField(name) => self
                 .host
                 .response_trailer(name)
@@ -528,6 +539,34 @@ mod tests {
             h.calls.borrow().as_slice(),
             ["trailer(grpc-status)", "header(true,grpc-status)", "trailer(grpc-message)", "header(true,grpc-message)"]
         );
+    }
+
+    /// `envoy.config.core.v3.Metadata` with one `filter_metadata` entry (short fields only).
+    fn metadata(filter: &str, entry: serde_json::Value) -> Vec<u8> {
+        let value = crate::attr::protobuf_struct::encode_struct(entry.as_object().unwrap()).unwrap();
+        let mut inner = vec![0x0a, filter.len() as u8];
+        inner.extend_from_slice(filter.as_bytes());
+        inner.extend_from_slice(&[0x12, value.len() as u8]);
+        inner.extend_from_slice(&value);
+        let mut out = vec![0x0a, inner.len() as u8];
+        out.extend_from_slice(&inner);
+        out
+    }
+
+    #[test]
+    fn jwt_attributes_read_the_metadata_once() {
+        let mut h = host();
+        let payload = serde_json::json!({"iss": "https://i.example", "sub": "bob", "groups": ["ops"]});
+        let bytes = metadata("envoy.filters.http.jwt_authn", serde_json::json!({"https://i.example": payload}));
+        h.properties.push((vec!["metadata"], bytes));
+        let got =
+            eval(&h, &["request.auth.principal", r#"request.auth.claims["groups"]"#, "request.auth.presenter | \"-\""]);
+        assert_eq!(got, [r#"Ok(String("https://i.example/bob"))"#, r#"Ok(String("ops"))"#, r#"Ok(String("-"))"#]);
+        assert_eq!(h.calls.borrow().iter().filter(|c| *c == "metadata").count(), 1);
+        // No jwt_authn entry: absent.
+        let mut h = host();
+        h.properties.push((vec!["metadata"], metadata("istio_authn", serde_json::json!({"a": "b"}))));
+        assert_eq!(eval(&h, &["request.auth.principal | \"none\""]), [r#"Ok(String("none"))"#]);
     }
 
     #[test]

@@ -228,6 +228,37 @@ pub fn decode_struct_with(bytes: &[u8], limits: &Limits) -> Result<Map<String, V
     Decoder::new(bytes, limits)?.struct_fields(bytes, 1)
 }
 
+/// The Struct a filter stored in a stream's dynamic metadata: `bytes` is an
+/// `envoy.config.core.v3.Metadata` (`map<string, Struct> filter_metadata = 1`, what Envoy's
+/// `metadata` property holds) and `filter` the entry's key (`envoy.filters.http.jwt_authn`).
+pub fn filter_metadata(bytes: &[u8], filter: &str) -> Result<Option<Map<String, Value>>, ProtoError> {
+    let limits = Limits::default();
+    if bytes.len() > limits.max_bytes {
+        return Err(ProtoError::TooLarge { limit: limits.max_bytes });
+    }
+    let mut reader = Reader::new(bytes);
+    while !reader.at_end() {
+        let (field, wire) = reader.tag()?;
+        if field != 1 || wire != LEN {
+            reader.skip(field, wire, 0, limits.max_depth)?;
+            continue;
+        }
+        let mut entry = Reader::new(reader.len_delimited()?);
+        let (mut key, mut value) = (None, None);
+        while !entry.at_end() {
+            match entry.tag()? {
+                (1, LEN) => key = Some(entry.len_delimited()?),
+                (2, LEN) => value = Some(entry.len_delimited()?),
+                (f, w) => entry.skip(f, w, 0, limits.max_depth)?,
+            }
+        }
+        if key == Some(filter.as_bytes()) {
+            return decode_struct_with(value.unwrap_or_default(), &limits).map(Some);
+        }
+    }
+    Ok(None)
+}
+
 /// Parses a `google.protobuf.Value` with the default [`Limits`].
 pub fn decode_value(bytes: &[u8]) -> Result<Value, ProtoError> {
     decode_value_with(bytes, &Limits::default())

@@ -44,6 +44,20 @@ pub enum WorkloadField {
     WorkloadNamespace,
 }
 
+/// An attribute of the request's verified JWT, from the payload Envoy's `jwt_authn` filter
+/// stores in dynamic metadata (`payload_in_metadata`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JwtField {
+    /// `iss/sub`.
+    Principal,
+    /// `aud`: the claim, or the first of a list.
+    Audiences,
+    /// `azp`.
+    Presenter,
+    /// Every claim that is a string, or a list whose first element is a string (that element).
+    Claims,
+}
+
 /// An attribute of a TCP report, supplied by the TCP (network filter) reporter from its own
 /// byte counts and clock; no Envoy property holds them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +93,7 @@ pub enum Source {
         name: &'static str,
         response: bool,
     },
+    Jwt(JwtField),
     /// A field of a gRPC response's status (`grpc-status`, `grpc-message`): from the response
     /// trailers, or from the headers of a trailers-only response.
     GrpcField(&'static str),
@@ -190,11 +205,13 @@ pub fn source_of(name: &str) -> Source {
         "source.services" => Absent("the services of the client workload are not known to the proxy"),
         "origin.uid" | "origin.user" => Absent("legacy attributes that no proxy sets"),
         "request.reason" => Absent("audit reason: not set by Envoy"),
-        "request.auth.principal"
-        | "request.auth.audiences"
-        | "request.auth.presenter"
-        | "request.auth.claims"
-        | "request.auth.raw_claims" => Absent("JWT attributes need Envoy's jwt_authn filter metadata; not mapped yet"),
+        "request.auth.principal" => Jwt(JwtField::Principal),
+        "request.auth.audiences" => Jwt(JwtField::Audiences),
+        "request.auth.presenter" => Jwt(JwtField::Presenter),
+        "request.auth.claims" => Jwt(JwtField::Claims),
+        "request.auth.raw_claims" => {
+            Absent("Envoy's jwt_authn hands over the verified payload as a Struct, not the token's JSON text")
+        }
         "connection.event" => Connection(ConnectionField::Event),
         "connection.received.bytes" => Connection(ConnectionField::ReceivedBytes),
         "connection.sent.bytes" => Connection(ConnectionField::SentBytes),

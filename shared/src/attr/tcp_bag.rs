@@ -82,6 +82,7 @@ fn is_http_message(source: Source) -> bool {
         | Source::ResponseHeaders
         | Source::Header { .. }
         | Source::GrpcField(_)
+        | Source::Jwt(_)
         | Source::QueryParams
         | Source::ResponseTime => true,
         Source::Property(path, _) => is_message_path(path),

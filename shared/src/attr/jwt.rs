@@ -1,0 +1,125 @@
+//! The request's JWT attributes (`request.auth.*`) from the payload Envoy's `jwt_authn` filter
+//! verified and stored in the stream's dynamic metadata, read the way Istio 1.4's proxy turned
+//! its authentication result into Mixer attributes.
+//!
+//! `jwt_authn` must run before the wasmixer filter and name a key with `payload_in_metadata`.
+//! Istio keys the payload by issuer, so the key is not known here: the first payload under
+//! `envoy.filters.http.jwt_authn` (in key order) is the request's.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value as Json};
+
+use super::protobuf_struct;
+use super::sources::JwtField;
+use crate::expr::value::{StringMap, Value};
+
+/// The `metadata` property path and the filter whose entry holds the payload.
+pub const METADATA_PROPERTY: &[&str] = &["metadata"];
+const JWT_FILTER: &str = "envoy.filters.http.jwt_authn";
+
+/// The verified payload in `metadata` (Envoy's `envoy.config.core.v3.Metadata` bytes).
+pub fn payload(metadata: &[u8]) -> Option<Map<String, Json>> {
+    let entries = protobuf_struct::filter_metadata(metadata, JWT_FILTER).ok()??;
+    entries.into_iter().find_map(|(_, v)| match v {
+        Json::Object(claims) => Some(claims),
+        _ => None,
+    })
+}
+
+fn text(claim: Option<&Json>) -> Option<&str> {
+    match claim? {
+        Json::String(s) => Some(s),
+        Json::Array(items) => items.first()?.as_str(),
+        _ => None,
+    }
+}
+
+/// One JWT attribute of `claims`; `None` when the token lacks it.
+pub fn attribute(claims: &Map<String, Json>, field: JwtField) -> Option<Value<'static>> {
+    let string = |s: String| Some(Value::String(Cow::Owned(s)));
+    match field {
+        JwtField::Principal => {
+            let (iss, sub) = (claims.get("iss")?.as_str()?, claims.get("sub")?.as_str()?);
+            string(format!("{iss}/{sub}"))
+        }
+        JwtField::Audiences => string(text(claims.get("aud"))?.to_string()),
+        JwtField::Presenter => string(claims.get("azp")?.as_str()?.to_string()),
+        JwtField::Claims => {
+            let strings = claims.iter().filter_map(|(k, v)| Some((k.as_str(), text(Some(v))?)));
+            Some(Value::StringMap(Cow::Owned(StringMap::from_pairs(strings))))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use serde_json::json;
+
+    use super::*;
+
+    fn claims(v: Json) -> Map<String, Json> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn claims_become_mixer_s_attributes() {
+        let c = claims(json!({
+            "iss": "https://issuer.example", "sub": "alice", "aud": ["svc-a", "svc-b"], "azp": "client-1",
+            "groups": ["admins", "dev"], "email": "a@example.com", "exp": 4102444800.0, "nested": {"a": "b"}, "empty": []
+        }));
+        let s = |f| attribute(&c, f).map(|v| format!("{v:?}"));
+        assert_eq!(s(JwtField::Principal).unwrap(), r#"String("https://issuer.example/alice")"#);
+        assert_eq!(s(JwtField::Audiences).unwrap(), r#"String("svc-a")"#);
+        assert_eq!(s(JwtField::Presenter).unwrap(), r#"String("client-1")"#);
+        let claims_map = match attribute(&c, JwtField::Claims) {
+            Some(Value::StringMap(map)) => map.into_owned(),
+            other => unreachable!("not a map: {other:?}"),
+        };
+        assert_eq!(
+            claims_map.iter().collect::<Vec<_>>(),
+            [
+                ("aud", "svc-a"),
+                ("azp", "client-1"),
+                ("email", "a@example.com"),
+                ("groups", "admins"),
+                ("iss", "https://issuer.example"),
+                ("sub", "alice")
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_claims_are_absent() {
+        let c = claims(json!({"sub": "alice", "aud": "svc"}));
+        assert!(attribute(&c, JwtField::Principal).is_none());
+        assert!(attribute(&c, JwtField::Presenter).is_none());
+        assert_eq!(format!("{:?}", attribute(&c, JwtField::Audiences).unwrap()), r#"String("svc")"#);
+    }
+
+    #[test]
+    fn the_payload_is_found_under_any_key_of_jwt_authn_s_metadata() {
+        let payload = json!({"iss": "i", "sub": "s"});
+        let jwt = protobuf_struct::encode_struct(&claims(json!({"https://issuer.example": payload}))).unwrap();
+        let other = protobuf_struct::encode_struct(&claims(json!({"x": "y"}))).unwrap();
+        let mut metadata = Vec::new();
+        for (key, value) in [("istio_authn", &other), (JWT_FILTER, &jwt)] {
+            let mut entry = vec![0x0a, key.len() as u8];
+            entry.extend_from_slice(key.as_bytes());
+            entry.push(0x12);
+            entry.push(value.len() as u8);
+            entry.extend_from_slice(value);
+            metadata.push(0x0a);
+            metadata.push(entry.len() as u8);
+            metadata.extend_from_slice(&entry);
+        }
+        assert_eq!(payload_of(&metadata), Some(claims(payload)));
+        assert_eq!(payload_of(&metadata[..metadata.len() - 3]), None);
+        assert_eq!(payload_of(&[]), None);
+    }
+
+    fn payload_of(metadata: &[u8]) -> Option<Map<String, Json>> {
+        payload(metadata)
+    }
+}
