@@ -271,18 +271,20 @@ const JWT_RULE: &str = r#"{"resources": [
   {"kind": "handler", "metadata": {"name": "h", "namespace": "istio-system"}, "spec": {"compiledAdapter": "denier", "params": {"status": {"code": 7, "message": "admins only"}}}},
   {"kind": "instance", "metadata": {"name": "i", "namespace": "istio-system"}, "spec": {"compiledTemplate": "checknothing"}},
   {"kind": "rule", "metadata": {"name": "admins-only", "namespace": "istio-system"}, "spec": {
-    "match": "(request.auth.claims[\"groups\"] | \"\") != \"admins\"",
+    "match": "(request.auth.claims[\"role\"] | \"\") != \"admin\"",
     "actions": [{"handler": "h", "instances": ["i"]}]}},
   {"kind": "rule", "metadata": {"name": "who", "namespace": "istio-system"}, "spec": {
     "match": "true",
     "requestHeaderOperations": [
       {"name": "x-principal", "values": ["request.auth.principal | \"none\""]},
       {"name": "x-audience", "values": ["request.auth.audiences | \"none\""]},
-      {"name": "x-presenter", "values": ["request.auth.presenter | \"none\""]}]}}
+      {"name": "x-presenter", "values": ["request.auth.presenter | \"none\""]},
+      {"name": "x-groups", "values": ["request.auth.claims[\"groups\"] | \"left out\""]}]}}
 ]}"#;
 
-/// `request.auth.*` from the payload Envoy's jwt_authn verified: a rule on a list claim (its
-/// first element, as Istio's proxy gave Mixer), the principal `iss/sub`, the first audience.
+/// `request.auth.*` from the payload Envoy's jwt_authn verified, as Istio's proxy gave them to
+/// Mixer: a rule on a string claim, the principal `iss/sub`, the first audience, and a list
+/// claim left out of `request.auth.claims`.
 #[test]
 fn jwt_claims_from_envoy_s_jwt_authn() -> Result<(), HarnessError> {
     let hop = start_with("deny-jwt", &[jwt_authn_filter()], JWT_RULE, "")?;
@@ -294,12 +296,12 @@ fn jwt_claims_from_envoy_s_jwt_authn() -> Result<(), HarnessError> {
         }
         req.send(addr)
     };
-    let claims = |groups: &str| {
+    let claims = |role: &str| {
         format!(
-            r#"{{"iss":"{JWT_ISSUER}","sub":"alice","aud":["svc-a","svc-b"],"azp":"client-1","groups":{groups},"exp":4102444800}}"#
+            r#"{{"iss":"{JWT_ISSUER}","sub":"alice","aud":["svc-a","svc-b"],"azp":"client-1","role":"{role}","groups":["admins"],"exp":4102444800}}"#
         )
     };
-    let admin = hs256_token(JWT_KEY, &claims(r#"["admins","dev"]"#))?;
+    let admin = hs256_token(JWT_KEY, &claims("admin"))?;
     let resp = send(Some(&admin))?;
     ensure!(resp.status == 200, "an admin's request: status {} body {:?}", resp.status, resp.body_text());
     let seen = hop.backend.wait_for_requests(1, Duration::from_secs(5))?;
@@ -307,15 +309,16 @@ fn jwt_claims_from_envoy_s_jwt_authn() -> Result<(), HarnessError> {
     ensure!(last.header("x-principal") == Some("https://issuer.example/alice"), "principal: {:?}", last.headers);
     ensure!(last.header("x-audience") == Some("svc-a"), "audience: {:?}", last.headers);
     ensure!(last.header("x-presenter") == Some("client-1"), "presenter: {:?}", last.headers);
+    ensure!(last.header("x-groups") == Some("left out"), "groups: {:?}", last.headers);
 
-    let developer = hs256_token(JWT_KEY, &claims(r#"["dev","admins"]"#))?;
+    let developer = hs256_token(JWT_KEY, &claims("dev"))?;
     let resp = send(Some(&developer))?;
     ensure!(resp.status == 403, "a developer's request: status {}", resp.status);
     ensure!(resp.body_text().contains("PERMISSION_DENIED:h.istio-system:admins only"), "body {:?}", resp.body_text());
     let resp = send(None)?;
     ensure!(resp.status == 403, "a request without a token: status {}", resp.status);
     // A token that jwt_authn does not verify never reaches the rules.
-    let forged = hs256_token("another-key-0123456789abcdef0123456789", &claims(r#"["admins"]"#))?;
+    let forged = hs256_token("another-key-0123456789abcdef0123456789", &claims("admin"))?;
     ensure!(send(Some(&forged))?.status == 401, "a forged token was not refused by jwt_authn");
     Ok(())
 }

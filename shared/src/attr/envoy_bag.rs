@@ -541,28 +541,39 @@ mod tests {
         );
     }
 
-    /// `envoy.config.core.v3.Metadata` with one `filter_metadata` entry (short fields only).
+    /// `envoy.config.core.v3.Metadata` with one `filter_metadata` entry.
     fn metadata(filter: &str, entry: serde_json::Value) -> Vec<u8> {
+        fn field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+            out.push(tag);
+            let mut n = bytes.len();
+            while n >= 0x80 {
+                out.push((n as u8) | 0x80);
+                n >>= 7;
+            }
+            out.push(n as u8);
+            out.extend_from_slice(bytes);
+        }
         let value = crate::attr::protobuf_struct::encode_struct(entry.as_object().unwrap()).unwrap();
-        let mut inner = vec![0x0a, filter.len() as u8];
-        inner.extend_from_slice(filter.as_bytes());
-        inner.extend_from_slice(&[0x12, value.len() as u8]);
-        inner.extend_from_slice(&value);
-        let mut out = vec![0x0a, inner.len() as u8];
-        out.extend_from_slice(&inner);
+        let mut inner = Vec::new();
+        field(&mut inner, 0x0a, filter.as_bytes());
+        field(&mut inner, 0x12, &value);
+        let mut out = Vec::new();
+        field(&mut out, 0x0a, &inner);
         out
     }
 
     #[test]
     fn jwt_attributes_read_the_metadata_once() {
         let mut h = host();
-        let payload = serde_json::json!({"iss": "https://i.example", "sub": "bob", "groups": ["ops"]});
+        let payload = serde_json::json!({"iss": "https://i.example", "sub": "bob", "role": "ops", "groups": ["ops"]});
         let bytes = metadata("envoy.filters.http.jwt_authn", serde_json::json!({"https://i.example": payload}));
         h.properties.push((vec!["metadata"], bytes));
-        let got =
-            eval(&h, &["request.auth.principal", r#"request.auth.claims["groups"]"#, "request.auth.presenter | \"-\""]);
+        let exprs = ["request.auth.principal", r#"request.auth.claims["role"]"#, r#"request.auth.presenter | "-""#];
+        let got = eval(&h, &exprs);
         assert_eq!(got, [r#"Ok(String("https://i.example/bob"))"#, r#"Ok(String("ops"))"#, r#"Ok(String("-"))"#]);
         assert_eq!(h.calls.borrow().iter().filter(|c| *c == "metadata").count(), 1);
+        // A list claim is left out of the map (Mixer's client kept string claims only).
+        assert_eq!(eval(&h, &[r#"request.auth.claims["groups"]"#]), [r#"Ok(String(""))"#]);
         // No jwt_authn entry: absent.
         let mut h = host();
         h.properties.push((vec!["metadata"], metadata("istio_authn", serde_json::json!({"a": "b"}))));

@@ -54,7 +54,7 @@ pub enum JwtField {
     Audiences,
     /// `azp`.
     Presenter,
-    /// Every claim that is a string, or a list whose first element is a string (that element).
+    /// The claims whose values are strings (Mixer's client left out every other claim).
     Claims,
 }
 
