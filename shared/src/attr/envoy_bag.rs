@@ -110,6 +110,9 @@ impl SourceTable {
     }
 }
 
+const GRPC_STATUS: &str = "grpc-status";
+const GRPC_MESSAGE: &str = "grpc-message";
+
 /// One request's attributes.
 pub struct EnvoyBag<'h, H: Host + ?Sized> {
     host: &'h H,
@@ -120,6 +123,7 @@ pub struct EnvoyBag<'h, H: Host + ?Sized> {
     peer: OnceCell<Option<Rc<WorkloadAttributes>>>,
     /// The verified JWT's claims, for every `request.auth.*` attribute.
     jwt_claims: OnceCell<Option<serde_json::Map<String, serde_json::Value>>>,
+    grpc_status: OnceCell<Option<(bool, String)>>,
 }
 
 impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
@@ -132,6 +136,7 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
             local: OnceCell::new(),
             peer: OnceCell::new(),
             jwt_claims: OnceCell::new(),
+            grpc_status: OnceCell::new(),
         }
     }
 
@@ -149,6 +154,17 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
             Some(Value::StringMap(map)) => Some(map.get(name).map(str::to_string)),
             _ => Some(None),
         }
+    }
+
+    /// The response's gRPC status and whether it came in the trailers (else in the headers of
+    /// a trailers-only response), Mixer's client's `GetGrpcStatus`.
+    fn grpc_status_in(&self) -> Option<&(bool, String)> {
+        self.grpc_status
+            .get_or_init(|| match self.host.response_trailer(GRPC_STATUS) {
+                Some(status) => Some((true, status)),
+                None => self.host.header(true, GRPC_STATUS).map(|status| (false, status)),
+            })
+            .as_ref()
     }
 
     fn workload(&self, side: Side) -> Option<&WorkloadAttributes> {
@@ -183,11 +199,17 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
                     .as_ref()?;
                 jwt::attribute(claims, field)
             }
-            Source::GrpcField(name) => self
-                .host
-                .response_trailer(name)
-                .or_else(|| self.host.header(true, name))
-                .map(|v| Value::String(Cow::Owned(v))),
+            Source::GrpcStatus => self.grpc_status_in().map(|(_, status)| Value::String(Cow::Owned(status.clone()))),
+            Source::GrpcMessage => {
+                let (trailers, _) = self.grpc_status_in()?;
+                let trailers = *trailers;
+                let message = if trailers {
+                    self.host.response_trailer(GRPC_MESSAGE)
+                } else {
+                    self.host.header(true, GRPC_MESSAGE)
+                };
+                Some(Value::String(Cow::Owned(message.unwrap_or_default())))
+            }
             Source::QueryParams => {
                 let path = self.get(self.table.bases.path?)?;
                 let (_, query) = path.as_str()?.split_once('?')?;
@@ -528,17 +550,21 @@ mod tests {
     fn grpc_status_comes_from_the_trailers_else_a_trailers_only_response_s_headers() {
         let mut h = host();
         h.response_trailers = vec![("grpc-status", "14"), ("grpc-message", "unavailable")];
-        h.response_headers = vec![("grpc-status", "0")];
+        h.response_headers = vec![("grpc-status", "0"), ("grpc-message", "from the headers")];
         let got = eval(&h, &["response.grpc_status", "response.grpc_message"]);
         assert_eq!(got, [r#"Ok(String("14"))"#, r#"Ok(String("unavailable"))"#]);
+        // Trailers-only: status and message from the headers; a missing message is "".
         let mut h = host();
         h.response_headers = vec![("grpc-status", "7")];
         let got = eval(&h, &["response.grpc_status", r#"response.grpc_message | "-""#]);
-        assert_eq!(got, [r#"Ok(String("7"))"#, r#"Ok(String("-"))"#]);
+        assert_eq!(got, [r#"Ok(String("7"))"#, r#"Ok(String(""))"#]);
         assert_eq!(
             h.calls.borrow().as_slice(),
-            ["trailer(grpc-status)", "header(true,grpc-status)", "trailer(grpc-message)", "header(true,grpc-message)"]
+            ["trailer(grpc-status)", "header(true,grpc-status)", "header(true,grpc-message)"]
         );
+        // No status, no message.
+        let got = eval(&host(), &[r#"response.grpc_message | "-""#, r#"response.grpc_status | "-""#]);
+        assert_eq!(got, [r#"Ok(String("-"))"#, r#"Ok(String("-"))"#]);
     }
 
     /// `envoy.config.core.v3.Metadata` with one `filter_metadata` entry.

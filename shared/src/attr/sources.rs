@@ -94,9 +94,12 @@ pub enum Source {
         response: bool,
     },
     Jwt(JwtField),
-    /// A field of a gRPC response's status (`grpc-status`, `grpc-message`): from the response
-    /// trailers, or from the headers of a trailers-only response.
-    GrpcField(&'static str),
+    /// The gRPC status of the response: from the trailers, or from the headers of a
+    /// trailers-only response.
+    GrpcStatus,
+    /// The gRPC message, from where the status is (`""` when that map has none); absent
+    /// without a status, as Mixer's client had it.
+    GrpcMessage,
     QueryParams,
     ReporterKind,
     ReporterUid,
@@ -190,8 +193,8 @@ pub fn source_of(name: &str) -> Source {
         "response.size" => Property(&["response", "size"], Decode::Int64),
         "response.total_size" => Property(&["response", "total_size"], Decode::Int64),
         "response.time" => ResponseTime,
-        "response.grpc_status" => GrpcField("grpc-status"),
-        "response.grpc_message" => GrpcField("grpc-message"),
+        "response.grpc_status" => GrpcStatus,
+        "response.grpc_message" => GrpcMessage,
         "connection.id" => Property(&["connection", "id"], Decode::Uint64Text),
         "connection.mtls" => Property(&["connection", "mtls"], Decode::Bool),
         "connection.requested_server_name" => Property(&["connection", "requested_server_name"], STR),

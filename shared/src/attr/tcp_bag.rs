@@ -81,7 +81,8 @@ fn is_http_message(source: Source) -> bool {
         Source::RequestHeaders
         | Source::ResponseHeaders
         | Source::Header { .. }
-        | Source::GrpcField(_)
+        | Source::GrpcStatus
+        | Source::GrpcMessage
         | Source::Jwt(_)
         | Source::QueryParams
         | Source::ResponseTime => true,
