@@ -279,7 +279,8 @@ const JWT_RULE: &str = r#"{"resources": [
       {"name": "x-principal", "values": ["request.auth.principal | \"none\""]},
       {"name": "x-audience", "values": ["request.auth.audiences | \"none\""]},
       {"name": "x-presenter", "values": ["request.auth.presenter | \"none\""]},
-      {"name": "x-groups", "values": ["request.auth.claims[\"groups\"] | \"left out\""]}]}}
+      {"name": "x-groups", "values": ["request.auth.claims[\"groups\"] | \"left out\""]},
+      {"name": "x-raw-claims", "values": ["request.auth.raw_claims | \"none\""]}]}}
 ]}"#;
 
 /// `request.auth.*` from the payload Envoy's jwt_authn verified, as Istio's proxy gave them to
@@ -310,6 +311,8 @@ fn jwt_claims_from_envoy_s_jwt_authn() -> Result<(), HarnessError> {
     ensure!(last.header("x-audience") == Some("svc-a"), "audience: {:?}", last.headers);
     ensure!(last.header("x-presenter") == Some("client-1"), "presenter: {:?}", last.headers);
     ensure!(last.header("x-groups") == Some("left out"), "groups: {:?}", last.headers);
+    let raw = r#"{"aud":["svc-a","svc-b"],"azp":"client-1","exp":4102444800,"groups":["admins"],"iss":"https://issuer.example","role":"admin","sub":"alice"}"#;
+    ensure!(last.header("x-raw-claims") == Some(raw), "raw claims: {:?}", last.headers);
 
     let developer = hs256_token(JWT_KEY, &claims("dev"))?;
     let resp = send(Some(&developer))?;

@@ -12,6 +12,7 @@ use serde_json::{Map, Value as Json};
 
 use super::protobuf_struct;
 use super::sources::JwtField;
+use crate::config::json_text;
 use crate::expr::value::{StringMap, Value};
 
 /// The `metadata` property path and the filter whose entry holds the payload.
@@ -50,6 +51,7 @@ pub fn attribute(claims: &Map<String, Json>, field: JwtField) -> Option<Value<'s
             let strings = claims.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)));
             Some(Value::StringMap(Cow::Owned(StringMap::from_pairs(strings))))
         }
+        JwtField::RawClaims => string(json_text(&Json::Object(claims.clone())).to_string()),
     }
 }
 
@@ -74,6 +76,14 @@ mod tests {
         assert_eq!(s(JwtField::Principal).unwrap(), r#"String("https://issuer.example/alice")"#);
         assert_eq!(s(JwtField::Audiences).unwrap(), r#"String("svc-a")"#);
         assert_eq!(s(JwtField::Presenter).unwrap(), r#"String("client-1")"#);
+        let raw = match attribute(&c, JwtField::RawClaims) {
+            Some(Value::String(s)) => s.into_owned(),
+            other => unreachable!("not a string: {other:?}"),
+        };
+        assert_eq!(
+            raw,
+            r#"{"aud":["svc-a","svc-b"],"azp":"client-1","email":"a@example.com","empty":[],"exp":4102444800,"groups":["admins","dev"],"iss":"https://issuer.example","nested":{"a":"b"},"sub":"alice"}"#
+        );
         let claims_map = match attribute(&c, JwtField::Claims) {
             Some(Value::StringMap(map)) => map.into_owned(),
             other => unreachable!("not a map: {other:?}"),

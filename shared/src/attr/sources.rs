@@ -56,6 +56,9 @@ pub enum JwtField {
     Presenter,
     /// The claims whose values are strings (Mixer's client left out every other claim).
     Claims,
+    /// Every claim as compact JSON: the verified payload re-encoded (keys sorted), since Envoy
+    /// hands over a Struct, not the token's own text.
+    RawClaims,
 }
 
 /// An attribute of a TCP report, supplied by the TCP (network filter) reporter from its own
@@ -212,9 +215,7 @@ pub fn source_of(name: &str) -> Source {
         "request.auth.audiences" => Jwt(JwtField::Audiences),
         "request.auth.presenter" => Jwt(JwtField::Presenter),
         "request.auth.claims" => Jwt(JwtField::Claims),
-        "request.auth.raw_claims" => {
-            Absent("Envoy's jwt_authn hands over the verified payload as a Struct, not the token's JSON text")
-        }
+        "request.auth.raw_claims" => Jwt(JwtField::RawClaims),
         "connection.event" => Connection(ConnectionField::Event),
         "connection.received.bytes" => Connection(ConnectionField::ReceivedBytes),
         "connection.sent.bytes" => Connection(ConnectionField::SentBytes),
