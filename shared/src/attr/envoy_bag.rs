@@ -122,7 +122,7 @@ pub struct EnvoyBag<'h, H: Host + ?Sized> {
     local: OnceCell<Option<Rc<WorkloadAttributes>>>,
     peer: OnceCell<Option<Rc<WorkloadAttributes>>>,
     /// The verified JWT's claims, for every `request.auth.*` attribute.
-    jwt_claims: OnceCell<Option<serde_json::Map<String, serde_json::Value>>>,
+    jwt_payload: OnceCell<Option<serde_json::Value>>,
     grpc_status: OnceCell<Option<(bool, String)>>,
 }
 
@@ -135,7 +135,7 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
             direction: OnceCell::new(),
             local: OnceCell::new(),
             peer: OnceCell::new(),
-            jwt_claims: OnceCell::new(),
+            jwt_payload: OnceCell::new(),
             grpc_status: OnceCell::new(),
         }
     }
@@ -193,17 +193,16 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
             }
             Source::Header { name, response } => self.host.header(response, name).map(|v| Value::String(Cow::Owned(v))),
             Source::Jwt(field) => {
-                let claims = self
-                    .jwt_claims
+                let payload = self
+                    .jwt_payload
                     .get_or_init(|| jwt::payload(&self.host.property(jwt::METADATA_PROPERTY)?))
                     .as_ref()?;
-                jwt::attribute(claims, field)
+                jwt::attribute(payload, field)
             }
             Source::GrpcStatus => self.grpc_status_in().map(|(_, status)| Value::String(Cow::Owned(status.clone()))),
             Source::GrpcMessage => {
-                let (trailers, _) = self.grpc_status_in()?;
-                let trailers = *trailers;
-                let message = if trailers {
+                let &(in_trailers, _) = self.grpc_status_in()?;
+                let message = if in_trailers {
                     self.host.response_trailer(GRPC_MESSAGE)
                 } else {
                     self.host.header(true, GRPC_MESSAGE)
@@ -569,23 +568,7 @@ mod tests {
 
     /// `envoy.config.core.v3.Metadata` with one `filter_metadata` entry.
     fn metadata(filter: &str, entry: serde_json::Value) -> Vec<u8> {
-        fn field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
-            out.push(tag);
-            let mut n = bytes.len();
-            while n >= 0x80 {
-                out.push((n as u8) | 0x80);
-                n >>= 7;
-            }
-            out.push(n as u8);
-            out.extend_from_slice(bytes);
-        }
-        let value = crate::attr::protobuf_struct::encode_struct(entry.as_object().unwrap()).unwrap();
-        let mut inner = Vec::new();
-        field(&mut inner, 0x0a, filter.as_bytes());
-        field(&mut inner, 0x12, &value);
-        let mut out = Vec::new();
-        field(&mut out, 0x0a, &inner);
-        out
+        crate::attr::protobuf_struct::encode_filter_metadata(&[(filter, entry.as_object().unwrap())]).unwrap()
     }
 
     #[test]

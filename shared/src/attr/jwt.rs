@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use super::protobuf_struct;
 use super::sources::JwtField;
@@ -19,17 +19,16 @@ use crate::expr::value::{StringMap, Value};
 pub const METADATA_PROPERTY: &[&str] = &["metadata"];
 const JWT_FILTER: &str = "envoy.filters.http.jwt_authn";
 
-/// The verified payload in `metadata` (Envoy's `envoy.config.core.v3.Metadata` bytes).
-pub fn payload(metadata: &[u8]) -> Option<Map<String, Json>> {
+/// The verified payload in `metadata` (Envoy's `envoy.config.core.v3.Metadata` bytes): a JSON
+/// object of the claims.
+pub fn payload(metadata: &[u8]) -> Option<Json> {
     let entries = protobuf_struct::filter_metadata(metadata, JWT_FILTER).ok()??;
-    entries.into_iter().find_map(|(_, v)| match v {
-        Json::Object(claims) => Some(claims),
-        _ => None,
-    })
+    entries.into_iter().map(|(_, v)| v).find(Json::is_object)
 }
 
-/// One JWT attribute of `claims`; `None` when the token lacks it.
-pub fn attribute(claims: &Map<String, Json>, field: JwtField) -> Option<Value<'static>> {
+/// One JWT attribute of `payload` (a [`payload`]); `None` when the token lacks it.
+pub fn attribute(payload: &Json, field: JwtField) -> Option<Value<'static>> {
+    let claims = payload.as_object()?;
     let string = |s: String| Some(Value::String(Cow::Owned(s)));
     match field {
         JwtField::Principal => {
@@ -51,7 +50,7 @@ pub fn attribute(claims: &Map<String, Json>, field: JwtField) -> Option<Value<'s
             let strings = claims.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)));
             Some(Value::StringMap(Cow::Owned(StringMap::from_pairs(strings))))
         }
-        JwtField::RawClaims => string(json_text(&Json::Object(claims.clone())).to_string()),
+        JwtField::RawClaims => string(json_text(payload).to_string()),
     }
 }
 
@@ -62,16 +61,12 @@ mod tests {
 
     use super::*;
 
-    fn claims(v: Json) -> Map<String, Json> {
-        v.as_object().unwrap().clone()
-    }
-
     #[test]
     fn claims_become_mixer_s_attributes() {
-        let c = claims(json!({
+        let c = json!({
             "iss": "https://issuer.example", "sub": "alice", "aud": ["svc-a", "svc-b"], "azp": "client-1",
             "groups": ["admins", "dev"], "email": "a@example.com", "exp": 4102444800.0, "nested": {"a": "b"}, "empty": []
-        }));
+        });
         let s = |f| attribute(&c, f).map(|v| format!("{v:?}"));
         assert_eq!(s(JwtField::Principal).unwrap(), r#"String("https://issuer.example/alice")"#);
         assert_eq!(s(JwtField::Audiences).unwrap(), r#"String("svc-a")"#);
@@ -96,7 +91,7 @@ mod tests {
 
     #[test]
     fn missing_claims_are_absent() {
-        let c = claims(json!({"sub": "alice", "aud": "svc"}));
+        let c = json!({"sub": "alice", "aud": "svc"});
         assert!(attribute(&c, JwtField::Principal).is_none());
         assert!(attribute(&c, JwtField::Presenter).is_none());
         assert_eq!(format!("{:?}", attribute(&c, JwtField::Audiences).unwrap()), r#"String("svc")"#);
@@ -104,26 +99,16 @@ mod tests {
 
     #[test]
     fn the_payload_is_found_under_any_key_of_jwt_authn_s_metadata() {
-        let payload = json!({"iss": "i", "sub": "s"});
-        let jwt = protobuf_struct::encode_struct(&claims(json!({"https://issuer.example": payload}))).unwrap();
-        let other = protobuf_struct::encode_struct(&claims(json!({"x": "y"}))).unwrap();
-        let mut metadata = Vec::new();
-        for (key, value) in [("istio_authn", &other), (JWT_FILTER, &jwt)] {
-            let mut entry = vec![0x0a, key.len() as u8];
-            entry.extend_from_slice(key.as_bytes());
-            entry.push(0x12);
-            entry.push(value.len() as u8);
-            entry.extend_from_slice(value);
-            metadata.push(0x0a);
-            metadata.push(entry.len() as u8);
-            metadata.extend_from_slice(&entry);
-        }
-        assert_eq!(payload_of(&metadata), Some(claims(payload)));
-        assert_eq!(payload_of(&metadata[..metadata.len() - 3]), None);
-        assert_eq!(payload_of(&[]), None);
-    }
-
-    fn payload_of(metadata: &[u8]) -> Option<Map<String, Json>> {
-        payload(metadata)
+        let payload_json = json!({"iss": "i", "sub": "s"});
+        let jwt = json!({"https://issuer.example": payload_json});
+        let other = json!({"x": "y"});
+        let metadata = protobuf_struct::encode_filter_metadata(&[
+            ("istio_authn", other.as_object().unwrap()),
+            (JWT_FILTER, jwt.as_object().unwrap()),
+        ])
+        .unwrap();
+        assert_eq!(payload(&metadata), Some(payload_json));
+        assert_eq!(payload(&metadata[..metadata.len() - 3]), None);
+        assert_eq!(payload(&[]), None);
     }
 }

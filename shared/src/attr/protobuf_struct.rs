@@ -116,6 +116,21 @@ pub fn encode_struct(fields: &Map<String, Value>) -> Result<Vec<u8>, ProtoError>
     Ok(out)
 }
 
+/// Serializes an `envoy.config.core.v3.Metadata` whose `filter_metadata` holds `entries` (the
+/// form Envoy's `metadata` property has; what [`filter_metadata`] reads). Tests only: Envoy
+/// writes it, the filters never do.
+#[cfg(test)]
+pub fn encode_filter_metadata(entries: &[(&str, &Map<String, Value>)]) -> Result<Vec<u8>, ProtoError> {
+    let mut out = Vec::new();
+    for (filter, fields) in entries {
+        let mut entry = Vec::new();
+        put_bytes(&mut entry, 1, filter.as_bytes());
+        put_bytes(&mut entry, 2, &encode_struct(fields)?);
+        put_bytes(&mut out, 1, &entry);
+    }
+    Ok(out)
+}
+
 /// Serializes a `google.protobuf.Value`.
 pub fn encode_value(value: &Value) -> Result<Vec<u8>, ProtoError> {
     let mut out = Vec::new();

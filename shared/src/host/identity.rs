@@ -86,11 +86,7 @@ pub struct RootIdentity {
 impl RootIdentity {
     /// The local workload from the node metadata; peers are learnt from streams.
     pub fn from_node() -> RootIdentity {
-        RootIdentity::new(local_workload())
-    }
-
-    pub fn new(local: Option<Rc<WorkloadAttributes>>) -> RootIdentity {
-        RootIdentity { local, peers: PeerCache::default() }
+        RootIdentity { local: local_workload(), peers: PeerCache::default() }
     }
 }
 
