@@ -30,6 +30,7 @@ pub use error::HarnessError;
 pub use http::{Request, Response};
 pub use ports::free_port;
 pub mod apps;
+pub mod bookinfo_pair;
 pub mod mesh;
 pub mod mesh_compose;
 pub mod mesh_control;

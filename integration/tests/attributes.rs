@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use wasmixer_integration::access_log_file::first_json_line;
+use wasmixer_integration::bookinfo_pair::{PairFilters, ReviewsToRatings};
 use wasmixer_integration::bootstrap::wasm_filter;
-use wasmixer_integration::pki::TestCa;
-use wasmixer_integration::ports::free_ports;
-use wasmixer_integration::sidecar::{InboundTls, SidecarOptions, SidecarSpec, Workload, RATINGS_HOST};
-use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request};
+use wasmixer_integration::sidecar::RATINGS_HOST;
+use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, HarnessError, Request};
 
 const BODY: &str = "{\"id\":0,\"ratings\":{\"Reviewer1\":5}}";
 
@@ -97,53 +96,22 @@ fn get<'a>(line: &'a BTreeMap<String, Value>, key: &str) -> &'a Value {
 #[test]
 fn both_sidecars_see_the_vocabulary() -> Result<(), HarnessError> {
     let dir = std::env::temp_dir().join(format!("wasmixer-it-attributes-{}", std::process::id()));
-    let ca = TestCa::create(&dir, "cluster.local")?;
-    let ca_cert = ca.ca_cert();
     let app = Backend::start(|_r| BackendResponse::ok(BODY).header("x-app", "ratings"))?;
-    let ports = free_ports(4)?;
     let peer =
         || -> Result<String, HarnessError> { Ok(wasm_filter("peer-metadata", &wasm_path("peer-metadata")?, "{}")) };
     let log = || -> Result<String, HarnessError> {
         Ok(wasm_filter("access-log", &wasm_path("access-log")?, &access_log_config()))
     };
-    let flush = ["--file-flush-interval-msec", "100"];
-
-    let ratings_w = Workload::new("ratings", "v1", "default", "bookinfo-ratings");
-    let ratings_cert = ca.issue("default", "bookinfo-ratings")?;
-    let server_log = dir.join("ratings.log");
-    let ratings = SidecarSpec {
-        inbound_filters: vec![peer()?, log()?],
-        outbound_filters: vec![peer()?],
-        ..SidecarSpec::bookinfo_ratings(
-            &ratings_w,
-            &ratings_cert,
-            &ca_cert,
-            InboundTls::Strict,
-            [ports[0], ports[1]],
-            app.port(),
-        )
+    let filters = PairFilters {
+        ratings_inbound: vec![peer()?, log()?],
+        ratings_outbound: vec![peer()?],
+        reviews_inbound: vec![peer()?],
+        reviews_outbound: vec![peer()?, log()?],
+        ..PairFilters::default()
     };
-    let options = SidecarOptions { access_log_path: Some(server_log.clone()), ..SidecarOptions::default() };
-    let _ratings = EnvoyProcess::start_with_args(&ratings.bootstrap_with(&options), "attributes-ratings", &flush)?;
-
-    let reviews_w = Workload::new("reviews", "v3", "default", "bookinfo-reviews");
-    let reviews_cert = ca.issue("default", "bookinfo-reviews")?;
-    let client_log = dir.join("reviews.log");
-    let reviews = SidecarSpec {
-        inbound_filters: vec![peer()?],
-        outbound_filters: vec![peer()?, log()?],
-        ..SidecarSpec::bookinfo_reviews(
-            &reviews_w,
-            &reviews_cert,
-            &ca_cert,
-            InboundTls::Strict,
-            [ports[2], ports[3]],
-            ports[0],
-        )
-    };
-    let options = SidecarOptions { access_log_path: Some(client_log.clone()), ..SidecarOptions::default() };
-    let reviews_sidecar =
-        EnvoyProcess::start_with_args(&reviews.bootstrap_with(&options), "attributes-reviews", &flush)?;
+    let pair = ReviewsToRatings::start("attributes", &dir, app.port(), filters)?;
+    let (server_log, client_log, reviews_sidecar) = (&pair.ratings_log, &pair.reviews_log, &pair.reviews);
+    let ratings_inbound_port = pair.ratings.listener_addr("inbound")?.port();
 
     let resp = Request::get("/ratings/0?user=jason")
         .header("host", "ratings:9080")
@@ -152,8 +120,8 @@ fn both_sidecars_see_the_vocabulary() -> Result<(), HarnessError> {
         .send(reviews_sidecar.listener_addr("outbound")?)?;
     ensure!(resp.status == 200, "status {} {:?}", resp.status, resp.body_text());
 
-    let server = first_json_line(&server_log, Duration::from_secs(10))?;
-    let client = first_json_line(&client_log, Duration::from_secs(10))?;
+    let server = first_json_line(server_log, Duration::from_secs(10))?;
+    let client = first_json_line(client_log, Duration::from_secs(10))?;
     let reviews_principal = "cluster.local/ns/default/sa/bookinfo-reviews";
     let ratings_principal = "cluster.local/ns/default/sa/bookinfo-ratings";
     let reviews_labels = json!({"app": "reviews", "version": "v3"});
@@ -239,12 +207,12 @@ fn both_sidecars_see_the_vocabulary() -> Result<(), HarnessError> {
         get(&client, "connection.mtls")
     );
     ensure!(
-        get(&server, "destination.port") == &json!(ports[0]),
+        get(&server, "destination.port") == &json!(ratings_inbound_port),
         "server destination.port {:?}",
         get(&server, "destination.port")
     );
     ensure!(
-        get(&client, "destination.port") == &json!(ports[0]),
+        get(&client, "destination.port") == &json!(ratings_inbound_port),
         "client destination.port (the upstream) {:?}",
         get(&client, "destination.port")
     );

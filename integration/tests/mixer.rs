@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use wasmixer_integration::access_log_file::first_json_line;
+use wasmixer_integration::bookinfo_pair::{PairFilters, ReviewsToRatings};
 use wasmixer_integration::bootstrap::wasm_filter;
 use wasmixer_integration::dist::read_workspace_file;
-use wasmixer_integration::pki::TestCa;
-use wasmixer_integration::ports::free_ports;
-use wasmixer_integration::sidecar::{InboundTls, SidecarOptions, SidecarSpec, Workload, RATINGS_HOST};
+use wasmixer_integration::sidecar::RATINGS_HOST;
 use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request};
 
 const DENY_SEED: &str = "integration/testdata/deny-seed.json";
@@ -60,52 +59,19 @@ fn mixer_config(with_deny: bool) -> Result<String, HarnessError> {
 #[test]
 fn one_filter_denies_and_logs_on_both_sidecars() -> Result<(), HarnessError> {
     let dir = std::env::temp_dir().join(format!("wasmixer-it-mixer-{}", std::process::id()));
-    let ca = TestCa::create(&dir, "cluster.local")?;
-    let ca_cert = ca.ca_cert();
     let app = Backend::start(|_r| BackendResponse::ok("{}"))?;
-    let ports = free_ports(4)?;
     let mixer = |deny: bool| -> Result<String, HarnessError> {
         Ok(wasm_filter("mixer", &wasm_path("mixer")?, &mixer_config(deny)?))
     };
-    let flush = ["--file-flush-interval-msec", "100"];
-
-    let ratings_w = Workload::new("ratings", "v1", "default", "bookinfo-ratings");
-    let ratings_cert = ca.issue("default", "bookinfo-ratings")?;
-    let server_log = dir.join("ratings.log");
-    let ratings = SidecarSpec {
-        inbound_filters: vec![mixer(true)?],
-        outbound_filters: vec![mixer(false)?],
+    let filters = PairFilters {
+        ratings_inbound: vec![mixer(true)?],
+        ratings_outbound: vec![mixer(false)?],
+        reviews_inbound: vec![mixer(false)?],
+        reviews_outbound: vec![mixer(false)?],
         stats_tags: METRIC_LABELS.iter().map(|l| (*l).to_string()).collect(),
-        ..SidecarSpec::bookinfo_ratings(
-            &ratings_w,
-            &ratings_cert,
-            &ca_cert,
-            InboundTls::Strict,
-            [ports[0], ports[1]],
-            app.port(),
-        )
     };
-    let options = SidecarOptions { access_log_path: Some(server_log.clone()), ..SidecarOptions::default() };
-    let ratings_sidecar = EnvoyProcess::start_with_args(&ratings.bootstrap_with(&options), "mixer-ratings", &flush)?;
-
-    let reviews_w = Workload::new("reviews", "v3", "default", "bookinfo-reviews");
-    let reviews_cert = ca.issue("default", "bookinfo-reviews")?;
-    let client_log = dir.join("reviews.log");
-    let reviews = SidecarSpec {
-        inbound_filters: vec![mixer(false)?],
-        outbound_filters: vec![mixer(false)?],
-        stats_tags: METRIC_LABELS.iter().map(|l| (*l).to_string()).collect(),
-        ..SidecarSpec::bookinfo_reviews(
-            &reviews_w,
-            &reviews_cert,
-            &ca_cert,
-            InboundTls::Strict,
-            [ports[2], ports[3]],
-            ports[0],
-        )
-    };
-    let options = SidecarOptions { access_log_path: Some(client_log.clone()), ..SidecarOptions::default() };
-    let reviews_sidecar = EnvoyProcess::start_with_args(&reviews.bootstrap_with(&options), "mixer-reviews", &flush)?;
+    let pair = ReviewsToRatings::start("mixer", &dir, app.port(), filters)?;
+    let (ratings_sidecar, reviews_sidecar) = (&pair.ratings, &pair.reviews);
 
     let resp =
         Request::get("/ratings/0").header("host", "ratings:9080").send(reviews_sidecar.listener_addr("outbound")?)?;
@@ -113,8 +79,8 @@ fn one_filter_denies_and_logs_on_both_sidecars() -> Result<(), HarnessError> {
     ensure!(resp.status == 403, "status {} {:?} (the seed rule denies reviews-v3)", resp.status, resp.body_text());
     ensure!(resp.body_text().contains(body), "body {:?}, want {body:?}", resp.body_text());
 
-    let server = first_json_line(&server_log, Duration::from_secs(10))?;
-    let client = first_json_line(&client_log, Duration::from_secs(10))?;
+    let server = first_json_line(&pair.ratings_log, Duration::from_secs(10))?;
+    let client = first_json_line(&pair.reviews_log, Duration::from_secs(10))?;
     let reviews_labels = json!({"app": "reviews", "version": "v3"});
     let ratings_labels = json!({"app": "ratings", "version": "v1"});
     for (side, line, kind) in [("server", &server, "inbound"), ("client", &client, "outbound")] {
@@ -137,10 +103,10 @@ fn one_filter_denies_and_logs_on_both_sidecars() -> Result<(), HarnessError> {
     // The metrics component reported on both sides with the verified peer; the deny component
     // counted its decision on the server (counters reach Envoy on the next tick: poll).
     let series = "source=\"reviews-v3\",destination=\"ratings-v1\",message=\"twice the fun!\"} 2";
-    wait_for_stat(&ratings_sidecar, &format!("istio_double_request_count{{reporter=\"server\",{series}"))?;
-    wait_for_stat(&reviews_sidecar, &format!("istio_double_request_count{{reporter=\"client\",{series}"))?;
+    wait_for_stat(ratings_sidecar, &format!("istio_double_request_count{{reporter=\"server\",{series}"))?;
+    wait_for_stat(reviews_sidecar, &format!("istio_double_request_count{{reporter=\"client\",{series}"))?;
     wait_for_stat(
-        &ratings_sidecar,
+        ratings_sidecar,
         "wasmixer_policy_checks_total{rule=\"denyreviewsv3.rule.default\",result=\"deny\"} 1",
     )?;
     Ok(())
