@@ -10,6 +10,7 @@ use wasmixer_integration::dist::read_workspace_file;
 use wasmixer_integration::{
     ensure, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request, Response,
 };
+use wasmixer_shared::attr::base64;
 
 struct SingleHop {
     envoy: EnvoyProcess,
@@ -222,18 +223,10 @@ fn without_a_valid_configuration_requests_are_refused() -> Result<(), HarnessErr
     Ok(())
 }
 
-/// base64url without padding (JWT segments).
+/// base64url without padding (JWT segments): the project's standard base64 with the URL-safe
+/// alphabet.
 fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
+    base64::encode(bytes).trim_end_matches('=').replace('+', "-").replace('/', "_")
 }
 
 /// An HS256 JWT of `claims` signed with `key` (the HMAC by `openssl dgst`).
