@@ -39,11 +39,7 @@ pub struct MetricsSidecar<'a> {
 impl MetricsSidecar<'_> {
     /// The HTTP bootstrap with `filters` (filter, configuration) in order before the router.
     pub fn http_bootstrap(&self, filters: &[(&str, String)], stats_path: &str) -> Result<String, HarnessError> {
-        let entries = filters
-            .iter()
-            .map(|(f, config)| Ok(wasm_filter(f, &wasm_path(f)?, config)))
-            .collect::<Result<Vec<_>, HarnessError>>()?;
-        self.bootstrap(HTTP_TEMPLATE, ("http_filters", http_filters(&entries)), stats_path)
+        self.bootstrap(HTTP_TEMPLATE, ("http_filters", wasm_http_filters(filters)?), stats_path)
     }
 
     /// Starts the HTTP sidecar and waits until the metrics filter is configured.
@@ -88,22 +84,27 @@ pub fn start_hairpin(
     stats_path: &str,
     upstream_port: u16,
 ) -> Result<EnvoyProcess, HarnessError> {
-    let entries = filters
-        .iter()
-        .map(|(f, config)| Ok(wasm_filter(f, &wasm_path(f)?, config)))
-        .collect::<Result<Vec<_>, HarnessError>>()?;
     let bootstrap = render(
         &read_workspace_file(HAIRPIN_TEMPLATE)?,
         &[
             ("inbound_port", free_port()?.to_string()),
             ("upstream_port", upstream_port.to_string()),
-            ("http_filters", http_filters(&entries)),
+            ("http_filters", wasm_http_filters(filters)?),
             ("stats_config", stats_config(stats_path)?),
         ],
     )?;
     let envoy = EnvoyProcess::start(&bootstrap, name)?;
     wait_configured(&envoy)?;
     Ok(envoy)
+}
+
+/// The `http_filters` array: the dist `.wasm` of each (filter, configuration), then the router.
+fn wasm_http_filters(filters: &[(&str, String)]) -> Result<String, HarnessError> {
+    let entries = filters
+        .iter()
+        .map(|(f, config)| Ok(wasm_filter(f, &wasm_path(f)?, config)))
+        .collect::<Result<Vec<_>, HarnessError>>()?;
+    Ok(http_filters(&entries))
 }
 
 fn wait_configured(envoy: &EnvoyProcess) -> Result<(), HarnessError> {
