@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{json, Map, Value as Json};
 use wasmixer_shared::config::expressions::compile_field;
 use wasmixer_shared::config::resource::{classify, ResourceClass};
-use wasmixer_shared::config::snapshot::key;
+use wasmixer_shared::config::snapshot::{candidates, key};
 use wasmixer_shared::config::{ConfigError, ConfigErrors, FilterConfig, Resource, Snapshot};
 use wasmixer_shared::expr::{Manifest, ValueType};
 use wasmixer_shared::policy::deny::CheckHandler;
@@ -216,16 +216,6 @@ fn normalized(ctx: &Ctx, obj: &Object, class: ResourceClass) -> Json {
     out.insert("metadata".into(), json!({"name": obj.name, "namespace": ctx.namespace_of(obj)}));
     out.insert("spec".into(), spec);
     Json::Object(out)
-}
-
-/// Mixer's candidate keys for a rule's reference (`x`, `x.y`, `x.kind.ns`).
-fn candidates(reference: &str, desired_kind: &str, ns: &str) -> Vec<String> {
-    let parts: Vec<&str> = reference.split('.').collect();
-    match parts.as_slice() {
-        [one] => vec![key(one, desired_kind, ns)],
-        [a, b] => vec![key(a, b, ns), key(a, desired_kind, b)],
-        _ => vec![reference.to_string()],
-    }
 }
 
 /// What [`convert`] produces.

@@ -270,7 +270,9 @@ impl Snapshot {
     }
 }
 
-fn candidates(reference: &str, desired_kind: &str, ns: &str) -> Vec<String> {
+/// Mixer's candidate keys for a reference to a `desired_kind` resource from namespace `ns`
+/// (`x`, `x.y`, `x.kind.ns`).
+pub fn candidates(reference: &str, desired_kind: &str, ns: &str) -> Vec<String> {
     let parts: Vec<&str> = reference.split('.').collect();
     match parts.as_slice() {
         [one] => vec![key(one, desired_kind, ns)],
