@@ -132,6 +132,45 @@ fn denials_grpc_status_and_header_operations() -> Result<(), HarnessError> {
     Ok(())
 }
 
+/// A header value Envoy cannot send (a control character other than tab) would make Envoy fail
+/// the allowed request with a 503 `invalid header value`; it is left out, counted and logged,
+/// and the rule's other values still apply.
+#[test]
+fn header_values_no_header_can_carry_are_left_out_and_counted() -> Result<(), HarnessError> {
+    let config = r#"{"resources": [
+      {"kind": "rule", "metadata": {"name": "tag", "namespace": "istio-system"}, "spec": {
+        "requestHeaderOperations": [
+          {"name": "x-injected", "values": ["\"a\\r\\nx-smuggled: 1\""]},
+          {"name": "x-checked-user", "values": ["request.headers[\"x-user\"] | \"anonymous\""]}],
+        "responseHeaderOperations": [{"name": "x-policy", "values": ["\"bad\\x00value\"", "\"wasmixer\""], "operation": "APPEND"}]}}
+    ]}"#;
+    let hop = start("deny-bad-header-value", config, "")?;
+    let ok = hop.get("alice")?;
+    ensure!(ok.status == 200, "the request must go through, got {} {:?}", ok.status, ok.body_text());
+    ensure!(ok.header("x-policy") == Some("wasmixer"), "the valid response value applies: {:?}", ok.headers);
+    let seen = hop.backend.requests();
+    let ours = seen.iter().find(|r| r.path == "/x").ok_or_else(|| HarnessError::check("the request did not arrive"))?;
+    ensure!(ours.header("x-checked-user") == Some("alice"), "the valid operation applies: {:?}", ours);
+    ensure!(
+        ours.header("x-injected").is_none() && ours.header("x-smuggled").is_none(),
+        "the invalid value must not be sent: {:?}",
+        ours
+    );
+    // Two values left out per request, the readiness probes' requests included.
+    let want = format!(
+        "wasmixer_policy_header_values_skipped_total{{rule=\"tag.rule.istio-system\"}} {}",
+        2 * hop.backend.requests().len()
+    );
+    wait_until(Duration::from_secs(5), || hop.envoy.stats_prometheus().is_ok_and(|s| s.lines().any(|l| l == want)))
+        .map_err(|_| HarnessError::check(format!("no `{want}` in /stats/prometheus")))?;
+    let log = hop.envoy.log();
+    ensure!(
+        log.contains("rule tag.rule.istio-system: header x-injected: value left out: the value has a control character no HTTP header can carry"),
+        "the skipped value is logged"
+    );
+    Ok(())
+}
+
 /// A gRPC call over HTTP/2 (curl with prior knowledge, as gRPC clients speak h2c): the denial
 /// is a trailers-only gRPC response, `grpc-status: 7`.
 #[test]

@@ -1,5 +1,6 @@
-//! The deny filter's own counters, `wasmixer_policy_checks_total{rule, result}`, counted in
-//! memory per request and handed to Envoy once per tick: a host call per request saved.
+//! The deny filter's own counters, `wasmixer_policy_checks_total{rule, result}` and
+//! `wasmixer_policy_header_values_skipped_total{rule}`, counted in memory per request and handed
+//! to Envoy once per tick: a host call per request saved.
 //! Also the coarse clock the rate-limited logs read, refreshed on the same tick.
 
 use std::cell::Cell;
@@ -10,6 +11,7 @@ use wasmixer_shared::host::tagged_metrics::TaggedMetric;
 use wasmixer_shared::policy::deny::{CheckRule, RuleOutcome};
 
 const CHECK_TAGS: [&str; 2] = ["rule", "result"];
+const SKIPPED_TAGS: [&str; 1] = ["rule"];
 const MAX_RULE_SERIES: usize = 10_000;
 const OUTCOMES: [RuleOutcome; 4] = [RuleOutcome::Allow, RuleOutcome::Deny, RuleOutcome::Error, RuleOutcome::DryRunDeny];
 
@@ -26,6 +28,9 @@ pub struct DenyMetrics {
     checks: TaggedMetric,
     pending: Vec<[Cell<i64>; 4]>,
     limiters: Vec<LogLimiter>,
+    skipped_values: TaggedMetric,
+    pending_skipped: Vec<Cell<i64>>,
+    skipped_limiters: Vec<LogLimiter>,
     clock_ns: Cell<i64>,
 }
 
@@ -35,6 +40,13 @@ impl DenyMetrics {
             checks: TaggedMetric::new("wasmixer_policy_checks_total", MetricType::Counter, MAX_RULE_SERIES),
             pending: (0..rules).map(|_| Default::default()).collect(),
             limiters: (0..rules).map(|_| LogLimiter::new()).collect(),
+            skipped_values: TaggedMetric::new(
+                "wasmixer_policy_header_values_skipped_total",
+                MetricType::Counter,
+                MAX_RULE_SERIES,
+            ),
+            pending_skipped: (0..rules).map(|_| Cell::new(0)).collect(),
+            skipped_limiters: (0..rules).map(|_| LogLimiter::new()).collect(),
             clock_ns: Cell::new(abi::now_nanos()),
         }
     }
@@ -51,9 +63,24 @@ impl DenyMetrics {
         self.limiters.get(index)?.admit(self.clock_ns.get(), interval_ns)
     }
 
+    /// Counts a header value of rule `index` left out; `Some(suppressed repeats)` when a log
+    /// line about it may be written now.
+    pub fn skipped_value(&self, index: usize, interval_ns: i64) -> Option<u64> {
+        if let Some(cell) = self.pending_skipped.get(index) {
+            cell.set(cell.get().saturating_add(1));
+        }
+        self.skipped_limiters.get(index)?.admit(self.clock_ns.get(), interval_ns)
+    }
+
     /// Hands the counts to Envoy and refreshes the clock; called on every tick.
     pub fn flush(&self, rules: &[CheckRule]) {
         self.clock_ns.set(abi::now_nanos());
+        for (rule, cell) in rules.iter().zip(&self.pending_skipped) {
+            let n = cell.replace(0);
+            if n > 0 {
+                self.skipped_values.increment(&SKIPPED_TAGS, &[rule.label.as_str()], n);
+            }
+        }
         for (rule, counts) in rules.iter().zip(&self.pending) {
             for (outcome, cell) in OUTCOMES.iter().zip(counts) {
                 let n = cell.replace(0);

@@ -13,7 +13,7 @@ use wasmixer_shared::host::identity::RootIdentity;
 use wasmixer_shared::host::proxy_host::ProxyHost;
 use wasmixer_shared::host::request_carry::{PeerTrustLevel, RequestCarry};
 use wasmixer_shared::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
-use wasmixer_shared::policy::header_ops::HeaderEdit;
+use wasmixer_shared::policy::header_ops::{HeaderEdit, SkippedValue};
 use wasmixer_shared::policy::status::http_status;
 use wasmixer_shared::policy::DenyPlan;
 
@@ -37,6 +37,16 @@ struct Observer<'s> {
 }
 
 impl CheckObserver for Observer<'_> {
+    fn header_value_skipped(&mut self, index: usize, rule: &CheckRule, header: &str, why: &SkippedValue) {
+        if let Some(suppressed) = self.metrics.skipped_value(index, DEFAULT_INTERVAL_NS) {
+            log::warn!(
+                "#{} wasmixer-deny: rule {}: header {header}: value left out: {why} ({suppressed} similar suppressed)",
+                self.context_id,
+                rule.label
+            );
+        }
+    }
+
     fn rule(&mut self, index: usize, rule: &CheckRule, outcome: RuleOutcome, detail: &dyn std::fmt::Display) {
         self.metrics.count(index, outcome);
         if outcome == RuleOutcome::Allow {

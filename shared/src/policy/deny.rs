@@ -6,7 +6,7 @@ use std::cell::RefCell;
 
 use serde_json::Value as Json;
 
-use super::header_ops::{compile_header_operations, HeaderEdit, HeaderOperation};
+use super::header_ops::{compile_header_operations, HeaderEdit, HeaderOperation, SkippedValue};
 use super::listchecker::{self, FetchedList, List, ListParams};
 use super::status::{parse_code, Status};
 use crate::config::expressions::{compile_field, compile_match};
@@ -88,6 +88,10 @@ impl RuleOutcome {
 /// Receives what a check did, so filters can count and log without the plan allocating.
 pub trait CheckObserver {
     fn rule(&mut self, rule_index: usize, rule: &CheckRule, outcome: RuleOutcome, detail: &dyn std::fmt::Display);
+
+    /// A value of one of the rule's header operations on `header` was left out (see
+    /// [`SkippedValue`]); the request goes on without it.
+    fn header_value_skipped(&mut self, _rule_index: usize, _rule: &CheckRule, _header: &str, _why: &SkippedValue) {}
 }
 
 /// Everything the deny filter evaluates, compiled at configure time.
@@ -233,13 +237,13 @@ impl DenyPlan {
             }
         }
         if result.status.is_ok() {
-            self.header_edits(bag, &mut result);
+            self.header_edits(bag, &mut result, observer);
         }
         result
     }
 
-    fn header_edits(&self, bag: &dyn AttributeBag, result: &mut CheckResult) {
-        for rule in &self.rules {
+    fn header_edits(&self, bag: &dyn AttributeBag, result: &mut CheckResult, observer: &mut dyn CheckObserver) {
+        for (index, rule) in self.rules.iter().enumerate() {
             if rule.request_headers.is_empty() && rule.response_headers.is_empty() {
                 continue;
             }
@@ -248,11 +252,13 @@ impl DenyPlan {
             {
                 continue;
             }
+            let mut skipped =
+                |header: &str, why: SkippedValue| observer.header_value_skipped(index, rule, header, &why);
             for op in &rule.request_headers {
-                op.edits(bag, &mut result.request_edits);
+                op.edits(bag, &mut result.request_edits, &mut skipped);
             }
             for op in &rule.response_headers {
-                op.edits(bag, &mut result.response_edits);
+                op.edits(bag, &mut result.response_edits, &mut skipped);
             }
         }
     }
@@ -409,11 +415,16 @@ mod tests {
     use crate::expr::{MapBag, StringMap, Value};
     use std::borrow::Cow;
 
-    struct Recorder(Vec<(String, RuleOutcome)>);
+    /// Rule outcomes, and `rule header: why` for every skipped header value.
+    struct Recorder(Vec<(String, RuleOutcome)>, Vec<String>);
 
     impl CheckObserver for Recorder {
         fn rule(&mut self, _: usize, rule: &CheckRule, outcome: RuleOutcome, _: &dyn std::fmt::Display) {
             self.0.push((rule.label.clone(), outcome));
+        }
+
+        fn header_value_skipped(&mut self, _: usize, rule: &CheckRule, header: &str, why: &SkippedValue) {
+            self.1.push(format!("{} {header}: {why}", rule.label));
         }
     }
 
@@ -440,7 +451,7 @@ mod tests {
     }
 
     fn run(p: &DenyPlan, attrs: &[(&str, Value<'static>)]) -> (CheckResult, Vec<(String, RuleOutcome)>) {
-        let mut rec = Recorder(Vec::new());
+        let mut rec = Recorder(Vec::new(), Vec::new());
         let r = p.check(&bag(attrs), 0, &mut rec);
         (r, rec.0)
     }
@@ -601,6 +612,50 @@ mod tests {
         assert_eq!(r.response_edits, [HeaderEdit::Replace("x-served-by".into(), "?".into())]);
         let (r, _) = run(&p, &[("request.method", s("POST"))]);
         assert!(r.request_edits.is_empty());
+    }
+
+    #[test]
+    fn header_values_no_header_can_carry_are_skipped_and_reported() {
+        let p = plan(
+            r#"{"resources": [
+          {"kind": "rule", "metadata": {"name": "h", "namespace": "istio-system"}, "spec": {
+            "requestHeaderOperations": [
+              {"name": "x-user", "values": ["\"a\\r\\nx-injected: 1\"", "\"tab\\tand é\"", "request.path"]}],
+            "responseHeaderOperations": [{"name": "x-nul", "values": ["\"a\\x00b\"", "\"a\\x7fb\""]}]}}
+        ]}"#,
+        )
+        .unwrap();
+        let mut rec = Recorder(Vec::new(), Vec::new());
+        let r = p.check(&bag(&[("request.headers", labels(&[]))]), 0, &mut rec);
+        assert!(r.status.is_ok(), "a skipped value never denies");
+        assert_eq!(r.request_edits, [HeaderEdit::Replace("x-user".into(), "tab\tand é".into())]);
+        assert!(r.response_edits.is_empty());
+        assert_eq!(
+            rec.1,
+            [
+                "h.rule.istio-system x-user: the value has a control character no HTTP header can carry",
+                "h.rule.istio-system x-user: evaluation failed: lookup failed: 'request.path'",
+                "h.rule.istio-system x-nul: the value has a control character no HTTP header can carry",
+                "h.rule.istio-system x-nul: the value has a control character no HTTP header can carry",
+            ]
+        );
+    }
+
+    #[test]
+    fn header_names_envoy_would_refuse_are_configuration_errors() {
+        for bad in ["x user", "x-user:", "", ":", "x\\u00e9"] {
+            let doc = format!(
+                r#"{{"resources": [{{"kind": "rule", "metadata": {{"name": "r"}}, "spec": {{"requestHeaderOperations": [{{"name": "{bad}", "values": ["\"v\""]}}]}}}}]}}"#
+            );
+            let e = plan(&doc).unwrap_err();
+            assert!(e.starts_with("r.rule.default: field requestHeaderOperations[0].name: "), "{bad:?}: {e}");
+        }
+        let doc = r#"{"resources": [{"kind": "rule", "metadata": {"name": "r"}, "spec": {"requestHeaderOperations": [{"name": "x user", "values": ["\"v\""]}]}}]}"#;
+        assert_eq!(
+            plan(doc).unwrap_err(),
+            r#"r.rule.default: field requestHeaderOperations[0].name: "x user" is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~, after an optional ':')"#
+        );
+        assert!(plan(r#"{"resources": [{"kind": "rule", "metadata": {"name": "r"}, "spec": {"requestHeaderOperations": [{"name": ":path", "values": ["\"/v2\""]}, {"name": "X-B3-TraceId", "operation": "REMOVE"}]}}]}"#).is_ok());
     }
 
     #[test]

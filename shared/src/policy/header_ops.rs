@@ -1,6 +1,11 @@
 //! Rule header operations (`requestHeaderOperations` / `responseHeaderOperations`), applied for
 //! allowed requests as Mixer's dispatcher did: one operation per value, empty or failing values
-//! skipped, REMOVE ignoring values.
+//! skipped, REMOVE ignoring values. Beyond Mixer: a header name Envoy would refuse is a
+//! configuration error, and a value Envoy would refuse (a control character other than tab) is
+//! skipped and reported like a failing one; applied, it would turn the allowed request into
+//! Envoy's 503 `invalid header value`.
+
+use std::fmt;
 
 use serde_json::Value as Json;
 
@@ -40,6 +45,16 @@ pub fn compile_header_operations(
             .and_then(Json::as_str)
             .filter(|n| !n.is_empty())
             .ok_or_else(|| ConfigError::new(resource, format!("{at}.name"), "a header name is required"))?;
+        if !is_valid_header_name(name) {
+            return Err(ConfigError::new(
+                resource,
+                format!("{at}.name"),
+                format!(
+                    "{} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~, after an optional ':')",
+                    crate::config::json_text(&Json::from(name))
+                ),
+            ));
+        }
         let operation = match op.get("operation") {
             None | Some(Json::Null) => Operation::Replace,
             Some(v) => match (v.as_str(), v.as_i64()) {
@@ -87,16 +102,63 @@ pub enum HeaderEdit {
     Remove(String),
 }
 
+/// Whether Envoy accepts `name` as a header name: an RFC 9110 token, or `:` and a token
+/// (pseudo-headers such as `:path`).
+pub fn is_valid_header_name(name: &str) -> bool {
+    let token = name.strip_prefix(':').unwrap_or(name);
+    !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether Envoy sends `value` in a header: tab, visible ASCII, space and bytes of UTF-8
+/// sequences (obs-text); any other control character makes it fail the request.
+pub fn is_valid_header_value(value: &str) -> bool {
+    value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
+}
+
+/// Why a value of a header operation was left out.
+#[derive(Debug)]
+pub enum SkippedValue {
+    /// The expression failed to evaluate (Mixer skipped it too).
+    Evaluation(String),
+    /// The value has a character no header can carry.
+    InvalidCharacter,
+}
+
+impl fmt::Display for SkippedValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkippedValue::Evaluation(e) => write!(f, "evaluation failed: {e}"),
+            SkippedValue::InvalidCharacter => f.write_str("the value has a control character no HTTP header can carry"),
+        }
+    }
+}
+
 impl HeaderOperation {
-    /// Evaluates the operation into edits (one per non-empty value).
-    pub fn edits(&self, bag: &dyn AttributeBag, out: &mut Vec<HeaderEdit>) {
+    /// Evaluates the operation into edits (one per non-empty value); each value left out for
+    /// another reason than being empty is reported to `skipped`.
+    pub fn edits(
+        &self,
+        bag: &dyn AttributeBag,
+        out: &mut Vec<HeaderEdit>,
+        skipped: &mut dyn FnMut(&str, SkippedValue),
+    ) {
         if self.operation == Operation::Remove {
             out.push(HeaderEdit::Remove(self.name.clone()));
             return;
         }
         for p in &self.values {
-            let Ok(v) = p.evaluate(bag) else { continue };
+            let v = match p.evaluate(bag) {
+                Ok(v) => v,
+                Err(e) => {
+                    skipped(&self.name, SkippedValue::Evaluation(e.to_string()));
+                    continue;
+                }
+            };
             let Some(text) = v.as_str().filter(|t| !t.is_empty()) else { continue };
+            if !is_valid_header_value(text) {
+                skipped(&self.name, SkippedValue::InvalidCharacter);
+                continue;
+            }
             out.push(match self.operation {
                 Operation::Append => HeaderEdit::Append(self.name.clone(), text.to_string()),
                 _ => HeaderEdit::Replace(self.name.clone(), text.to_string()),
