@@ -1,0 +1,181 @@
+//! Property tests of the attribute layer over a host that answers garbage: every property,
+//! header and trailer comes back as random bytes (wrong lengths, invalid UTF-8, fake pairs
+//! encodings, bogus JWT metadata), absent at random. Every attribute of the vocabulary and the
+//! seed plans evaluate over it without a panic: whatever Envoy hands a filter, it never traps.
+//! Runs natively and on wasm32.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+
+use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
+use wasmixer_shared::attr::host::Host;
+use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
+use wasmixer_shared::config::FilterConfig;
+use wasmixer_shared::expr::{AttrId, Manifest, Program, StringMap, ValueType};
+use wasmixer_shared::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
+use wasmixer_shared::policy::DenyPlan;
+use wasmixer_shared::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
+use wasmixer_shared::telemetry::metric_plan::{DropCause, MetricPlan, MetricSink};
+
+mod support;
+use support::Rng;
+
+/// Byte strings a confused or hostile host might return.
+fn garbage(rng: &mut Rng) -> Vec<u8> {
+    match rng.below(9) {
+        0 => Vec::new(),
+        1 => vec![rng.below(256) as u8],
+        2 => (rng.next() as i64).to_le_bytes().to_vec(),
+        3 => (0..rng.below(7)).map(|_| rng.below(256) as u8).collect(),
+        4 => vec![0xff, 0xfe, 0xc3],
+        5 => b"outbound|9080||reviews.default.svc.cluster.local".to_vec(),
+        6 => b"spiffe://cluster.local/ns/default/sa/x".to_vec(),
+        // A pairs header claiming more pairs than the bytes hold.
+        7 => vec![200, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, b'k'],
+        _ => (0..rng.below(64)).map(|_| rng.below(256) as u8).collect(),
+    }
+}
+
+struct GarbageHost {
+    rng: RefCell<Rng>,
+    local: Option<Rc<WorkloadAttributes>>,
+    peer: Option<Rc<WorkloadAttributes>>,
+}
+
+impl GarbageHost {
+    fn maybe<T>(&self, f: impl FnOnce(&mut Rng) -> T) -> Option<T> {
+        let mut rng = self.rng.borrow_mut();
+        (rng.below(5) != 0).then(|| f(&mut rng))
+    }
+}
+
+fn text(rng: &mut Rng) -> String {
+    String::from_utf8_lossy(&garbage(rng)).into_owned()
+}
+
+impl Host for GarbageHost {
+    fn property(&self, _path: &[&str]) -> Option<Vec<u8>> {
+        self.maybe(garbage)
+    }
+    fn headers(&self, _response: bool) -> Vec<(String, String)> {
+        self.maybe(|rng| (0..rng.below(5)).map(|_| (text(rng), text(rng))).collect()).unwrap_or_default()
+    }
+    fn header(&self, _response: bool, _name: &str) -> Option<String> {
+        self.maybe(text)
+    }
+    fn response_trailer(&self, _name: &str) -> Option<String> {
+        self.maybe(text)
+    }
+    fn now_nanos(&self) -> i64 {
+        self.rng.borrow_mut().next() as i64
+    }
+    fn local_workload(&self) -> Option<Rc<WorkloadAttributes>> {
+        self.local.clone()
+    }
+    fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>> {
+        self.peer.clone()
+    }
+}
+
+fn workload(rng: &mut Rng) -> Option<Rc<WorkloadAttributes>> {
+    (rng.below(3) != 0).then(|| {
+        Rc::new(WorkloadAttributes {
+            labels: StringMap::from_pairs([("app", text(rng)), ("version", text(rng))]),
+            name: Some(text(rng)),
+            namespace: Some(text(rng)),
+            workload_name: Some(text(rng)),
+            uid: Some(text(rng)),
+            ..WorkloadAttributes::default()
+        })
+    })
+}
+
+/// One expression per attribute of the vocabulary (maps indexed), and a few that combine them.
+fn every_attribute(m: &Manifest) -> Vec<Program> {
+    let mut out = Vec::new();
+    for (_, name, ty) in m.iter() {
+        let src = match ty {
+            ValueType::StringMap => format!("{name}[\"app\"] | \"-\""),
+            _ => name.to_string(),
+        };
+        out.push(Program::compile(&src, m).unwrap_or_else(|e| panic!("{src}: {e}")));
+    }
+    for src in [
+        "response.time == request.time",
+        "conditional(destination.service.name == destination.service.namespace, response.time, request.time)",
+        "request.query_params[\"x\"] | request.auth.claims[\"sub\"] | \"\"",
+        "source.ip == ip(\"10.0.0.1\") || destination.ip == ip(\"::1\")",
+        "match(request.useragent | \"\", \"curl*\") && request.path.matches(\"^/a\")",
+    ] {
+        out.push(Program::compile(src, m).unwrap_or_else(|e| panic!("{src}: {e}")));
+    }
+    out
+}
+
+struct Quiet;
+
+impl CheckObserver for Quiet {
+    fn rule(&mut self, _: usize, _: &CheckRule, _: RuleOutcome, detail: &dyn fmt::Display) {
+        let _ = detail.to_string();
+    }
+}
+
+impl MetricSink for Quiet {
+    fn sample(&mut self, _: usize, _: &[&str], _: f64, _: u64) {}
+    fn dropped(&mut self, _: usize, _: DropCause, detail: &dyn fmt::Display) {
+        let _ = detail.to_string();
+    }
+}
+
+impl LogSink for Quiet {
+    fn line(&mut self, _: &LineMeta<'_>, _: &str) {}
+}
+
+fn config(text: &str) -> FilterConfig {
+    FilterConfig::parse(text.as_bytes()).unwrap()
+}
+
+const ROUNDS: u64 = if cfg!(target_arch = "wasm32") { 300 } else { 3000 };
+
+#[test]
+fn every_attribute_evaluates_over_a_host_answering_garbage() {
+    let m = Manifest::istio();
+    let programs = every_attribute(m);
+    let needed: Vec<AttrId> = m.iter().map(|(id, _, _)| id).collect();
+    let table = SourceTable::new(m, &needed);
+    for seed in 1..=ROUNDS {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let (local, peer) = (workload(&mut rng), workload(&mut rng));
+        let host = GarbageHost { rng: RefCell::new(rng), local, peer };
+        let bag = EnvoyBag::new(&host, &table);
+        for p in &programs {
+            let _ = p.evaluate(&bag).map(|v| v.into_owned());
+        }
+    }
+}
+
+#[test]
+fn the_seed_plans_serve_over_a_host_answering_garbage() {
+    let m = Manifest::istio();
+    let deny = DenyPlan::compile(&config(include_str!("../../integration/testdata/deny-seed.json")), m).unwrap();
+    let metrics =
+        MetricPlan::compile(&config(include_str!("../../envoy-config/metrics/istio-standard-metrics.json")), m)
+            .unwrap();
+    let log =
+        LogPlan::compile(&config(include_str!("../../integration/testdata/access-log-newlog-stdio.json")), m).unwrap();
+    let tables = [deny.attributes(), metrics.attributes(), log.attributes()].map(|ids| SourceTable::new(m, ids));
+    let mut line = String::new();
+    for seed in 1..=ROUNDS {
+        let mut rng = Rng(seed ^ 0xDEAD_BEEF);
+        let (local, peer) = (workload(&mut rng), workload(&mut rng));
+        let host = GarbageHost { rng: RefCell::new(rng), local, peer };
+        let _ = deny.check(&EnvoyBag::new(&host, &tables[0]), 0, &mut Quiet);
+        metrics.record(&EnvoyBag::new(&host, &tables[1]), &mut Quiet);
+        log.render(&EnvoyBag::new(&host, &tables[2]), 0, &mut line, &mut Quiet);
+    }
+}
