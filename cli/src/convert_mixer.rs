@@ -42,7 +42,11 @@ impl Filter {
     /// Tags of the filter's own metrics (`wasmixer_policy_checks_total{rule,result}`, ...).
     pub fn self_metric_tags(self) -> &'static [(&'static str, &'static [&'static str])] {
         match self {
-            Filter::Deny => &[("wasmixer_policy_checks_total", &["rule", "result"])],
+            Filter::Deny => &[
+                ("wasmixer_policy_checks_total", &["rule", "result"]),
+                ("wasmixer_policy_header_values_skipped_total", &["rule"]),
+                ("wasmixer_policy_list_fetches_total", &["handler", "result"]),
+            ],
             Filter::Metrics => &wasmixer_shared::telemetry::metric_plan::SELF_METRICS,
             Filter::AccessLog => &[
                 ("wasmixer_access_log_instance_errors_total", &["instance"]),

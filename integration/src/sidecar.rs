@@ -159,7 +159,7 @@ impl Tracing {
 }
 
 /// Tags of wasmixer's own metrics (`wasmixer_policy_checks_total{rule,result}`, ...).
-pub const SELF_METRIC_TAGS: [&str; 3] = ["rule", "result", "direction"];
+pub const SELF_METRIC_TAGS: [&str; 4] = ["rule", "result", "direction", "handler"];
 
 /// Envoy `stats_tags` entries (one-line JSON each) turning `tag=.=value;.;` chunks into labels.
 pub fn stats_tags(extra: &[String]) -> Vec<String> {

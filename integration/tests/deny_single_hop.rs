@@ -220,6 +220,7 @@ fn listchecker_fetches_its_list_from_a_provider() -> Result<(), HarnessError> {
     wait_until(Duration::from_secs(10), || hop.get("alice").is_ok_and(|r| r.status == 200))?;
     ensure!(hop.get("bob")?.status == 200, "bob is on the fetched list");
     ensure!(hop.get("root")?.status == 200, "root is an override");
+    wait_for_list_fetches(&hop, "ok")?;
     let mallory = hop.get("mallory")?;
     ensure!(
         mallory.status == 403
@@ -227,6 +228,48 @@ fn listchecker_fetches_its_list_from_a_provider() -> Result<(), HarnessError> {
         "{} {:?}",
         mallory.status,
         mallory.body_text()
+    );
+    Ok(())
+}
+
+/// Waits for `wasmixer_policy_list_fetches_total{handler="allowed-users.istio-system", result}`
+/// (Envoy orders the labels its own way).
+fn wait_for_list_fetches(hop: &SingleHop, result: &str) -> Result<(), HarnessError> {
+    let labels = ["handler=\"allowed-users.istio-system\"".to_string(), format!("result=\"{result}\"")];
+    let seen = |text: &str| {
+        text.lines().any(|l| {
+            l.starts_with("wasmixer_policy_list_fetches_total{") && labels.iter().all(|x| l.contains(x.as_str()))
+        })
+    };
+    wait_until(Duration::from_secs(10), || hop.envoy.stats_prometheus().is_ok_and(|s| seen(&s)))
+        .map_err(|_| HarnessError::check(format!("no list fetch counted with result {result}")))
+}
+
+/// A provider answering more than `max_list_bytes` does not get its list loaded into the
+/// filter's memory: the fetch counts as `too_large`, and without a good list the check fails
+/// closed as Mixer's did for a list it could not fetch.
+#[test]
+fn a_list_over_max_list_bytes_is_refused_and_counted() -> Result<(), HarnessError> {
+    let config = r#"{"resources": [
+      {"kind": "handler", "metadata": {"name": "allowed-users", "namespace": "istio-system"}, "spec": {"compiledAdapter": "listchecker",
+        "params": {"provider_url": "http://lists/users.txt", "refresh_interval": "1s", "ttl": "30s", "max_list_bytes": 8}}},
+      {"kind": "instance", "metadata": {"name": "user", "namespace": "istio-system"}, "spec": {"compiledTemplate": "listentry", "params": {"value": "request.headers[\"x-user\"] | \"nobody\""}}},
+      {"kind": "rule", "metadata": {"name": "only-listed", "namespace": "istio-system"}, "spec": {"actions": [{"handler": "allowed-users", "instances": ["user"]}]}}
+    ]}"#;
+    let hop = start("deny-list-too-large", config, "alice\nbob\n")?;
+    wait_for_list_fetches(&hop, "too_large")?;
+    let alice = hop.get("alice")?;
+    ensure!(
+        alice.status == 500
+            && alice.body_text()
+                == "INTERNAL:performing check operation failed: allowed-users.istio-system: list fetch failed: a list of 10 bytes, over max_list_bytes 8",
+        "{} {:?}",
+        alice.status,
+        alice.body_text()
+    );
+    ensure!(
+        hop.envoy.log().contains("allowed-users.istio-system: fetching http://lists/users.txt failed: a list of 10 bytes, over max_list_bytes 8"),
+        "the refused fetch is logged"
     );
     Ok(())
 }

@@ -1,17 +1,20 @@
-//! The deny filter's own counters, `wasmixer_policy_checks_total{rule, result}` and
+//! The deny filter's own counters: `wasmixer_policy_checks_total{rule, result}` and
 //! `wasmixer_policy_header_values_skipped_total{rule}`, counted in memory per request and handed
-//! to Envoy once per tick: a host call per request saved.
+//! to Envoy once per tick (a host call per request saved), and
+//! `wasmixer_policy_list_fetches_total{handler, result}`, counted as list fetches end.
 //! Also the coarse clock the rate-limited logs read, refreshed on the same tick.
 
 use std::cell::Cell;
 
-use wasmixer_shared::diag::LogLimiter;
+use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
 use wasmixer_shared::host::abi::{self, MetricType};
 use wasmixer_shared::host::tagged_metrics::TaggedMetric;
 use wasmixer_shared::policy::deny::{CheckRule, RuleOutcome};
+use wasmixer_shared::policy::listchecker::FetchOutcome;
 
 const CHECK_TAGS: [&str; 2] = ["rule", "result"];
 const SKIPPED_TAGS: [&str; 1] = ["rule"];
+const FETCH_TAGS: [&str; 2] = ["handler", "result"];
 const MAX_RULE_SERIES: usize = 10_000;
 const OUTCOMES: [RuleOutcome; 4] = [RuleOutcome::Allow, RuleOutcome::Deny, RuleOutcome::Error, RuleOutcome::DryRunDeny];
 
@@ -31,11 +34,13 @@ pub struct DenyMetrics {
     skipped_values: TaggedMetric,
     pending_skipped: Vec<Cell<i64>>,
     skipped_limiters: Vec<LogLimiter>,
+    list_fetches: TaggedMetric,
+    fetch_limiters: Vec<LogLimiter>,
     clock_ns: Cell<i64>,
 }
 
 impl DenyMetrics {
-    pub fn new(rules: usize) -> DenyMetrics {
+    pub fn new(rules: usize, handlers: usize) -> DenyMetrics {
         DenyMetrics {
             checks: TaggedMetric::new("wasmixer_policy_checks_total", MetricType::Counter, MAX_RULE_SERIES),
             pending: (0..rules).map(|_| Default::default()).collect(),
@@ -47,6 +52,8 @@ impl DenyMetrics {
             ),
             pending_skipped: (0..rules).map(|_| Cell::new(0)).collect(),
             skipped_limiters: (0..rules).map(|_| LogLimiter::new()).collect(),
+            list_fetches: TaggedMetric::new("wasmixer_policy_list_fetches_total", MetricType::Counter, MAX_RULE_SERIES),
+            fetch_limiters: (0..handlers).map(|_| LogLimiter::new()).collect(),
             clock_ns: Cell::new(abi::now_nanos()),
         }
     }
@@ -70,6 +77,22 @@ impl DenyMetrics {
             cell.set(cell.get().saturating_add(1));
         }
         self.skipped_limiters.get(index)?.admit(self.clock_ns.get(), interval_ns)
+    }
+
+    /// Counts how a fetch of handler `index`'s list ended, and logs a failure (rate-limited; the
+    /// last good list stays in force until its `ttl`).
+    pub fn list_fetch(&self, index: usize, handler: &str, url: &str, outcome: &FetchOutcome) {
+        self.list_fetches.increment(&FETCH_TAGS, &[handler, outcome.result()], 1);
+        if let FetchOutcome::Ok { entries } = outcome {
+            log::debug!("wasmixer-deny: {handler}: fetched {url}: {entries} entries");
+            return;
+        }
+        let admitted = self.fetch_limiters.get(index).and_then(|l| l.admit(abi::now_nanos(), DEFAULT_INTERVAL_NS));
+        if let Some(suppressed) = admitted {
+            log::warn!(
+                "wasmixer-deny: {handler}: fetching {url} failed: {outcome}; the last good list stays in force until its ttl ({suppressed} similar suppressed)"
+            );
+        }
     }
 
     /// Hands the counts to Envoy and refreshes the clock; called on every tick.

@@ -13,6 +13,7 @@ use wasmixer_shared::host::identity::RootIdentity;
 use wasmixer_shared::host::plugin_configuration;
 use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::policy::deny::{CheckHandler, ListSource};
+use wasmixer_shared::policy::listchecker::FetchOutcome;
 use wasmixer_shared::policy::DenyPlan;
 
 use crate::metrics::DenyMetrics;
@@ -45,8 +46,8 @@ impl DenyRoot {
         let manifest = Manifest::istio();
         let plan = DenyPlan::compile(config, manifest).map_err(|e| e.to_string())?;
         let table = SourceTable::new(manifest, plan.attributes());
-        let rules = plan.rules.len();
-        Ok(Shared { table, metrics: DenyMetrics::new(rules), plan, identity: RootIdentity::from_node() })
+        let metrics = DenyMetrics::new(plan.rules.len(), plan.handlers.len());
+        Ok(Shared { table, metrics, plan, identity: RootIdentity::from_node() })
     }
 
     fn fetch_lists(&mut self) {
@@ -54,7 +55,7 @@ impl DenyRoot {
         let now = abi::now_nanos();
         self.last_fetch_ns.resize(shared.plan.handlers.len(), i64::MIN);
         for (i, h) in shared.plan.handlers.iter().enumerate() {
-            let CheckHandler::List { params, display_name, .. } = h else { continue };
+            let CheckHandler::List { params, display_name, list } = h else { continue };
             let Some(url) = params.provider_url.as_deref() else { continue };
             let due =
                 self.last_fetch_ns.get(i).is_none_or(|last| now.saturating_sub(*last) >= params.refresh_interval_ns);
@@ -66,7 +67,13 @@ impl DenyRoot {
             let headers = [(":method", "GET"), (":path", path), (":authority", authority), (":scheme", "http")];
             match abi::dispatch_http_call(&cluster, &headers, &[], LIST_FETCH_TIMEOUT_MS) {
                 Some(token) => self.fetches.push((token, i)),
-                None => log::warn!("wasmixer-deny: {display_name}: cannot fetch {url} through cluster {cluster:?} (is the cluster defined?)"),
+                None => {
+                    let outcome = FetchOutcome::NotSent;
+                    if let Ok(ListSource::Fetched(fetched)) = list.try_borrow_mut().as_deref_mut() {
+                        fetched.on_fetch_error(&outcome);
+                    }
+                    shared.metrics.list_fetch(i, display_name, &format!("{url} (cluster {cluster:?})"), &outcome);
+                }
             }
             if let Some(last) = self.last_fetch_ns.get_mut(i) {
                 *last = now;
@@ -89,23 +96,12 @@ impl Context for DenyRoot {
         let (_, index) = self.fetches.swap_remove(pos);
         let Some(shared) = self.shared.clone() else { return };
         let Some(CheckHandler::List { params, list, display_name }) = shared.plan.handlers.get(index) else { return };
-        let status = abi::get_header(abi::MapType::HttpCallResponseHeaders, ":status").unwrap_or_default();
+        let status = abi::get_header(abi::MapType::HttpCallResponseHeaders, ":status");
         let Ok(mut source) = list.try_borrow_mut() else { return };
         let ListSource::Fetched(fetched) = &mut *source else { return };
-        if status != "200" {
-            fetched.on_fetch_error(format!(
-                "fetching {} gave HTTP status {status}",
-                params.provider_url.as_deref().unwrap_or("")
-            ));
-            log::warn!(
-                "wasmixer-deny: {display_name}: list fetch failed with status {status}; keeping the last good list"
-            );
-            return;
-        }
-        let body = abi::get_buffer(BufferType::HttpCallResponseBody, body_size).unwrap_or_default();
-        if let Err(e) = fetched.on_fetch_ok(params, &String::from_utf8_lossy(&body), abi::now_nanos()) {
-            log::warn!("wasmixer-deny: {display_name}: fetched list rejected: {e}; keeping the last good list");
-        }
+        let read_body = || abi::get_buffer(BufferType::HttpCallResponseBody, body_size).unwrap_or_default();
+        let outcome = fetched.on_response(params, status.as_deref(), body_size, read_body, abi::now_nanos());
+        shared.metrics.list_fetch(index, display_name, params.provider_url.as_deref().unwrap_or(""), &outcome);
     }
 }
 

@@ -18,6 +18,8 @@ const INTERNAL: i32 = 13;
 
 /// A handler the deny filter runs.
 #[derive(Debug)]
+// A configuration holds a few handlers, built once: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum CheckHandler {
     Denier { display_name: String, status: Status },
     List { display_name: String, params: ListParams, list: RefCell<ListSource> },

@@ -2,6 +2,8 @@
 //! case-insensitive strings, IP networks or regular expressions, static (`overrides`) and/or
 //! fetched from `provider_url`, kept per `refresh_interval` / `ttl`.
 
+use std::fmt;
+
 use hashbrown::HashSet;
 use regex_lite::Regex;
 use serde_json::Value as Json;
@@ -35,9 +37,17 @@ pub struct ListParams {
     pub overrides: Vec<String>,
     pub entry_type: EntryType,
     pub blacklist: bool,
+    /// The largest list body accepted from `provider_url` (wasmixer extension): a bigger one is
+    /// a fetch error, so a runaway provider cannot exhaust the filter's memory.
+    pub max_list_bytes: usize,
 }
 
 const SECOND: i64 = 1_000_000_000;
+/// Default of `max_list_bytes`: a million IPv4 networks in text fit.
+pub const DEFAULT_MAX_LIST_BYTES: usize = 16 << 20;
+/// The most `max_list_bytes` may be: the filter's linear memory is 4 GiB at most, and a
+/// compiled list takes several times its text.
+pub const MAX_LIST_BYTES_LIMIT: usize = 256 << 20;
 
 fn duration_param(params: &Json, names: &[&str], default: i64) -> Result<i64, String> {
     match names.iter().find_map(|n| params.get(*n)) {
@@ -90,6 +100,19 @@ impl ListParams {
         let refresh_interval_ns = duration_param(params, &["refresh_interval", "refreshInterval"], 60 * SECOND)?;
         let ttl_ns = duration_param(params, &["ttl"], 300 * SECOND)?;
         let blacklist = get(&["blacklist"]).and_then(Json::as_bool).unwrap_or(false);
+        let max_list_bytes = match get(&["max_list_bytes", "maxListBytes"]) {
+            None => DEFAULT_MAX_LIST_BYTES,
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| (1..=MAX_LIST_BYTES_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    format!(
+                        "max_list_bytes: expected a byte count from 1 to {MAX_LIST_BYTES_LIMIT}, got {}",
+                        crate::config::json_text(v)
+                    )
+                })?,
+        };
         let p = ListParams {
             provider_url,
             provider_cluster,
@@ -98,6 +121,7 @@ impl ListParams {
             overrides,
             entry_type,
             blacklist,
+            max_list_bytes,
         };
         p.validate()?;
         Ok(p)
@@ -137,6 +161,15 @@ pub struct List {
 }
 
 impl List {
+    /// How many entries the list holds.
+    pub fn len(&self) -> usize {
+        self.strings.len() + self.networks.len() + self.regexes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Compiles entries of the given type.
     pub fn build<'e>(entry_type: EntryType, entries: impl Iterator<Item = &'e str>) -> Result<List, String> {
         let mut list = List { entry_type: Some(entry_type), ..List::default() };
@@ -258,24 +291,85 @@ pub struct FetchedList {
     last_error: Option<String>,
 }
 
-impl FetchedList {
-    pub fn on_fetch_ok(&mut self, params: &ListParams, body: &str, now_ns: i64) -> Result<(), String> {
-        match List::from_body(params, body) {
-            Ok(list) => {
-                self.list = Some(list);
-                self.fetched_at_ns = now_ns;
-                self.last_error = None;
-                Ok(())
-            }
-            Err(e) => {
-                self.last_error = Some(e.clone());
-                Err(e)
-            }
+/// What became of one fetch of a provider's list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchOutcome {
+    /// A new list is in force.
+    Ok { entries: usize },
+    /// The call could not be sent (no such cluster).
+    NotSent,
+    /// No answer (timeout, connection failure).
+    NoAnswer,
+    /// An answer other than 200.
+    HttpError(String),
+    /// A body over `max_list_bytes`, not read.
+    TooLarge { bytes: usize, max: usize },
+    /// The body is not a valid list of the handler's entry type.
+    Rejected(String),
+}
+
+impl FetchOutcome {
+    /// The `result` label of `wasmixer_policy_list_fetches_total`.
+    pub fn result(&self) -> &'static str {
+        match self {
+            FetchOutcome::Ok { .. } => "ok",
+            FetchOutcome::NotSent => "not_sent",
+            FetchOutcome::NoAnswer => "no_answer",
+            FetchOutcome::HttpError(_) => "http_error",
+            FetchOutcome::TooLarge { .. } => "too_large",
+            FetchOutcome::Rejected(_) => "rejected",
         }
     }
+}
 
-    pub fn on_fetch_error(&mut self, error: String) {
-        self.last_error = Some(error);
+impl fmt::Display for FetchOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchOutcome::Ok { entries } => write!(f, "{entries} entries"),
+            FetchOutcome::NotSent => f.write_str("the call could not be sent (is the cluster defined?)"),
+            FetchOutcome::NoAnswer => f.write_str("no answer (timeout or connection failure)"),
+            FetchOutcome::HttpError(status) => write!(f, "HTTP status {status}"),
+            FetchOutcome::TooLarge { bytes, max } => write!(f, "a list of {bytes} bytes, over max_list_bytes {max}"),
+            FetchOutcome::Rejected(e) => write!(f, "invalid list: {e}"),
+        }
+    }
+}
+
+impl FetchedList {
+    /// Takes the answer to a fetch: its `:status` (`None` without an answer), its body size, and
+    /// how to read the body (only done when the answer is a 200 within `max_list_bytes`).
+    pub fn on_response(
+        &mut self,
+        params: &ListParams,
+        status: Option<&str>,
+        body_size: usize,
+        read_body: impl FnOnce() -> Vec<u8>,
+        now_ns: i64,
+    ) -> FetchOutcome {
+        let outcome = match status.filter(|s| !s.is_empty()) {
+            None => FetchOutcome::NoAnswer,
+            Some("200") if body_size > params.max_list_bytes => {
+                FetchOutcome::TooLarge { bytes: body_size, max: params.max_list_bytes }
+            }
+            Some("200") => match List::from_body(params, &String::from_utf8_lossy(&read_body())) {
+                Ok(list) => {
+                    let entries = list.len();
+                    self.list = Some(list);
+                    self.fetched_at_ns = now_ns;
+                    self.last_error = None;
+                    return FetchOutcome::Ok { entries };
+                }
+                Err(e) => FetchOutcome::Rejected(e),
+            },
+            Some(other) => FetchOutcome::HttpError(other.to_string()),
+        };
+        self.on_fetch_error(&outcome);
+        outcome
+    }
+
+    /// Records a failed fetch: the last good list stays in force until `ttl` passes.
+    pub fn on_fetch_error(&mut self, outcome: &FetchOutcome) {
+        self.last_error = Some(format!("list fetch failed: {outcome}"));
     }
 
     /// The list in force at `now_ns`; after `ttl` without a good fetch, none (and the error).
@@ -333,18 +427,58 @@ mod tests {
         assert_eq!(check(&p, &l, &Value::Int64(3)).message, "3 is not a valid string or IP address");
     }
 
+    fn answer(f: &mut FetchedList, p: &ListParams, status: Option<&str>, body: &str, now: i64) -> FetchOutcome {
+        f.on_response(p, status, body.len(), || body.as_bytes().to_vec(), now)
+    }
+
     #[test]
     fn fetched_body_formats_and_ttl() {
         let p = ListParams::from_json(&json!({"provider_url": "http://lists/ips", "refresh_interval": "1s", "ttl": "10s", "entryType": "IP_ADDRESSES"})).unwrap();
         assert_eq!(p.fetch_cluster().as_deref(), Some("lists"));
         let mut f = FetchedList::default();
         assert!(f.current(&p, 0).is_err());
-        f.on_fetch_ok(&p, "whitelist:\n- 10.0.0.0/8\n- \"192.168.0.0/16\"\n", 0).unwrap();
+        let body = "whitelist:\n- 10.0.0.0/8\n- \"192.168.0.0/16\"\n";
+        assert_eq!(answer(&mut f, &p, Some("200"), body, 0), FetchOutcome::Ok { entries: 2 });
         assert!(f.current(&p, 5 * SECOND).is_ok());
-        f.on_fetch_error("connect failed".into());
+        assert_eq!(answer(&mut f, &p, None, "", 6 * SECOND), FetchOutcome::NoAnswer);
         assert!(f.current(&p, 9 * SECOND).is_ok(), "last good list kept");
-        assert_eq!(f.current(&p, 11 * SECOND).err().as_deref(), Some("connect failed"));
+        assert_eq!(
+            f.current(&p, 11 * SECOND).err().as_deref(),
+            Some("list fetch failed: no answer (timeout or connection failure)")
+        );
         assert_eq!(parse_whitelist_yaml("whitelist: [1.1.1.1, \"2.2.2.2\"]"), ["1.1.1.1", "2.2.2.2"]);
+    }
+
+    #[test]
+    fn failed_fetches_keep_the_last_good_list_and_say_why() {
+        let p = ListParams::from_json(
+            &json!({"provider_url": "http://lists/re", "max_list_bytes": 64, "entryType": "REGEX"}),
+        )
+        .unwrap();
+        let mut f = FetchedList::default();
+        assert_eq!(answer(&mut f, &p, Some("200"), "^a\n^b\n", 0), FetchOutcome::Ok { entries: 2 });
+        assert_eq!(answer(&mut f, &p, Some("503"), "busy", 1), FetchOutcome::HttpError("503".into()));
+        assert_eq!(answer(&mut f, &p, Some("200"), "(\n", 2).result(), "rejected");
+        let mut read = false;
+        let huge = f.on_response(
+            &p,
+            Some("200"),
+            1 << 30,
+            || {
+                read = true;
+                Vec::new()
+            },
+            3,
+        );
+        assert!(!read, "a body over max_list_bytes is never read");
+        assert_eq!(huge, FetchOutcome::TooLarge { bytes: 1 << 30, max: 64 });
+        assert_eq!(huge.to_string(), "a list of 1073741824 bytes, over max_list_bytes 64");
+        assert!(f.current(&p, 4).is_ok(), "the first list is still in force");
+        assert_eq!(ListParams::from_json(&json!({})).unwrap().max_list_bytes, DEFAULT_MAX_LIST_BYTES);
+        for bad in [json!(0), json!(-1), json!("1MB"), json!(MAX_LIST_BYTES_LIMIT + 1)] {
+            let e = ListParams::from_json(&json!({"max_list_bytes": bad})).unwrap_err();
+            assert!(e.starts_with("max_list_bytes: expected a byte count from 1 to 268435456, got"), "{e}");
+        }
     }
 
     #[test]
