@@ -140,9 +140,18 @@ fn forged_peer_metadata_over_plain_text_is_not_trusted() -> Result<(), HarnessEr
         .send(([127, 0, 0, 1], mesh.ratings_inbound_port).into())?;
     ensure!(silent.status == 200, "status {}", silent.status);
     ensure!(silent.header("x-envoy-peer-metadata").is_none(), "metadata sent to a caller that did not ask");
-    let stats = mesh.ratings.stats_prometheus()?;
+    // Exchanges are counted in memory and reach Envoy on the filter's 1 s tick.
+    let counted = |stats: &str| {
+        stats.lines().any(|l| l.starts_with("wasmixer_peer_metadata_total{") && l.contains("result=\"no_mtls\""))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut stats = mesh.ratings.stats_prometheus()?;
+    while !counted(&stats) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        stats = mesh.ratings.stats_prometheus()?;
+    }
     ensure!(
-        stats.lines().any(|l| l.starts_with("wasmixer_peer_metadata_total{") && l.contains("result=\"no_mtls\"")),
+        counted(&stats),
         "the unverified claim was not counted:\n{}",
         stats.lines().filter(|l| l.contains("wasmixer")).collect::<Vec<_>>().join("\n")
     );

@@ -73,6 +73,7 @@ impl RootContext for MixerRoot {
     }
 
     fn on_tick(&mut self) {
+        self.peer.flush_counts();
         self.deny.on_tick();
         self.metrics.on_tick();
         self.access_log.on_tick();

@@ -4,11 +4,11 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
-use wasmixer_shared::host::abi::{self, MetricType};
+use wasmixer_shared::host::abi;
 use wasmixer_shared::host::identity::{local_workload_metadata, PeerCache};
 use wasmixer_shared::host::plugin_configuration;
 use wasmixer_shared::host::request_carry::RequestCarry;
-use wasmixer_shared::host::tagged_metrics::TaggedMetric;
+use wasmixer_shared::host::tagged_metrics::BatchedCounter;
 
 use crate::config::PeerConfig;
 use crate::stream::PeerStream;
@@ -21,8 +21,12 @@ pub struct PeerShared {
     /// Our `x-envoy-peer-metadata-id` value (the node id).
     pub local_id: String,
     pub peers: PeerCache,
-    pub exchanges: TaggedMetric,
+    /// `wasmixer_peer_metadata_total{direction, result}`, handed to Envoy on the tick.
+    pub exchanges: BatchedCounter<2>,
 }
+
+/// How often counted exchanges reach Envoy.
+pub const TICK_MS: u32 = 1_000;
 
 #[derive(Default)]
 pub struct PeerRoot {
@@ -41,6 +45,7 @@ impl PeerRoot {
 
     /// Takes `config` (already parsed) as the configuration.
     pub fn configure(&mut self, config: PeerConfig) {
+        self.flush_counts();
         let local_metadata = local_metadata();
         if local_metadata.is_none() {
             log::warn!("wasmixer-peer-metadata: the node has no workload metadata (NAME, NAMESPACE, ...); nothing will be announced");
@@ -54,8 +59,15 @@ impl PeerRoot {
             local_metadata,
             local_id,
             peers: PeerCache::default(),
-            exchanges: TaggedMetric::new("wasmixer_peer_metadata_total", MetricType::Counter, 64),
+            exchanges: BatchedCounter::new("wasmixer_peer_metadata_total", ["direction", "result"], 64),
         }));
+    }
+
+    /// Hands the counted exchanges to Envoy (the root's tick, and before a reconfiguration).
+    pub fn flush_counts(&self) {
+        if let Some(shared) = &self.shared {
+            shared.exchanges.flush();
+        }
     }
 }
 
@@ -66,6 +78,7 @@ impl RootContext for PeerRoot {
         match PeerConfig::parse(&plugin_configuration::bytes()) {
             Ok(config) => {
                 self.configure(config);
+                abi::set_tick_period_ms(TICK_MS);
                 true
             }
             Err(e) => plugin_configuration::reject("wasmixer-peer-metadata", &e.to_string()),
@@ -78,5 +91,9 @@ impl RootContext for PeerRoot {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+
+    fn on_tick(&mut self) {
+        self.flush_counts();
     }
 }

@@ -14,8 +14,6 @@ use wasmixer_shared::host::request_carry::RequestCarry;
 
 use crate::root::PeerShared;
 
-const TAGS: [&str; 2] = ["direction", "result"];
-
 pub struct PeerStream {
     shared: Option<Rc<PeerShared>>,
     carry: Rc<RequestCarry>,
@@ -43,7 +41,7 @@ fn strip(map: MapType) -> Option<String> {
 
 impl PeerStream {
     /// Verifies a received announcement against the connection's certificate and publishes it.
-    fn accept(&self, shared: &PeerShared, encoded: &str, direction: &str) {
+    fn accept(&self, shared: &PeerShared, encoded: &str, direction: &'static str) {
         let (san_path, mtls_path): (&[&str], Option<&[&str]>) = if self.outbound {
             (&["upstream", "uri_san_peer_certificate"], None)
         } else {
@@ -86,7 +84,7 @@ impl PeerStream {
                 }
             }
         };
-        shared.exchanges.increment(&TAGS, &[direction, result], 1);
+        shared.exchanges.add([direction, result], 1);
     }
 }
 

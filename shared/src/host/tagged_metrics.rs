@@ -92,3 +92,66 @@ impl TaggedMetric {
         }
     }
 }
+
+/// A counter family whose increments are summed in memory and handed to Envoy by
+/// [`BatchedCounter::flush`] (on the root's tick): no host call per event. Its tag values come
+/// from a fixed vocabulary (`'static`), so the pending sums stay few.
+#[derive(Debug)]
+pub struct BatchedCounter<const N: usize> {
+    metric: TaggedMetric,
+    tags: [&'static str; N],
+    pending: RefCell<Vec<([&'static str; N], i64)>>,
+}
+
+impl<const N: usize> BatchedCounter<N> {
+    pub fn new(name: &str, tags: [&'static str; N], max_series: usize) -> BatchedCounter<N> {
+        BatchedCounter {
+            metric: TaggedMetric::new(name, MetricType::Counter, max_series),
+            tags,
+            pending: RefCell::default(),
+        }
+    }
+
+    /// Adds `delta` to the series `values` (in memory).
+    pub fn add(&self, values: [&'static str; N], delta: i64) {
+        let Ok(mut pending) = self.pending.try_borrow_mut() else { return };
+        match pending.iter_mut().find(|(v, _)| *v == values) {
+            Some((_, sum)) => *sum = sum.saturating_add(delta),
+            None => pending.push((values, delta)),
+        }
+    }
+
+    /// What is counted but not handed to Envoy yet, by series.
+    pub fn pending(&self) -> Vec<([&'static str; N], i64)> {
+        self.pending.try_borrow().map(|p| p.iter().filter(|(_, n)| *n != 0).cloned().collect()).unwrap_or_default()
+    }
+
+    /// Hands the sums to Envoy.
+    pub fn flush(&self) {
+        let Ok(mut pending) = self.pending.try_borrow_mut() else { return };
+        for (values, sum) in pending.iter_mut() {
+            if *sum != 0 {
+                self.metric.increment(&self.tags, values, *sum);
+                *sum = 0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batched_counts_are_summed_per_series_until_flushed() {
+        let c = BatchedCounter::new("wasmixer_test_total", ["direction", "result"], 8);
+        c.add(["inbound", "verified"], 1);
+        c.add(["inbound", "verified"], 2);
+        c.add(["outbound", "no_mtls"], 1);
+        assert_eq!(c.pending(), [(["inbound", "verified"], 3), (["outbound", "no_mtls"], 1)]);
+        c.flush();
+        assert!(c.pending().is_empty());
+        c.add(["outbound", "no_mtls"], 1);
+        assert_eq!(c.pending(), [(["outbound", "no_mtls"], 1)]);
+    }
+}
