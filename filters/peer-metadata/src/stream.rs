@@ -55,10 +55,12 @@ impl PeerStream {
             Some(peer) => {
                 let fetch = |path: &[&str]| self.carry.property(path, false, || abi::get_property(path));
                 let san = fetch(san_path).map(|b| String::from_utf8_lossy(&b).into_owned());
-                // Upstream: a peer certificate with a URI SAN only exists over (Istio) mTLS.
-                let mtls = match mtls_path {
-                    Some(path) => fetch(path).and_then(|b| b.first().copied()).is_some_and(|b| b != 0),
-                    None => san.as_deref().is_some_and(|s| !s.is_empty()),
+                // A peer certificate with a URI SAN means the peer presented one: mutual TLS.
+                // Without one, the connection's own answer tells no_mtls from no_certificate.
+                let mtls = match (san.as_deref().is_some_and(|s| !s.is_empty()), mtls_path) {
+                    (true, _) => true,
+                    (false, Some(path)) => fetch(path).and_then(|b| b.first().copied()).is_some_and(|b| b != 0),
+                    (false, None) => false,
                 };
                 let claim = WorkloadMetadata {
                     namespace: peer.namespace.clone().unwrap_or_default(),
