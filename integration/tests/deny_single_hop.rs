@@ -274,6 +274,30 @@ fn a_list_over_max_list_bytes_is_refused_and_counted() -> Result<(), HarnessErro
     Ok(())
 }
 
+/// A provider behind a cluster Envoy does not have: nothing can be fetched, the attempt is
+/// counted as `not_sent`, and the check fails closed with the reason.
+#[test]
+fn a_list_provider_without_a_cluster_is_counted_and_fails_closed() -> Result<(), HarnessError> {
+    let config = r#"{"resources": [
+      {"kind": "handler", "metadata": {"name": "allowed-users", "namespace": "istio-system"}, "spec": {"compiledAdapter": "listchecker",
+        "params": {"provider_url": "http://lists/users.txt", "provider_cluster": "no-such-cluster", "refresh_interval": "1s", "ttl": "30s"}}},
+      {"kind": "instance", "metadata": {"name": "user", "namespace": "istio-system"}, "spec": {"compiledTemplate": "listentry", "params": {"value": "request.headers[\"x-user\"] | \"nobody\""}}},
+      {"kind": "rule", "metadata": {"name": "only-listed", "namespace": "istio-system"}, "spec": {"actions": [{"handler": "allowed-users", "instances": ["user"]}]}}
+    ]}"#;
+    let hop = start("deny-list-no-cluster", config, "alice\n")?;
+    wait_for_list_fetches(&hop, "not_sent")?;
+    let alice = hop.get("alice")?;
+    ensure!(
+        alice.status == 500
+            && alice.body_text()
+                == "INTERNAL:performing check operation failed: allowed-users.istio-system: list fetch failed: the call could not be sent (is the cluster defined?)",
+        "{} {:?}",
+        alice.status,
+        alice.body_text()
+    );
+    Ok(())
+}
+
 #[test]
 fn without_a_valid_configuration_requests_are_refused() -> Result<(), HarnessError> {
     let bad = USER_RULE.replace("\"denier\"", "\"denier\", \"oops\": 1").replace("checknothing", "no-such-template");
