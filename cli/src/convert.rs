@@ -3,8 +3,8 @@
 //! the metric tags, modern mTLS resources and the harness's mesh settings.
 //!
 //! The pipeline: read the YAML documents ([`crate::mixer_yaml`]), sort them into Mixer resources
-//! ([`crate::convert_mixer`]), mTLS resources ([`crate::convert_mtls`]) and the rest, then write
-//! ([`crate::convert_output`]). Every problem becomes a [`Diagnostic`] located in the user's file.
+//! (`convert_mixer`), mTLS resources (`convert_mtls`) and the rest, then write
+//! (`convert_output`). Every problem becomes a [`Diagnostic`] located in the user's file.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
