@@ -117,10 +117,11 @@ test-integration: wasm ## end-to-end tests: real Envoy loading dist/*.wasm
 	@echo "==> integration tests (envoy: $${ENVOY_BIN:-$$(command -v envoy || echo 'missing: bash .ci/install')})"
 	$(CARGO) test --no-fail-fast -p wasmixer-integration --lib --tests -- --test-threads=2
 
-lint: ## rustfmt check, clippy (host, all targets) and clippy for the filters on wasm32
+lint: ## rustfmt check, clippy (host, all targets), clippy for the filters on wasm32, rustdoc links
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(FILTER_PKGS)) -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace -q
 
 clean: ## remove build output and dist/
 	$(CARGO) clean
