@@ -95,6 +95,28 @@ pub fn http_filters(filters: &[String]) -> String {
     format!("[{}]", all.join(","))
 }
 
+/// One Envoy (`integration/testdata/single-hop.yaml`, listener `ingress` on a free port) with
+/// `filters` (each a `(filter, configuration)` pair, in chain order) in front of `backend`.
+pub fn single_hop(
+    name: &str,
+    filters: &[(&str, &str)],
+    backend: &crate::Backend,
+) -> Result<crate::EnvoyProcess, HarnessError> {
+    let entries = filters
+        .iter()
+        .map(|(filter, config)| Ok(wasm_filter(filter, &crate::wasm_path(filter)?, config)))
+        .collect::<Result<Vec<_>, HarnessError>>()?;
+    let yaml = render(
+        &crate::dist::read_workspace_file("integration/testdata/single-hop.yaml")?,
+        &[
+            ("listener_port", "0".to_string()),
+            ("backend_port", backend.port().to_string()),
+            ("http_filters", http_filters(&entries)),
+        ],
+    )?;
+    crate::EnvoyProcess::start(&yaml, name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

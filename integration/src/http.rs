@@ -166,7 +166,8 @@ pub(crate) fn read_line(r: &mut impl BufRead) -> Result<Option<String>, String> 
     if buf.last() == Some(&b'\r') {
         buf.pop();
     }
-    String::from_utf8(buf).map(Some).map_err(|_| "non-UTF-8 header line".to_string())
+    // Header values may carry obs-text (bytes of other encodings): kept, as U+FFFD.
+    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
 }
 
 /// Reads header lines up to the blank line; names lowercased, values trimmed.

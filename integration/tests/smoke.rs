@@ -3,33 +3,14 @@
 
 use std::time::Duration;
 
-use wasmixer_integration::bootstrap::{http_filters, render, wasm_filter};
+use wasmixer_integration::bootstrap::single_hop;
 use wasmixer_integration::dist::{read_workspace_file, workspace_root, FILTERS};
 use wasmixer_integration::{ensure, wasm_path, Backend, EnvoyProcess, HarnessError, Request};
-
-const TEMPLATE: &str = "integration/testdata/single-hop.yaml";
-
-/// Envoy with `filters` (each a `(filter, configuration)` pair) in front of `backend`.
-fn envoy_with(name: &str, filters: &[(&str, &str)], backend: &Backend) -> Result<EnvoyProcess, HarnessError> {
-    let entries = filters
-        .iter()
-        .map(|(filter, config)| Ok(wasm_filter(filter, &wasm_path(filter)?, config)))
-        .collect::<Result<Vec<_>, HarnessError>>()?;
-    let yaml = render(
-        &read_workspace_file(TEMPLATE)?,
-        &[
-            ("listener_port", "0".to_string()),
-            ("backend_port", backend.port().to_string()),
-            ("http_filters", http_filters(&entries)),
-        ],
-    )?;
-    EnvoyProcess::start(&yaml, name)
-}
 
 #[test]
 fn deny_filter_loads_and_passes_requests() -> Result<(), HarnessError> {
     let backend = Backend::ok()?;
-    let envoy = envoy_with("smoke-deny", &[("deny", "{}")], &backend)?;
+    let envoy = single_hop("smoke-deny", &[("deny", "{}")], &backend)?;
     // The filters share the workspace version with this crate.
     let configured = format!("wasmixer-deny {} configured", env!("CARGO_PKG_VERSION"));
     let log = envoy.wait_for_log(&configured, Duration::from_secs(10))?;
@@ -67,7 +48,7 @@ fn deny_filter_loads_and_passes_requests() -> Result<(), HarnessError> {
 fn all_filters_in_one_chain_pass_requests() -> Result<(), HarnessError> {
     let backend = Backend::ok()?;
     let chain: Vec<(&str, &str)> = FILTERS.iter().map(|f| (*f, "{}")).collect();
-    let envoy = envoy_with("smoke-chain", &chain, &backend)?;
+    let envoy = single_hop("smoke-chain", &chain, &backend)?;
     for filter in FILTERS {
         let configured = format!("wasmixer-{filter} {} configured", env!("CARGO_PKG_VERSION"));
         envoy.wait_for_log(&configured, Duration::from_secs(10))?;

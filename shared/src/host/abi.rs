@@ -215,14 +215,17 @@ pub fn get_header_map(map: MapType) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// One header; `None` when absent or unavailable. Bytes that are not UTF-8 are kept as raw-byte
+/// One header; `None` when absent or unavailable, `""` when present with an empty value (Envoy
+/// answers that with no buffer at all). Bytes that are not UTF-8 are kept as raw-byte
 /// characters ([`byte_string`]).
 pub fn get_header(map: MapType, name: &str) -> Option<String> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
     // SAFETY: pointers to `name` and to live locals, per the ABI contract.
-    fetch(|data, size| unsafe {
-        imports::proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), data, size)
-    })
-    .map(byte_string::from_bytes)
+    let status =
+        unsafe { imports::proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size) };
+    let bytes = take(data, size);
+    (status == OK).then(|| byte_string::from_bytes(bytes.unwrap_or_default()))
 }
 
 /// Header edits; each returns success. Raw-byte characters in `value` are sent as their bytes.
