@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use wasmixer_integration::bootstrap::single_hop;
 use wasmixer_integration::dist::read_workspace_file;
-use wasmixer_integration::{ensure, Backend, EnvoyProcess, HarnessError, Request};
+use wasmixer_integration::{ensure, Backend, BackendResponse, EnvoyProcess, HarnessError, Request};
 use wasmixer_shared::attr::base64;
 use wasmixer_shared::attr::workload::WorkloadMetadata;
 use wasmixer_shared::expr::StringMap;
@@ -110,7 +110,13 @@ fn wait_for(envoy: &EnvoyProcess, what: &str, mut ok: impl FnMut(&str) -> bool) 
 
 #[test]
 fn hostile_traffic_never_kills_a_filter() -> Result<(), HarnessError> {
-    let backend = Backend::ok()?;
+    // `/slow` answers late, so a client can give up first (a stream reset before any response).
+    let backend = Backend::start(|r| {
+        if r.path.starts_with("/slow") {
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        BackendResponse::ok("ok")
+    })?;
     let metrics = read_workspace_file("envoy-config/metrics/istio-standard-metrics.json")?;
     let access_log = read_workspace_file("integration/testdata/access-log-newlog-stdio.json")?;
     let envoy = single_hop(
@@ -165,6 +171,32 @@ fn hostile_traffic_never_kills_a_filter() -> Result<(), HarnessError> {
     for (i, bytes) in raw.iter().enumerate() {
         answered(send_raw(addr, bytes), &format!("raw request {i}"))?;
     }
+
+    // Many HTTP/2 streams on one connection at once, each carrying a garbage claim and an
+    // empty id.
+    let url = format!("http://127.0.0.1:{}/h2", addr.port());
+    let mut curl = std::process::Command::new("curl");
+    curl.args(["-sS", "--http2-prior-knowledge", "--parallel", "--parallel-immediate", "--parallel-max", "50"]);
+    curl.args(["-w", "%{http_code}\\n", "-H", "x-envoy-peer-metadata: !!", "-H", "x-envoy-peer-metadata-id;"]);
+    for _ in 0..50 {
+        curl.args(["-o", "/dev/null", &url]);
+    }
+    let out = curl.output().map_err(|e| HarnessError::io("running curl (bash .ci/install installs it)", e))?;
+    let codes = String::from_utf8_lossy(&out.stdout).into_owned();
+    ensure!(codes.lines().count() == 50, "50 HTTP/2 answers expected: {codes:?}");
+    for code in codes.lines() {
+        answered(code.trim().parse().unwrap_or(0), &format!("an HTTP/2 stream (all: {codes:?})"))?;
+    }
+
+    // Clients that give up before the response: the stream ends with no response code, and the
+    // telemetry filters report it all the same.
+    for _ in 0..5 {
+        if let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+            let _ = stream.write_all(&raw_get(b"/slow", &[(b"x-user", b"quitter")]));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
 
     // Every filter is still alive and doing its work.
     let denied = Request::get("/after").header("x-evil", "1").send(addr)?;
