@@ -48,6 +48,17 @@ impl Noise {
     }
 }
 
+/// A well-formed claim no certificate backs: `app=attacker` in namespace `default`.
+fn attacker() -> WorkloadMetadata {
+    WorkloadMetadata {
+        name: "attacker-0".into(),
+        namespace: "default".into(),
+        service_account: "bookinfo-reviews".into(),
+        labels: StringMap::from_pairs([("app", "attacker")]),
+        ..WorkloadMetadata::default()
+    }
+}
+
 /// `x-envoy-peer-metadata` values a hostile client might send.
 fn forged_peer_headers() -> Vec<String> {
     let mut noise = Noise(0x1234_5678_9abc_def1);
@@ -55,17 +66,10 @@ fn forged_peer_headers() -> Vec<String> {
     for n in [1, 7, 64, 700, 4_000] {
         out.push(base64::encode(&noise.bytes(n)));
     }
-    let attacker = WorkloadMetadata {
-        name: "attacker-0".into(),
-        namespace: "default".into(),
-        service_account: "bookinfo-reviews".into(),
-        labels: StringMap::from_pairs([("app", "attacker")]),
-        ..WorkloadMetadata::default()
-    };
-    out.push(attacker.encode_header());
+    out.push(attacker().encode_header());
     let crowded = WorkloadMetadata {
         labels: StringMap::from_pairs((0..1_000).map(|i| (format!("l{i}"), "v".repeat(8)))),
-        ..attacker
+        ..attacker()
     };
     out.push(crowded.encode_header());
     out
@@ -141,6 +145,12 @@ fn hostile_traffic_never_kills_a_filter() -> Result<(), HarnessError> {
             .status;
         answered(status, &format!("forged peer metadata of {} bytes", forged.len()))?;
     }
+    // The header twice: a plausible claim and garbage; both must go.
+    let twice = Request::get("/twice")
+        .header("x-envoy-peer-metadata", &attacker().encode_header())
+        .header("x-envoy-peer-metadata", "garbage")
+        .send(addr)?;
+    answered(twice.status, "the peer metadata header twice")?;
     let long_query: String = (0..1_000).map(|i| format!("k{i}=v{i}&")).collect();
     for path in ["/%00", "/?a=%ff&b", "/a/../../etc/passwd", "/x?".to_string().as_str(), &format!("/q?{long_query}")] {
         answered(Request::get(path).send(addr)?.status, path)?;
@@ -206,8 +216,7 @@ fn hostile_traffic_never_kills_a_filter() -> Result<(), HarnessError> {
         denied.status,
         denied.body_text()
     );
-    let attacker = forged_peer_headers().into_iter().rev().nth(1).unwrap_or_default();
-    let forged = Request::get("/after").header("x-envoy-peer-metadata", &attacker).send(addr)?;
+    let forged = Request::get("/after").header("x-envoy-peer-metadata", &attacker().encode_header()).send(addr)?;
     ensure!(forged.status == 200, "an unverified claim must not decide policy: {}", forged.status);
     let leaked: Vec<String> = backend
         .requests()
