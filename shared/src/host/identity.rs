@@ -97,8 +97,9 @@ const UNVERIFIED_KEY: &str = "wasm.wasmixer_peer_unverified";
 /// use to poison the cache), bounded (oldest evicted first).
 #[derive(Debug)]
 pub struct PeerCache {
-    entries: RefCell<HashMap<String, Rc<WorkloadAttributes>>>,
-    order: RefCell<VecDeque<String>>,
+    /// Keyed by the whole encoded claim (up to 16 KiB), held once for the map and the order.
+    entries: RefCell<HashMap<Rc<str>, Rc<WorkloadAttributes>>>,
+    order: RefCell<VecDeque<Rc<str>>>,
     capacity: usize,
 }
 
@@ -149,8 +150,9 @@ impl PeerCache {
             let Some(old) = order.pop_front() else { break };
             entries.remove(&old);
         }
-        entries.insert(id.to_string(), attrs.clone());
-        order.push_back(id.to_string());
+        let key: Rc<str> = Rc::from(id);
+        entries.insert(key.clone(), attrs.clone());
+        order.push_back(key);
         Some(attrs)
     }
 
