@@ -208,14 +208,23 @@ fn a_bad_configuration_is_rejected_and_the_previous_one_keeps_serving() -> Resul
     Ok(())
 }
 
+/// Users must be on the `allowed-users` list (a listchecker with `params`, a JSON object's
+/// fields) to pass; the user is the `x-user` header.
+fn list_rule(params: &str) -> String {
+    format!(
+        r#"{{"resources": [
+      {{"kind": "handler", "metadata": {{"name": "allowed-users", "namespace": "istio-system"}}, "spec": {{"compiledAdapter": "listchecker", "params": {{{params}}}}}}},
+      {{"kind": "instance", "metadata": {{"name": "user", "namespace": "istio-system"}}, "spec": {{"compiledTemplate": "listentry", "params": {{"value": "request.headers[\"x-user\"] | \"nobody\""}}}}}},
+      {{"kind": "rule", "metadata": {{"name": "only-listed", "namespace": "istio-system"}}, "spec": {{"actions": [{{"handler": "allowed-users", "instances": ["user"]}}]}}}}
+    ]}}"#
+    )
+}
+
 #[test]
 fn listchecker_fetches_its_list_from_a_provider() -> Result<(), HarnessError> {
-    let config = r#"{"resources": [
-      {"kind": "handler", "metadata": {"name": "allowed-users", "namespace": "istio-system"}, "spec": {"compiledAdapter": "listchecker",
-        "params": {"provider_url": "http://lists/users.txt", "refresh_interval": "1s", "ttl": "30s", "overrides": ["root"]}}},
-      {"kind": "instance", "metadata": {"name": "user", "namespace": "istio-system"}, "spec": {"compiledTemplate": "listentry", "params": {"value": "request.headers[\"x-user\"] | \"nobody\""}}},
-      {"kind": "rule", "metadata": {"name": "only-listed", "namespace": "istio-system"}, "spec": {"actions": [{"handler": "allowed-users", "instances": ["user"]}]}}
-    ]}"#;
+    let config = &list_rule(
+        r#""provider_url": "http://lists/users.txt", "refresh_interval": "1s", "ttl": "30s", "overrides": ["root"]"#,
+    );
     let hop = start("deny-list", config, "alice\nbob\n")?;
     wait_until(Duration::from_secs(10), || hop.get("alice").is_ok_and(|r| r.status == 200))?;
     ensure!(hop.get("bob")?.status == 200, "bob is on the fetched list");
@@ -250,12 +259,9 @@ fn wait_for_list_fetches(hop: &SingleHop, result: &str) -> Result<(), HarnessErr
 /// closed as Mixer's did for a list it could not fetch.
 #[test]
 fn a_list_over_max_list_bytes_is_refused_and_counted() -> Result<(), HarnessError> {
-    let config = r#"{"resources": [
-      {"kind": "handler", "metadata": {"name": "allowed-users", "namespace": "istio-system"}, "spec": {"compiledAdapter": "listchecker",
-        "params": {"provider_url": "http://lists/users.txt", "refresh_interval": "1s", "ttl": "30s", "max_list_bytes": 8}}},
-      {"kind": "instance", "metadata": {"name": "user", "namespace": "istio-system"}, "spec": {"compiledTemplate": "listentry", "params": {"value": "request.headers[\"x-user\"] | \"nobody\""}}},
-      {"kind": "rule", "metadata": {"name": "only-listed", "namespace": "istio-system"}, "spec": {"actions": [{"handler": "allowed-users", "instances": ["user"]}]}}
-    ]}"#;
+    let config = &list_rule(
+        r#""provider_url": "http://lists/users.txt", "refresh_interval": "1s", "ttl": "30s", "max_list_bytes": 8"#,
+    );
     let hop = start("deny-list-too-large", config, "alice\nbob\n")?;
     wait_for_list_fetches(&hop, "too_large")?;
     let alice = hop.get("alice")?;
@@ -278,12 +284,9 @@ fn a_list_over_max_list_bytes_is_refused_and_counted() -> Result<(), HarnessErro
 /// counted as `not_sent`, and the check fails closed with the reason.
 #[test]
 fn a_list_provider_without_a_cluster_is_counted_and_fails_closed() -> Result<(), HarnessError> {
-    let config = r#"{"resources": [
-      {"kind": "handler", "metadata": {"name": "allowed-users", "namespace": "istio-system"}, "spec": {"compiledAdapter": "listchecker",
-        "params": {"provider_url": "http://lists/users.txt", "provider_cluster": "no-such-cluster", "refresh_interval": "1s", "ttl": "30s"}}},
-      {"kind": "instance", "metadata": {"name": "user", "namespace": "istio-system"}, "spec": {"compiledTemplate": "listentry", "params": {"value": "request.headers[\"x-user\"] | \"nobody\""}}},
-      {"kind": "rule", "metadata": {"name": "only-listed", "namespace": "istio-system"}, "spec": {"actions": [{"handler": "allowed-users", "instances": ["user"]}]}}
-    ]}"#;
+    let config = &list_rule(
+        r#""provider_url": "http://lists/users.txt", "provider_cluster": "no-such-cluster", "refresh_interval": "1s", "ttl": "30s""#,
+    );
     let hop = start("deny-list-no-cluster", config, "alice\n")?;
     wait_for_list_fetches(&hop, "not_sent")?;
     let alice = hop.get("alice")?;
