@@ -179,17 +179,21 @@ fn take(data: *mut u8, size: usize) -> Option<Vec<u8>> {
     Some(unsafe { Vec::from_raw_parts(data, size, size) })
 }
 
-/// Calls a getter import that hands back a host-allocated buffer; `None` unless it succeeded.
-fn fetch(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> Option<Vec<u8>> {
+/// Calls a getter import that hands back a host-allocated buffer: whether it succeeded, and the
+/// buffer if the host gave one (it gives none for an empty value).
+fn call_getter(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> (bool, Option<Vec<u8>>) {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
     let status = call(&mut data, &mut size);
     // Taken even on failure, so a buffer the host did allocate is freed.
-    let bytes = take(data, size);
-    if status == OK {
-        bytes
-    } else {
-        None
+    (status == OK, take(data, size))
+}
+
+/// A getter's buffer; `None` unless it succeeded with one.
+fn fetch(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> Option<Vec<u8>> {
+    match call_getter(call) {
+        (true, bytes) => bytes,
+        (false, _) => None,
     }
 }
 
@@ -219,13 +223,11 @@ pub fn get_header_map(map: MapType) -> Vec<(String, String)> {
 /// answers that with no buffer at all). Bytes that are not UTF-8 are kept as raw-byte
 /// characters ([`byte_string`]).
 pub fn get_header(map: MapType, name: &str) -> Option<String> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
     // SAFETY: pointers to `name` and to live locals, per the ABI contract.
-    let status =
-        unsafe { imports::proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size) };
-    let bytes = take(data, size);
-    (status == OK).then(|| byte_string::from_bytes(bytes.unwrap_or_default()))
+    let (ok, bytes) = call_getter(|data, size| unsafe {
+        imports::proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), data, size)
+    });
+    ok.then(|| byte_string::from_bytes(bytes.unwrap_or_default()))
 }
 
 /// Header edits; each returns success. Raw-byte characters in `value` are sent as their bytes.
