@@ -362,32 +362,30 @@ impl FetchedList {
             Some("200") if body_size > params.max_list_bytes => {
                 FetchOutcome::TooLarge { bytes: body_size, max: params.max_list_bytes }
             }
-            Some("200") => {
-                let body = read_body();
-                let hash = body_hash(&body);
-                let unchanged = self.list.as_ref().filter(|_| hash == self.body_hash);
-                let built = match unchanged {
-                    Some(list) => Ok(list.len()),
-                    None => List::from_body(params, &String::from_utf8_lossy(&body)).map(|list| {
-                        let entries = list.len();
-                        self.list = Some(list);
-                        self.body_hash = hash;
-                        entries
-                    }),
-                };
-                match built {
-                    Ok(entries) => {
-                        self.fetched_at_ns = now_ns;
-                        self.last_error = None;
-                        return FetchOutcome::Ok { entries };
-                    }
-                    Err(e) => FetchOutcome::Rejected(e),
-                }
-            }
+            Some("200") => self.install(params, &read_body(), now_ns),
             Some(other) => FetchOutcome::HttpError(other.to_string()),
         };
-        self.on_fetch_error(&outcome);
+        if !matches!(outcome, FetchOutcome::Ok { .. }) {
+            self.on_fetch_error(&outcome);
+        }
         outcome
+    }
+
+    /// Puts the list in `body` in force (compiling it only if the body changed).
+    fn install(&mut self, params: &ListParams, body: &[u8], now_ns: i64) -> FetchOutcome {
+        let hash = body_hash(body);
+        if self.list.is_none() || hash != self.body_hash {
+            match List::from_body(params, &String::from_utf8_lossy(body)) {
+                Ok(list) => {
+                    self.list = Some(list);
+                    self.body_hash = hash;
+                }
+                Err(e) => return FetchOutcome::Rejected(e),
+            }
+        }
+        self.fetched_at_ns = now_ns;
+        self.last_error = None;
+        FetchOutcome::Ok { entries: self.list.as_ref().map_or(0, List::len) }
     }
 
     /// Records a failed fetch: the last good list stays in force until `ttl` passes.
