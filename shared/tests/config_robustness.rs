@@ -8,20 +8,17 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use std::fmt;
-
 use serde_json::{json, Value as Json};
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::{Manifest, MapBag};
-use wasmixer_shared::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
 use wasmixer_shared::policy::listchecker::{List, ListParams};
 use wasmixer_shared::policy::DenyPlan;
 use wasmixer_shared::telemetry::log_options::{AccessLogOptions, LogRouting};
-use wasmixer_shared::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
-use wasmixer_shared::telemetry::metric_plan::{DropCause, MetricPlan, MetricSink};
+use wasmixer_shared::telemetry::log_plan::LogPlan;
+use wasmixer_shared::telemetry::metric_plan::MetricPlan;
 
 mod support;
-use support::{gen_expr, mutate, random_bag, Rng};
+use support::{gen_expr, mutate, random_bag, Quiet, Rng};
 
 const LISTS_AND_HEADERS: &str = r#"{"resources": [
   {"kind": "handler", "metadata": {"name": "allowed", "namespace": "istio-system"}, "spec": {"compiledAdapter": "listchecker",
@@ -119,29 +116,6 @@ fn mutate_json(rng: &mut Rng, v: &mut Json) {
             }
         }
         other => *other = random_value(rng),
-    }
-}
-
-struct Quiet;
-
-impl CheckObserver for Quiet {
-    fn rule(&mut self, _: usize, _: &CheckRule, _: RuleOutcome, detail: &dyn fmt::Display) {
-        let _ = detail.to_string();
-    }
-}
-
-impl MetricSink for Quiet {
-    fn sample(&mut self, _: usize, labels: &[&str], _: f64, _: u64) {
-        let _ = labels.concat();
-    }
-    fn dropped(&mut self, _: usize, _: DropCause, detail: &dyn fmt::Display) {
-        let _ = detail.to_string();
-    }
-}
-
-impl LogSink for Quiet {
-    fn line(&mut self, _: &LineMeta<'_>, line: &str) {
-        let _ = line.len();
     }
 }
 

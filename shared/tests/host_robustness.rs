@@ -9,7 +9,6 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use std::cell::RefCell;
-use std::fmt;
 use std::rc::Rc;
 
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
@@ -17,13 +16,12 @@ use wasmixer_shared::attr::host::Host;
 use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::{AttrId, Manifest, Program, StringMap, ValueType};
-use wasmixer_shared::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
 use wasmixer_shared::policy::DenyPlan;
-use wasmixer_shared::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
-use wasmixer_shared::telemetry::metric_plan::{DropCause, MetricPlan, MetricSink};
+use wasmixer_shared::telemetry::log_plan::LogPlan;
+use wasmixer_shared::telemetry::metric_plan::MetricPlan;
 
 mod support;
-use support::Rng;
+use support::{Quiet, Rng};
 
 /// Byte strings a confused or hostile host might return.
 fn garbage(rng: &mut Rng) -> Vec<u8> {
@@ -115,25 +113,6 @@ fn every_attribute(m: &Manifest) -> Vec<Program> {
         out.push(Program::compile(src, m).unwrap_or_else(|e| panic!("{src}: {e}")));
     }
     out
-}
-
-struct Quiet;
-
-impl CheckObserver for Quiet {
-    fn rule(&mut self, _: usize, _: &CheckRule, _: RuleOutcome, detail: &dyn fmt::Display) {
-        let _ = detail.to_string();
-    }
-}
-
-impl MetricSink for Quiet {
-    fn sample(&mut self, _: usize, _: &[&str], _: f64, _: u64) {}
-    fn dropped(&mut self, _: usize, _: DropCause, detail: &dyn fmt::Display) {
-        let _ = detail.to_string();
-    }
-}
-
-impl LogSink for Quiet {
-    fn line(&mut self, _: &LineMeta<'_>, _: &str) {}
 }
 
 fn config(text: &str) -> FilterConfig {

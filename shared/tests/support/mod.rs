@@ -1,10 +1,14 @@
 //! What the robustness tests share: a deterministic generator, random CEXL expressions, text
-//! mutations and random attribute bags.
+//! mutations, random attribute bags, and a sink for what plans report.
 #![allow(dead_code, clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::borrow::Cow;
+use std::fmt;
 
 use wasmixer_shared::expr::{Manifest, MapBag, StringMap, Value};
+use wasmixer_shared::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
+use wasmixer_shared::telemetry::log_plan::{LineMeta, LogSink};
+use wasmixer_shared::telemetry::metric_plan::{DropCause, MetricSink};
 
 /// A tiny deterministic generator (xorshift64*), so failures reproduce from the seed.
 pub struct Rng(pub u64);
@@ -153,4 +157,28 @@ pub fn random_bag(rng: &mut Rng, m: &Manifest) -> MapBag {
         }
     }
     bag
+}
+
+/// Takes every observation a plan reports, rendering each so the rendering runs too.
+pub struct Quiet;
+
+impl CheckObserver for Quiet {
+    fn rule(&mut self, _: usize, _: &CheckRule, _: RuleOutcome, detail: &dyn fmt::Display) {
+        let _ = detail.to_string();
+    }
+}
+
+impl MetricSink for Quiet {
+    fn sample(&mut self, _: usize, labels: &[&str], _: f64, _: u64) {
+        let _ = labels.concat();
+    }
+    fn dropped(&mut self, _: usize, _: DropCause, detail: &dyn fmt::Display) {
+        let _ = detail.to_string();
+    }
+}
+
+impl LogSink for Quiet {
+    fn line(&mut self, _: &LineMeta<'_>, line: &str) {
+        let _ = line.len();
+    }
 }
