@@ -78,6 +78,9 @@ impl Host for GarbageHost {
     fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>> {
         self.peer.clone()
     }
+    fn announced_caller(&self) -> Option<Rc<WorkloadAttributes>> {
+        self.maybe(|_| ()).and_then(|()| self.peer.clone())
+    }
 }
 
 fn workload(rng: &mut Rng) -> Option<Rc<WorkloadAttributes>> {

@@ -16,7 +16,7 @@ pub struct PeerConfig {
     /// separate `wasmixer_peer_unverified` filter-state key, for telemetry that opts in.
     #[serde(default = "yes")]
     pub publish_unverified: bool,
-    /// Publish the peer in filter state at all (`wasm.wasmixer_peer`, ...). The `mixer` filter's
+    /// Publish the peer in filter state at all (`wasm.wasmixer_downstream_peer`, ...). The `mixer` filter's
     /// components share it in memory, so there it defaults to off (saving a host call per request).
     #[serde(default = "yes")]
     pub publish_filter_state: bool,

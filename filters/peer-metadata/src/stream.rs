@@ -9,7 +9,9 @@ use wasmixer_shared::attr::peer_metadata::{METADATA_HEADER, METADATA_ID_HEADER};
 use wasmixer_shared::attr::spiffe::{verify_peer_claim, PeerTrust};
 use wasmixer_shared::attr::workload::WorkloadMetadata;
 use wasmixer_shared::host::abi::{self, MapType};
-use wasmixer_shared::host::identity::{listener_direction, PEER_STATE, UNVERIFIED_PEER_STATE};
+use wasmixer_shared::host::identity::{
+    listener_direction, DOWNSTREAM_PEER_STATE, UNVERIFIED_PEER_STATE, UPSTREAM_PEER_STATE,
+};
 use wasmixer_shared::host::request_carry::RequestCarry;
 
 use crate::root::PeerShared;
@@ -70,7 +72,8 @@ impl PeerStream {
                 match verify_peer_claim(&claim, san.as_deref(), mtls) {
                     PeerTrust::Verified => {
                         if shared.config.publish_filter_state {
-                            abi::set_property(&[PEER_STATE], encoded.as_bytes());
+                            let key = if self.outbound { UPSTREAM_PEER_STATE } else { DOWNSTREAM_PEER_STATE };
+                            abi::set_property(&[key], encoded.as_bytes());
                         }
                         self.carry.learn_peer(Some(peer), true);
                         "verified"

@@ -119,6 +119,7 @@ pub struct EnvoyBag<'h, H: Host + ?Sized> {
     table: &'h SourceTable,
     slots: Vec<OnceCell<Option<Value<'static>>>>,
     direction: OnceCell<Option<Direction>>,
+    own_side: OnceCell<Side>,
     local: OnceCell<Option<Rc<WorkloadAttributes>>>,
     peer: OnceCell<Option<Rc<WorkloadAttributes>>>,
     /// The verified JWT's claims, for every `request.auth.*` attribute.
@@ -133,6 +134,7 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
             table,
             slots: (0..table.slots).map(|_| OnceCell::new()).collect(),
             direction: OnceCell::new(),
+            own_side: OnceCell::new(),
             local: OnceCell::new(),
             peer: OnceCell::new(),
             jwt_payload: OnceCell::new(),
@@ -167,11 +169,26 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
             .as_ref()
     }
 
+    /// Which side this proxy's own workload is. A verified caller, when the host has one, says
+    /// it without the listener's direction: one host call where the direction and the peer
+    /// would take two.
+    fn own_side(&self) -> Side {
+        *self.own_side.get_or_init(|| {
+            if self.direction.get().is_none() {
+                if let Some(caller) = self.host.announced_caller() {
+                    let _ = self.peer.set(Some(caller));
+                    return Side::Destination;
+                }
+            }
+            match self.direction() {
+                Some(Direction::Outbound) => Side::Source,
+                _ => Side::Destination,
+            }
+        })
+    }
+
     fn workload(&self, side: Side) -> Option<&WorkloadAttributes> {
-        let own_side = match self.direction() {
-            Some(Direction::Outbound) => Side::Source,
-            _ => Side::Destination,
-        };
+        let own_side = self.own_side();
         let cell = if side == own_side { &self.local } else { &self.peer };
         let w =
             cell.get_or_init(|| if side == own_side { self.host.local_workload() } else { self.host.peer_workload() });
@@ -225,13 +242,7 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
             Source::ReporterKind => self
                 .direction()
                 .map(|d| Value::String(Cow::Borrowed(if d == Direction::Inbound { "inbound" } else { "outbound" }))),
-            Source::ReporterUid => {
-                let own = match self.direction() {
-                    Some(Direction::Outbound) => Side::Source,
-                    _ => Side::Destination,
-                };
-                self.workload(own)?.uid.clone().map(|u| Value::String(Cow::Owned(u)))
-            }
+            Source::ReporterUid => self.workload(self.own_side())?.uid.clone().map(|u| Value::String(Cow::Owned(u))),
             Source::Protocol => {
                 let grpc = self.host.header(false, "content-type").is_some_and(|c| c.starts_with("application/grpc"));
                 Some(Value::String(Cow::Borrowed(if grpc { "grpc" } else { "http" })))
@@ -256,11 +267,7 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
                 Some(Value::String(Cow::Owned(s)))
             }
             Source::ProxyVersion => {
-                let own = match self.direction() {
-                    Some(Direction::Outbound) => Side::Source,
-                    _ => Side::Destination,
-                };
-                self.workload(own)?.istio_version.clone().map(|v| Value::String(Cow::Owned(v)))
+                self.workload(self.own_side())?.istio_version.clone().map(|v| Value::String(Cow::Owned(v)))
             }
             // Connection values come from the TCP reporter (`attr::tcp_bag`), never from Envoy.
             Source::Workload(..) | Source::Connection(_) | Source::Absent(_) => None,
@@ -367,6 +374,8 @@ mod tests {
         response_trailers: Vec<(&'static str, &'static str)>,
         local: Option<Rc<WorkloadAttributes>>,
         peer: Option<Rc<WorkloadAttributes>>,
+        /// A verified caller announced by the metadata exchange (inbound only).
+        caller: Option<Rc<WorkloadAttributes>>,
         calls: RefCell<Vec<String>>,
     }
 
@@ -403,6 +412,10 @@ mod tests {
         fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>> {
             self.calls.borrow_mut().push("peer".into());
             self.peer.clone()
+        }
+        fn announced_caller(&self) -> Option<Rc<WorkloadAttributes>> {
+            self.calls.borrow_mut().push("caller".into());
+            self.caller.clone()
         }
     }
 
@@ -494,8 +507,25 @@ mod tests {
             ],
         );
         assert_eq!(got[0], "Ok(Bool(true))");
-        // The direction (one property) decides which side is local; each side is resolved once.
-        assert_eq!(h.calls.borrow().as_slice(), ["xds.listener_direction", "local", "peer"]);
+        // No caller announced: the direction (one property) decides which side is local; each
+        // side is resolved once.
+        assert_eq!(h.calls.borrow().as_slice(), ["caller", "xds.listener_direction", "local", "peer"]);
+    }
+
+    #[test]
+    fn an_announced_caller_settles_both_sides_without_the_direction() {
+        let mut h = host();
+        h.caller = h.peer.take();
+        let seed = r#"destination.labels["app"] == "ratings" && source.labels["app"]=="reviews" && source.labels["version"] == "v3""#;
+        assert_eq!(eval(&h, &[seed]), ["Ok(Bool(true))"]);
+        assert_eq!(h.calls.borrow().as_slice(), ["caller", "local"]);
+        // The reporter kind is the listener's own answer, never inferred.
+        let h2 = FakeHost { caller: h.caller.clone(), ..host() };
+        assert_eq!(
+            eval(&h2, &["context.reporter.kind", r#"source.labels["app"]"#]),
+            [r#"Ok(String("inbound"))"#, r#"Ok(String("reviews"))"#]
+        );
+        assert_eq!(h2.calls.borrow().as_slice(), ["xds.listener_direction", "peer"]);
     }
 
     #[test]

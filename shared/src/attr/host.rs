@@ -22,6 +22,13 @@ pub trait Host {
     fn local_workload(&self) -> Option<Rc<WorkloadAttributes>>;
     /// The other side's workload, when known and trusted (see the README's security model).
     fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>>;
+    /// Asked before the direction is known: the verified caller the metadata exchange
+    /// announced on this stream. Only a listener that is not outbound has one, so when it is
+    /// present the local workload is the destination and this is the source, without reading
+    /// the listener's direction. `None` when absent or unknown (the direction then decides).
+    fn announced_caller(&self) -> Option<Rc<WorkloadAttributes>> {
+        None
+    }
     /// The listener's direction (`xds.listener_direction`: 1 inbound, 2 outbound).
     fn listener_direction(&self) -> Option<Direction> {
         Direction::from_property(&self.property(&Direction::PROPERTY)?)

@@ -14,8 +14,12 @@ use crate::attr::workload::WorkloadMetadata;
 use crate::attr::workload_attributes::WorkloadAttributes;
 
 /// Filter-state key (Envoy prefixes it with `wasm.`) under which the peer-metadata filter
-/// publishes the *verified* peer of a stream, in the `x-envoy-peer-metadata` header encoding.
-pub const PEER_STATE: &str = "wasmixer_peer";
+/// publishes the *verified* caller of a stream on a listener that is not outbound, in the
+/// `x-envoy-peer-metadata` header encoding. Its presence alone tells a reader the listener's
+/// side, so readers look here before they read the direction.
+pub const DOWNSTREAM_PEER_STATE: &str = "wasmixer_downstream_peer";
+/// Filter-state key of the *verified* upstream workload of an outbound stream (from the response).
+pub const UPSTREAM_PEER_STATE: &str = "wasmixer_upstream_peer";
 /// Filter-state key of a peer whose claim could not be verified (telemetry may opt in).
 pub const UNVERIFIED_PEER_STATE: &str = "wasmixer_peer_unverified";
 
@@ -90,7 +94,8 @@ impl RootIdentity {
     }
 }
 
-const VERIFIED_KEY: &str = "wasm.wasmixer_peer";
+const DOWNSTREAM_KEY: &str = "wasm.wasmixer_downstream_peer";
+const UPSTREAM_KEY: &str = "wasm.wasmixer_upstream_peer";
 const UNVERIFIED_KEY: &str = "wasm.wasmixer_peer_unverified";
 
 /// Decoded peers, keyed by their encoded form (never by a client-chosen id, which a peer could
@@ -121,9 +126,15 @@ impl PeerCache {
         }
     }
 
-    /// This stream's verified peer, if the peer-metadata filter published one.
-    pub fn resolve(&self) -> Option<Rc<WorkloadAttributes>> {
-        self.resolve_key(VERIFIED_KEY)
+    /// This stream's verified caller (the peer on a listener that is not outbound), if the
+    /// peer-metadata filter published one.
+    pub fn resolve_downstream(&self) -> Option<Rc<WorkloadAttributes>> {
+        self.resolve_key(DOWNSTREAM_KEY)
+    }
+
+    /// This outbound stream's verified upstream workload, once its response announced it.
+    pub fn resolve_upstream(&self) -> Option<Rc<WorkloadAttributes>> {
+        self.resolve_key(UPSTREAM_KEY)
     }
 
     /// Only the unverified claim (when no verified peer was published).

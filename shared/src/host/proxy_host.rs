@@ -58,7 +58,20 @@ impl Host for ProxyHost<'_> {
 
     fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>> {
         let peers = &self.identity.peers;
-        self.carry.peer(self.trust, || peers.resolve(), || peers.resolve_unverified())
+        let verified = || match self.listener_direction() {
+            Some(Direction::Outbound) => peers.resolve_upstream(),
+            _ => self.carry.caller(|| peers.resolve_downstream()),
+        };
+        self.carry.peer(self.trust, verified, || peers.resolve_unverified())
+    }
+
+    fn announced_caller(&self) -> Option<Rc<WorkloadAttributes>> {
+        if self.carry.known_direction().is_some() {
+            // The direction costs nothing now; let it decide.
+            return None;
+        }
+        let peers = &self.identity.peers;
+        self.carry.caller(|| peers.resolve_downstream())
     }
 
     fn listener_direction(&self) -> Option<Direction> {

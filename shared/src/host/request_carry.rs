@@ -25,6 +25,9 @@ pub struct RequestCarry {
     /// Several components read this carry: remembering properties pays off.
     shared: bool,
     direction: OnceCell<Option<Direction>>,
+    /// The verified caller published for a listener that is not outbound (its filter-state
+    /// key), asked before or after the direction.
+    caller: RefCell<PeerSlot>,
     verified_peer: RefCell<PeerSlot>,
     unverified_peer: RefCell<PeerSlot>,
     /// Properties that can no longer change (see [`RequestCarry::property`]).
@@ -64,6 +67,17 @@ impl RequestCarry {
     /// The listener's direction, from `fetch` on first use.
     pub fn direction(&self, fetch: impl FnOnce() -> Option<Direction>) -> Option<Direction> {
         *self.direction.get_or_init(fetch)
+    }
+
+    /// The direction, if some reader already fetched it.
+    pub fn known_direction(&self) -> Option<Option<Direction>> {
+        self.direction.get().copied()
+    }
+
+    /// The verified caller the metadata exchange published (a listener that is not outbound),
+    /// from `fetch` at most once.
+    pub fn caller(&self, fetch: impl FnOnce() -> Option<Rc<WorkloadAttributes>>) -> Option<Rc<WorkloadAttributes>> {
+        resolve(&self.caller, fetch)
     }
 
     /// The peer for a reader at `trust`, resolving each kind at most once with `fetch_verified`
@@ -185,6 +199,24 @@ mod tests {
         let p = carry.peer(PeerTrustLevel::VerifiedOnly, || count(None), || count(None));
         assert_eq!(p.unwrap().name.as_deref(), Some("ratings"));
         assert_eq!(fetches.get(), 2);
+    }
+
+    #[test]
+    fn the_caller_is_read_once_and_the_direction_is_not_guessed() {
+        let carry = RequestCarry::default();
+        assert_eq!(carry.known_direction(), None);
+        let reads = Cell::new(0);
+        for _ in 0..2 {
+            let c = carry.caller(|| {
+                reads.set(reads.get() + 1);
+                peer("reviews")
+            });
+            assert_eq!(c.unwrap().name.as_deref(), Some("reviews"));
+        }
+        assert_eq!(reads.get(), 1);
+        assert_eq!(carry.known_direction(), None, "a caller says which side is local, not the direction");
+        carry.direction(|| Some(Direction::Inbound));
+        assert_eq!(carry.known_direction(), Some(Some(Direction::Inbound)));
     }
 
     #[test]
