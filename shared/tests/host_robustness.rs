@@ -13,6 +13,7 @@ use std::rc::Rc;
 
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
 use wasmixer_shared::attr::host::Host;
+use wasmixer_shared::attr::sources::Side;
 use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::{AttrId, Manifest, Program, StringMap, ValueType};
@@ -78,8 +79,9 @@ impl Host for GarbageHost {
     fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>> {
         self.peer.clone()
     }
-    fn announced_caller(&self) -> Option<Rc<WorkloadAttributes>> {
-        self.maybe(|_| ()).and_then(|()| self.peer.clone())
+    fn announced_peer(&self) -> Option<(Side, Rc<WorkloadAttributes>)> {
+        let side = self.maybe(|rng| if rng.below(2) == 0 { Side::Source } else { Side::Destination })?;
+        Some((side, self.peer.clone()?))
     }
 }
 

@@ -119,7 +119,9 @@ impl AccessLogRoot {
 
     fn configure(&mut self, config: &FilterConfig) -> Result<Shared, String> {
         let manifest = Manifest::istio();
-        let plan = LogPlan::compile(config, manifest).map_err(|e| e.to_string())?;
+        let mut plan = LogPlan::compile(config, manifest).map_err(|e| e.to_string())?;
+        let identity = RootIdentity::from_node();
+        plan.settle_scope_for_proxy(identity.own_namespace());
         let options = AccessLogOptions::from_config(config).map_err(|e| e.to_string())?;
         let routing = LogRouting::new(&plan, &options).map_err(|e| e.to_string())?;
         // Keep the queue (and what it holds) across reconfigurations that leave it unchanged.
@@ -143,7 +145,7 @@ impl AccessLogRoot {
             pending: Pending::new(&plan),
             handler_names: plan.handlers.iter().map(|h| h.display_name.clone()).collect(),
             table,
-            identity: RootIdentity::from_node(),
+            identity,
             allow_unverified_peer: options.allow_unverified_peer,
             scratch: RefCell::new(scratch),
             network,

@@ -44,10 +44,12 @@ impl DenyRoot {
 
     fn configure(&self, config: &FilterConfig) -> Result<Shared, String> {
         let manifest = Manifest::istio();
-        let plan = DenyPlan::compile(config, manifest).map_err(|e| e.to_string())?;
+        let mut plan = DenyPlan::compile(config, manifest).map_err(|e| e.to_string())?;
+        let identity = RootIdentity::from_node();
+        plan.settle_scope_for_proxy(identity.own_namespace());
         let table = SourceTable::new(manifest, plan.attributes());
         let metrics = DenyMetrics::new(plan.rules.len(), plan.handlers.len());
-        Ok(Shared { table, metrics, plan, identity: RootIdentity::from_node() })
+        Ok(Shared { table, metrics, plan, identity })
     }
 
     fn fetch_lists(&mut self) {

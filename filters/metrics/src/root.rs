@@ -41,10 +41,12 @@ impl MetricsRoot {
 
     fn configure(&self, config: &FilterConfig) -> Result<Shared, String> {
         let manifest = Manifest::istio();
-        let plan = MetricPlan::compile(config, manifest).map_err(|e| e.to_string())?;
+        let mut plan = MetricPlan::compile(config, manifest).map_err(|e| e.to_string())?;
+        let identity = RootIdentity::from_node();
+        plan.settle_scope_for_proxy(identity.own_namespace());
         let table = SourceTable::new(manifest, plan.attributes());
         let recorder = Recorder::new(&plan);
-        Ok(Shared { table, recorder, plan, identity: RootIdentity::from_node() })
+        Ok(Shared { table, recorder, plan, identity })
     }
 
     /// Takes `config` (the standalone filter's own document, or the mixer's), or rejects it.

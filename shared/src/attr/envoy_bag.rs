@@ -169,15 +169,14 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
             .as_ref()
     }
 
-    /// Which side this proxy's own workload is. A verified caller, when the host has one, says
-    /// it without the listener's direction: one host call where the direction and the peer
-    /// would take two.
+    /// Which side this proxy's own workload is. A verified peer, when the host has one, says
+    /// it without the listener's direction ([`Host::announced_peer`]).
     fn own_side(&self) -> Side {
         *self.own_side.get_or_init(|| {
             if self.direction.get().is_none() {
-                if let Some(caller) = self.host.announced_caller() {
-                    let _ = self.peer.set(Some(caller));
-                    return Side::Destination;
+                if let Some((peer_side, peer)) = self.host.announced_peer() {
+                    let _ = self.peer.set(Some(peer));
+                    return if peer_side == Side::Source { Side::Destination } else { Side::Source };
                 }
             }
             match self.direction() {
@@ -374,8 +373,8 @@ mod tests {
         response_trailers: Vec<(&'static str, &'static str)>,
         local: Option<Rc<WorkloadAttributes>>,
         peer: Option<Rc<WorkloadAttributes>>,
-        /// A verified caller announced by the metadata exchange (inbound only).
-        caller: Option<Rc<WorkloadAttributes>>,
+        /// A verified peer published by the metadata exchange, and its side.
+        announced: Option<(Side, Rc<WorkloadAttributes>)>,
         calls: RefCell<Vec<String>>,
     }
 
@@ -413,9 +412,9 @@ mod tests {
             self.calls.borrow_mut().push("peer".into());
             self.peer.clone()
         }
-        fn announced_caller(&self) -> Option<Rc<WorkloadAttributes>> {
-            self.calls.borrow_mut().push("caller".into());
-            self.caller.clone()
+        fn announced_peer(&self) -> Option<(Side, Rc<WorkloadAttributes>)> {
+            self.calls.borrow_mut().push("announced".into());
+            self.announced.clone()
         }
     }
 
@@ -509,23 +508,33 @@ mod tests {
         assert_eq!(got[0], "Ok(Bool(true))");
         // No caller announced: the direction (one property) decides which side is local; each
         // side is resolved once.
-        assert_eq!(h.calls.borrow().as_slice(), ["caller", "xds.listener_direction", "local", "peer"]);
+        assert_eq!(h.calls.borrow().as_slice(), ["announced", "xds.listener_direction", "local", "peer"]);
     }
 
     #[test]
-    fn an_announced_caller_settles_both_sides_without_the_direction() {
-        let mut h = host();
-        h.caller = h.peer.take();
+    fn an_announced_peer_settles_both_sides_without_the_direction() {
         let seed = r#"destination.labels["app"] == "ratings" && source.labels["app"]=="reviews" && source.labels["version"] == "v3""#;
+        // Inbound: the caller is the source.
+        let mut h = host();
+        h.announced = h.peer.take().map(|p| (Side::Source, p));
         assert_eq!(eval(&h, &[seed]), ["Ok(Bool(true))"]);
-        assert_eq!(h.calls.borrow().as_slice(), ["caller", "local"]);
+        assert_eq!(h.calls.borrow().as_slice(), ["announced", "local"]);
+        // Outbound, after the response: the callee is the destination, the local workload the source.
+        let h = FakeHost {
+            local: Some(workload("reviews", "v3", "default")),
+            announced: Some((Side::Destination, workload("ratings", "v1", "default"))),
+            peer: None,
+            ..host()
+        };
+        assert_eq!(eval(&h, &[seed]), ["Ok(Bool(true))"]);
+        assert_eq!(h.calls.borrow().as_slice(), ["announced", "local"]);
         // The reporter kind is the listener's own answer, never inferred.
-        let h2 = FakeHost { caller: h.caller.clone(), ..host() };
+        let h = FakeHost { announced: Some((Side::Source, workload("reviews", "v3", "default"))), ..host() };
         assert_eq!(
-            eval(&h2, &["context.reporter.kind", r#"source.labels["app"]"#]),
+            eval(&h, &["context.reporter.kind", r#"source.labels["app"]"#]),
             [r#"Ok(String("inbound"))"#, r#"Ok(String("reviews"))"#]
         );
-        assert_eq!(h2.calls.borrow().as_slice(), ["xds.listener_direction", "peer"]);
+        assert_eq!(h.calls.borrow().as_slice(), ["xds.listener_direction", "peer"]);
     }
 
     #[test]

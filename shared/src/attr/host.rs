@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use super::envoy_bag::Direction;
+use super::sources::Side;
 use super::workload_attributes::WorkloadAttributes;
 
 /// Envoy, as the attribute layer sees it. Every method is one host call (or none).
@@ -22,11 +23,12 @@ pub trait Host {
     fn local_workload(&self) -> Option<Rc<WorkloadAttributes>>;
     /// The other side's workload, when known and trusted (see the README's security model).
     fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>>;
-    /// Asked before the direction is known: the verified caller the metadata exchange
-    /// announced on this stream. Only a listener that is not outbound has one, so when it is
-    /// present the local workload is the destination and this is the source, without reading
-    /// the listener's direction. `None` when absent or unknown (the direction then decides).
-    fn announced_caller(&self) -> Option<Rc<WorkloadAttributes>> {
+    /// Asked before the direction is known: a verified peer the metadata exchange published on
+    /// this stream, and its side. Only a listener that is not outbound publishes a caller
+    /// (`Side::Source`), only an outbound one a callee (`Side::Destination`, after the
+    /// response), so the peer alone settles both sides: one host call where the direction and
+    /// the peer would take two. `None` when there is none or the direction is already known.
+    fn announced_peer(&self) -> Option<(Side, Rc<WorkloadAttributes>)> {
         None
     }
     /// The listener's direction (`xds.listener_direction`: 1 inbound, 2 outbound).

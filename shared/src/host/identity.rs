@@ -92,6 +92,11 @@ impl RootIdentity {
     pub fn from_node() -> RootIdentity {
         RootIdentity { local: local_workload(), peers: PeerCache::default() }
     }
+
+    /// The local workload's namespace: a proxy's identity namespace for Mixer's rule scoping.
+    pub fn own_namespace(&self) -> Option<&str> {
+        self.local.as_ref()?.namespace.as_deref()
+    }
 }
 
 const DOWNSTREAM_KEY: &str = "wasm.wasmixer_downstream_peer";

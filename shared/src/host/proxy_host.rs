@@ -7,6 +7,7 @@ use super::identity::{listener_direction, RootIdentity};
 use super::request_carry::{PeerTrustLevel, RequestCarry};
 use crate::attr::envoy_bag::Direction;
 use crate::attr::host::Host;
+use crate::attr::sources::Side;
 use crate::attr::workload_attributes::WorkloadAttributes;
 
 /// The proxy as seen from one stream. It remembers, in the request's [`RequestCarry`], what the
@@ -59,19 +60,28 @@ impl Host for ProxyHost<'_> {
     fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>> {
         let peers = &self.identity.peers;
         let verified = || match self.listener_direction() {
-            Some(Direction::Outbound) => peers.resolve_upstream(),
-            _ => self.carry.caller(|| peers.resolve_downstream()),
+            Some(Direction::Outbound) => self.carry.upstream_peer(|| peers.resolve_upstream()),
+            _ => self.carry.downstream_peer(|| peers.resolve_downstream()),
         };
         self.carry.peer(self.trust, verified, || peers.resolve_unverified())
     }
 
-    fn announced_caller(&self) -> Option<Rc<WorkloadAttributes>> {
+    fn announced_peer(&self) -> Option<(Side, Rc<WorkloadAttributes>)> {
         if self.carry.known_direction().is_some() {
             // The direction costs nothing now; let it decide.
             return None;
         }
         let peers = &self.identity.peers;
-        self.carry.caller(|| peers.resolve_downstream())
+        if let Some(caller) = self.carry.downstream_peer(|| peers.resolve_downstream()) {
+            return Some((Side::Source, caller));
+        }
+        // A callee is published from the response headers: before them there is none to find.
+        if self.after_response {
+            if let Some(callee) = self.carry.upstream_peer(|| peers.resolve_upstream()) {
+                return Some((Side::Destination, callee));
+            }
+        }
+        None
     }
 
     fn listener_direction(&self) -> Option<Direction> {

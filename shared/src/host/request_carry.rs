@@ -25,9 +25,10 @@ pub struct RequestCarry {
     /// Several components read this carry: remembering properties pays off.
     shared: bool,
     direction: OnceCell<Option<Direction>>,
-    /// The verified caller published for a listener that is not outbound (its filter-state
-    /// key), asked before or after the direction.
-    caller: RefCell<PeerSlot>,
+    /// The verified peers the metadata exchange published (their filter-state keys): the
+    /// caller on a listener that is not outbound, the callee on an outbound one.
+    downstream_peer: RefCell<PeerSlot>,
+    upstream_peer: RefCell<PeerSlot>,
     verified_peer: RefCell<PeerSlot>,
     unverified_peer: RefCell<PeerSlot>,
     /// Properties that can no longer change (see [`RequestCarry::property`]).
@@ -76,8 +77,20 @@ impl RequestCarry {
 
     /// The verified caller the metadata exchange published (a listener that is not outbound),
     /// from `fetch` at most once.
-    pub fn caller(&self, fetch: impl FnOnce() -> Option<Rc<WorkloadAttributes>>) -> Option<Rc<WorkloadAttributes>> {
-        resolve(&self.caller, fetch)
+    pub fn downstream_peer(
+        &self,
+        fetch: impl FnOnce() -> Option<Rc<WorkloadAttributes>>,
+    ) -> Option<Rc<WorkloadAttributes>> {
+        resolve(&self.downstream_peer, fetch)
+    }
+
+    /// The verified callee the metadata exchange published (an outbound listener, once the
+    /// response came), from `fetch` at most once.
+    pub fn upstream_peer(
+        &self,
+        fetch: impl FnOnce() -> Option<Rc<WorkloadAttributes>>,
+    ) -> Option<Rc<WorkloadAttributes>> {
+        resolve(&self.upstream_peer, fetch)
     }
 
     /// The peer for a reader at `trust`, resolving each kind at most once with `fetch_verified`
@@ -202,12 +215,12 @@ mod tests {
     }
 
     #[test]
-    fn the_caller_is_read_once_and_the_direction_is_not_guessed() {
+    fn published_peers_are_read_once_and_the_direction_is_not_guessed() {
         let carry = RequestCarry::default();
         assert_eq!(carry.known_direction(), None);
         let reads = Cell::new(0);
         for _ in 0..2 {
-            let c = carry.caller(|| {
+            let c = carry.downstream_peer(|| {
                 reads.set(reads.get() + 1);
                 peer("reviews")
             });

@@ -162,7 +162,7 @@ impl DenyPlan {
                 attributes.extend(op.values.iter().flat_map(|p| p.attributes()));
             }
         }
-        if let Some(s) = scope {
+        if let Some(s) = &scope {
             attributes.extend(s.attributes());
         }
         crate::sorting::sort_dedup(&mut attributes);
@@ -172,6 +172,11 @@ impl DenyPlan {
     /// Whether checks need the wall clock (only fetched lists expire).
     pub fn needs_clock(&self) -> bool {
         self.handlers.iter().any(|h| matches!(h, CheckHandler::List { params, .. } if params.provider_url.is_some()))
+    }
+
+    /// Settles Mixer's namespace scoping for a proxy whose own workload is in `own_namespace`.
+    pub fn settle_scope_for_proxy(&mut self, own_namespace: Option<&str>) {
+        NamespaceScope::settle_for_proxy(&mut self.scope, own_namespace);
     }
 
     /// Every attribute a check may read: what a filter needs to be able to fetch.
@@ -530,6 +535,23 @@ mod tests {
         let mut req = seed_request("v3");
         req[1] = ("destination.namespace", s("elsewhere"));
         assert_eq!(run(&p, &req).0.status.code, 7);
+    }
+
+    #[test]
+    fn a_proxy_settles_scoping_with_its_own_namespace() {
+        // A proxy's identity namespace is its own workload's, so the request's attributes
+        // (here claiming namespace "other" and an outbound reporter) no longer matter.
+        let mut req = seed_request("v3");
+        req[1] = ("destination.namespace", s("other"));
+        let mut p = plan(SEED).unwrap();
+        p.settle_scope_for_proxy(Some("default"));
+        assert_eq!(run(&p, &req).0.status.code, 7, "a ratings proxy in namespace default applies the rule");
+        for own in [Some("other"), None] {
+            let mut p = plan(SEED).unwrap();
+            p.settle_scope_for_proxy(own);
+            let (r, outcomes) = run(&p, &seed_request("v3"));
+            assert!(r.status.is_ok() && outcomes.is_empty(), "a proxy in {own:?} skips a rule of namespace default");
+        }
     }
 
     #[test]

@@ -355,6 +355,11 @@ impl LogPlan {
         Ok(LogPlan { rules, handlers, instances, scope, attributes })
     }
 
+    /// Settles Mixer's namespace scoping for a proxy whose own workload is in `own_namespace`.
+    pub fn settle_scope_for_proxy(&mut self, own_namespace: Option<&str>) {
+        NamespaceScope::settle_for_proxy(&mut self.scope, own_namespace);
+    }
+
     /// Every attribute rendering may read: what a filter needs to be able to fetch.
     pub fn attributes(&self) -> &[AttrId] {
         &self.attributes

@@ -14,6 +14,7 @@ use std::time::Instant;
 use wasmixer_bench_expr::alloc_snapshot;
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
 use wasmixer_shared::attr::host::Host;
+use wasmixer_shared::attr::sources::Side;
 use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::{Manifest, StringMap};
@@ -22,7 +23,8 @@ use wasmixer_shared::policy::DenyPlan;
 use wasmixer_shared::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
 use wasmixer_shared::telemetry::metric_plan::{DropCause, MetricPlan, MetricSink};
 
-/// A ratings-v1 sidecar's inbound request from reviews-v3, answered from memory.
+/// A ratings-v1 sidecar's inbound request from reviews-v3, answered from memory. The peer is a
+/// verified caller the peer-metadata filter published in filter state: one read to find it.
 struct MemoryHost {
     local: Option<Rc<WorkloadAttributes>>,
     peer: Option<Rc<WorkloadAttributes>>,
@@ -78,7 +80,12 @@ impl Host for MemoryHost {
         self.local.clone()
     }
     fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>> {
+        self.count();
         self.peer.clone()
+    }
+    fn announced_peer(&self) -> Option<(Side, Rc<WorkloadAttributes>)> {
+        self.count();
+        Some((Side::Source, self.peer.clone()?))
     }
 }
 
@@ -154,8 +161,11 @@ fn run() -> Result<(), String> {
     };
     println!("per-request work inside the filters, native, host answered from memory:");
 
-    let deny =
+    // Plans as a proxy in namespace default holds them (rule scoping settled at configure time).
+    let own_namespace = host.local.as_ref().and_then(|w| w.namespace.as_deref());
+    let mut deny =
         DenyPlan::compile(&config("integration/testdata/deny-seed.json")?, manifest).map_err(|e| e.to_string())?;
+    deny.settle_scope_for_proxy(own_namespace);
     let table = SourceTable::new(manifest, deny.attributes());
     report(
         "deny: seed rule (matches, denies)",
@@ -170,7 +180,8 @@ fn run() -> Result<(), String> {
         ("metrics: seed metric", "integration/testdata/metrics-double-request-count.json"),
         ("metrics: Istio standard metrics", "envoy-config/metrics/istio-standard-metrics.json"),
     ] {
-        let plan = MetricPlan::compile(&config(path)?, manifest).map_err(|e| e.to_string())?;
+        let mut plan = MetricPlan::compile(&config(path)?, manifest).map_err(|e| e.to_string())?;
+        plan.settle_scope_for_proxy(own_namespace);
         let table = SourceTable::new(manifest, plan.attributes());
         report(
             name,
@@ -181,8 +192,9 @@ fn run() -> Result<(), String> {
         );
     }
 
-    let log = LogPlan::compile(&config("integration/testdata/access-log-newlog-stdio.json")?, manifest)
+    let mut log = LogPlan::compile(&config("integration/testdata/access-log-newlog-stdio.json")?, manifest)
         .map_err(|e| e.to_string())?;
+    log.settle_scope_for_proxy(own_namespace);
     let table = SourceTable::new(manifest, log.attributes());
     let mut line = String::with_capacity(1024);
     let mut lines = Lines(0);
