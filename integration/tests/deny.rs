@@ -28,6 +28,15 @@ fn peer_filter() -> Result<String, HarnessError> {
 }
 
 fn start_mesh(name: &str, deny_config: &str) -> Result<Mesh, HarnessError> {
+    start_mesh_with(name, deny_config, |bootstrap| bootstrap)
+}
+
+/// The mesh with the ratings sidecar's bootstrap passed through `edit` first.
+fn start_mesh_with(
+    name: &str,
+    deny_config: &str,
+    edit: impl Fn(String) -> String,
+) -> Result<Mesh, HarnessError> {
     let ca_dir = std::env::temp_dir().join(format!("wasmixer-it-pki-{name}-{}", std::process::id()));
     let ca = TestCa::create(&ca_dir, "cluster.local")?;
     let ca_cert = ca.ca_cert();
@@ -47,7 +56,7 @@ fn start_mesh(name: &str, deny_config: &str) -> Result<Mesh, HarnessError> {
             ratings_app.port(),
         )
     };
-    let ratings = EnvoyProcess::start(&ratings_spec.bootstrap(), &format!("{name}-ratings"))?;
+    let ratings = EnvoyProcess::start(&edit(ratings_spec.bootstrap()), &format!("{name}-ratings"))?;
     let client = |version: &str, inbound: u16, outbound: u16| -> Result<EnvoyProcess, HarnessError> {
         let w = Workload::new("reviews", version, "default", "bookinfo-reviews");
         let cert = ca.issue("default", "bookinfo-reviews")?;
@@ -103,6 +112,25 @@ fn seed_deny_reviews_v3_to_ratings() -> Result<(), HarnessError> {
         "no deny counter in:\n{}",
         stats.lines().filter(|l| l.contains("wasmixer")).collect::<Vec<_>>().join("\n")
     );
+    Ok(())
+}
+
+/// A hand-written bootstrap may leave `traffic_direction` out. The sidecar is then taken as
+/// inbound for the sides (peer-metadata publishes the verified caller under its undirected key,
+/// `wasm.wasmixer_peer`), so the seed rule still sees reviews-v3 as the source.
+#[test]
+fn an_inbound_listener_without_traffic_direction_still_knows_its_caller() -> Result<(), HarnessError> {
+    let config = read_workspace_file("integration/testdata/deny-seed.json")?;
+    let mesh = start_mesh_with("deny-undirected", &config, |bootstrap| {
+        bootstrap.replacen(r#""traffic_direction":"INBOUND","#, "", 1)
+    })?;
+    let config_dump = mesh.ratings.admin_get("/config_dump?resource=static_listeners")?.body_text();
+    ensure!(!config_dump.contains("\"INBOUND\""), "the inbound listener still has a direction:\n{config_dump}");
+    let denied = call_ratings(&mesh.reviews_v3)?;
+    ensure!(denied.status == 403, "reviews-v3 -> ratings: status {} body {:?}", denied.status, denied.body_text());
+    ensure!(denied.body_text() == SEED_BODY, "body {:?}", denied.body_text());
+    let allowed = call_ratings(&mesh.reviews_v2)?;
+    ensure!(allowed.status == 200, "reviews-v2 -> ratings: status {} body {:?}", allowed.status, allowed.body_text());
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use wasmixer_shared::attr::spiffe::{verify_peer_claim, PeerTrust};
 use wasmixer_shared::attr::workload::WorkloadMetadata;
 use wasmixer_shared::host::abi::{self, MapType};
 use wasmixer_shared::host::identity::{
-    listener_direction, DOWNSTREAM_PEER_STATE, UNVERIFIED_PEER_STATE, UPSTREAM_PEER_STATE,
+    listener_direction, DOWNSTREAM_PEER_STATE, UNDIRECTED_PEER_STATE, UNVERIFIED_PEER_STATE, UPSTREAM_PEER_STATE,
 };
 use wasmixer_shared::host::request_carry::RequestCarry;
 
@@ -19,6 +19,7 @@ use crate::root::PeerShared;
 pub struct PeerStream {
     shared: Option<Rc<PeerShared>>,
     carry: Rc<RequestCarry>,
+    direction: Option<Direction>,
     outbound: bool,
     /// Outbound: we announced ourselves, so the upstream may answer with its metadata.
     announced: bool,
@@ -29,7 +30,7 @@ pub struct PeerStream {
 impl PeerStream {
     /// A stream telling `carry` (shared with the request's other components) what it learns.
     pub fn new(shared: Option<Rc<PeerShared>>, carry: Rc<RequestCarry>) -> PeerStream {
-        PeerStream { shared, carry, outbound: false, announced: false, caller_announced: false }
+        PeerStream { shared, carry, direction: None, outbound: false, announced: false, caller_announced: false }
     }
 }
 
@@ -72,7 +73,11 @@ impl PeerStream {
                 match verify_peer_claim(&claim, san.as_deref(), mtls) {
                     PeerTrust::Verified => {
                         if shared.config.publish_filter_state {
-                            let key = if self.outbound { UPSTREAM_PEER_STATE } else { DOWNSTREAM_PEER_STATE };
+                            let key = match self.direction {
+                                Some(Direction::Outbound) => UPSTREAM_PEER_STATE,
+                                Some(Direction::Inbound) => DOWNSTREAM_PEER_STATE,
+                                None => UNDIRECTED_PEER_STATE,
+                            };
                             abi::set_property(&[key], encoded.as_bytes());
                         }
                         self.carry.learn_peer(Some(peer), true);
@@ -98,7 +103,8 @@ impl Context for PeerStream {}
 impl HttpContext for PeerStream {
     fn on_http_request_headers(&mut self, _n: usize, _end: bool) -> Action {
         let Some(shared) = self.shared.clone() else { return Action::Continue };
-        self.outbound = self.carry.direction(listener_direction) == Some(Direction::Outbound);
+        self.direction = self.carry.direction(listener_direction);
+        self.outbound = self.direction == Some(Direction::Outbound);
         if self.outbound {
             let cluster = abi::get_property(&["xds", "cluster_name"])
                 .map(|b| String::from_utf8_lossy(&b).into_owned())

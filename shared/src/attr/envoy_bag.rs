@@ -44,6 +44,8 @@ pub struct SourceTable {
     slot_of: Vec<Option<u16>>,
     slots: usize,
     bases: BaseAttributes,
+    /// Some expression reads a workload (local or peer): worth looking for an announced peer first.
+    reads_workloads: bool,
 }
 
 /// Attributes that others are derived from; derived ones read them through the bag, so the
@@ -101,7 +103,13 @@ impl SourceTable {
                 }
             }
         }
-        SourceTable { sources, slot_of, slots, bases }
+        let reads_workloads = needed.iter().any(|id| {
+            matches!(
+                sources.get(usize::from(*id)),
+                Some(Source::Workload(..) | Source::ReporterUid | Source::ProxyVersion)
+            )
+        });
+        SourceTable { sources, slot_of, slots, bases, reads_workloads }
     }
 
     /// The source of attribute `id`.
@@ -142,8 +150,16 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
         }
     }
 
-    /// The listener's direction (`xds.listener_direction`), fetched once.
+    /// The listener's direction (`xds.listener_direction`), fetched once. When the expressions
+    /// read workloads, a peer the exchange announced answers it too ([`Host::announced_peer`]).
     pub fn direction(&self) -> Option<Direction> {
+        if self.direction.get().is_none() && self.table.reads_workloads {
+            self.own_side();
+        }
+        self.fetched_direction()
+    }
+
+    fn fetched_direction(&self) -> Option<Direction> {
         *self.direction.get_or_init(|| self.host.listener_direction())
     }
 
@@ -179,7 +195,7 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
                     return if peer_side == Side::Source { Side::Destination } else { Side::Source };
                 }
             }
-            match self.direction() {
+            match self.fetched_direction() {
                 Some(Direction::Outbound) => Side::Source,
                 _ => Side::Destination,
             }
@@ -362,7 +378,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::expr::Program;
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
 
     /// A test double of the host-call boundary: canned answers, and a log of every call.
     #[derive(Default)]
@@ -375,6 +391,8 @@ mod tests {
         peer: Option<Rc<WorkloadAttributes>>,
         /// A verified peer published by the metadata exchange, and its side.
         announced: Option<(Side, Rc<WorkloadAttributes>)>,
+        /// The direction an announced peer implied (as Envoy's host remembers it).
+        implied: Cell<Option<Direction>>,
         calls: RefCell<Vec<String>>,
     }
 
@@ -414,7 +432,15 @@ mod tests {
         }
         fn announced_peer(&self) -> Option<(Side, Rc<WorkloadAttributes>)> {
             self.calls.borrow_mut().push("announced".into());
-            self.announced.clone()
+            let (side, peer) = self.announced.clone()?;
+            self.implied.set(Some(if side == Side::Source { Direction::Inbound } else { Direction::Outbound }));
+            Some((side, peer))
+        }
+        fn listener_direction(&self) -> Option<Direction> {
+            match self.implied.get() {
+                Some(d) => Some(d),
+                None => Direction::from_property(&self.property(&Direction::PROPERTY)?),
+            }
         }
     }
 
@@ -528,13 +554,18 @@ mod tests {
         };
         assert_eq!(eval(&h, &[seed]), ["Ok(Bool(true))"]);
         assert_eq!(h.calls.borrow().as_slice(), ["announced", "local"]);
-        // The reporter kind is the listener's own answer, never inferred.
-        let h = FakeHost { announced: Some((Side::Source, workload("reviews", "v3", "default"))), ..host() };
-        assert_eq!(
-            eval(&h, &["context.reporter.kind", r#"source.labels["app"]"#]),
-            [r#"Ok(String("inbound"))"#, r#"Ok(String("reviews"))"#]
-        );
-        assert_eq!(h.calls.borrow().as_slice(), ["xds.listener_direction", "peer"]);
+        // The reporter kind first: the announced peer answers it too (only an inbound listener
+        // publishes a caller, only an outbound one a callee).
+        for (side, kind, own) in [(Side::Source, "inbound", "local"), (Side::Destination, "outbound", "local")] {
+            let h = FakeHost { announced: Some((side, workload("x", "v1", "default"))), ..host() };
+            let got = eval(&h, &["context.reporter.kind", r#"source.labels["app"]"#, r#"destination.labels["app"]"#]);
+            assert_eq!(got[0], format!(r#"Ok(String("{kind}"))"#));
+            assert_eq!(h.calls.borrow().as_slice(), ["announced", own]);
+        }
+        // A plan that reads no workload asks the listener, not the peer.
+        let h = FakeHost { announced: Some((Side::Source, workload("x", "v1", "default"))), ..host() };
+        assert_eq!(eval(&h, &["context.reporter.kind"]), [r#"Ok(String("inbound"))"#]);
+        assert_eq!(h.calls.borrow().as_slice(), ["xds.listener_direction"]);
     }
 
     #[test]

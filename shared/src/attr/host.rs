@@ -26,8 +26,10 @@ pub trait Host {
     /// Asked before the direction is known: a verified peer the metadata exchange published on
     /// this stream, and its side. Only a listener that is not outbound publishes a caller
     /// (`Side::Source`), only an outbound one a callee (`Side::Destination`, after the
-    /// response), so the peer alone settles both sides: one host call where the direction and
-    /// the peer would take two. `None` when there is none or the direction is already known.
+    /// response), so the peer alone settles both sides and the direction: one host call where
+    /// the direction and the peer would take two. A host that answers `Some` answers
+    /// [`Host::listener_direction`] from it without a call. `None` when there is none or the
+    /// direction is already known.
     fn announced_peer(&self) -> Option<(Side, Rc<WorkloadAttributes>)> {
         None
     }

@@ -14,12 +14,16 @@ use crate::attr::workload::WorkloadMetadata;
 use crate::attr::workload_attributes::WorkloadAttributes;
 
 /// Filter-state key (Envoy prefixes it with `wasm.`) under which the peer-metadata filter
-/// publishes the *verified* caller of a stream on a listener that is not outbound, in the
+/// publishes the *verified* caller of a stream on an inbound listener, in the
 /// `x-envoy-peer-metadata` header encoding. Its presence alone tells a reader the listener's
-/// side, so readers look here before they read the direction.
+/// direction, so readers look here before they read the direction.
 pub const DOWNSTREAM_PEER_STATE: &str = "wasmixer_downstream_peer";
-/// Filter-state key of the *verified* upstream workload of an outbound stream (from the response).
+/// Filter-state key of the *verified* upstream workload of an outbound stream (from the
+/// response); its presence too tells the direction.
 pub const UPSTREAM_PEER_STATE: &str = "wasmixer_upstream_peer";
+/// Filter-state key of a verified caller on a listener without `traffic_direction` (treated
+/// as inbound for sides, but the reporter kind stays unknown).
+pub const UNDIRECTED_PEER_STATE: &str = "wasmixer_peer";
 /// Filter-state key of a peer whose claim could not be verified (telemetry may opt in).
 pub const UNVERIFIED_PEER_STATE: &str = "wasmixer_peer_unverified";
 
@@ -101,6 +105,7 @@ impl RootIdentity {
 
 const DOWNSTREAM_KEY: &str = "wasm.wasmixer_downstream_peer";
 const UPSTREAM_KEY: &str = "wasm.wasmixer_upstream_peer";
+const UNDIRECTED_KEY: &str = "wasm.wasmixer_peer";
 const UNVERIFIED_KEY: &str = "wasm.wasmixer_peer_unverified";
 
 /// Decoded peers, keyed by their encoded form (never by a client-chosen id, which a peer could
@@ -131,8 +136,8 @@ impl PeerCache {
         }
     }
 
-    /// This stream's verified caller (the peer on a listener that is not outbound), if the
-    /// peer-metadata filter published one.
+    /// This stream's verified caller on an inbound listener, if the peer-metadata filter
+    /// published one.
     pub fn resolve_downstream(&self) -> Option<Rc<WorkloadAttributes>> {
         self.resolve_key(DOWNSTREAM_KEY)
     }
@@ -140,6 +145,11 @@ impl PeerCache {
     /// This outbound stream's verified upstream workload, once its response announced it.
     pub fn resolve_upstream(&self) -> Option<Rc<WorkloadAttributes>> {
         self.resolve_key(UPSTREAM_KEY)
+    }
+
+    /// The verified caller on a listener without `traffic_direction`.
+    pub fn resolve_undirected(&self) -> Option<Rc<WorkloadAttributes>> {
+        self.resolve_key(UNDIRECTED_KEY)
     }
 
     /// Only the unverified claim (when no verified peer was published).

@@ -61,7 +61,8 @@ impl Host for ProxyHost<'_> {
         let peers = &self.identity.peers;
         let verified = || match self.listener_direction() {
             Some(Direction::Outbound) => self.carry.upstream_peer(|| peers.resolve_upstream()),
-            _ => self.carry.downstream_peer(|| peers.resolve_downstream()),
+            Some(Direction::Inbound) => self.carry.downstream_peer(|| peers.resolve_downstream()),
+            None => peers.resolve_undirected(),
         };
         self.carry.peer(self.trust, verified, || peers.resolve_unverified())
     }
@@ -73,11 +74,13 @@ impl Host for ProxyHost<'_> {
         }
         let peers = &self.identity.peers;
         if let Some(caller) = self.carry.downstream_peer(|| peers.resolve_downstream()) {
+            self.carry.direction(|| Some(Direction::Inbound));
             return Some((Side::Source, caller));
         }
         // A callee is published from the response headers: before them there is none to find.
         if self.after_response {
             if let Some(callee) = self.carry.upstream_peer(|| peers.resolve_upstream()) {
+                self.carry.direction(|| Some(Direction::Outbound));
                 return Some((Side::Destination, callee));
             }
         }

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use wasmixer_bench_expr::alloc_snapshot;
-use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
+use wasmixer_shared::attr::envoy_bag::{Direction, EnvoyBag, SourceTable};
 use wasmixer_shared::attr::host::Host;
 use wasmixer_shared::attr::sources::Side;
 use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
@@ -30,11 +30,19 @@ struct MemoryHost {
     peer: Option<Rc<WorkloadAttributes>>,
     /// Property and header reads so far: each is one call into Envoy in a real filter.
     calls: Cell<u64>,
+    /// This request's announced peer told the direction (the request's carry remembers it).
+    direction_known: Cell<bool>,
 }
 
 impl MemoryHost {
     fn count(&self) {
         self.calls.set(self.calls.get() + 1);
+    }
+
+    /// What a filter knows at the start of a request: nothing yet.
+    fn new_request(&self) -> &MemoryHost {
+        self.direction_known.set(false);
+        self
     }
 }
 
@@ -85,7 +93,14 @@ impl Host for MemoryHost {
     }
     fn announced_peer(&self) -> Option<(Side, Rc<WorkloadAttributes>)> {
         self.count();
+        self.direction_known.set(true);
         Some((Side::Source, self.peer.clone()?))
+    }
+    fn listener_direction(&self) -> Option<Direction> {
+        if self.direction_known.get() {
+            return Some(Direction::Inbound);
+        }
+        Direction::from_property(&self.property(&Direction::PROPERTY)?)
     }
 }
 
@@ -153,6 +168,7 @@ fn run() -> Result<(), String> {
         local: Some(workload("ratings", "v1")),
         peer: Some(workload("reviews", "v3")),
         calls: Cell::new(0),
+        direction_known: Cell::new(false),
     };
     let report = |name: &str, Cost(ns, allocations, calls): Cost| {
         println!(
@@ -170,7 +186,7 @@ fn run() -> Result<(), String> {
     report(
         "deny: seed rule (matches, denies)",
         measure(200_000, &host, || {
-            let bag = EnvoyBag::new(&host, &table);
+            let bag = EnvoyBag::new(host.new_request(), &table);
             std::hint::black_box(deny.check(&bag, 0, &mut Outcomes));
         }),
     );
@@ -186,7 +202,7 @@ fn run() -> Result<(), String> {
         report(
             name,
             measure(100_000, &host, || {
-                let bag = EnvoyBag::new(&host, &table);
+                let bag = EnvoyBag::new(host.new_request(), &table);
                 plan.record(&bag, &mut samples);
             }),
         );
@@ -201,7 +217,7 @@ fn run() -> Result<(), String> {
     report(
         "access-log: seed logentry line",
         measure(200_000, &host, || {
-            let bag = EnvoyBag::new(&host, &table);
+            let bag = EnvoyBag::new(host.new_request(), &table);
             log.render(&bag, 0, &mut line, &mut lines);
         }),
     );
