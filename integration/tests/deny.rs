@@ -32,11 +32,7 @@ fn start_mesh(name: &str, deny_config: &str) -> Result<Mesh, HarnessError> {
 }
 
 /// The mesh with the ratings sidecar's bootstrap passed through `edit` first.
-fn start_mesh_with(
-    name: &str,
-    deny_config: &str,
-    edit: impl Fn(String) -> String,
-) -> Result<Mesh, HarnessError> {
+fn start_mesh_with(name: &str, deny_config: &str, edit: impl Fn(String) -> String) -> Result<Mesh, HarnessError> {
     let ca_dir = std::env::temp_dir().join(format!("wasmixer-it-pki-{name}-{}", std::process::id()));
     let ca = TestCa::create(&ca_dir, "cluster.local")?;
     let ca_cert = ca.ca_cert();
