@@ -1,8 +1,9 @@
-//! The `mixer` filter (every component in one filter, one configuration document) on both
-//! sidecars of an mTLS call, reviews-v3 (client) -> ratings (server): the seed's deny rule
-//! refuses the call on the server with Mixer's body, and the access-log component of each side
-//! prints the same identities the separate filters print, including the peer the client only
-//! learns from the response.
+//! The seed's policy and telemetry on both sidecars of an mTLS call, reviews-v3 (client) ->
+//! ratings (server), configured two ways: the `mixer` filter (every component in one filter,
+//! one configuration document) and the separate filters (peer-metadata, deny, metrics,
+//! access-log). Both must answer alike: the seed's deny rule refuses the call on the server
+//! with Mixer's body, and each side's access log prints the same identities and principals,
+//! including the peer the client only learns from the response.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ const LOGGED: &[(&str, &str)] = &[
     ("source", "source.workload.name | \"ABSENT\""),
     ("source_labels", "source.labels | emptyStringMap()"),
     ("source_principal", "source.principal | \"ABSENT\""),
+    ("destination_principal", "destination.principal | \"ABSENT\""),
     ("destination", "destination.workload.name | \"ABSENT\""),
     ("destination_labels", "destination.labels | emptyStringMap()"),
     ("code", "response.code | 0"),
@@ -37,40 +39,69 @@ fn seed_resources(path: &str) -> Result<Vec<Value>, HarnessError> {
     Ok(seed["resources"].as_array().cloned().unwrap_or_default())
 }
 
-/// One document: the seed's metric, the seed's deny rule (server side only) and a logentry
-/// printing [`LOGGED`].
-fn mixer_config(with_deny: bool) -> Result<String, HarnessError> {
+/// The logentry printing [`LOGGED`] with its stdio handler and rule.
+fn log_resources() -> Vec<Value> {
     let variables: serde_json::Map<String, Value> = LOGGED.iter().map(|(k, e)| ((*k).to_string(), json!(e))).collect();
-    let mut resources = vec![
+    vec![
         json!({"kind": "instance", "metadata": {"name": "call", "namespace": "istio-system"},
                "spec": {"compiledTemplate": "logentry", "params": {"severity": "\"info\"", "timestamp": "request.time", "variables": variables}}}),
         json!({"kind": "handler", "metadata": {"name": "stdio", "namespace": "istio-system"},
                "spec": {"compiledAdapter": "stdio", "params": {"outputAsJson": true}}}),
         json!({"kind": "rule", "metadata": {"name": "all", "namespace": "istio-system"},
                "spec": {"actions": [{"handler": "stdio", "instances": ["call"]}]}}),
-    ];
+    ]
+}
+
+fn document(resources: Vec<Value>) -> String {
+    json!({"resources": resources}).to_string()
+}
+
+/// `mixer.wasm` alone: one document with the logentry, the seed's metric and, on the server's
+/// inbound listener, the seed's deny rule.
+fn mixer_filters(with_deny: bool) -> Result<Vec<String>, HarnessError> {
+    let mut resources = log_resources();
     resources.extend(seed_resources(METRICS_SEED)?);
     if with_deny {
         resources.extend(seed_resources(DENY_SEED)?);
     }
-    Ok(json!({"resources": resources}).to_string())
+    Ok(vec![wasm_filter("mixer", &wasm_path("mixer")?, &document(resources))])
+}
+
+/// The same work as separate filters, each with its own document.
+fn separate_filters(with_deny: bool) -> Result<Vec<String>, HarnessError> {
+    let mut filters = vec![wasm_filter("peer-metadata", &wasm_path("peer-metadata")?, "{}")];
+    if with_deny {
+        filters.push(wasm_filter("deny", &wasm_path("deny")?, &read_workspace_file(DENY_SEED)?));
+    }
+    filters.push(wasm_filter("metrics", &wasm_path("metrics")?, &read_workspace_file(METRICS_SEED)?));
+    filters.push(wasm_filter("access-log", &wasm_path("access-log")?, &document(log_resources())));
+    Ok(filters)
 }
 
 #[test]
 fn one_filter_denies_and_logs_on_both_sidecars() -> Result<(), HarnessError> {
-    let dir = std::env::temp_dir().join(format!("wasmixer-it-mixer-{}", std::process::id()));
+    denies_and_logs_on_both_sidecars("mixer", mixer_filters)
+}
+
+#[test]
+fn separate_filters_deny_and_log_alike() -> Result<(), HarnessError> {
+    denies_and_logs_on_both_sidecars("separate", separate_filters)
+}
+
+fn denies_and_logs_on_both_sidecars(
+    name: &str,
+    filters_with_deny: fn(bool) -> Result<Vec<String>, HarnessError>,
+) -> Result<(), HarnessError> {
+    let dir = std::env::temp_dir().join(format!("wasmixer-it-{name}-{}", std::process::id()));
     let app = Backend::start(|_r| BackendResponse::ok("{}"))?;
-    let mixer = |deny: bool| -> Result<String, HarnessError> {
-        Ok(wasm_filter("mixer", &wasm_path("mixer")?, &mixer_config(deny)?))
-    };
     let filters = PairFilters {
-        ratings_inbound: vec![mixer(true)?],
-        ratings_outbound: vec![mixer(false)?],
-        reviews_inbound: vec![mixer(false)?],
-        reviews_outbound: vec![mixer(false)?],
+        ratings_inbound: filters_with_deny(true)?,
+        ratings_outbound: filters_with_deny(false)?,
+        reviews_inbound: filters_with_deny(false)?,
+        reviews_outbound: filters_with_deny(false)?,
         stats_tags: METRIC_LABELS.iter().map(|l| (*l).to_string()).collect(),
     };
-    let pair = ReviewsToRatings::start("mixer", &dir, app.port(), filters)?;
+    let pair = ReviewsToRatings::start(name, &dir, app.port(), filters)?;
     let (ratings_sidecar, reviews_sidecar) = (&pair.ratings, &pair.reviews);
 
     let resp =
@@ -89,6 +120,7 @@ fn one_filter_denies_and_logs_on_both_sidecars() -> Result<(), HarnessError> {
             ("source", json!("reviews-v3")),
             ("source_labels", reviews_labels.clone()),
             ("source_principal", json!("cluster.local/ns/default/sa/bookinfo-reviews")),
+            ("destination_principal", json!("cluster.local/ns/default/sa/bookinfo-ratings")),
             ("destination", json!("ratings-v1")),
             ("destination_labels", ratings_labels.clone()),
             ("code", json!(403)),

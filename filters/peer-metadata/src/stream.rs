@@ -10,7 +10,8 @@ use wasmixer_shared::attr::spiffe::{verify_peer_claim, PeerTrust};
 use wasmixer_shared::attr::workload::WorkloadMetadata;
 use wasmixer_shared::host::abi::{self, MapType};
 use wasmixer_shared::host::identity::{
-    listener_direction, DOWNSTREAM_PEER_STATE, UNDIRECTED_PEER_STATE, UNVERIFIED_PEER_STATE, UPSTREAM_PEER_STATE,
+    listener_direction, published_peer, DOWNSTREAM_PEER_STATE, UNDIRECTED_PEER_STATE, UNVERIFIED_PEER_STATE,
+    UPSTREAM_PEER_STATE,
 };
 use wasmixer_shared::host::request_carry::RequestCarry;
 
@@ -78,7 +79,8 @@ impl PeerStream {
                                 Some(Direction::Inbound) => DOWNSTREAM_PEER_STATE,
                                 None => UNDIRECTED_PEER_STATE,
                             };
-                            abi::set_property(&[key], encoded.as_bytes());
+                            let value = published_peer(encoded, san.as_deref().unwrap_or_default());
+                            abi::set_property(&[key], value.as_bytes());
                         }
                         self.carry.learn_peer(Some(peer), true);
                         "verified"

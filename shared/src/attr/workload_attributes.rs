@@ -25,6 +25,9 @@ pub struct WorkloadAttributes {
     pub workload_namespace: Option<String>,
     /// Istio version of the proxy, when carried.
     pub istio_version: Option<String>,
+    /// The URI SAN of the certificate a peer presented, when the metadata exchange verified
+    /// the peer's claim against it (what `*.uri_san_peer_certificate` would answer).
+    pub certificate_san: Option<String>,
 }
 
 impl From<&WorkloadMetadata> for WorkloadAttributes {
@@ -58,6 +61,7 @@ impl From<&WorkloadMetadata> for WorkloadAttributes {
             // A workload lives in its pod's namespace.
             workload_namespace: some(&w.namespace),
             istio_version: some(&w.istio_version),
+            certificate_san: None,
         }
     }
 }

@@ -27,6 +27,13 @@ pub const UNDIRECTED_PEER_STATE: &str = "wasmixer_peer";
 /// Filter-state key of a peer whose claim could not be verified (telemetry may opt in).
 pub const UNVERIFIED_PEER_STATE: &str = "wasmixer_peer_unverified";
 
+/// The filter-state value of a verified peer: its encoded claim and, on a line of its own, the
+/// certificate SAN it was verified against (base64 never holds a newline), so readers learn
+/// the peer's principal and that the connection is mTLS without asking Envoy again.
+pub fn published_peer(encoded: &str, certificate_san: &str) -> String {
+    format!("{encoded}\n{certificate_san}")
+}
+
 /// The direction of the listener the current stream arrived on (`xds.listener_direction`).
 pub fn listener_direction() -> Option<Direction> {
     Direction::from_property(&abi::get_property(&Direction::PROPERTY)?)
@@ -158,18 +165,36 @@ impl PeerCache {
     }
 
     fn resolve_key(&self, key: &str) -> Option<Rc<WorkloadAttributes>> {
-        let encoded = String::from_utf8(abi::get_property(&["filter_state", key])?).ok()?;
-        self.get_or_decode(&encoded)
+        let published = String::from_utf8(abi::get_property(&["filter_state", key])?).ok()?;
+        self.get_or_decode_published(&published)
     }
 
-    /// Looks an encoded peer up, decoding it on a miss.
+    /// Looks an encoded peer (the `x-envoy-peer-metadata` value) up, decoding it on a miss.
     pub fn get_or_decode(&self, encoded: &str) -> Option<Rc<WorkloadAttributes>> {
-        let id = encoded;
+        self.get_or_insert(encoded, || WorkloadMetadata::decode_header(encoded).ok().map(|m| (&m).into()))
+    }
+
+    /// Looks a peer up in the form the peer-metadata filter publishes ([`published_peer`]).
+    pub fn get_or_decode_published(&self, published: &str) -> Option<Rc<WorkloadAttributes>> {
+        self.get_or_insert(published, || {
+            let (encoded, san) = match published.rsplit_once('\n') {
+                Some((encoded, san)) => (encoded, Some(san)),
+                None => (published, None),
+            };
+            let meta = WorkloadMetadata::decode_header(encoded).ok()?;
+            Some(WorkloadAttributes { certificate_san: san.map(str::to_string), ..(&meta).into() })
+        })
+    }
+
+    fn get_or_insert(
+        &self,
+        id: &str,
+        decode: impl FnOnce() -> Option<WorkloadAttributes>,
+    ) -> Option<Rc<WorkloadAttributes>> {
         if let Some(hit) = self.entries.try_borrow().ok()?.get(id) {
             return Some(hit.clone());
         }
-        let meta = WorkloadMetadata::decode_header(encoded).ok()?;
-        let attrs = Rc::new(WorkloadAttributes::from(&meta));
+        let attrs = Rc::new(decode()?);
         let mut entries = self.entries.try_borrow_mut().ok()?;
         let mut order = self.order.try_borrow_mut().ok()?;
         while entries.len() >= self.capacity {
@@ -188,5 +213,50 @@ impl PeerCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn claim(name: &str) -> String {
+        let w = WorkloadMetadata {
+            name: format!("{name}-0"),
+            namespace: "default".into(),
+            workload_name: name.into(),
+            service_account: format!("bookinfo-{name}"),
+            ..WorkloadMetadata::default()
+        };
+        w.encode_header()
+    }
+
+    #[test]
+    fn a_published_peer_carries_the_san_it_was_verified_against() {
+        let cache = PeerCache::default();
+        let san = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
+        let published = published_peer(&claim("reviews"), san);
+        let peer = cache.get_or_decode_published(&published).unwrap();
+        assert_eq!(peer.workload_name.as_deref(), Some("reviews"));
+        assert_eq!(peer.certificate_san.as_deref(), Some(san));
+        // An earlier filter's bare claim still decodes, without a SAN.
+        let bare = cache.get_or_decode_published(&claim("reviews")).unwrap();
+        assert_eq!((bare.workload_name.as_deref(), bare.certificate_san.as_deref()), (Some("reviews"), None));
+        // The same value is decoded once.
+        assert!(Rc::ptr_eq(&peer, &cache.get_or_decode_published(&published).unwrap()));
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get_or_decode_published("not base64!\nspiffe://x").is_none());
+    }
+
+    #[test]
+    fn the_oldest_peer_is_evicted_first() {
+        let cache = PeerCache::with_capacity(2);
+        let (a, b, c) = (claim("a"), claim("b"), claim("c"));
+        let first = cache.get_or_decode(&a).unwrap();
+        cache.get_or_decode(&b).unwrap();
+        cache.get_or_decode(&c).unwrap();
+        assert_eq!(cache.len(), 2);
+        assert!(!Rc::ptr_eq(&first, &cache.get_or_decode(&a).unwrap()), "a was evicted and decoded again");
     }
 }

@@ -32,9 +32,25 @@ impl<'a> ProxyHost<'a> {
     }
 }
 
+impl ProxyHost<'_> {
+    /// What a verified peer this request already found tells about the connection without
+    /// asking Envoy: the certificate SAN it was verified against, and (downstream) that the
+    /// connection is mutual TLS, which verification requires.
+    fn known_from_peer(&self, path: &[&str]) -> Option<Vec<u8>> {
+        let san = |upstream: bool| self.carry.known_published_peer(upstream)?.certificate_san.clone();
+        match path {
+            ["connection", "uri_san_peer_certificate"] => san(false).map(String::into_bytes),
+            ["connection", "mtls"] => san(false).map(|_| vec![1]),
+            ["upstream", "uri_san_peer_certificate"] => san(true).map(String::into_bytes),
+            _ => None,
+        }
+    }
+}
+
 impl Host for ProxyHost<'_> {
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        self.carry.property(path, self.after_response, || abi::get_property(path))
+        self.carry
+            .property(path, self.after_response, || self.known_from_peer(path).or_else(|| abi::get_property(path)))
     }
 
     fn headers(&self, response: bool) -> Vec<(String, String)> {
@@ -89,5 +105,46 @@ impl Host for ProxyHost<'_> {
 
     fn listener_direction(&self) -> Option<Direction> {
         self.carry.direction(listener_direction)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::identity::PeerCache;
+
+    const SAN: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
+
+    fn verified(san: Option<&str>) -> Option<Rc<WorkloadAttributes>> {
+        Some(Rc::new(WorkloadAttributes { certificate_san: san.map(str::to_string), ..WorkloadAttributes::default() }))
+    }
+
+    // Off wasm32 the host calls answer nothing, so every `Some` here came from the peer.
+    #[test]
+    fn a_verified_caller_answers_for_the_connection() {
+        let identity = RootIdentity { local: None, peers: PeerCache::default() };
+        let carry = RequestCarry::default();
+        let host = ProxyHost::for_request(&identity, PeerTrustLevel::VerifiedOnly, &carry);
+        assert_eq!(host.property(&["connection", "mtls"]), None, "no peer found yet");
+        carry.downstream_peer(|| verified(Some(SAN)));
+        assert_eq!(host.property(&["connection", "mtls"]), Some(vec![1]));
+        assert_eq!(host.property(&["connection", "uri_san_peer_certificate"]), Some(SAN.as_bytes().to_vec()));
+        assert_eq!(host.property(&["upstream", "uri_san_peer_certificate"]), None, "the caller is not the upstream");
+        assert_eq!(host.property(&["connection", "uri_san_local_certificate"]), None);
+    }
+
+    #[test]
+    fn a_verified_callee_answers_for_the_upstream_connection_only() {
+        let identity = RootIdentity { local: None, peers: PeerCache::default() };
+        let carry = RequestCarry::default();
+        carry.upstream_peer(|| verified(Some(SAN)));
+        let host = ProxyHost::for_request(&identity, PeerTrustLevel::VerifiedOnly, &carry).after_response();
+        assert_eq!(host.property(&["upstream", "uri_san_peer_certificate"]), Some(SAN.as_bytes().to_vec()));
+        assert_eq!(host.property(&["connection", "mtls"]), None);
+        // A peer published without its SAN (an older peer-metadata) tells nothing.
+        let carry = RequestCarry::default();
+        carry.downstream_peer(|| verified(None));
+        let host = ProxyHost::for_request(&identity, PeerTrustLevel::VerifiedOnly, &carry);
+        assert_eq!(host.property(&["connection", "mtls"]), None);
     }
 }

@@ -84,6 +84,15 @@ impl RequestCarry {
         resolve(&self.downstream_peer, fetch)
     }
 
+    /// The verified caller or callee (`upstream`), if a reader already found it; never fetches.
+    pub fn known_published_peer(&self, upstream: bool) -> Option<Rc<WorkloadAttributes>> {
+        let slot = if upstream { &self.upstream_peer } else { &self.downstream_peer };
+        match &*slot.try_borrow().ok()? {
+            PeerSlot::Known(peer) => peer.clone(),
+            PeerSlot::Unknown => None,
+        }
+    }
+
     /// The verified callee the metadata exchange published (an outbound listener, once the
     /// response came), from `fetch` at most once.
     pub fn upstream_peer(

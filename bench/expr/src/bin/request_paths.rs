@@ -52,7 +52,11 @@ fn le(v: i64) -> Option<Vec<u8>> {
 
 impl Host for MemoryHost {
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        self.count();
+        // Once the verified caller is found, ProxyHost answers these from it.
+        let from_peer = matches!(path, ["connection", "mtls" | "uri_san_peer_certificate"]);
+        if !(from_peer && self.direction_known.get()) {
+            self.count();
+        }
         match path {
             ["xds", "listener_direction"] => le(1),
             ["response", "code"] => le(200),
