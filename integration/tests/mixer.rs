@@ -26,6 +26,7 @@ const LOGGED: &[(&str, &str)] = &[
     ("source_labels", "source.labels | emptyStringMap()"),
     ("source_principal", "source.principal | \"ABSENT\""),
     ("destination_principal", "destination.principal | \"ABSENT\""),
+    ("mtls", "connection.mtls | false"),
     ("destination", "destination.workload.name | \"ABSENT\""),
     ("destination_labels", "destination.labels | emptyStringMap()"),
     ("code", "response.code | 0"),
@@ -114,13 +115,15 @@ fn denies_and_logs_on_both_sidecars(
     let client = first_json_line(&pair.reviews_log, Duration::from_secs(10))?;
     let reviews_labels = json!({"app": "reviews", "version": "v3"});
     let ratings_labels = json!({"app": "ratings", "version": "v1"});
-    for (side, line, kind) in [("server", &server, "inbound"), ("client", &client, "outbound")] {
+    // The client's own connection (from its application) is plain text; the server's is mTLS.
+    for (side, line, kind, mtls) in [("server", &server, "inbound", true), ("client", &client, "outbound", false)] {
         let expect = [
             ("reporter", json!(kind)),
             ("source", json!("reviews-v3")),
             ("source_labels", reviews_labels.clone()),
             ("source_principal", json!("cluster.local/ns/default/sa/bookinfo-reviews")),
             ("destination_principal", json!("cluster.local/ns/default/sa/bookinfo-ratings")),
+            ("mtls", json!(mtls)),
             ("destination", json!("ratings-v1")),
             ("destination_labels", ratings_labels.clone()),
             ("code", json!(403)),

@@ -57,7 +57,9 @@ impl PeerStream {
                 "malformed"
             }
             Some(peer) => {
-                let fetch = |path: &[&str]| self.carry.property(path, false, || abi::get_property(path));
+                // Outbound, this runs on the response: the upstream connection is final, so the
+                // request's other components may reuse what is read here.
+                let fetch = |path: &[&str]| self.carry.property(path, self.outbound, || abi::get_property(path));
                 let san = fetch(san_path).map(|b| String::from_utf8_lossy(&b).into_owned());
                 // A peer certificate with a URI SAN means the peer presented one: mutual TLS.
                 // Without one, the connection's own answer tells no_mtls from no_certificate.
@@ -81,6 +83,10 @@ impl PeerStream {
                             };
                             let value = published_peer(encoded, san.as_deref().unwrap_or_default());
                             abi::set_property(&[key], value.as_bytes());
+                        }
+                        if !self.outbound {
+                            // Verification needs the client's certificate: the connection is mTLS.
+                            self.carry.remember_property(&["connection", "mtls"], Some(vec![1]));
                         }
                         self.carry.learn_peer(Some(peer), true);
                         "verified"

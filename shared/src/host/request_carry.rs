@@ -161,6 +161,22 @@ impl RequestCarry {
     }
 }
 
+impl RequestCarry {
+    /// Records the value of a property that cannot change any more, learned without asking
+    /// Envoy (e.g. implied by a verification), for the request's other readers. Only a shared
+    /// carry remembers properties; an entry already there is kept.
+    pub fn remember_property(&self, path: &[&str], value: Option<Vec<u8>>) {
+        if !self.shared {
+            return;
+        }
+        if let Ok(mut memo) = self.final_properties.try_borrow_mut() {
+            if !memo.iter().any(|(p, _)| p.iter().map(String::as_str).eq(path.iter().copied())) {
+                memo.push((path.iter().map(|s| (*s).to_string()).collect(), value));
+            }
+        }
+    }
+}
+
 fn resolve(
     slot: &RefCell<PeerSlot>,
     fetch: impl FnOnce() -> Option<Rc<WorkloadAttributes>>,
@@ -221,6 +237,18 @@ mod tests {
         let p = carry.peer(PeerTrustLevel::VerifiedOnly, || count(None), || count(None));
         assert_eq!(p.unwrap().name.as_deref(), Some("ratings"));
         assert_eq!(fetches.get(), 2);
+    }
+
+    #[test]
+    fn remembered_properties_answer_readers_of_a_shared_carry_only() {
+        let carry = RequestCarry::shared();
+        carry.remember_property(&["connection", "mtls"], Some(vec![1]));
+        carry.remember_property(&["connection", "mtls"], Some(vec![0]));
+        assert_eq!(carry.property(&["connection", "mtls"], false, || panic!("no fetch")), Some(vec![1]));
+        assert_eq!(carry.property(&["connection", "mtls"], true, || panic!("no fetch")), Some(vec![1]));
+        let own = RequestCarry::new();
+        own.remember_property(&["connection", "mtls"], Some(vec![1]));
+        assert_eq!(own.property(&["connection", "mtls"], false, || None), None);
     }
 
     #[test]
