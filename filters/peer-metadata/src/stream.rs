@@ -20,8 +20,8 @@ use crate::root::PeerShared;
 pub struct PeerStream {
     shared: Option<Rc<PeerShared>>,
     carry: Rc<RequestCarry>,
+    /// The listener's direction, read on the request.
     direction: Option<Direction>,
-    outbound: bool,
     /// Outbound: we announced ourselves, so the upstream may answer with its metadata.
     announced: bool,
     /// Inbound: the caller announced itself, so it gets our metadata in the response.
@@ -31,7 +31,7 @@ pub struct PeerStream {
 impl PeerStream {
     /// A stream telling `carry` (shared with the request's other components) what it learns.
     pub fn new(shared: Option<Rc<PeerShared>>, carry: Rc<RequestCarry>) -> PeerStream {
-        PeerStream { shared, carry, direction: None, outbound: false, announced: false, caller_announced: false }
+        PeerStream { shared, carry, direction: None, announced: false, caller_announced: false }
     }
 }
 
@@ -44,9 +44,13 @@ fn strip(map: MapType) -> Option<String> {
 }
 
 impl PeerStream {
+    fn outbound(&self) -> bool {
+        self.direction == Some(Direction::Outbound)
+    }
+
     /// Verifies a received announcement against the connection's certificate and publishes it.
     fn accept(&self, shared: &PeerShared, encoded: &str, direction: &'static str) {
-        let (san_path, mtls_path): (&[&str], Option<&[&str]>) = if self.outbound {
+        let (san_path, mtls_path): (&[&str], Option<&[&str]>) = if self.outbound() {
             (&["upstream", "uri_san_peer_certificate"], None)
         } else {
             (&["connection", "uri_san_peer_certificate"], Some(&["connection", "mtls"]))
@@ -59,7 +63,7 @@ impl PeerStream {
             Some(peer) => {
                 // Outbound, this runs on the response: the upstream connection is final, so the
                 // request's other components may reuse what is read here.
-                let fetch = |path: &[&str]| self.carry.property(path, self.outbound, || abi::get_property(path));
+                let fetch = |path: &[&str]| self.carry.property(path, self.outbound(), || abi::get_property(path));
                 let san = fetch(san_path).map(|b| String::from_utf8_lossy(&b).into_owned());
                 // A peer certificate with a URI SAN means the peer presented one: mutual TLS.
                 // Without one, the connection's own answer tells no_mtls from no_certificate.
@@ -84,7 +88,7 @@ impl PeerStream {
                             let value = published_peer(encoded, san.as_deref().unwrap_or_default());
                             abi::set_property(&[key], value.as_bytes());
                         }
-                        if !self.outbound {
+                        if !self.outbound() {
                             // Verification needs the client's certificate: the connection is mTLS.
                             self.carry.remember_property(&["connection", "mtls"], Some(vec![1]));
                         }
@@ -112,8 +116,7 @@ impl HttpContext for PeerStream {
     fn on_http_request_headers(&mut self, _n: usize, _end: bool) -> Action {
         let Some(shared) = self.shared.clone() else { return Action::Continue };
         self.direction = self.carry.direction(listener_direction);
-        self.outbound = self.direction == Some(Direction::Outbound);
-        if self.outbound {
+        if self.outbound() {
             let cluster = abi::get_property(&["xds", "cluster_name"])
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
@@ -140,7 +143,7 @@ impl HttpContext for PeerStream {
 
     fn on_http_response_headers(&mut self, _n: usize, _end: bool) -> Action {
         let Some(shared) = self.shared.clone() else { return Action::Continue };
-        if self.outbound {
+        if self.outbound() {
             let received = strip(MapType::ResponseHeaders);
             if let (true, Some(encoded)) = (self.announced, received) {
                 self.accept(&shared, &encoded, "outbound");
