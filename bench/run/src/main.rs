@@ -538,7 +538,10 @@ fn run(o: Options) -> Result<Run, String> {
                 ));
             }
         }
-        setups.retain(|s| s.name == "bare" || o.only.iter().any(|n| n == s.name));
+        // A named setup brings the setup its figures are taken against.
+        let baselines: Vec<&str> =
+            setups.iter().filter(|s| o.only.iter().any(|n| n == s.name)).map(|s| s.baseline).collect();
+        setups.retain(|s| s.name == "bare" || o.only.iter().any(|n| n == s.name) || baselines.contains(&s.name));
     } else if o.quick {
         setups.retain(|s| !s.diagnostic);
     }

@@ -59,18 +59,35 @@ fn base64(input: &[u8]) -> String {
 
 /// The header a `reviews-v3` sidecar sends.
 pub fn reviews_v3_header() -> String {
-    let labels: &[(&str, &str)] = &[("app", "reviews"), ("version", "v3")];
+    reviews_header("v3")
+}
+
+/// The header a `reviews` sidecar of `version` sends.
+pub fn reviews_header(version: &str) -> String {
+    let labels: &[(&str, &str)] = &[("app", "reviews"), ("version", version)];
+    let (name, workload, owner) = (
+        format!("reviews-{version}-bench"),
+        format!("reviews-{version}"),
+        format!("kubernetes://apis/apps/v1/namespaces/default/deployments/reviews-{version}"),
+    );
     let fields = [
-        ("NAME", Field::Str("reviews-v3-bench")),
+        ("NAME", Field::Str(&name)),
         ("NAMESPACE", Field::Str("default")),
-        ("WORKLOAD_NAME", Field::Str("reviews-v3")),
+        ("WORKLOAD_NAME", Field::Str(&workload)),
         ("SERVICE_ACCOUNT", Field::Str("bookinfo-reviews")),
         ("LABELS", Field::Map(labels)),
-        ("OWNER", Field::Str("kubernetes://apis/apps/v1/namespaces/default/deployments/reviews-v3")),
+        ("OWNER", Field::Str(&owner)),
         ("CLUSTER_ID", Field::Str("Kubernetes")),
         ("MESH_ID", Field::Str("cluster.local")),
     ];
     base64(&structure(&fields))
+}
+
+/// What wasmixer's peer-metadata filter leaves in filter state (`wasm.wasmixer_downstream_peer`)
+/// once it verified a `reviews` caller of `version` over mTLS: the claim, then the certificate
+/// SAN it was checked against (`shared::host::identity::published_peer`).
+pub fn verified_reviews_caller(version: &str) -> String {
+    format!("{}\nspiffe://cluster.local/ns/default/sa/bookinfo-reviews", reviews_header(version))
 }
 
 #[cfg(test)]

@@ -306,6 +306,12 @@ pub fn targets(rows: &[Row], sizes: &Sizes) -> Vec<Target> {
     };
     t.push(ratio_target("deny filter (seed rule) extra CPU <= native RBAC with CEL", "deny-seed", "rbac-seed", 1.0));
     t.push(ratio_target(
+        "deny filter (seed rule, verified reviews-v3 peer, denying) extra CPU <= native RBAC denying",
+        "deny-peer",
+        "rbac-match",
+        1.0,
+    ));
+    t.push(ratio_target(
         "deny filter (rule on headers, denying) extra CPU <= native RBAC denying",
         "deny-match",
         "rbac-match",

@@ -168,6 +168,23 @@ fn rbac_seed_filter() -> Value {
     })
 }
 
+/// Envoy's `set_filter_state` filter leaving what wasmixer's peer-metadata filter leaves once
+/// it verified a reviews-v3 caller over mTLS: a one-hop stand-in for a server sidecar behind the
+/// metadata exchange, without the exchange's own cost.
+fn verified_caller_filter() -> Value {
+    json!({
+        "name": "envoy.filters.http.set_filter_state",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.set_filter_state.v3.Config",
+            "on_request_headers": [{
+                "object_key": "wasm.wasmixer_downstream_peer",
+                "factory_key": "envoy.string",
+                "format_string": {"text_format_source": {"inline_string": peer::verified_reviews_caller("v3")}}
+            }]
+        }
+    })
+}
+
 /// Native JSON access log with the seed logentry's fields (`newlog`: severity, timestamp and
 /// the six variables). Peer labels do not exist natively: `source` is the caller's header and
 /// `user` the peer certificate's URI SAN (`-` in plain text).
@@ -431,6 +448,24 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
         Some("rbac-seed"),
         Verify::Stat("wasmixer_policy_checks"),
     ));
+    let mut s = base(
+        "peer-state",
+        Kind::Native,
+        "Envoy's set_filter_state leaving a verified reviews-v3 caller where peer-metadata would (wasm.wasmixer_downstream_peer, claim and certificate SAN): the baseline of deny-peer",
+    );
+    s.filters = vec![verified_caller_filter()];
+    setups.push(s);
+    let mut s = wasm_setup(
+        "deny-peer",
+        "peer-state, then deny.wasm with the seed rule: the seed scenario on the ratings sidecar, the caller's identity verified (reviews-v3: the rule matches, every request is denied 403); extra CPU over peer-state",
+        &[("deny", DENY_SEED)],
+        Some("rbac-match"),
+        Verify::Stat("result=.=deny;.;wasmixer_policy_checks"),
+    );
+    s.filters.insert(0, verified_caller_filter());
+    s.baseline = "peer-state";
+    s.expect_status = 403;
+    setups.push(s);
     let mut s = wasm_setup(
         "deny-match",
         "deny.wasm with the seed rule written on request headers (destination.labels[app] from node metadata, source app/version from x-source-* headers); the load sends them: the rule matches and every request is denied 403",
