@@ -110,6 +110,7 @@ fn denials_grpc_status_and_header_operations() -> Result<(), HarnessError> {
         denied.status,
         denied.body_text()
     );
+    ensure!(denied.header("content-type") == Some("text/plain"), "content-type {:?}", denied.headers);
 
     let ok = hop.get("alice")?;
     ensure!(ok.status == 200, "status {}", ok.status);
@@ -128,7 +129,13 @@ fn denials_grpc_status_and_header_operations() -> Result<(), HarnessError> {
         .send(([127, 0, 0, 1], hop.port).into())?;
     ensure!(grpc.status == 200, "a gRPC denial answers HTTP 200 with a gRPC status, got {}", grpc.status);
     ensure!(grpc.header("grpc-status") == Some("7"), "grpc-status {:?}", grpc.headers);
-    ensure!(grpc.header("grpc-message").is_some_and(|m| m.contains("go away")), "grpc-message {:?}", grpc.headers);
+    // Mixer's reply text, as Envoy made it the grpc-message of Istio's Mixer filter's local reply.
+    ensure!(
+        grpc.header("grpc-message") == Some("PERMISSION_DENIED:h.istio-system:go away"),
+        "grpc-message {:?}",
+        grpc.headers
+    );
+    ensure!(grpc.header("content-type") == Some("application/grpc"), "content-type {:?}", grpc.headers);
     Ok(())
 }
 
@@ -185,7 +192,7 @@ fn grpc_clients_over_http2_get_permission_denied() -> Result<(), HarnessError> {
     let headers = String::from_utf8_lossy(&out.stdout).to_lowercase();
     ensure!(headers.starts_with("http/2 200"), "not an HTTP/2 200: {headers}");
     ensure!(headers.contains("grpc-status: 7"), "no grpc-status 7 in: {headers}");
-    ensure!(headers.contains("grpc-message: h.istio-system:go away"), "grpc-message in: {headers}");
+    ensure!(headers.contains("grpc-message: permission_denied:h.istio-system:go away"), "grpc-message in: {headers}");
     Ok(())
 }
 

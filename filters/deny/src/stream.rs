@@ -6,7 +6,6 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
-use wasmixer_shared::attr::host::Host;
 use wasmixer_shared::diag::DEFAULT_INTERVAL_NS;
 use wasmixer_shared::host::abi::{self, MapType};
 use wasmixer_shared::host::identity::RootIdentity;
@@ -78,15 +77,6 @@ impl DenyStream {
     }
 }
 
-/// Whether the request is gRPC; the headers the rules already fetched answer it without a host call.
-fn is_grpc<H: Host>(bag: &EnvoyBag<'_, H>) -> bool {
-    let content_type = match bag.cached_request_header("content-type") {
-        Some(cached) => cached,
-        None => abi::get_header(MapType::RequestHeaders, "content-type"),
-    };
-    content_type.is_some_and(|c| c.starts_with("application/grpc"))
-}
-
 fn apply(map: MapType, edits: &[HeaderEdit]) {
     for edit in edits {
         match edit {
@@ -122,25 +112,17 @@ impl HttpContext for DenyStream {
             self.response_edits = result.response_edits;
             return Action::Continue;
         }
-        let grpc = is_grpc(&bag);
-        if grpc {
-            abi::send_local_response(
-                200,
-                DENIED_DETAILS,
-                result.status.message.as_bytes(),
-                &[],
-                Some(result.status.code),
-            );
-        } else {
-            let body = result.status.body();
-            abi::send_local_response(
-                http_status(result.status.code),
-                DENIED_DETAILS,
-                body.as_bytes(),
-                &[("content-type", "text/plain")],
-                None,
-            );
-        }
+        // Envoy itself turns a local reply to a gRPC request into a trailers-only gRPC response
+        // (grpc-status our code, grpc-message the body), as it did for Istio's Mixer filter; for
+        // HTTP it sends the body as text/plain.
+        let body = result.status.body();
+        abi::send_local_response(
+            http_status(result.status.code),
+            DENIED_DETAILS,
+            body.as_bytes(),
+            &[],
+            Some(result.status.code),
+        );
         Action::Pause
     }
 

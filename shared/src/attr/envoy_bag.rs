@@ -56,7 +56,6 @@ struct BaseAttributes {
     time: Option<AttrId>,
     duration: Option<AttrId>,
     service_host: Option<AttrId>,
-    request_headers: Option<AttrId>,
 }
 
 impl BaseAttributes {
@@ -67,7 +66,6 @@ impl BaseAttributes {
             time: id("request.time"),
             duration: id("response.duration"),
             service_host: id("destination.service.host"),
-            request_headers: id("request.headers"),
         }
     }
 
@@ -161,17 +159,6 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
 
     fn fetched_direction(&self) -> Option<Direction> {
         *self.direction.get_or_init(|| self.host.listener_direction())
-    }
-
-    /// A request header from the header map the expressions already fetched: `None` when the
-    /// map was not fetched (ask the host), `Some(None)` when the header is absent.
-    pub fn cached_request_header(&self, name: &str) -> Option<Option<String>> {
-        let id = self.table.bases.request_headers?;
-        let slot = self.table.slot_of.get(usize::from(id)).copied().flatten()?;
-        match self.slots.get(usize::from(slot))?.get()? {
-            Some(Value::StringMap(map)) => Some(map.get(name).map(str::to_string)),
-            _ => Some(None),
-        }
     }
 
     /// The response's gRPC status and whether it came in the trailers (else in the headers of
