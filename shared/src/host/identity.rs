@@ -182,7 +182,8 @@ impl PeerCache {
                 None => (published, None),
             };
             let meta = WorkloadMetadata::decode_header(encoded).ok()?;
-            Some(WorkloadAttributes { certificate_san: san.map(str::to_string), ..(&meta).into() })
+            let certificate_san = san.filter(|s| !s.is_empty()).map(str::to_string);
+            Some(WorkloadAttributes { certificate_san, ..(&meta).into() })
         })
     }
 
@@ -247,6 +248,9 @@ mod tests {
         assert!(Rc::ptr_eq(&peer, &cache.get_or_decode_published(&published).unwrap()));
         assert_eq!(cache.len(), 2);
         assert!(cache.get_or_decode_published("not base64!\nspiffe://x").is_none());
+        // An empty SAN tells nothing (the filters then ask Envoy).
+        let empty = cache.get_or_decode_published(&published_peer(&claim("ratings"), "")).unwrap();
+        assert_eq!(empty.certificate_san, None);
     }
 
     #[test]
