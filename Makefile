@@ -163,5 +163,5 @@ bench-quick: setup wasm ## the load benchmark in about a minute (fewer, shorter 
 bench-expr: ## CEXL evaluation ns/op and allocations vs cel-interpreter (CEL); writes bench/results/expr.json
 	$(CARGO) run --release -p wasmixer-bench-expr
 
-bench-request-paths: ## each seed plan's per-request work inside a filter (native, host answered from memory): ns and allocations
+bench-request-paths: ## each seed plan's per-request work inside a filter (native, host answered from memory): ns, allocations, host reads
 	$(CARGO) run --release -p wasmixer-bench-expr --bin request_paths

@@ -179,7 +179,9 @@ fn run() -> Result<(), String> {
             "  {name:34} {ns:8.0} ns/request  {allocations:5.1} allocations/request  {calls:4.1} host reads/request"
         );
     };
-    println!("per-request work inside the filters, native, host answered from memory:");
+    println!(
+        "per-request work inside the filters, native, host answered from memory (the ratings sidecar, inbound, a reviews-v3 caller verified by peer-metadata):"
+    );
 
     // Plans as a proxy in namespace default holds them (rule scoping settled at configure time).
     let own_namespace = host.local.as_ref().and_then(|w| w.namespace.as_deref());
