@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::pki::TestCa;
-use crate::ports::free_ports;
 use crate::sidecar::{InboundTls, SidecarOptions, SidecarSpec, Workload};
 use crate::{EnvoyProcess, HarnessError};
 
@@ -41,7 +40,8 @@ impl ReviewsToRatings {
     ) -> Result<ReviewsToRatings, HarnessError> {
         let ca = TestCa::create(dir, "cluster.local")?;
         let ca_cert = ca.ca_cert();
-        let ports = free_ports(4)?;
+        // Listeners bind port 0 and Envoy says which port it took: pre-picked ports can race
+        // with the admin ports of Envoys starting at the same time.
 
         let ratings_w = Workload::new("ratings", "v1", "default", "bookinfo-ratings");
         let ratings_cert = ca.issue("default", "bookinfo-ratings")?;
@@ -49,17 +49,11 @@ impl ReviewsToRatings {
             inbound_filters: filters.ratings_inbound,
             outbound_filters: filters.ratings_outbound,
             stats_tags: filters.stats_tags.clone(),
-            ..SidecarSpec::bookinfo_ratings(
-                &ratings_w,
-                &ratings_cert,
-                &ca_cert,
-                InboundTls::Strict,
-                [ports[0], ports[1]],
-                app_port,
-            )
+            ..SidecarSpec::bookinfo_ratings(&ratings_w, &ratings_cert, &ca_cert, InboundTls::Strict, [0, 0], app_port)
         };
         let ratings_log = dir.join("ratings.log");
         let ratings = start_with_log(&ratings_spec, &ratings_log, &format!("{name}-ratings"))?;
+        let ratings_inbound_port = ratings.listener_addr("inbound")?.port();
 
         let reviews_w = Workload::new("reviews", "v3", "default", "bookinfo-reviews");
         let reviews_cert = ca.issue("default", "bookinfo-reviews")?;
@@ -72,8 +66,8 @@ impl ReviewsToRatings {
                 &reviews_cert,
                 &ca_cert,
                 InboundTls::Strict,
-                [ports[2], ports[3]],
-                ports[0],
+                [0, 0],
+                ratings_inbound_port,
             )
         };
         let reviews_log = dir.join("reviews.log");

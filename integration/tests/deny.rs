@@ -7,7 +7,6 @@ use std::time::Duration;
 use wasmixer_integration::bootstrap::wasm_filter;
 use wasmixer_integration::dist::read_workspace_file;
 use wasmixer_integration::pki::TestCa;
-use wasmixer_integration::ports::free_ports;
 use wasmixer_integration::sidecar::{InboundTls, SidecarSpec, Workload};
 use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request};
 use wasmixer_shared::attr::workload::WorkloadMetadata;
@@ -37,7 +36,8 @@ fn start_mesh_with(name: &str, deny_config: &str, edit: impl Fn(String) -> Strin
     let ca = TestCa::create(&ca_dir, "cluster.local")?;
     let ca_cert = ca.ca_cert();
     let ratings_app = Backend::start(|_req| BackendResponse::ok("{\"id\":0,\"ratings\":{\"Reviewer1\":5}}"))?;
-    let ports = free_ports(6)?;
+    // Listeners bind port 0 and Envoy says which port it took: pre-picked ports can race with
+    // the admin ports of Envoys starting at the same time.
     let ratings_w = Workload::new("ratings", "v1", "default", "bookinfo-ratings");
     let ratings_cert = ca.issue("default", "bookinfo-ratings")?;
     let ratings_spec = SidecarSpec {
@@ -48,24 +48,25 @@ fn start_mesh_with(name: &str, deny_config: &str, edit: impl Fn(String) -> Strin
             &ratings_cert,
             &ca_cert,
             InboundTls::Permissive,
-            [ports[0], ports[1]],
+            [0, 0],
             ratings_app.port(),
         )
     };
     let ratings = EnvoyProcess::start(&edit(ratings_spec.bootstrap()), &format!("{name}-ratings"))?;
-    let client = |version: &str, inbound: u16, outbound: u16| -> Result<EnvoyProcess, HarnessError> {
+    let ratings_inbound_port = ratings.listener_addr("inbound")?.port();
+    let client = |version: &str| -> Result<EnvoyProcess, HarnessError> {
         let w = Workload::new("reviews", version, "default", "bookinfo-reviews");
         let cert = ca.issue("default", "bookinfo-reviews")?;
         let spec = SidecarSpec {
             inbound_filters: vec![peer_filter()?],
             outbound_filters: vec![peer_filter()?],
-            ..SidecarSpec::bookinfo_reviews(&w, &cert, &ca_cert, InboundTls::Permissive, [inbound, outbound], ports[0])
+            ..SidecarSpec::bookinfo_reviews(&w, &cert, &ca_cert, InboundTls::Permissive, [0, 0], ratings_inbound_port)
         };
         EnvoyProcess::start(&spec.bootstrap(), &format!("{name}-reviews-{version}"))
     };
-    let reviews_v2 = client("v2", ports[2], ports[3])?;
-    let reviews_v3 = client("v3", ports[4], ports[5])?;
-    Ok(Mesh { ratings_app, ratings, reviews_v2, reviews_v3, ratings_inbound_port: ports[0], _ca_dir: ca_dir })
+    let reviews_v2 = client("v2")?;
+    let reviews_v3 = client("v3")?;
+    Ok(Mesh { ratings_app, ratings, reviews_v2, reviews_v3, ratings_inbound_port, _ca_dir: ca_dir })
 }
 
 fn call_ratings(sidecar: &EnvoyProcess) -> Result<wasmixer_integration::Response, HarnessError> {
