@@ -261,6 +261,16 @@ fn wait_for_list_fetches(hop: &SingleHop, result: &str) -> Result<(), HarnessErr
         .map_err(|_| HarnessError::check(format!("no list fetch counted with result {result}")))
 }
 
+/// Without a good list the check fails closed, as Mixer's did for a list it could not fetch:
+/// `500` with the fetch's `reason`.
+fn ensure_fails_closed(hop: &SingleHop, reason: &str) -> Result<(), HarnessError> {
+    let alice = hop.get("alice")?;
+    let want =
+        format!("INTERNAL:performing check operation failed: allowed-users.istio-system: list fetch failed: {reason}");
+    ensure!(alice.status == 500 && alice.body_text() == want, "{} {:?}", alice.status, alice.body_text());
+    Ok(())
+}
+
 /// A provider answering more than `max_list_bytes` does not get its list loaded into the
 /// filter's memory: the fetch counts as `too_large`, and without a good list the check fails
 /// closed as Mixer's did for a list it could not fetch.
@@ -271,15 +281,7 @@ fn a_list_over_max_list_bytes_is_refused_and_counted() -> Result<(), HarnessErro
     );
     let hop = start("deny-list-too-large", config, "alice\nbob\n")?;
     wait_for_list_fetches(&hop, "too_large")?;
-    let alice = hop.get("alice")?;
-    ensure!(
-        alice.status == 500
-            && alice.body_text()
-                == "INTERNAL:performing check operation failed: allowed-users.istio-system: list fetch failed: a list of 10 bytes, over max_list_bytes 8",
-        "{} {:?}",
-        alice.status,
-        alice.body_text()
-    );
+    ensure_fails_closed(&hop, "a list of 10 bytes, over max_list_bytes 8")?;
     ensure!(
         hop.envoy.log().contains("allowed-users.istio-system: fetching http://lists/users.txt failed: a list of 10 bytes, over max_list_bytes 8"),
         "the refused fetch is logged"
@@ -296,16 +298,7 @@ fn a_list_provider_without_a_cluster_is_counted_and_fails_closed() -> Result<(),
     );
     let hop = start("deny-list-no-cluster", config, "alice\n")?;
     wait_for_list_fetches(&hop, "not_sent")?;
-    let alice = hop.get("alice")?;
-    ensure!(
-        alice.status == 500
-            && alice.body_text()
-                == "INTERNAL:performing check operation failed: allowed-users.istio-system: list fetch failed: the call could not be sent (is the cluster defined?)",
-        "{} {:?}",
-        alice.status,
-        alice.body_text()
-    );
-    Ok(())
+    ensure_fails_closed(&hop, "the call could not be sent (is the cluster defined?)")
 }
 
 #[test]
