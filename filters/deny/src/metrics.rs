@@ -87,7 +87,7 @@ impl DenyMetrics {
             log::debug!("wasmixer-deny: {handler}: fetched {url}: {entries} entries");
             return;
         }
-        let admitted = self.fetch_limiters.get(index).and_then(|l| l.admit(abi::now_nanos(), DEFAULT_INTERVAL_NS));
+        let admitted = self.fetch_limiters.get(index).and_then(|l| l.admit(self.clock_ns.get(), DEFAULT_INTERVAL_NS));
         if let Some(suppressed) = admitted {
             log::warn!(
                 "wasmixer-deny: {handler}: fetching {url} failed: {outcome}; the last good list stays in force until its ttl ({suppressed} similar suppressed)"
