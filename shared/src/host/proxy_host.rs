@@ -33,6 +33,17 @@ impl<'a> ProxyHost<'a> {
 }
 
 impl ProxyHost<'_> {
+    /// The verified caller peer-metadata published (inbound), read at most once per request.
+    fn caller(&self) -> Option<Rc<WorkloadAttributes>> {
+        self.carry.downstream_peer(|| self.identity.peers.resolve_downstream())
+    }
+
+    /// The verified upstream peer-metadata published (outbound, from the response), read at most
+    /// once per request.
+    fn callee(&self) -> Option<Rc<WorkloadAttributes>> {
+        self.carry.upstream_peer(|| self.identity.peers.resolve_upstream())
+    }
+
     /// What a verified peer this request already found tells about the connection without
     /// asking Envoy: the certificate SAN it was verified against, and (downstream) that the
     /// connection is mutual TLS, which verification requires.
@@ -76,8 +87,8 @@ impl Host for ProxyHost<'_> {
     fn peer_workload(&self) -> Option<Rc<WorkloadAttributes>> {
         let peers = &self.identity.peers;
         let verified = || match self.listener_direction() {
-            Some(Direction::Outbound) => self.carry.upstream_peer(|| peers.resolve_upstream()),
-            Some(Direction::Inbound) => self.carry.downstream_peer(|| peers.resolve_downstream()),
+            Some(Direction::Outbound) => self.callee(),
+            Some(Direction::Inbound) => self.caller(),
             None => peers.resolve_undirected(),
         };
         self.carry.peer(self.trust, verified, || peers.resolve_unverified())
@@ -88,14 +99,13 @@ impl Host for ProxyHost<'_> {
             // The direction costs nothing now; let it decide.
             return None;
         }
-        let peers = &self.identity.peers;
-        if let Some(caller) = self.carry.downstream_peer(|| peers.resolve_downstream()) {
+        if let Some(caller) = self.caller() {
             self.carry.direction(|| Some(Direction::Inbound));
             return Some((Side::Source, caller));
         }
         // A callee is published from the response headers: before them there is none to find.
         if self.after_response {
-            if let Some(callee) = self.carry.upstream_peer(|| peers.resolve_upstream()) {
+            if let Some(callee) = self.callee() {
                 self.carry.direction(|| Some(Direction::Outbound));
                 return Some((Side::Destination, callee));
             }
