@@ -37,7 +37,7 @@ WASM_OPT       ?= wasm-opt
 WASM_OPT_FLAGS ?= -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
                   --enable-mutable-globals --one-caller-inline-max-function-size=500
 
-.PHONY: help setup wasm size test test-native test-wasm32 test-integration lint clean run bench bench-expr bench-request-paths
+.PHONY: help setup wasm size test test-native test-wasm32 test-integration lint clean run bench bench-instructions bench-expr bench-request-paths
 
 help: ## list the verbs
 	@echo "wasmixer make verbs:"
@@ -159,6 +159,9 @@ bench: setup wasm ## load benchmark, ~8 min: CPU/request, RPS, latency, RSS vs b
 
 bench-quick: setup wasm ## the load benchmark in about a minute (fewer, shorter turns; bench/results/latest-quick.*)
 	$(CARGO) run -q -p wasmixer-bench -- --quick $(BENCH_ARGS)
+
+bench-instructions: setup wasm ## instructions per request of each one-hop setup under callgrind (deterministic), ~15 min; bench/results/instructions.*
+	$(CARGO) run -q -p wasmixer-bench -- --instructions $(BENCH_ARGS)
 
 bench-expr: ## CEXL evaluation ns/op and allocations vs cel-interpreter (CEL); writes bench/results/expr.json
 	$(CARGO) run --release -p wasmixer-bench-expr

@@ -78,12 +78,29 @@ impl Envoy {
         admin_port: u16,
         dir: &Path,
     ) -> Result<Envoy, String> {
+        Envoy::start_under(&[], name, envoy_bin, config, cores, listener_port, admin_port, dir)
+    }
+
+    /// [`Envoy::start`] with Envoy run by `wrapper` (e.g. `valgrind --tool=callgrind …`), which
+    /// must exec or trace it in the same process so that `pid` is the wrapper's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_under(
+        wrapper: &[String],
+        name: &str,
+        envoy_bin: &str,
+        config: &Path,
+        cores: &str,
+        listener_port: u16,
+        admin_port: u16,
+        dir: &Path,
+    ) -> Result<Envoy, String> {
         let log_path = dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new("taskset")
             .arg("-c")
             .arg(cores)
+            .args(wrapper)
             .arg(envoy_bin)
             .arg("-c")
             .arg(config)

@@ -16,6 +16,7 @@
 mod cel;
 mod envoy;
 mod http;
+mod instructions;
 mod leb128;
 mod load;
 mod mesh;
@@ -58,7 +59,14 @@ usage: wasmixer-bench [--quick] [options]
   --max-secs N         hard time limit; children are killed (default 600; quick 150)
   --no-readme          do not refresh the table in bench/README.md (quick runs never do)
   --keep               keep the temporary directory (bootstraps, Envoy logs)
+  --instructions       instead of timing, count the instructions Envoy executes per request
+                       in each one-hop setup under valgrind's callgrind (deterministic; about
+                       15 minutes for every setup; default --max-secs 1800); honours --only,
+                       --quick, --dist, --out, --no-readme, --keep and the two cores
 ";
+
+/// The default time limit of an `--instructions` run (Envoy under valgrind starts slowly).
+const INSTRUCTIONS_MAX_SECS: u64 = 1800;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -81,6 +89,8 @@ pub struct Options {
     pub max_secs: u64,
     pub readme: bool,
     pub keep: bool,
+    /// Count instructions per request under callgrind instead of timing (see `instructions`).
+    pub instructions: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -105,7 +115,9 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         max_secs: if quick { 150 } else { 600 },
         readme: !quick,
         keep: false,
+        instructions: false,
     };
+    let mut max_secs_given = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
@@ -129,12 +141,19 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--load-core" => o.load_core = num(a, val(a)?)?,
             "--dist" => o.dist = PathBuf::from(val(a)?),
             "--out" => o.out = PathBuf::from(val(a)?),
-            "--max-secs" => o.max_secs = num(a, val(a)?)?,
+            "--max-secs" => {
+                o.max_secs = num(a, val(a)?)?;
+                max_secs_given = true;
+            }
+            "--instructions" => o.instructions = true,
             "--no-readme" => o.readme = false,
             "--keep" => o.keep = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
         }
+    }
+    if o.instructions && !max_secs_given {
+        o.max_secs = INSTRUCTIONS_MAX_SECS;
     }
     if o.rounds == 0 || o.turn_secs == 0 {
         return Err("--rounds and --turn-secs must be at least 1".into());
@@ -294,6 +313,13 @@ fn main() -> ExitCode {
     // /proc/<pid>/autogroup. Raise ours (it holds this program, wrk and the Envoys) for the
     // run, and put it back afterwards.
     let autogroup_before = (options.nice != 0).then(|| set_autogroup_nice(options.nice)).flatten();
+    if options.instructions {
+        let code = run_instructions(&options);
+        if let Some(before) = autogroup_before {
+            let _ = std::fs::write("/proc/self/autogroup", before.to_string());
+        }
+        return code;
+    }
     let result = run(options);
     if let Some(before) = autogroup_before {
         let _ = std::fs::write("/proc/self/autogroup", before.to_string());
@@ -313,6 +339,36 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Err(e) => {
+            envoy::kill_all_children();
+            eprintln!("wasmixer-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--instructions`: count, print, write.
+fn run_instructions(o: &Options) -> ExitCode {
+    let t0 = Instant::now();
+    let started = now_utc();
+    let envoy_bin = envoy_binary();
+    let result = check_tools(o, &envoy_bin).and_then(|(version, _)| {
+        let root = workspace_root();
+        let counted = instructions::run(o, &root, &envoy_bin)?;
+        let header = format!(
+            "wasmixer bench --instructions {started} | Envoy {version} | {} | {:.0}s",
+            procfs::machine(),
+            t0.elapsed().as_secs_f64()
+        );
+        instructions::report(o, &root, &counted, &header)
+    });
+    match result {
+        Ok(paths) => {
+            for p in paths {
+                println!("wrote {}", p.display());
+            }
+            ExitCode::SUCCESS
         }
         Err(e) => {
             envoy::kill_all_children();
@@ -360,14 +416,14 @@ fn check_tools(o: &Options, envoy_bin: &str) -> Result<(String, String), String>
     Ok((version, wrk_version))
 }
 
-fn status_text(counts: &[(u16, u64)]) -> String {
+pub(crate) fn status_text(counts: &[(u16, u64)]) -> String {
     counts.iter().map(|(s, n)| format!("{n}x{s}")).collect::<Vec<_>>().join(" ")
 }
 
 /// The Envoys of one setup: one, or `[client, server]` for two sidecars. The load hits the
 /// first; CPU and memory are summed over all.
-struct Unit {
-    envoys: Vec<Envoy>,
+pub(crate) struct Unit {
+    pub(crate) envoys: Vec<Envoy>,
 }
 
 impl Unit {
@@ -439,7 +495,7 @@ fn roles(setup: &Setup) -> Vec<setups::Role> {
     }
 }
 
-fn verify(setup: &Setup, unit: &Unit, dir: &Path) -> Result<String, String> {
+pub(crate) fn verify(setup: &Setup, unit: &Unit, dir: &Path) -> Result<String, String> {
     match &setup.verify {
         Verify::Nothing => Ok("no check".into()),
         Verify::Stat(filter) => {
@@ -505,15 +561,11 @@ fn fill_series(unit: &Unit, n: usize) -> Result<SeriesMemory, String> {
     })
 }
 
-fn run(o: Options) -> Result<Run, String> {
-    let t0 = Instant::now();
-    let started = now_utc();
-    let envoy_bin = envoy_binary();
-    let (envoy_version, wrk_version) = check_tools(&o, &envoy_bin)?;
-    let root = workspace_root();
+/// The setups this run measures (`--only`, `--quick`), with the generated calibration modules
+/// written to `dir`.
+pub(crate) fn select_setups(o: &Options, root: &Path, dir: &Path) -> Result<Vec<Setup>, String> {
     let dist = if o.dist.is_absolute() { o.dist.clone() } else { root.join(&o.dist) };
-    let dir = std::env::temp_dir().join(format!("wasmixer-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for (file, module) in [
         ("floor.wasm", wasm_floor::module()),
         (
@@ -528,7 +580,7 @@ fn run(o: Options) -> Result<Run, String> {
         let path = dir.join(file);
         std::fs::write(&path, module).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let mut setups = setups::all(&setups::Inputs { root: root.clone(), dist, generated: dir.clone() });
+    let mut setups = setups::all(&setups::Inputs { root: root.to_path_buf(), dist, generated: dir.to_path_buf() });
     if !o.only.is_empty() {
         for name in &o.only {
             if !setups.iter().any(|s| s.name == name) {
@@ -545,6 +597,17 @@ fn run(o: Options) -> Result<Run, String> {
     } else if o.quick {
         setups.retain(|s| !s.diagnostic);
     }
+    Ok(setups)
+}
+
+fn run(o: Options) -> Result<Run, String> {
+    let t0 = Instant::now();
+    let started = now_utc();
+    let envoy_bin = envoy_binary();
+    let (envoy_version, wrk_version) = check_tools(&o, &envoy_bin)?;
+    let root = workspace_root();
+    let dir = std::env::temp_dir().join(format!("wasmixer-bench-{}", std::process::id()));
+    let setups = select_setups(&o, &root, &dir)?;
     let load_before = procfs::load_average();
     println!(
         "wasmixer-bench ({}): {} setups, Envoys on core {}, wrk -t{} -c{} on core {}, {} rounds x {}s turns{}; load average {load_before:.2}",

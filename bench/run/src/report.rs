@@ -14,7 +14,7 @@ const WASM_LIMIT_BYTES: u64 = 400 * 1024;
 const MEMORY_LIMIT_BYTES: f64 = 8.0 * 1024.0 * 1024.0;
 /// Bare Envoy's CPU per request where the limits were measured (Envoy 1.40, one hop,
 /// direct response, idle 2-core machine).
-const REFERENCE_BARE_US: f64 = 13.8;
+pub(crate) const REFERENCE_BARE_US: f64 = 13.8;
 const README_START: &str = "<!-- bench:latest:start -->";
 const README_END: &str = "<!-- bench:latest:end -->";
 
