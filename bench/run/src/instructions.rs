@@ -11,7 +11,9 @@
 //! that and the smallest is kept (background work such as V8's finishing compilation only ever
 //! adds). Instructions are not time (cache misses, syscalls in the kernel are not in them), but
 //! for comparing one filter with another, or with Envoy's native ones, they are the stable
-//! measure; `≈ µs` scales them by bare Envoy's CPU time at the reference speed.
+//! measure. `≈ µs` scales them by bare Envoy's CPU time at the reference speed; that time
+//! includes the kernel's share of bare Envoy's work, which a filter does not add, so read it as
+//! a rough upper figure. Absolute limits in µs are judged by the CPU run only.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -273,16 +275,22 @@ pub fn targets(lines: &[Line]) -> Vec<report::Target> {
         }
         _ => report::Target { text: text.into(), measured: "not counted".into(), pass: None },
     };
+    // Instructions are not time (bare Envoy's figure includes the kernel's work, a filter's
+    // does not), so an absolute limit in µs is left to the CPU run; the count is put against
+    // the Wasm floor, which no Wasm filter can go below.
+    let floor = get("wasm-floor").and_then(|f| f.extra);
     let absolute = |text: &str, setup: &str, limit: f64| match get(setup) {
         Some(a) => {
-            let us = a.reference_us.unwrap_or(f64::NAN);
+            let e = a.extra.unwrap_or(f64::NAN);
+            let against_floor =
+                floor.map(|f| format!(" = {:.2} x the Wasm floor (+{f:.0})", e / f)).unwrap_or_default();
             report::Target {
                 text: text.into(),
                 measured: format!(
-                    "{setup} +{:.0} instructions = {us:.2} us at the reference speed (limit {limit} us)",
-                    a.extra.unwrap_or(0.0)
+                    "{setup} +{e:.0} instructions{against_floor}; ~{:.1} us scaled by bare Envoy (limit {limit} us): judged by the CPU run",
+                    a.reference_us.unwrap_or(f64::NAN)
                 ),
-                pass: Some(us.is_finite() && us <= limit),
+                pass: None,
             }
         }
         None => report::Target { text: text.into(), measured: "not counted".into(), pass: None },
@@ -347,7 +355,7 @@ fn cell(v: Option<f64>, fmt: impl Fn(f64) -> String) -> String {
 }
 
 pub fn markdown(lines: &[Line], header: &str) -> String {
-    let mut md = format!("{header}\n\n| setup | instructions/request | extra | × baseline | vs native | ≈ µs at the reference speed |\n|---|---:|---:|---:|---|---:|\n");
+    let mut md = format!("{header}\n\n| setup | instructions/request | extra | × baseline | vs native | ≈ µs scaled by bare Envoy |\n|---|---:|---:|---:|---|---:|\n");
     for l in lines {
         if let Some(why) = &l.skipped {
             md.push_str(&format!("| {} | skipped: {} | | | | |\n", l.name, why.lines().next().unwrap_or("")));
