@@ -14,6 +14,7 @@ use wasmixer_shared::expr::Manifest;
 use wasmixer_shared::host::abi::{self, MapType};
 use wasmixer_shared::host::identity::RootIdentity;
 use wasmixer_shared::host::plugin_configuration;
+use wasmixer_shared::host::property_batch::PropertyBatch;
 use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::telemetry::log_batch::{BatchConfig, BatchQueue, BatchStats, Outcome};
 use wasmixer_shared::telemetry::log_options::LogRouting;
@@ -137,6 +138,7 @@ impl AccessLogRoot {
             self.network.as_ref().filter(|_| routing.handler_network.iter().any(|b| *b)).map(|n| n.queue.clone());
         let needs_clock = network.is_some() || plan.instances.iter().any(|i| i.template() == "metric");
         let table = SourceTable::new(manifest, plan.attributes());
+        let batch = PropertyBatch::register(&[&table]);
         let scratch = Scratch {
             line: String::with_capacity(1024),
             per_logger: routing.loggers.iter().map(|_| String::with_capacity(1024)).collect(),
@@ -145,6 +147,7 @@ impl AccessLogRoot {
             pending: Pending::new(&plan),
             handler_names: plan.handlers.iter().map(|h| h.display_name.clone()).collect(),
             table,
+            batch,
             identity,
             allow_unverified_peer: options.allow_unverified_peer,
             scratch: RefCell::new(scratch),

@@ -10,6 +10,7 @@ use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
 use wasmixer_shared::diag::DEFAULT_INTERVAL_NS;
 use wasmixer_shared::host::abi;
 use wasmixer_shared::host::identity::RootIdentity;
+use wasmixer_shared::host::property_batch::PropertyBatch;
 use wasmixer_shared::host::proxy_host::ProxyHost;
 use wasmixer_shared::host::request_carry::{PeerTrustLevel, RequestCarry};
 use wasmixer_shared::telemetry::log_batch::BatchQueue;
@@ -30,6 +31,8 @@ pub struct Shared {
     pub plan: LogPlan,
     pub routing: LogRouting,
     pub table: SourceTable,
+    /// The log-phase properties read with one host call.
+    pub batch: Option<PropertyBatch>,
     pub identity: RootIdentity,
     pub allow_unverified_peer: bool,
     /// `display_name` of each handler (OTLP attribute).
@@ -146,7 +149,7 @@ impl HttpContext for AccessLogStream {
             return;
         }
         let trust = PeerTrustLevel::allowing_unverified(shared.allow_unverified_peer);
-        let host = ProxyHost::for_request(&shared.identity, trust, &self.carry).after_response();
+        let host = ProxyHost::for_request(&shared.identity, trust, &self.carry).after_response(shared.batch.as_ref());
         let bag = EnvoyBag::new(&host, &shared.table);
         let Ok(mut scratch) = shared.scratch.try_borrow_mut() else {
             return;

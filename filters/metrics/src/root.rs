@@ -12,6 +12,7 @@ use wasmixer_shared::expr::Manifest;
 use wasmixer_shared::host::abi;
 use wasmixer_shared::host::identity::RootIdentity;
 use wasmixer_shared::host::plugin_configuration;
+use wasmixer_shared::host::property_batch::PropertyBatch;
 use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::telemetry::metric_plan::MetricPlan;
 use wasmixer_shared::telemetry::tcp_traffic::is_tcp_root_id;
@@ -46,7 +47,9 @@ impl MetricsRoot {
         plan.settle_scope_for_proxy(identity.own_namespace());
         let table = SourceTable::new(manifest, plan.attributes());
         let recorder = Recorder::new(&plan);
-        Ok(Shared { table, recorder, plan, identity })
+        // A TCP report reads no HTTP response properties.
+        let batch = if self.tcp { None } else { PropertyBatch::register(&[&table]) };
+        Ok(Shared { table, recorder, plan, identity, batch })
     }
 
     /// Takes `config` (the standalone filter's own document, or the mixer's), or rejects it.

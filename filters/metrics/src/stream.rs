@@ -7,6 +7,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
 use wasmixer_shared::expr::AttributeBag;
 use wasmixer_shared::host::identity::RootIdentity;
+use wasmixer_shared::host::property_batch::PropertyBatch;
 use wasmixer_shared::host::proxy_host::ProxyHost;
 use wasmixer_shared::host::request_carry::{PeerTrustLevel, RequestCarry};
 use wasmixer_shared::telemetry::metric_plan::MetricPlan;
@@ -19,6 +20,8 @@ pub struct Shared {
     pub table: SourceTable,
     pub recorder: Recorder,
     pub identity: RootIdentity,
+    /// The log-phase properties read with one host call.
+    pub batch: Option<PropertyBatch>,
 }
 
 impl Shared {
@@ -38,7 +41,7 @@ impl Shared {
 
     /// The report of a finished HTTP request, sharing `carry` with the request's other components.
     pub fn record_request(&self, carry: &RequestCarry, context_id: u32) {
-        let host = self.host(carry).after_response();
+        let host = self.host(carry).after_response(self.batch.as_ref());
         self.record(&EnvoyBag::new(&host, &self.table), context_id);
     }
 

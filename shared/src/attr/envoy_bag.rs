@@ -110,6 +110,16 @@ impl SourceTable {
         SourceTable { sources, slot_of, slots, bases, reads_workloads }
     }
 
+    /// The sources of the attributes the configuration needs (and of those they derive from).
+    pub fn needed_sources(&self) -> impl Iterator<Item = Source> + '_ {
+        self.sources.iter().zip(&self.slot_of).filter(|(_, slot)| slot.is_some()).map(|(s, _)| *s)
+    }
+
+    /// Whether some expression reads a workload (local or peer).
+    pub fn reads_workloads(&self) -> bool {
+        self.reads_workloads
+    }
+
     /// The source of attribute `id`.
     pub fn source(&self, id: AttrId) -> Source {
         self.sources.get(usize::from(id)).copied().unwrap_or(Source::Absent("unknown attribute id"))

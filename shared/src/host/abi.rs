@@ -104,6 +104,14 @@ mod imports {
             return_size: *mut usize,
         ) -> u32;
         pub fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+        pub fn proxy_call_foreign_function(
+            name_data: *const u8,
+            name_size: usize,
+            argument_data: *const u8,
+            argument_size: usize,
+            return_data: *mut *mut u8,
+            return_size: *mut usize,
+        ) -> u32;
     }
 }
 
@@ -166,6 +174,16 @@ mod imports {
         NOT_FOUND
     }
     pub unsafe fn proxy_set_tick_period_milliseconds(_: u32) -> u32 {
+        NOT_FOUND
+    }
+    pub unsafe fn proxy_call_foreign_function(
+        _: *const u8,
+        _: usize,
+        _: *const u8,
+        _: usize,
+        _: *mut *mut u8,
+        _: *mut usize,
+    ) -> u32 {
         NOT_FOUND
     }
 }
@@ -345,6 +363,27 @@ pub fn now_nanos() -> i64 {
     }
 }
 
+/// Calls the host's foreign function `name` with `argument`: its answer (empty when it answered
+/// nothing), or `None` when the host has no such function or it failed.
+pub fn call_foreign_function(name: &str, argument: &[u8]) -> Option<Vec<u8>> {
+    match call_getter(|data, size| {
+        // SAFETY: pointers to live buffers and locals, per the ABI contract.
+        unsafe {
+            imports::proxy_call_foreign_function(
+                name.as_ptr(),
+                name.len(),
+                argument.as_ptr(),
+                argument.len(),
+                data,
+                size,
+            )
+        }
+    }) {
+        (true, bytes) => Some(bytes.unwrap_or_default()),
+        (false, _) => None,
+    }
+}
+
 /// Property paths travel as their segments joined by NUL.
 pub fn serialize_path(path: &[&str]) -> Vec<u8> {
     let mut out = Vec::with_capacity(path.iter().map(|p| p.len() + 1).sum());
@@ -383,8 +422,15 @@ pub fn deserialize_pairs(bytes: &[u8]) -> Vec<(String, String)> {
 /// Decodes the pairs encoding keeping values as bytes (Envoy serializes map-valued
 /// properties, such as `xds.node.metadata`, as pairs whose values may be nested pairs).
 pub fn deserialize_pairs_bytes(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    pairs_raw(bytes).into_iter().map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.to_vec())).collect()
+}
+
+/// The pairs of the encoding as borrowed bytes, keys included (Envoy serializes a CEL list as
+/// pairs whose keys are the elements, in the `get_property` encoding, and whose values are
+/// empty). Malformed input yields the pairs read so far; a broken header, none.
+pub fn pairs_raw(bytes: &[u8]) -> Vec<(&[u8], &[u8])> {
     let u32_at = |at: usize| -> Option<usize> {
-        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
         Some(u32::from_le_bytes(b) as usize)
     };
     let Some(count) = u32_at(0) else { return Vec::new() };
@@ -398,9 +444,14 @@ pub fn deserialize_pairs_bytes(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut at = 4 + count.saturating_mul(8);
     let mut out = Vec::with_capacity(sizes.len());
     for (k, v) in sizes {
-        let (Some(key), Some(value)) = (bytes.get(at..at + k), bytes.get(at + k + 1..at + k + 1 + v)) else { break };
-        out.push((String::from_utf8_lossy(key).into_owned(), value.to_vec()));
-        at += k + v + 2;
+        let key_end = at.saturating_add(k);
+        let value_start = key_end.saturating_add(1);
+        let (Some(key), Some(value)) = (bytes.get(at..key_end), bytes.get(value_start..value_start.saturating_add(v)))
+        else {
+            break;
+        };
+        out.push((key, value));
+        at = value_start.saturating_add(v).saturating_add(1);
     }
     out
 }
@@ -418,6 +469,11 @@ mod tests {
         );
         assert!(deserialize_pairs(&bytes[..bytes.len() - 5]).len() < 2);
         assert!(deserialize_pairs(&[255, 255, 255, 255]).is_empty());
+        // Sizes near usize::MAX must not overflow the offsets.
+        assert!(pairs_raw(&[1, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255, 0, 0]).is_empty());
+        // A CEL list: keys are the elements (not UTF-8), values empty.
+        let list = [2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0xc8, 0, 0, 0];
+        assert_eq!(pairs_raw(&list), [(&[0xff][..], &[][..]), (&[0xc8, 0][..], &[][..])]);
         assert_eq!(serialize_path(&["xds", "node"]), b"xds\0node");
     }
 }

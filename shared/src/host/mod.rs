@@ -7,6 +7,7 @@ pub mod abi;
 pub mod identity;
 pub mod panic_hook;
 pub mod plugin_configuration;
+pub mod property_batch;
 pub mod proxy_host;
 pub mod request_carry;
 pub mod tagged_metrics;

@@ -4,6 +4,7 @@ use std::rc::Rc;
 
 use super::abi::{self, MapType};
 use super::identity::{listener_direction, RootIdentity};
+use super::property_batch::PropertyBatch;
 use super::request_carry::{PeerTrustLevel, RequestCarry};
 use crate::attr::envoy_bag::Direction;
 use crate::attr::host::Host;
@@ -18,16 +19,19 @@ pub struct ProxyHost<'a> {
     trust: PeerTrustLevel,
     carry: &'a RequestCarry,
     after_response: bool,
+    batch: Option<&'a PropertyBatch>,
 }
 
 impl<'a> ProxyHost<'a> {
     pub fn for_request(identity: &'a RootIdentity, trust: PeerTrustLevel, carry: &'a RequestCarry) -> ProxyHost<'a> {
-        ProxyHost { identity, trust, carry, after_response: false }
+        ProxyHost { identity, trust, carry, after_response: false, batch: None }
     }
 
-    /// In `on_log` properties no longer change: fetch each once for all readers of the request.
-    pub fn after_response(mut self) -> ProxyHost<'a> {
+    /// In `on_log` properties no longer change: fetch each once for all readers of the request,
+    /// those in `batch` with one host call.
+    pub fn after_response(mut self, batch: Option<&'a PropertyBatch>) -> ProxyHost<'a> {
         self.after_response = true;
+        self.batch = batch;
         self
     }
 }
@@ -56,12 +60,20 @@ impl ProxyHost<'_> {
             _ => None,
         }
     }
+
+    /// `path` from this request's batch, if the batch has it and answered.
+    fn batched(&self, path: &[&str]) -> Option<Vec<u8>> {
+        let batch = self.batch?;
+        let index = batch.index_of(path)?;
+        self.carry.batched(batch.key(), index, || batch.fetch())
+    }
 }
 
 impl Host for ProxyHost<'_> {
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        self.carry
-            .property(path, self.after_response, || self.known_from_peer(path).or_else(|| abi::get_property(path)))
+        self.carry.property(path, self.after_response, || {
+            self.known_from_peer(path).or_else(|| self.batched(path)).or_else(|| abi::get_property(path))
+        })
     }
 
     fn headers(&self, response: bool) -> Vec<(String, String)> {
@@ -114,7 +126,10 @@ impl Host for ProxyHost<'_> {
     }
 
     fn listener_direction(&self) -> Option<Direction> {
-        self.carry.direction(listener_direction)
+        self.carry.direction(|| match self.batched(&Direction::PROPERTY) {
+            Some(bytes) => Direction::from_property(&bytes),
+            None => listener_direction(),
+        })
     }
 }
 
@@ -148,7 +163,7 @@ mod tests {
         let identity = RootIdentity { local: None, peers: PeerCache::default() };
         let carry = RequestCarry::default();
         carry.upstream_peer(|| verified(Some(SAN)));
-        let host = ProxyHost::for_request(&identity, PeerTrustLevel::VerifiedOnly, &carry).after_response();
+        let host = ProxyHost::for_request(&identity, PeerTrustLevel::VerifiedOnly, &carry).after_response(None);
         assert_eq!(host.property(&["upstream", "uri_san_peer_certificate"]), Some(SAN.as_bytes().to_vec()));
         assert_eq!(host.property(&["connection", "mtls"]), None);
         // A peer published without its SAN (an older peer-metadata) tells nothing.

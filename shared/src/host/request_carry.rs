@@ -33,7 +33,12 @@ pub struct RequestCarry {
     unverified_peer: RefCell<PeerSlot>,
     /// Properties that can no longer change (see [`RequestCarry::property`]).
     final_properties: RefCell<Vec<PropertyMemo>>,
+    /// Log-phase property batches fetched for this request (see [`RequestCarry::batched`]).
+    batches: RefCell<Vec<BatchMemo>>,
 }
+
+/// A batch's key and its values, or `None` when its evaluation failed for this request.
+type BatchMemo = (usize, Option<Rc<Vec<Vec<u8>>>>);
 
 /// Which peer a reader accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,6 +167,24 @@ impl RequestCarry {
 }
 
 impl RequestCarry {
+    /// Element `index` of the batch `key`, fetching the batch with `fetch` on first use (once
+    /// per request, whether it succeeds or not). `None` when the batch failed: read the
+    /// property on its own.
+    pub fn batched(&self, key: usize, index: usize, fetch: impl FnOnce() -> Option<Vec<Vec<u8>>>) -> Option<Vec<u8>> {
+        let known = self.batches.try_borrow().ok()?.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
+        let values = match known {
+            Some(values) => values,
+            None => {
+                let values = fetch().map(Rc::new);
+                if let Ok(mut batches) = self.batches.try_borrow_mut() {
+                    batches.push((key, values.clone()));
+                }
+                values
+            }
+        };
+        values?.get(index).cloned()
+    }
+
     /// Records the value of a property that cannot change any more, learned without asking
     /// Envoy (e.g. implied by a verification), for the request's other readers. Only a shared
     /// carry remembers properties; an entry already there is kept.
@@ -201,6 +224,26 @@ mod tests {
 
     fn peer(name: &str) -> Option<Rc<WorkloadAttributes>> {
         Some(Rc::new(WorkloadAttributes { name: Some(name.into()), ..WorkloadAttributes::default() }))
+    }
+
+    #[test]
+    fn a_batch_is_fetched_once_per_request_even_when_it_fails() {
+        let carry = RequestCarry::default();
+        let calls = Cell::new(0);
+        let fetch = |answer: Option<Vec<Vec<u8>>>| {
+            let calls = &calls;
+            move || {
+                calls.set(calls.get() + 1);
+                answer
+            }
+        };
+        assert_eq!(carry.batched(1, 1, fetch(Some(vec![vec![1], vec![2]]))), Some(vec![2]));
+        assert_eq!(carry.batched(1, 0, fetch(None)), Some(vec![1]), "the first answer stands");
+        assert_eq!(carry.batched(1, 5, fetch(None)), None, "no such element");
+        assert_eq!(calls.get(), 1);
+        assert_eq!(carry.batched(2, 0, fetch(None)), None, "another batch, failed: read on its own");
+        assert_eq!(carry.batched(2, 0, fetch(Some(vec![vec![3]]))), None, "not retried within the request");
+        assert_eq!(calls.get(), 2);
     }
 
     #[test]
