@@ -68,23 +68,11 @@ pub struct Envoy {
 
 impl Envoy {
     /// Starts `envoy -c config` with one worker thread, allowed on `cores` (a taskset list;
-    /// start-up may use every core, then [`Envoy::pin`] confines it).
-    pub fn start(
-        name: &str,
-        envoy_bin: &str,
-        config: &Path,
-        cores: &str,
-        listener_port: u16,
-        admin_port: u16,
-        dir: &Path,
-    ) -> Result<Envoy, String> {
-        Envoy::start_under(&[], name, envoy_bin, config, cores, listener_port, admin_port, dir)
-    }
-
-    /// [`Envoy::start`] with Envoy run by `wrapper` (e.g. `valgrind --tool=callgrind …`), which
-    /// must exec or trace it in the same process so that `pid` is the wrapper's.
+    /// start-up may use every core, then [`Envoy::pin`] confines it), run by `wrapper` when
+    /// it is not empty (e.g. `valgrind --tool=callgrind …`, which traces Envoy in its own
+    /// process, so that `pid` is Envoy's).
     #[allow(clippy::too_many_arguments)]
-    pub fn start_under(
+    pub fn start(
         wrapper: &[String],
         name: &str,
         envoy_bin: &str,

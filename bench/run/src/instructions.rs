@@ -154,7 +154,7 @@ fn count_into(c: &mut Counted, setup: &Setup, envoy_bin: &str, core: usize, dir:
         format!("--callgrind-out-file={}", dumps.display()),
     ];
     let t0 = Instant::now();
-    let envoy = Envoy::start_under(&wrapper, setup.name, envoy_bin, &cfg, &core.to_string(), listener, admin, dir)?;
+    let envoy = Envoy::start(&wrapper, setup.name, envoy_bin, &cfg, &core.to_string(), listener, admin, dir)?;
     let mut unit = Unit { envoys: vec![envoy] };
     let front = unit.envoys.first_mut().ok_or("no Envoy")?;
     front.wait_ready(START_TIMEOUT)?;

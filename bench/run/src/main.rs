@@ -633,7 +633,7 @@ fn run(o: Options) -> Result<Run, String> {
         let (lp, ap) = (port()?, port()?);
         let cfg = dir.join("backend.json");
         std::fs::write(&cfg, setups::backend_bootstrap(lp, ap).to_string()).map_err(|e| e.to_string())?;
-        let mut b = Envoy::start("backend", &envoy_bin, &cfg, &o.load_core.to_string(), lp, ap, &dir)?;
+        let mut b = Envoy::start(&[], "backend", &envoy_bin, &cfg, &o.load_core.to_string(), lp, ap, &dir)?;
         b.wait_ready(Duration::from_secs(30))?;
         backend = Some(b);
         Some(lp)
@@ -690,6 +690,7 @@ fn run(o: Options) -> Result<Run, String> {
             std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
             // Start-up (V8 compiling the modules) may use both cores; measuring does not.
             match Envoy::start(
+                &[],
                 &name,
                 &envoy_bin,
                 &cfg,

@@ -107,8 +107,11 @@ impl Host for ProxyHost<'_> {
     }
 
     fn announced_peer(&self) -> Option<(Side, Rc<WorkloadAttributes>)> {
-        if self.carry.known_direction().is_some() {
-            // The direction costs nothing now; let it decide.
+        if self.carry.known_direction().is_some()
+            || self.batch.is_some_and(|b| b.index_of(&Direction::PROPERTY).is_some())
+        {
+            // The direction costs nothing now (or next to nothing, as one element of the
+            // batch): let it decide, and look for the one peer it names.
             return None;
         }
         if let Some(caller) = self.caller() {
