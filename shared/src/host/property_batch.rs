@@ -45,6 +45,7 @@ pub struct PropertyBatch {
     paths: Vec<&'static [&'static str]>,
     token: u32,
     failures: Cell<u32>,
+    warned: Cell<bool>,
 }
 
 impl PropertyBatch {
@@ -61,7 +62,7 @@ impl PropertyBatch {
         if token.is_none() {
             log::info!("wasmixer: the host does not evaluate CEL expressions (expr_create); log-phase properties are read one by one");
         }
-        Some(PropertyBatch { paths, token: token?, failures: Cell::new(0) })
+        Some(PropertyBatch { paths, token: token?, failures: Cell::new(0), warned: Cell::new(false) })
     }
 
     /// Where `path` is in the batch.
@@ -81,7 +82,14 @@ impl PropertyBatch {
         }
         let values = abi::call_foreign_function("expr_evaluate", &self.token.to_le_bytes())
             .and_then(|bytes| decode(&bytes, self.paths.len()));
-        self.failures.set(if values.is_some() { 0 } else { failures.saturating_add(1) });
+        let failures = if values.is_some() { 0 } else { failures.saturating_add(1) };
+        self.failures.set(failures);
+        if failures == GIVE_UP_AFTER && !self.warned.replace(true) {
+            log::warn!(
+                "wasmixer: evaluating {} failed for {GIVE_UP_AFTER} requests in a row; those properties are read one by one, and the batch is retried every {RETRY_EVERY} requests (logged once)",
+                expression(&self.paths)
+            );
+        }
         values
     }
 
