@@ -160,7 +160,7 @@ bench: setup wasm ## load benchmark, ~8 min: CPU/request, RPS, latency, RSS vs b
 bench-quick: setup wasm ## the load benchmark in about a minute (fewer, shorter turns; bench/results/latest-quick.*)
 	$(CARGO) run -q -p wasmixer-bench -- --quick $(BENCH_ARGS)
 
-bench-instructions: setup wasm ## instructions per request of each one-hop setup under callgrind (deterministic), ~15 min; bench/results/instructions.*
+bench-instructions: setup wasm ## instructions per request of each one-hop setup under callgrind (deterministic), ~8 min; bench/results/instructions.*
 	$(CARGO) run -q -p wasmixer-bench -- --instructions $(BENCH_ARGS)
 
 bench-expr: ## CEXL evaluation ns/op and allocations vs cel-interpreter (CEL); writes bench/results/expr.json

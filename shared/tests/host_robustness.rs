@@ -163,3 +163,27 @@ fn the_seed_plans_serve_over_a_host_answering_garbage() {
         log.render(&EnvoyBag::new(&host, &tables[2]), 0, &mut line, &mut Quiet);
     }
 }
+
+#[test]
+fn a_batched_answer_of_garbage_decodes_or_is_refused_without_a_panic() {
+    use wasmixer_shared::host::property_batch::decode;
+    let mut rng = Rng(0x5EED_BA7C);
+    for _ in 0..ROUNDS * 20 {
+        let mut bytes = garbage(&mut rng);
+        // Half the time a plausible header: a small count and sizes, then whatever follows.
+        if rng.below(2) == 0 {
+            let count = rng.below(8) as u32;
+            let mut head = count.to_le_bytes().to_vec();
+            for _ in 0..count {
+                head.extend_from_slice(&(rng.below(10) as u32).to_le_bytes());
+                head.extend_from_slice(&(rng.below(3) as u32).to_le_bytes());
+            }
+            head.extend_from_slice(&bytes);
+            bytes = head;
+        }
+        let expected = rng.below(8) as usize;
+        if let Some(values) = decode(&bytes, expected) {
+            assert_eq!(values.len(), expected);
+        }
+    }
+}

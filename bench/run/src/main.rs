@@ -61,7 +61,7 @@ usage: wasmixer-bench [--quick] [options]
   --keep               keep the temporary directory (bootstraps, Envoy logs)
   --instructions       instead of timing, count the instructions Envoy executes per request
                        in each one-hop setup under valgrind's callgrind (deterministic; about
-                       15 minutes for every setup; default --max-secs 1800); honours --only,
+                       8 minutes for every setup; default --max-secs 1800); honours --only,
                        --quick, --dist, --out, --no-readme, --keep and the two cores
 ";
 
