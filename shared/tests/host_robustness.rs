@@ -181,7 +181,7 @@ fn a_batched_answer_of_garbage_decodes_or_is_refused_without_a_panic() {
             head.extend_from_slice(&bytes);
             bytes = head;
         }
-        let expected = rng.below(8) as usize;
+        let expected = rng.below(8);
         if let Some(values) = decode(&bytes, expected) {
             assert_eq!(values.len(), expected);
         }
