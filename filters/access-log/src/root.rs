@@ -87,6 +87,19 @@ impl AccessLogRoot {
     }
 
     /// Takes `config` (the standalone filter's own document, or the mixer's), or rejects it.
+    /// The current configuration's attribute table.
+    pub fn table(&self) -> Option<&SourceTable> {
+        self.shared.as_deref().map(|s| &s.table)
+    }
+
+    /// Gives the configuration just applied `batch` instead of its own (a combined filter's
+    /// components share one); once streams hold the configuration it keeps its own.
+    pub fn share_batch(&mut self, batch: Option<Rc<PropertyBatch>>) {
+        if let Some(shared) = self.shared.as_mut().and_then(Rc::get_mut) {
+            shared.batch = batch;
+        }
+    }
+
     pub fn apply(&mut self, config: &FilterConfig) -> bool {
         if self.metrics.is_none() {
             self.metrics = Some(EnvoyMetrics::default());
@@ -138,7 +151,7 @@ impl AccessLogRoot {
             self.network.as_ref().filter(|_| routing.handler_network.iter().any(|b| *b)).map(|n| n.queue.clone());
         let needs_clock = network.is_some() || plan.instances.iter().any(|i| i.template() == "metric");
         let table = SourceTable::new(manifest, plan.attributes());
-        let batch = PropertyBatch::register(&[&table]);
+        let batch = PropertyBatch::register(&[&table]).map(Rc::new);
         let scratch = Scratch {
             line: String::with_capacity(1024),
             per_logger: routing.loggers.iter().map(|_| String::with_capacity(1024)).collect(),

@@ -32,7 +32,7 @@ pub struct Shared {
     pub routing: LogRouting,
     pub table: SourceTable,
     /// The log-phase properties read with one host call.
-    pub batch: Option<PropertyBatch>,
+    pub batch: Option<Rc<PropertyBatch>>,
     pub identity: RootIdentity,
     pub allow_unverified_peer: bool,
     /// `display_name` of each handler (OTLP attribute).
@@ -149,7 +149,7 @@ impl HttpContext for AccessLogStream {
             return;
         }
         let trust = PeerTrustLevel::allowing_unverified(shared.allow_unverified_peer);
-        let host = ProxyHost::for_request(&shared.identity, trust, &self.carry).after_response(shared.batch.as_ref());
+        let host = ProxyHost::for_request(&shared.identity, trust, &self.carry).after_response(shared.batch.as_deref());
         let bag = EnvoyBag::new(&host, &shared.table);
         let Ok(mut scratch) = shared.scratch.try_borrow_mut() else {
             return;

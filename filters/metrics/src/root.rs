@@ -48,8 +48,21 @@ impl MetricsRoot {
         let table = SourceTable::new(manifest, plan.attributes());
         let recorder = Recorder::new(&plan);
         // A TCP report reads no HTTP response properties.
-        let batch = if self.tcp { None } else { PropertyBatch::register(&[&table]) };
+        let batch = if self.tcp { None } else { PropertyBatch::register(&[&table]).map(Rc::new) };
         Ok(Shared { table, recorder, plan, identity, batch })
+    }
+
+    /// The current configuration's attribute table.
+    pub fn table(&self) -> Option<&SourceTable> {
+        self.shared.as_deref().map(|s| &s.table)
+    }
+
+    /// Gives the configuration just applied `batch` instead of its own (a combined filter's
+    /// components share one); once streams hold the configuration it keeps its own.
+    pub fn share_batch(&mut self, batch: Option<Rc<PropertyBatch>>) {
+        if let Some(shared) = self.shared.as_mut().and_then(Rc::get_mut) {
+            shared.batch = batch;
+        }
     }
 
     /// Takes `config` (the standalone filter's own document, or the mixer's), or rejects it.

@@ -21,7 +21,7 @@ pub struct Shared {
     pub recorder: Recorder,
     pub identity: RootIdentity,
     /// The log-phase properties read with one host call.
-    pub batch: Option<PropertyBatch>,
+    pub batch: Option<Rc<PropertyBatch>>,
 }
 
 impl Shared {
@@ -41,7 +41,7 @@ impl Shared {
 
     /// The report of a finished HTTP request, sharing `carry` with the request's other components.
     pub fn record_request(&self, carry: &RequestCarry, context_id: u32) {
-        let host = self.host(carry).after_response(self.batch.as_ref());
+        let host = self.host(carry).after_response(self.batch.as_deref());
         self.record(&EnvoyBag::new(&host, &self.table), context_id);
     }
 

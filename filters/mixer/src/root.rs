@@ -1,6 +1,8 @@
 //! The combined root: configures every component from the one document and forwards root
 //! events (ticks, HTTP call answers) to the components that use them.
 
+use std::rc::Rc;
+
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 use wasmixer_access_log::root::AccessLogRoot;
@@ -8,9 +10,11 @@ use wasmixer_deny::root::DenyRoot;
 use wasmixer_metrics::root::MetricsRoot;
 use wasmixer_peer_metadata::config::PeerConfig;
 use wasmixer_peer_metadata::root::PeerRoot;
+use wasmixer_shared::attr::envoy_bag::SourceTable;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::host::abi;
 use wasmixer_shared::host::plugin_configuration;
+use wasmixer_shared::host::property_batch::PropertyBatch;
 use wasmixer_shared::host::request_carry::RequestCarry;
 
 use crate::stream::MixerStream;
@@ -35,6 +39,17 @@ fn peer_config(config: &FilterConfig) -> Result<PeerConfig, String> {
         peer.publish_filter_state = false;
     }
     Ok(peer)
+}
+
+impl MixerRoot {
+    /// The metrics and access-log components read their log-phase properties for the same
+    /// request: one batch of both tables' properties answers them with one host call.
+    fn share_one_batch(&mut self) {
+        let tables: Vec<&SourceTable> = self.metrics.table().into_iter().chain(self.access_log.table()).collect();
+        let batch = PropertyBatch::register(&tables).map(Rc::new);
+        self.metrics.share_batch(batch.clone());
+        self.access_log.share_batch(batch);
+    }
 }
 
 impl Context for MixerRoot {
@@ -66,6 +81,7 @@ impl RootContext for MixerRoot {
         if !(self.deny.apply(&config) && self.metrics.apply(&config) && self.access_log.apply(&config)) {
             return false;
         }
+        self.share_one_batch();
         self.peer.configure(peer);
         // One tick period for all: the shortest any component needs.
         abi::set_tick_period_ms(self.access_log.tick_period_ms().clamp(1, wasmixer_deny::root::TICK_MS));
