@@ -215,6 +215,20 @@ mod tests {
         );
         let time = SourceTable::new(manifest, &ids(&["response.time", "request.path"]));
         assert_eq!(log_phase_paths(&[&time]), [&["request", "time"][..], &["request", "duration"]]);
+        // A combined filter's components share one batch: the union, in the same order.
+        let log = SourceTable::new(manifest, &ids(&["response.time", "response.code"]));
+        assert_eq!(
+            log_phase_paths(&[&table, &log]),
+            [
+                &Direction::PROPERTY[..],
+                &["request", "time"],
+                &["request", "duration"],
+                &["request", "total_size"],
+                &["response", "code"],
+                &["response", "total_size"],
+                &["response", "flags"],
+            ]
+        );
         let nothing = SourceTable::new(manifest, &ids(&["request.path", "request.headers"]));
         assert!(log_phase_paths(&[&nothing]).is_empty());
         assert!(PropertyBatch::register(&[&nothing]).is_none());
