@@ -548,3 +548,41 @@ fn denied_requests_are_counted_with_their_403() -> Result<(), HarnessError> {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The log-phase properties, the listener's direction among them, come from one CEL evaluation.
+/// On a listener without a traffic direction Envoy answers 0 for it (as to a single read): the
+/// batch still serves, and the counts and response codes are those of every request.
+#[test]
+fn standard_preset_counts_right_on_a_listener_without_a_direction() -> Result<(), HarnessError> {
+    const REQUESTS: usize = 20;
+    let backend = Backend::ok()?;
+    let server = MetricsSidecar {
+        name: "metrics-preset-undirected",
+        workload: "reviews-v1",
+        listener: "inbound",
+        direction: "UNSPECIFIED",
+        cluster: "inbound|9080|http|reviews.default.svc.cluster.local",
+        upstream_port: backend.port(),
+    }
+    .start_http(&[("metrics", read_workspace_file(PRESET)?)], PRESET_STATS)?;
+    let entry = server.listener_addr("inbound")?;
+    for i in 0..REQUESTS {
+        let resp = Request::get(&format!("/ok/{i}")).send(entry)?;
+        ensure!(resp.status == 200, "status {}", resp.status);
+    }
+    backend.wait_for_requests(REQUESTS, Duration::from_secs(5))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = server.stats_prometheus()?;
+        let counted: f64 = requests_total(&stats, &[("response_code", "200"), ("response_flags", "-")]).iter().sum();
+        if counted == REQUESTS as f64 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "istio_requests_total with response_code 200: {counted}, want {REQUESTS}:\n{stats}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}

@@ -12,7 +12,7 @@
 //! CEL fails the whole list when one element is absent, so only properties every finished HTTP
 //! stream has are batched ([`BATCHABLE`]); when the evaluation fails anyway (a stream reset
 //! before its response has no `response.code`) the reader falls back to single reads. A batch
-//! that keeps failing (a listener without `traffic_direction`) is tried only now and then.
+//! that keeps failing is tried only now and then.
 
 use std::cell::Cell;
 
@@ -20,8 +20,8 @@ use super::abi;
 use crate::attr::envoy_bag::{Direction, SourceTable};
 use crate::attr::sources::Source;
 
-/// Properties present on every finished HTTP stream (the direction on every listener that has
-/// a `traffic_direction`, as sidecar listeners do).
+/// Properties present on every finished HTTP stream (the direction too: Envoy answers 0 for a
+/// listener without a `traffic_direction`, as `get_property` does).
 pub const BATCHABLE: [&[&str]; 10] = [
     &Direction::PROPERTY,
     &["request", "time"],
