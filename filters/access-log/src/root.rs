@@ -86,7 +86,6 @@ impl AccessLogRoot {
         self.tick_ms
     }
 
-    /// Takes `config` (the standalone filter's own document, or the mixer's), or rejects it.
     /// The current configuration's attribute table.
     pub fn table(&self) -> Option<&SourceTable> {
         self.shared.as_deref().map(|s| &s.table)
@@ -100,6 +99,7 @@ impl AccessLogRoot {
         }
     }
 
+    /// Takes `config` (the standalone filter's own document, or the mixer's), or rejects it.
     pub fn apply(&mut self, config: &FilterConfig) -> bool {
         if self.metrics.is_none() {
             self.metrics = Some(EnvoyMetrics::default());
