@@ -66,9 +66,9 @@ pub fn run(o: &Options, root: &Path, envoy_bin: &str) -> Result<Vec<Counted>, St
         return Err("valgrind is not on PATH: run `make setup` (bash .ci/install installs Debian's valgrind)".into());
     }
     let dir = std::env::temp_dir().join(format!("wasmixer-instructions-{}", std::process::id()));
-    let every = crate::select_setups(&Options { only: Vec::new(), quick: false, ..o.clone() }, root, &dir)?;
+    let every = crate::all_setups(o, root, &dir)?;
     let order: Vec<&'static str> = every.iter().map(|s| s.name).collect();
-    let mut setups = crate::select_setups(o, root, &dir)?;
+    let mut setups = crate::chosen_setups(o, every.clone())?;
     // A named setup also brings the native one it is compared with.
     let natives: Vec<&str> = setups.iter().filter_map(|s| s.native).collect();
     let missing: Vec<Setup> =

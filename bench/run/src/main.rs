@@ -561,9 +561,8 @@ fn fill_series(unit: &Unit, n: usize) -> Result<SeriesMemory, String> {
     })
 }
 
-/// The setups this run measures (`--only`, `--quick`), with the generated calibration modules
-/// written to `dir`.
-pub(crate) fn select_setups(o: &Options, root: &Path, dir: &Path) -> Result<Vec<Setup>, String> {
+/// Every setup, with the generated calibration modules written to `dir`.
+pub(crate) fn all_setups(o: &Options, root: &Path, dir: &Path) -> Result<Vec<Setup>, String> {
     let dist = if o.dist.is_absolute() { o.dist.clone() } else { root.join(&o.dist) };
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for (file, module) in [
@@ -580,7 +579,12 @@ pub(crate) fn select_setups(o: &Options, root: &Path, dir: &Path) -> Result<Vec<
         let path = dir.join(file);
         std::fs::write(&path, module).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let mut setups = setups::all(&setups::Inputs { root: root.to_path_buf(), dist, generated: dir.to_path_buf() });
+    Ok(setups::all(&setups::Inputs { root: root.to_path_buf(), dist, generated: dir.to_path_buf() }))
+}
+
+/// Of `every` setup, those `--only` names (each with its baseline) or, in a quick run, those
+/// that are not calibration setups.
+pub(crate) fn chosen_setups(o: &Options, mut setups: Vec<Setup>) -> Result<Vec<Setup>, String> {
     if !o.only.is_empty() {
         for name in &o.only {
             if !setups.iter().any(|s| s.name == name) {
@@ -607,7 +611,7 @@ fn run(o: Options) -> Result<Run, String> {
     let (envoy_version, wrk_version) = check_tools(&o, &envoy_bin)?;
     let root = workspace_root();
     let dir = std::env::temp_dir().join(format!("wasmixer-bench-{}", std::process::id()));
-    let setups = select_setups(&o, &root, &dir)?;
+    let setups = chosen_setups(&o, all_setups(&o, &root, &dir)?)?;
     let load_before = procfs::load_average();
     println!(
         "wasmixer-bench ({}): {} setups, Envoys on core {}, wrk -t{} -c{} on core {}, {} rounds x {}s turns{}; load average {load_before:.2}",
