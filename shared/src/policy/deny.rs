@@ -2,6 +2,7 @@
 //! `listentry` instances to `denier` / `listchecker` handlers, combined into one status the way
 //! Mixer's dispatcher did (`mixer/pkg/runtime/dispatcher/session.go`), plus header operations.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use serde_json::Value as Json;
@@ -274,13 +275,13 @@ impl DenyPlan {
         NamespaceScope::applies(self.scope.as_ref(), rule.scope.as_deref(), bag)
     }
 
-    fn run(
+    fn run<'p>(
         &self,
-        handler: &CheckHandler,
+        handler: &'p CheckHandler,
         instance: &CheckInstance,
         bag: &dyn AttributeBag,
         now_ns: i64,
-    ) -> Result<Status, String> {
+    ) -> Result<Cow<'p, Status>, String> {
         let value = match instance {
             CheckInstance::Nothing => None,
             CheckInstance::ListEntry { fqn, value } => {
@@ -288,15 +289,15 @@ impl DenyPlan {
             }
         };
         match handler {
-            CheckHandler::Denier { status, .. } => Ok(status.clone()),
+            CheckHandler::Denier { status, .. } => Ok(Cow::Borrowed(status)),
             CheckHandler::List { params, list, display_name } => {
-                let Some(value) = value else { return Ok(Status::default()) };
+                let Some(value) = value else { return Ok(Cow::Owned(Status::default())) };
                 let mut source = list.try_borrow_mut().map_err(|_| format!("{display_name}: list busy"))?;
                 let list = match &mut *source {
                     ListSource::Static(l) => l,
                     ListSource::Fetched(f) => f.current(params, now_ns).map_err(|e| format!("{display_name}: {e}"))?,
                 };
-                Ok(listchecker::check(params, list, &value))
+                Ok(Cow::Owned(listchecker::check(params, list, &value)))
             }
         }
     }
@@ -304,6 +305,7 @@ impl DenyPlan {
 
 /// Adds one handler's denial: the first code wins, every message is kept, joined by ", ".
 fn add_denial(status: &mut Status, handler: &str, denial: &Status) {
+    status.message.reserve(2 + handler.len() + 1 + denial.message.len());
     if status.is_ok() {
         status.code = denial.code;
     } else {

@@ -72,11 +72,15 @@ impl Status {
 
     /// `Status::ToString()`: `<CODE_NAME>:<message>`, or just the name when the message is empty.
     pub fn body(&self) -> String {
+        let name = code_name(self.code);
         if self.message.is_empty() {
-            code_name(self.code).to_string()
-        } else {
-            format!("{}:{}", code_name(self.code), self.message)
+            return name.to_string();
         }
+        let mut body = String::with_capacity(name.len() + 1 + self.message.len());
+        body.push_str(name);
+        body.push(':');
+        body.push_str(&self.message);
+        body
     }
 }
 
