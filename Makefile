@@ -37,7 +37,7 @@ WASM_OPT       ?= wasm-opt
 WASM_OPT_FLAGS ?= -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
                   --enable-mutable-globals --one-caller-inline-max-function-size=500
 
-.PHONY: help setup wasm size test test-native test-wasm32 test-integration lint clean run bench bench-instructions bench-expr bench-request-paths
+.PHONY: help setup wasm size test test-native test-wasm32 test-integration lint clean run bench bench-instructions bench-expr bench-request-paths profile-request-paths
 
 help: ## list the verbs
 	@echo "wasmixer make verbs:"
@@ -168,3 +168,16 @@ bench-expr: ## CEXL evaluation ns/op and allocations vs cel-interpreter (CEL); w
 
 bench-request-paths: ## each seed plan's per-request work inside a filter (native, host answered from memory): ns, allocations, host reads
 	$(CARGO) run --release -p wasmixer-bench-expr --bin request_paths
+
+# Its own target directory: the build keeps the name section (strip none), which would otherwise
+# make cargo rebuild the filters' dependencies for the next `make wasm`.
+PROFILE_TARGET_DIR := $(TARGET_DIR)/wasm-profile
+profile-request-paths: ## the same per-request work as WebAssembly under node (V8), profiled: the functions that take the time
+	CARGO_TARGET_DIR=$(PROFILE_TARGET_DIR) CARGO_PROFILE_RELEASE_STRIP=none \
+	  $(CARGO) build --release --target $(WASM_TARGET) -p wasmixer-bench-expr --bin request_paths
+	@out=$$(mktemp -d); \
+	node --cpu-prof --cpu-prof-dir=$$out --cpu-prof-interval 100 bench/expr/wasm-profile/run.mjs \
+	  $(PROFILE_TARGET_DIR)/$(WASM_TARGET)/release/request_paths.wasm $(CURDIR); \
+	echo "==> self time by function (all four plans; node $$(node --version))"; \
+	node bench/expr/wasm-profile/summarize.mjs $$out/*.cpuprofile 30; \
+	rm -rf $$out
