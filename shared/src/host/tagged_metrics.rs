@@ -4,6 +4,7 @@
 //! builds a name nor calls the host.
 
 use std::cell::RefCell;
+use std::hash::{Hash, Hasher};
 
 use hashbrown::HashMap;
 
@@ -15,20 +16,57 @@ use crate::telemetry::stat_name::write_tagged_name;
 pub struct TaggedMetric {
     name: String,
     kind: MetricType,
-    series: RefCell<HashMap<Vec<String>, u32>>,
+    series: RefCell<HashMap<SeriesKey, u32>>,
     max_series: usize,
     overflow: RefCell<Option<u32>>,
 }
 
-/// A tag tuple as `&[&str]`, looked up in a map keyed by `Vec<String>` without allocating:
-/// a slice of `&str` hashes exactly like a `Vec<String>` with the same contents.
-#[derive(Hash)]
+/// A series' tag values, as the map keeps them.
+#[derive(Debug, PartialEq, Eq)]
+struct SeriesKey(Vec<String>);
+
+/// A tag tuple as `&[&str]`, looked up in the map without allocating: it hashes exactly like
+/// the [`SeriesKey`] with the same values.
 struct BorrowedTuple<'a>(&'a [&'a str]);
 
-impl hashbrown::Equivalent<Vec<String>> for BorrowedTuple<'_> {
-    fn equivalent(&self, key: &Vec<String>) -> bool {
-        key.len() == self.0.len() && key.iter().zip(self.0).all(|(a, b)| a == b)
+impl Hash for SeriesKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_values(self.0.iter().map(String::as_str), state);
     }
+}
+
+impl Hash for BorrowedTuple<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_values(self.0.iter().copied(), state);
+    }
+}
+
+impl hashbrown::Equivalent<SeriesKey> for BorrowedTuple<'_> {
+    fn equivalent(&self, key: &SeriesKey) -> bool {
+        key.0.len() == self.0.len() && key.0.iter().zip(self.0).all(|(a, b)| a == b)
+    }
+}
+
+/// Hashes a tuple as its values' bytes, one hasher call each, then their lengths, sixteen to a
+/// call. Hashing each `str` the standard way takes two calls (the bytes, then a terminator),
+/// and Istio's standard metrics hash four tuples of about 25 values on every request: on wasm32
+/// that was ~8,000 instructions a request. The lengths keep it unambiguous.
+fn hash_values<'a, H: Hasher>(values: impl Iterator<Item = &'a str>, state: &mut H) {
+    let mut lengths = [0u8; 64];
+    let mut filled = 0;
+    for value in values {
+        state.write(value.as_bytes());
+        let length = u32::try_from(value.len()).unwrap_or(u32::MAX).to_le_bytes();
+        if let Some(slot) = lengths.get_mut(filled..filled + 4) {
+            slot.copy_from_slice(&length);
+        }
+        filled += 4;
+        if filled == lengths.len() {
+            state.write(&lengths);
+            filled = 0;
+        }
+    }
+    state.write(lengths.get(..filled).unwrap_or_default());
 }
 
 /// Value used for every tag of the overflow series, once a family has `max_series` series.
@@ -55,7 +93,7 @@ impl TaggedMetric {
             return self.overflow_id(tags);
         }
         let id = self.define(tags, values)?;
-        series.insert(values.iter().map(|v| v.to_string()).collect(), id);
+        series.insert(SeriesKey(values.iter().map(|v| v.to_string()).collect()), id);
         Some(id)
     }
 
@@ -141,6 +179,26 @@ impl<const N: usize> BatchedCounter<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn a_borrowed_tuple_hashes_like_its_key_and_splits_are_told_apart() {
+        let build = hashbrown::DefaultHashBuilder::default();
+        for n in [0usize, 1, 15, 16, 17, 40] {
+            let owned: Vec<String> = (0..n).map(|i| format!("value-{i}")).collect();
+            let borrowed: Vec<&str> = owned.iter().map(String::as_str).collect();
+            assert_eq!(
+                build.hash_one(SeriesKey(owned.clone())),
+                build.hash_one(BorrowedTuple(&borrowed)),
+                "{n} values"
+            );
+        }
+        // The same bytes split differently are different tuples, and hash differently.
+        let hash = |values: &[&str]| build.hash_one(BorrowedTuple(values));
+        assert_ne!(hash(&["ab", "c"]), hash(&["a", "bc"]));
+        assert_ne!(hash(&["", "a"]), hash(&["a", ""]));
+        assert_ne!(hash(&["a"]), hash(&["a", ""]));
+    }
 
     #[test]
     fn batched_counts_are_summed_per_series_until_flushed() {
