@@ -150,7 +150,7 @@ impl Hash for ClaimRef<'_> {
 
 impl PartialEq for ClaimKey {
     fn eq(&self, other: &ClaimKey) -> bool {
-        ClaimRef(&other.0).equivalent(self)
+        words_equal(&self.0, &other.0)
     }
 }
 
