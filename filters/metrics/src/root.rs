@@ -12,7 +12,7 @@ use wasmixer_shared::expr::Manifest;
 use wasmixer_shared::host::abi;
 use wasmixer_shared::host::identity::RootIdentity;
 use wasmixer_shared::host::plugin_configuration;
-use wasmixer_shared::host::property_batch::PropertyBatch;
+use wasmixer_shared::host::property_batch::{self, PropertyBatch};
 use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::telemetry::metric_plan::MetricPlan;
 use wasmixer_shared::telemetry::tcp_traffic::is_tcp_root_id;
@@ -57,12 +57,9 @@ impl MetricsRoot {
         self.shared.as_deref().map(|s| &s.table)
     }
 
-    /// Gives the configuration just applied `batch` instead of its own (a combined filter's
-    /// components share one); once streams hold the configuration it keeps its own.
+    /// Gives the configuration just applied `batch` instead of its own ([`property_batch::share_with`]).
     pub fn share_batch(&mut self, batch: Option<Rc<PropertyBatch>>) {
-        if let Some(shared) = self.shared.as_mut().and_then(Rc::get_mut) {
-            shared.batch = batch;
-        }
+        property_batch::share_with(&mut self.shared, |s| &mut s.batch, batch);
     }
 
     /// Takes `config` (the standalone filter's own document, or the mixer's), or rejects it.

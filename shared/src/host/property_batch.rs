@@ -15,6 +15,7 @@
 //! that keeps failing is tried only now and then.
 
 use std::cell::Cell;
+use std::rc::Rc;
 
 use super::abi;
 use crate::attr::envoy_bag::{Direction, SourceTable};
@@ -102,6 +103,19 @@ impl PropertyBatch {
 impl Drop for PropertyBatch {
     fn drop(&mut self) {
         let _ = abi::call_foreign_function("expr_delete", &self.token.to_le_bytes());
+    }
+}
+
+/// Gives a configuration just applied `batch` in place of its own (the components of a combined
+/// filter share one); once streams hold the configuration it keeps its own. `slot` picks the
+/// configuration's batch field.
+pub fn share_with<C>(
+    config: &mut Option<Rc<C>>,
+    slot: impl FnOnce(&mut C) -> &mut Option<Rc<PropertyBatch>>,
+    batch: Option<Rc<PropertyBatch>>,
+) {
+    if let Some(c) = config.as_mut().and_then(Rc::get_mut) {
+        *slot(c) = batch;
     }
 }
 
