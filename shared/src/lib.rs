@@ -4,6 +4,7 @@
 //! trait, so every piece of logic here runs (and is tested) natively and on wasm32.
 
 pub mod attr;
+pub mod bytes;
 pub mod config;
 pub mod diag;
 pub mod expr;
