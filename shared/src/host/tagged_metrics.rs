@@ -4,69 +4,20 @@
 //! builds a name nor calls the host.
 
 use std::cell::RefCell;
-use std::hash::{Hash, Hasher};
-
-use hashbrown::HashMap;
 
 use super::abi::{self, MetricType};
 use crate::telemetry::stat_name::write_tagged_name;
+use crate::telemetry::tuple_index::TupleIndex;
 
 /// One metric family: a name, a type, and the ids of the series defined so far.
 #[derive(Debug)]
 pub struct TaggedMetric {
     name: String,
     kind: MetricType,
-    series: RefCell<HashMap<SeriesKey, u32>>,
-    max_series: usize,
+    /// The tag tuples defined so far; a tuple's slot is its position in `ids`.
+    series: RefCell<TupleIndex>,
+    ids: RefCell<Vec<u32>>,
     overflow: RefCell<Option<u32>>,
-}
-
-/// A series' tag values, as the map keeps them.
-#[derive(Debug, PartialEq, Eq)]
-struct SeriesKey(Vec<String>);
-
-/// A tag tuple as `&[&str]`, looked up in the map without allocating: it hashes exactly like
-/// the [`SeriesKey`] with the same values.
-struct BorrowedTuple<'a>(&'a [&'a str]);
-
-impl Hash for SeriesKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_values(self.0.iter().map(String::as_str), state);
-    }
-}
-
-impl Hash for BorrowedTuple<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_values(self.0.iter().copied(), state);
-    }
-}
-
-impl hashbrown::Equivalent<SeriesKey> for BorrowedTuple<'_> {
-    fn equivalent(&self, key: &SeriesKey) -> bool {
-        key.0.len() == self.0.len() && key.0.iter().zip(self.0).all(|(a, b)| a == b)
-    }
-}
-
-/// Hashes a tuple as its values' bytes, one hasher call each, then their lengths, sixteen to a
-/// call (the lengths keep it unambiguous). Hashing each `str` the standard way takes two calls
-/// (the bytes, then a terminator); Istio's standard metrics hash four tuples of about 25 values
-/// on every request, and on wasm32 the second call cost ~2,900 instructions a request.
-fn hash_values<'a, H: Hasher>(values: impl Iterator<Item = &'a str>, state: &mut H) {
-    let mut lengths = [0u8; 64];
-    let mut filled = 0;
-    for value in values {
-        state.write(value.as_bytes());
-        let length = u32::try_from(value.len()).unwrap_or(u32::MAX).to_le_bytes();
-        if let Some(slot) = lengths.get_mut(filled..filled + 4) {
-            slot.copy_from_slice(&length);
-        }
-        filled += 4;
-        if filled == lengths.len() {
-            state.write(&lengths);
-            filled = 0;
-        }
-    }
-    state.write(lengths.get(..filled).unwrap_or_default());
 }
 
 /// Value used for every tag of the overflow series, once a family has `max_series` series.
@@ -77,8 +28,8 @@ impl TaggedMetric {
         TaggedMetric {
             name: name.into(),
             kind,
-            series: RefCell::new(HashMap::new()),
-            max_series,
+            series: RefCell::new(TupleIndex::new(max_series)),
+            ids: RefCell::new(Vec::new()),
             overflow: RefCell::new(None),
         }
     }
@@ -86,14 +37,16 @@ impl TaggedMetric {
     /// The metric id of the series with these tag values (`tags` names them in order).
     pub fn id(&self, tags: &[&str], values: &[&str]) -> Option<u32> {
         let mut series = self.series.try_borrow_mut().ok()?;
-        if let Some(id) = series.get(&BorrowedTuple(values)) {
-            return Some(*id);
+        let mut ids = self.ids.try_borrow_mut().ok()?;
+        if let Some(slot) = series.find(values) {
+            return ids.get(slot as usize).copied();
         }
-        if series.len() >= self.max_series {
+        if series.len() >= series.capacity() {
             return self.overflow_id(tags);
         }
-        let id = self.define(tags, values)?;
-        series.insert(SeriesKey(values.iter().map(|v| v.to_string()).collect()), id);
+        let id = define_series(&self.name, self.kind, tags, values)?;
+        series.insert(values)?;
+        ids.push(id);
         Some(id)
     }
 
@@ -101,16 +54,9 @@ impl TaggedMetric {
         let mut overflow = self.overflow.try_borrow_mut().ok()?;
         if overflow.is_none() {
             let values: Vec<&str> = tags.iter().map(|_| OVERFLOW_TAG_VALUE).collect();
-            *overflow = self.define(tags, &values);
+            *overflow = define_series(&self.name, self.kind, tags, &values);
         }
         *overflow
-    }
-
-    fn define(&self, tags: &[&str], values: &[&str]) -> Option<u32> {
-        let pairs: Vec<(&str, &str)> = tags.iter().copied().zip(values.iter().copied()).collect();
-        let mut name = String::with_capacity(self.name.len() + 16 * pairs.len());
-        write_tagged_name(&pairs, &self.name, &mut name);
-        abi::define_metric(self.kind, &name)
     }
 
     /// Number of distinct series defined (overflow excluded).
@@ -129,6 +75,15 @@ impl TaggedMetric {
             abi::record_metric(id, value);
         }
     }
+}
+
+/// Defines the series `values` of metric `name` (`tags` names the values in order): the stat
+/// `tag=.=value;.;...;.;name`.
+pub fn define_series(name: &str, kind: MetricType, tags: &[&str], values: &[&str]) -> Option<u32> {
+    let pairs: Vec<(&str, &str)> = tags.iter().copied().zip(values.iter().copied()).collect();
+    let mut stat = String::with_capacity(name.len() + 16 * pairs.len());
+    write_tagged_name(&pairs, name, &mut stat);
+    abi::define_metric(kind, &stat)
 }
 
 /// A counter family whose increments are summed in memory and handed to Envoy by
@@ -179,26 +134,6 @@ impl<const N: usize> BatchedCounter<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::BuildHasher;
-
-    #[test]
-    fn a_borrowed_tuple_hashes_like_its_key_and_splits_are_told_apart() {
-        let build = hashbrown::DefaultHashBuilder::default();
-        for n in [0usize, 1, 15, 16, 17, 40] {
-            let owned: Vec<String> = (0..n).map(|i| format!("value-{i}")).collect();
-            let borrowed: Vec<&str> = owned.iter().map(String::as_str).collect();
-            assert_eq!(
-                build.hash_one(SeriesKey(owned.clone())),
-                build.hash_one(BorrowedTuple(&borrowed)),
-                "{n} values"
-            );
-        }
-        // The same bytes split differently are different tuples, and hash differently.
-        let hash = |values: &[&str]| build.hash_one(BorrowedTuple(values));
-        assert_ne!(hash(&["ab", "c"]), hash(&["a", "bc"]));
-        assert_ne!(hash(&["", "a"]), hash(&["a", ""]));
-        assert_ne!(hash(&["a"]), hash(&["a", ""]));
-    }
 
     #[test]
     fn batched_counts_are_summed_per_series_until_flushed() {

@@ -13,4 +13,5 @@ pub mod stat_name;
 pub mod stdio;
 pub mod stringify;
 pub mod tcp_traffic;
+pub mod tuple_index;
 pub mod zap_json;
