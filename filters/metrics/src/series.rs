@@ -1,84 +1,57 @@
-//! Recording into Envoy: one [`TaggedMetric`] per metric family (ids cached per label tuple, a
-//! cap on distinct tuples with one overflow series), the filter's own metrics, and
-//! rate-limited log lines for what could not be recorded.
+//! Recording into Envoy: each family's series from the [`SeriesTable`] (ids by label tuple, a
+//! cap on distinct tuples with one overflow series), the filter's own metrics, and rate-limited
+//! log lines for what could not be recorded.
 
 use std::cell::RefCell;
 use std::fmt;
 
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
 use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
 use wasmixer_shared::host::abi::{self, MetricType};
-use wasmixer_shared::host::tagged_metrics::{TaggedMetric, OVERFLOW_TAG_VALUE};
+use wasmixer_shared::host::tagged_metrics::{define_series, TaggedMetric, OVERFLOW_TAG_VALUE};
 use wasmixer_shared::telemetry::metric_params::{MetricKind, MAX_LABELS};
 use wasmixer_shared::telemetry::metric_plan::{
     DropCause, MetricPlan, MetricSink, DROPPED_METRIC, OVERFLOW_METRIC, RULE_ERRORS_METRIC, SERIES_METRIC,
 };
+use wasmixer_shared::telemetry::series_table::{Series, SeriesTable};
 
 const METRIC_TAG: [&str; 1] = ["metric"];
 const DROPPED_TAGS: [&str; 2] = ["metric", "reason"];
 const RULE_TAG: [&str; 1] = ["rule"];
 
-/// What one record did to its family.
-enum Outcome {
-    /// A series that already existed.
-    Existing,
-    /// A new series; the family now has this many.
-    New(usize),
-    /// The family is at its cap and the tuple is new: recorded in the overflow series.
-    Overflow,
-    /// Envoy refused to define the stat.
-    Undefined,
-}
-
-/// One family's series.
-struct FamilySeries {
+/// One family as Envoy sees it.
+struct Family {
     name: String,
     labels: Vec<String>,
+    kind: MetricType,
     /// Counter increments are summed here and handed to Envoy on the root's tick: one host call
     /// per series per tick instead of one per request.
     batched: bool,
-    metric: TaggedMetric,
-    max_series: usize,
-    /// Ids of the real series. Envoy hands out a new id for every `proxy_define_metric` call,
-    /// so once the family is at its cap, an id not in here is the overflow series.
-    ids: RefCell<HashSet<u32>>,
 }
 
-impl FamilySeries {
-    fn record(&self, values: &[&str], value: u64, pending: &RefCell<HashMap<u32, u64>>) -> Outcome {
+impl Family {
+    /// Defines the series `values` (the overflow series for `None`).
+    fn define(&self, values: Option<&[&str]>) -> Option<u32> {
         let mut tags: [&str; MAX_LABELS] = [""; MAX_LABELS];
         for (slot, l) in tags.iter_mut().zip(&self.labels) {
             *slot = l;
         }
         let tags = tags.get(..self.labels.len().min(MAX_LABELS)).unwrap_or(&[]);
-        let before = self.metric.series_count();
-        let Some(id) = self.metric.id(tags, values) else {
-            return Outcome::Undefined;
-        };
-        match pending.try_borrow_mut() {
-            Ok(mut p) if self.batched => *p.entry(id).or_insert(0) += value,
-            _ => {
-                abi::record_metric(id, value);
+        match values {
+            Some(values) => define_series(&self.name, self.kind, tags, values),
+            None => {
+                let overflow = [OVERFLOW_TAG_VALUE; MAX_LABELS];
+                define_series(&self.name, self.kind, tags, overflow.get(..tags.len()).unwrap_or(&[]))
             }
-        }
-        let after = self.metric.series_count();
-        let Ok(mut ids) = self.ids.try_borrow_mut() else {
-            return Outcome::Existing;
-        };
-        if after > before {
-            ids.insert(id);
-            Outcome::New(after)
-        } else if before >= self.max_series && !ids.contains(&id) {
-            Outcome::Overflow
-        } else {
-            Outcome::Existing
         }
     }
 }
 
 /// Everything that records into Envoy, for one configuration.
 pub struct Recorder {
-    families: Vec<FamilySeries>,
+    families: Vec<Family>,
+    series_table: RefCell<SeriesTable>,
+    max_series: usize,
     dropped: TaggedMetric,
     overflow: TaggedMetric,
     series: TaggedMetric,
@@ -109,15 +82,15 @@ impl Recorder {
             families: plan
                 .families
                 .iter()
-                .map(|f| FamilySeries {
+                .map(|f| Family {
                     name: f.name.clone(),
                     labels: f.labels.clone(),
+                    kind: metric_type(f.kind),
                     batched: f.kind == MetricKind::Counter,
-                    metric: TaggedMetric::new(f.name.clone(), metric_type(f.kind), max),
-                    max_series: max,
-                    ids: RefCell::new(HashSet::new()),
                 })
                 .collect(),
+            series_table: RefCell::new(SeriesTable::new(n, plan.tuple_classes(), max)),
+            max_series: max,
             dropped: TaggedMetric::new(DROPPED_METRIC, MetricType::Counter, 3 * n + 8),
             overflow: TaggedMetric::new(OVERFLOW_METRIC, MetricType::Counter, n + 8),
             series: TaggedMetric::new(SERIES_METRIC, MetricType::Gauge, n + 8),
@@ -140,7 +113,29 @@ impl Recorder {
 
     /// The sink for one request's report.
     pub fn sink<'a>(&'a self, plan: &'a MetricPlan, context_id: u32) -> Sink<'a> {
+        if let Ok(mut table) = self.series_table.try_borrow_mut() {
+            table.begin_record();
+        }
         Sink { recorder: self, plan, context_id }
+    }
+
+    /// Records `value` in family `fi`'s series for `labels` (of tuple class `class`).
+    fn record(&self, fi: usize, class: usize, labels: &[&str], value: u64) -> Series {
+        let (Some(family), Ok(mut table)) = (self.families.get(fi), self.series_table.try_borrow_mut()) else {
+            return Series::Undefined;
+        };
+        let series = table.series(fi, class, labels, |values| family.define(values));
+        let id = match series {
+            Series::Existing(id) | Series::New(id, _) | Series::Overflow(id) => id,
+            Series::Undefined => return series,
+        };
+        match self.pending.try_borrow_mut() {
+            Ok(mut p) if family.batched => *p.entry(id).or_insert(0) += value,
+            _ => {
+                abi::record_metric(id, value);
+            }
+        }
+        series
     }
 }
 
@@ -152,7 +147,7 @@ pub struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    fn family(&self, metric: usize) -> Option<(usize, &FamilySeries)> {
+    fn family(&self, metric: usize) -> Option<(usize, &Family)> {
         let def = self.plan.metrics.get(metric)?;
         Some((def.family, self.recorder.families.get(def.family)?))
     }
@@ -168,21 +163,22 @@ impl MetricSink for Sink<'_> {
             return;
         };
         let r = self.recorder;
-        match family.record(labels, envoy_value, &r.pending) {
-            Outcome::Existing => {}
-            Outcome::New(count) => r.series.record(&METRIC_TAG, &[family.name.as_str()], count as u64),
-            Outcome::Overflow => {
+        let class = self.plan.metrics.get(metric).map_or(usize::MAX, |d| d.tuple());
+        match r.record(fi, class, labels, envoy_value) {
+            Series::Existing(_) => {}
+            Series::New(_, count) => r.series.record(&METRIC_TAG, &[family.name.as_str()], count as u64),
+            Series::Overflow(_) => {
                 r.overflow.increment(&METRIC_TAG, &[family.name.as_str()], 1);
                 if let Some(suppressed) = admitted(r.overflow_logs.get(fi)) {
                     log::warn!(
                         "#{} wasmixer-metrics: metric {} has reached its cap of {} series (metrics.max_series_per_metric); new label combinations are recorded in the series whose labels are all {OVERFLOW_TAG_VALUE:?} ({suppressed} similar suppressed)",
                         self.context_id,
                         family.name,
-                        family.max_series
+                        r.max_series
                     );
                 }
             }
-            Outcome::Undefined => {
+            Series::Undefined => {
                 if let Some(suppressed) = admitted(r.overflow_logs.get(fi)) {
                     log::warn!("#{} wasmixer-metrics: Envoy refused to define a stat of metric {} ({suppressed} similar suppressed)", self.context_id, family.name);
                 }

@@ -92,6 +92,16 @@ pub struct MetricDef {
     value: Program,
     /// Indexes into the plan's shared dimension programs, in the family's label order.
     dimensions: Vec<usize>,
+    /// Its label tuple's class: metrics with the same dimensions, in the same order, have the
+    /// same label values in every request (see [`MetricSink::sample`]).
+    tuple: usize,
+}
+
+impl MetricDef {
+    /// Its label tuple's class, `0..`[`MetricPlan::tuple_classes`].
+    pub fn tuple(&self) -> usize {
+        self.tuple
+    }
 }
 
 /// A rule with actions to prometheus handlers.
@@ -131,7 +141,9 @@ impl DropCause {
 /// Receives what [`MetricPlan::record`] produces; the filter records into Envoy, tests collect.
 pub trait MetricSink {
     /// A sample of metric `metric` (index into [`MetricPlan::metrics`]): label values in the
-    /// family's label order, Mixer's number, and the integer to give Envoy.
+    /// family's label order, Mixer's number, and the integer to give Envoy. Within one
+    /// [`MetricPlan::record`], samples of metrics of one [`MetricDef::tuple`] class have the
+    /// same label values.
     fn sample(&mut self, metric: usize, labels: &[&str], value: f64, envoy_value: u64);
     /// A sample that was dropped; the other samples of the request still record.
     fn dropped(&mut self, metric: usize, cause: DropCause, detail: &dyn fmt::Display);
@@ -354,6 +366,11 @@ impl MetricPlan {
     /// Every attribute a report may read: what a filter needs to be able to fetch.
     pub fn attributes(&self) -> &[AttrId] {
         &self.attributes
+    }
+
+    /// Number of label tuple classes ([`MetricDef::tuple`]).
+    pub fn tuple_classes(&self) -> usize {
+        self.metrics.iter().map(|m| m.tuple + 1).max().unwrap_or(0)
     }
 
     /// The family a metric def records into.
@@ -831,12 +848,17 @@ impl Builder<'_> {
                 self.families.len() - 1
             }
         };
+        let tuple = match self.metrics.iter().find(|m| m.dimensions == dim_programs) {
+            Some(same) => same.tuple,
+            None => self.metrics.iter().map(|m| m.tuple + 1).max().unwrap_or(0),
+        };
         self.metrics.push(MetricDef {
             family,
             instance: inst.fqn.clone(),
             handler: handler.display_name.clone(),
             value,
             dimensions: dim_programs,
+            tuple,
         });
         Some(self.metrics.len() - 1)
     }

@@ -9,6 +9,7 @@ pub mod log_text;
 pub mod metric_params;
 pub mod metric_plan;
 pub mod prometheus;
+pub mod series_table;
 pub mod stat_name;
 pub mod stdio;
 pub mod stringify;
