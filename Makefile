@@ -37,7 +37,7 @@ WASM_OPT       ?= wasm-opt
 WASM_OPT_FLAGS ?= -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
                   --enable-mutable-globals --one-caller-inline-max-function-size=500
 
-.PHONY: help setup wasm size test test-native test-wasm32 test-integration lint clean run bench bench-instructions bench-expr bench-request-paths profile-request-paths
+.PHONY: help setup wasm size test test-native test-wasm32 test-integration lint clean run bench bench-instructions bench-expr bench-request-paths profile-request-paths profile-instructions
 
 help: ## list the verbs
 	@echo "wasmixer make verbs:"
@@ -87,9 +87,9 @@ setup: ## install what a fresh machine lacks (rust targets, envoy, Debian packag
 
 test: setup lint test-native test-wasm32 test-integration test-compose ## THE test command: installs, lints (rustfmt, clippy), then native, wasm32, end-to-end and (with Docker) compose tests
 
-test-native: ## cargo test for the workspace (host target), integration crate excluded
+test-native: ## cargo test for the workspace (host target); the end-to-end crate runs in test-integration, the CEL comparison crate has no tests
 	@echo "==> native tests"
-	$(CARGO) test --no-fail-fast --workspace --exclude wasmixer-integration --exclude wasmixer-bench-expr --exclude wasmixer-bench
+	$(CARGO) test --no-fail-fast --workspace --exclude wasmixer-integration --exclude wasmixer-bench-expr
 
 # The shared crate's tests on wasm32-unknown-unknown, run by wasm-bindgen-test-runner under
 # node. The runner must match the wasm-bindgen version in Cargo.lock (.ci/install does that).
@@ -172,6 +172,18 @@ bench-request-paths: ## each seed plan's per-request work inside a filter (nativ
 # Its own target directory: the build keeps the name section (strip none), which would otherwise
 # make cargo rebuild the filters' dependencies for the next `make wasm`.
 PROFILE_TARGET_DIR := $(TARGET_DIR)/wasm-profile
+# Filters built as `make wasm` builds them, with their name section kept, for the function
+# report of `--functions` (bench/run/src/wasm_functions.rs).
+NAMED_DIST       := target/wasm-named
+NAMED_TARGET_DIR := target/wasm-named-build
+PROFILE_SETUPS   ?= metrics-standard
+
+profile-instructions: setup ## instructions per request of PROFILE_SETUPS (default metrics-standard) and the filter functions that run them, under callgrind
+	CARGO_TARGET_DIR=$(NAMED_TARGET_DIR) CARGO_PROFILE_RELEASE_STRIP=none WASM_METADCE_FLAGS=-g \
+	  $(MAKE) wasm DIST=$(NAMED_DIST) WASM_OPT_FLAGS="$(WASM_OPT_FLAGS) -g --strip-dwarf"
+	$(CARGO) run -q -p wasmixer-bench -- --instructions --functions 30 --only $(PROFILE_SETUPS) \
+	  --dist $(NAMED_DIST) --out $(NAMED_DIST)/results --no-readme $(BENCH_ARGS)
+
 profile-request-paths: ## the same per-request work as WebAssembly under node (V8), profiled: the functions that take the time
 	CARGO_TARGET_DIR=$(PROFILE_TARGET_DIR) CARGO_PROFILE_RELEASE_STRIP=none \
 	  $(CARGO) build --release --target $(WASM_TARGET) -p wasmixer-bench-expr --bin request_paths

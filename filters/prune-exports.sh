@@ -31,7 +31,9 @@ trap 'rm -f "$graph"' EXIT
   done
   printf ']\n'
 } >"$graph"
-wasm-metadce "$in" --graph-file "$graph" -o "$out" \
+# WASM_METADCE_FLAGS: e.g. -g to keep the name section (make profile-instructions).
+# shellcheck disable=SC2086
+wasm-metadce ${WASM_METADCE_FLAGS:-} "$in" --graph-file "$graph" -o "$out" \
   --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals \
   | grep -v '^unused: ' || true
 

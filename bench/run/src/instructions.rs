@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 
 use crate::envoy::{self, Envoy};
 use crate::setups::{self, Setup};
-use crate::{load, report, Options, Unit};
+use crate::{load, report, wasm_functions, Options, Unit};
 
 /// Seconds of load per counted round, and the rounds per setup.
 const ROUND_SECS: u32 = 3;
@@ -47,6 +47,8 @@ pub struct Counted {
     pub rounds: Vec<f64>,
     pub requests: u64,
     pub start_secs: f64,
+    /// `--functions`: where the modules' own code spent its instructions.
+    pub functions: Option<String>,
 }
 
 impl Counted {
@@ -90,8 +92,11 @@ pub fn run(o: &Options, root: &Path, envoy_bin: &str) -> Result<Vec<Counted>, St
                 // The guard lives in the closure only: the queue is not locked while counting.
                 while let Some(setup) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
                     let t0 = Instant::now();
-                    let counted = count(&setup, envoy_bin, core, dir);
+                    let counted = count(&setup, envoy_bin, core, dir, o.functions);
                     print_progress(&counted, t0.elapsed());
+                    if let Some(f) = &counted.functions {
+                        print!("{}", indent(f));
+                    }
                     if let Ok(mut r) = results.lock() {
                         r.push(counted);
                     }
@@ -107,6 +112,10 @@ pub fn run(o: &Options, root: &Path, envoy_bin: &str) -> Result<Vec<Counted>, St
     let mut counted = results.into_inner().map_err(|e| e.to_string())?;
     counted.sort_by_key(|c| order.iter().position(|n| *n == c.name).unwrap_or(usize::MAX));
     Ok(counted)
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}\n")).collect()
 }
 
 fn print_progress(c: &Counted, took: Duration) {
@@ -125,7 +134,7 @@ fn print_progress(c: &Counted, took: Duration) {
 
 /// Starts `setup`'s Envoy under callgrind on `core`, warms it up, checks that it does its work,
 /// and counts `ROUNDS` rounds.
-fn count(setup: &Setup, envoy_bin: &str, core: usize, dir: &Path) -> Counted {
+fn count(setup: &Setup, envoy_bin: &str, core: usize, dir: &Path, functions: usize) -> Counted {
     let mut c = Counted {
         name: setup.name.to_string(),
         baseline: setup.baseline.to_string(),
@@ -135,7 +144,34 @@ fn count(setup: &Setup, envoy_bin: &str, core: usize, dir: &Path) -> Counted {
     if let Err(why) = count_into(&mut c, setup, envoy_bin, core, dir) {
         c.skipped = Some(why);
     }
+    if functions > 0 && c.skipped.is_none() && !wasm_functions::setup_modules(&setup.filters).is_empty() {
+        c.functions =
+            Some(functions_report(&c, setup, dir, functions).unwrap_or_else(|e| format!("no function report: {e}\n")));
+    }
     c
+}
+
+/// `--functions`: the report of the round kept (the smallest), from its dump.
+fn functions_report(c: &Counted, setup: &Setup, dir: &Path, top: usize) -> Result<String, String> {
+    let modules = wasm_functions::setup_modules(&setup.filters);
+    let mut named = Vec::new();
+    for m in &modules {
+        match wasm_functions::module_names(m)? {
+            Some(n) => named.push(n),
+            None => return Err(format!("{} has no name section (make profile-instructions builds one)", m.display())),
+        }
+    }
+    let (round, per_request) = c
+        .rounds
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_finite())
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .ok_or("no round")?;
+    let path = dir.join(format!("{}.callgrind.{}", setup.name, round + 1));
+    let dump = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let requests = summary_line(&dump).ok_or("dump without a summary")? as f64 / per_request;
+    Ok(wasm_functions::report(&dump, requests, &named, top))
 }
 
 fn count_into(c: &mut Counted, setup: &Setup, envoy_bin: &str, core: usize, dir: &Path) -> Result<(), String> {
@@ -435,6 +471,13 @@ pub fn report(o: &Options, root: &Path, counted: &[Counted], header: &str) -> Re
     let md_path = out.join(format!("instructions{suffix}.md"));
     std::fs::write(&md_path, &md).map_err(|e| format!("{}: {e}", md_path.display()))?;
     written.push(md_path);
+    let functions: String =
+        counted.iter().filter_map(|c| Some(format!("{}\n{}\n", c.name, indent(c.functions.as_deref()?)))).collect();
+    if !functions.is_empty() {
+        let path = out.join(format!("instructions{suffix}-functions.txt"));
+        std::fs::write(&path, format!("{header}\n\n{functions}")).map_err(|e| format!("{}: {e}", path.display()))?;
+        written.push(path);
+    }
     if o.readme && o.only.is_empty() {
         let readme = root.join("bench/README.md");
         let text = std::fs::read_to_string(&readme).map_err(|e| format!("{}: {e}", readme.display()))?;

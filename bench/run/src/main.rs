@@ -25,6 +25,7 @@ mod procfs;
 mod report;
 mod setups;
 mod wasm_floor;
+mod wasm_functions;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,9 @@ usage: wasmixer-bench [--quick] [options]
                        in each one-hop setup under valgrind's callgrind (deterministic; about
                        8 minutes for every setup; default --max-secs 1800); honours --only,
                        --quick, --dist, --out, --no-readme, --keep and the two cores
+  --functions N        with --instructions: also the N functions of each filter module that
+                       run the most instructions per request, from the dump, for modules
+                       built with a name section (make profile-instructions)
 ";
 
 /// The default time limit of an `--instructions` run (Envoy under valgrind starts slowly).
@@ -91,6 +95,8 @@ pub struct Options {
     pub keep: bool,
     /// Count instructions per request under callgrind instead of timing (see `instructions`).
     pub instructions: bool,
+    /// With `instructions`: the top functions of each module (see `wasm_functions`); 0 for none.
+    pub functions: usize,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -116,6 +122,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         readme: !quick,
         keep: false,
         instructions: false,
+        functions: 0,
     };
     let mut max_secs_given = false;
     let mut it = args.iter();
@@ -146,6 +153,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 max_secs_given = true;
             }
             "--instructions" => o.instructions = true,
+            "--functions" => o.functions = num(a, val(a)?)?,
             "--no-readme" => o.readme = false,
             "--keep" => o.keep = true,
             "-h" | "--help" => return Err(String::new()),
@@ -154,6 +162,9 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     }
     if o.instructions && !max_secs_given {
         o.max_secs = INSTRUCTIONS_MAX_SECS;
+    }
+    if o.functions > 0 && !o.instructions {
+        return Err("--functions goes with --instructions".into());
     }
     if o.rounds == 0 || o.turn_secs == 0 {
         return Err("--rounds and --turn-secs must be at least 1".into());
