@@ -6,62 +6,47 @@
 use std::cell::RefCell;
 
 use super::abi::{self, MetricType};
+use crate::telemetry::series_table::{Series, SeriesTable};
 use crate::telemetry::stat_name::write_tagged_name;
-use crate::telemetry::tuple_index::TupleIndex;
 
 /// One metric family: a name, a type, and the ids of the series defined so far.
 #[derive(Debug)]
 pub struct TaggedMetric {
     name: String,
     kind: MetricType,
-    /// The tag tuples defined so far; a tuple's slot is its position in `ids`.
-    series: RefCell<TupleIndex>,
-    ids: RefCell<Vec<u32>>,
-    overflow: RefCell<Option<u32>>,
+    series: RefCell<SeriesTable>,
 }
 
 /// Value used for every tag of the overflow series, once a family has `max_series` series.
 pub const OVERFLOW_TAG_VALUE: &str = "overflow";
 
+/// No tuple class: a lone family looks each tuple up (no per-record memo).
+const NO_CLASS: usize = usize::MAX;
+
 impl TaggedMetric {
     pub fn new(name: impl Into<String>, kind: MetricType, max_series: usize) -> TaggedMetric {
-        TaggedMetric {
-            name: name.into(),
-            kind,
-            series: RefCell::new(TupleIndex::new(max_series)),
-            ids: RefCell::new(Vec::new()),
-            overflow: RefCell::new(None),
-        }
+        TaggedMetric { name: name.into(), kind, series: RefCell::new(SeriesTable::new(1, 0, max_series)) }
     }
 
     /// The metric id of the series with these tag values (`tags` names them in order).
     pub fn id(&self, tags: &[&str], values: &[&str]) -> Option<u32> {
         let mut series = self.series.try_borrow_mut().ok()?;
-        let mut ids = self.ids.try_borrow_mut().ok()?;
-        if let Some(slot) = series.find(values) {
-            return ids.get(slot as usize).copied();
+        let define = |values: Option<&[&str]>| match values {
+            Some(values) => define_series(&self.name, self.kind, tags, values),
+            None => {
+                let overflow: Vec<&str> = tags.iter().map(|_| OVERFLOW_TAG_VALUE).collect();
+                define_series(&self.name, self.kind, tags, &overflow)
+            }
+        };
+        match series.series(0, NO_CLASS, values, define) {
+            Series::Existing(id) | Series::New(id, _) | Series::Overflow(id) => Some(id),
+            Series::Undefined => None,
         }
-        if series.len() >= series.capacity() {
-            return self.overflow_id(tags);
-        }
-        let id = define_series(&self.name, self.kind, tags, values)?;
-        series.insert(values)?;
-        ids.push(id);
-        Some(id)
-    }
-
-    fn overflow_id(&self, tags: &[&str]) -> Option<u32> {
-        let mut overflow = self.overflow.try_borrow_mut().ok()?;
-        if overflow.is_none() {
-            let values: Vec<&str> = tags.iter().map(|_| OVERFLOW_TAG_VALUE).collect();
-            *overflow = define_series(&self.name, self.kind, tags, &values);
-        }
-        *overflow
     }
 
     /// Number of distinct series defined (overflow excluded).
     pub fn series_count(&self) -> usize {
-        self.series.try_borrow().map_or(0, |s| s.len())
+        self.series.try_borrow().map_or(0, |s| s.count(0))
     }
 
     pub fn increment(&self, tags: &[&str], values: &[&str], delta: i64) {

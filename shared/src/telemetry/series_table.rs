@@ -65,8 +65,9 @@ impl SeriesTable {
         }
     }
 
-    /// The stat of family `family` for label `values` of tuple class `class`. `define` makes a
-    /// stat: `Some(values)` for a new series, `None` for the family's overflow series.
+    /// The stat of family `family` for label `values` of tuple class `class` (a class number
+    /// the table was not made for looks the tuple up every time). `define` makes a stat:
+    /// `Some(values)` for a new series, `None` for the family's overflow series.
     pub fn series(
         &mut self,
         family: usize,
