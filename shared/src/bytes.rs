@@ -14,6 +14,12 @@ pub fn words_equal(a: &[u8], b: &[u8]) -> bool {
         && a_tail.iter().zip(b_tail).all(|(x, y)| x == y)
 }
 
+/// Two lists of strings, equal element by element (property paths: short strings compared
+/// often, where a `memcmp` call costs more than the comparison).
+pub fn strs_equal<A: AsRef<str>>(a: &[A], b: &[&str]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| words_equal(x.as_ref().as_bytes(), y.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -30,5 +36,15 @@ mod tests {
             }
             assert!(!words_equal(&a, &a[..len.saturating_sub(1)]) || len == 0);
         }
+    }
+
+    #[test]
+    fn string_lists_compare_element_by_element() {
+        assert!(strs_equal(&["response", "code"], &["response", "code"]));
+        assert!(strs_equal(&[String::from("a")], &["a"]));
+        assert!(!strs_equal(&["response", "code"], &["response", "codes"]));
+        assert!(!strs_equal(&["responsec", "ode"], &["response", "code"]));
+        assert!(!strs_equal(&["response"], &["response", "code"]));
+        assert!(strs_equal::<&str>(&[], &[]));
     }
 }

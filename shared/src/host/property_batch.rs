@@ -20,6 +20,7 @@ use std::rc::Rc;
 use super::abi;
 use crate::attr::envoy_bag::{Direction, SourceTable};
 use crate::attr::sources::Source;
+use crate::bytes::strs_equal;
 
 /// Properties present on every finished HTTP stream (the direction too: Envoy answers 0 for a
 /// listener without a `traffic_direction`, as `get_property` does).
@@ -68,7 +69,7 @@ impl PropertyBatch {
 
     /// Where `path` is in the batch.
     pub fn index_of(&self, path: &[&str]) -> Option<usize> {
-        self.paths.iter().position(|p| *p == path)
+        self.paths.iter().position(|p| strs_equal(p, path))
     }
 
     /// This request's values, in the batch's order; `None` when the evaluation failed or the

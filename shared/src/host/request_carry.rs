@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::attr::envoy_bag::Direction;
 use crate::attr::workload_attributes::WorkloadAttributes;
+use crate::bytes::strs_equal;
 
 /// A peer as far as this request knows it: not asked yet, or asked (present or absent).
 #[derive(Clone, Default)]
@@ -154,7 +155,7 @@ impl RequestCarry {
             return fetch();
         }
         if let Ok(memo) = self.final_properties.try_borrow() {
-            if let Some((_, v)) = memo.iter().find(|(p, _)| p.iter().map(String::as_str).eq(path.iter().copied())) {
+            if let Some((_, v)) = memo.iter().find(|(p, _)| strs_equal(p, path)) {
                 return v.clone();
             }
         }
@@ -193,7 +194,7 @@ impl RequestCarry {
             return;
         }
         if let Ok(mut memo) = self.final_properties.try_borrow_mut() {
-            if !memo.iter().any(|(p, _)| p.iter().map(String::as_str).eq(path.iter().copied())) {
+            if !memo.iter().any(|(p, _)| strs_equal(p, path)) {
                 memo.push((path.iter().map(|s| (*s).to_string()).collect(), value));
             }
         }
