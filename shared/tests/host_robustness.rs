@@ -58,7 +58,7 @@ fn text(rng: &mut Rng) -> String {
 }
 
 impl Host for GarbageHost {
-    fn property(&self, _path: &[&str]) -> Option<Vec<u8>> {
+    fn property(&self, _path: &'static [&'static str]) -> Option<Vec<u8>> {
         self.maybe(garbage)
     }
     fn headers(&self, _response: bool) -> Vec<(String, String)> {

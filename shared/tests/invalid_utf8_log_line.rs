@@ -26,7 +26,7 @@ struct RawHost {
 }
 
 impl Host for RawHost {
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+    fn property(&self, path: &'static [&'static str]) -> Option<Vec<u8>> {
         (path == ["request", "referer"]).then(|| self.referer.clone())
     }
     fn headers(&self, response: bool) -> Vec<(String, String)> {

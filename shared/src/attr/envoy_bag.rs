@@ -394,7 +394,7 @@ mod tests {
     }
 
     impl Host for FakeHost {
-        fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        fn property(&self, path: &'static [&'static str]) -> Option<Vec<u8>> {
             self.calls.borrow_mut().push(path.join("."));
             self.properties.iter().find(|(p, _)| p.as_slice() == path).map(|(_, v)| v.clone())
         }

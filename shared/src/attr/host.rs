@@ -9,8 +9,10 @@ use super::workload_attributes::WorkloadAttributes;
 
 /// Envoy, as the attribute layer sees it. Every method is one host call (or none).
 pub trait Host {
-    /// `get_property(path)`: `None` when absent or not available in this phase.
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+    /// `get_property(path)`: `None` when absent or not available in this phase. Paths are the
+    /// vocabulary's, fixed at build time (`'static`), so a host may remember facts about a path
+    /// by its address.
+    fn property(&self, path: &'static [&'static str]) -> Option<Vec<u8>>;
     /// All request (or response) headers, lowercase names.
     fn headers(&self, response: bool) -> Vec<(String, String)>;
     /// One request (or response) header.

@@ -14,7 +14,7 @@
 //! before its response has no `response.code`) the reader falls back to single reads. A batch
 //! that keeps failing is tried only now and then.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use super::abi;
@@ -39,12 +39,19 @@ pub const BATCHABLE: [&[&str]; 10] = [
 
 /// After this many failures in a row a batch is tried once every [`RETRY_EVERY`] requests.
 const GIVE_UP_AFTER: u32 = 16;
+/// Distinct property paths remembered by address (the vocabulary has fewer).
+const MAX_KNOWN_PATHS: usize = 64;
 const RETRY_EVERY: u32 = 256;
+
+/// A `'static` path's address and length.
+type PathAddress = (usize, usize);
 
 /// One configuration's batch: the CEL list registered with Envoy, and its paths in order.
 #[derive(Debug)]
 pub struct PropertyBatch {
     paths: Vec<&'static [&'static str]>,
+    /// Paths looked up so far: their index in `paths`, if any.
+    known: RefCell<Vec<(PathAddress, Option<usize>)>>,
     token: u32,
     failures: Cell<u32>,
     warned: Cell<bool>,
@@ -64,12 +71,31 @@ impl PropertyBatch {
         if token.is_none() {
             log::info!("wasmixer: the host does not evaluate CEL expressions (expr_create); log-phase properties are read one by one");
         }
-        Some(PropertyBatch { paths, token: token?, failures: Cell::new(0), warned: Cell::new(false) })
+        Some(PropertyBatch {
+            paths,
+            known: RefCell::new(Vec::new()),
+            token: token?,
+            failures: Cell::new(0),
+            warned: Cell::new(false),
+        })
     }
 
-    /// Where `path` is in the batch.
-    pub fn index_of(&self, path: &[&str]) -> Option<usize> {
-        self.paths.iter().position(|p| strs_equal(p, path))
+    /// Where `path` is in the batch. Paths are `'static`, so each one read is remembered by its
+    /// address: the strings are compared once per path, not on every request.
+    pub fn index_of(&self, path: &'static [&'static str]) -> Option<usize> {
+        let address = (path.as_ptr() as usize, path.len());
+        if let Ok(known) = self.known.try_borrow() {
+            if let Some(&(_, index)) = known.iter().find(|(a, _)| *a == address) {
+                return index;
+            }
+        }
+        let index = self.paths.iter().position(|p| strs_equal(p, path));
+        if let Ok(mut known) = self.known.try_borrow_mut() {
+            if known.len() < MAX_KNOWN_PATHS {
+                known.push((address, index));
+            }
+        }
+        index
     }
 
     /// This request's values, in the batch's order; `None` when the evaluation failed or the
@@ -186,6 +212,27 @@ mod tests {
         assert_eq!(decode(&ANSWER, 6), None, "a different element count is not this batch's answer");
         assert_eq!(decode(&ANSWER[..ANSWER.len() - 12], 7), None, "truncated");
         assert_eq!(decode(&[], 7), None);
+    }
+
+    #[test]
+    fn index_of_finds_paths_by_content_and_then_by_address() {
+        static CODE: [&str; 2] = ["response", "code"];
+        static CODE_AGAIN: [&str; 2] = ["response", "code"];
+        static PATH: [&str; 2] = ["request", "path"];
+        let batch = PropertyBatch {
+            paths: vec![&Direction::PROPERTY, &["response", "code"]],
+            known: RefCell::new(Vec::new()),
+            token: 0,
+            failures: Cell::new(0),
+            warned: Cell::new(false),
+        };
+        for _ in 0..2 {
+            assert_eq!(batch.index_of(&CODE), Some(1));
+            assert_eq!(batch.index_of(&CODE_AGAIN), Some(1), "the same path at another address");
+            assert_eq!(batch.index_of(&PATH), None);
+            assert_eq!(batch.index_of(&Direction::PROPERTY), Some(0));
+        }
+        assert_eq!(batch.known.borrow().len(), 4);
     }
 
     #[test]

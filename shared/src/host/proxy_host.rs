@@ -62,7 +62,7 @@ impl ProxyHost<'_> {
     }
 
     /// `path` from this request's batch, if the batch has it and answered.
-    fn batched(&self, path: &[&str]) -> Option<Vec<u8>> {
+    fn batched(&self, path: &'static [&'static str]) -> Option<Vec<u8>> {
         let batch = self.batch?;
         let index = batch.index_of(path)?;
         self.carry.batched(batch.key(), index, || batch.fetch())
@@ -70,7 +70,7 @@ impl ProxyHost<'_> {
 }
 
 impl Host for ProxyHost<'_> {
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+    fn property(&self, path: &'static [&'static str]) -> Option<Vec<u8>> {
         self.carry.property(path, self.after_response, || {
             self.known_from_peer(path).or_else(|| self.batched(path)).or_else(|| abi::get_property(path))
         })

@@ -51,7 +51,7 @@ fn le(v: i64) -> Option<Vec<u8>> {
 }
 
 impl Host for MemoryHost {
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+    fn property(&self, path: &'static [&'static str]) -> Option<Vec<u8>> {
         // Once the verified caller is found, ProxyHost answers these from it.
         let from_peer = matches!(path, ["connection", "mtls" | "uri_san_peer_certificate"]);
         if !(from_peer && self.direction_known.get()) {
