@@ -63,7 +63,9 @@ impl PeerStream {
             Some(peer) => {
                 // Outbound, this runs on the response: the upstream connection is final, so the
                 // request's other components may reuse what is read here.
-                let fetch = |path: &[&str]| self.carry.property(path, self.outbound(), || abi::get_property(path));
+                let fetch = |path: &'static [&'static str]| {
+                    self.carry.property(path, self.outbound(), || abi::get_property(path))
+                };
                 let san = fetch(san_path).map(|b| String::from_utf8_lossy(&b).into_owned());
                 // A peer certificate with a URI SAN means the peer presented one: mutual TLS.
                 // Without one, the connection's own answer tells no_mtls from no_certificate.

@@ -18,7 +18,7 @@ enum PeerSlot {
 }
 
 /// A fetched property: its path and what Envoy answered.
-type PropertyMemo = (Vec<String>, Option<Vec<u8>>);
+type PropertyMemo = (&'static [&'static str], Option<Vec<u8>>);
 
 /// Per-request memory shared by the component streams of one request.
 #[derive(Default)]
@@ -146,7 +146,7 @@ impl RequestCarry {
     /// own properties (`connection.*`, `source.*`, `destination.*`).
     pub fn property(
         &self,
-        path: &[&str],
+        path: &'static [&'static str],
         after_response: bool,
         fetch: impl FnOnce() -> Option<Vec<u8>>,
     ) -> Option<Vec<u8>> {
@@ -155,13 +155,13 @@ impl RequestCarry {
             return fetch();
         }
         if let Ok(memo) = self.final_properties.try_borrow() {
-            if let Some((_, v)) = memo.iter().find(|(p, _)| strs_equal(p, path)) {
+            if let Some((_, v)) = memo.iter().find(|(p, _)| same_path(p, path)) {
                 return v.clone();
             }
         }
         let value = fetch();
         if let Ok(mut memo) = self.final_properties.try_borrow_mut() {
-            memo.push((path.iter().map(|s| (*s).to_string()).collect(), value.clone()));
+            memo.push((path, value.clone()));
         }
         value
     }
@@ -189,16 +189,21 @@ impl RequestCarry {
     /// Records the value of a property that cannot change any more, learned without asking
     /// Envoy (e.g. implied by a verification), for the request's other readers. Only a shared
     /// carry remembers properties; an entry already there is kept.
-    pub fn remember_property(&self, path: &[&str], value: Option<Vec<u8>>) {
+    pub fn remember_property(&self, path: &'static [&'static str], value: Option<Vec<u8>>) {
         if !self.shared {
             return;
         }
         if let Ok(mut memo) = self.final_properties.try_borrow_mut() {
-            if !memo.iter().any(|(p, _)| strs_equal(p, path)) {
-                memo.push((path.iter().map(|s| (*s).to_string()).collect(), value));
+            if !memo.iter().any(|(p, _)| same_path(p, path)) {
+                memo.push((path, value));
             }
         }
     }
+}
+
+/// The same property path: the same static (most often), or the same strings.
+fn same_path(a: &'static [&'static str], b: &'static [&'static str]) -> bool {
+    std::ptr::eq(a, b) || strs_equal(a, b)
 }
 
 fn resolve(
