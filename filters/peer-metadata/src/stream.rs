@@ -10,7 +10,7 @@ use wasmixer_shared::attr::spiffe::{verify_peer_claim, PeerTrust};
 use wasmixer_shared::attr::workload::WorkloadMetadata;
 use wasmixer_shared::host::abi::{self, MapType};
 use wasmixer_shared::host::identity::{
-    listener_direction, published_peer, DOWNSTREAM_PEER_STATE, UNDIRECTED_PEER_STATE, UNVERIFIED_PEER_STATE,
+    listener_direction, published_peer_bytes, DOWNSTREAM_PEER_STATE, UNDIRECTED_PEER_STATE, UNVERIFIED_PEER_STATE,
     UPSTREAM_PEER_STATE,
 };
 use wasmixer_shared::host::request_carry::RequestCarry;
@@ -36,8 +36,8 @@ impl PeerStream {
 }
 
 /// Takes the exchange headers out of `map`; host calls to remove them only when present.
-fn strip(map: MapType) -> Option<String> {
-    let value = abi::get_header(map, METADATA_HEADER)?;
+fn strip(map: MapType) -> Option<Vec<u8>> {
+    let value = abi::get_header_bytes(map, METADATA_HEADER)?;
     abi::remove_header(map, METADATA_HEADER);
     abi::remove_header(map, METADATA_ID_HEADER);
     Some(value)
@@ -49,13 +49,13 @@ impl PeerStream {
     }
 
     /// Verifies a received announcement against the connection's certificate and publishes it.
-    fn accept(&self, shared: &PeerShared, encoded: &str, direction: &'static str) {
+    fn accept(&self, shared: &PeerShared, encoded: &[u8], direction: &'static str) {
         let (san_path, mtls_path): (&[&str], Option<&[&str]>) = if self.outbound() {
             (&["upstream", "uri_san_peer_certificate"], None)
         } else {
             (&["connection", "uri_san_peer_certificate"], Some(&["connection", "mtls"]))
         };
-        let result = match shared.peers.get_or_decode(encoded) {
+        let result = match shared.peers.get_or_decode_bytes(encoded) {
             None => {
                 self.carry.learn_peer(None, true);
                 "malformed"
@@ -87,8 +87,8 @@ impl PeerStream {
                                 Some(Direction::Inbound) => DOWNSTREAM_PEER_STATE,
                                 None => UNDIRECTED_PEER_STATE,
                             };
-                            let value = published_peer(encoded, san.as_deref().unwrap_or_default());
-                            abi::set_property(&[key], value.as_bytes());
+                            let value = published_peer_bytes(encoded, san.as_deref().unwrap_or_default());
+                            abi::set_property(&[key], &value);
                         }
                         if !self.outbound() {
                             // Verification needs the client's certificate: the connection is mTLS.
@@ -100,7 +100,7 @@ impl PeerStream {
                     PeerTrust::Unverified(reason) => {
                         let published = shared.config.publish_unverified.then_some(peer);
                         if published.is_some() && shared.config.publish_filter_state {
-                            abi::set_property(&[UNVERIFIED_PEER_STATE], encoded.as_bytes());
+                            abi::set_property(&[UNVERIFIED_PEER_STATE], encoded);
                         }
                         self.carry.learn_peer(published, false);
                         reason.as_str()
@@ -124,8 +124,8 @@ impl HttpContext for PeerStream {
                 .unwrap_or_default();
             match &shared.local_metadata {
                 Some(meta) if shared.config.may_announce_to(&cluster) => {
-                    abi::replace_header(MapType::RequestHeaders, METADATA_HEADER, meta);
-                    abi::replace_header(MapType::RequestHeaders, METADATA_ID_HEADER, &shared.local_id);
+                    abi::replace_header_bytes(MapType::RequestHeaders, METADATA_HEADER, meta.as_bytes());
+                    abi::replace_header_bytes(MapType::RequestHeaders, METADATA_ID_HEADER, shared.local_id.as_bytes());
                     self.announced = true;
                 }
                 // Never forward an announcement the application made up, nor leak ours.
@@ -152,8 +152,8 @@ impl HttpContext for PeerStream {
             }
         } else if let (true, Some(meta)) = (self.caller_announced, &shared.local_metadata) {
             // Replacing also overwrites anything the application set under these names.
-            abi::replace_header(MapType::ResponseHeaders, METADATA_HEADER, meta);
-            abi::replace_header(MapType::ResponseHeaders, METADATA_ID_HEADER, &shared.local_id);
+            abi::replace_header_bytes(MapType::ResponseHeaders, METADATA_HEADER, meta.as_bytes());
+            abi::replace_header_bytes(MapType::ResponseHeaders, METADATA_ID_HEADER, shared.local_id.as_bytes());
         } else {
             strip(MapType::ResponseHeaders);
         }

@@ -241,16 +241,26 @@ pub fn get_header_map(map: MapType) -> Vec<(String, String)> {
 /// answers that with no buffer at all). Bytes that are not UTF-8 are kept as raw-byte
 /// characters ([`byte_string`]).
 pub fn get_header(map: MapType, name: &str) -> Option<String> {
+    get_header_bytes(map, name).map(byte_string::from_bytes)
+}
+
+/// A header value's bytes as Envoy has them (no text conversion: for values such as base64
+/// that are only ever handled as bytes).
+pub fn get_header_bytes(map: MapType, name: &str) -> Option<Vec<u8>> {
     // SAFETY: pointers to `name` and to live locals, per the ABI contract.
     let (ok, bytes) = call_getter(|data, size| unsafe {
         imports::proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), data, size)
     });
-    ok.then(|| byte_string::from_bytes(bytes.unwrap_or_default()))
+    ok.then(|| bytes.unwrap_or_default())
 }
 
 /// Header edits; each returns success. Raw-byte characters in `value` are sent as their bytes.
 pub fn replace_header(map: MapType, name: &str, value: &str) -> bool {
-    let value = byte_string::to_bytes(value);
+    replace_header_bytes(map, name, &byte_string::to_bytes(value))
+}
+
+/// [`replace_header`] with the value's bytes as they are.
+pub fn replace_header_bytes(map: MapType, name: &str, value: &[u8]) -> bool {
     // SAFETY: pointers to live strings, per the ABI contract.
     unsafe {
         imports::proxy_replace_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len())

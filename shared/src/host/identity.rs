@@ -36,6 +36,15 @@ pub fn published_peer(encoded: &str, certificate_san: &str) -> String {
     format!("{encoded}\n{certificate_san}")
 }
 
+/// [`published_peer`] of a claim as received (bytes).
+pub fn published_peer_bytes(encoded: &[u8], certificate_san: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded.len() + 1 + certificate_san.len());
+    out.extend_from_slice(encoded);
+    out.push(b'\n');
+    out.extend_from_slice(certificate_san.as_bytes());
+    out
+}
+
 /// The direction of the listener the current stream arrived on (`xds.listener_direction`).
 pub fn listener_direction() -> Option<Direction> {
     Direction::from_property(&abi::get_property(&Direction::PROPERTY)?)
@@ -208,7 +217,16 @@ impl PeerCache {
 
     /// Looks an encoded peer (the `x-envoy-peer-metadata` value) up, decoding it on a miss.
     pub fn get_or_decode(&self, encoded: &str) -> Option<Rc<WorkloadAttributes>> {
-        self.get_or_insert(encoded.as_bytes(), || WorkloadMetadata::decode_header(encoded).ok().map(|m| (&m).into()))
+        self.get_or_decode_bytes(encoded.as_bytes())
+    }
+
+    /// [`PeerCache::get_or_decode`] of a header value as received: a hit needs no UTF-8 check,
+    /// a miss is checked before it is decoded.
+    pub fn get_or_decode_bytes(&self, encoded: &[u8]) -> Option<Rc<WorkloadAttributes>> {
+        self.get_or_insert(encoded, || {
+            let encoded = std::str::from_utf8(encoded).ok()?;
+            WorkloadMetadata::decode_header(encoded).ok().map(|m| (&m).into())
+        })
     }
 
     /// Looks a peer up in the form the peer-metadata filter publishes ([`published_peer`]).
@@ -275,6 +293,18 @@ mod tests {
             ..WorkloadMetadata::default()
         };
         w.encode_header()
+    }
+
+    #[test]
+    fn claims_received_as_bytes_decode_and_publish_as_text_would() {
+        let cache = PeerCache::default();
+        let encoded = claim("reviews");
+        let peer = cache.get_or_decode_bytes(encoded.as_bytes()).unwrap();
+        assert!(Rc::ptr_eq(&peer, &cache.get_or_decode(&encoded).unwrap()), "one cache entry for both forms");
+        assert_eq!(peer.workload_name.as_deref(), Some("reviews"));
+        assert!(cache.get_or_decode_bytes(b"\xff\xfe not base64").is_none());
+        let san = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
+        assert_eq!(published_peer_bytes(encoded.as_bytes(), san), published_peer(&encoded, san).into_bytes());
     }
 
     #[test]
