@@ -1354,6 +1354,39 @@ mod tests {
         assert_eq!(c.samples[1], (1, strings(&["-", "GET"]), 2.0, 2));
     }
 
+    #[test]
+    fn metrics_with_the_same_dimensions_share_a_tuple_class_and_its_labels() {
+        let p = plan(&local(
+            r#"{"resources": [
+          {"kind": "instance", "metadata": {"name": "a"}, "spec": {"compiledTemplate": "metric", "params": {"value": "1", "dimensions": {"ua": "request.useragent | \"-\""}}}},
+          {"kind": "instance", "metadata": {"name": "b"}, "spec": {"compiledTemplate": "metric", "params": {"value": "2", "dimensions": {"ua": "request.useragent | \"-\"", "m": "request.method | \"-\""}}}},
+          {"kind": "instance", "metadata": {"name": "c"}, "spec": {"compiledTemplate": "metric", "params": {"value": "3", "dimensions": {"agent": "request.useragent | \"-\""}}}},
+          {"kind": "handler", "metadata": {"name": "h"}, "spec": {"compiledAdapter": "prometheus", "params": {"metrics": [
+             {"name": "a", "instance_name": "a.instance.default", "kind": "COUNTER", "label_names": ["ua"]},
+             {"name": "b", "instance_name": "b.instance.default", "kind": "COUNTER", "label_names": ["ua", "m"]},
+             {"name": "c", "instance_name": "c.instance.default", "kind": "GAUGE", "label_names": ["agent"]}]}}},
+          {"kind": "rule", "metadata": {"name": "r"}, "spec": {"actions": [{"handler": "h", "instances": ["a", "b", "c"]}]}}]}"#,
+        ))
+        .unwrap();
+        let class = |m: usize| p.metrics[m].tuple();
+        // `c` names its label differently but takes it from the same dimension as `a`.
+        assert_eq!(class(0), class(2));
+        assert_ne!(class(0), class(1));
+        assert_eq!(p.tuple_classes(), 2);
+        for bag in [bag(&[("request.useragent", s("curl"))]), bag_with_method(), bag(&[])] {
+            let mut c = Collect::default();
+            p.record(&bag, &mut c);
+            assert_eq!(c.samples.len(), 3);
+            for (m, labels, _, _) in &c.samples {
+                for (other, other_labels, _, _) in &c.samples {
+                    if class(*m) == class(*other) {
+                        assert_eq!(labels, other_labels, "metrics {m} and {other} in one record");
+                    }
+                }
+            }
+        }
+    }
+
     fn bag_with_method() -> MapBag {
         bag(&[("request.method", s("GET"))])
     }
