@@ -10,7 +10,7 @@ use wasmixer_shared::attr::spiffe::{verify_peer_claim, PeerTrust};
 use wasmixer_shared::attr::workload::WorkloadMetadata;
 use wasmixer_shared::host::abi::{self, MapType};
 use wasmixer_shared::host::identity::{
-    listener_direction, published_peer_bytes, DOWNSTREAM_PEER_STATE, UNDIRECTED_PEER_STATE, UNVERIFIED_PEER_STATE,
+    listener_direction, published_peer, DOWNSTREAM_PEER_STATE, UNDIRECTED_PEER_STATE, UNVERIFIED_PEER_STATE,
     UPSTREAM_PEER_STATE,
 };
 use wasmixer_shared::host::request_carry::RequestCarry;
@@ -55,7 +55,7 @@ impl PeerStream {
         } else {
             (&["connection", "uri_san_peer_certificate"], Some(&["connection", "mtls"]))
         };
-        let result = match shared.peers.get_or_decode_bytes(encoded) {
+        let result = match shared.peers.get_or_decode(encoded) {
             None => {
                 self.carry.learn_peer(None, true);
                 "malformed"
@@ -87,7 +87,7 @@ impl PeerStream {
                                 Some(Direction::Inbound) => DOWNSTREAM_PEER_STATE,
                                 None => UNDIRECTED_PEER_STATE,
                             };
-                            let value = published_peer_bytes(encoded, san.as_deref().unwrap_or_default());
+                            let value = published_peer(encoded, san.as_deref().unwrap_or_default());
                             abi::set_property(&[key], &value);
                         }
                         if !self.outbound() {

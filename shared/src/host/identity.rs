@@ -32,12 +32,7 @@ pub const UNVERIFIED_PEER_STATE: &str = "wasmixer_peer_unverified";
 /// The filter-state value of a verified peer: its encoded claim and, on a line of its own, the
 /// certificate SAN it was verified against (base64 never holds a newline), so readers learn
 /// the peer's principal and that the connection is mTLS without asking Envoy again.
-pub fn published_peer(encoded: &str, certificate_san: &str) -> String {
-    format!("{encoded}\n{certificate_san}")
-}
-
-/// [`published_peer`] of a claim as received (bytes).
-pub fn published_peer_bytes(encoded: &[u8], certificate_san: &str) -> Vec<u8> {
+pub fn published_peer(encoded: &[u8], certificate_san: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(encoded.len() + 1 + certificate_san.len());
     out.extend_from_slice(encoded);
     out.push(b'\n');
@@ -212,31 +207,21 @@ impl PeerCache {
     }
 
     fn resolve_key(&self, key: &str) -> Option<Rc<WorkloadAttributes>> {
-        self.get_or_decode_published_bytes(&abi::get_property(&["filter_state", key])?)
+        self.get_or_decode_published(&abi::get_property(&["filter_state", key])?)
     }
 
-    /// Looks an encoded peer (the `x-envoy-peer-metadata` value) up, decoding it on a miss.
-    pub fn get_or_decode(&self, encoded: &str) -> Option<Rc<WorkloadAttributes>> {
-        self.get_or_decode_bytes(encoded.as_bytes())
-    }
-
-    /// [`PeerCache::get_or_decode`] of a header value as received: a hit needs no UTF-8 check,
-    /// a miss is checked before it is decoded.
-    pub fn get_or_decode_bytes(&self, encoded: &[u8]) -> Option<Rc<WorkloadAttributes>> {
+    /// Looks an encoded peer (the `x-envoy-peer-metadata` value, as received) up, decoding it on
+    /// a miss: a hit needs no UTF-8 check, a miss is checked before it is decoded.
+    pub fn get_or_decode(&self, encoded: &[u8]) -> Option<Rc<WorkloadAttributes>> {
         self.get_or_insert(encoded, || {
             let encoded = std::str::from_utf8(encoded).ok()?;
             WorkloadMetadata::decode_header(encoded).ok().map(|m| (&m).into())
         })
     }
 
-    /// Looks a peer up in the form the peer-metadata filter publishes ([`published_peer`]).
-    pub fn get_or_decode_published(&self, published: &str) -> Option<Rc<WorkloadAttributes>> {
-        self.get_or_decode_published_bytes(published.as_bytes())
-    }
-
-    /// [`PeerCache::get_or_decode_published`] of a value as read from filter state: a hit
-    /// needs no UTF-8 check, a miss is checked before it is decoded.
-    fn get_or_decode_published_bytes(&self, published: &[u8]) -> Option<Rc<WorkloadAttributes>> {
+    /// Looks a peer up in the form the peer-metadata filter publishes ([`published_peer`]), as
+    /// read from filter state: a hit needs no UTF-8 check, a miss is checked before it is decoded.
+    pub fn get_or_decode_published(&self, published: &[u8]) -> Option<Rc<WorkloadAttributes>> {
         self.get_or_insert(published, || {
             let published = std::str::from_utf8(published).ok()?;
             let (encoded, san) = match published.rsplit_once('\n') {
@@ -296,34 +281,34 @@ mod tests {
     }
 
     #[test]
-    fn claims_received_as_bytes_decode_and_publish_as_text_would() {
+    fn claims_decode_from_bytes_and_publish_as_claim_newline_san() {
         let cache = PeerCache::default();
         let encoded = claim("reviews");
-        let peer = cache.get_or_decode_bytes(encoded.as_bytes()).unwrap();
-        assert!(Rc::ptr_eq(&peer, &cache.get_or_decode(&encoded).unwrap()), "one cache entry for both forms");
+        let peer = cache.get_or_decode(encoded.as_bytes()).unwrap();
+        assert!(Rc::ptr_eq(&peer, &cache.get_or_decode(encoded.as_bytes()).unwrap()), "one cache entry");
         assert_eq!(peer.workload_name.as_deref(), Some("reviews"));
-        assert!(cache.get_or_decode_bytes(b"\xff\xfe not base64").is_none());
+        assert!(cache.get_or_decode(b"\xff\xfe not base64").is_none());
         let san = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
-        assert_eq!(published_peer_bytes(encoded.as_bytes(), san), published_peer(&encoded, san).into_bytes());
+        assert_eq!(published_peer(encoded.as_bytes(), san), format!("{encoded}\n{san}").into_bytes());
     }
 
     #[test]
     fn a_published_peer_carries_the_san_it_was_verified_against() {
         let cache = PeerCache::default();
         let san = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
-        let published = published_peer(&claim("reviews"), san);
+        let published = published_peer(claim("reviews").as_bytes(), san);
         let peer = cache.get_or_decode_published(&published).unwrap();
         assert_eq!(peer.workload_name.as_deref(), Some("reviews"));
         assert_eq!(peer.certificate_san.as_deref(), Some(san));
         // An earlier filter's bare claim still decodes, without a SAN.
-        let bare = cache.get_or_decode_published(&claim("reviews")).unwrap();
+        let bare = cache.get_or_decode_published(claim("reviews").as_bytes()).unwrap();
         assert_eq!((bare.workload_name.as_deref(), bare.certificate_san.as_deref()), (Some("reviews"), None));
         // The same value is decoded once.
         assert!(Rc::ptr_eq(&peer, &cache.get_or_decode_published(&published).unwrap()));
         assert_eq!(cache.len(), 2);
-        assert!(cache.get_or_decode_published("not base64!\nspiffe://x").is_none());
+        assert!(cache.get_or_decode_published(b"not base64!\nspiffe://x").is_none());
         // An empty SAN tells nothing (the filters then ask Envoy).
-        let empty = cache.get_or_decode_published(&published_peer(&claim("ratings"), "")).unwrap();
+        let empty = cache.get_or_decode_published(&published_peer(claim("ratings").as_bytes(), "")).unwrap();
         assert_eq!(empty.certificate_san, None);
     }
 
@@ -333,20 +318,20 @@ mod tests {
         let cache = PeerCache::default();
         let (a, b) = (claim("reviews-a"), claim("reviews-b"));
         assert_eq!(a.len(), b.len());
-        let (pa, pb) = (cache.get_or_decode(&a).unwrap(), cache.get_or_decode(&b).unwrap());
+        let (pa, pb) = (cache.get_or_decode(a.as_bytes()).unwrap(), cache.get_or_decode(b.as_bytes()).unwrap());
         assert_eq!(pb.workload_name.as_deref(), Some("reviews-b"));
         assert!(!Rc::ptr_eq(&pa, &pb));
-        assert!(Rc::ptr_eq(&pa, &cache.get_or_decode(&a).unwrap()));
+        assert!(Rc::ptr_eq(&pa, &cache.get_or_decode(a.as_bytes()).unwrap()));
     }
 
     #[test]
     fn the_oldest_peer_is_evicted_first() {
         let cache = PeerCache::with_capacity(2);
         let (a, b, c) = (claim("a"), claim("b"), claim("c"));
-        let first = cache.get_or_decode(&a).unwrap();
-        cache.get_or_decode(&b).unwrap();
-        cache.get_or_decode(&c).unwrap();
+        let first = cache.get_or_decode(a.as_bytes()).unwrap();
+        cache.get_or_decode(b.as_bytes()).unwrap();
+        cache.get_or_decode(c.as_bytes()).unwrap();
         assert_eq!(cache.len(), 2);
-        assert!(!Rc::ptr_eq(&first, &cache.get_or_decode(&a).unwrap()), "a was evicted and decoded again");
+        assert!(!Rc::ptr_eq(&first, &cache.get_or_decode(a.as_bytes()).unwrap()), "a was evicted and decoded again");
     }
 }
