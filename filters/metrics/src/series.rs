@@ -37,13 +37,7 @@ impl Family {
             *slot = l;
         }
         let tags = tags.get(..self.labels.len().min(MAX_LABELS)).unwrap_or(&[]);
-        match values {
-            Some(values) => define_series(&self.name, self.kind, tags, values),
-            None => {
-                let overflow = [OVERFLOW_TAG_VALUE; MAX_LABELS];
-                define_series(&self.name, self.kind, tags, overflow.get(..tags.len()).unwrap_or(&[]))
-            }
-        }
+        define_series(&self.name, self.kind, tags, values)
     }
 }
 

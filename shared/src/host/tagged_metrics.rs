@@ -31,14 +31,7 @@ impl TaggedMetric {
     /// The metric id of the series with these tag values (`tags` names them in order).
     pub fn id(&self, tags: &[&str], values: &[&str]) -> Option<u32> {
         let mut series = self.series.try_borrow_mut().ok()?;
-        let define = |values: Option<&[&str]>| match values {
-            Some(values) => define_series(&self.name, self.kind, tags, values),
-            None => {
-                let overflow: Vec<&str> = tags.iter().map(|_| OVERFLOW_TAG_VALUE).collect();
-                define_series(&self.name, self.kind, tags, &overflow)
-            }
-        };
-        match series.series(0, NO_CLASS, values, define) {
+        match series.series(0, NO_CLASS, values, |values| define_series(&self.name, self.kind, tags, values)) {
             Series::Existing(id) | Series::New(id, _) | Series::Overflow(id) => Some(id),
             Series::Undefined => None,
         }
@@ -62,10 +55,14 @@ impl TaggedMetric {
     }
 }
 
-/// Defines the series `values` of metric `name` (`tags` names the values in order): the stat
+/// Defines the series `values` of metric `name` (`tags` names the values in order), or its
+/// overflow series (every tag [`OVERFLOW_TAG_VALUE`]) for `None`: the stat
 /// `tag=.=value;.;...;.;name`.
-pub fn define_series(name: &str, kind: MetricType, tags: &[&str], values: &[&str]) -> Option<u32> {
-    let pairs: Vec<(&str, &str)> = tags.iter().copied().zip(values.iter().copied()).collect();
+pub fn define_series(name: &str, kind: MetricType, tags: &[&str], values: Option<&[&str]>) -> Option<u32> {
+    let pairs: Vec<(&str, &str)> = match values {
+        Some(values) => tags.iter().copied().zip(values.iter().copied()).collect(),
+        None => tags.iter().map(|&t| (t, OVERFLOW_TAG_VALUE)).collect(),
+    };
     let mut stat = String::with_capacity(name.len() + 16 * pairs.len());
     write_tagged_name(&pairs, name, &mut stat);
     abi::define_metric(kind, &stat)
