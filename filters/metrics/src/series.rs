@@ -45,7 +45,6 @@ impl Family {
 pub struct Recorder {
     families: Vec<Family>,
     series_table: RefCell<SeriesTable>,
-    max_series: usize,
     dropped: TaggedMetric,
     overflow: TaggedMetric,
     series: TaggedMetric,
@@ -84,7 +83,6 @@ impl Recorder {
                 })
                 .collect(),
             series_table: RefCell::new(SeriesTable::new(n, plan.tuple_classes(), max)),
-            max_series: max,
             dropped: TaggedMetric::new(DROPPED_METRIC, MetricType::Counter, 3 * n + 8),
             overflow: TaggedMetric::new(OVERFLOW_METRIC, MetricType::Counter, n + 8),
             series: TaggedMetric::new(SERIES_METRIC, MetricType::Gauge, n + 8),
@@ -168,7 +166,7 @@ impl MetricSink for Sink<'_> {
                         "#{} wasmixer-metrics: metric {} has reached its cap of {} series (metrics.max_series_per_metric); new label combinations are recorded in the series whose labels are all {OVERFLOW_TAG_VALUE:?} ({suppressed} similar suppressed)",
                         self.context_id,
                         family.name,
-                        r.max_series
+                        self.plan.options.max_series_per_metric
                     );
                 }
             }
