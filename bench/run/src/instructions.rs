@@ -144,16 +144,20 @@ fn count(setup: &Setup, envoy_bin: &str, core: usize, dir: &Path, functions: usi
     if let Err(why) = count_into(&mut c, setup, envoy_bin, core, dir) {
         c.skipped = Some(why);
     }
-    if functions > 0 && c.skipped.is_none() && !wasm_functions::setup_modules(&setup.filters).is_empty() {
+    if functions > 0 && c.skipped.is_none() {
         c.functions =
-            Some(functions_report(&c, setup, dir, functions).unwrap_or_else(|e| format!("no function report: {e}\n")));
+            functions_report(&c, setup, dir, functions).unwrap_or_else(|e| Some(format!("no function report: {e}\n")));
     }
     c
 }
 
-/// `--functions`: the report of the round kept (the smallest), from its dump.
-fn functions_report(c: &Counted, setup: &Setup, dir: &Path, top: usize) -> Result<String, String> {
+/// `--functions`: the report of the round kept (the smallest), from its dump; `None` for a
+/// setup without a Wasm module.
+fn functions_report(c: &Counted, setup: &Setup, dir: &Path, top: usize) -> Result<Option<String>, String> {
     let modules = wasm_functions::setup_modules(&setup.filters);
+    if modules.is_empty() {
+        return Ok(None);
+    }
     let mut named = Vec::new();
     for m in &modules {
         match wasm_functions::module_names(m)? {
@@ -171,7 +175,7 @@ fn functions_report(c: &Counted, setup: &Setup, dir: &Path, top: usize) -> Resul
     let path = dir.join(format!("{}.callgrind.{}", setup.name, round + 1));
     let dump = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let requests = summary_line(&dump).ok_or("dump without a summary")? as f64 / per_request;
-    Ok(wasm_functions::report(&dump, requests, &named, top))
+    Ok(Some(wasm_functions::report(&dump, requests, &named, top)))
 }
 
 fn count_into(c: &mut Counted, setup: &Setup, envoy_bin: &str, core: usize, dir: &Path) -> Result<(), String> {
