@@ -122,11 +122,6 @@ impl TupleIndex {
         Some(slot)
     }
 
-    /// The most tuples it numbers.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     /// Number of tuples numbered.
     pub fn len(&self) -> usize {
         self.slots.len()
