@@ -26,11 +26,16 @@ fn listener(port: u16, deny_config: &str) -> Result<String, HarnessError> {
 
 /// The listener with `before` (one-line JSON HTTP filters) ahead of the deny filter.
 fn listener_with(port: u16, before: &[String], deny_config: &str) -> Result<String, HarnessError> {
+    Ok(format!(r#"{{"resources":[{}]}}"#, listener_resource("ingress", port, before, deny_config)?))
+}
+
+/// One listener resource named `name` (one-line JSON).
+fn listener_resource(name: &str, port: u16, before: &[String], deny_config: &str) -> Result<String, HarnessError> {
     let mut entries = before.to_vec();
     entries.push(wasm_filter("deny", &wasm_path("deny")?, deny_config));
     let filters = http_filters(&entries);
     Ok(format!(
-        r#"{{"resources":[{{"@type":"type.googleapis.com/envoy.config.listener.v3.Listener","name":"ingress","address":{{"socket_address":{{"address":"127.0.0.1","port_value":{port}}}}},"filter_chains":[{{"filters":[{{"name":"envoy.filters.network.http_connection_manager","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager","stat_prefix":"ingress","route_config":{{"name":"local","virtual_hosts":[{{"name":"all","domains":["*"],"routes":[{{"match":{{"prefix":"/"}},"route":{{"cluster":"backend"}}}}]}}]}},"http_filters":{filters}}}}}]}}]}}]}}"#
+        r#"{{"@type":"type.googleapis.com/envoy.config.listener.v3.Listener","name":"{name}","address":{{"socket_address":{{"address":"127.0.0.1","port_value":{port}}}}},"filter_chains":[{{"filters":[{{"name":"envoy.filters.network.http_connection_manager","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager","stat_prefix":"{name}","route_config":{{"name":"local","virtual_hosts":[{{"name":"all","domains":["*"],"routes":[{{"match":{{"prefix":"/"}},"route":{{"cluster":"backend"}}}}]}}]}},"http_filters":{filters}}}}}]}}]}}"#
     ))
 }
 
@@ -212,6 +217,42 @@ fn a_bad_configuration_is_rejected_and_the_previous_one_keeps_serving() -> Resul
     std::thread::sleep(Duration::from_millis(500));
     ensure!(hop.get("evil")?.status == 403, "the previous configuration stopped serving");
     ensure!(hop.get("alice")?.status == 200, "the previous configuration stopped serving");
+    Ok(())
+}
+
+/// Two listeners whose deny filters share one VM (same `vm_id` and code) with different
+/// configurations: each request is judged by its own listener's configuration.
+#[test]
+fn listeners_sharing_a_vm_keep_their_own_configurations() -> Result<(), HarnessError> {
+    let hop = start("deny-two-roots", USER_RULE, "")?;
+    let everyone =
+        USER_RULE.replace(r#"(request.headers[\"x-user\"] | \"\") == \"evil\""#, "true").replace("go away", "closed");
+    let second = wasmixer_integration::free_port()?;
+    let both = format!(
+        r#"{{"resources":[{},{}]}}"#,
+        listener_resource("ingress", hop.port, &[], USER_RULE)?,
+        listener_resource("closed", second, &[], &everyone)?
+    );
+    write_lds(&hop.lds_path, &both)?;
+    let closed = |user: &str| Request::get("/x").header("x-user", user).send(([127, 0, 0, 1], second).into());
+    wait_until(Duration::from_secs(10), || closed("alice").is_ok())?;
+    // Alternate, so that each listener's streams follow one another's.
+    for _ in 0..3 {
+        let denied = closed("alice")?;
+        ensure!(
+            denied.status == 403 && denied.body_text() == "PERMISSION_DENIED:h.istio-system:closed",
+            "second listener: {} {:?}",
+            denied.status,
+            denied.body_text()
+        );
+        ensure!(hop.get("alice")?.status == 200, "first listener judged alice by the second's configuration");
+        let evil = hop.get("evil")?;
+        ensure!(
+            evil.body_text() == "PERMISSION_DENIED:h.istio-system:go away",
+            "first listener: {:?}",
+            evil.body_text()
+        );
+    }
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 
 mod metrics;
 pub mod root;
+pub mod sdk_http_call;
 pub mod stream;
 
 #[cfg(feature = "standalone")]

@@ -22,6 +22,7 @@ use wasmixer_shared::telemetry::log_options::{AccessLogOptions, NetworkOptions};
 use wasmixer_shared::telemetry::log_plan::LogPlan;
 
 use crate::metrics::{EnvoyMetrics, Pending};
+use crate::sdk_http_call;
 use crate::stream::{AccessLogStream, Scratch, Shared};
 
 /// Tick period without a network sink: counters are reported this often.
@@ -191,10 +192,10 @@ impl AccessLogRoot {
             None => return,
             Some(p) => {
                 let headers: Vec<(&str, &str)> = n.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                // Through the SDK (see `abi::dispatch_http_call`), from this root context: the
-                // answer comes back to `on_http_call_response` below, never to a stream.
+                // From this root context: the answer comes back to `on_http_call_response`
+                // below, never to a stream.
                 let token =
-                    abi::dispatch_http_call(&n.options.cluster, &headers, p.body.as_bytes(), n.options.timeout_ms);
+                    sdk_http_call::dispatch(&n.options.cluster, &headers, p.body.as_bytes(), n.options.timeout_ms);
                 (token, p.retry, p.lines)
             }
         };

@@ -3,8 +3,6 @@
 
 use std::rc::Rc;
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
 use wasmixer_shared::attr::envoy_bag::SourceTable;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::Manifest;
@@ -23,15 +21,35 @@ const LIST_FETCH_TIMEOUT_MS: u32 = 5_000;
 /// Counters are flushed (and fetched lists checked) this often.
 pub const TICK_MS: u32 = 1_000;
 
-#[derive(Default)]
+/// How a root starts an HTTP call (see [`abi::dispatch_http_call`]): a filter on the SDK's
+/// dispatcher must go through the SDK.
+pub type HttpCaller = fn(&str, &[(&str, &str)], &[u8], u32) -> Option<u32>;
+
 pub struct DenyRoot {
     shared: Option<Rc<Shared>>,
+    http_call: HttpCaller,
     /// Outstanding list fetches: (token, handler index).
     fetches: Vec<(u32, usize)>,
     last_fetch_ns: Vec<i64>,
 }
 
+impl Default for DenyRoot {
+    fn default() -> DenyRoot {
+        DenyRoot::with_http_caller(abi::dispatch_http_call)
+    }
+}
+
 impl DenyRoot {
+    /// A root whose list fetches start with `http_call`.
+    pub fn with_http_caller(http_call: HttpCaller) -> DenyRoot {
+        DenyRoot { shared: None, http_call, fetches: Vec::new(), last_fetch_ns: Vec::new() }
+    }
+
+    /// What streams of the current configuration share; `None` while no valid one is loaded.
+    pub fn shared(&self) -> Option<Rc<Shared>> {
+        self.shared.clone()
+    }
+
     /// A stream of the current configuration, sharing `carry` with the request's other components.
     pub fn stream(&self, context_id: u32, carry: Rc<RequestCarry>) -> DenyStream {
         DenyStream::new(context_id, self.shared.clone(), carry)
@@ -67,7 +85,7 @@ impl DenyRoot {
             let cluster = params.fetch_cluster().unwrap_or_default();
             let (authority, path) = split_url(url);
             let headers = [(":method", "GET"), (":path", path), (":authority", authority), (":scheme", "http")];
-            match abi::dispatch_http_call(&cluster, &headers, &[], LIST_FETCH_TIMEOUT_MS) {
+            match (self.http_call)(&cluster, &headers, &[], LIST_FETCH_TIMEOUT_MS) {
                 Some(token) => self.fetches.push((token, i)),
                 None => {
                     let outcome = FetchOutcome::NotSent;
@@ -92,8 +110,9 @@ fn split_url(url: &str) -> (&str, &str) {
     }
 }
 
-impl Context for DenyRoot {
-    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+impl DenyRoot {
+    /// The answer to a list fetch.
+    pub fn on_http_call_response(&mut self, token: u32, body_size: usize) {
         let Some(pos) = self.fetches.iter().position(|(t, _)| *t == token) else { return };
         let (_, index) = self.fetches.swap_remove(pos);
         let Some(shared) = self.shared.clone() else { return };
@@ -140,28 +159,22 @@ impl DenyRoot {
     }
 }
 
-impl RootContext for DenyRoot {
-    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        log::info!("wasmixer-deny {} started", env!("CARGO_PKG_VERSION"));
-        true
-    }
-
-    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+impl DenyRoot {
+    /// Reads the plugin's configuration and takes it, or rejects it.
+    pub fn on_configure(&mut self) -> bool {
         plugin_configuration::configure("wasmixer-deny", |config| self.apply(config))
     }
 
-    fn on_tick(&mut self) {
-        if let Some(shared) = &self.shared {
-            shared.metrics.flush(&shared.plan.rules);
-        }
+    /// Flushes the counters and refreshes fetched lists that are due.
+    pub fn on_tick(&mut self) {
+        self.flush();
         self.fetch_lists();
     }
 
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(self.stream(context_id, RequestCarry::new())))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+    /// Hands the counts so far to Envoy.
+    pub fn flush(&self) {
+        if let Some(shared) = &self.shared {
+            shared.metrics.flush(&shared.plan.rules);
+        }
     }
 }

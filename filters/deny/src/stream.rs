@@ -3,8 +3,6 @@
 
 use std::rc::Rc;
 
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
 use wasmixer_shared::diag::DEFAULT_INTERVAL_NS;
 use wasmixer_shared::host::abi::{self, MapType};
@@ -63,18 +61,55 @@ impl CheckObserver for Observer<'_> {
     }
 }
 
-pub struct DenyStream {
-    context_id: u32,
-    shared: Option<Rc<Shared>>,
-    carry: Rc<RequestCarry>,
-    response_edits: Vec<HeaderEdit>,
+/// Whether a request goes on after the check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// A local reply was sent; the request stops here.
+    Stop,
 }
 
-impl DenyStream {
-    /// A stream sharing `carry` with the request's other components.
-    pub fn new(context_id: u32, shared: Option<Rc<Shared>>, carry: Rc<RequestCarry>) -> DenyStream {
-        DenyStream { context_id, shared, carry, response_edits: Vec::new() }
+/// Checks one request against `shared`'s configuration (`None`: none valid ever loaded) from its
+/// request headers: answers a denial, or applies the request header operations and hands back
+/// the response's for [`apply_response_edits`].
+pub fn check_request(shared: Option<&Shared>, carry: &RequestCarry, context_id: u32) -> (Flow, Vec<HeaderEdit>) {
+    let Some(shared) = shared else {
+        // No valid configuration ever loaded: refuse rather than let unchecked traffic through.
+        abi::send_local_response(
+            500,
+            UNCONFIGURED_DETAILS,
+            b"wasmixer deny filter has no valid configuration",
+            &[],
+            None,
+        );
+        return (Flow::Stop, Vec::new());
+    };
+    let host = ProxyHost::for_request(&shared.identity, PeerTrustLevel::VerifiedOnly, carry);
+    let bag = EnvoyBag::new(&host, &shared.table);
+    let mut observer = Observer { metrics: &shared.metrics, context_id };
+    let now = if shared.plan.needs_clock() { abi::now_nanos() } else { 0 };
+    let result = shared.plan.check(&bag, now, &mut observer);
+    if result.status.is_ok() {
+        apply(MapType::RequestHeaders, &result.request_edits);
+        return (Flow::Continue, result.response_edits);
     }
+    // Envoy itself turns a local reply to a gRPC request into a trailers-only gRPC response
+    // (grpc-status our code, grpc-message the body), as it did for Istio's Mixer filter; for
+    // HTTP it sends the body as text/plain.
+    let body = result.status.body();
+    abi::send_local_response(
+        http_status(result.status.code),
+        DENIED_DETAILS,
+        body.as_bytes(),
+        &[],
+        Some(result.status.code),
+    );
+    (Flow::Stop, Vec::new())
+}
+
+/// The rules' response header operations for an allowed request, on its response headers.
+pub fn apply_response_edits(edits: &[HeaderEdit]) {
+    apply(MapType::ResponseHeaders, edits);
 }
 
 fn apply(map: MapType, edits: &[HeaderEdit]) {
@@ -87,49 +122,28 @@ fn apply(map: MapType, edits: &[HeaderEdit]) {
     }
 }
 
-impl Context for DenyStream {}
+/// One request's check as a component of a larger filter (the `mixer`), which keeps the
+/// response's edits with the stream.
+pub struct DenyStream {
+    context_id: u32,
+    shared: Option<Rc<Shared>>,
+    carry: Rc<RequestCarry>,
+    response_edits: Vec<HeaderEdit>,
+}
 
-impl HttpContext for DenyStream {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(shared) = self.shared.clone() else {
-            // No valid configuration ever loaded: refuse rather than let unchecked traffic through.
-            abi::send_local_response(
-                500,
-                UNCONFIGURED_DETAILS,
-                b"wasmixer deny filter has no valid configuration",
-                &[],
-                None,
-            );
-            return Action::Pause;
-        };
-        let host = ProxyHost::for_request(&shared.identity, PeerTrustLevel::VerifiedOnly, &self.carry);
-        let bag = EnvoyBag::new(&host, &shared.table);
-        let mut observer = Observer { metrics: &shared.metrics, context_id: self.context_id };
-        let now = if shared.plan.needs_clock() { abi::now_nanos() } else { 0 };
-        let result = shared.plan.check(&bag, now, &mut observer);
-        if result.status.is_ok() {
-            apply(MapType::RequestHeaders, &result.request_edits);
-            self.response_edits = result.response_edits;
-            return Action::Continue;
-        }
-        // Envoy itself turns a local reply to a gRPC request into a trailers-only gRPC response
-        // (grpc-status our code, grpc-message the body), as it did for Istio's Mixer filter; for
-        // HTTP it sends the body as text/plain.
-        let body = result.status.body();
-        abi::send_local_response(
-            http_status(result.status.code),
-            DENIED_DETAILS,
-            body.as_bytes(),
-            &[],
-            Some(result.status.code),
-        );
-        Action::Pause
+impl DenyStream {
+    /// A stream sharing `carry` with the request's other components.
+    pub fn new(context_id: u32, shared: Option<Rc<Shared>>, carry: Rc<RequestCarry>) -> DenyStream {
+        DenyStream { context_id, shared, carry, response_edits: Vec::new() }
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        if !self.response_edits.is_empty() {
-            apply(MapType::ResponseHeaders, &self.response_edits);
-        }
-        Action::Continue
+    pub fn on_request_headers(&mut self) -> Flow {
+        let (flow, response_edits) = check_request(self.shared.as_deref(), &self.carry, self.context_id);
+        self.response_edits = response_edits;
+        flow
+    }
+
+    pub fn on_response_headers(&mut self) {
+        apply_response_edits(&self.response_edits);
     }
 }

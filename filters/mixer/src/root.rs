@@ -19,12 +19,23 @@ use wasmixer_shared::host::request_carry::RequestCarry;
 
 use crate::stream::MixerStream;
 
-#[derive(Default)]
 pub struct MixerRoot {
     peer: PeerRoot,
     deny: DenyRoot,
     metrics: MetricsRoot,
     access_log: AccessLogRoot,
+}
+
+impl Default for MixerRoot {
+    fn default() -> MixerRoot {
+        MixerRoot {
+            peer: PeerRoot::default(),
+            // This filter runs on the SDK's dispatcher, which must learn every call's token.
+            deny: DenyRoot::with_http_caller(wasmixer_access_log::sdk_http_call::dispatch),
+            metrics: MetricsRoot::default(),
+            access_log: AccessLogRoot::default(),
+        }
+    }
 }
 
 /// The `peer_metadata` section of the document (absent: defaults).
@@ -55,7 +66,7 @@ impl MixerRoot {
 impl Context for MixerRoot {
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, trailers: usize) {
         if self.deny.owns_call(token) {
-            self.deny.on_http_call_response(token, headers, body_size, trailers);
+            self.deny.on_http_call_response(token, body_size);
         } else {
             self.access_log.on_http_call_response(token, headers, body_size, trailers);
         }

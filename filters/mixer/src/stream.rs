@@ -6,7 +6,7 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use wasmixer_access_log::stream::AccessLogStream;
-use wasmixer_deny::stream::DenyStream;
+use wasmixer_deny::stream::{DenyStream, Flow};
 use wasmixer_metrics::stream::MetricsStream;
 use wasmixer_peer_metadata::stream::PeerStream;
 use wasmixer_shared::attr::envoy_bag::Direction;
@@ -31,11 +31,14 @@ impl HttpContext for MixerStream {
         if self.carry.direction(listener_direction) == Some(Direction::Outbound) {
             return Action::Continue;
         }
-        self.deny.on_http_request_headers(num_headers, end_of_stream)
+        match self.deny.on_request_headers() {
+            Flow::Continue => Action::Continue,
+            Flow::Stop => Action::Pause,
+        }
     }
 
     fn on_http_response_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
-        self.deny.on_http_response_headers(num_headers, end_of_stream);
+        self.deny.on_response_headers();
         self.peer.on_http_response_headers(num_headers, end_of_stream)
     }
 

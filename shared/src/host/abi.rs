@@ -112,6 +112,19 @@ mod imports {
             return_data: *mut *mut u8,
             return_size: *mut usize,
         ) -> u32;
+        pub fn proxy_http_call(
+            upstream_data: *const u8,
+            upstream_size: usize,
+            headers_data: *const u8,
+            headers_size: usize,
+            body_data: *const u8,
+            body_size: usize,
+            trailers_data: *const u8,
+            trailers_size: usize,
+            timeout_ms: u32,
+            return_token: *mut u32,
+        ) -> u32;
+        pub fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
     }
 }
 
@@ -186,6 +199,33 @@ mod imports {
     ) -> u32 {
         NOT_FOUND
     }
+    pub unsafe fn proxy_http_call(
+        _: *const u8,
+        _: usize,
+        _: *const u8,
+        _: usize,
+        _: *const u8,
+        _: usize,
+        _: *const u8,
+        _: usize,
+        _: u32,
+        _: *mut u32,
+    ) -> u32 {
+        NOT_FOUND
+    }
+    pub unsafe fn proxy_log(_: u32, _: *const u8, _: usize) -> u32 {
+        NOT_FOUND
+    }
+}
+
+/// What `proxy_on_memory_allocate` answers: `size` bytes from the module's allocator, in the
+/// shape [`take`] hands back to it. A filter with its own entry points exports it; with the SDK's
+/// dispatcher, the SDK does the same.
+pub fn allocate_for_host(size: usize) -> *mut u8 {
+    let mut buffer: Vec<u8> = Vec::with_capacity(size);
+    let data = buffer.as_mut_ptr();
+    std::mem::forget(buffer);
+    data
 }
 
 /// Takes ownership of a buffer the host allocated through `proxy_on_memory_allocate`.
@@ -339,26 +379,46 @@ pub fn set_tick_period_ms(period: u32) -> bool {
 /// Starts an HTTP call to an Envoy cluster; the token identifies the answer in
 /// `on_http_call_response`. `None` when the call could not start (e.g. unknown cluster).
 ///
-/// This one goes through the SDK: its dispatcher must learn the token, or it panics when the
-/// answer arrives. The SDK handles every status Envoy returns for this call.
+/// A filter on the proxy-wasm SDK's dispatcher must not call this: the SDK has to learn the
+/// token itself (it traps on an answer it did not expect), so those filters call through the SDK.
 pub fn dispatch_http_call(cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u32) -> Option<u32> {
-    #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-    {
-        let body = (!body.is_empty()).then_some(body);
-        proxy_wasm::hostcalls::dispatch_http_call(
-            cluster,
-            headers.to_vec(),
-            body,
-            Vec::new(),
-            std::time::Duration::from_millis(u64::from(timeout_ms)),
+    let headers = serialize_pairs(headers);
+    let trailers = serialize_pairs(&[]);
+    let mut token: u32 = 0;
+    // SAFETY: pointers to live buffers and a local, per the ABI contract.
+    let status = unsafe {
+        imports::proxy_http_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            headers.as_ptr(),
+            headers.len(),
+            body.as_ptr(),
+            body.len(),
+            trailers.as_ptr(),
+            trailers.len(),
+            timeout_ms,
+            &mut token,
         )
-        .ok()
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_os = "wasi")))]
-    {
-        let _ = (cluster, headers, body, timeout_ms);
-        None
-    }
+    };
+    (status == OK).then_some(token)
+}
+
+/// Envoy's log levels as the ABI numbers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum LogLevel {
+    Trace = 0,
+    Debug = 1,
+    Info = 2,
+    Warn = 3,
+    Error = 4,
+    Critical = 5,
+}
+
+/// Writes `message` to Envoy's log (prefixed there with the plugin's name and root id).
+pub fn log(level: LogLevel, message: &str) -> bool {
+    // SAFETY: pointer to a live string, per the ABI contract.
+    unsafe { imports::proxy_log(level as u32, message.as_ptr(), message.len()) == OK }
 }
 
 /// Wall clock, nanoseconds since the Unix epoch (0 if unavailable).

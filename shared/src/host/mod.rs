@@ -5,6 +5,7 @@
 
 pub mod abi;
 pub mod identity;
+pub mod logger;
 pub mod panic_hook;
 pub mod plugin_configuration;
 pub mod property_batch;
