@@ -219,7 +219,7 @@ mod imports {
 }
 
 /// What `proxy_on_memory_allocate` answers: `size` bytes from the module's allocator, in the
-/// shape [`take`] hands back to it. A filter with its own entry points exports it; with the SDK's
+/// shape the getters here hand back to it. A filter with its own entry points exports it; with the SDK's
 /// dispatcher, the SDK does the same.
 pub fn allocate_for_host(size: usize) -> *mut u8 {
     let mut buffer: Vec<u8> = Vec::with_capacity(size);
