@@ -19,7 +19,7 @@ FILTER_PKGS := $(foreach d,$(FILTER_DIRS),$(call pkg_of,$(d)))
 # Filters that embed the others as libraries. Their components must be built without the
 # `standalone` feature (which exports each filter's own entry point), and cargo unifies features
 # within one invocation, so these get a cargo invocation of their own.
-COMBINED_DIRS     := mixer
+COMBINED_DIRS     := mixer deny-request-only
 STANDALONE_PKGS   := $(foreach d,$(filter-out $(COMBINED_DIRS),$(FILTER_DIRS)),$(call pkg_of,$(d)))
 COMBINED_PKGS     := $(foreach d,$(filter $(COMBINED_DIRS),$(FILTER_DIRS)),$(call pkg_of,$(d)))
 

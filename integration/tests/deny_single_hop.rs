@@ -31,8 +31,19 @@ fn listener_with(port: u16, before: &[String], deny_config: &str) -> Result<Stri
 
 /// One listener resource named `name` (one-line JSON).
 fn listener_resource(name: &str, port: u16, before: &[String], deny_config: &str) -> Result<String, HarnessError> {
+    listener_resource_of("deny", name, port, before, deny_config)
+}
+
+/// [`listener_resource`] with the deny filter's build `build` (`deny`, `deny-request-only`).
+fn listener_resource_of(
+    build: &str,
+    name: &str,
+    port: u16,
+    before: &[String],
+    deny_config: &str,
+) -> Result<String, HarnessError> {
     let mut entries = before.to_vec();
-    entries.push(wasm_filter("deny", &wasm_path("deny")?, deny_config));
+    entries.push(wasm_filter("deny", &wasm_path(build)?, deny_config));
     let filters = http_filters(&entries);
     Ok(format!(
         r#"{{"@type":"type.googleapis.com/envoy.config.listener.v3.Listener","name":"{name}","address":{{"socket_address":{{"address":"127.0.0.1","port_value":{port}}}}},"filter_chains":[{{"filters":[{{"name":"envoy.filters.network.http_connection_manager","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager","stat_prefix":"{name}","route_config":{{"name":"local","virtual_hosts":[{{"name":"all","domains":["*"],"routes":[{{"match":{{"prefix":"/"}},"route":{{"cluster":"backend"}}}}]}}]}},"http_filters":{filters}}}}}]}}]}}"#
@@ -253,6 +264,58 @@ fn listeners_sharing_a_vm_keep_their_own_configurations() -> Result<(), HarnessE
             evil.body_text()
         );
     }
+    Ok(())
+}
+
+/// `config` with every rule's `responseHeaderOperations` removed.
+fn without_response_header_operations(config: &str) -> Result<String, HarnessError> {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(config).map_err(|e| HarnessError::check(format!("test configuration: {e}")))?;
+    for resource in doc["resources"].as_array_mut().into_iter().flatten() {
+        if let Some(spec) = resource["spec"].as_object_mut() {
+            spec.remove("responseHeaderOperations");
+        }
+    }
+    Ok(doc.to_string())
+}
+
+/// `deny-request-only.wasm` checks like `deny.wasm` and applies request header operations, but
+/// has no response phase: a configuration with `responseHeaderOperations` is rejected, naming
+/// the rule, and the last good one keeps serving.
+#[test]
+fn the_request_only_build_checks_and_rejects_response_header_operations() -> Result<(), HarnessError> {
+    let hop = start("deny-request-only", USER_RULE, "")?;
+    let request_only = without_response_header_operations(USER_RULE)?;
+    let only = |config: &str| -> Result<String, HarnessError> {
+        Ok(format!(
+            r#"{{"resources":[{}]}}"#,
+            listener_resource_of("deny-request-only", "ingress", hop.port, &[], config)?
+        ))
+    };
+    write_lds(&hop.lds_path, &only(&request_only)?)?;
+    // The new listener serves once responses lose the old configuration's `x-policy`.
+    wait_until(Duration::from_secs(15), || hop.get("alice").is_ok_and(|r| r.header("x-policy").is_none()))?;
+    let denied = hop.get("evil")?;
+    ensure!(denied.body_text() == "PERMISSION_DENIED:h.istio-system:go away", "{:?}", denied.body_text());
+    let allowed = hop.get("alice")?;
+    ensure!(allowed.status == 200, "alice: {}", allowed.status);
+    ensure!(allowed.header("x-from-app") == Some("1"), "a response header changed without a response phase");
+    let seen = hop.backend.requests();
+    let last = seen.iter().rev().find(|r| r.path == "/x").ok_or_else(|| HarnessError::check("no request arrived"))?;
+    ensure!(last.header("x-checked-user") == Some("alice"), "request header operation not applied: {last:?}");
+
+    write_lds(&hop.lds_path, &only(USER_RULE)?)?;
+    let log = hop.envoy.wait_for_log("configuration rejected", Duration::from_secs(15))?;
+    ensure!(
+        log.contains("tag.rule.istio-system: field responseHeaderOperations: this build has no response phase (deny-request-only.wasm); use deny.wasm"),
+        "the rejection does not name the rule and the remedy:\n{}",
+        log.lines().filter(|l| l.contains("rejected")).collect::<Vec<_>>().join("\n")
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    ensure!(
+        hop.get("evil")?.status == 403 && hop.get("alice")?.status == 200,
+        "the previous configuration stopped serving"
+    );
     Ok(())
 }
 

@@ -6,8 +6,10 @@
 //! the `mixer` filter.
 
 pub mod context_registry;
-#[cfg(all(feature = "standalone", target_arch = "wasm32"))]
-mod entry_points;
+pub mod entry_points;
 mod metrics;
 pub mod root;
 pub mod stream;
+
+#[cfg(all(feature = "standalone", target_arch = "wasm32"))]
+entry_points!(with_response_phase);

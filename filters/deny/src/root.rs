@@ -18,6 +18,8 @@ use crate::metrics::DenyMetrics;
 use crate::stream::{DenyStream, Shared};
 
 const LIST_FETCH_TIMEOUT_MS: u32 = 5_000;
+/// The build without the response phase, as rejections name it.
+pub const REQUEST_ONLY_BUILD: &str = "deny-request-only.wasm";
 /// Counters are flushed (and fetched lists checked) this often.
 pub const TICK_MS: u32 = 1_000;
 
@@ -28,6 +30,8 @@ pub type HttpCaller = fn(&str, &[(&str, &str)], &[u8], u32) -> Option<u32>;
 pub struct DenyRoot {
     shared: Option<Rc<Shared>>,
     http_call: HttpCaller,
+    /// Whether the filter runs in the response phase (applies `responseHeaderOperations`).
+    response_phase: bool,
     /// Outstanding list fetches: (token, handler index).
     fetches: Vec<(u32, usize)>,
     last_fetch_ns: Vec<i64>,
@@ -42,7 +46,14 @@ impl Default for DenyRoot {
 impl DenyRoot {
     /// A root whose list fetches start with `http_call`.
     pub fn with_http_caller(http_call: HttpCaller) -> DenyRoot {
-        DenyRoot { shared: None, http_call, fetches: Vec::new(), last_fetch_ns: Vec::new() }
+        DenyRoot { shared: None, http_call, response_phase: true, fetches: Vec::new(), last_fetch_ns: Vec::new() }
+    }
+
+    /// A root of a build without the response phase: configurations whose rules edit responses
+    /// are rejected rather than half applied.
+    pub fn without_response_phase(mut self) -> DenyRoot {
+        self.response_phase = false;
+        self
     }
 
     /// What streams of the current configuration share; `None` while no valid one is loaded.
@@ -63,6 +74,14 @@ impl DenyRoot {
     fn configure(&self, config: &FilterConfig) -> Result<Shared, String> {
         let manifest = Manifest::istio();
         let mut plan = DenyPlan::compile(config, manifest).map_err(|e| e.to_string())?;
+        if !self.response_phase {
+            if let Some(rule) = plan.rules.iter().find(|r| r.edits_responses()) {
+                return Err(format!(
+                    "{}: field responseHeaderOperations: this build has no response phase ({REQUEST_ONLY_BUILD}); use deny.wasm",
+                    rule.label
+                ));
+            }
+        }
         let identity = RootIdentity::from_node();
         plan.settle_scope_for_proxy(identity.own_namespace());
         let table = SourceTable::new(manifest, plan.attributes());
@@ -176,5 +195,36 @@ impl DenyRoot {
         if let Some(shared) = &self.shared {
             shared.metrics.flush(&shared.plan.rules);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    const EDITS_RESPONSES: &str = r#"{"resources": [
+      {"kind": "rule", "metadata": {"name": "tag", "namespace": "istio-system"}, "spec": {
+        "match": "true",
+        "requestHeaderOperations": [{"name": "x-checked", "values": ["\"yes\""]}]RESPONSE_OPS}}
+    ]}"#;
+    const RESPONSE_OPS: &str = r#", "responseHeaderOperations": [{"name": "x-policy", "values": ["\"wasmixer\""]}]"#;
+
+    fn config(response_ops: &str) -> FilterConfig {
+        FilterConfig::parse(EDITS_RESPONSES.replace("RESPONSE_OPS", response_ops).as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_build_without_the_response_phase_rejects_rules_that_edit_responses() {
+        let edits_responses = config(RESPONSE_OPS);
+        match DenyRoot::default().without_response_phase().configure(&edits_responses) {
+            Err(e) => assert_eq!(
+                e,
+                "tag.rule.istio-system: field responseHeaderOperations: this build has no response phase (deny-request-only.wasm); use deny.wasm"
+            ),
+            Ok(_) => panic!("accepted a rule it cannot apply"),
+        }
+        assert!(DenyRoot::default().configure(&edits_responses).is_ok());
+        assert!(DenyRoot::default().without_response_phase().configure(&config("")).is_ok());
     }
 }

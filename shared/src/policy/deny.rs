@@ -77,6 +77,13 @@ pub enum RuleOutcome {
     DryRunDeny,
 }
 
+impl CheckRule {
+    /// Whether the rule edits responses (`responseHeaderOperations`).
+    pub fn edits_responses(&self) -> bool {
+        !self.response_headers.is_empty()
+    }
+}
+
 impl RuleOutcome {
     pub fn name(self) -> &'static str {
         match self {
