@@ -4,7 +4,7 @@
 //! `responseHeaderOperations`) its response headers. See `context_registry` for how it does
 //! without `proxy_on_delete`.
 //!
-//! [`entry_points!`](crate::entry_points) exports them: `deny.wasm` with the response phase,
+//! [`entry_points!`](macro@crate::entry_points) exports them: `deny.wasm` with the response phase,
 //! `deny-request-only.wasm` (`filters/deny-request-only`) without. `make wasm` keeps exactly
 //! the exports each lists in its `wasm-exports.txt`.
 
