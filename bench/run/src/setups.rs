@@ -443,8 +443,8 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
 
     setups.push(wasm_setup(
         "deny-seed",
-        "deny.wasm with the seed rule (reviews-v3 -> ratings); no peer (plain text, no metadata exchange), so source.labels is absent: the rule's match errors, does not match (counted as result=error), the request passes",
-        &[("deny", DENY_SEED)],
+        "deny-request-only.wasm (the seed rule has no response header operations) with the seed rule (reviews-v3 -> ratings); no peer (plain text, no metadata exchange), so source.labels is absent: the rule's match errors, does not match (counted as result=error), the request passes",
+        &[("deny-request-only", DENY_SEED)],
         Some("rbac-seed"),
         Verify::Stat("wasmixer_policy_checks"),
     ));
@@ -457,8 +457,8 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
     setups.push(s);
     let mut s = wasm_setup(
         "deny-peer",
-        "peer-state, then deny.wasm with the seed rule: the seed scenario on the ratings sidecar, the caller's identity verified (reviews-v3: the rule matches, every request is denied 403); extra CPU over peer-state",
-        &[("deny", DENY_SEED)],
+        "peer-state, then deny-request-only.wasm with the seed rule: the seed scenario on the ratings sidecar, the caller's identity verified (reviews-v3: the rule matches, every request is denied 403); extra CPU over peer-state",
+        &[("deny-request-only", DENY_SEED)],
         Some("rbac-match"),
         Verify::Stat("result=.=deny;.;wasmixer_policy_checks"),
     );
@@ -468,7 +468,7 @@ pub fn all(inputs: &Inputs) -> Vec<Setup> {
     setups.push(s);
     let mut s = wasm_setup(
         "deny-match",
-        "deny.wasm with the seed rule written on request headers (destination.labels[app] from node metadata, source app/version from x-source-* headers); the load sends them: the rule matches and every request is denied 403",
+        "deny.wasm (the build with the response phase) with the seed rule written on request headers (destination.labels[app] from node metadata, source app/version from x-source-* headers); the load sends them: the rule matches and every request is denied 403",
         &[("deny", DENY_HEADERS)],
         Some("rbac-match"),
         Verify::Stat("wasmixer_policy_checks"),
