@@ -56,8 +56,26 @@ fn pretty(v: &Json) -> String {
     s
 }
 
-fn wasm_url(ctx: &Ctx, filter: &str) -> String {
-    ctx.opts.wasm_url.replace("{filter}", filter)
+fn wasm_url(ctx: &Ctx, filter: &str, config: &Json) -> String {
+    ctx.opts.wasm_url.replace("{filter}", module_of(filter, config))
+}
+
+/// The module a filter loads: for the deny filter, the build without the response phase
+/// (`deny-request-only`, one VM call less per request) unless a rule edits responses.
+fn module_of<'a>(filter: &'a str, config: &Json) -> &'a str {
+    if filter == "deny" && !edits_responses(config) {
+        "deny-request-only"
+    } else {
+        filter
+    }
+}
+
+/// Whether a filter document has a rule with `responseHeaderOperations`.
+fn edits_responses(config: &Json) -> bool {
+    let resources = config.get("resources").and_then(Json::as_array).into_iter().flatten();
+    resources.filter(|r| r.get("kind").and_then(Json::as_str) == Some("rule")).any(|r| {
+        r.pointer("/spec/responseHeaderOperations").and_then(Json::as_array).is_some_and(|ops| !ops.is_empty())
+    })
 }
 
 /// Phase, failure strategy and traffic side of each filter's WasmPlugin.
@@ -75,7 +93,7 @@ fn plugin_settings(filter: &str) -> (&'static str, &'static str, Option<&'static
 fn wasm_plugin(ctx: &Ctx, filter: &str, config: &Json) -> Json {
     let (phase, fail, mode) = plugin_settings(filter);
     let mut spec = Map::new();
-    spec.insert("url".into(), Json::String(wasm_url(ctx, filter)));
+    spec.insert("url".into(), Json::String(wasm_url(ctx, filter, config)));
     spec.insert("pluginName".into(), Json::String(format!("wasmixer-{filter}")));
     spec.insert("phase".into(), Json::String(phase.into()));
     spec.insert("failStrategy".into(), Json::String(fail.into()));
@@ -193,6 +211,12 @@ pub fn files(ctx: &mut Ctx, mixer: &MixerOutput, mtls: &MtlsOutput) -> Vec<(Stri
     }
     for (name, config) in &all {
         files.push((format!("filters/{name}.json"), pretty(config)));
+        if module_of(name, config) != *name {
+            ctx.global(
+                Severity::Note,
+                format!("{name}: no rule edits responses, so the filter loads {}.wasm (no response phase: one VM call less per request); a rule with responseHeaderOperations needs {name}.wasm", module_of(name, config)),
+            );
+        }
     }
     let mixer = (!filters.is_empty()).then(|| mixer_document(&all));
     if let Some(doc) = &mixer {
@@ -249,7 +273,8 @@ pub fn files(ctx: &mut Ctx, mixer: &MixerOutput, mtls: &MtlsOutput) -> Vec<(Stri
         files.push(("istio/security.yaml".to_string(), to_yaml_stream(&mtls.resources)));
     }
     if let (true, Some(dir)) = (fmt.envoy() && !all.is_empty(), envoy_path) {
-        let entry = |name: &str, config: &Json| envoy_filter(name, &dir.replace("{filter}", name), config);
+        let entry =
+            |name: &str, config: &Json| envoy_filter(name, &dir.replace("{filter}", module_of(name, config)), config);
         let inbound: Vec<Json> = all.iter().map(|(n, c)| entry(n, c)).collect();
         let outbound: Vec<Json> =
             all.iter().filter(|(n, _)| plugin_settings(n).2 != Some("SERVER")).map(|(n, c)| entry(n, c)).collect();
@@ -309,4 +334,23 @@ fn mesh_config(ctx: &mut Ctx, tags: &[String], buckets: &[Json]) -> String {
         }}},
     });
     header + &to_yaml(&doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deny_filter_loads_the_request_only_build_unless_a_rule_edits_responses() {
+        let checks = json!({"resources": [
+            {"kind": "rule", "metadata": {"name": "r"}, "spec": {"match": "true", "requestHeaderOperations": [{"name": "x", "values": ["\"1\""]}]}},
+            {"kind": "rule", "metadata": {"name": "empty"}, "spec": {"responseHeaderOperations": []}}
+        ]});
+        assert_eq!(module_of("deny", &checks), "deny-request-only");
+        let edits = json!({"resources": [
+            {"kind": "rule", "metadata": {"name": "tag"}, "spec": {"responseHeaderOperations": [{"name": "x-policy", "values": ["\"w\""]}]}}
+        ]});
+        assert_eq!(module_of("deny", &edits), "deny");
+        assert_eq!(module_of("metrics", &checks), "metrics");
+    }
 }
