@@ -1,22 +1,20 @@
 //! The standalone filter's proxy-wasm callbacks, without the SDK's dispatcher: Envoy calls
 //! each exported callback on every request (~2,300 instructions a call before any filter code),
 //! and this filter needs only the context's creation, its request headers and (for rules with
-//! `responseHeaderOperations`) its response headers. See `context_registry` for how it does
-//! without `proxy_on_delete`.
+//! `responseHeaderOperations`) its response headers. See `wasmixer_shared::host::context_registry`
+//! for how it does without `proxy_on_delete`.
 //!
 //! [`entry_points!`](macro@crate::entry_points) exports them: `deny.wasm` with the response phase,
 //! `deny-request-only.wasm` (`filters/deny-request-only`) without. `make wasm` keeps exactly
 //! the exports each lists in its `wasm-exports.txt`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
-use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
-use wasmixer_shared::host::abi::{self, MetricType};
+use wasmixer_shared::host::context_registry::{self, ContextRegistry};
+use wasmixer_shared::host::entry_points::Lost;
 use wasmixer_shared::host::request_carry::RequestCarry;
-use wasmixer_shared::host::{logger, panic_hook};
 use wasmixer_shared::policy::header_ops::HeaderEdit;
 
-use crate::context_registry::ContextRegistry;
 use crate::root::DenyRoot;
 use crate::stream::{self, Flow};
 
@@ -26,31 +24,12 @@ const PAUSE: u32 = 1;
 
 thread_local! {
     static CONTEXTS: RefCell<ContextRegistry<DenyRoot, Vec<HeaderEdit>>> = RefCell::default();
-    static LOST: Lost = Lost::default();
-}
-
-/// Requests the registry could not serve as configured: counted in
-/// `wasmixer_policy_lost_total` and logged, rate-limited.
-#[derive(Default)]
-struct Lost {
-    limiter: LogLimiter,
-    metric: Cell<Option<u32>>,
+    /// Requests the registry could not serve as configured.
+    static LOST: Lost = const { Lost::new("wasmixer-deny", "wasmixer_policy_lost_total") };
 }
 
 fn lost(what: &str) {
-    LOST.with(|lost| {
-        let id = lost.metric.get().or_else(|| {
-            let id = abi::define_metric(MetricType::Counter, "wasmixer_policy_lost_total");
-            lost.metric.set(id);
-            id
-        });
-        if let Some(id) = id {
-            abi::increment_metric(id, 1);
-        }
-        if let Some(suppressed) = lost.limiter.admit(abi::now_nanos(), DEFAULT_INTERVAL_NS) {
-            log::error!("wasmixer-deny: {what} ({suppressed} similar suppressed)");
-        }
-    });
+    LOST.with(|lost| lost.count(what));
 }
 
 fn new_root(response_phase: bool) -> DenyRoot {
@@ -62,16 +41,6 @@ fn new_root(response_phase: bool) -> DenyRoot {
     }
 }
 
-/// What `_initialize` does after the module's constructors.
-pub fn initialize() {
-    logger::install(log::LevelFilter::Info);
-    panic_hook::install("wasmixer-deny");
-}
-
-pub fn on_memory_allocate(size: usize) -> *mut u8 {
-    abi::allocate_for_host(size)
-}
-
 pub fn on_context_create(context_id: u32, parent_id: u32, response_phase: bool) {
     let retired =
         CONTEXTS.with(|c| c.try_borrow_mut().ok()?.create(context_id, parent_id, || new_root(response_phase)));
@@ -79,14 +48,9 @@ pub fn on_context_create(context_id: u32, parent_id: u32, response_phase: bool) 
         root.flush();
         log::warn!(
             "wasmixer-deny: root context {id} retired to make room for {context_id} (more than {} configurations in one VM)",
-            crate::context_registry::MAX_ROOTS
+            context_registry::MAX_ROOTS
         );
     }
-}
-
-pub fn on_vm_start() -> bool {
-    log::info!("wasmixer-deny {} started", env!("CARGO_PKG_VERSION"));
-    true
 }
 
 /// Runs `f` on root `id`'s state; `None` if the root is not kept (or the registry is busy).
@@ -164,37 +128,11 @@ macro_rules! entry_points {
         $crate::entry_points!(@common false);
     };
     (@common $response_phase:expr) => {
-        #[cfg(target_os = "wasi")]
-        extern "C" {
-            fn __wasm_call_ctors();
-        }
-
-        #[no_mangle]
-        pub extern "C" fn _initialize() {
-            #[cfg(target_os = "wasi")]
-            // SAFETY: the reactor's one-time constructors, run once by the host before any callback.
-            unsafe {
-                __wasm_call_ctors();
-            }
-            $crate::entry_points::initialize();
-        }
-
-        #[no_mangle]
-        pub extern "C" fn proxy_abi_version_0_2_1() {}
-
-        #[no_mangle]
-        pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
-            $crate::entry_points::on_memory_allocate(size)
-        }
+        $crate::__shared::common_entry_points!("wasmixer-deny");
 
         #[no_mangle]
         pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
             $crate::entry_points::on_context_create(context_id, parent_id, $response_phase)
-        }
-
-        #[no_mangle]
-        pub extern "C" fn proxy_on_vm_start(_root_id: u32, _vm_configuration_size: usize) -> bool {
-            $crate::entry_points::on_vm_start()
         }
 
         #[no_mangle]

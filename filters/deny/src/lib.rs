@@ -5,8 +5,10 @@
 //! VM call Envoy would make only for the dispatcher's bookkeeping); without it, a component of
 //! the `mixer` filter.
 
-pub mod context_registry;
 pub mod entry_points;
+
+#[doc(hidden)]
+pub use wasmixer_shared as __shared;
 mod metrics;
 pub mod root;
 pub mod stream;

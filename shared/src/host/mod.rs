@@ -4,6 +4,8 @@
 //! [`Host`]: crate::attr::host::Host
 
 pub mod abi;
+pub mod context_registry;
+pub mod entry_points;
 pub mod identity;
 pub mod logger;
 pub mod panic_hook;

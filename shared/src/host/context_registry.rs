@@ -1,14 +1,16 @@
-//! The standalone filter's contexts without `proxy_on_delete`: Envoy calls every callback a
-//! module exports on every request, and the SDK's dispatcher needs `proxy_on_delete` to forget
-//! each stream (one VM call of ~2,300 instructions). This filter keeps nothing per stream except
-//! the response's header edits of an allowed request, so it needs no deletion:
+//! Contexts of a filter with its own entry points and no `proxy_on_delete`: Envoy calls every
+//! callback a module exports on every request, and the SDK's dispatcher needs `proxy_on_delete`
+//! to forget each stream (one VM call of ~2,300 instructions). A filter that knows when it is
+//! done with a stream needs no deletion:
 //!
-//! * A stream's root is the root of the context Envoy created last: Envoy creates a stream's
-//!   context in the same call that hands the filter its request headers (`decodeHeaders` calls
-//!   `onCreate` then `onRequestHeaders`, on the VM's one thread), so nothing comes between.
-//! * Response edits wait keyed by stream until its response headers take them; a stream that
-//!   never gets response headers (reset) leaves its edits behind, so at most [`MAX_PENDING`]
-//!   wait and the oldest go first.
+//! * The deny filter works in the request-headers callback only. A stream's root there is the
+//!   root of the context Envoy created last ([`ContextRegistry::stream_root`]): Envoy creates a
+//!   stream's context in the same call that hands the filter its request headers
+//!   (`decodeHeaders` calls `onCreate` then `onRequestHeaders`, on the VM's one thread).
+//! * What a stream keeps for later ([`ContextRegistry::keep`]: the deny filter's response edits,
+//!   the telemetry filters' stream until `on_log`, Envoy's last callback for a stream) is taken
+//!   by that later callback; a stream that never gets it (reset before its response) leaves its
+//!   value behind, so at most a cap of them wait and the oldest go first.
 //! * Roots are never deleted either (Envoy retires a root when its configuration is replaced);
 //!   at most [`MAX_ROOTS`] are kept, and the one without traffic for the longest goes first.
 
@@ -18,7 +20,8 @@ use hashbrown::HashMap;
 /// after a configuration change, once their listeners drain).
 pub const MAX_ROOTS: usize = 32;
 
-/// Streams whose response edits may wait at once (on one worker thread).
+/// Streams whose kept values may wait at once (on one worker thread), unless a registry is
+/// made with another cap ([`ContextRegistry::with_pending_cap`]).
 pub const MAX_PENDING: usize = 4096;
 
 struct RootSlot<R> {
@@ -33,15 +36,21 @@ pub struct ContextRegistry<R, P> {
     /// The stream context Envoy created last, and its root.
     created: Option<(u32, u32)>,
     pending: HashMap<u32, P>,
+    pending_cap: usize,
 }
 
 impl<R, P> Default for ContextRegistry<R, P> {
     fn default() -> Self {
-        ContextRegistry { roots: Vec::new(), uses: 0, created: None, pending: HashMap::new() }
+        ContextRegistry::with_pending_cap(MAX_PENDING)
     }
 }
 
 impl<R, P> ContextRegistry<R, P> {
+    /// A registry where at most `cap` kept values wait at once.
+    pub fn with_pending_cap(cap: usize) -> Self {
+        ContextRegistry { roots: Vec::new(), uses: 0, created: None, pending: HashMap::new(), pending_cap: cap.max(1) }
+    }
+
     /// `proxy_on_context_create`: a root (`parent_id` 0) gets a slot made by `new_root`; a
     /// stream is remembered as the one whose request headers come next. Returns the root that
     /// made room for a new one, if any, with its id.
@@ -86,7 +95,7 @@ impl<R, P> ContextRegistry<R, P> {
     /// Keeps `value` for stream `context_id` until [`ContextRegistry::take`]. Returns what was
     /// dropped to make room (the oldest stream's), if anything.
     pub fn keep(&mut self, context_id: u32, value: P) -> Option<(u32, P)> {
-        let dropped = if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&context_id) {
+        let dropped = if self.pending.len() >= self.pending_cap && !self.pending.contains_key(&context_id) {
             // Context ids grow: the smallest waited longest.
             let oldest = self.pending.keys().min().copied();
             oldest.and_then(|id| self.pending.remove(&id).map(|value| (id, value)))
@@ -103,6 +112,11 @@ impl<R, P> ContextRegistry<R, P> {
             return None;
         }
         self.pending.remove(&context_id)
+    }
+
+    /// What stream `context_id` kept, in place.
+    pub fn kept(&mut self, context_id: u32) -> Option<&mut P> {
+        self.pending.get_mut(&context_id)
     }
 }
 
@@ -163,6 +177,11 @@ mod tests {
         assert_eq!(r.take(101), Some(101));
         // Keeping again for a waiting stream replaces its value without dropping another.
         assert!(r.keep(102, 5).is_none());
-        assert_eq!(r.take(102), Some(5));
+        *r.kept(102).unwrap() += 1;
+        assert_eq!(r.take(102), Some(6));
+        let mut small = Registry::with_pending_cap(2);
+        small.keep(1, 1);
+        small.keep(2, 2);
+        assert_eq!(small.keep(3, 3), Some((1, 1)));
     }
 }
