@@ -11,14 +11,8 @@
 //! Built with the `standalone` feature (the default) it is a filter of its own; without it, a
 //! component of the `mixer` filter.
 
+#[cfg(all(feature = "standalone", target_arch = "wasm32"))]
+mod entry_points;
 mod metrics;
 pub mod root;
-pub mod sdk_http_call;
 pub mod stream;
-
-#[cfg(feature = "standalone")]
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-    wasmixer_shared::host::panic_hook::install("wasmixer-access-log");
-    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(root::AccessLogRoot::default()) });
-}}

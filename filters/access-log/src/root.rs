@@ -5,13 +5,11 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
 use wasmixer_shared::attr::envoy_bag::SourceTable;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
 use wasmixer_shared::expr::Manifest;
-use wasmixer_shared::host::abi::{self, MapType};
+use wasmixer_shared::host::abi::{self, HttpCaller, MapType};
 use wasmixer_shared::host::identity::RootIdentity;
 use wasmixer_shared::host::plugin_configuration;
 use wasmixer_shared::host::property_batch::{self, PropertyBatch};
@@ -22,7 +20,6 @@ use wasmixer_shared::telemetry::log_options::{AccessLogOptions, NetworkOptions};
 use wasmixer_shared::telemetry::log_plan::LogPlan;
 
 use crate::metrics::{EnvoyMetrics, Pending};
-use crate::sdk_http_call;
 use crate::stream::{AccessLogStream, Scratch, Shared};
 
 /// Tick period without a network sink: counters are reported this often.
@@ -67,16 +64,34 @@ impl Network {
     }
 }
 
-#[derive(Default)]
 pub struct AccessLogRoot {
     shared: Option<Rc<Shared>>,
+    http_call: HttpCaller,
     network: Option<Network>,
     metrics: Option<EnvoyMetrics>,
     network_limiter: LogLimiter,
     tick_ms: u32,
 }
 
+impl Default for AccessLogRoot {
+    fn default() -> AccessLogRoot {
+        AccessLogRoot::with_http_caller(abi::dispatch_http_call)
+    }
+}
+
 impl AccessLogRoot {
+    /// A root whose collector requests start with `http_call`.
+    pub fn with_http_caller(http_call: HttpCaller) -> AccessLogRoot {
+        AccessLogRoot {
+            shared: None,
+            http_call,
+            network: None,
+            metrics: None,
+            network_limiter: LogLimiter::new(),
+            tick_ms: 0,
+        }
+    }
+
     /// A stream of the current configuration, sharing `carry` with the request's other components.
     pub fn stream(&self, context_id: u32, carry: Rc<RequestCarry>) -> AccessLogStream {
         AccessLogStream::new(context_id, self.shared.clone(), carry)
@@ -169,7 +184,8 @@ impl AccessLogRoot {
         })
     }
 
-    fn flush_metrics(&mut self) {
+    /// Hands the counts so far to Envoy.
+    pub fn flush_metrics(&mut self) {
         let Some(metrics) = &self.metrics else { return };
         if let Some(shared) = &self.shared {
             metrics.flush_pending(&shared.plan, &shared.pending);
@@ -194,8 +210,7 @@ impl AccessLogRoot {
                 let headers: Vec<(&str, &str)> = n.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 // From this root context: the answer comes back to `on_http_call_response`
                 // below, never to a stream.
-                let token =
-                    sdk_http_call::dispatch(&n.options.cluster, &headers, p.body.as_bytes(), n.options.timeout_ms);
+                let token = (self.http_call)(&n.options.cluster, &headers, p.body.as_bytes(), n.options.timeout_ms);
                 (token, p.retry, p.lines)
             }
         };
@@ -214,8 +229,9 @@ impl AccessLogRoot {
     }
 }
 
-impl Context for AccessLogRoot {
-    fn on_http_call_response(&mut self, token: u32, _num_headers: usize, _body_size: usize, _num_trailers: usize) {
+impl AccessLogRoot {
+    /// The collector's answer to request `token`.
+    pub fn on_http_call_response(&mut self, token: u32) {
         let now = abi::now_nanos();
         let status =
             abi::get_header(MapType::HttpCallResponseHeaders, ":status").and_then(|s| s.trim().parse::<u32>().ok());
@@ -247,27 +263,16 @@ impl Context for AccessLogRoot {
     }
 }
 
-impl RootContext for AccessLogRoot {
-    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        log::info!("wasmixer-access-log {} started", env!("CARGO_PKG_VERSION"));
-        true
-    }
-
-    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+impl AccessLogRoot {
+    /// Reads the plugin's configuration and takes it, or rejects it.
+    pub fn on_configure(&mut self) -> bool {
         plugin_configuration::configure("wasmixer-access-log", |config| self.apply(config))
     }
 
-    fn on_tick(&mut self) {
+    /// Sends a due batch to the collector and hands the counts so far to Envoy.
+    pub fn on_tick(&mut self) {
         self.pump();
         self.flush_metrics();
-    }
-
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(self.stream(context_id, RequestCarry::new())))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
     }
 }
 

@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use proxy_wasm::traits::{Context, HttpContext};
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
 use wasmixer_shared::diag::DEFAULT_INTERVAL_NS;
 use wasmixer_shared::host::abi;
@@ -138,10 +137,10 @@ impl LogSink for Sink<'_> {
     }
 }
 
-impl Context for AccessLogStream {}
-
-impl HttpContext for AccessLogStream {
-    fn on_log(&mut self) {
+impl AccessLogStream {
+    /// Renders the request's lines and hands them to their sinks (Envoy's loggers through
+    /// filter state, the collector's queue).
+    pub fn on_log(&mut self) {
         let Some(shared) = self.shared.as_deref() else {
             return;
         };

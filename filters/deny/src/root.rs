@@ -6,7 +6,7 @@ use std::rc::Rc;
 use wasmixer_shared::attr::envoy_bag::SourceTable;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::Manifest;
-use wasmixer_shared::host::abi::{self, BufferType};
+use wasmixer_shared::host::abi::{self, BufferType, HttpCaller};
 use wasmixer_shared::host::identity::RootIdentity;
 use wasmixer_shared::host::plugin_configuration;
 use wasmixer_shared::host::request_carry::RequestCarry;
@@ -22,10 +22,6 @@ const LIST_FETCH_TIMEOUT_MS: u32 = 5_000;
 pub const REQUEST_ONLY_BUILD: &str = "deny-request-only.wasm";
 /// Counters are flushed (and fetched lists checked) this often.
 pub const TICK_MS: u32 = 1_000;
-
-/// How a root starts an HTTP call (see [`abi::dispatch_http_call`]): a filter on the SDK's
-/// dispatcher must go through the SDK.
-pub type HttpCaller = fn(&str, &[(&str, &str)], &[u8], u32) -> Option<u32>;
 
 pub struct DenyRoot {
     shared: Option<Rc<Shared>>,

@@ -7,6 +7,7 @@
 //! again each.
 
 mod root;
+mod sdk_http_call;
 mod stream;
 
 proxy_wasm::main! {{

@@ -17,6 +17,7 @@ use wasmixer_shared::host::plugin_configuration;
 use wasmixer_shared::host::property_batch::PropertyBatch;
 use wasmixer_shared::host::request_carry::RequestCarry;
 
+use crate::sdk_http_call;
 use crate::stream::MixerStream;
 
 pub struct MixerRoot {
@@ -31,9 +32,9 @@ impl Default for MixerRoot {
         MixerRoot {
             peer: PeerRoot::default(),
             // This filter runs on the SDK's dispatcher, which must learn every call's token.
-            deny: DenyRoot::with_http_caller(wasmixer_access_log::sdk_http_call::dispatch),
+            deny: DenyRoot::with_http_caller(sdk_http_call::dispatch),
             metrics: MetricsRoot::default(),
-            access_log: AccessLogRoot::default(),
+            access_log: AccessLogRoot::with_http_caller(sdk_http_call::dispatch),
         }
     }
 }
@@ -64,11 +65,11 @@ impl MixerRoot {
 }
 
 impl Context for MixerRoot {
-    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, trailers: usize) {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
         if self.deny.owns_call(token) {
             self.deny.on_http_call_response(token, body_size);
         } else {
-            self.access_log.on_http_call_response(token, headers, body_size, trailers);
+            self.access_log.on_http_call_response(token);
         }
     }
 }

@@ -376,6 +376,10 @@ pub fn set_tick_period_ms(period: u32) -> bool {
     unsafe { imports::proxy_set_tick_period_milliseconds(period) == OK }
 }
 
+/// How a root starts an HTTP call: [`dispatch_http_call`] for a filter with its own entry
+/// points; a filter on the SDK's dispatcher must go through the SDK, which learns the token.
+pub type HttpCaller = fn(&str, &[(&str, &str)], &[u8], u32) -> Option<u32>;
+
 /// Starts an HTTP call to an Envoy cluster; the token identifies the answer in
 /// `on_http_call_response`. `None` when the call could not start (e.g. unknown cluster).
 ///

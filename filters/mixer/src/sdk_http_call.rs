@@ -1,6 +1,6 @@
-//! HTTP calls for filters on the proxy-wasm SDK's dispatcher: the SDK must learn each call's
-//! token, or it traps when the answer arrives, so these go through its `dispatch_http_call`
-//! (the `mixer` filter passes this to its deny component too).
+//! HTTP calls from this filter, which runs on the proxy-wasm SDK's dispatcher: the SDK must learn
+//! each call's token, or it traps when the answer arrives, so the components' calls (the deny
+//! component's list fetches, the access-log component's collector) go through the SDK.
 
 /// Starts an HTTP call to an Envoy cluster from the current context; `None` when it could not
 /// start (e.g. unknown cluster). The answer comes to that context's `on_http_call_response`.
