@@ -13,14 +13,9 @@
 //! Built with the `standalone` feature (the default) it is a filter of its own; without it, a
 //! component of the `mixer` filter.
 
+#[cfg(all(feature = "standalone", target_arch = "wasm32"))]
+mod entry_points;
 pub mod root;
 mod series;
 pub mod stream;
 mod tcp;
-
-#[cfg(feature = "standalone")]
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-    wasmixer_shared::host::panic_hook::install("wasmixer-metrics");
-    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(root::MetricsRoot::default()) });
-}}

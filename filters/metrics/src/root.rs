@@ -4,8 +4,6 @@
 
 use std::rc::Rc;
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
-use proxy_wasm::types::ContextType;
 use wasmixer_shared::attr::envoy_bag::SourceTable;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::Manifest;
@@ -101,36 +99,34 @@ impl MetricsRoot {
     }
 }
 
-impl Context for MetricsRoot {}
-
-impl RootContext for MetricsRoot {
-    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        log::info!("wasmixer-metrics {} started", env!("CARGO_PKG_VERSION"));
-        true
-    }
-
-    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+impl MetricsRoot {
+    /// Reads the plugin's configuration and takes it, or rejects it.
+    pub fn on_configure(&mut self) -> bool {
         let root_id = abi::get_property(&["plugin_root_id"]).map(|b| String::from_utf8_lossy(&b).into_owned());
         self.tcp = root_id.as_deref().is_some_and(is_tcp_root_id);
         plugin_configuration::configure("wasmixer-metrics", |config| self.apply(config))
     }
 
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(self.stream(context_id, RequestCarry::new())))
+    /// Whether this root serves a network filter (TCP reports).
+    pub fn is_tcp(&self) -> bool {
+        self.tcp
     }
 
-    fn create_stream_context(&self, context_id: u32) -> Option<Box<dyn StreamContext>> {
-        Some(Box::new(TcpMetricsStream::new(context_id, self.shared.clone(), self.connections.clone())))
+    /// A TCP connection of the current configuration.
+    pub fn tcp_stream(&self, context_id: u32) -> TcpMetricsStream {
+        TcpMetricsStream::new(context_id, self.shared.clone(), self.connections.clone())
     }
 
-    fn get_type(&self) -> Option<ContextType> {
-        Some(if self.tcp { ContextType::StreamContext } else { ContextType::HttpContext })
-    }
-
-    fn on_tick(&mut self) {
+    /// Hands the batched counts so far to Envoy.
+    pub fn flush(&self) {
         if let Some(shared) = &self.shared {
             shared.recorder.flush();
         }
+    }
+
+    /// Hands batched counts to Envoy and (TCP) reports connections that are due.
+    pub fn on_tick(&mut self) {
+        self.flush();
         if self.tcp {
             self.connections.report_due(abi::now_nanos());
         }

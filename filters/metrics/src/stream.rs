@@ -3,7 +3,6 @@
 
 use std::rc::Rc;
 
-use proxy_wasm::traits::{Context, HttpContext};
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
 use wasmixer_shared::expr::AttributeBag;
 use wasmixer_shared::host::identity::RootIdentity;
@@ -65,10 +64,9 @@ impl MetricsStream {
     }
 }
 
-impl Context for MetricsStream {}
-
-impl HttpContext for MetricsStream {
-    fn on_log(&mut self) {
+impl MetricsStream {
+    /// Records the finished request's metrics.
+    pub fn on_log(&mut self) {
         // Without a valid configuration there is nothing to record (and nothing to block).
         let Some(shared) = self.shared.as_deref() else {
             return;

@@ -16,8 +16,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use hashbrown::HashMap;
-use proxy_wasm::traits::{Context, StreamContext};
-use proxy_wasm::types::Action;
 use wasmixer_shared::attr::tcp_bag::{AttributeSnapshot, TcpBag, TcpReport};
 use wasmixer_shared::expr::AttributeBag;
 use wasmixer_shared::host::abi;
@@ -136,30 +134,29 @@ impl TcpMetricsStream {
     }
 }
 
-impl Context for TcpMetricsStream {}
-
-impl StreamContext for TcpMetricsStream {
-    fn on_downstream_data(&mut self, data_size: usize, _end_of_stream: bool) -> Action {
+impl TcpMetricsStream {
+    /// Bytes from the client; the first data of the connection reports it open.
+    pub fn on_downstream_data(&mut self, data_size: usize) {
         if let Some(c) = &self.connection {
             c.traffic.add_received(data_size);
             if !c.traffic.is_opened() {
                 c.report_open();
             }
         }
-        Action::Continue
     }
 
-    fn on_upstream_data(&mut self, data_size: usize, _end_of_stream: bool) -> Action {
+    /// Bytes from the server; the first data of the connection reports it open.
+    pub fn on_upstream_data(&mut self, data_size: usize) {
         if let Some(c) = &self.connection {
             c.traffic.add_sent(data_size);
             if !c.traffic.is_opened() {
                 c.report_open();
             }
         }
-        Action::Continue
     }
 
-    fn on_log(&mut self) {
+    /// The connection closed: its last report.
+    pub fn on_log(&mut self) {
         if let Some(c) = &self.connection {
             c.report_close();
             self.registry.remove(c.context_id);
