@@ -93,13 +93,20 @@ pub extern "C" fn proxy_on_tick(root_id: u32) {
 
 /// Runs `f` on TCP connection `context_id`'s state, if kept.
 fn with_connection(context_id: u32, f: impl FnOnce(&mut TcpMetricsStream)) {
-    CONTEXTS.with(|c| {
-        if let Ok(mut c) = c.try_borrow_mut() {
-            if let Some(Kept::Tcp(stream)) = c.kept(context_id) {
+    let misplaced = CONTEXTS.with(|c| {
+        let Ok(mut c) = c.try_borrow_mut() else { return false };
+        match c.kept(context_id) {
+            Some(Kept::Tcp(stream)) => {
                 f(stream);
+                false
             }
+            Some(Kept::Http(_)) => true,
+            None => false,
         }
     });
+    if misplaced {
+        lost("a network filter runs an HTTP root (its root_id does not end in -tcp): connection bytes are not counted");
+    }
 }
 
 #[no_mangle]
