@@ -313,6 +313,18 @@ fn ratings_sidecar(
     access_log: Json,
     collector_port: u16,
 ) -> Result<Sidecar, HarnessError> {
+    ratings_sidecar_with("access-log", name, backend, config, access_log, collector_port)
+}
+
+/// [`ratings_sidecar`] running `filter` (`access-log`, or `mixer` with the same document).
+fn ratings_sidecar_with(
+    filter: &str,
+    name: &str,
+    backend: &Backend,
+    config: String,
+    access_log: Json,
+    collector_port: u16,
+) -> Result<Sidecar, HarnessError> {
     Sidecar::start(SidecarSpec {
         name,
         direction: "INBOUND",
@@ -320,7 +332,7 @@ fn ratings_sidecar(
         upstream_port: backend.port(),
         workload: "ratings-v1",
         app: "ratings",
-        filters: vec![("access-log", config)],
+        filters: vec![(filter, config)],
         access_log,
         collector_port,
     })
@@ -730,6 +742,36 @@ fn network_sink_survives_a_collector_outage() -> Result<(), HarnessError> {
     })?;
     ensure!(state.requests().iter().all(|(_, _, b)| b.ends_with('\n')), "NDJSON bodies end with a newline");
     ensure!(nonempty_lines(&sidecar.output()).is_empty(), "filter_state is off, yet stdout has lines");
+    Ok(())
+}
+
+/// `mixer.wasm` runs on the proxy-wasm SDK's dispatcher, which must learn every HTTP call's
+/// token (it traps on an answer it did not expect): its access-log component's batches reach
+/// the collector, and the answers neither stop the VM nor later requests.
+#[test]
+fn the_mixer_filter_delivers_lines_to_a_collector() -> Result<(), HarnessError> {
+    let backend = ratings_backend()?;
+    let port = free_port()?;
+    let state = Arc::new(CollectorState::default());
+    let _collector = Collector::start(port, Arc::clone(&state))?;
+    let network = json!({"cluster": "log-collector", "path": "/ingest", "batch_lines": 2, "flush_interval_ms": 200});
+    let sidecar = ratings_sidecar_with(
+        "mixer",
+        "al-mixer-network",
+        &backend,
+        seed_config(json!({"filter_state": false, "network": network}))?,
+        json!([]),
+        port,
+    )?;
+    let addr = sidecar.addr()?;
+    send_requests(addr, 3)?;
+    wait_for("3 lines at the collector", Duration::from_secs(10), || Ok((state.lines().len() >= 3).then_some(())))?;
+    // Answers to those batches came back through the SDK; the VM still serves and sends.
+    send_requests(addr, 3)?;
+    wait_for("6 lines at the collector", Duration::from_secs(10), || Ok((state.lines().len() >= 6).then_some(())))?;
+    for line in state.lines() {
+        check_seed_line(&line, "unknown", "ratings")?;
+    }
     Ok(())
 }
 
