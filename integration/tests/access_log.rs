@@ -583,6 +583,11 @@ impl CollectorState {
     fn lines(&self) -> Vec<String> {
         self.requests().iter().flat_map(|(_, _, body)| nonempty_lines(body)).collect()
     }
+
+    /// Waits until at least `n` lines have arrived.
+    fn wait_for_lines(&self, n: usize, timeout: Duration) -> Result<(), HarnessError> {
+        wait_for(&format!("{n} lines at the collector"), timeout, || Ok((self.lines().len() >= n).then_some(())))
+    }
 }
 
 fn serve_collector(conn: TcpStream, state: Arc<CollectorState>) {
@@ -687,7 +692,7 @@ fn network_sink_survives_a_collector_outage() -> Result<(), HarnessError> {
 
     // Up: three lines arrive within the flush interval (a partial batch).
     send_requests(addr, 3)?;
-    wait_for("3 lines at the collector", Duration::from_secs(10), || Ok((state.lines().len() >= 3).then_some(())))?;
+    state.wait_for_lines(3, Duration::from_secs(10))?;
     let reqs = state.requests();
     ensure!(reqs.iter().all(|(p, ct, _)| p == "/ingest" && ct == "application/x-ndjson"), "requests: {reqs:?}");
     for line in state.lines() {
@@ -703,7 +708,7 @@ fn network_sink_survives_a_collector_outage() -> Result<(), HarnessError> {
     ensure!(state.lines().len() == 3, "lines arrived while the collector was down");
     // Back: the 10 buffered lines are delivered, in order.
     let collector = Collector::start(port, Arc::clone(&state))?;
-    wait_for("13 lines at the collector", Duration::from_secs(15), || Ok((state.lines().len() >= 13).then_some(())))?;
+    state.wait_for_lines(13, Duration::from_secs(15))?;
     let lines = state.lines();
     ensure!(lines.len() == 13, "{} lines", lines.len());
     let mut last = String::new();
@@ -729,7 +734,7 @@ fn network_sink_survives_a_collector_outage() -> Result<(), HarnessError> {
         Ok((sidecar.stat_sum(&["wasmixer_access_log_network_buffered_lines"])? == 30).then_some(()))
     })?;
     let _collector = Collector::start(port, Arc::clone(&state))?;
-    wait_for("43 lines at the collector", Duration::from_secs(15), || Ok((state.lines().len() >= 43).then_some(())))?;
+    state.wait_for_lines(43, Duration::from_secs(15))?;
     std::thread::sleep(Duration::from_millis(500));
     ensure!(state.lines().len() == 43, "{} lines", state.lines().len());
     let delivered = wait_for("delivered counter", Duration::from_secs(5), || {
@@ -765,10 +770,10 @@ fn the_mixer_filter_delivers_lines_to_a_collector() -> Result<(), HarnessError> 
     )?;
     let addr = sidecar.addr()?;
     send_requests(addr, 3)?;
-    wait_for("3 lines at the collector", Duration::from_secs(10), || Ok((state.lines().len() >= 3).then_some(())))?;
+    state.wait_for_lines(3, Duration::from_secs(10))?;
     // Answers to those batches came back through the SDK; the VM still serves and sends.
     send_requests(addr, 3)?;
-    wait_for("6 lines at the collector", Duration::from_secs(10), || Ok((state.lines().len() >= 6).then_some(())))?;
+    state.wait_for_lines(6, Duration::from_secs(10))?;
     for line in state.lines() {
         check_seed_line(&line, "unknown", "ratings")?;
     }

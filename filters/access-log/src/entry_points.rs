@@ -5,10 +5,7 @@
 //! (`wasmixer_shared::host::context_registry`). `make wasm` keeps exactly these exports
 //! (`wasm-exports.txt`).
 
-use std::cell::RefCell;
-
-use wasmixer_shared::host::context_registry::{ContextRegistry, MAX_ROOTS};
-use wasmixer_shared::host::entry_points::Lost;
+use wasmixer_shared::host::entry_points::FilterContexts;
 use wasmixer_shared::host::request_carry::RequestCarry;
 
 use crate::root::AccessLogRoot;
@@ -19,52 +16,35 @@ const MAX_IN_FLIGHT: usize = 1 << 16;
 
 thread_local! {
     /// Roots, and each stream's root id until its `on_log`.
-    static CONTEXTS: RefCell<ContextRegistry<AccessLogRoot, u32>> =
-        RefCell::new(ContextRegistry::with_pending_cap(MAX_IN_FLIGHT));
-    /// Requests the registry could not serve as configured.
-    static LOST: Lost = const { Lost::new("wasmixer-access-log", "wasmixer_access_log_lost_total") };
+    static CONTEXTS: FilterContexts<AccessLogRoot, u32> =
+        FilterContexts::new("wasmixer-access-log", "wasmixer_access_log_lost_total", MAX_IN_FLIGHT);
 }
 
 wasmixer_shared::common_entry_points!("wasmixer-access-log");
 
-fn lost(what: &str) {
-    LOST.with(|lost| lost.count(what));
-}
-
-/// Runs `f` on root `id`'s state; `None` if the root is not kept (or the registry is busy).
-fn with_root<T>(id: u32, f: impl FnOnce(&mut AccessLogRoot) -> T) -> Option<T> {
-    CONTEXTS.with(|c| c.try_borrow_mut().ok()?.root(id).map(f))
+fn retire(mut root: AccessLogRoot) {
+    root.flush_metrics();
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
     CONTEXTS.with(|c| {
-        let Ok(mut c) = c.try_borrow_mut() else { return };
         if parent_id == 0 {
-            if let Some((id, mut root)) = c.create(context_id, 0, AccessLogRoot::default) {
-                root.flush_metrics();
-                log::warn!("wasmixer-access-log: root context {id} retired to make room for {context_id} (more than {MAX_ROOTS} configurations in one VM)");
-            }
-        } else if c.keep(context_id, parent_id).is_some() {
-            lost(&format!("an older request's line was lost: more than {MAX_IN_FLIGHT} requests in flight"));
+            c.create_root(context_id, AccessLogRoot::default, retire);
+        } else if c.with(|r| r.keep(context_id, parent_id)).flatten().is_some() {
+            c.lost(&format!("an older request's line was lost: more than {MAX_IN_FLIGHT} requests in flight"));
         }
     });
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_configure(root_id: u32, _plugin_configuration_size: usize) -> bool {
-    // A root Envoy configures without having announced it still gets one.
-    CONTEXTS.with(|c| {
-        if let Ok(mut c) = c.try_borrow_mut() {
-            c.create(root_id, 0, AccessLogRoot::default);
-        }
-    });
-    with_root(root_id, AccessLogRoot::on_configure).unwrap_or(false)
+    CONTEXTS.with(|c| c.configure(root_id, AccessLogRoot::default, retire, AccessLogRoot::on_configure))
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_tick(root_id: u32) {
-    with_root(root_id, AccessLogRoot::on_tick);
+    CONTEXTS.with(|c| c.with_root(root_id, AccessLogRoot::on_tick));
 }
 
 #[no_mangle]
@@ -75,18 +55,21 @@ pub extern "C" fn proxy_on_http_call_response(
     _body_size: usize,
     _num_trailers: usize,
 ) {
-    with_root(root_id, |root| root.on_http_call_response(token));
+    CONTEXTS.with(|c| c.with_root(root_id, |root| root.on_http_call_response(token)));
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_log(context_id: u32) {
-    let stream = CONTEXTS.with(|c| {
-        let mut c = c.try_borrow_mut().ok()?;
-        let root_id = c.take(context_id)?;
-        c.root(root_id).map(|root| root.stream(context_id, RequestCarry::new()))
+    CONTEXTS.with(|c| {
+        let stream = c
+            .with(|r| {
+                let root_id = r.take(context_id)?;
+                r.root(root_id).map(|root| root.stream(context_id, RequestCarry::new()))
+            })
+            .flatten();
+        match stream {
+            Some(mut stream) => stream.on_log(),
+            None => c.lost("a finished request's root context is not kept: its line was lost"),
+        }
     });
-    match stream {
-        Some(mut stream) => stream.on_log(),
-        None => lost("a finished request's root context is not kept: its line was lost"),
-    }
 }

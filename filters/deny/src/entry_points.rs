@@ -8,10 +8,8 @@
 //! `deny-request-only.wasm` (`filters/deny-request-only`) without. `make wasm` keeps exactly
 //! the exports each lists in its `wasm-exports.txt`.
 
-use std::cell::RefCell;
-
-use wasmixer_shared::host::context_registry::{self, ContextRegistry};
-use wasmixer_shared::host::entry_points::Lost;
+use wasmixer_shared::host::context_registry::MAX_PENDING;
+use wasmixer_shared::host::entry_points::FilterContexts;
 use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::policy::header_ops::HeaderEdit;
 
@@ -23,13 +21,9 @@ const CONTINUE: u32 = 0;
 const PAUSE: u32 = 1;
 
 thread_local! {
-    static CONTEXTS: RefCell<ContextRegistry<DenyRoot, Vec<HeaderEdit>>> = RefCell::default();
-    /// Requests the registry could not serve as configured.
-    static LOST: Lost = const { Lost::new("wasmixer-deny", "wasmixer_policy_lost_total") };
-}
-
-fn lost(what: &str) {
-    LOST.with(|lost| lost.count(what));
+    /// Roots, and an allowed request's response edits until its response headers.
+    static CONTEXTS: FilterContexts<DenyRoot, Vec<HeaderEdit>> =
+        FilterContexts::new("wasmixer-deny", "wasmixer_policy_lost_total", MAX_PENDING);
 }
 
 fn new_root(response_phase: bool) -> DenyRoot {
@@ -41,71 +35,63 @@ fn new_root(response_phase: bool) -> DenyRoot {
     }
 }
 
-pub fn on_context_create(context_id: u32, parent_id: u32, response_phase: bool) {
-    let retired =
-        CONTEXTS.with(|c| c.try_borrow_mut().ok()?.create(context_id, parent_id, || new_root(response_phase)));
-    if let Some((id, root)) = retired {
-        root.flush();
-        log::warn!(
-            "wasmixer-deny: root context {id} retired to make room for {context_id} (more than {} configurations in one VM)",
-            context_registry::MAX_ROOTS
-        );
-    }
+fn retire(root: DenyRoot) {
+    root.flush();
 }
 
-/// Runs `f` on root `id`'s state; `None` if the root is not kept (or the registry is busy).
-fn with_root<T>(id: u32, f: impl FnOnce(&mut DenyRoot) -> T) -> Option<T> {
-    CONTEXTS.with(|c| c.try_borrow_mut().ok()?.root(id).map(f))
+pub fn on_context_create(context_id: u32, parent_id: u32, response_phase: bool) {
+    CONTEXTS.with(|c| {
+        if parent_id == 0 {
+            c.create_root(context_id, || new_root(response_phase), retire);
+        } else {
+            c.with(|r| r.create(context_id, parent_id, || new_root(response_phase)));
+        }
+    });
 }
 
 pub fn on_configure(root_id: u32, response_phase: bool) -> bool {
-    // A root Envoy configures without having announced it still gets one.
-    CONTEXTS.with(|c| {
-        if let Ok(mut c) = c.try_borrow_mut() {
-            c.create(root_id, 0, || new_root(response_phase));
-        }
-    });
-    with_root(root_id, DenyRoot::on_configure).unwrap_or(false)
+    CONTEXTS.with(|c| c.configure(root_id, || new_root(response_phase), retire, DenyRoot::on_configure))
 }
 
 pub fn on_tick(root_id: u32) {
-    with_root(root_id, DenyRoot::on_tick);
+    CONTEXTS.with(|c| c.with_root(root_id, DenyRoot::on_tick));
 }
 
 pub fn on_http_call_response(root_id: u32, token: u32, body_size: usize) {
-    with_root(root_id, |root| root.on_http_call_response(token, body_size));
+    CONTEXTS.with(|c| c.with_root(root_id, |root| root.on_http_call_response(token, body_size)));
 }
 
 pub fn on_request_headers(context_id: u32) -> u32 {
-    let routed =
-        CONTEXTS.with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.stream_root(context_id).map(|r| r.shared())));
-    let shared = match routed {
-        Some(shared) => shared,
-        None => {
-            // Refused like a request without configuration: never let an unchecked one through.
-            lost("a request whose root context is not kept was refused");
-            None
+    CONTEXTS.with(|c| {
+        let routed = c.with(|r| r.stream_root(context_id).map(|root| root.shared())).flatten();
+        let shared = match routed {
+            Some(shared) => shared,
+            None => {
+                // Refused like a request without configuration: never let an unchecked one through.
+                c.lost("a request whose root context is not kept was refused");
+                None
+            }
+        };
+        let carry = RequestCarry::default();
+        let (flow, response_edits) = stream::check_request(shared.as_deref(), &carry, context_id);
+        if !response_edits.is_empty() {
+            match c.with(|r| r.keep(context_id, response_edits)) {
+                Some(None) => {}
+                Some(Some(_)) => {
+                    c.lost("response header operations of an older request were dropped (too many waiting)")
+                }
+                None => c.lost("response header operations were dropped (registry busy)"),
+            }
         }
-    };
-    let carry = RequestCarry::default();
-    let (flow, response_edits) = stream::check_request(shared.as_deref(), &carry, context_id);
-    if !response_edits.is_empty() {
-        let dropped = CONTEXTS.with(|c| c.try_borrow_mut().ok().map(|mut c| c.keep(context_id, response_edits)));
-        match dropped {
-            Some(None) => {}
-            Some(Some(_)) => lost("response header operations of an older request were dropped (too many waiting)"),
-            None => lost("response header operations were dropped (registry busy)"),
+        match flow {
+            Flow::Continue => CONTINUE,
+            Flow::Stop => PAUSE,
         }
-    }
-    match flow {
-        Flow::Continue => CONTINUE,
-        Flow::Stop => PAUSE,
-    }
+    })
 }
 
 pub fn on_response_headers(context_id: u32) -> u32 {
-    let edits = CONTEXTS.with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.take(context_id)));
-    if let Some(edits) = edits {
+    if let Some(edits) = CONTEXTS.with(|c| c.with(|r| r.take(context_id)).flatten()) {
         stream::apply_response_edits(&edits);
     }
     CONTINUE

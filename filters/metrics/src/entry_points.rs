@@ -6,10 +6,7 @@
 //! `on_log` (`wasmixer_shared::host::context_registry`). `make wasm` keeps exactly these
 //! exports (`wasm-exports.txt`).
 
-use std::cell::RefCell;
-
-use wasmixer_shared::host::context_registry::{ContextRegistry, MAX_ROOTS};
-use wasmixer_shared::host::entry_points::Lost;
+use wasmixer_shared::host::entry_points::FilterContexts;
 use wasmixer_shared::host::request_carry::RequestCarry;
 
 use crate::root::MetricsRoot;
@@ -37,76 +34,63 @@ enum Finished {
 }
 
 thread_local! {
-    static CONTEXTS: RefCell<ContextRegistry<MetricsRoot, Kept>> =
-        RefCell::new(ContextRegistry::with_pending_cap(MAX_IN_FLIGHT));
-    /// Reports the registry could not serve as configured.
-    static LOST: Lost = const { Lost::new("wasmixer-metrics", "wasmixer_metric_reports_lost_total") };
+    static CONTEXTS: FilterContexts<MetricsRoot, Kept> =
+        FilterContexts::new("wasmixer-metrics", "wasmixer_metric_reports_lost_total", MAX_IN_FLIGHT);
 }
 
 wasmixer_shared::common_entry_points!("wasmixer-metrics");
 
-fn lost(what: &str) {
-    LOST.with(|lost| lost.count(what));
-}
-
-/// Runs `f` on root `id`'s state; `None` if the root is not kept (or the registry is busy).
-fn with_root<T>(id: u32, f: impl FnOnce(&mut MetricsRoot) -> T) -> Option<T> {
-    CONTEXTS.with(|c| c.try_borrow_mut().ok()?.root(id).map(f))
+fn retire(root: MetricsRoot) {
+    root.flush();
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
     CONTEXTS.with(|c| {
-        let Ok(mut c) = c.try_borrow_mut() else { return };
         if parent_id == 0 {
-            if let Some((id, root)) = c.create(context_id, 0, MetricsRoot::default) {
-                root.flush();
-                log::warn!("wasmixer-metrics: root context {id} retired to make room for {context_id} (more than {MAX_ROOTS} configurations in one VM)");
-            }
+            c.create_root(context_id, MetricsRoot::default, retire);
             return;
         }
-        let kept = match c.root(parent_id) {
-            Some(root) if root.is_tcp() => Kept::Tcp(Box::new(root.tcp_stream(context_id))),
-            _ => Kept::Http(parent_id),
-        };
-        if c.keep(context_id, kept).is_some() {
-            lost(&format!("an older stream's report was lost: more than {MAX_IN_FLIGHT} streams in flight"));
+        let dropped = c.with(|r| {
+            let kept = match r.root(parent_id) {
+                Some(root) if root.is_tcp() => Kept::Tcp(Box::new(root.tcp_stream(context_id))),
+                _ => Kept::Http(parent_id),
+            };
+            r.keep(context_id, kept)
+        });
+        if dropped.flatten().is_some() {
+            c.lost(&format!("an older stream's report was lost: more than {MAX_IN_FLIGHT} streams in flight"));
         }
     });
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_configure(root_id: u32, _plugin_configuration_size: usize) -> bool {
-    // A root Envoy configures without having announced it still gets one.
-    CONTEXTS.with(|c| {
-        if let Ok(mut c) = c.try_borrow_mut() {
-            c.create(root_id, 0, MetricsRoot::default);
-        }
-    });
-    with_root(root_id, MetricsRoot::on_configure).unwrap_or(false)
+    CONTEXTS.with(|c| c.configure(root_id, MetricsRoot::default, retire, MetricsRoot::on_configure))
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_tick(root_id: u32) {
-    with_root(root_id, MetricsRoot::on_tick);
+    CONTEXTS.with(|c| c.with_root(root_id, MetricsRoot::on_tick));
 }
 
 /// Runs `f` on TCP connection `context_id`'s state, if kept.
 fn with_connection(context_id: u32, f: impl FnOnce(&mut TcpMetricsStream)) {
-    let misplaced = CONTEXTS.with(|c| {
-        let Ok(mut c) = c.try_borrow_mut() else { return false };
-        match c.kept(context_id) {
-            Some(Kept::Tcp(stream)) => {
-                f(stream);
-                false
-            }
-            Some(Kept::Http(_)) => true,
-            None => false,
+    CONTEXTS.with(|c| {
+        let misplaced = c
+            .with(|r| match r.kept(context_id) {
+                Some(Kept::Tcp(stream)) => {
+                    f(stream);
+                    false
+                }
+                Some(Kept::Http(_)) => true,
+                None => false,
+            })
+            .unwrap_or(false);
+        if misplaced {
+            c.lost("a network filter runs an HTTP root (its root_id does not end in -tcp): connection bytes are not counted");
         }
     });
-    if misplaced {
-        lost("a network filter runs an HTTP root (its root_id does not end in -tcp): connection bytes are not counted");
-    }
 }
 
 #[no_mangle]
@@ -123,18 +107,19 @@ pub extern "C" fn proxy_on_upstream_data(context_id: u32, data_size: usize, _end
 
 #[no_mangle]
 pub extern "C" fn proxy_on_log(context_id: u32) {
-    let kept = CONTEXTS.with(|c| {
-        let mut c = c.try_borrow_mut().ok()?;
-        match c.take(context_id)? {
-            Kept::Http(root_id) => {
-                c.root(root_id).map(|root| Finished::Http(root.stream(context_id, RequestCarry::new())))
-            }
-            Kept::Tcp(stream) => Some(Finished::Tcp(stream)),
+    CONTEXTS.with(|c| {
+        let finished = c
+            .with(|r| match r.take(context_id)? {
+                Kept::Http(root_id) => {
+                    r.root(root_id).map(|root| Finished::Http(root.stream(context_id, RequestCarry::new())))
+                }
+                Kept::Tcp(stream) => Some(Finished::Tcp(stream)),
+            })
+            .flatten();
+        match finished {
+            Some(Finished::Http(mut stream)) => stream.on_log(),
+            Some(Finished::Tcp(mut stream)) => stream.on_log(),
+            None => c.lost("a finished stream's state is not kept: its report was lost"),
         }
     });
-    match kept {
-        Some(Finished::Http(mut stream)) => stream.on_log(),
-        Some(Finished::Tcp(mut stream)) => stream.on_log(),
-        None => lost("a finished stream's state is not kept: its report was lost"),
-    }
 }

@@ -1,11 +1,13 @@
-//! What every filter with its own proxy-wasm entry points (no SDK dispatcher) exports besides
-//! its callbacks: [`common_entry_points!`](crate::common_entry_points) gives the module's
-//! `_initialize` (constructors, then logging into Envoy's log and the panic hook), the ABI
-//! version, the allocator Envoy copies values in with, and `proxy_on_vm_start`.
+//! What every filter with its own proxy-wasm entry points (no SDK dispatcher) shares:
+//! [`common_entry_points!`](crate::common_entry_points) exports the module's `_initialize`
+//! (constructors, then logging into Envoy's log and the panic hook), the ABI version, the
+//! allocator Envoy copies values in with, and `proxy_on_vm_start`; [`FilterContexts`] holds the
+//! filter's roots and streams between callbacks.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use super::abi::{self, MetricType};
+use super::context_registry::{ContextRegistry, MAX_ROOTS};
 use super::{logger, panic_hook};
 use crate::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
 
@@ -21,9 +23,68 @@ pub fn vm_started(filter: &str, version: &str) -> bool {
     true
 }
 
+/// A filter's roots and what its streams keep between callbacks ([`ContextRegistry`]), and
+/// what it could not serve: one per VM thread, in a `thread_local!`.
+pub struct FilterContexts<R, P> {
+    filter: &'static str,
+    registry: RefCell<ContextRegistry<R, P>>,
+    lost: Lost,
+}
+
+impl<R, P> FilterContexts<R, P> {
+    /// Contexts of `filter` (e.g. `"wasmixer-deny"`) where at most `pending_cap` streams keep a
+    /// value at once; losses are counted in counter `lost_metric`.
+    pub fn new(filter: &'static str, lost_metric: &'static str, pending_cap: usize) -> Self {
+        FilterContexts {
+            filter,
+            registry: RefCell::new(ContextRegistry::with_pending_cap(pending_cap)),
+            lost: Lost::new(filter, lost_metric),
+        }
+    }
+
+    /// Runs `f` on the registry; `None` if it is busy (a callback re-entered).
+    pub fn with<T>(&self, f: impl FnOnce(&mut ContextRegistry<R, P>) -> T) -> Option<T> {
+        self.registry.try_borrow_mut().ok().map(|mut r| f(&mut r))
+    }
+
+    /// Runs `f` on root `id`'s state; `None` if the root is not kept (or the registry is busy).
+    pub fn with_root<T>(&self, id: u32, f: impl FnOnce(&mut R) -> T) -> Option<T> {
+        self.with(|r| r.root(id).map(f)).flatten()
+    }
+
+    /// `proxy_on_context_create` of root `id`: its state made by `new_root`. A root retired to
+    /// make room is handed to `retire` (to report what it counted) and logged.
+    pub fn create_root(&self, id: u32, new_root: impl FnOnce() -> R, retire: impl FnOnce(R)) {
+        if let Some((old, root)) = self.with(|r| r.create(id, 0, new_root)).flatten() {
+            retire(root);
+            log::warn!(
+                "{}: root context {old} retired to make room for {id} (more than {MAX_ROOTS} configurations in one VM)",
+                self.filter
+            );
+        }
+    }
+
+    /// `proxy_on_configure` of root `id` (made by `new_root` if Envoy never announced it).
+    pub fn configure(
+        &self,
+        id: u32,
+        new_root: impl FnOnce() -> R,
+        retire: impl FnOnce(R),
+        configure: impl FnOnce(&mut R) -> bool,
+    ) -> bool {
+        self.create_root(id, new_root, retire);
+        self.with_root(id, configure).unwrap_or(false)
+    }
+
+    /// Counts one request or report the contexts could not serve and logs `what`.
+    pub fn lost(&self, what: &str) {
+        self.lost.count(what);
+    }
+}
+
 /// What a filter's registry could not serve as configured (a stream without a kept root, a
 /// kept value dropped to make room): counted in one counter and logged, rate-limited.
-pub struct Lost {
+struct Lost {
     filter: &'static str,
     metric_name: &'static str,
     metric: Cell<Option<u32>>,
@@ -31,12 +92,12 @@ pub struct Lost {
 }
 
 impl Lost {
-    pub const fn new(filter: &'static str, metric_name: &'static str) -> Lost {
+    const fn new(filter: &'static str, metric_name: &'static str) -> Lost {
         Lost { filter, metric_name, metric: Cell::new(None), limiter: LogLimiter::new() }
     }
 
     /// Counts one loss and logs `what` (at most every 10 s, with the number suppressed).
-    pub fn count(&self, what: &str) {
+    fn count(&self, what: &str) {
         let id = self.metric.get().or_else(|| {
             let id = abi::define_metric(MetricType::Counter, self.metric_name);
             self.metric.set(id);
