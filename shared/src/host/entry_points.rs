@@ -146,3 +146,30 @@ macro_rules! common_entry_points {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    #[test]
+    fn roots_configure_once_created_and_retire_through_the_callback() {
+        let contexts: FilterContexts<u32, ()> = FilterContexts::new("wasmixer-test", "wasmixer_test_lost_total", 4);
+        // Envoy configures a root it never announced: it is made, then configured.
+        assert!(contexts.configure(1, || 10, |_| {}, |root| *root == 10));
+        assert!(!contexts.configure(2, || 20, |_| {}, |_| false));
+        assert_eq!(contexts.with_root(1, |root| *root), Some(10));
+        assert_eq!(contexts.with_root(99, |root| *root), None);
+        // Beyond MAX_ROOTS, the least used root is handed to `retire`.
+        let retired = Cell::new(None);
+        for id in 3..=MAX_ROOTS as u32 + 1 {
+            contexts.create_root(id, || id * 10, |root| retired.set(Some(root)));
+        }
+        assert_eq!(retired.get(), Some(20));
+        assert_eq!(contexts.with_root(2, |root| *root), None);
+        // A busy registry is reported as such, not waited for.
+        assert_eq!(contexts.with(|_| contexts.with(|_| ())), Some(None));
+        contexts.lost("nothing to see natively");
+    }
+}
