@@ -227,9 +227,7 @@ impl AccessLogRoot {
             }
         }
     }
-}
 
-impl AccessLogRoot {
     /// The collector's answer to request `token`.
     pub fn on_http_call_response(&mut self, token: u32) {
         let now = abi::now_nanos();
@@ -261,9 +259,7 @@ impl AccessLogRoot {
         // The next batch may be due already (a backlog after an outage drains at round-trip pace).
         self.pump();
     }
-}
 
-impl AccessLogRoot {
     /// Reads the plugin's configuration and takes it, or rejects it.
     pub fn on_configure(&mut self) -> bool {
         plugin_configuration::configure("wasmixer-access-log", |config| self.apply(config))

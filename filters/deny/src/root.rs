@@ -139,9 +139,7 @@ impl DenyRoot {
         let outcome = fetched.on_response(params, status.as_deref(), body_size, read_body, abi::now_nanos());
         shared.metrics.list_fetch(index, display_name, params.provider_url.as_deref().unwrap_or(""), &outcome);
     }
-}
 
-impl DenyRoot {
     /// Takes `config` (the standalone filter's own document, or the mixer's), or rejects it.
     pub fn apply(&mut self, config: &FilterConfig) -> bool {
         match self.configure(config) {
@@ -157,9 +155,9 @@ impl DenyRoot {
                     .handlers
                     .iter()
                     .any(|h| matches!(h, CheckHandler::List { params, .. } if params.provider_url.is_some()));
-                if let Some(old) = self.shared.replace(Rc::new(shared)) {
-                    old.metrics.flush(&old.plan.rules);
-                }
+                // What the previous configuration counted reaches Envoy before it is replaced.
+                self.flush();
+                self.shared = Some(Rc::new(shared));
                 self.fetches.clear();
                 self.last_fetch_ns.clear();
                 // Ticks flush the counters (and refresh fetched lists).
@@ -172,9 +170,7 @@ impl DenyRoot {
             Err(e) => plugin_configuration::reject("wasmixer-deny", &e),
         }
     }
-}
 
-impl DenyRoot {
     /// Reads the plugin's configuration and takes it, or rejects it.
     pub fn on_configure(&mut self) -> bool {
         plugin_configuration::configure("wasmixer-deny", |config| self.apply(config))

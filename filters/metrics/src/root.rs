@@ -65,10 +65,8 @@ impl MetricsRoot {
         if !abi::set_tick_period_ms(TICK_MS) {
             log::warn!("wasmixer-metrics: no tick: counters cannot be reported (and long TCP connections report only when they close)");
         }
-        if let Some(old) = &self.shared {
-            // What the previous configuration counted reaches Envoy before it is replaced.
-            old.recorder.flush();
-        }
+        // What the previous configuration counted reaches Envoy before it is replaced.
+        self.flush();
         match self.configure(config) {
             Ok(shared) => {
                 let plan = &shared.plan;
@@ -97,9 +95,7 @@ impl MetricsRoot {
             Err(e) => plugin_configuration::reject("wasmixer-metrics", &e),
         }
     }
-}
 
-impl MetricsRoot {
     /// Reads the plugin's configuration and takes it, or rejects it.
     pub fn on_configure(&mut self) -> bool {
         let root_id = abi::get_property(&["plugin_root_id"]).map(|b| String::from_utf8_lossy(&b).into_owned());
