@@ -37,7 +37,7 @@ WASM_OPT       ?= wasm-opt
 WASM_OPT_FLAGS ?= -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
                   --enable-mutable-globals --one-caller-inline-max-function-size=500
 
-.PHONY: help setup wasm size test test-native test-wasm32 test-integration lint clean run bench bench-instructions bench-expr bench-request-paths profile-request-paths profile-instructions
+.PHONY: help setup wasm size test test-native test-wasm32 test-integration lint clean run bench bench-paired bench-instructions bench-expr bench-request-paths profile-request-paths profile-instructions
 
 help: ## list the verbs
 	@echo "wasmixer make verbs:"
@@ -159,6 +159,11 @@ bench: setup wasm ## load benchmark, ~8 min: CPU/request, RPS, latency, RSS vs b
 
 bench-quick: setup wasm ## the load benchmark in about a minute (fewer, shorter turns; bench/results/latest-quick.*)
 	$(CARGO) run -q -p wasmixer-bench -- --quick $(BENCH_ARGS)
+
+# The setups whose ratio targets a paired run judges (their baselines and natives come along).
+PAIRED_SETUPS ?= deny-seed,deny-peer
+bench-paired: setup wasm ## CPU ratios of PAIRED_SETUPS (default deny-seed,deny-peer) with every setup loaded at once, ~2 min; bench/results/latest-together.*
+	$(CARGO) run -q -p wasmixer-bench -- --together --only $(PAIRED_SETUPS) --rounds 15 --latency-secs 0 $(BENCH_ARGS)
 
 bench-instructions: setup wasm ## instructions per request of each one-hop setup under callgrind (deterministic), ~8 min; bench/results/instructions.*
 	$(CARGO) run -q -p wasmixer-bench -- --instructions $(BENCH_ARGS)

@@ -29,6 +29,24 @@ pub fn wrk(
     core: usize,
     nice: i32,
 ) -> Result<WrkResult, String> {
+    spawn_wrk(addr, headers, threads, connections, secs, core, nice)?.finish()
+}
+
+/// A `wrk` started by [`spawn_wrk`]; [`RunningWrk::finish`] waits for it and reads its report.
+pub struct RunningWrk {
+    child: std::process::Child,
+}
+
+/// Starts [`wrk`] without waiting for it, so that several setups can take load at once.
+pub fn spawn_wrk(
+    addr: SocketAddr,
+    headers: &[(String, String)],
+    threads: u32,
+    connections: u32,
+    secs: u32,
+    core: usize,
+    nice: i32,
+) -> Result<RunningWrk, String> {
     // `nice -n N taskset -c CORE wrk …`: the load generator gets the same priority as the
     // Envoy under test.
     let mut cmd = Command::new("nice");
@@ -40,16 +58,22 @@ pub fn wrk(
     cmd.arg(format!("http://{addr}/"));
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().map_err(|e| format!("starting wrk: {e}"))?;
-    let pid = child.id();
-    register_child(pid);
-    let out = child.wait_with_output().map_err(|e| format!("wrk: {e}"));
-    unregister_child(pid);
-    let out = out?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        return Err(format!("wrk failed ({}): {}{}", out.status, text, String::from_utf8_lossy(&out.stderr)));
+    register_child(child.id());
+    Ok(RunningWrk { child })
+}
+
+impl RunningWrk {
+    pub fn finish(self) -> Result<WrkResult, String> {
+        let pid = self.child.id();
+        let out = self.child.wait_with_output().map_err(|e| format!("wrk: {e}"));
+        unregister_child(pid);
+        let out = out?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            return Err(format!("wrk failed ({}): {}{}", out.status, text, String::from_utf8_lossy(&out.stderr)));
+        }
+        parse_wrk(&text)
     }
-    parse_wrk(&text)
 }
 
 fn parse_wrk(text: &str) -> Result<WrkResult, String> {

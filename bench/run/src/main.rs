@@ -48,7 +48,8 @@ usage: wasmixer-bench [--quick] [options]
   --latency-secs S     seconds per setup per latency round (default 1; quick 0.4; 0 skips)
   --latency-rounds N   latency rounds (default 2; quick 1)
   --warmup-ms N        closed-loop warm-up per setup before measuring (default 1000; quick 300)
-  --only a,b           run only these setups (bare is always included); quick runs leave out
+  --only a,b           run only these setups, with their baselines and native counterparts
+                       (bare is always included); quick runs leave out
                        the calibration setups (host-*-x10) unless named here
   --upstream           route to a trivial backend Envoy instead of a direct response
   --nice N             nice value of the Envoy under test during its turn (default -10, so
@@ -60,6 +61,12 @@ usage: wasmixer-bench [--quick] [options]
   --max-secs N         hard time limit; children are killed (default 600; quick 150)
   --no-readme          do not refresh the table in bench/README.md (quick runs never do)
   --keep               keep the temporary directory (bootstraps, Envoy logs)
+  --together           each round, every setup takes its turn at the same time (one wrk each,
+                       all Envoys sharing their core): each setup's CPU per request is then
+                       read over the same seconds as bare Envoy's, so a machine whose speed
+                       drifts (a noisy neighbour) moves them all alike; ratios hold, absolute
+                       figures and RPS are those of a shared core. Meant for --only with a few
+                       setups
   --instructions       instead of timing, count the instructions Envoy executes per request
                        in each one-hop setup under valgrind's callgrind (deterministic; about
                        8 minutes for every setup; default --max-secs 1800); honours --only,
@@ -97,6 +104,8 @@ pub struct Options {
     pub instructions: bool,
     /// With `instructions`: the top functions of each module (see `wasm_functions`); 0 for none.
     pub functions: usize,
+    /// Every setup takes its load turn at the same time (see `load_turn`).
+    pub together: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -123,6 +132,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         keep: false,
         instructions: false,
         functions: 0,
+        together: false,
     };
     let mut max_secs_given = false;
     let mut it = args.iter();
@@ -156,6 +166,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--functions" => o.functions = num(a, val(a)?)?,
             "--no-readme" => o.readme = false,
             "--keep" => o.keep = true,
+            "--together" => o.together = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
         }
@@ -605,14 +616,86 @@ pub(crate) fn chosen_setups(o: &Options, mut setups: Vec<Setup>) -> Result<Vec<S
                 ));
             }
         }
-        // A named setup brings the setup its figures are taken against.
-        let baselines: Vec<&str> =
-            setups.iter().filter(|s| o.only.iter().any(|n| n == s.name)).map(|s| s.baseline).collect();
-        setups.retain(|s| s.name == "bare" || o.only.iter().any(|n| n == s.name) || baselines.contains(&s.name));
+        // A named setup brings the setups its figures are taken against: its baseline and the
+        // native setup its ratio target compares it with.
+        let named: Vec<&Setup> = setups.iter().filter(|s| o.only.iter().any(|n| n == s.name)).collect();
+        let wanted: Vec<&str> = named.iter().flat_map(|s| std::iter::once(s.baseline).chain(s.native)).collect();
+        setups.retain(|s| s.name == "bare" || o.only.iter().any(|n| n == s.name) || wanted.contains(&s.name));
     } else if o.quick {
         setups.retain(|s| !s.diagnostic);
     }
     Ok(setups)
+}
+
+/// One turn of `wrk` for each of the setups `chosen`, all at the same time: CPU per request of
+/// each from its own counters over the same interval. One setup is the ordinary sequential turn.
+fn load_turn(
+    o: &Options,
+    round: usize,
+    chosen: &[usize],
+    units: &mut [Option<Unit>],
+    setups: &[Setup],
+    measured: &mut [Measured],
+    dir: &Path,
+) -> Result<(), String> {
+    let mut started = Vec::new();
+    for &i in chosen {
+        let (Some(Some(unit)), Some(s)) = (units.get_mut(i), setups.get(i)) else {
+            continue;
+        };
+        if let Some(why) = unit.dead() {
+            return Err(format!("{}: {why}", s.name));
+        }
+        let Some(listener) = unit.front().map(|e| e.listener) else {
+            continue;
+        };
+        if o.nice != 0 {
+            unit.renice(o.nice);
+        }
+        started.push((i, unit.requests_completed()?, unit.cpu()?, listener));
+    }
+    let mut running = Vec::new();
+    for &(i, _, _, listener) in &started {
+        let headers = setups.get(i).map(|s| s.headers.as_slice()).unwrap_or_default();
+        running.push(load::spawn_wrk(
+            listener,
+            headers,
+            o.wrk_threads,
+            o.connections,
+            o.turn_secs,
+            o.load_core,
+            o.nice,
+        )?);
+    }
+    let mut results = Vec::new();
+    for w in running {
+        results.push(w.finish()?);
+    }
+    // Let the last responses and connection closes be processed before reading.
+    std::thread::sleep(Duration::from_millis(50));
+    for ((i, req0, cpu0, _), w) in started.into_iter().zip(results) {
+        let (Some(Some(unit)), Some(s)) = (units.get(i), setups.get(i)) else {
+            continue;
+        };
+        let cpu1 = unit.cpu()?;
+        if o.nice != 0 {
+            unit.renice(0);
+        }
+        let req1 = unit.requests_completed()?;
+        truncate_logs(s, dir);
+        if let Some(m) = measured.get_mut(i) {
+            m.turns.push(Turn {
+                round,
+                requests: req1.saturating_sub(req0),
+                ticks: cpu1.ticks.saturating_sub(cpu0.ticks),
+                sched_ns: cpu1.sched_ns.saturating_sub(cpu0.sched_ns),
+                rps: w.rps,
+                non_2xx_3xx: w.non_2xx_3xx,
+                socket_errors: w.socket_errors,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn run(o: Options) -> Result<Run, String> {
@@ -792,46 +875,17 @@ fn run(o: Options) -> Result<Run, String> {
         ));
     }
 
-    // CPU / RPS rounds, rotating the order.
+    // CPU / RPS rounds: one setup at a time in rotating order, or every setup at once.
     for round in 0..o.rounds {
-        let n = active.len();
-        for k in 0..n {
-            let Some(&i) = active.get((k + round) % n) else {
-                continue;
-            };
-            let (Some(Some(unit)), Some(s)) = (units.get_mut(i), setups.get(i)) else {
-                continue;
-            };
-            if let Some(why) = unit.dead() {
-                return Err(format!("{}: {why}", s.name));
-            }
-            let Some(listener) = unit.front().map(|e| e.listener) else {
-                continue;
-            };
-            if o.nice != 0 {
-                unit.renice(o.nice);
-            }
-            let req0 = unit.requests_completed()?;
-            let cpu0 = unit.cpu()?;
-            let w = load::wrk(listener, &s.headers, o.wrk_threads, o.connections, o.turn_secs, o.load_core, o.nice)?;
-            // Let the last responses and connection closes be processed before reading.
-            std::thread::sleep(Duration::from_millis(50));
-            let cpu1 = unit.cpu()?;
-            if o.nice != 0 {
-                unit.renice(0);
-            }
-            let req1 = unit.requests_completed()?;
-            truncate_logs(s, &dir);
-            if let Some(m) = measured.get_mut(i) {
-                m.turns.push(Turn {
-                    round,
-                    requests: req1.saturating_sub(req0),
-                    ticks: cpu1.ticks.saturating_sub(cpu0.ticks),
-                    sched_ns: cpu1.sched_ns.saturating_sub(cpu0.sched_ns),
-                    rps: w.rps,
-                    non_2xx_3xx: w.non_2xx_3xx,
-                    socket_errors: w.socket_errors,
-                });
+        if o.together {
+            load_turn(&o, round, &active, &mut units, &setups, &mut measured, &dir)?;
+        } else {
+            let n = active.len();
+            for k in 0..n {
+                let Some(&i) = active.get((k + round) % n) else {
+                    continue;
+                };
+                load_turn(&o, round, &[i], &mut units, &setups, &mut measured, &dir)?;
             }
         }
         eprint!("\r  round {}/{} done ({:.0}s)   ", round + 1, o.rounds, t0.elapsed().as_secs_f64());

@@ -616,9 +616,10 @@ pub fn print_table(run: &Run) {
 
 fn header_line(run: &Run) -> String {
     format!(
-        "wasmixer bench ({}, {}) {} | Envoy {} | {} | load average {:.2} -> {:.2} | {:.0}s",
+        "wasmixer bench ({}, {}{}) {} | Envoy {} | {} | load average {:.2} -> {:.2} | {:.0}s",
         if run.options.quick { "quick" } else { "full" },
         if run.options.upstream { "trivial upstream" } else { "direct response" },
+        if run.options.together { ", turns together" } else { "" },
         run.started,
         run.envoy_version.split('/').nth(1).unwrap_or(&run.envoy_version),
         run.machine,
@@ -717,14 +718,18 @@ fn to_json(run: &Run) -> Value {
         "method": {
             "hop": if o.upstream { "inbound sidecar listener -> trivial backend Envoy (direct response) on the load core" } else { "inbound sidecar listener answering with a direct response (HTTP/1.1, keep-alive)" },
             "envoy": format!("every setup's Envoy running at once, --concurrency 1, pinned to core {} (taskset)", o.envoy_core),
-            "load": format!("wrk -t{} -c{} for {} s per setup per round, pinned to core {}; setups taken in rotating order", o.wrk_threads, o.connections, o.turn_secs, o.load_core),
+            "load": if o.together {
+                format!("wrk -t{} -c{} for {} s per setup per round, pinned to core {}; every setup loaded at the same time (--together), its Envoy sharing core {} with the others", o.wrk_threads, o.connections, o.turn_secs, o.load_core, o.envoy_core)
+            } else {
+                format!("wrk -t{} -c{} for {} s per setup per round, pinned to core {}; setups taken in rotating order", o.wrk_threads, o.connections, o.turn_secs, o.load_core)
+            },
             "cpu": "utime+stime of the Envoy process (/proc/<pid>/stat, all threads) over the turn / requests it completed (http.ingress.downstream_rq_completed); schedstat figures are the threads' /proc/<pid>/task/*/schedstat run time",
             "extra": "per round, setup minus bare Envoy; median over rounds",
             "latency": format!("{} req/s over 4 keep-alive connections for {} s x {} round(s) per setup; time from writing the request to the end of the response", o.rate, o.latency_secs, o.latency_rounds),
             "rss": "VmRSS after the measurement rounds",
             "clock_ticks_per_sec": run.ticks_per_sec,
         },
-        "options": {"rounds": o.rounds, "turn_secs": o.turn_secs, "connections": o.connections, "wrk_threads": o.wrk_threads, "rate": o.rate, "latency_secs": o.latency_secs, "latency_rounds": o.latency_rounds, "warmup_ms": o.warmup.as_millis() as u64, "upstream": o.upstream},
+        "options": {"rounds": o.rounds, "turn_secs": o.turn_secs, "connections": o.connections, "wrk_threads": o.wrk_threads, "rate": o.rate, "latency_secs": o.latency_secs, "latency_rounds": o.latency_rounds, "warmup_ms": o.warmup.as_millis() as u64, "upstream": o.upstream, "together": o.together},
         "setups": setups,
         "wasm_sizes_bytes": sizes.files.iter().map(|(n, b)| (n.clone(), json!(b))).collect::<serde_json::Map<String, Value>>(),
         "expression_benchmark": expr_summary(run).map(|(v, _)| v),
@@ -944,18 +949,25 @@ pub fn write_all(run: &Run) -> Result<Vec<PathBuf>, String> {
         if run.options.out.is_absolute() { run.options.out.clone() } else { run.workspace.join(&run.options.out) };
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut written = Vec::new();
-    let json_path = out.join(if run.options.quick { "latest-quick.json" } else { "latest.json" });
+    // Quick and --together runs keep their own files, so the full run's stay the reference.
+    let suffix = match (run.options.quick, run.options.together) {
+        (true, true) => "-quick-together",
+        (true, false) => "-quick",
+        (false, true) => "-together",
+        (false, false) => "",
+    };
+    let json_path = out.join(format!("latest{suffix}.json"));
     let text = serde_json::to_string_pretty(&to_json(run)).map_err(|e| e.to_string())?;
     std::fs::write(&json_path, text + "\n").map_err(|e| format!("{}: {e}", json_path.display()))?;
     written.push(json_path);
-    let svg_path = out.join(if run.options.quick { "cpu-per-request-quick.svg" } else { "cpu-per-request.svg" });
+    let svg_path = out.join(format!("cpu-per-request{suffix}.svg"));
     std::fs::write(&svg_path, svg(run)).map_err(|e| format!("{}: {e}", svg_path.display()))?;
     written.push(svg_path);
-    let md_path = out.join(if run.options.quick { "latest-quick.md" } else { "latest.md" });
+    let md_path = out.join(format!("latest{suffix}.md"));
     let md = markdown(run);
     std::fs::write(&md_path, &md).map_err(|e| format!("{}: {e}", md_path.display()))?;
     written.push(md_path);
-    if run.options.readme && !run.options.quick {
+    if run.options.readme && suffix.is_empty() {
         let readme = run.workspace.join("bench/README.md");
         if let Ok(text) = std::fs::read_to_string(&readme) {
             if let (Some(a), Some(b)) = (text.find(README_START), text.find(README_END)) {
