@@ -209,7 +209,7 @@ fn count_into(c: &mut Counted, setup: &Setup, envoy_bin: &str, core: usize, dir:
     crate::verify(setup, &unit, dir).map_err(|e| format!("not built: {e}"))?;
     for round in 1..=ROUNDS {
         control(pid, "--zero")?;
-        let w = load::wrk(addr, &setup.headers, 1, 1, ROUND_SECS, core, 0)?;
+        let w = load::spawn_wrk(addr, &setup.headers, 1, 1, ROUND_SECS, core, 0)?.finish()?;
         control(pid, "--dump")?;
         let ir = dumped_instructions(&dumps, round)?;
         c.requests += w.requests;

@@ -19,25 +19,13 @@ pub struct WrkResult {
     pub socket_errors: u64,
 }
 
-/// `nice -n <nice> taskset -c <core> wrk -t<threads> -c<connections> -d<secs>s` against `addr`.
-pub fn wrk(
-    addr: SocketAddr,
-    headers: &[(String, String)],
-    threads: u32,
-    connections: u32,
-    secs: u32,
-    core: usize,
-    nice: i32,
-) -> Result<WrkResult, String> {
-    spawn_wrk(addr, headers, threads, connections, secs, core, nice)?.finish()
-}
-
 /// A `wrk` started by [`spawn_wrk`]; [`RunningWrk::finish`] waits for it and reads its report.
 pub struct RunningWrk {
     child: std::process::Child,
 }
 
-/// Starts [`wrk`] without waiting for it, so that several setups can take load at once.
+/// Starts `nice -n <nice> taskset -c <core> wrk -t<threads> -c<connections> -d<secs>s` against
+/// `addr` without waiting for it, so that several setups can take load at once.
 pub fn spawn_wrk(
     addr: SocketAddr,
     headers: &[(String, String)],
