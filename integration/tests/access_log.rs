@@ -530,6 +530,13 @@ struct CollectorState {
 }
 
 impl Collector {
+    /// A collector with fresh state on a free port: (collector, port, state).
+    fn on_free_port() -> Result<(Collector, u16, Arc<CollectorState>), HarnessError> {
+        let port = free_port()?;
+        let state = Arc::new(CollectorState::default());
+        Ok((Collector::start(port, Arc::clone(&state))?, port, state))
+    }
+
     fn start(port: u16, state: Arc<CollectorState>) -> Result<Collector, HarnessError> {
         state.stopping.store(false, Ordering::SeqCst);
         let listener = TcpListener::bind(("127.0.0.1", port))
@@ -673,9 +680,7 @@ fn send_requests(addr: SocketAddr, n: usize) -> Result<(), HarnessError> {
 #[test]
 fn network_sink_survives_a_collector_outage() -> Result<(), HarnessError> {
     let backend = ratings_backend()?;
-    let port = free_port()?;
-    let state = Arc::new(CollectorState::default());
-    let collector = Collector::start(port, Arc::clone(&state))?;
+    let (collector, port, state) = Collector::on_free_port()?;
     let network = json!({
         "cluster": "log-collector", "path": "/ingest", "batch_lines": 5, "flush_interval_ms": 200,
         "max_buffered_lines": 30, "initial_backoff_ms": 100, "max_backoff_ms": 400, "timeout_ms": 1000,
@@ -756,9 +761,7 @@ fn network_sink_survives_a_collector_outage() -> Result<(), HarnessError> {
 #[test]
 fn the_mixer_filter_delivers_lines_to_a_collector() -> Result<(), HarnessError> {
     let backend = ratings_backend()?;
-    let port = free_port()?;
-    let state = Arc::new(CollectorState::default());
-    let _collector = Collector::start(port, Arc::clone(&state))?;
+    let (_collector, port, state) = Collector::on_free_port()?;
     let network = json!({"cluster": "log-collector", "path": "/ingest", "batch_lines": 2, "flush_interval_ms": 200});
     let sidecar = ratings_sidecar_with(
         "mixer",
@@ -784,9 +787,7 @@ fn the_mixer_filter_delivers_lines_to_a_collector() -> Result<(), HarnessError> 
 #[test]
 fn network_sink_otlp_json() -> Result<(), HarnessError> {
     let backend = ratings_backend()?;
-    let port = free_port()?;
-    let state = Arc::new(CollectorState::default());
-    let _collector = Collector::start(port, Arc::clone(&state))?;
+    let (_collector, port, state) = Collector::on_free_port()?;
     let network = json!({"cluster": "log-collector", "path": "/v1/logs", "format": "otlp_json", "batch_lines": 2, "flush_interval_ms": 100,
                          "resource_attributes": {"k8s.namespace.name": "default"}});
     let sidecar = ratings_sidecar(
