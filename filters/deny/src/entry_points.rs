@@ -44,7 +44,7 @@ pub fn on_context_create(context_id: u32, parent_id: u32, response_phase: bool) 
         if parent_id == 0 {
             c.create_root(context_id, || new_root(response_phase), retire);
         } else {
-            c.with(|r| r.create(context_id, parent_id, || new_root(response_phase)));
+            c.with(|r| r.stream_created(context_id, parent_id));
         }
     });
 }

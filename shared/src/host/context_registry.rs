@@ -51,21 +51,22 @@ impl<R, P> ContextRegistry<R, P> {
         ContextRegistry { roots: Vec::new(), uses: 0, created: None, pending: HashMap::new(), pending_cap: cap.max(1) }
     }
 
-    /// `proxy_on_context_create`: a root (`parent_id` 0) gets a slot made by `new_root`; a
-    /// stream is remembered as the one whose request headers come next. Returns the root that
-    /// made room for a new one, if any, with its id.
-    pub fn create(&mut self, context_id: u32, parent_id: u32, new_root: impl FnOnce() -> R) -> Option<(u32, R)> {
-        if parent_id != 0 {
-            self.created = Some((context_id, parent_id));
-            return None;
-        }
-        if self.roots.iter().any(|slot| slot.id == context_id) {
+    /// `proxy_on_context_create` of root `id`: a slot made by `new_root` (a root seen again keeps
+    /// its state). Returns the root that made room for it, if any, with its id.
+    pub fn create_root(&mut self, id: u32, new_root: impl FnOnce() -> R) -> Option<(u32, R)> {
+        if self.roots.iter().any(|slot| slot.id == id) {
             return None;
         }
         let evicted = (self.roots.len() >= MAX_ROOTS).then(|| self.evict_least_used()).flatten();
         self.uses += 1;
-        self.roots.push(RootSlot { id: context_id, last_use: self.uses, root: new_root() });
+        self.roots.push(RootSlot { id, last_use: self.uses, root: new_root() });
         evicted
+    }
+
+    /// `proxy_on_context_create` of stream `context_id` under root `root_id`: remembered as the
+    /// stream whose request headers come next ([`ContextRegistry::stream_root`]).
+    pub fn stream_created(&mut self, context_id: u32, root_id: u32) {
+        self.created = Some((context_id, root_id));
     }
 
     fn evict_least_used(&mut self) -> Option<(u32, R)> {
@@ -130,16 +131,16 @@ mod tests {
     #[test]
     fn a_stream_belongs_to_the_root_of_the_context_created_last() {
         let mut r = Registry::default();
-        assert!(r.create(1, 0, || "inbound").is_none());
-        assert!(r.create(2, 0, || "outbound").is_none());
-        r.create(10, 2, || unreachable!());
+        assert!(r.create_root(1, || "inbound").is_none());
+        assert!(r.create_root(2, || "outbound").is_none());
+        r.stream_created(10, 2);
         assert_eq!(r.stream_root(10).copied(), Some("outbound"));
-        r.create(11, 1, || unreachable!());
+        r.stream_created(11, 1);
         assert_eq!(r.stream_root(11).copied(), Some("inbound"));
         // Only the stream created last is known.
         assert_eq!(r.stream_root(10), None);
         // A root seen again (configure after create) keeps its state.
-        assert!(r.create(1, 0, || "replaced").is_none());
+        assert!(r.create_root(1, || "replaced").is_none());
         assert_eq!(r.root(1).copied(), Some("inbound"));
     }
 
@@ -147,18 +148,18 @@ mod tests {
     fn roots_beyond_the_cap_retire_the_least_used_one() {
         let mut r = ContextRegistry::<u32, ()>::default();
         for id in 1..=MAX_ROOTS as u32 {
-            assert!(r.create(id, 0, || id).is_none());
+            assert!(r.create_root(id, || id).is_none());
         }
         // Root 1 carries traffic; root 2 is now the least used.
-        r.create(1000, 1, || unreachable!());
+        r.stream_created(1000, 1);
         assert_eq!(r.stream_root(1000).copied(), Some(1));
-        let evicted = r.create(500, 0, || 500).unwrap();
+        let evicted = r.create_root(500, || 500).unwrap();
         assert_eq!(evicted, (2, 2));
         assert!(r.root(2).is_none());
         assert_eq!(r.root(1).copied(), Some(1));
         assert_eq!(r.root(500).copied(), Some(500));
         // A stream of the retired root has none.
-        r.create(1001, 2, || unreachable!());
+        r.stream_created(1001, 2);
         assert!(r.stream_root(1001).is_none());
     }
 

@@ -55,7 +55,7 @@ impl<R, P> FilterContexts<R, P> {
     /// `proxy_on_context_create` of root `id`: its state made by `new_root`. A root retired to
     /// make room is handed to `retire` (to report what it counted) and logged.
     pub fn create_root(&self, id: u32, new_root: impl FnOnce() -> R, retire: impl FnOnce(R)) {
-        if let Some((old, root)) = self.with(|r| r.create(id, 0, new_root)).flatten() {
+        if let Some((old, root)) = self.with(|r| r.create_root(id, new_root)).flatten() {
             retire(root);
             log::warn!(
                 "{}: root context {old} retired to make room for {id} (more than {MAX_ROOTS} configurations in one VM)",
