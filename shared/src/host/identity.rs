@@ -129,6 +129,9 @@ pub struct PeerCache {
     entries: RefCell<HashMap<ClaimKey, Rc<WorkloadAttributes>>>,
     order: RefCell<VecDeque<ClaimKey>>,
     capacity: usize,
+    /// The peer found last: a sidecar's requests come in runs from one caller (every request of
+    /// a keep-alive connection), and comparing a claim costs less than hashing it.
+    last: RefCell<Option<(ClaimKey, Rc<WorkloadAttributes>)>>,
 }
 
 /// An encoded peer as the cache holds it. Every hit compares a whole claim (the seed's
@@ -182,6 +185,7 @@ impl PeerCache {
             entries: RefCell::new(HashMap::new()),
             order: RefCell::new(VecDeque::new()),
             capacity: capacity.max(1),
+            last: RefCell::new(None),
         }
     }
 
@@ -239,7 +243,14 @@ impl PeerCache {
         id: &[u8],
         decode: impl FnOnce() -> Option<WorkloadAttributes>,
     ) -> Option<Rc<WorkloadAttributes>> {
-        if let Some(hit) = self.entries.try_borrow().ok()?.get(&ClaimRef(id)) {
+        let mut last = self.last.try_borrow_mut().ok()?;
+        if let Some((key, attrs)) = last.as_ref() {
+            if ClaimRef(id).equivalent(key) {
+                return Some(attrs.clone());
+            }
+        }
+        if let Some((key, hit)) = self.entries.try_borrow().ok()?.get_key_value(&ClaimRef(id)) {
+            *last = Some((key.clone(), hit.clone()));
             return Some(hit.clone());
         }
         let attrs = Rc::new(decode()?);
@@ -251,7 +262,8 @@ impl PeerCache {
         }
         let key = ClaimKey(Rc::from(id));
         entries.insert(key.clone(), attrs.clone());
-        order.push_back(key);
+        order.push_back(key.clone());
+        *last = Some((key, attrs.clone()));
         Some(attrs)
     }
 
@@ -333,5 +345,24 @@ mod tests {
         cache.get_or_decode(c.as_bytes()).unwrap();
         assert_eq!(cache.len(), 2);
         assert!(!Rc::ptr_eq(&first, &cache.get_or_decode(a.as_bytes()).unwrap()), "a was evicted and decoded again");
+    }
+
+    #[test]
+    fn runs_and_alternations_of_callers_each_find_their_own_peer() {
+        let cache = PeerCache::with_capacity(2);
+        let (a, b, c) = (claim("a"), claim("b"), claim("c"));
+        let pa = cache.get_or_decode(a.as_bytes()).unwrap();
+        let pb = cache.get_or_decode(b.as_bytes()).unwrap();
+        for _ in 0..3 {
+            assert!(Rc::ptr_eq(&pa, &cache.get_or_decode(a.as_bytes()).unwrap()));
+            assert!(Rc::ptr_eq(&pa, &cache.get_or_decode(a.as_bytes()).unwrap()));
+            assert!(Rc::ptr_eq(&pb, &cache.get_or_decode(b.as_bytes()).unwrap()));
+        }
+        // The peer found last outlives its eviction from the map, and still answers only itself.
+        let pc = cache.get_or_decode(c.as_bytes()).unwrap();
+        assert_eq!(pc.workload_name.as_deref(), Some("c"));
+        assert_eq!(cache.get_or_decode(b.as_bytes()).unwrap().workload_name.as_deref(), Some("b"));
+        assert_eq!(cache.get_or_decode(a.as_bytes()).unwrap().workload_name.as_deref(), Some("a"));
+        assert!(cache.get_or_decode(b"\xff not base64").is_none());
     }
 }
