@@ -185,10 +185,10 @@ fn converted_deny_seed_denies_reviews_v3_only() {
         ])
     };
     let r = plan.check(&request("v3"), 0, &mut NoObserver);
-    assert_eq!(wasmixer_shared::policy::status::http_status(r.status.code), 403);
-    assert_eq!(r.status.body(), "PERMISSION_DENIED:denyreviewsv3handler.default:Not allowed");
+    assert_eq!(wasmixer_shared::policy::status::http_status(r.code()), 403);
+    assert_eq!(r.body(), "PERMISSION_DENIED:denyreviewsv3handler.default:Not allowed");
     for v in ["v1", "v2"] {
-        assert!(plan.check(&request(v), 0, &mut NoObserver).status.is_ok(), "{v}");
+        assert!(plan.check(&request(v), 0, &mut NoObserver).is_ok(), "{v}");
     }
     // The Envoy fragments carry the same configuration, deny on the inbound side only.
     let inbound: Json = serde_json::from_str(&files["envoy/inbound-http-filters.json"]).unwrap();

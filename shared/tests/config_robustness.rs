@@ -145,7 +145,7 @@ fn exercise(rng: &mut Rng, text: &[u8]) -> bool {
         let bag: MapBag = random_bag(rng, m);
         if let Ok(plan) = &deny {
             let result = plan.check(&bag, now, &mut Quiet);
-            let _ = result.status.body();
+            let _ = result.body();
         }
         if let Ok(plan) = &metrics {
             plan.record(&bag, &mut Quiet);

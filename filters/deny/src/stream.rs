@@ -89,20 +89,19 @@ pub fn check_request(shared: Option<&Shared>, carry: &RequestCarry, context_id: 
     let mut observer = Observer { metrics: &shared.metrics, context_id };
     let now = if shared.plan.needs_clock() { abi::now_nanos() } else { 0 };
     let result = shared.plan.check(&bag, now, &mut observer);
-    if result.status.is_ok() {
+    if result.is_ok() {
         apply(MapType::RequestHeaders, &result.request_edits);
         return (Flow::Continue, result.response_edits);
     }
     // Envoy itself turns a local reply to a gRPC request into a trailers-only gRPC response
     // (grpc-status our code, grpc-message the body), as it did for Istio's Mixer filter; for
     // HTTP it sends the body as text/plain.
-    let body = result.status.body();
     abi::send_local_response(
-        http_status(result.status.code),
+        http_status(result.code()),
         DENIED_DETAILS,
-        body.as_bytes(),
+        result.body().as_bytes(),
         &[],
-        Some(result.status.code),
+        Some(result.code()),
     );
     (Flow::Stop, Vec::new())
 }
