@@ -5,6 +5,8 @@
 //! Outside wasm32-wasip1 (the proxy target) the calls are inert (they report "absent"), so the
 //! crate builds and unit-tests natively and on wasm32-unknown-unknown.
 
+use std::borrow::Cow;
+
 use crate::gostd::byte_string;
 
 /// proxy-wasm map types.
@@ -257,16 +259,18 @@ fn fetch(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> Option<Vec<u8>> 
 
 /// `get_property`: the value's bytes, or `None` when absent, unavailable now, or on any error.
 pub fn get_property(path: &[&str]) -> Option<Vec<u8>> {
-    let serialized = serialize_path(path);
-    // SAFETY: pointers to `serialized` and to live locals, per the ABI contract.
-    fetch(|data, size| unsafe { imports::proxy_get_property(serialized.as_ptr(), serialized.len(), data, size) })
+    with_serialized_path(path, |serialized| {
+        // SAFETY: pointers to `serialized` and to live locals, per the ABI contract.
+        fetch(|data, size| unsafe { imports::proxy_get_property(serialized.as_ptr(), serialized.len(), data, size) })
+    })
 }
 
 /// `set_property`: stores filter state `wasm.<name>` for this stream. Returns success.
 pub fn set_property(path: &[&str], value: &[u8]) -> bool {
-    let serialized = serialize_path(path);
-    // SAFETY: pointers to live buffers, per the ABI contract.
-    unsafe { imports::proxy_set_property(serialized.as_ptr(), serialized.len(), value.as_ptr(), value.len()) == OK }
+    with_serialized_path(path, |serialized| {
+        // SAFETY: pointers to live buffers, per the ABI contract.
+        unsafe { imports::proxy_set_property(serialized.as_ptr(), serialized.len(), value.as_ptr(), value.len()) == OK }
+    })
 }
 
 /// All headers of a map; empty when unavailable in this phase.
@@ -330,7 +334,10 @@ pub fn send_local_response(
     headers: &[(&str, &str)],
     grpc_status: Option<i32>,
 ) -> bool {
-    let serialized = serialize_pairs(headers);
+    // Most local replies add no header: the encoding of no pairs, without building it.
+    const NO_PAIRS: [u8; 4] = [0; 4];
+    let serialized =
+        if headers.is_empty() { Cow::Borrowed(&NO_PAIRS[..]) } else { Cow::Owned(serialize_pairs(headers)) };
     // SAFETY: pointers to live buffers, per the ABI contract.
     unsafe {
         imports::proxy_send_local_response(
@@ -458,6 +465,26 @@ pub fn call_foreign_function(name: &str, argument: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// Runs `f` on `path` serialized ([`serialize_path`]), on the stack when it is short (every
+/// path the filters read per request is): a property read then allocates only its value.
+fn with_serialized_path<T>(path: &[&str], f: impl FnOnce(&[u8]) -> T) -> T {
+    const STACK: usize = 128;
+    let len = path.iter().map(|p| p.len() + 1).sum::<usize>().saturating_sub(1);
+    if len > STACK {
+        return f(&serialize_path(path));
+    }
+    let mut buffer = [0u8; STACK];
+    let mut at = 0;
+    for (i, p) in path.iter().enumerate() {
+        if i > 0 {
+            at += 1; // the NUL separator, already zero
+        }
+        buffer[at..at + p.len()].copy_from_slice(p.as_bytes());
+        at += p.len();
+    }
+    f(&buffer[..at])
+}
+
 /// Property paths travel as their segments joined by NUL.
 pub fn serialize_path(path: &[&str]) -> Vec<u8> {
     let mut out = Vec::with_capacity(path.iter().map(|p| p.len() + 1).sum());
@@ -549,5 +576,9 @@ mod tests {
         let list = [2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0xc8, 0, 0, 0];
         assert_eq!(pairs_raw(&list), [(&[0xff][..], &[][..]), (&[0xc8, 0][..], &[][..])]);
         assert_eq!(serialize_path(&["xds", "node"]), b"xds\0node");
+        let long = "x".repeat(200);
+        for path in [&["xds", "node"][..], &["filter_state", "wasm.k"], &["a"], &[], &["", ""], &[&long, "y"]] {
+            assert_eq!(with_serialized_path(path, <[u8]>::to_vec), serialize_path(path), "{path:?}");
+        }
     }
 }
