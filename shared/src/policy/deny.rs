@@ -140,59 +140,51 @@ impl CheckResult<'_> {
 
     /// The combined gRPC code (0 when allowed).
     pub fn code(&self) -> i32 {
-        match &self.denial {
-            Denial::None => 0,
-            Denial::Fixed(v) => v.status.code,
-            Denial::Built(status) => status.code,
-        }
+        self.denial.fixed.map_or(self.denial.status.code, |v| v.status.code)
     }
 
     /// The combined status as Mixer's proxy sent it (`Status::ToString()`).
     pub fn body(&self) -> Cow<'_, str> {
-        match &self.denial {
-            Denial::None => Cow::Borrowed(super::status::code_name(0)),
-            Denial::Fixed(v) => Cow::Borrowed(&v.body),
-            Denial::Built(status) => Cow::Owned(status.body()),
+        match self.denial.fixed {
+            Some(v) => Cow::Borrowed(&v.body),
+            None => Cow::Owned(self.denial.status.body()),
         }
     }
 }
 
-/// The denials of a check so far: none, one rule's constant verdict, or a status combined
-/// from several.
+/// The denials of a check so far: one rule's constant verdict (`fixed`, while it is the only
+/// denial), or a status combined from several (`status`; OK while nothing denied).
 #[derive(Debug, Default, PartialEq, Eq)]
-enum Denial<'p> {
-    #[default]
-    None,
-    Fixed(&'p FixedVerdict),
-    Built(Status),
+struct Denial<'p> {
+    fixed: Option<&'p FixedVerdict>,
+    status: Status,
 }
 
 impl<'p> Denial<'p> {
+    fn is_empty(&self) -> bool {
+        self.fixed.is_none() && self.status.is_ok()
+    }
+
+    /// The combined status, built from the constant verdict if that was the only denial.
     fn status_mut(&mut self) -> &mut Status {
-        let status = match std::mem::take(self) {
-            Denial::None => Status::default(),
-            Denial::Fixed(v) => v.status.clone(),
-            Denial::Built(status) => status,
-        };
-        *self = Denial::Built(status);
-        match self {
-            Denial::Built(status) => status,
-            _ => unreachable!("just built"),
+        if let Some(v) = self.fixed.take() {
+            self.status = v.status.clone();
         }
+        &mut self.status
     }
 
     /// Adds a denying rule's status (see [`merge`]).
     fn add_rule(&mut self, rule_status: Status) {
-        if matches!(self, Denial::None) {
-            *self = Denial::Built(rule_status);
+        if self.is_empty() {
+            self.status = rule_status;
         } else {
             merge(self.status_mut(), rule_status);
         }
     }
 
     fn add_fixed(&mut self, verdict: &'p FixedVerdict) {
-        if matches!(self, Denial::None) {
-            *self = Denial::Fixed(verdict);
+        if self.is_empty() {
+            self.fixed = Some(verdict);
         } else {
             merge(self.status_mut(), verdict.status.clone());
         }
