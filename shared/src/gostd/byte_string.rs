@@ -33,8 +33,21 @@ pub fn from_slice(bytes: &[u8]) -> String {
     }
 }
 
+/// Appends the text of `bytes` ([`from_bytes`]) to `out`.
+pub fn push_bytes(out: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) if !bytes.contains(&PLANE_16_LEAD) => out.push_str(s),
+        _ => push_slow(out, bytes),
+    }
+}
+
 fn from_bytes_slow(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
+    push_slow(&mut out, bytes);
+    out
+}
+
+fn push_slow(out: &mut String, bytes: &[u8]) {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
             if raw_byte(c).is_some() {
@@ -46,7 +59,6 @@ fn from_bytes_slow(bytes: &[u8]) -> String {
         }
         chunk.invalid().iter().for_each(|&b| out.push(raw_byte_char(b)));
     }
-    out
 }
 
 /// The raw-byte character of byte `b` (only bytes ≥ 0x80 are ever carried this way).
@@ -96,6 +108,9 @@ mod tests {
     fn round_trip(bytes: &[u8]) -> String {
         let s = from_slice(bytes);
         assert_eq!(from_bytes(bytes.to_vec()), s);
+        let mut appended = String::from("<");
+        push_bytes(&mut appended, bytes);
+        assert_eq!(appended, format!("<{s}"));
         assert_eq!(to_bytes(&s).as_ref(), bytes, "{bytes:x?}");
         assert_eq!(byte_len(&s), bytes.len(), "{bytes:x?}");
         s
