@@ -61,8 +61,8 @@ impl Host for GarbageHost {
     fn property(&self, _path: &'static [&'static str]) -> Option<Vec<u8>> {
         self.maybe(garbage)
     }
-    fn headers(&self, _response: bool) -> Vec<(String, String)> {
-        self.maybe(|rng| (0..rng.below(5)).map(|_| (text(rng), text(rng))).collect()).unwrap_or_default()
+    fn headers(&self, _response: bool) -> StringMap {
+        self.maybe(|rng| StringMap::from_pairs((0..rng.below(5)).map(|_| (text(rng), text(rng))))).unwrap_or_default()
     }
     fn header(&self, _response: bool, _name: &str) -> Option<String> {
         self.maybe(text)

@@ -13,7 +13,7 @@ use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
 use wasmixer_shared::attr::host::Host;
 use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_shared::config::FilterConfig;
-use wasmixer_shared::expr::{Manifest, Program};
+use wasmixer_shared::expr::{Manifest, Program, StringMap};
 use wasmixer_shared::host::abi;
 use wasmixer_shared::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
 use wasmixer_shared::telemetry::stat_name::write_sanitized_value;
@@ -29,11 +29,11 @@ impl Host for RawHost {
     fn property(&self, path: &'static [&'static str]) -> Option<Vec<u8>> {
         (path == ["request", "referer"]).then(|| self.referer.clone())
     }
-    fn headers(&self, response: bool) -> Vec<(String, String)> {
+    fn headers(&self, response: bool) -> StringMap {
         if response {
-            Vec::new()
+            StringMap::new()
         } else {
-            abi::deserialize_pairs(&self.request_header_pairs)
+            abi::string_map_of_pairs(&self.request_header_pairs)
         }
     }
     fn header(&self, _: bool, _: &str) -> Option<String> {

@@ -214,12 +214,8 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
                 let (path, decode) = if self.direction() == Some(Direction::Outbound) { outbound } else { inbound };
                 decode_property(self.host.property(path)?, decode)
             }
-            Source::RequestHeaders => {
-                Some(Value::StringMap(Cow::Owned(StringMap::from_pairs(self.host.headers(false)))))
-            }
-            Source::ResponseHeaders => {
-                Some(Value::StringMap(Cow::Owned(StringMap::from_pairs(self.host.headers(true)))))
-            }
+            Source::RequestHeaders => Some(Value::StringMap(Cow::Owned(self.host.headers(false)))),
+            Source::ResponseHeaders => Some(Value::StringMap(Cow::Owned(self.host.headers(true)))),
             Source::Header { name, response } => self.host.header(response, name).map(|v| Value::String(Cow::Owned(v))),
             Source::Jwt(field) => {
                 let payload = self
@@ -398,12 +394,12 @@ mod tests {
             self.calls.borrow_mut().push(path.join("."));
             self.properties.iter().find(|(p, _)| p.as_slice() == path).map(|(_, v)| v.clone())
         }
-        fn headers(&self, response: bool) -> Vec<(String, String)> {
+        fn headers(&self, response: bool) -> StringMap {
             self.calls.borrow_mut().push(format!("headers(response={response})"));
             if response {
-                Vec::new()
+                StringMap::new()
             } else {
-                self.request_headers.clone()
+                StringMap::from_pairs(self.request_headers.iter().map(|(k, v)| (k, v)))
             }
         }
         fn header(&self, response: bool, name: &str) -> Option<String> {

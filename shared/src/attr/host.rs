@@ -6,6 +6,7 @@ use std::rc::Rc;
 use super::envoy_bag::Direction;
 use super::sources::Side;
 use super::workload_attributes::WorkloadAttributes;
+use crate::expr::StringMap;
 
 /// Envoy, as the attribute layer sees it. Every method is one host call (or none).
 pub trait Host {
@@ -13,8 +14,8 @@ pub trait Host {
     /// vocabulary's, fixed at build time (`'static`), so a host may remember facts about a path
     /// by its address.
     fn property(&self, path: &'static [&'static str]) -> Option<Vec<u8>>;
-    /// All request (or response) headers, lowercase names.
-    fn headers(&self, response: bool) -> Vec<(String, String)>;
+    /// All request (or response) headers, lowercase names; of a repeated name the last value.
+    fn headers(&self, response: bool) -> StringMap;
     /// One request (or response) header.
     fn header(&self, response: bool, name: &str) -> Option<String>;
     /// One response trailer.

@@ -21,4 +21,4 @@ pub use bag::{AttributeBag, MapBag};
 pub use error::{CompileError, EvalError};
 pub use manifest::{AttrId, Manifest};
 pub use program::Program;
-pub use value::{StringMap, Value, ValueType};
+pub use value::{StringMap, StringMapBuilder, Value, ValueType};

@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 
+use crate::expr::{StringMap, StringMapBuilder};
 use crate::gostd::byte_string;
 
 /// proxy-wasm map types.
@@ -273,12 +274,31 @@ pub fn set_property(path: &[&str], value: &[u8]) -> bool {
     })
 }
 
-/// All headers of a map; empty when unavailable in this phase.
-pub fn get_header_map(map: MapType) -> Vec<(String, String)> {
+/// All headers of a map; empty when unavailable in this phase. Names that are not UTF-8 are
+/// read lossily, values keep their bytes as raw-byte characters ([`byte_string`]); of a
+/// repeated name the last value is kept (as Mixer did).
+pub fn get_header_map(map: MapType) -> StringMap {
     // SAFETY: pointers to live locals, per the ABI contract.
     fetch(|data, size| unsafe { imports::proxy_get_header_map_pairs(map as u32, data, size) })
-        .map(|bytes| deserialize_pairs(&bytes))
+        .map(|bytes| string_map_of_pairs(&bytes))
         .unwrap_or_default()
+}
+
+/// The pairs encoding as a [`StringMap`], read in place: two allocations for the whole map.
+pub fn string_map_of_pairs(bytes: &[u8]) -> StringMap {
+    let count = bytes.get(..4).and_then(|b| b.try_into().ok()).map_or(0, |b| u32::from_le_bytes(b) as usize);
+    // The encoding is longer than the text it holds (sizes, NULs), unless values need escaping.
+    let mut map = StringMapBuilder::with_capacity(count.min(bytes.len() / 8), bytes.len());
+    for (k, v) in pairs_in(bytes) {
+        map.push_with(
+            |text| match std::str::from_utf8(k) {
+                Ok(name) => text.push_str(name),
+                Err(_) => text.push_str(&String::from_utf8_lossy(k)),
+            },
+            |text| byte_string::push_bytes(text, v),
+        );
+    }
+    map.finish()
 }
 
 /// One header; `None` when absent or unavailable, `""` when present with an empty value (Envoy
@@ -530,31 +550,29 @@ pub fn deserialize_pairs_bytes(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
 /// pairs whose keys are the elements, in the `get_property` encoding, and whose values are
 /// empty). Malformed input yields the pairs read so far; a broken header, none.
 pub fn pairs_raw(bytes: &[u8]) -> Vec<(&[u8], &[u8])> {
-    let u32_at = |at: usize| -> Option<usize> {
+    pairs_in(bytes).collect()
+}
+
+/// [`pairs_raw`] without collecting them.
+fn pairs_in(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let u32_at = move |at: usize| -> Option<usize> {
         let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
         Some(u32::from_le_bytes(b) as usize)
     };
-    let Some(count) = u32_at(0) else { return Vec::new() };
-    let mut sizes = Vec::new();
-    for i in 0..count {
-        match (u32_at(4 + i * 8), u32_at(8 + i * 8)) {
-            (Some(k), Some(v)) => sizes.push((k, v)),
-            _ => return Vec::new(),
-        }
-    }
-    let mut at = 4 + count.saturating_mul(8);
-    let mut out = Vec::with_capacity(sizes.len());
-    for (k, v) in sizes {
+    // The sizes table must be whole (count pairs of sizes after the count).
+    let count = u32_at(0).unwrap_or(0);
+    let table_end = count.checked_mul(8).and_then(|n| n.checked_add(4)).filter(|&end| end <= bytes.len());
+    let count = if table_end.is_some() { count } else { 0 };
+    let mut at = table_end.unwrap_or(0);
+    (0..count).map_while(move |i| {
+        let (k, v) = (u32_at(4 + i * 8)?, u32_at(8 + i * 8)?);
         let key_end = at.saturating_add(k);
         let value_start = key_end.saturating_add(1);
-        let (Some(key), Some(value)) = (bytes.get(at..key_end), bytes.get(value_start..value_start.saturating_add(v)))
-        else {
-            break;
-        };
-        out.push((key, value));
+        let key = bytes.get(at..key_end)?;
+        let value = bytes.get(value_start..value_start.saturating_add(v))?;
         at = value_start.saturating_add(v).saturating_add(1);
-    }
-    out
+        Some((key, value))
+    })
 }
 
 #[cfg(test)]
@@ -576,6 +594,15 @@ mod tests {
         let list = [2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0xc8, 0, 0, 0];
         assert_eq!(pairs_raw(&list), [(&[0xff][..], &[][..]), (&[0xc8, 0][..], &[][..])]);
         assert_eq!(serialize_path(&["xds", "node"]), b"xds\0node");
+        // A header map from the pairs encoding: sorted, the last of a repeated name kept,
+        // values' invalid bytes as raw-byte characters, names read lossily.
+        let pairs = serialize_pairs(&[("b", "1"), (":path", "/"), ("b", "2")]);
+        let m = string_map_of_pairs(&pairs);
+        assert_eq!(m.iter().collect::<Vec<_>>(), [(":path", "/"), ("b", "2")]);
+        let raw = [1, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, b'k', 0xff, 0, b'v', 0xfe, 0];
+        let m = string_map_of_pairs(&raw);
+        assert_eq!(m.iter().collect::<Vec<_>>(), [("k\u{fffd}", "v\u{10fffe}")]);
+        assert!(string_map_of_pairs(&[9, 0, 0, 0, 1]).is_empty());
         let long = "x".repeat(200);
         for path in [&["xds", "node"][..], &["filter_state", "wasm.k"], &["a"], &[], &["", ""], &[&long, "y"]] {
             assert_eq!(with_serialized_path(path, <[u8]>::to_vec), serialize_path(path), "{path:?}");

@@ -10,6 +10,7 @@ use crate::attr::envoy_bag::Direction;
 use crate::attr::host::Host;
 use crate::attr::sources::Side;
 use crate::attr::workload_attributes::WorkloadAttributes;
+use crate::expr::StringMap;
 
 /// The proxy as seen from one stream. It remembers, in the request's [`RequestCarry`], what the
 /// request already revealed: the direction, the peer (read from the root's peers at `trust`)
@@ -76,7 +77,7 @@ impl Host for ProxyHost<'_> {
         })
     }
 
-    fn headers(&self, response: bool) -> Vec<(String, String)> {
+    fn headers(&self, response: bool) -> StringMap {
         abi::get_header_map(if response { MapType::ResponseHeaders } else { MapType::RequestHeaders })
     }
 

@@ -73,9 +73,9 @@ impl Host for MemoryHost {
             _ => None,
         }
     }
-    fn headers(&self, _response: bool) -> Vec<(String, String)> {
+    fn headers(&self, _response: bool) -> StringMap {
         self.count();
-        vec![(":method".into(), "GET".into()), (":path".into(), "/ratings/0".into())]
+        StringMap::from_pairs([(":method", "GET"), (":path", "/ratings/0")])
     }
     fn header(&self, _response: bool, _name: &str) -> Option<String> {
         self.count();
