@@ -106,7 +106,8 @@ impl StringMap {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let mut builder = StringMapBuilder::with_capacity(0, 0);
+        let pairs = pairs.into_iter();
+        let mut builder = StringMapBuilder::with_capacity(pairs.size_hint().0, 0);
         for (k, v) in pairs {
             builder.push(k.as_ref(), v.as_ref());
         }

@@ -499,10 +499,12 @@ fn with_serialized_path<T>(path: &[&str], f: impl FnOnce(&[u8]) -> T) -> T {
         if i > 0 {
             at += 1; // the NUL separator, already zero
         }
-        buffer[at..at + p.len()].copy_from_slice(p.as_bytes());
+        if let Some(slot) = buffer.get_mut(at..at + p.len()) {
+            slot.copy_from_slice(p.as_bytes());
+        }
         at += p.len();
     }
-    f(&buffer[..at])
+    f(buffer.get(..at).unwrap_or_default())
 }
 
 /// Property paths travel as their segments joined by NUL.
