@@ -182,8 +182,9 @@ fn a_batched_answer_of_garbage_decodes_or_is_refused_without_a_panic() {
             bytes = head;
         }
         let expected = rng.below(8);
-        if let Some(values) = decode(&bytes, expected) {
+        if let Some(values) = decode(bytes, expected) {
             assert_eq!(values.len(), expected);
+            assert!((0..expected).all(|i| values.get(i).is_some()) && values.get(expected).is_none());
         }
     }
 }

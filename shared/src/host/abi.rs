@@ -6,6 +6,7 @@
 //! crate builds and unit-tests natively and on wasm32-unknown-unknown.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use crate::expr::{StringMap, StringMapBuilder};
 use crate::gostd::byte_string;
@@ -557,6 +558,11 @@ pub fn pairs_raw(bytes: &[u8]) -> Vec<(&[u8], &[u8])> {
 
 /// [`pairs_raw`] without collecting them.
 fn pairs_in(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    pair_ranges(bytes).map_while(|(k, v)| Some((bytes.get(k)?, bytes.get(v)?)))
+}
+
+/// Where the keys and values of the pairs encoding lie in `bytes` (see [`pairs_raw`]).
+pub fn pair_ranges(bytes: &[u8]) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
     let u32_at = move |at: usize| -> Option<usize> {
         let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
         Some(u32::from_le_bytes(b) as usize)
@@ -568,12 +574,15 @@ fn pairs_in(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     let mut at = table_end.unwrap_or(0);
     (0..count).map_while(move |i| {
         let (k, v) = (u32_at(4 + i * 8)?, u32_at(8 + i * 8)?);
-        let key_end = at.saturating_add(k);
-        let value_start = key_end.saturating_add(1);
-        let key = bytes.get(at..key_end)?;
-        let value = bytes.get(value_start..value_start.saturating_add(v))?;
-        at = value_start.saturating_add(v).saturating_add(1);
-        Some((key, value))
+        let key_end = at.checked_add(k)?;
+        let value_start = key_end.checked_add(1)?;
+        let value_end = value_start.checked_add(v)?;
+        if value_end > bytes.len() {
+            return None;
+        }
+        let pair = (at..key_end, value_start..value_end);
+        at = value_end.checked_add(1)?;
+        Some(pair)
     })
 }
 

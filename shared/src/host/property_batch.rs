@@ -15,6 +15,7 @@
 //! that keeps failing is tried only now and then.
 
 use std::cell::{Cell, RefCell};
+use std::ops::Range;
 use std::rc::Rc;
 
 use super::abi;
@@ -100,7 +101,7 @@ impl PropertyBatch {
 
     /// This request's values, in the batch's order; `None` when the evaluation failed or the
     /// batch is resting after repeated failures.
-    pub fn fetch(&self) -> Option<Vec<Vec<u8>>> {
+    pub fn fetch(&self) -> Option<BatchValues> {
         let failures = self.failures.get();
         if failures >= GIVE_UP_AFTER {
             self.failures.set(failures.wrapping_add(1).max(GIVE_UP_AFTER));
@@ -109,7 +110,7 @@ impl PropertyBatch {
             }
         }
         let values = abi::call_foreign_function("expr_evaluate", &self.token.to_le_bytes())
-            .and_then(|bytes| decode(&bytes, self.paths.len()));
+            .and_then(|bytes| decode(bytes, self.paths.len()));
         let failures = if values.is_some() { 0 } else { failures.saturating_add(1) };
         self.failures.set(failures);
         if failures == GIVE_UP_AFTER && !self.warned.replace(true) {
@@ -182,11 +183,45 @@ pub fn expression(paths: &[&[&str]]) -> String {
     format!("[{}]", elements.join(", "))
 }
 
+/// One request's answer to a batch: Envoy's buffer as it came, and where each element lies
+/// in it (no copy per element).
+#[derive(Debug, Default)]
+pub struct BatchValues {
+    bytes: Vec<u8>,
+    elements: Vec<Range<usize>>,
+}
+
+impl BatchValues {
+    /// Element `index`'s bytes.
+    pub fn get(&self, index: usize) -> Option<&[u8]> {
+        self.bytes.get(self.elements.get(index)?.clone())
+    }
+
+    pub fn len(&self) -> usize {
+        self.elements.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.elements.is_empty()
+    }
+
+    /// The values `elements`, as if Envoy had answered them.
+    pub fn of(elements: &[&[u8]]) -> BatchValues {
+        let mut values = BatchValues::default();
+        for e in elements {
+            let start = values.bytes.len();
+            values.bytes.extend_from_slice(e);
+            values.elements.push(start..values.bytes.len());
+        }
+        values
+    }
+}
+
 /// A CEL list as Envoy serializes it (pairs whose keys are the elements); `None` unless it
 /// has exactly `expected` elements.
-pub fn decode(bytes: &[u8], expected: usize) -> Option<Vec<Vec<u8>>> {
-    let pairs = abi::pairs_raw(bytes);
-    (pairs.len() == expected).then(|| pairs.into_iter().map(|(k, _)| k.to_vec()).collect())
+pub fn decode(bytes: Vec<u8>, expected: usize) -> Option<BatchValues> {
+    let elements: Vec<Range<usize>> = abi::pair_ranges(&bytes).map(|(element, _)| element).collect();
+    (elements.len() == expected).then_some(BatchValues { bytes, elements })
 }
 
 #[cfg(test)]
@@ -206,12 +241,16 @@ mod tests {
 
     #[test]
     fn decodes_envoys_list_encoding() {
-        let values = decode(&ANSWER, 7).unwrap_or_default();
+        let values = decode(ANSWER.to_vec(), 7).unwrap_or_default();
         let le = |n: i64| n.to_le_bytes().to_vec();
-        assert_eq!(values, [le(1), le(0), vec![0], le(200), le(542_856), le(172), le(109)]);
-        assert_eq!(decode(&ANSWER, 6), None, "a different element count is not this batch's answer");
-        assert_eq!(decode(&ANSWER[..ANSWER.len() - 12], 7), None, "truncated");
-        assert_eq!(decode(&[], 7), None);
+        let elements: Vec<Vec<u8>> = (0..values.len()).filter_map(|i| values.get(i).map(<[u8]>::to_vec)).collect();
+        assert_eq!(elements, [le(1), le(0), vec![0], le(200), le(542_856), le(172), le(109)]);
+        assert_eq!(values.get(7), None);
+        assert!(decode(ANSWER.to_vec(), 6).is_none(), "a different element count is not this batch's answer");
+        assert!(decode(ANSWER[..ANSWER.len() - 12].to_vec(), 7).is_none(), "truncated");
+        assert!(decode(Vec::new(), 7).is_none());
+        let of = BatchValues::of(&[b"ab", b"", b"c"]);
+        assert_eq!((of.len(), of.get(0), of.get(1), of.get(2)), (3, Some(&b"ab"[..]), Some(&b""[..]), Some(&b"c"[..])));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
+use super::property_batch::BatchValues;
 use crate::attr::envoy_bag::Direction;
 use crate::attr::workload_attributes::WorkloadAttributes;
 use crate::bytes::strs_equal;
@@ -39,7 +40,7 @@ pub struct RequestCarry {
 }
 
 /// A batch's key and its values, or `None` when its evaluation failed for this request.
-type BatchMemo = (usize, Option<Rc<Vec<Vec<u8>>>>);
+type BatchMemo = (usize, Option<Rc<BatchValues>>);
 
 /// Which peer a reader accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,7 +172,7 @@ impl RequestCarry {
     /// Element `index` of the batch `key`, fetching the batch with `fetch` on first use (once
     /// per request, whether it succeeds or not). `None` when the batch failed: read the
     /// property on its own.
-    pub fn batched(&self, key: usize, index: usize, fetch: impl FnOnce() -> Option<Vec<Vec<u8>>>) -> Option<Vec<u8>> {
+    pub fn batched(&self, key: usize, index: usize, fetch: impl FnOnce() -> Option<BatchValues>) -> Option<Vec<u8>> {
         let known = self.batches.try_borrow().ok()?.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
         let values = match known {
             Some(values) => values,
@@ -183,7 +184,7 @@ impl RequestCarry {
                 values
             }
         };
-        values?.get(index).cloned()
+        values?.get(index).map(<[u8]>::to_vec)
     }
 
     /// Records the value of a property that cannot change any more, learned without asking
@@ -236,19 +237,19 @@ mod tests {
     fn a_batch_is_fetched_once_per_request_even_when_it_fails() {
         let carry = RequestCarry::default();
         let calls = Cell::new(0);
-        let fetch = |answer: Option<Vec<Vec<u8>>>| {
+        let fetch = |answer: Option<BatchValues>| {
             let calls = &calls;
             move || {
                 calls.set(calls.get() + 1);
                 answer
             }
         };
-        assert_eq!(carry.batched(1, 1, fetch(Some(vec![vec![1], vec![2]]))), Some(vec![2]));
+        assert_eq!(carry.batched(1, 1, fetch(Some(BatchValues::of(&[&[1], &[2]])))), Some(vec![2]));
         assert_eq!(carry.batched(1, 0, fetch(None)), Some(vec![1]), "the first answer stands");
         assert_eq!(carry.batched(1, 5, fetch(None)), None, "no such element");
         assert_eq!(calls.get(), 1);
         assert_eq!(carry.batched(2, 0, fetch(None)), None, "another batch, failed: read on its own");
-        assert_eq!(carry.batched(2, 0, fetch(Some(vec![vec![3]]))), None, "not retried within the request");
+        assert_eq!(carry.batched(2, 0, fetch(Some(BatchValues::of(&[&[3]])))), None, "not retried within the request");
         assert_eq!(calls.get(), 2);
     }
 
