@@ -106,31 +106,44 @@ fn write_escaped(s: &[u8], line_separators: bool, out: &mut String) {
 }
 
 fn write_escaped_str(s: &str, line_separators: bool, out: &mut String) {
-    // Text between escapes is copied in one piece.
+    // Byte by byte: everything escaped is ASCII, or U+2028 / U+2029 (E2 80 A8 / E2 80 A9), so
+    // there is no character to decode; text between escapes is copied in one piece.
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let short = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            '\u{2028}' if line_separators => "\\u2028",
-            '\u{2029}' if line_separators => "\\u2029",
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let (short, len) = match b {
+            b'"' => ("\\\"", 1),
+            b'\\' => ("\\\\", 1),
+            b'\n' => ("\\n", 1),
+            b'\r' => ("\\r", 1),
+            b'\t' => ("\\t", 1),
             // Other control characters take the `\u00xx` form below.
-            c if u32::from(c) < 0x20 => "",
-            _ => continue,
+            0..0x20 => ("", 1),
+            0xE2 if line_separators => match bytes.get(i + 1..i + 3) {
+                Some([0x80, 0xA8]) => ("\\u2028", 3),
+                Some([0x80, 0xA9]) => ("\\u2029", 3),
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            },
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.push_str(s.get(start..i).unwrap_or_default());
-        start = i + c.len_utf8();
         if short.is_empty() {
-            let b = u32::from(c) as usize;
+            let b = usize::from(b);
             out.push_str("\\u00");
             out.push(char::from(HEX[(b >> 4) & 0xF]));
             out.push(char::from(HEX[b & 0xF]));
         } else {
             out.push_str(short);
         }
+        i += len;
+        start = i;
     }
     out.push_str(s.get(start..).unwrap_or_default());
 }
@@ -217,6 +230,9 @@ mod tests {
         assert_eq!(jv(Value::StringMap(Cow::Owned(StringMap::new()))), "{}");
         let m = StringMap::from_pairs([("k\"\n", "<a&b>\u{2028}\u{2029}\x01\u{e9}")]);
         assert_eq!(jv(Value::StringMap(Cow::Owned(m))), "{\"k\\\"\\n\":\"<a&b>\\u2028\\u2029\\u0001\u{e9}\"}");
+        // Other characters that start with E2 (U+2027, €, U+202A) are text, like any other.
+        let m = StringMap::from_pairs([("k", "\u{2027}€\u{202a}\u{2028}x\u{e2}")]);
+        assert_eq!(jv(Value::StringMap(Cow::Owned(m))), "{\"k\":\"\u{2027}€\u{202a}\\u2028x\u{e2}\"}");
     }
 
     // Depends on gostd (net.IP.String()).
