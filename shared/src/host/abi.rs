@@ -490,34 +490,36 @@ pub fn call_foreign_function(name: &str, argument: &[u8]) -> Option<Vec<u8>> {
 /// path the filters read per request is): a property read then allocates only its value.
 fn with_serialized_path<T>(path: &[&str], f: impl FnOnce(&[u8]) -> T) -> T {
     const STACK: usize = 128;
-    let len = path.iter().map(|p| p.len() + 1).sum::<usize>().saturating_sub(1);
+    let len = serialized_path_len(path);
     if len > STACK {
         return f(&serialize_path(path));
     }
     let mut buffer = [0u8; STACK];
-    let mut at = 0;
-    for (i, p) in path.iter().enumerate() {
-        if i > 0 {
-            at += 1; // the NUL separator, already zero
-        }
-        if let Some(slot) = buffer.get_mut(at..at + p.len()) {
-            slot.copy_from_slice(p.as_bytes());
-        }
-        at += p.len();
-    }
-    f(buffer.get(..at).unwrap_or_default())
+    write_path(path, &mut buffer);
+    f(buffer.get(..len).unwrap_or_default())
 }
 
 /// Property paths travel as their segments joined by NUL.
 pub fn serialize_path(path: &[&str]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(path.iter().map(|p| p.len() + 1).sum());
-    for (i, p) in path.iter().enumerate() {
-        if i > 0 {
-            out.push(0);
-        }
-        out.extend_from_slice(p.as_bytes());
-    }
+    let mut out = vec![0; serialized_path_len(path)];
+    write_path(path, &mut out);
     out
+}
+
+fn serialized_path_len(path: &[&str]) -> usize {
+    path.iter().map(|p| p.len() + 1).sum::<usize>().saturating_sub(1)
+}
+
+/// Writes `path`'s segments into `out` (zeroed, [`serialized_path_len`] bytes at least), one
+/// byte apart: the NULs between them are already there.
+fn write_path(path: &[&str], out: &mut [u8]) {
+    let mut at = 0;
+    for p in path {
+        if let Some(slot) = out.get_mut(at..at + p.len()) {
+            slot.copy_from_slice(p.as_bytes());
+        }
+        at += p.len() + 1;
+    }
 }
 
 /// The ABI's pairs encoding: count, (key size, value size) per pair, then NUL-terminated data.
