@@ -287,9 +287,8 @@ pub fn get_header_map(map: MapType) -> StringMap {
 
 /// The pairs encoding as a [`StringMap`], read in place: two allocations for the whole map.
 pub fn string_map_of_pairs(bytes: &[u8]) -> StringMap {
-    let count = bytes.get(..4).and_then(|b| b.try_into().ok()).map_or(0, |b| u32::from_le_bytes(b) as usize);
     // The encoding is longer than the text it holds (sizes, NULs), unless values need escaping.
-    let mut map = StringMapBuilder::with_capacity(count.min(bytes.len() / 8), bytes.len());
+    let mut map = StringMapBuilder::with_capacity(pair_count(bytes).unwrap_or(0), bytes.len());
     for (k, v) in pairs_in(bytes) {
         map.push_with(
             |text| match std::str::from_utf8(k) {
@@ -563,19 +562,24 @@ fn pairs_in(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     pair_ranges(bytes).map_while(|(k, v)| Some((bytes.get(k)?, bytes.get(v)?)))
 }
 
+/// The number of pairs the encoding announces, if its sizes table is whole.
+fn pair_count(bytes: &[u8]) -> Option<usize> {
+    let count = u32_at(bytes, 0)?;
+    count.checked_mul(8).and_then(|n| n.checked_add(4)).filter(|&end| end <= bytes.len()).map(|_| count)
+}
+
+/// The little-endian `u32` at `at`.
+fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
+    let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(u32::from_le_bytes(b) as usize)
+}
+
 /// Where the keys and values of the pairs encoding lie in `bytes` (see [`pairs_raw`]).
 pub fn pair_ranges(bytes: &[u8]) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
-    let u32_at = move |at: usize| -> Option<usize> {
-        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        Some(u32::from_le_bytes(b) as usize)
-    };
-    // The sizes table must be whole (count pairs of sizes after the count).
-    let count = u32_at(0).unwrap_or(0);
-    let table_end = count.checked_mul(8).and_then(|n| n.checked_add(4)).filter(|&end| end <= bytes.len());
-    let count = if table_end.is_some() { count } else { 0 };
-    let mut at = table_end.unwrap_or(0);
+    let count = pair_count(bytes).unwrap_or(0);
+    let mut at = 4 + count * 8;
     (0..count).map_while(move |i| {
-        let (k, v) = (u32_at(4 + i * 8)?, u32_at(8 + i * 8)?);
+        let (k, v) = (u32_at(bytes, 4 + i * 8)?, u32_at(bytes, 8 + i * 8)?);
         let key_end = at.checked_add(k)?;
         let value_start = key_end.checked_add(1)?;
         let value_end = value_start.checked_add(v)?;
