@@ -118,11 +118,6 @@ impl StringMap {
         self.text.get(e.start..e.start + e.key_len).unwrap_or_default()
     }
 
-    /// The key's bytes, without the char-boundary checks of [`StringMap::key`].
-    fn key_bytes(&self, e: &Entry) -> &[u8] {
-        key_bytes(&self.text, e)
-    }
-
     fn value(&self, e: &Entry) -> &str {
         let start = e.start + e.key_len;
         self.text.get(start..start + e.value_len).unwrap_or_default()
@@ -136,11 +131,11 @@ impl StringMap {
             return self
                 .entries
                 .iter()
-                .find(|e| e.key_len == key.len() && self.key_bytes(e) == key.as_bytes())
+                .find(|e| e.key_len == key.len() && key_bytes(&self.text, e) == key.as_bytes())
                 .map(|e| self.value(e));
         }
         self.entries
-            .binary_search_by(|e| compare_bytes(self.key_bytes(e), key.as_bytes()))
+            .binary_search_by(|e| compare_bytes(key_bytes(&self.text, e), key.as_bytes()))
             .ok()
             .and_then(|i| self.entries.get(i))
             .map(|e| self.value(e))
@@ -174,6 +169,7 @@ impl fmt::Debug for StringMap {
     }
 }
 
+/// An entry's key as bytes, without the char-boundary checks of [`StringMap::key`].
 fn key_bytes<'t>(text: &'t str, e: &Entry) -> &'t [u8] {
     text.as_bytes().get(e.start..e.start + e.key_len).unwrap_or_default()
 }
