@@ -718,11 +718,18 @@ fn to_json(run: &Run) -> Value {
         "method": {
             "hop": if o.upstream { "inbound sidecar listener -> trivial backend Envoy (direct response) on the load core" } else { "inbound sidecar listener answering with a direct response (HTTP/1.1, keep-alive)" },
             "envoy": format!("every setup's Envoy running at once, --concurrency 1, pinned to core {} (taskset)", o.envoy_core),
-            "load": if o.together {
-                format!("wrk -t{} -c{} for {} s per setup per round, pinned to core {}; every setup loaded at the same time (--together), its Envoy sharing core {} with the others", o.wrk_threads, o.connections, o.turn_secs, o.load_core, o.envoy_core)
-            } else {
-                format!("wrk -t{} -c{} for {} s per setup per round, pinned to core {}; setups taken in rotating order", o.wrk_threads, o.connections, o.turn_secs, o.load_core)
-            },
+            "load": format!(
+                "wrk -t{} -c{} for {} s per setup per round, pinned to core {}; {}",
+                o.wrk_threads,
+                o.connections,
+                o.turn_secs,
+                o.load_core,
+                if o.together {
+                    format!("every setup loaded at the same time (--together), its Envoy sharing core {} with the others", o.envoy_core)
+                } else {
+                    "setups taken in rotating order".to_string()
+                }
+            ),
             "cpu": "utime+stime of the Envoy process (/proc/<pid>/stat, all threads) over the turn / requests it completed (http.ingress.downstream_rq_completed); schedstat figures are the threads' /proc/<pid>/task/*/schedstat run time",
             "extra": "per round, setup minus bare Envoy; median over rounds",
             "latency": format!("{} req/s over 4 keep-alive connections for {} s x {} round(s) per setup; time from writing the request to the end of the response", o.rate, o.latency_secs, o.latency_rounds),
