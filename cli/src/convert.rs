@@ -57,8 +57,12 @@ pub struct Options {
     pub namespace: String,
     /// Mixer's config namespace, also Istio's root namespace (where mesh-wide resources go).
     pub config_namespace: String,
-    /// Where the filters' Wasm modules are: `{filter}` is replaced by the filter name.
-    pub wasm_url: String,
+    /// Where the filters' Wasm modules are (`--wasm-url`): `{filter}` is replaced by the filter
+    /// name. Envoy fragments default to [`DEFAULT_WASM_URL`]; WasmPlugins have no default (see
+    /// [`WASM_URL_ADVICE`]).
+    pub wasm_url: Option<String>,
+    /// `wasmixer validate`: nothing is written, so nothing is said about module URLs.
+    pub validate_only: bool,
 }
 
 impl Default for Options {
@@ -67,12 +71,20 @@ impl Default for Options {
             format: Format::Both,
             namespace: "default".to_string(),
             config_namespace: "istio-system".to_string(),
-            wasm_url: DEFAULT_WASM_URL.to_string(),
+            wasm_url: None,
+            validate_only: false,
         }
     }
 }
 
+/// Where Envoy bootstrap fragments load the modules from unless `--wasm-url` says otherwise: a
+/// path on the proxy's own file system, which a stock-Envoy deployment controls.
 pub const DEFAULT_WASM_URL: &str = "file:///etc/wasmixer/{filter}.wasm";
+
+/// How to deliver the modules to Istio's proxies, for the report. There is no default URL for
+/// WasmPlugins: a `file://` path must exist inside every `istio-proxy` container, and a
+/// mesh-wide `FAIL_CLOSE` plugin whose module cannot be loaded refuses that sidecar's traffic.
+pub const WASM_URL_ADVICE: &str = "deliver the modules and name them with --wasm-url: push the images `make oci` builds (dist/oci/) to a registry the cluster can pull from and pass --wasm-url 'oci://REGISTRY/wasmixer/{filter}:VERSION', or mount the .wasm files into each proxy container (pod annotations sidecar.istio.io/userVolume and sidecar.istio.io/userVolumeMount) and pass --wasm-url 'file:///MOUNT/{filter}.wasm'";
 
 /// Parsed command line of `convert` / `validate`.
 #[derive(Debug)]
@@ -100,7 +112,7 @@ pub fn parse_args(words: &[&str]) -> Result<Args, String> {
             }
             "--namespace" | "-n" => args.options.namespace = value("--namespace")?,
             "--config-namespace" => args.options.config_namespace = value("--config-namespace")?,
-            "--wasm-url" => args.options.wasm_url = value("--wasm-url")?,
+            "--wasm-url" => args.options.wasm_url = Some(value("--wasm-url")?),
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             path => args.paths.push(path.to_string()),
         }

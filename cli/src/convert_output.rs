@@ -10,7 +10,7 @@
 use serde_json::{json, Map, Value as Json};
 use wasmixer_shared::telemetry::stat_name::stats_tags_json;
 
-use crate::convert::Ctx;
+use crate::convert::{Ctx, Format, DEFAULT_WASM_URL, WASM_URL_ADVICE};
 use crate::convert_emit::{to_yaml, to_yaml_stream};
 use crate::convert_mixer::{FilterOutput, MixerOutput, PEER_METADATA_TAGS};
 use crate::convert_mtls::MtlsOutput;
@@ -56,8 +56,8 @@ fn pretty(v: &Json) -> String {
     s
 }
 
-fn wasm_url(ctx: &Ctx, filter: &str, config: &Json) -> String {
-    ctx.opts.wasm_url.replace("{filter}", module_of(filter, config))
+fn wasm_url(template: &str, filter: &str, config: &Json) -> String {
+    template.replace("{filter}", module_of(filter, config))
 }
 
 /// The module a filter loads: for the deny filter, the build without the response phase
@@ -90,10 +90,10 @@ fn plugin_settings(filter: &str) -> (&'static str, &'static str, Option<&'static
     }
 }
 
-fn wasm_plugin(ctx: &Ctx, filter: &str, config: &Json) -> Json {
+fn wasm_plugin(ctx: &Ctx, url: &str, filter: &str, config: &Json) -> Json {
     let (phase, fail, mode) = plugin_settings(filter);
     let mut spec = Map::new();
-    spec.insert("url".into(), Json::String(wasm_url(ctx, filter, config)));
+    spec.insert("url".into(), Json::String(wasm_url(url, filter, config)));
     spec.insert("pluginName".into(), Json::String(format!("wasmixer-{filter}")));
     spec.insert("phase".into(), Json::String(phase.into()));
     spec.insert("failStrategy".into(), Json::String(fail.into()));
@@ -189,15 +189,39 @@ pub fn files(ctx: &mut Ctx, mixer: &MixerOutput, mtls: &MtlsOutput) -> Vec<(Stri
     let mut files: Vec<(String, String)> = Vec::new();
     let filters: Vec<&FilterOutput> = mixer.filters.iter().collect();
     let fmt = ctx.opts.format;
-    let envoy_path = ctx
-        .opts
-        .wasm_url
-        .strip_prefix("file://")
-        .map(str::to_string)
-        .or_else(|| ctx.opts.wasm_url.starts_with('/').then(|| ctx.opts.wasm_url.clone()));
-    if fmt.envoy() && envoy_path.is_none() && !filters.is_empty() {
-        ctx.global(Severity::Error, format!("--wasm-url {} is not a file:// URL or an absolute path: Envoy bootstraps load modules from local files (use --format wasmplugin for oci:// or https:// URLs)", ctx.opts.wasm_url));
-        return files;
+    // Envoy fragments load modules from local files: a given file:// URL (or path), else the
+    // default path; an oci:// or https:// URL is for the WasmPlugins only.
+    let local = |url: &str| {
+        url.strip_prefix("file://").map(str::to_string).or_else(|| url.starts_with('/').then(|| url.to_string()))
+    };
+    let envoy_path = match &ctx.opts.wasm_url {
+        Some(url) if fmt == Format::Envoy && local(url).is_none() && !filters.is_empty() => {
+            ctx.global(Severity::Error, format!("--wasm-url {url} is not a file:// URL or an absolute path: Envoy bootstraps load modules from local files (use --format wasmplugin for oci:// or https:// URLs)"));
+            return files;
+        }
+        Some(url) => local(url).or_else(|| local(DEFAULT_WASM_URL)),
+        None => local(DEFAULT_WASM_URL),
+    };
+    if let (Some(url), true) =
+        (&ctx.opts.wasm_url, fmt == Format::Both && !filters.is_empty() && !ctx.opts.validate_only)
+    {
+        if local(url).is_none() {
+            ctx.global(Severity::Note, format!("--wasm-url {url} is for the WasmPlugins; the Envoy fragments (envoy/) load the modules from local files, {DEFAULT_WASM_URL}"));
+        }
+    }
+    let plugin_url = match (&ctx.opts.wasm_url, fmt) {
+        (Some(url), _) => Some(url.clone()),
+        (None, _) if ctx.opts.validate_only => Some(DEFAULT_WASM_URL.to_string()),
+        (None, Format::WasmPlugin) if !filters.is_empty() => {
+            ctx.global(Severity::Error, format!("WasmPlugins need --wasm-url: {WASM_URL_ADVICE}"));
+            return files;
+        }
+        (None, _) => None,
+    };
+    if let (Some(url), true) = (&plugin_url, fmt.istio() && !filters.is_empty() && !ctx.opts.validate_only) {
+        if url.starts_with("file://") {
+            ctx.global(Severity::Note, format!("--wasm-url {url}: a file:// URL must exist inside every istio-proxy container (a FAIL_CLOSE plugin whose module cannot be read refuses that sidecar's traffic); mount the modules with the pod annotations sidecar.istio.io/userVolume and sidecar.istio.io/userVolumeMount"));
+        }
     }
 
     // Filters, peer-metadata first (the others read the peer it verifies).
@@ -246,15 +270,21 @@ pub fn files(ctx: &mut Ctx, mixer: &MixerOutput, mtls: &MtlsOutput) -> Vec<(Stri
     let buckets: Vec<Json> = filters.iter().flat_map(|f| f.histogram_buckets.iter().cloned()).collect();
     let user_metrics: Vec<&str> = filters.iter().flat_map(|f| f.families.iter().map(|(n, _)| n.as_str())).collect();
 
-    if fmt.istio() && !all.is_empty() {
-        let plugins: Vec<Json> = all.iter().map(|(name, config)| wasm_plugin(ctx, name, config)).collect();
+    if fmt.istio() && !all.is_empty() && plugin_url.is_none() {
+        ctx.global(
+            Severity::Warning,
+            format!("no WasmPlugins written (istio/): they have no default module URL; {WASM_URL_ADVICE}"),
+        );
+    }
+    if let (true, Some(url)) = (fmt.istio() && !all.is_empty(), plugin_url.as_deref()) {
+        let plugins: Vec<Json> = all.iter().map(|(name, config)| wasm_plugin(ctx, url, name, config)).collect();
         files.push(("istio/wasmplugins.yaml".to_string(), to_yaml_stream(&plugins)));
         if let Some(doc) = &mixer {
             let header = "# Alternative to wasmplugins.yaml (apply one or the other, never both): every filter in one\n\
                           # WasmPlugin running mixer.wasm, which costs less per request (README: One filter or four).\n";
             files.push((
                 "istio/wasmplugin-mixer.yaml".to_string(),
-                format!("{header}{}", to_yaml(&wasm_plugin(ctx, "mixer", doc))),
+                format!("{header}{}", to_yaml(&wasm_plugin(ctx, url, "mixer", doc))),
             ));
         }
         for m in &user_metrics {

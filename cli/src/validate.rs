@@ -8,7 +8,8 @@ use crate::convert::{convert, parse_args, print_report, read_inputs};
 /// `wasmixer validate ...`: exit 0 when everything converts, 1 on errors, 3 when some parts
 /// are unsupported (see `wasmixer convert`).
 pub fn run(words: &[&str], err: &mut impl Write) -> Result<ExitCode, String> {
-    let args = parse_args(words)?;
+    let mut args = parse_args(words)?;
+    args.options.validate_only = true;
     if args.out.is_some() {
         return Err("validate writes nothing: use wasmixer convert --out DIR".to_string());
     }

@@ -87,11 +87,18 @@ fn convert(case: &str, inputs: &[&str], extra: &[&str]) -> (i32, BTreeMap<String
     args.extend_from_slice(inputs);
     args.extend_from_slice(&["--out", &out_s]);
     args.extend_from_slice(extra);
+    // WasmPlugins have no default module URL: name one as a user delivering `make oci` images would.
+    if !extra.contains(&"--wasm-url") && !extra.contains(&"envoy") {
+        args.extend_from_slice(&["--wasm-url", TEST_WASM_URL]);
+    }
     let o = wasmixer(&args);
     let files = read_tree(&out);
     let _ = std::fs::remove_dir_all(&out);
     (o.status.code().unwrap_or(-1), files, text(&o.stderr))
 }
+
+/// The module URL the tests give WasmPlugins.
+const TEST_WASM_URL: &str = "oci://registry.example.com/wasmixer/{filter}:0.1.0";
 
 const SEEDS: [&str; 6] = [
     "deny-reviews-v3",
@@ -560,12 +567,23 @@ fn stdin_namespace_and_stale_outputs() {
     let out = temp_dir("stdin");
     let out_s = out.to_string_lossy().into_owned();
     // First a full conversion, then one with only a deny rule: the old telemetry files go.
-    let o = wasmixer(&["convert", "testdata/seed", "--out", &out_s]);
+    let o = wasmixer(&["convert", "testdata/seed", "--out", &out_s, "--wasm-url", TEST_WASM_URL]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(out.join("filters/metrics.json").exists());
     let yaml = std::fs::read_to_string(root().join("testdata/seed/deny-reviews-v3.yaml")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasmixer"))
-        .args(["convert", "-", "--out", &out_s, "--namespace", "bookinfo", "--format", "wasmplugin"])
+        .args([
+            "convert",
+            "-",
+            "--out",
+            &out_s,
+            "--namespace",
+            "bookinfo",
+            "--format",
+            "wasmplugin",
+            "--wasm-url",
+            TEST_WASM_URL,
+        ])
         .current_dir(root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -593,6 +611,41 @@ fn stdin_namespace_and_stale_outputs() {
     assert!(deny["resources"].as_array().unwrap().iter().all(|r| r["metadata"]["namespace"] == "bookinfo"));
 }
 
+/// WasmPlugins have no default module URL: a `file://` default would not exist inside Istio's
+/// proxy containers, and a FAIL_CLOSE plugin that cannot load refuses the sidecar's traffic.
+#[test]
+fn wasmplugins_need_a_module_url() {
+    let o = wasmixer(&["convert", "testdata/seed/deny-reviews-v3.yaml", "--out", "/tmp/x", "--format", "wasmplugin"]);
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = text(&o.stderr);
+    assert!(
+        stderr.contains("WasmPlugins need --wasm-url")
+            && stderr.contains("make oci")
+            && stderr.contains("sidecar.istio.io/userVolume"),
+        "{stderr}"
+    );
+    // Both formats without a URL: the Envoy fragments, and a warning instead of the WasmPlugins.
+    let out = temp_dir("no-wasm-url");
+    let out_s = out.to_string_lossy().into_owned();
+    let o = wasmixer(&["convert", "testdata/seed/deny-reviews-v3.yaml", "--out", &out_s]);
+    let (files, stderr) = (read_tree(&out), text(&o.stderr));
+    let _ = std::fs::remove_dir_all(&out);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("warning: no WasmPlugins written (istio/)"), "{stderr}");
+    assert!(files.contains_key("envoy/inbound-http-filters.json"), "{:?}", files.keys());
+    assert!(!files.keys().any(|f| f.starts_with("istio/")), "{:?}", files.keys());
+    assert!(files["envoy/inbound-http-filters.json"].contains("/etc/wasmixer/"));
+    // A file:// URL is taken, with a note on mounting the modules into the proxies.
+    let (code, files, stderr) = convert(
+        "file-wasm-url",
+        &["testdata/seed/deny-reviews-v3.yaml"],
+        &["--format", "wasmplugin", "--wasm-url", "file:///var/local/wasmixer/{filter}.wasm"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(files["istio/wasmplugins.yaml"].contains("url: file:///var/local/wasmixer/deny-request-only.wasm"));
+    assert!(stderr.contains("must exist inside every istio-proxy container"), "{stderr}");
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let o = wasmixer(&["convert", "testdata/seed"]);
@@ -602,7 +655,15 @@ fn usage_errors_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     let o = wasmixer(&["validate", "testdata/nope.yaml"]);
     assert_eq!(o.status.code(), Some(2));
-    let o =
-        wasmixer(&["convert", "testdata/seed/deny-reviews-v3.yaml", "--out", "/tmp/x", "--wasm-url", "oci://r/x:1"]);
+    let o = wasmixer(&[
+        "convert",
+        "testdata/seed/deny-reviews-v3.yaml",
+        "--out",
+        "/tmp/x",
+        "--format",
+        "envoy",
+        "--wasm-url",
+        "oci://r/x:1",
+    ]);
     assert_eq!(o.status.code(), Some(1), "an oci URL cannot go in an Envoy bootstrap");
 }

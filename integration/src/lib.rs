@@ -19,6 +19,7 @@ pub mod dist;
 pub mod envoy;
 mod error;
 pub mod http;
+pub mod istio_profile;
 pub mod pki;
 pub mod ports;
 pub mod sidecar;

@@ -255,6 +255,9 @@ pub struct MeshSpec {
     pub stats_tags: Vec<String>,
     /// Called with a line of progress while the mesh starts (the demo prints them).
     pub progress: Option<fn(&str)>,
+    /// Every sidecar as an Istio 1.22+ sidecar would run our filters: Istio's metadata
+    /// exchange (emulated, [`crate::istio_profile`]) first in each chain.
+    pub istio_profile: bool,
 }
 
 impl MeshSpec {
@@ -269,6 +272,7 @@ impl MeshSpec {
             initial_yaml: Vec::new(),
             stats_tags: DEFAULT_STATS_TAGS.iter().map(|t| t.to_string()).collect(),
             progress: None,
+            istio_profile: false,
         }
     }
 
@@ -309,6 +313,12 @@ impl MeshSpec {
     /// Starts Prometheus too.
     pub fn prometheus(mut self) -> MeshSpec {
         self.prometheus = true;
+        self
+    }
+
+    /// Runs every sidecar under the Istio sidecar profile ([`crate::istio_profile`]).
+    pub fn istio_profile(mut self) -> MeshSpec {
+        self.istio_profile = true;
         self
     }
 }
@@ -420,6 +430,7 @@ pub struct Mesh {
     progress: Option<fn(&str)>,
     /// The bootstrap's stats tags (fixed for the sidecars' lifetime).
     stats_tags: Vec<String>,
+    istio_profile: bool,
 }
 
 /// A port on `ip` that was free a moment ago (the listener is returned to hold it).
@@ -510,6 +521,7 @@ impl Mesh {
             initial_control: ControlPlane::new(),
             progress: spec.progress,
             stats_tags: Vec::new(),
+            istio_profile: spec.istio_profile,
         };
         for (i, y) in spec.initial_yaml.iter().enumerate() {
             mesh.control.apply(&format!("MeshSpec.initial_yaml[{i}]"), y)?;
@@ -677,6 +689,10 @@ impl Mesh {
             .collect();
         let mut inbound_filters = Vec::new();
         let mut outbound_filters = Vec::new();
+        if self.istio_profile {
+            inbound_filters.push(crate::istio_profile::metadata_exchange_filter());
+            outbound_filters.push(crate::istio_profile::metadata_exchange_filter());
+        }
         for f in &self.filters {
             let entry = wasm_filter(f, &crate::wasm_path(f)?, &self.control.filter_config(f));
             inbound_filters.push(entry.clone());

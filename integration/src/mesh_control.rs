@@ -133,7 +133,8 @@ impl ControlPlane {
     /// The configuration (JSON text) of filter `filter`.
     pub fn filter_config(&self, filter: &str) -> String {
         if filter == "peer-metadata" {
-            return "{}".to_string();
+            // Its configuration is the document's `peer_metadata` section, as in `mixer.wasm`.
+            return self.sections.get("peer_metadata").map_or_else(|| "{}".to_string(), Value::to_string);
         }
         let mut config = self.filters.get(filter).and_then(Value::as_object).cloned().unwrap_or_default();
         for (k, v) in &self.sections {

@@ -275,17 +275,92 @@ fn product_pages(mesh: &Mesh, max: usize) -> Result<Vec<(String, String)>, Harne
 
 #[test]
 fn seed_deny_reviews_v3_through_bookinfo() -> Result<(), HarnessError> {
-    deny_seed("deny-bookinfo", &["peer-metadata", "deny"])
+    deny_seed(MeshSpec::bookinfo("deny-bookinfo").filters(&["peer-metadata", "deny"]))
 }
 
 /// The same seed, the same outcome, with `mixer.wasm` alone on every sidecar.
 #[test]
 fn seed_deny_reviews_v3_through_the_mixer_filter() -> Result<(), HarnessError> {
-    deny_seed("deny-bookinfo-mixer", &["mixer"])
+    deny_seed(MeshSpec::bookinfo("deny-bookinfo-mixer").filters(&["mixer"]))
 }
 
-fn deny_seed(name: &str, filters: &[&str]) -> Result<(), HarnessError> {
-    with_mesh(MeshSpec::bookinfo(name).filters(filters), |mesh| {
+/// The same seed inside Istio 1.22+ sidecars: Istio's metadata exchange runs first and strips
+/// `x-envoy-peer-metadata(-id)` both ways; ours travels under its own names and survives.
+#[test]
+fn seed_deny_reviews_v3_under_the_istio_profile() -> Result<(), HarnessError> {
+    deny_seed(MeshSpec::bookinfo("deny-istio").filters(&["peer-metadata", "deny"]).istio_profile())
+}
+
+/// The rule's `result` counts on ratings' sidecar, read from its Prometheus page.
+fn rule_results(mesh: &Mesh) -> Result<Vec<String>, HarnessError> {
+    let page = mesh.node("ratings-v1")?.stats_prometheus()?;
+    Ok(page
+        .lines()
+        .filter(|l| l.starts_with("wasmixer_policy_checks_total{") && l.contains("denyreviewsv3"))
+        .map(str::to_string)
+        .collect())
+}
+
+/// Waits until ratings' sidecar counted `result` for the seed rule (counters reach Envoy on
+/// the filter's one-second tick).
+fn wait_for_rule_result(mesh: &Mesh, result: &str) -> Result<(), HarnessError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let want = format!("result=\"{result}\"");
+    loop {
+        let lines = rule_results(mesh)?;
+        if lines.iter().any(|l| l.contains(&want) && !l.ends_with(" 0")) {
+            return Ok(());
+        }
+        ensure!(std::time::Instant::now() < deadline, "no {want} count for the seed rule: {lines:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// What the product did before it had its own header names: inside an Istio sidecar the
+/// exchange under Istio's names is stripped, no verified peer reaches the deny filter, and the
+/// seed rule cannot see `source.labels`. By Mixer's rule it does not match, so reviews-v3 gets
+/// through; that must never be silent: it is counted as `no_identity` and logged with the
+/// likely cause, and `deny.require_peer_identity` turns it into a denial.
+#[test]
+fn under_the_istio_profile_a_rule_without_identity_is_counted_and_can_deny() -> Result<(), HarnessError> {
+    let spec = MeshSpec::bookinfo("deny-istio-no-identity").filters(&["peer-metadata", "deny"]).istio_profile();
+    with_mesh(spec, |mesh| {
+        mesh.apply_filter_config(
+            r#"{"peer_metadata": {"metadata_header": "x-envoy-peer-metadata", "metadata_id_header": "x-envoy-peer-metadata-id"}}"#,
+        )?;
+        apply_seed(mesh, "deny-reviews-v3.yaml")?;
+        let through = mesh.call("reviews-v3", "http://ratings:9080/ratings/0")?;
+        ensure!(
+            through.status == 200,
+            "reviews-v3 -> ratings without identity: {} {:?}",
+            through.status,
+            through.body_text()
+        );
+        wait_for_rule_result(mesh, "no_identity")?;
+        let log = mesh.node("ratings-v1")?.sidecar_log();
+        ensure!(
+            log.contains("rule denyreviewsv3.rule.default: no verified peer on this mTLS connection (lookup failed: 'source.labels'): is wasmixer-peer-metadata installed ahead of this filter?"),
+            "no warning naming the rule and the cause in ratings' sidecar log"
+        );
+
+        mesh.apply_filter_config(r#"{"deny": {"require_peer_identity": true}}"#)?;
+        let denied = mesh.call("reviews-v3", "http://ratings:9080/ratings/0")?;
+        ensure!(denied.status == 403, "reviews-v3 -> ratings with require_peer_identity: {}", denied.status);
+        ensure!(
+            denied.body_text()
+                == "PERMISSION_DENIED:denyreviewsv3.rule.default:no verified peer identity (source.labels); deny.require_peer_identity is on",
+            "body {:?}",
+            denied.body_text()
+        );
+        // Every caller lacks its identity here, so the opt-in refuses reviews-v1 alike.
+        let v1 = mesh.call("reviews-v1", "http://ratings:9080/ratings/0")?;
+        ensure!(v1.status == 403, "reviews-v1 -> ratings with require_peer_identity: {}", v1.status);
+        Ok(())
+    })
+}
+
+fn deny_seed(spec: MeshSpec) -> Result<(), HarnessError> {
+    with_mesh(spec, |mesh| {
         // Before the rule: every version that calls ratings shows stars.
         let before = product_pages(mesh, 6)?;
         ensure!(
@@ -387,17 +462,24 @@ fn one_trace_spans_every_bookinfo_hop() -> Result<(), HarnessError> {
 
 #[test]
 fn seed_telemetry_double_request_count_and_newlog() -> Result<(), HarnessError> {
-    telemetry_seeds("telemetry", &["peer-metadata", "metrics", "access-log"])
+    telemetry_seeds(MeshSpec::sleep_httpbin("telemetry").filters(&["peer-metadata", "metrics", "access-log"]))
 }
 
 /// The same seeds, the same outcomes, with `mixer.wasm` alone on every sidecar.
 #[test]
 fn seed_telemetry_through_the_mixer_filter() -> Result<(), HarnessError> {
-    telemetry_seeds("telemetry-mixer", &["mixer"])
+    telemetry_seeds(MeshSpec::sleep_httpbin("telemetry-mixer").filters(&["mixer"]))
 }
 
-fn telemetry_seeds(name: &str, filters: &[&str]) -> Result<(), HarnessError> {
-    let spec = MeshSpec::sleep_httpbin(name).filters(filters).prometheus();
+/// The same seeds inside Istio 1.22+ sidecars (Istio's exchange headers stripped both ways),
+/// through `mixer.wasm`: the peer still reaches the metric labels and the log line.
+#[test]
+fn seed_telemetry_under_the_istio_profile() -> Result<(), HarnessError> {
+    telemetry_seeds(MeshSpec::sleep_httpbin("telemetry-istio").filters(&["mixer"]).istio_profile())
+}
+
+fn telemetry_seeds(spec: MeshSpec) -> Result<(), HarnessError> {
+    let spec = spec.prometheus();
     with_mesh(spec, |mesh| {
         // Verified peers (mTLS), as in the seed's mesh.
         apply_seed(mesh, "mtls-meshpolicy-strict.yaml")?;
@@ -444,7 +526,12 @@ fn telemetry_seeds(name: &str, filters: &[&str]) -> Result<(), HarnessError> {
                 l.contains(r#"","instance":"newlog.instance.istio-system","destination":"httpbin","latency":""#),
                 "{l}"
             );
-            ensure!(l.contains(r#"","responseCode":418,"responseSize":0,"source":"sleep","user":""#), "{l}");
+            ensure!(
+                l.contains(
+                    r#"","responseCode":418,"responseSize":0,"source":"sleep","user":"cluster.local/ns/foo/sa/sleep"}"#
+                ),
+                "{l}"
+            );
         }
         let client_lines = mesh.node("sleep.foo")?.access_log();
         ensure!(client_lines.len() == N, "sleep.foo access log: {client_lines:#?}");

@@ -16,7 +16,8 @@ const CHECK_TAGS: [&str; 2] = ["rule", "result"];
 const SKIPPED_TAGS: [&str; 1] = ["rule"];
 const FETCH_TAGS: [&str; 2] = ["handler", "result"];
 const MAX_RULE_SERIES: usize = 10_000;
-const OUTCOMES: [RuleOutcome; 4] = [RuleOutcome::Allow, RuleOutcome::Deny, RuleOutcome::Error, RuleOutcome::DryRunDeny];
+const OUTCOMES: [RuleOutcome; 5] =
+    [RuleOutcome::Allow, RuleOutcome::Deny, RuleOutcome::Error, RuleOutcome::DryRunDeny, RuleOutcome::NoIdentity];
 
 fn slot(outcome: RuleOutcome) -> usize {
     match outcome {
@@ -24,12 +25,13 @@ fn slot(outcome: RuleOutcome) -> usize {
         RuleOutcome::Deny => 1,
         RuleOutcome::Error => 2,
         RuleOutcome::DryRunDeny => 3,
+        RuleOutcome::NoIdentity => 4,
     }
 }
 
 pub struct DenyMetrics {
     checks: TaggedMetric,
-    pending: Vec<[Cell<i64>; 4]>,
+    pending: Vec<[Cell<i64>; 5]>,
     limiters: Vec<LogLimiter>,
     skipped_values: TaggedMetric,
     pending_skipped: Vec<Cell<i64>>,

@@ -1,6 +1,10 @@
 //! The peer-metadata filter's configuration (JSON; every field optional).
 
 use serde::Deserialize;
+use wasmixer_shared::attr::peer_metadata::{
+    METADATA_HEADER, METADATA_ID_HEADER, WASMIXER_METADATA_HEADER, WASMIXER_METADATA_ID_HEADER,
+};
+use wasmixer_shared::policy::header_ops::is_valid_header_name;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -20,10 +24,51 @@ pub struct PeerConfig {
     /// components share it in memory, so there it defaults to off (saving a host call per request).
     #[serde(default = "yes")]
     pub publish_filter_state: bool,
+    /// The header our announcement travels in (base64 protobuf Struct, Istio's wire format).
+    /// Not Istio's name by default: Istio 1.22+ sidecars strip that one before our filter runs.
+    #[serde(default = "default_metadata_header")]
+    pub metadata_header: String,
+    /// The header our node id travels in.
+    #[serde(default = "default_metadata_id_header")]
+    pub metadata_id_header: String,
+    /// What we do with Istio's own exchange headers (`x-envoy-peer-metadata(-id)`).
+    #[serde(default)]
+    pub istio_headers: IstioHeaders,
+    /// Read the peer Istio's native peer-metadata filter keeps in filter state (Istio
+    /// 1.22-1.29) when no announcement arrived in a header.
+    #[serde(default = "yes")]
+    pub istio_peer_state: bool,
+    /// Answer a caller's announcement (our metadata on the response) even on a plain-text
+    /// connection, as Istio does. Off: only callers on an mTLS connection learn who we are.
+    #[serde(default)]
+    pub answer_plaintext_callers: bool,
+}
+
+/// Istio's exchange headers, beside our own.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum IstioHeaders {
+    /// Read (and verify) a peer's announcement under Istio's names when ours is absent, answer
+    /// it under the same names, and strip them from what we receive; announce under ours only.
+    #[default]
+    Accept,
+    /// `accept`, and announce under Istio's names too: for a stock-Envoy mesh talking to
+    /// proxies that speak only Istio's exchange (Istio 1.4-era sidecars).
+    Exchange,
+    /// Leave Istio's names alone: neither read, strip nor send them.
+    Ignore,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn default_metadata_header() -> String {
+    WASMIXER_METADATA_HEADER.to_string()
+}
+
+fn default_metadata_id_header() -> String {
+    WASMIXER_METADATA_ID_HEADER.to_string()
 }
 
 impl Default for PeerConfig {
@@ -33,6 +78,11 @@ impl Default for PeerConfig {
             external_cluster_prefixes: Vec::new(),
             publish_unverified: true,
             publish_filter_state: true,
+            metadata_header: default_metadata_header(),
+            metadata_id_header: default_metadata_id_header(),
+            istio_headers: IstioHeaders::default(),
+            istio_peer_state: true,
+            answer_plaintext_callers: false,
         }
     }
 }
@@ -42,7 +92,8 @@ impl PeerConfig {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(PeerConfig::default());
         }
-        serde_json::from_slice(bytes).map_err(|e| format!("configuration: {e}"))
+        let config: PeerConfig = serde_json::from_slice(bytes).map_err(|e| format!("configuration: {e}"))?;
+        config.validated()
     }
 
     /// The configuration as a section of a larger, already parsed document (the `mixer` filter's
@@ -51,7 +102,36 @@ impl PeerConfig {
         if section.is_null() {
             return Ok(PeerConfig::default());
         }
-        serde_json::from_value(section).map_err(|e| e.to_string())
+        let config: PeerConfig = serde_json::from_value(section).map_err(|e| e.to_string())?;
+        config.validated()
+    }
+
+    /// Header names must be lower-case HTTP tokens (Envoy keeps header names lower case, and a
+    /// name it cannot send would fail every request), and the two must differ.
+    fn validated(mut self) -> Result<PeerConfig, String> {
+        for (field, name) in
+            [("metadata_header", &mut self.metadata_header), ("metadata_id_header", &mut self.metadata_id_header)]
+        {
+            if name.starts_with(':') || !is_valid_header_name(name) {
+                return Err(format!(
+                    "field {field}: {name:?} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"
+                ));
+            }
+            name.make_ascii_lowercase();
+        }
+        if self.metadata_header == self.metadata_id_header {
+            return Err(format!(
+                "field metadata_id_header: the same header as metadata_header ({:?})",
+                self.metadata_header
+            ));
+        }
+        Ok(self)
+    }
+
+    /// Istio's header names when they are to be read (and stripped), unless they are ours.
+    pub fn istio_names(&self) -> Option<(&'static str, &'static str)> {
+        let ours = self.metadata_header == METADATA_HEADER;
+        (self.istio_headers != IstioHeaders::Ignore && !ours).then_some((METADATA_HEADER, METADATA_ID_HEADER))
     }
 
     /// Whether metadata may be sent to `cluster`.
@@ -78,5 +158,36 @@ mod tests {
         assert!(PeerConfig::parse(b"").unwrap().publish_filter_state);
         assert!(!PeerConfig::parse(br#"{"publish_filter_state": false}"#).unwrap().publish_filter_state);
         assert!(PeerConfig::parse(br#"{"nope": 1}"#).is_err());
+    }
+
+    #[test]
+    fn our_own_header_names_by_default_and_istio_names_accepted() {
+        let c = PeerConfig::parse(b"").unwrap();
+        assert_eq!(
+            (c.metadata_header.as_str(), c.metadata_id_header.as_str()),
+            ("x-wasmixer-peer-metadata", "x-wasmixer-peer-metadata-id")
+        );
+        assert_eq!(c.istio_headers, IstioHeaders::Accept);
+        assert_eq!(c.istio_names(), Some(("x-envoy-peer-metadata", "x-envoy-peer-metadata-id")));
+        assert!(c.istio_peer_state && !c.answer_plaintext_callers);
+        let ignore = PeerConfig::parse(br#"{"istio_headers": "ignore"}"#).unwrap();
+        assert_eq!(ignore.istio_names(), None);
+        let exchange = PeerConfig::parse(br#"{"istio_headers": "exchange", "metadata_header": "X-My-Peer"}"#).unwrap();
+        assert_eq!(exchange.metadata_header, "x-my-peer");
+        // Istio's names as our own: one family, read once.
+        let istio = PeerConfig::parse(
+            br#"{"metadata_header": "x-envoy-peer-metadata", "metadata_id_header": "x-envoy-peer-metadata-id"}"#,
+        )
+        .unwrap();
+        assert_eq!(istio.istio_names(), None);
+    }
+
+    #[test]
+    fn header_names_that_envoy_cannot_send_are_rejected() {
+        let e = PeerConfig::parse(br#"{"metadata_header": "x peer"}"#).unwrap_err();
+        assert!(e.contains("field metadata_header") && e.contains("x peer"), "{e}");
+        assert!(PeerConfig::parse(br#"{"metadata_id_header": ":path"}"#).is_err());
+        assert!(PeerConfig::parse(br#"{"metadata_id_header": "x-wasmixer-peer-metadata"}"#).is_err());
+        assert!(PeerConfig::parse(br#"{"istio_headers": "sometimes"}"#).is_err());
     }
 }

@@ -5,8 +5,8 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use wasmixer_shared::attr::envoy_bag::Direction;
-use wasmixer_shared::attr::peer_metadata::{METADATA_HEADER, METADATA_ID_HEADER};
-use wasmixer_shared::attr::spiffe::{verify_peer_claim, PeerTrust};
+use wasmixer_shared::attr::istio_peer_state;
+use wasmixer_shared::attr::spiffe::{verify_peer_claim, PeerTrust, SpiffeId};
 use wasmixer_shared::attr::workload::WorkloadMetadata;
 use wasmixer_shared::host::abi::{self, MapType};
 use wasmixer_shared::host::identity::{
@@ -15,6 +15,7 @@ use wasmixer_shared::host::identity::{
 };
 use wasmixer_shared::host::request_carry::RequestCarry;
 
+use crate::config::{IstioHeaders, PeerConfig};
 use crate::root::PeerShared;
 
 pub struct PeerStream {
@@ -24,23 +25,61 @@ pub struct PeerStream {
     direction: Option<Direction>,
     /// Outbound: we announced ourselves, so the upstream may answer with its metadata.
     announced: bool,
-    /// Inbound: the caller announced itself, so it gets our metadata in the response.
-    caller_announced: bool,
+    /// Inbound: the caller announced itself (under these names) on an mTLS connection, or on
+    /// any connection with `answer_plaintext_callers`; it gets our metadata in the response.
+    answer_under: Option<HeaderNames>,
+}
+
+/// One family of exchange headers: ours (configurable) or Istio's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HeaderNames {
+    Ours,
+    Istio,
 }
 
 impl PeerStream {
     /// A stream telling `carry` (shared with the request's other components) what it learns.
     pub fn new(shared: Option<Rc<PeerShared>>, carry: Rc<RequestCarry>) -> PeerStream {
-        PeerStream { shared, carry, direction: None, announced: false, caller_announced: false }
+        PeerStream { shared, carry, direction: None, announced: false, answer_under: None }
     }
 }
 
-/// Takes the exchange headers out of `map`; host calls to remove them only when present.
-fn strip(map: MapType) -> Option<Vec<u8>> {
-    let value = abi::get_header_bytes(map, METADATA_HEADER)?;
-    abi::remove_header(map, METADATA_HEADER);
-    abi::remove_header(map, METADATA_ID_HEADER);
+impl HeaderNames {
+    /// The metadata and id header of this family; `None` for Istio's when they are ignored (or
+    /// the same as ours).
+    fn names(self, config: &PeerConfig) -> Option<(&str, &str)> {
+        match self {
+            HeaderNames::Ours => Some((config.metadata_header.as_str(), config.metadata_id_header.as_str())),
+            HeaderNames::Istio => config.istio_names(),
+        }
+    }
+}
+
+/// Takes the exchange headers `names` out of `map`; host calls to remove them only when present.
+fn strip(map: MapType, (metadata, id): (&str, &str)) -> Option<Vec<u8>> {
+    let value = abi::get_header_bytes(map, metadata)?;
+    abi::remove_header(map, metadata);
+    abi::remove_header(map, id);
     Some(value)
+}
+
+/// Takes an announcement out of `map`: ours first, then Istio's; both families are stripped.
+fn receive(map: MapType, config: &PeerConfig) -> Option<(HeaderNames, Vec<u8>)> {
+    let ours = strip(map, HeaderNames::Ours.names(config)?);
+    let istio = HeaderNames::Istio.names(config).and_then(|names| strip(map, names));
+    match (ours, istio) {
+        (Some(encoded), _) => Some((HeaderNames::Ours, encoded)),
+        (None, Some(encoded)) => Some((HeaderNames::Istio, encoded)),
+        (None, None) => None,
+    }
+}
+
+/// Puts our announcement into `map` under `family`'s names.
+fn announce(map: MapType, family: HeaderNames, shared: &PeerShared, metadata: &str) {
+    if let Some((name, id)) = family.names(&shared.config) {
+        abi::replace_header_bytes(map, name, metadata.as_bytes());
+        abi::replace_header_bytes(map, id, shared.local_id.as_bytes());
+    }
 }
 
 impl PeerStream {
@@ -48,8 +87,10 @@ impl PeerStream {
         self.direction == Some(Direction::Outbound)
     }
 
-    /// Verifies a received announcement against the connection's certificate and publishes it.
-    fn accept(&self, shared: &PeerShared, encoded: &[u8], direction: &'static str) {
+    /// Verifies a received announcement against the connection's certificate and publishes it;
+    /// tells whether the connection is mTLS (a peer certificate was presented).
+    fn accept(&self, shared: &PeerShared, encoded: &[u8], direction: &'static str) -> bool {
+        let mut connection_mtls = false;
         let (san_path, mtls_path): (&[&str], Option<&[&str]>) = if self.outbound() {
             (&["upstream", "uri_san_peer_certificate"], None)
         } else {
@@ -74,6 +115,7 @@ impl PeerStream {
                     (false, Some(path)) => fetch(path).and_then(|b| b.first().copied()).is_some_and(|b| b != 0),
                     (false, None) => false,
                 };
+                connection_mtls = mtls;
                 let claim = WorkloadMetadata {
                     namespace: peer.namespace.clone().unwrap_or_default(),
                     service_account: peer.service_account.clone().unwrap_or_default(),
@@ -109,6 +151,40 @@ impl PeerStream {
             }
         };
         shared.exchanges.add([direction, result], 1);
+        connection_mtls
+    }
+
+    /// No header announced a peer: Istio's own peer-metadata filter, if it ran ahead of us, may
+    /// have kept one in filter state. It is verified like an announcement: its namespace (and
+    /// its service account, when Istio had the peer's identity) against the certificate.
+    fn accept_istio_state(&self, shared: &PeerShared, direction: &'static str) -> bool {
+        if !shared.config.istio_peer_state {
+            return false;
+        }
+        let Some(peer) = istio_peer_state::read(self.outbound(), abi::get_property) else { return false };
+        let mut claim = peer.metadata;
+        if peer.identity.is_none() {
+            // Istio learnt the peer from its own header exchange, which carries no service
+            // account: the claim can be checked by namespace only, and the service account is
+            // the certificate's (README, security model).
+            if let Some(sa) = self.certificate_service_account(&claim.namespace) {
+                claim.service_account = sa;
+            }
+        }
+        self.accept(shared, claim.encode_header().as_bytes(), direction);
+        true
+    }
+
+    /// The service account of the peer certificate's SPIFFE SAN, if it is in `namespace`.
+    fn certificate_service_account(&self, namespace: &str) -> Option<String> {
+        let path: &'static [&'static str] = if self.outbound() {
+            &["upstream", "uri_san_peer_certificate"]
+        } else {
+            &["connection", "uri_san_peer_certificate"]
+        };
+        let san = self.carry.property(path, self.outbound(), || abi::get_property(path))?;
+        let id = SpiffeId::parse(std::str::from_utf8(&san).ok()?).ok()?;
+        (id.namespace() == namespace).then(|| id.service_account().to_string())
     }
 }
 
@@ -117,26 +193,31 @@ impl Context for PeerStream {}
 impl HttpContext for PeerStream {
     fn on_http_request_headers(&mut self, _n: usize, _end: bool) -> Action {
         let Some(shared) = self.shared.clone() else { return Action::Continue };
+        let config = &shared.config;
         self.direction = self.carry.direction(listener_direction);
         if self.outbound() {
             let cluster = abi::get_property(&["xds", "cluster_name"])
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
             match &shared.local_metadata {
-                Some(meta) if shared.config.may_announce_to(&cluster) => {
-                    abi::replace_header_bytes(MapType::RequestHeaders, METADATA_HEADER, meta.as_bytes());
-                    abi::replace_header_bytes(MapType::RequestHeaders, METADATA_ID_HEADER, shared.local_id.as_bytes());
+                Some(meta) if config.may_announce_to(&cluster) => {
+                    announce(MapType::RequestHeaders, HeaderNames::Ours, &shared, meta);
+                    if config.istio_headers == IstioHeaders::Exchange {
+                        announce(MapType::RequestHeaders, HeaderNames::Istio, &shared, meta);
+                    }
                     self.announced = true;
                 }
                 // Never forward an announcement the application made up, nor leak ours.
                 _ => {
-                    strip(MapType::RequestHeaders);
+                    receive(MapType::RequestHeaders, config);
                 }
             }
-        } else if let Some(encoded) = strip(MapType::RequestHeaders) {
-            self.caller_announced = true;
-            self.accept(&shared, &encoded, "inbound");
-        } else {
+        } else if let Some((family, encoded)) = receive(MapType::RequestHeaders, config) {
+            let mtls = self.accept(&shared, &encoded, "inbound");
+            // Our answer names this workload: only callers on an mTLS connection get it, unless
+            // the operator restores Istio's behaviour.
+            self.answer_under = (mtls || config.answer_plaintext_callers).then_some(family);
+        } else if !self.accept_istio_state(&shared, "inbound") {
             // Nobody announced: the request's other components need not look in filter state.
             self.carry.learn_peer(None, true);
         }
@@ -146,16 +227,21 @@ impl HttpContext for PeerStream {
     fn on_http_response_headers(&mut self, _n: usize, _end: bool) -> Action {
         let Some(shared) = self.shared.clone() else { return Action::Continue };
         if self.outbound() {
-            let received = strip(MapType::ResponseHeaders);
-            if let (true, Some(encoded)) = (self.announced, received) {
-                self.accept(&shared, &encoded, "outbound");
+            let received = receive(MapType::ResponseHeaders, &shared.config);
+            match (self.announced, received) {
+                (true, Some((_, encoded))) => {
+                    self.accept(&shared, &encoded, "outbound");
+                }
+                (true, None) => {
+                    self.accept_istio_state(&shared, "outbound");
+                }
+                (false, _) => {}
             }
-        } else if let (true, Some(meta)) = (self.caller_announced, &shared.local_metadata) {
+        } else if let (Some(family), Some(meta)) = (self.answer_under, &shared.local_metadata) {
             // Replacing also overwrites anything the application set under these names.
-            abi::replace_header_bytes(MapType::ResponseHeaders, METADATA_HEADER, meta.as_bytes());
-            abi::replace_header_bytes(MapType::ResponseHeaders, METADATA_ID_HEADER, shared.local_id.as_bytes());
+            announce(MapType::ResponseHeaders, family, &shared, meta);
         } else {
-            strip(MapType::ResponseHeaders);
+            receive(MapType::ResponseHeaders, &shared.config);
         }
         Action::Continue
     }

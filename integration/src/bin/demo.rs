@@ -7,8 +7,10 @@
 //! each converted by `wasmixer convert`'s code on its way to the sidecars, and prints what
 //! happened. Exit status 0 when every outcome is the seed's, 1 otherwise.
 //!
-//! Usage: `demo [--keep] [--mixer]`. `--mixer` runs `mixer.wasm` alone on every sidecar instead of
-//! the four filters. `--keep` leaves the mesh running at the end and prints its URLs
+//! Usage: `demo [--keep] [--mixer] [--istio]`. `--mixer` runs `mixer.wasm` alone on every sidecar
+//! instead of the four filters. `--istio` runs every sidecar under the Istio sidecar profile
+//! (Istio 1.22+'s metadata exchange ahead of our filters, stripping Istio's exchange headers:
+//! `wasmixer_integration::istio_profile`). `--keep` leaves the mesh running at the end and prints its URLs
 //! until Enter is pressed (or the process is interrupted).
 
 use std::io::{BufRead, Write};
@@ -337,12 +339,26 @@ fn keep_running(mesh: &Mesh) {
     }
 }
 
-fn run(keep: bool, mixer: bool) -> Result<Vec<String>, HarnessError> {
+/// The demo's switches.
+#[derive(Clone, Copy, Default)]
+struct Options {
+    keep: bool,
+    mixer: bool,
+    istio: bool,
+}
+
+const USAGE: &str = "usage: demo [--keep] [--mixer] [--istio]";
+
+fn run(Options { keep, mixer, istio }: Options) -> Result<Vec<String>, HarnessError> {
     let mut demo = Demo { started: Instant::now(), failures: Vec::new() };
     println!("wasmixer demo: Istio 1.4 Mixer's seed scenarios on stock Envoy sidecars with wasmixer filters");
     demo.section("starting the mesh: bookinfo (namespace default, behind an ingress gateway), sleep and httpbin (namespaces foo, bar)");
     let filters: &[&str] = if mixer { &[MIXER] } else { &FILTER_ORDER };
     let mut spec = MeshSpec::seed("demo").filters(filters).tracing(1.0).prometheus();
+    if istio {
+        println!("Istio sidecar profile: every sidecar strips x-envoy-peer-metadata(-id) ahead of the wasmixer filters, as Istio 1.22+'s own metadata exchange does");
+        spec = spec.istio_profile();
+    }
     spec.progress = Some(progress);
     let mut mesh = Mesh::start(spec)?;
     print!("{}", mesh.describe());
@@ -369,13 +385,19 @@ fn run(keep: bool, mixer: bool) -> Result<Vec<String>, HarnessError> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let keep = args.iter().any(|a| a == "--keep");
-    let mixer = args.iter().any(|a| a == "--mixer");
-    if let Some(bad) = args.iter().find(|a| *a != "--keep" && *a != "--mixer") {
-        eprintln!("demo: unknown argument {bad:?}\nusage: demo [--keep] [--mixer]");
-        return ExitCode::from(2);
+    let mut options = Options::default();
+    for arg in &args {
+        match arg.as_str() {
+            "--keep" => options.keep = true,
+            "--mixer" => options.mixer = true,
+            "--istio" => options.istio = true,
+            bad => {
+                eprintln!("demo: unknown argument {bad:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
     }
-    match run(keep, mixer) {
+    match run(options) {
         Ok(failures) if failures.is_empty() => {
             println!("every seed outcome reproduced");
             ExitCode::SUCCESS

@@ -16,12 +16,19 @@
 #[allow(unused_imports)] // named in the docs
 use crate::attr::workload::WorkloadMetadata;
 
-/// The header carrying the peer's metadata Struct.
+/// Istio's header carrying the peer's metadata Struct.
 pub const METADATA_HEADER: &str = "x-envoy-peer-metadata";
-/// The header carrying the peer's Envoy node id.
+/// Istio's header carrying the peer's Envoy node id.
 pub const METADATA_ID_HEADER: &str = "x-envoy-peer-metadata-id";
-/// Both exchange headers, e.g. for stripping.
-pub const EXCHANGE_HEADERS: [&str; 2] = [METADATA_HEADER, METADATA_ID_HEADER];
+
+/// wasmixer's own names for the same two headers, its default. Istio 1.22 and later run a
+/// native peer-metadata filter ahead of every WasmPlugin that removes Istio's names from
+/// requests and responses whether or not it understood them (istio/proxy 1.29
+/// `source/extensions/filters/http/peer_metadata/filter.cc`, `:146-148` and `:393-404`), so an
+/// exchange under Istio's names never reaches a wasmixer filter inside an Istio sidecar.
+pub const WASMIXER_METADATA_HEADER: &str = "x-wasmixer-peer-metadata";
+/// wasmixer's own name of the node-id header.
+pub const WASMIXER_METADATA_ID_HEADER: &str = "x-wasmixer-peer-metadata-id";
 
 /// An Istio Envoy node id, `<type>~<ip>~<id>~<dns domain>`, where `<id>` is
 /// `<pod>.<namespace>` on Kubernetes (istio/istio `pkg/model/context.go`,

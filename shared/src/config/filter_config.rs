@@ -52,6 +52,12 @@ pub struct DenyOptions {
     /// Mixer's "the rule does not match". A rule can also opt in with `spec.fail_closed`.
     #[serde(default)]
     pub fail_closed: bool,
+    /// Deny (HTTP 403, `PERMISSION_DENIED`) a request on an inbound mTLS listener when a rule's
+    /// match fails because the peer identity it reads (`source.labels`, ...) is absent, instead
+    /// of Mixer's "the rule does not match". Either way such a failure is counted apart
+    /// (`result="no_identity"`) and logged.
+    #[serde(default)]
+    pub require_peer_identity: bool,
 }
 
 impl FilterConfig {

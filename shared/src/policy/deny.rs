@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 
 use super::header_ops::{compile_header_operations, HeaderEdit, HeaderOperation, SkippedValue};
 use super::listchecker::{self, FetchedList, List, ListParams};
+use super::peer_identity::IdentityGuard;
 use super::status::{parse_code, Status};
 use crate::config::expressions::{compile_field, compile_match};
 use crate::config::scope::NamespaceScope;
@@ -16,6 +17,7 @@ use crate::config::{ConfigError, ConfigErrors, FilterConfig, Snapshot};
 use crate::expr::{AttrId, AttributeBag, EvalError, Manifest, Program};
 
 const INTERNAL: i32 = 13;
+const PERMISSION_DENIED: i32 = 7;
 
 /// A handler the deny filter runs.
 #[derive(Debug)]
@@ -86,6 +88,9 @@ pub enum RuleOutcome {
     Deny,
     Error,
     DryRunDeny,
+    /// The match failed because the peer identity it reads is absent on an mTLS connection
+    /// (see [`super::peer_identity`]); denied only with `deny.require_peer_identity`.
+    NoIdentity,
 }
 
 impl CheckRule {
@@ -102,6 +107,7 @@ impl RuleOutcome {
             RuleOutcome::Deny => "deny",
             RuleOutcome::Error => "error",
             RuleOutcome::DryRunDeny => "dry_run_deny",
+            RuleOutcome::NoIdentity => "no_identity",
         }
     }
 }
@@ -121,6 +127,7 @@ pub struct DenyPlan {
     pub rules: Vec<CheckRule>,
     pub handlers: Vec<CheckHandler>,
     scope: Option<NamespaceScope>,
+    identity: Option<IdentityGuard>,
     attributes: Vec<AttrId>,
 }
 
@@ -243,11 +250,15 @@ impl DenyPlan {
         if let Some(s) = &scope {
             attributes.extend(s.attributes());
         }
+        let identity = IdentityGuard::new(manifest, config.deny.require_peer_identity);
+        if let (Some(guard), false) = (&identity, rules.is_empty()) {
+            attributes.extend(guard.attributes());
+        }
         crate::sorting::sort_dedup(&mut attributes);
         for rule in &mut rules {
             rule.fixed = fixed_verdict(&rule.actions, &handlers);
         }
-        Ok(DenyPlan { rules, handlers, scope, attributes })
+        Ok(DenyPlan { rules, handlers, scope, identity, attributes })
     }
 
     /// Whether checks need the wall clock (only fetched lists expire).
@@ -276,8 +287,23 @@ impl DenyPlan {
                 None | Some(Ok(true)) => true,
                 Some(Ok(false)) => false,
                 Some(Err(e)) => {
-                    observer.rule(index, rule, RuleOutcome::Error, &e);
-                    if rule.fail_closed && !rule.dry_run {
+                    let missing = self.identity.as_ref().and_then(|g| g.classify(&e, bag));
+                    let outcome = if missing.is_some() { RuleOutcome::NoIdentity } else { RuleOutcome::Error };
+                    observer.rule(index, rule, outcome, &e);
+                    if rule.dry_run {
+                        continue;
+                    }
+                    if let Some(missing) = missing.filter(|m| m.deny) {
+                        let message = format!(
+                            "no verified peer identity ({}); deny.require_peer_identity is on",
+                            missing.attribute
+                        );
+                        add_denial(
+                            result.denial.status_mut(),
+                            &rule.label,
+                            &Status { code: PERMISSION_DENIED, message },
+                        );
+                    } else if rule.fail_closed {
                         add_denial(
                             result.denial.status_mut(),
                             &rule.label,
@@ -863,6 +889,8 @@ mod tests {
                 "source.namespace",
                 "destination.labels",
                 "destination.namespace",
+                // Read only when a match fails, to tell a missing peer identity apart.
+                "connection.mtls",
                 "context.reporter.kind"
             ]
         );

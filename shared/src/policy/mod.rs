@@ -4,6 +4,7 @@
 pub mod deny;
 pub mod header_ops;
 pub mod listchecker;
+pub mod peer_identity;
 pub mod status;
 
 pub use deny::{CheckObserver, CheckResult, DenyPlan, RuleOutcome};
