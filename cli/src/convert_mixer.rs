@@ -38,27 +38,7 @@ impl Filter {
             Filter::AccessLog => "access-log",
         }
     }
-
-    /// Tags of the filter's own metrics (`wasmixer_policy_checks_total{rule,result}`, ...).
-    pub fn self_metric_tags(self) -> &'static [(&'static str, &'static [&'static str])] {
-        match self {
-            Filter::Deny => &[
-                ("wasmixer_policy_checks_total", &["rule", "result"]),
-                ("wasmixer_policy_header_values_skipped_total", &["rule"]),
-                ("wasmixer_policy_list_fetches_total", &["handler", "result"]),
-            ],
-            Filter::Metrics => &wasmixer_shared::telemetry::metric_plan::SELF_METRICS,
-            Filter::AccessLog => &[
-                ("wasmixer_access_log_instance_errors_total", &["instance"]),
-                ("wasmixer_access_log_match_errors_total", &["rule"]),
-                ("wasmixer_access_log_network_dropped_lines_total", &["reason"]),
-            ],
-        }
-    }
 }
-
-/// Tags of the peer-metadata filter's own metric, present whenever any filter is.
-pub const PEER_METADATA_TAGS: (&str, &[&str]) = ("wasmixer_peer_metadata_total", &["direction", "result"]);
 
 /// One filter's configuration, ready to be written.
 #[derive(Clone, Debug)]

@@ -12,7 +12,7 @@ use wasmixer_shared::telemetry::stat_name::stats_tags_json;
 
 use crate::convert::{Ctx, Format, DEFAULT_WASM_URL, WASM_URL_ADVICE};
 use crate::convert_emit::{to_yaml, to_yaml_stream};
-use crate::convert_mixer::{FilterOutput, MixerOutput, PEER_METADATA_TAGS};
+use crate::convert_mixer::{FilterOutput, MixerOutput};
 use crate::convert_mtls::MtlsOutput;
 use crate::convert_report::Severity;
 
@@ -154,11 +154,13 @@ fn tag_families(filters: &[&FilterOutput]) -> Vec<(String, Vec<String>)> {
     let mut families: Vec<(String, Vec<String>)> = Vec::new();
     for f in filters {
         families.extend(f.families.iter().cloned());
-        for (name, tags) in f.filter.self_metric_tags() {
-            families.push((name.to_string(), tags.iter().map(|t| t.to_string()).collect()));
+    }
+    // Every filter's own metrics: one bootstrap serves the whole chain (or mixer.wasm).
+    if !filters.is_empty() {
+        for m in wasmixer_shared::self_metrics::TAGGED {
+            families.push((m.name.to_string(), m.tags.iter().map(|t| t.to_string()).collect()));
         }
     }
-    families.push((PEER_METADATA_TAGS.0.to_string(), PEER_METADATA_TAGS.1.iter().map(|t| t.to_string()).collect()));
     families.sort();
     families.dedup();
     families

@@ -362,6 +362,16 @@ mod tests {
         assert_eq!(inline, seed, "the example's inline configuration differs from double-request-count.json");
     }
 
+    /// Every filter's own tags, not only the metrics filter's: `wasmixer_peer_metadata_total`
+    /// keeps its `direction` and `result` labels with the bootstrap this prints.
+    #[test]
+    fn every_filters_own_tags_are_printed() {
+        let out = render(read("envoy-config/metrics/double-request-count.json").as_bytes(), "x", Format::Json).unwrap();
+        for tag in wasmixer_shared::self_metrics::tag_names() {
+            assert!(out.contains(&format!("\"tag_name\": \"{tag}\"")), "{tag} missing:\n{out}");
+        }
+    }
+
     #[test]
     fn yaml_round_trips_through_json_shapes() {
         let v = json!({"stats_config": {"stats_tags": [{"tag_name": "reporter", "regex": "(reporter=\\.=(.*?);\\.;)"}],

@@ -69,9 +69,6 @@ pub const TRUST_DOMAIN: &str = "cluster.local";
 /// filter, and a whole mesh starts at once on a small machine.
 pub const SIDECAR_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// Tags of the telemetry filters' own metrics, beyond `sidecar::SELF_METRIC_TAGS`.
-const SELF_METRIC_EXTRA_TAGS: [&str; 3] = ["metric", "reason", "instance"];
-
 /// The label names sidecars turn into Prometheus labels unless told otherwise: the seed's
 /// `double_request_count`. Envoy reads `stats_tags` from the bootstrap only, so a metric applied
 /// later with other label names needs them in [`MeshSpec::stats_tags`] (e.g.
@@ -527,7 +524,7 @@ impl Mesh {
             mesh.control.apply(&format!("MeshSpec.initial_yaml[{i}]"), y)?;
         }
         let mut tags = spec.stats_tags.clone();
-        for t in mesh.control.label_names().into_iter().chain(SELF_METRIC_EXTRA_TAGS.iter().map(|t| t.to_string())) {
+        for t in mesh.control.label_names() {
             if !tags.contains(&t) {
                 tags.push(t);
             }

@@ -158,12 +158,10 @@ impl Tracing {
     }
 }
 
-/// Tags of wasmixer's own metrics (`wasmixer_policy_checks_total{rule,result}`, ...).
-pub const SELF_METRIC_TAGS: [&str; 4] = ["rule", "result", "direction", "handler"];
-
 /// Envoy `stats_tags` entries (one-line JSON each) turning `tag=.=value;.;` chunks into labels.
 pub fn stats_tags(extra: &[String]) -> Vec<String> {
-    let mut names: Vec<&str> = SELF_METRIC_TAGS.to_vec();
+    // wasmixer's own metrics' tags (`wasmixer_policy_checks_total{rule,result}`, ...).
+    let mut names: Vec<&str> = wasmixer_shared::self_metrics::tag_names();
     for t in extra {
         if !names.contains(&t.as_str()) {
             names.push(t);

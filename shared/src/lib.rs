@@ -11,5 +11,6 @@ pub mod expr;
 pub mod gostd;
 pub mod host;
 pub mod policy;
+pub mod self_metrics;
 pub mod sorting;
 pub mod telemetry;

@@ -6,6 +6,7 @@ use std::cell::Cell;
 use wasmixer_shared::diag::LogLimiter;
 use wasmixer_shared::host::abi::{self, MetricType};
 use wasmixer_shared::host::tagged_metrics::TaggedMetric;
+use wasmixer_shared::self_metrics;
 use wasmixer_shared::telemetry::log_batch::BatchStats;
 use wasmixer_shared::telemetry::log_plan::LogPlan;
 
@@ -77,13 +78,17 @@ impl Default for EnvoyMetrics {
             filtered: counter("wasmixer_access_log_filtered_total"),
             publish_failures: counter("wasmixer_access_log_publish_failures_total"),
             instance_errors: TaggedMetric::new(
-                "wasmixer_access_log_instance_errors_total",
+                self_metrics::ACCESS_LOG_INSTANCE_ERRORS.name,
                 MetricType::Counter,
                 MAX_SERIES,
             ),
-            match_errors: TaggedMetric::new("wasmixer_access_log_match_errors_total", MetricType::Counter, MAX_SERIES),
+            match_errors: TaggedMetric::new(
+                self_metrics::ACCESS_LOG_MATCH_ERRORS.name,
+                MetricType::Counter,
+                MAX_SERIES,
+            ),
             net_delivered: counter("wasmixer_access_log_network_delivered_lines_total"),
-            net_dropped: TaggedMetric::new("wasmixer_access_log_network_dropped_lines_total", MetricType::Counter, 8),
+            net_dropped: TaggedMetric::new(self_metrics::ACCESS_LOG_NETWORK_DROPPED.name, MetricType::Counter, 8),
             net_requests: counter("wasmixer_access_log_network_requests_total"),
             net_retries: counter("wasmixer_access_log_network_retries_total"),
             net_failed_attempts: counter("wasmixer_access_log_network_failed_attempts_total"),
@@ -102,7 +107,7 @@ impl EnvoyMetrics {
             let n = c.replace(0);
             if let (true, Some(inst)) = (n > 0, plan.instances.get(i)) {
                 self.instance_errors.increment(
-                    &["instance"],
+                    self_metrics::ACCESS_LOG_INSTANCE_ERRORS.tags,
                     &[inst.fqn.as_str()],
                     i64::try_from(n).unwrap_or(i64::MAX),
                 );
@@ -111,7 +116,11 @@ impl EnvoyMetrics {
         for (i, c) in pending.match_errors.iter().enumerate() {
             let n = c.replace(0);
             if let (true, Some(rule)) = (n > 0, plan.rules.get(i)) {
-                self.match_errors.increment(&["rule"], &[rule.label.as_str()], i64::try_from(n).unwrap_or(i64::MAX));
+                self.match_errors.increment(
+                    self_metrics::ACCESS_LOG_MATCH_ERRORS.tags,
+                    &[rule.label.as_str()],
+                    i64::try_from(n).unwrap_or(i64::MAX),
+                );
             }
         }
     }
@@ -130,7 +139,11 @@ impl EnvoyMetrics {
             ("max_attempts", now.dropped_attempts.saturating_sub(last.dropped_attempts)),
         ] {
             if n > 0 {
-                self.net_dropped.increment(&["reason"], &[reason], i64::try_from(n).unwrap_or(i64::MAX));
+                self.net_dropped.increment(
+                    self_metrics::ACCESS_LOG_NETWORK_DROPPED.tags,
+                    &[reason],
+                    i64::try_from(n).unwrap_or(i64::MAX),
+                );
             }
         }
         self.move_buffered(buffered, last_buffered);

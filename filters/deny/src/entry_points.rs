@@ -23,7 +23,7 @@ const PAUSE: u32 = 1;
 thread_local! {
     /// Roots, and an allowed request's response edits until its response headers.
     static CONTEXTS: FilterContexts<DenyRoot, Vec<HeaderEdit>> =
-        FilterContexts::new("wasmixer-deny", "wasmixer_policy_lost_total", MAX_PENDING);
+        FilterContexts::new("wasmixer-deny", wasmixer_shared::self_metrics::POLICY_LOST.name, MAX_PENDING);
 }
 
 fn new_root(response_phase: bool) -> DenyRoot {

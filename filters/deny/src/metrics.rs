@@ -11,10 +11,11 @@ use wasmixer_shared::host::abi::{self, MetricType};
 use wasmixer_shared::host::tagged_metrics::TaggedMetric;
 use wasmixer_shared::policy::deny::{CheckRule, RuleOutcome};
 use wasmixer_shared::policy::listchecker::FetchOutcome;
+use wasmixer_shared::self_metrics;
 
-const CHECK_TAGS: [&str; 2] = ["rule", "result"];
-const SKIPPED_TAGS: [&str; 1] = ["rule"];
-const FETCH_TAGS: [&str; 2] = ["handler", "result"];
+const CHECK_TAGS: &[&str] = self_metrics::POLICY_CHECKS.tags;
+const SKIPPED_TAGS: &[&str] = self_metrics::POLICY_HEADER_VALUES_SKIPPED.tags;
+const FETCH_TAGS: &[&str] = self_metrics::POLICY_LIST_FETCHES.tags;
 const MAX_RULE_SERIES: usize = 10_000;
 const OUTCOMES: [RuleOutcome; 5] =
     [RuleOutcome::Allow, RuleOutcome::Deny, RuleOutcome::Error, RuleOutcome::DryRunDeny, RuleOutcome::NoIdentity];
@@ -44,17 +45,21 @@ pub struct DenyMetrics {
 impl DenyMetrics {
     pub fn new(rules: usize, handlers: usize) -> DenyMetrics {
         DenyMetrics {
-            checks: TaggedMetric::new("wasmixer_policy_checks_total", MetricType::Counter, MAX_RULE_SERIES),
+            checks: TaggedMetric::new(self_metrics::POLICY_CHECKS.name, MetricType::Counter, MAX_RULE_SERIES),
             pending: (0..rules).map(|_| Default::default()).collect(),
             limiters: (0..rules).map(|_| LogLimiter::new()).collect(),
             skipped_values: TaggedMetric::new(
-                "wasmixer_policy_header_values_skipped_total",
+                self_metrics::POLICY_HEADER_VALUES_SKIPPED.name,
                 MetricType::Counter,
                 MAX_RULE_SERIES,
             ),
             pending_skipped: (0..rules).map(|_| Cell::new(0)).collect(),
             skipped_limiters: (0..rules).map(|_| LogLimiter::new()).collect(),
-            list_fetches: TaggedMetric::new("wasmixer_policy_list_fetches_total", MetricType::Counter, MAX_RULE_SERIES),
+            list_fetches: TaggedMetric::new(
+                self_metrics::POLICY_LIST_FETCHES.name,
+                MetricType::Counter,
+                MAX_RULE_SERIES,
+            ),
             fetch_limiters: (0..handlers).map(|_| LogLimiter::new()).collect(),
             clock_ns: Cell::new(abi::now_nanos()),
         }
@@ -84,7 +89,7 @@ impl DenyMetrics {
     /// Counts how a fetch of handler `index`'s list ended, and logs a failure (rate-limited; the
     /// last good list stays in force until its `ttl`).
     pub fn list_fetch(&self, index: usize, handler: &str, url: &str, outcome: &FetchOutcome) {
-        self.list_fetches.increment(&FETCH_TAGS, &[handler, outcome.result()], 1);
+        self.list_fetches.increment(FETCH_TAGS, &[handler, outcome.result()], 1);
         if let FetchOutcome::Ok { entries } = outcome {
             log::debug!("wasmixer-deny: {handler}: fetched {url}: {entries} entries");
             return;
@@ -103,14 +108,14 @@ impl DenyMetrics {
         for (rule, cell) in rules.iter().zip(&self.pending_skipped) {
             let n = cell.replace(0);
             if n > 0 {
-                self.skipped_values.increment(&SKIPPED_TAGS, &[rule.label.as_str()], n);
+                self.skipped_values.increment(SKIPPED_TAGS, &[rule.label.as_str()], n);
             }
         }
         for (rule, counts) in rules.iter().zip(&self.pending) {
             for (outcome, cell) in OUTCOMES.iter().zip(counts) {
                 let n = cell.replace(0);
                 if n > 0 {
-                    self.checks.increment(&CHECK_TAGS, &[rule.label.as_str(), outcome.name()], n);
+                    self.checks.increment(CHECK_TAGS, &[rule.label.as_str(), outcome.name()], n);
                 }
             }
         }

@@ -9,6 +9,7 @@ use wasmixer_shared::host::identity::{local_workload_metadata, PeerCache};
 use wasmixer_shared::host::plugin_configuration;
 use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::host::tagged_metrics::BatchedCounter;
+use wasmixer_shared::self_metrics;
 
 use crate::config::PeerConfig;
 use crate::stream::PeerStream;
@@ -24,6 +25,9 @@ pub struct PeerShared {
     /// `wasmixer_peer_metadata_total{direction, result}`, handed to Envoy on the tick.
     pub exchanges: BatchedCounter<2>,
 }
+
+/// The exchange counter's tags, as declared in [`self_metrics::PEER_METADATA`].
+const PEER_METADATA_TAGS: [&str; 2] = ["direction", "result"];
 
 /// How often counted exchanges reach Envoy.
 pub const TICK_MS: u32 = 1_000;
@@ -59,7 +63,7 @@ impl PeerRoot {
             local_metadata,
             local_id,
             peers: PeerCache::default(),
-            exchanges: BatchedCounter::new("wasmixer_peer_metadata_total", ["direction", "result"], 64),
+            exchanges: BatchedCounter::new(self_metrics::PEER_METADATA.name, PEER_METADATA_TAGS, 64),
         }));
     }
 

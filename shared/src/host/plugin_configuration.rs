@@ -31,7 +31,7 @@ pub fn configure(filter: &str, apply: impl FnOnce(&FilterConfig) -> bool) -> boo
 /// `wasmixer_config_rejected_total`.
 pub fn reject(filter: &str, error: &str) -> bool {
     log::error!("{filter}: configuration rejected: {error}");
-    if let Some(id) = abi::define_metric(abi::MetricType::Counter, "wasmixer_config_rejected_total") {
+    if let Some(id) = abi::define_metric(abi::MetricType::Counter, crate::self_metrics::CONFIG_REJECTED.name) {
         abi::increment_metric(id, 1);
     }
     false

@@ -35,28 +35,20 @@ use crate::config::expressions::{compile_field, compile_match};
 use crate::config::scope::NamespaceScope;
 use crate::config::{ConfigError, ConfigErrors, FilterConfig, Handler, Instance, Snapshot};
 use crate::expr::{AttrId, AttributeBag, Manifest, MapBag, Program};
+use crate::self_metrics;
 
 /// The Envoy namespace of every Wasm-defined stat (`stats_handler.h`, `CustomStatNamespace`);
 /// `/stats/prometheus` strips it.
 pub const WASM_STAT_NAMESPACE: &str = "wasmcustom";
 
-/// Self-metric: samples the filter could not record, `{metric, reason}` (reason `value`,
-/// `dimension` or `range`).
-pub const DROPPED_METRIC: &str = "wasmixer_metric_samples_dropped_total";
-/// Self-metric: samples sent to the overflow series because the metric hit its series cap, `{metric}`.
-pub const OVERFLOW_METRIC: &str = "wasmixer_metric_series_overflow_total";
-/// Self-metric (gauge): distinct series defined so far, `{metric}`.
-pub const SERIES_METRIC: &str = "wasmixer_metric_series";
-/// Self-metric: rules whose match could not be evaluated (so they did not match), `{rule}`.
-pub const RULE_ERRORS_METRIC: &str = "wasmixer_metric_rule_errors_total";
-
-/// The tag names of the self-metrics, with their families (for the global tag check).
-pub const SELF_METRICS: [(&str, &[&str]); 4] = [
-    (DROPPED_METRIC, &["metric", "reason"]),
-    (OVERFLOW_METRIC, &["metric"]),
-    (SERIES_METRIC, &["metric"]),
-    (RULE_ERRORS_METRIC, &["rule"]),
-];
+/// Self-metric: samples the filter could not record (see [`crate::self_metrics`]).
+pub const DROPPED_METRIC: &str = self_metrics::METRIC_SAMPLES_DROPPED.name;
+/// Self-metric: samples sent to the overflow series because the metric hit its series cap.
+pub const OVERFLOW_METRIC: &str = self_metrics::METRIC_SERIES_OVERFLOW.name;
+/// Self-metric (gauge): distinct series defined so far.
+pub const SERIES_METRIC: &str = self_metrics::METRIC_SERIES.name;
+/// Self-metric: rules whose match could not be evaluated (so they did not match).
+pub const RULE_ERRORS_METRIC: &str = self_metrics::METRIC_RULE_ERRORS.name;
 
 /// One metric as Envoy and Prometheus see it.
 #[derive(Clone, Debug, PartialEq)]
@@ -383,7 +375,8 @@ impl MetricPlan {
     pub fn tag_names(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
         let labels = self.families.iter().flat_map(|f| f.labels.iter().map(String::as_str));
-        let own = SELF_METRICS.iter().flat_map(|(_, tags)| tags.iter().copied());
+        // Every filter's own tags: the bootstrap this feeds serves all of them.
+        let own = self_metrics::tag_names().into_iter();
         for t in labels.chain(own) {
             if !out.contains(&t) {
                 out.push(t);
@@ -869,11 +862,11 @@ impl Builder<'_> {
     fn check_global_tags(&mut self) {
         let mut all: Vec<(String, Vec<String>, String)> =
             self.families.iter().map(|f| (f.name.clone(), f.labels.clone(), f.origin.clone())).collect();
-        for (name, tags) in SELF_METRICS {
+        for m in self_metrics::TAGGED {
             all.push((
-                name.to_string(),
-                tags.iter().map(|t| t.to_string()).collect(),
-                String::from("the metrics filter's own metrics"),
+                m.name.to_string(),
+                m.tags.iter().map(|t| t.to_string()).collect(),
+                String::from("the filters' own metrics"),
             ));
         }
         let names: Vec<&str> = {
@@ -1032,7 +1025,22 @@ mod tests {
     #[test]
     fn seed_stats_config() {
         let p = plan(SEED).unwrap();
-        assert_eq!(p.tag_names(), ["reporter", "source", "destination", "message", "metric", "reason", "rule"]);
+        assert_eq!(
+            p.tag_names(),
+            [
+                "reporter",
+                "source",
+                "destination",
+                "message",
+                "rule",
+                "result",
+                "handler",
+                "direction",
+                "metric",
+                "reason",
+                "instance"
+            ]
+        );
         assert_eq!(
             p.stats_config(),
             json!({"stats_tags": [
@@ -1040,9 +1048,13 @@ mod tests {
                 {"tag_name": "source", "regex": "(source=\\.=(.*?);\\.;)"},
                 {"tag_name": "destination", "regex": "(destination=\\.=(.*?);\\.;)"},
                 {"tag_name": "message", "regex": "(message=\\.=(.*?);\\.;)"},
+                {"tag_name": "rule", "regex": "(rule=\\.=(.*?);\\.;)"},
+                {"tag_name": "result", "regex": "(result=\\.=(.*?);\\.;)"},
+                {"tag_name": "handler", "regex": "(handler=\\.=(.*?);\\.;)"},
+                {"tag_name": "direction", "regex": "(direction=\\.=(.*?);\\.;)"},
                 {"tag_name": "metric", "regex": "(metric=\\.=(.*?);\\.;)"},
                 {"tag_name": "reason", "regex": "(reason=\\.=(.*?);\\.;)"},
-                {"tag_name": "rule", "regex": "(rule=\\.=(.*?);\\.;)"}
+                {"tag_name": "instance", "regex": "(instance=\\.=(.*?);\\.;)"}
             ]})
         );
     }
