@@ -48,6 +48,9 @@ pub struct FilterOutput {
     pub config: Json,
     /// For metrics: `(name, labels)` of every metric family.
     pub families: Vec<(String, Vec<String>)>,
+    /// For metrics: Mixer's full names of the families current Istio's own telemetry also
+    /// exports (its standard metrics), left to Istio in WasmPlugins.
+    pub istio_standard: Vec<String>,
     /// For metrics: Envoy's `histogram_bucket_settings`.
     pub histogram_buckets: Vec<Json>,
 }
@@ -622,6 +625,7 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
                     filter,
                     config: output_config,
                     families: compiled.families,
+                    istio_standard: compiled.istio_standard,
                     histogram_buckets: compiled.histogram_buckets,
                 });
             }
@@ -630,10 +634,28 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
     out
 }
 
+/// The metrics current Istio's own telemetry exports (Istio 1.4's default Mixer telemetry
+/// configuration defined the same names): a second producer would give Prometheus two series
+/// families of one name with different labels.
+pub const ISTIO_STANDARD_METRICS: &[&str] = &[
+    "istio_requests_total",
+    "istio_request_duration_milliseconds",
+    "istio_request_duration_seconds",
+    "istio_request_bytes",
+    "istio_response_bytes",
+    "istio_request_messages_total",
+    "istio_response_messages_total",
+    "istio_tcp_sent_bytes_total",
+    "istio_tcp_received_bytes_total",
+    "istio_tcp_connections_opened_total",
+    "istio_tcp_connections_closed_total",
+];
+
 /// What a filter's compiler tells beyond success.
 struct Compiled {
     warnings: Vec<String>,
     families: Vec<(String, Vec<String>)>,
+    istio_standard: Vec<String>,
     histogram_buckets: Vec<Json>,
     /// (cluster, handler) pairs for fetched lists.
     clusters: Vec<(String, String)>,
@@ -643,8 +665,13 @@ fn compile(filter: Filter, config: &Json) -> Result<Compiled, ConfigErrors> {
     let text = config.to_string();
     let parsed = FilterConfig::parse(text.as_bytes()).map_err(|e| ConfigErrors(vec![e]))?;
     let manifest = Manifest::istio();
-    let mut c =
-        Compiled { warnings: Vec::new(), families: Vec::new(), histogram_buckets: Vec::new(), clusters: Vec::new() };
+    let mut c = Compiled {
+        warnings: Vec::new(),
+        families: Vec::new(),
+        istio_standard: Vec::new(),
+        histogram_buckets: Vec::new(),
+        clusters: Vec::new(),
+    };
     match filter {
         Filter::Deny => {
             let plan = DenyPlan::compile(&parsed, manifest)?;
@@ -660,6 +687,15 @@ fn compile(filter: Filter, config: &Json) -> Result<Compiled, ConfigErrors> {
             let plan = MetricPlan::compile(&parsed, manifest)?;
             c.warnings = plan.warnings.clone();
             c.families = plan.families.iter().map(|f| (f.name.clone(), f.labels.clone())).collect();
+            c.istio_standard = plan
+                .families
+                .iter()
+                .filter(|f| {
+                    ISTIO_STANDARD_METRICS.contains(&f.mixer_name.as_str())
+                        || ISTIO_STANDARD_METRICS.contains(&f.name.as_str())
+                })
+                .map(|f| f.mixer_name.clone())
+                .collect();
             c.histogram_buckets = plan.histogram_bucket_settings().as_array().cloned().unwrap_or_default();
         }
         Filter::AccessLog => {

@@ -35,21 +35,6 @@ pub const ALL_OUTPUTS: &[&str] = &[
     "report.json",
 ];
 
-/// Metric names Istio's own telemetry (the stats filter of current Istio) produces.
-const ISTIO_STANDARD_METRICS: &[&str] = &[
-    "istio_requests_total",
-    "istio_request_duration_milliseconds",
-    "istio_request_duration_seconds",
-    "istio_request_bytes",
-    "istio_response_bytes",
-    "istio_request_messages_total",
-    "istio_response_messages_total",
-    "istio_tcp_sent_bytes_total",
-    "istio_tcp_received_bytes_total",
-    "istio_tcp_connections_opened_total",
-    "istio_tcp_connections_closed_total",
-];
-
 fn pretty(v: &Json) -> String {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
     s.push('\n');
@@ -107,6 +92,18 @@ fn wasm_plugin(ctx: &Ctx, url: &str, filter: &str, config: &Json) -> Json {
         "metadata": {"name": format!("wasmixer-{filter}"), "namespace": ctx.opts.config_namespace},
         "spec": spec,
     })
+}
+
+/// `config` with `metrics.skip_metrics` naming `standard` (nothing to skip: unchanged).
+fn leave_to_istio(config: &Json, standard: &[String]) -> Json {
+    let mut config = config.clone();
+    if let (false, Some(doc)) = (standard.is_empty(), config.as_object_mut()) {
+        let section = doc.entry("metrics").or_insert_with(|| json!({}));
+        if let Some(section) = section.as_object_mut() {
+            section.insert("skip_metrics".into(), json!(standard));
+        }
+    }
+    config
 }
 
 /// An `envoy.filters.http.wasm` entry, as the integration harness builds them.
@@ -279,23 +276,33 @@ pub fn files(ctx: &mut Ctx, mixer: &MixerOutput, mtls: &MtlsOutput) -> Vec<(Stri
         );
     }
     if let (true, Some(url)) = (fmt.istio() && !all.is_empty(), plugin_url.as_deref()) {
-        let plugins: Vec<Json> = all.iter().map(|(name, config)| wasm_plugin(ctx, url, name, config)).collect();
+        // Istio's standard metrics are Istio's: its own telemetry exports them natively.
+        let standard: Vec<String> = filters.iter().flat_map(|f| f.istio_standard.iter().cloned()).collect();
+        let istio_configs: Vec<(&str, Json)> = all
+            .iter()
+            .map(|(name, config)| {
+                (*name, if *name == "metrics" { leave_to_istio(config, &standard) } else { (*config).clone() })
+            })
+            .collect();
+        let istio_all: Vec<(&str, &Json)> = istio_configs.iter().map(|(n, c)| (*n, c)).collect();
+        let plugins: Vec<Json> = istio_all.iter().map(|(name, config)| wasm_plugin(ctx, url, name, config)).collect();
         files.push(("istio/wasmplugins.yaml".to_string(), to_yaml_stream(&plugins)));
-        if let Some(doc) = &mixer {
+        if mixer.is_some() {
+            let doc = mixer_document(&istio_all);
             let header = "# Alternative to wasmplugins.yaml (apply one or the other, never both): every filter in one\n\
                           # WasmPlugin running mixer.wasm, which costs less per request (README: One filter or four).\n";
             files.push((
                 "istio/wasmplugin-mixer.yaml".to_string(),
-                format!("{header}{}", to_yaml(&wasm_plugin(ctx, url, "mixer", doc))),
+                format!("{header}{}", to_yaml(&wasm_plugin(ctx, url, "mixer", &doc))),
             ));
         }
-        for m in &user_metrics {
-            if ISTIO_STANDARD_METRICS.contains(m) {
-                ctx.global(
-                    Severity::Warning,
-                    format!("metric {m} is also produced by current Istio's own telemetry: with both, Prometheus sees two series families of that name with different labels; disable one (Telemetry API) or rename this metric"),
-                );
-            }
+        if !standard.is_empty() {
+            let kept =
+                if fmt.envoy() { "; the Envoy fragments (stock Envoy, no Istio telemetry) keep them" } else { "" };
+            ctx.global(
+                Severity::Note,
+                format!("metrics {} are left to Istio in the WasmPlugins (metrics.skip_metrics): current Istio's own telemetry exports them natively, and a second producer would give Prometheus two series families of one name with different labels{kept}", standard.join(", ")),
+            );
         }
         if !user_metrics.is_empty() {
             files.push(("istio/mesh-config.yaml".to_string(), mesh_config(ctx, &tag_names, &buckets)));

@@ -469,6 +469,14 @@ fn istio_default_telemetry_config_converts() {
         convert("istio-mixer-config", &["testdata/istio-1.4.10/mixer-config.yaml"], &["--format", "wasmplugin"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("kubeattrgenrulerule.rule.istio-system: field spec.actions[0]: not converted"), "{stderr}");
+    // Istio's standard metrics are left to Istio's own telemetry in the WasmPlugins.
+    assert!(
+        stderr.contains("note: metrics istio_requests_total, istio_request_duration_seconds, istio_request_bytes, istio_response_bytes, istio_tcp_sent_bytes_total, istio_tcp_received_bytes_total, istio_tcp_connections_opened_total, istio_tcp_connections_closed_total are left to Istio in the WasmPlugins (metrics.skip_metrics)"),
+        "{stderr}"
+    );
+    assert!(files["istio/wasmplugins.yaml"].contains("skip_metrics:"));
+    assert!(files["istio/wasmplugin-mixer.yaml"].contains("skip_metrics:"));
+    assert!(!files["filters/metrics.json"].contains("skip_metrics"), "the filter's own document keeps them");
     check_golden("istio-mixer-config", &files);
 }
 

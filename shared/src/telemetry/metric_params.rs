@@ -403,6 +403,11 @@ pub struct MetricOptions {
     /// Per-metric unit overrides, keyed by Mixer's full metric name (`istio_request_duration_seconds`).
     #[serde(default)]
     pub scaling: BTreeMap<String, Scaling>,
+    /// Metrics (Mixer's full names, e.g. `istio_requests_total`) this filter does not produce:
+    /// the handler's entries stay valid, their samples are never recorded. `wasmixer convert`
+    /// sets it in WasmPlugins for Istio's standard metrics, which Istio's own telemetry exports.
+    #[serde(default)]
+    pub skip_metrics: Vec<String>,
     /// `tcp_report_interval` as written (Go duration text); read through
     /// [`MetricOptions::tcp_report_interval_nanos`].
     #[serde(default, rename = "tcp_report_interval")]
@@ -439,6 +444,7 @@ impl Default for MetricOptions {
             max_series_per_metric: DEFAULT_MAX_SERIES_PER_METRIC,
             trust_unverified_peers: false,
             scaling: BTreeMap::new(),
+            skip_metrics: Vec::new(),
             tcp_report_interval_text: None,
             tcp_report_interval_nanos: DEFAULT_TCP_REPORT_INTERVAL_NANOS,
         }

@@ -286,7 +286,12 @@ impl MetricPlan {
                     let def = match defs.get(&(a.handler, mi)) {
                         Some(d) => *d,
                         None => {
-                            let d = hp.metrics.get(mi).and_then(|info| b.def(handler, mi, info, inst));
+                            let skipped = |info: &MetricInfo| b.options.skip_metrics.contains(&info.mixer_name());
+                            let d = hp
+                                .metrics
+                                .get(mi)
+                                .filter(|info| !skipped(info))
+                                .and_then(|info| b.def(handler, mi, info, inst));
                             defs.insert((a.handler, mi), d);
                             d
                         }
@@ -295,6 +300,10 @@ impl MetricPlan {
                         metrics.push(d);
                     }
                 }
+            }
+            if metrics.is_empty() && !b.options.skip_metrics.is_empty() {
+                // Every metric it feeds is skipped: evaluating its match would record nothing.
+                continue;
             }
             rules.push(MetricRule {
                 label: r.label.clone(),
@@ -1020,6 +1029,16 @@ mod tests {
         let c = run(&p, &[]);
         assert_eq!(c.samples[0].1[0], "server");
         assert!(c.dropped.is_empty());
+    }
+
+    #[test]
+    fn skipped_metrics_are_not_produced_and_their_rules_not_run() {
+        let doc = SEED.replacen("{", r#"{"metrics": {"skip_metrics": ["istio_double_request_count"]},"#, 1);
+        let p = plan(&doc).unwrap();
+        assert!(p.families.is_empty(), "{:?}", p.families);
+        assert!(p.rules.is_empty(), "a rule feeding only skipped metrics still runs");
+        let kept = SEED.replacen("{", r#"{"metrics": {"skip_metrics": ["istio_requests_total"]},"#, 1);
+        assert_eq!(plan(&kept).unwrap().families.len(), 1);
     }
 
     #[test]
