@@ -85,8 +85,9 @@ fn control_plane() -> Result<ControlPlane, HarnessError> {
     Ok(control)
 }
 
-/// The bootstrap (JSON) of workload `i`'s sidecar container.
-pub fn bootstrap(i: usize) -> Result<String, HarnessError> {
+/// The bootstrap (JSON) of workload `i`'s sidecar container; `istio`: under the Istio sidecar
+/// profile ([`crate::istio_profile`]).
+pub fn bootstrap(i: usize, istio: bool) -> Result<String, HarnessError> {
     let all = workloads();
     let w = all.get(i).ok_or_else(|| HarnessError::check(format!("no workload {i}")))?;
     let control = control_plane()?;
@@ -98,6 +99,10 @@ pub fn bootstrap(i: usize) -> Result<String, HarnessError> {
     };
     let ca = Path::new(PROXY_DIR).join("root-cert.pem");
     let (mut inbound_filters, mut outbound_filters) = (Vec::new(), Vec::new());
+    if istio {
+        inbound_filters.push(crate::istio_profile::metadata_exchange_filter());
+        outbound_filters.push(crate::istio_profile::metadata_exchange_filter());
+    }
     for f in FILTER_ORDER {
         let entry = wasm_filter(f, &Path::new(WASM_DIR).join(format!("{f}.wasm")), &control.filter_config(f));
         inbound_filters.push(entry.clone());
@@ -117,8 +122,8 @@ pub fn bootstrap(i: usize) -> Result<String, HarnessError> {
             mtls: tls.originates(&w.workload.namespace, &n.host(), n.port),
         })
         .collect();
-    let mut tags: Vec<String> = DEFAULT_STATS_TAGS.iter().map(|t| t.to_string()).collect();
-    tags.extend(["metric", "reason", "instance"].map(String::from));
+    // The filters' own tags are added by the sidecar bootstrap.
+    let tags: Vec<String> = DEFAULT_STATS_TAGS.iter().map(|t| t.to_string()).collect();
     let spec = SidecarSpec {
         workload: &w.workload,
         service_host: w.host(),
@@ -236,8 +241,8 @@ services:
 }
 
 /// Writes `dir/<service>/{bootstrap.json, cert-chain.pem, key.pem, root-cert.pem}` for every
-/// workload (a fresh CA in `dir/pki`).
-pub fn generate(dir: &Path) -> Result<(), HarnessError> {
+/// workload (a fresh CA in `dir/pki`); `istio`: the sidecars under the Istio sidecar profile.
+pub fn generate(dir: &Path, istio: bool) -> Result<(), HarnessError> {
     let _ = std::fs::remove_dir_all(dir);
     let ca = TestCa::create(&dir.join("pki"), crate::mesh::TRUST_DOMAIN)?;
     for (i, w) in workloads().iter().enumerate() {
@@ -250,7 +255,7 @@ pub fn generate(dir: &Path) -> Result<(), HarnessError> {
         copy(&cert.cert, "cert-chain.pem")?;
         copy(&cert.key, "key.pem")?;
         copy(&ca.ca_cert(), "root-cert.pem")?;
-        std::fs::write(d.join("bootstrap.json"), bootstrap(i)?)
+        std::fs::write(d.join("bootstrap.json"), bootstrap(i, istio)?)
             .map_err(|e| HarnessError::io("writing bootstrap.json", e))?;
     }
     // Containers run as root, but keep the keys readable whatever the user.
@@ -276,7 +281,7 @@ mod tests {
     #[test]
     fn bootstraps_are_json_with_fixed_ports() -> Result<(), HarnessError> {
         for i in 0..workloads().len() {
-            let b: Value = serde_json::from_str(&bootstrap(i)?).map_err(|e| HarnessError::check(e.to_string()))?;
+            let b: Value = serde_json::from_str(&bootstrap(i, false)?).map_err(|e| HarnessError::check(e.to_string()))?;
             assert_eq!(b["admin"]["address"]["socket_address"]["port_value"], ADMIN_PORT);
             assert_eq!(b["admin"]["address"]["socket_address"]["address"], pod_ip(i));
         }

@@ -335,6 +335,13 @@ fn shipped_wasmplugins_match_the_crd_schema() -> Result<(), HarnessError> {
             problems.push(format!("{file} ({}): {e}", doc["metadata"]["name"].as_str().unwrap_or("?")));
         }
     }
+    // The CRD defaults failStrategy to FAIL_CLOSE (istio/api extensions/v1alpha1/wasm.proto:497-500):
+    // a telemetry plugin that leaves it out would refuse traffic when its module cannot load.
+    for (file, doc) in &plugins {
+        if doc["spec"]["failStrategy"].as_str().is_none() {
+            problems.push(format!("{file} ({}): no failStrategy", doc["metadata"]["name"].as_str().unwrap_or("?")));
+        }
+    }
     ensure!(problems.is_empty(), "{}", problems.join("\n"));
     let names: Vec<&str> = plugins.iter().filter_map(|(_, d)| d["metadata"]["name"].as_str()).collect();
     for want in ["wasmixer-peer-metadata", "wasmixer-deny", "wasmixer-metrics", "wasmixer-access-log", "wasmixer-mixer"]
@@ -360,16 +367,15 @@ fn shipped_wasmplugins_carry_the_seed_in_the_right_phase() -> Result<(), Harness
         // Policy and what it depends on must not fail open; telemetry may do either.
         ("wasmixer-peer-metadata", "AUTHN", Some("FAIL_CLOSE"), "CLIENT_AND_SERVER", None),
         ("wasmixer-deny", "AUTHZ", Some("FAIL_CLOSE"), "SERVER", Some("deny-reviews-v3.yaml")),
-        ("wasmixer-metrics", "STATS", None, "CLIENT_AND_SERVER", Some("double-request-count.yaml")),
-        ("wasmixer-access-log", "STATS", None, "CLIENT_AND_SERVER", Some("newlog-stdio.yaml")),
+        ("wasmixer-metrics", "STATS", Some("FAIL_OPEN"), "CLIENT_AND_SERVER", Some("double-request-count.yaml")),
+        ("wasmixer-access-log", "STATS", Some("FAIL_OPEN"), "CLIENT_AND_SERVER", Some("newlog-stdio.yaml")),
     ];
     for (name, phase, fail, mode, seed) in expect {
         let Some(spec) = find(name) else {
             return Err(HarnessError::check(format!("no WasmPlugin {name}")));
         };
         ensure!(spec["phase"] == phase, "{name}: phase {} (want {phase})", spec["phase"]);
-        // FAIL_CLOSE is the CRD's default.
-        let strategy = spec["failStrategy"].as_str().unwrap_or("FAIL_CLOSE");
+        let strategy = spec["failStrategy"].as_str().unwrap_or("(unstated)");
         ensure!(fail.is_none_or(|f| f == strategy), "{name}: failStrategy {strategy} (want {fail:?})");
         ensure!(spec["match"][0]["mode"] == mode, "{name}: match {} (want mode {mode})", spec["match"]);
         ensure!(spec["url"].as_str().is_some_and(|u| u.starts_with("oci://")), "{name}: url {}", spec["url"]);

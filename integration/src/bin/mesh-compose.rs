@@ -1,7 +1,9 @@
 //! The compose mesh's companion (see `integration/src/mesh_compose.rs`):
 //!
-//! - `mesh-compose generate`: writes `envoy-config/docker-compose.yml` and
+//! - `mesh-compose generate [--istio]`: writes `envoy-config/docker-compose.yml` and
 //!   `envoy-config/compose/generated/` (a CA, each workload's certificate and bootstrap);
+//!   `--istio`: every sidecar under the Istio sidecar profile (Istio 1.22+'s metadata exchange
+//!   ahead of our filters, stripping Istio's exchange headers: `istio_profile.rs`);
 //! - `mesh-compose verify`: against the running containers, the seed's deny scenario
 //!   (reviews-v3 -> ratings: 403 with Mixer's body, reviews-v2 -> ratings: 200, the product page
 //!   with "Ratings service is currently unavailable" for v3) and its metrics scenario
@@ -119,9 +121,9 @@ fn verify() -> Result<(), HarnessError> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("generate") => {
+        Some("generate") if args.len() <= 2 && args.get(1).is_none_or(|a| a == "--istio") => {
             let dir = workspace_file("envoy-config/compose/generated");
-            generate(&dir).and_then(|()| {
+            generate(&dir, args.get(1).is_some()).and_then(|()| {
                 let file = workspace_file("envoy-config/docker-compose.yml");
                 std::fs::write(&file, compose_yaml())
                     .map_err(|e| HarnessError::io(format!("writing {}", file.display()), e))?;
@@ -131,7 +133,7 @@ fn main() -> ExitCode {
         }
         Some("verify") => verify(),
         _ => {
-            eprintln!("usage: mesh-compose generate | verify");
+            eprintln!("usage: mesh-compose generate [--istio] | verify");
             return ExitCode::from(2);
         }
     };
