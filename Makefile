@@ -112,8 +112,21 @@ test-wasm32: ## the shared crate's tests on wasm32-unknown-unknown (wasm-bindgen
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 	  $(CARGO) test --no-fail-fast -p wasmixer-shared --target wasm32-unknown-unknown --lib --tests
 
+# Wasm modules only the end-to-end tests load, never shipped: built on their own (so that cargo's
+# feature unification cannot change the filters' builds) into $(TEST_WASM), unoptimised.
+# integration/src/dist.rs (test_wasm_path) finds them there.
+TEST_WASM      := $(TARGET_DIR)/test-wasm
+TEST_WASM_DIRS := istio-state-emulator
+.PHONY: test-wasm-modules
+test-wasm-modules: ## build the test-only Wasm modules (integration/<module>/) into $(CARGO_TARGET_DIR or target)/test-wasm/
+	$(CARGO) build --release --target $(WASM_TARGET) $(foreach d,$(TEST_WASM_DIRS),-p wasmixer-$(d))
+	@mkdir -p $(TEST_WASM)
+	@set -e; for d in $(TEST_WASM_DIRS); do \
+	  cp $(TARGET_DIR)/$(WASM_TARGET)/release/wasmixer_$${d//-/_}.wasm $(TEST_WASM)/$$d.wasm; \
+	done
+
 # --lib --tests: the harness's doc examples are `ignore`d sketches, not tests.
-test-integration: wasm ## end-to-end tests: real Envoy loading dist/*.wasm
+test-integration: wasm test-wasm-modules ## end-to-end tests: real Envoy loading dist/*.wasm (and target/test-wasm/*.wasm)
 	@echo "==> integration tests (envoy: $${ENVOY_BIN:-$$(command -v envoy || echo 'missing: bash .ci/install')})"
 	$(CARGO) test --no-fail-fast -p wasmixer-integration --lib --tests -- --test-threads=2
 

@@ -51,6 +51,34 @@ pub fn wasm_path(filter: &str) -> Result<PathBuf, HarnessError> {
     }
 }
 
+/// Where `make test-wasm-modules` puts the test-only Wasm modules (`integration/<module>/`, never
+/// in `dist/`): `WASMIXER_TEST_WASM` when set, else `test-wasm/` in cargo's target directory
+/// (`CARGO_TARGET_DIR` now, else as it was when this crate was built, else `target/`).
+pub fn test_wasm_dir() -> PathBuf {
+    let set = |v: Option<std::ffi::OsString>| v.filter(|d| !d.is_empty()).map(PathBuf::from);
+    if let Some(dir) = set(std::env::var_os("WASMIXER_TEST_WASM")) {
+        return dir;
+    }
+    let target = set(std::env::var_os("CARGO_TARGET_DIR"))
+        .or_else(|| set(option_env!("CARGO_TARGET_DIR").map(Into::into)))
+        .unwrap_or_else(|| PathBuf::from("target"));
+    workspace_root().join(target).join("test-wasm")
+}
+
+/// The absolute path of a test-only module (e.g. `test_wasm_path("istio-state-emulator")`), or
+/// an error telling the user to run `make test-wasm-modules` when it is missing.
+pub fn test_wasm_path(module: &str) -> Result<PathBuf, HarnessError> {
+    let path = test_wasm_dir().join(format!("{module}.wasm"));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(HarnessError::MissingWasm(format!(
+            "{} is missing: run `make test-wasm-modules` first (or `make test-integration`, which builds it)",
+            path.display()
+        )))
+    }
+}
+
 /// A file under the workspace root, e.g. `workspace_file("integration/testdata/single-hop.yaml")`.
 pub fn workspace_file(relative: &str) -> PathBuf {
     workspace_root().join(relative)

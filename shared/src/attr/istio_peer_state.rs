@@ -62,7 +62,24 @@ pub fn read(upstream: bool, get: impl Fn(&[&str]) -> Option<Vec<u8>>) -> Option<
             from_fields(fields, IstioFormat::WorkloadObject)
         }
         Some(map) => from_fields(pairs_raw(&map).into_iter(), IstioFormat::Struct),
-        None => from_fields(pairs_raw(&get(&["filter_state", flat_key])?).into_iter(), IstioFormat::FlatNode),
+        None => {
+            let map = get(&["filter_state", flat_key])?;
+            let fields = pairs_raw(&map);
+            from_fields(fields.iter().copied(), wasm_key_format(&fields))
+        }
+    }
+}
+
+/// What a CelState under the `wasm.` key holds. Istio 1.22-1.23 put a FlatNode there, which
+/// Envoy lists with every schema field (`workload_name` among them). A Struct there did not come
+/// from Istio, which writes it under the bare key, but it is what a Wasm module standing in for
+/// Istio 1.25+ can write (`set_property` always prefixes `wasm.`; the integration tests' state
+/// emulator does): its fields are read as the Struct's, so that its labels are label to value.
+fn wasm_key_format(fields: &[(&[u8], &[u8])]) -> IstioFormat {
+    if fields.iter().any(|(k, _)| *k == b"workload_name") {
+        IstioFormat::FlatNode
+    } else {
+        IstioFormat::Struct
     }
 }
 
@@ -222,6 +239,28 @@ mod tests {
         assert_eq!((m.name.as_str(), m.cluster_id.as_str()), ("reviews-v3-0", "Kubernetes"));
         assert_eq!((m.labels.get("app"), m.labels.get("version")), (Some("reviews"), Some("v3")));
         assert_eq!(peer.identity, None, "an empty identity is none");
+    }
+
+    #[test]
+    fn a_struct_under_the_wasm_key_is_read_as_a_struct() {
+        // What a Wasm module can write for 1.25+: the Struct, under `wasm.downstream_peer`.
+        let labels = pairs(&[("team", b"a")]);
+        let state = pairs(&[
+            ("app", b"reviews"),
+            ("namespace", b"default"),
+            ("labels", &labels),
+            ("workload", b"reviews-v3"),
+            ("version", b"v3"),
+        ]);
+        let get = host(vec![(vec!["filter_state", "wasm.downstream_peer"], state)]);
+        let peer = read(false, get).unwrap();
+        assert_eq!(peer.format, IstioFormat::Struct);
+        let m = &peer.metadata;
+        assert_eq!((m.namespace.as_str(), m.workload_name.as_str()), ("default", "reviews-v3"));
+        for (k, v) in [("app", "reviews"), ("version", "v3"), ("team", "a")] {
+            assert_eq!(m.labels.get(k), Some(v), "{k}");
+        }
+        assert_eq!(peer.identity, None);
     }
 
     #[test]
