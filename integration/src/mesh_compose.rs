@@ -281,7 +281,8 @@ mod tests {
     #[test]
     fn bootstraps_are_json_with_fixed_ports() -> Result<(), HarnessError> {
         for i in 0..workloads().len() {
-            let b: Value = serde_json::from_str(&bootstrap(i, false)?).map_err(|e| HarnessError::check(e.to_string()))?;
+            let b: Value =
+                serde_json::from_str(&bootstrap(i, false)?).map_err(|e| HarnessError::check(e.to_string()))?;
             assert_eq!(b["admin"]["address"]["socket_address"]["port_value"], ADMIN_PORT);
             assert_eq!(b["admin"]["address"]["socket_address"]["address"], pod_ip(i));
         }

@@ -158,8 +158,12 @@ fn forged_peer_metadata_over_plain_text_is_not_trusted() -> Result<(), HarnessEr
         seen.iter().all(|r| r.header("x-envoy-peer-metadata").is_none()),
         "the forged header reached the application"
     );
-    // The server answers with its own metadata only to callers that sent theirs.
-    ensure!(resp.header("x-envoy-peer-metadata").is_some(), "no answer to a caller that announced itself");
+    // A plain-text caller learns nothing about the workload, even when it announced itself
+    // (Istio would answer it: `answer_plaintext_callers` restores that, below).
+    ensure!(
+        resp.header("x-envoy-peer-metadata").is_none() && resp.header("x-wasmixer-peer-metadata").is_none(),
+        "a plain-text caller was told who ratings is"
+    );
     let silent = Request::get("/ratings/0")
         .header("host", "ratings:9080")
         .send(([127, 0, 0, 1], mesh.ratings_inbound_port).into())?;
@@ -180,5 +184,26 @@ fn forged_peer_metadata_over_plain_text_is_not_trusted() -> Result<(), HarnessEr
         "the unverified claim was not counted:\n{}",
         stats.lines().filter(|l| l.contains("wasmixer")).collect::<Vec<_>>().join("\n")
     );
+    Ok(())
+}
+
+/// `answer_plaintext_callers` restores Istio's behaviour: a caller that announced itself gets
+/// the workload's metadata back, under the names it used, whatever the connection.
+#[test]
+fn answering_plain_text_callers_is_an_opt_in() -> Result<(), HarnessError> {
+    let config = read_workspace_file("integration/testdata/deny-seed.json")?;
+    let mesh = start_mesh_with("deny-answer-plaintext", &config, |bootstrap| {
+        // The peer-metadata filters' configuration is the empty document.
+        bootstrap.replace(r#""value":"{}""#, r#""value":"{\"answer_plaintext_callers\":true}""#)
+    })?;
+    let caller =
+        WorkloadMetadata { name: "sleep-0".into(), namespace: "default".into(), ..WorkloadMetadata::default() };
+    let resp = Request::get("/ratings/0")
+        .header("host", "ratings:9080")
+        .header("x-envoy-peer-metadata", &caller.encode_header())
+        .send(([127, 0, 0, 1], mesh.ratings_inbound_port).into())?;
+    ensure!(resp.status == 200, "status {}", resp.status);
+    ensure!(resp.header("x-envoy-peer-metadata").is_some(), "no answer under Istio's names to a caller that used them");
+    ensure!(resp.header("x-wasmixer-peer-metadata").is_none(), "answered under names the caller did not use");
     Ok(())
 }
