@@ -3,7 +3,7 @@
 //! syntax (see there for what differs); the crate then matches as RE2 does, Unicode classes
 //! and simple case folding included. Go's `\d \w \s \b` are ASCII and stay ASCII.
 //!
-//! Errors read as Go's: `error parsing regexp: <what>: `<offending text>``. A pattern Go
+//! Errors read as Go's: ``error parsing regexp: <what>: `<offending text>` ``. A pattern Go
 //! accepts that the crate cannot run (its compiled form too large, nested too deeply) is
 //! rejected with a message that says so.
 
