@@ -506,6 +506,7 @@ fn error_reports() {
         ("broken-reference", 1),
         ("duplicates", 1),
         ("missing-fields", 1),
+        ("regex", 1),
         ("type-errors", 1),
         ("unknown-kinds", 1),
         ("unsupported", 3),
@@ -537,6 +538,11 @@ fn messages_name_file_document_resource_field_and_position() {
     assert!(e.contains("testdata/errors/type-errors.yaml:34:52: error: document 4: typo.rule.istio-system: field spec.match: position 43: unknown attribute source.labelz\n"), "{e}");
     assert!(e.contains("notbool.rule.istio-system: field spec.match: expression 'request.size | 0' evaluated to type INT64, expected type BOOL"), "{e}");
     assert!(e.contains("newlog.instance.istio-system: field spec.params.severity: instance field type mismatch: expected='STRING', actual='INT64'"), "{e}");
+    let o = wasmixer(&["validate", "testdata/errors/regex.yaml"]);
+    let e = text(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{e}");
+    assert!(e.contains("testdata/errors/regex.yaml:25:51: error: document 3: badpattern.rule.istio-system: field spec.match: position 42: error parsing regexp: missing closing ]: `[`\n"), "{e}");
+    assert!(!e.contains("unicode.rule"), "{e}");
     let o = wasmixer(&["validate", "testdata/errors/broken-reference.yaml"]);
     let e = text(&o.stderr);
     assert!(e.contains("broken-reference.yaml:19:14: error: document 2: denyratings.rule.default: field spec.actions[0].handler: handler denyal not found (looked for denyal.handler.default)"), "{e}");

@@ -74,6 +74,27 @@ mod tests {
         );
     }
 
+    /// A constant pattern that Go's regexp rejects rejects the rule, at the pattern; a valid one
+    /// (Unicode classes included) compiles.
+    #[test]
+    fn constant_patterns_are_compiled_with_the_rule() {
+        let m = Manifest::istio();
+        let src = r#"request.method == "GET" && "[".matches(request.path)"#;
+        let e = compile_match("deny.rule.default", src, m).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("deny.rule.default: field match: position 28: error parsing regexp: missing closing ]: `[` (expression: {src})")
+        );
+        let e = compile_field("i", "params.value", r#""(?<n>x)".matches(request.path)"#, None, m).unwrap_err();
+        assert!(
+            e.message.starts_with("error parsing regexp: invalid or unsupported Perl syntax: `(?<` (expression: "),
+            "{e}"
+        );
+        assert!(compile_match("r", r#""^/\\p{Greek}+$".matches(request.path)"#, m).unwrap().is_some());
+        // A pattern that is not a constant is left to the request, as Mixer did.
+        assert!(compile_match("r", r#"(request.headers["re"] | "[").matches(request.path)"#, m).unwrap().is_some());
+    }
+
     #[test]
     fn typed_fields() {
         let m = Manifest::istio();

@@ -2,13 +2,11 @@
 //! `mixer/pkg/lang/checker` and `mixer/pkg/lang/compiler` (which also rejects a few
 //! type/operator pairs after type checking succeeded).
 
-use regex_lite::Regex;
-
 use super::ast::{ConstValue, Expr, ExprKind};
 use super::checker::{self, ArgChecker};
 use super::error::CompileError;
 use super::manifest::{AttrId, Manifest};
-use super::regex_syntax::go_regex;
+use super::regex_syntax::{go_regex, Regex};
 use super::{Value, ValueType};
 use std::borrow::Cow;
 
@@ -54,11 +52,12 @@ pub enum Node {
     ConditionalString(Box<Node>, Box<Node>, Box<Node>),
     Convert(Conversion, Box<Node>),
     Match(Box<Node>, Box<Node>),
-    /// `pattern.matches(subject)`; a constant pattern is compiled once, here.
+    /// `pattern.matches(subject)`. A constant pattern is compiled once, with the expression
+    /// (one that does not compile rejects the expression); others per evaluation.
     Matches {
         pattern: Box<Node>,
         subject: Box<Node>,
-        compiled: Option<Result<Regex, String>>,
+        compiled: Option<Regex>,
     },
     StartsWith(Box<Node>, Box<Node>),
     EndsWith(Box<Node>, Box<Node>),
@@ -116,6 +115,7 @@ impl Compiler<'_> {
         if checker::lookup(name).is_none() {
             return Err(CompileError::at(expr.pos, format!("unknown function: {name}")));
         }
+        let target_pos = target.map_or(expr.pos, |t| t.pos);
         let target = match target {
             Some(t) => Some(self.node(t)?),
             None => None,
@@ -135,7 +135,20 @@ impl Compiler<'_> {
             }
         }
         let generic = arg_checker.generic().unwrap_or(ValueType::String);
-        let node = build(name, target.map(|t| t.0), nodes, generic);
+        let mut node = build(name, target.map(|t| t.0), nodes, generic);
+        if let Node::Matches { pattern, compiled, .. } = &mut node {
+            if let Node::Const(Value::String(p)) = pattern.as_ref() {
+                // Mixer compiled every pattern per request, so a bad constant one made the
+                // expression fail on every request: a rule that silently never matches. It is
+                // a configuration error here, at the pattern, after any type error (as above).
+                match go_regex(p) {
+                    Ok(re) => *compiled = Some(re),
+                    Err(e) => {
+                        self.codegen_error.get_or_insert(CompileError::at(target_pos, e));
+                    }
+                }
+            }
+        }
         Ok((node, ty))
     }
 }
@@ -199,12 +212,7 @@ fn build(name: &str, target: Option<Node>, args: Vec<Node>, generic: ValueType) 
         "match" => Node::Match(next(), next()),
         "emptyStringMap" => Node::EmptyStringMap,
         "matches" => {
-            let pattern = boxed(target.unwrap_or(Node::EmptyStringMap));
-            let compiled = match pattern.as_ref() {
-                Node::Const(Value::String(p)) => Some(go_regex(p)),
-                _ => None,
-            };
-            Node::Matches { pattern, subject: next(), compiled }
+            Node::Matches { pattern: boxed(target.unwrap_or(Node::EmptyStringMap)), subject: next(), compiled: None }
         }
         "startsWith" => Node::StartsWith(boxed(target.unwrap_or(Node::EmptyStringMap)), next()),
         "endsWith" => Node::EndsWith(boxed(target.unwrap_or(Node::EmptyStringMap)), next()),

@@ -5,11 +5,10 @@
 use std::fmt;
 
 use hashbrown::HashSet;
-use regex_lite::Regex;
 use serde_json::Value as Json;
 
 use super::status::Status;
-use crate::expr::regex_syntax::go_regex;
+use crate::expr::regex_syntax::{go_regex, Regex};
 use crate::expr::Value;
 use crate::gostd::duration::parse_duration;
 use crate::gostd::net_ip::{cidr_contains, parse_cidr, IpBytes};

@@ -558,7 +558,7 @@ impl MetricPlan {
 
 /// The `histogram_bucket_settings` regex for metric `name`.
 pub fn histogram_regex(name: &str) -> String {
-    format!("^{}\\.(?:.*;\\.;)?{}$", WASM_STAT_NAMESPACE, regex_lite::escape(name))
+    format!("^{}\\.(?:.*;\\.;)?{}$", WASM_STAT_NAMESPACE, regex::escape(name))
 }
 
 /// A bound as JSON: whole numbers without a fraction (`5`, not `5.0`).
@@ -1238,7 +1238,7 @@ mod tests {
 
     #[test]
     fn histogram_regex_matches_tagged_and_extracted_names() {
-        let re = regex_lite::Regex::new(&histogram_regex("istio_x_milliseconds")).unwrap();
+        let re = regex::Regex::new(&histogram_regex("istio_x_milliseconds")).unwrap();
         assert!(re.is_match("wasmcustom.istio_x_milliseconds"));
         assert!(re.is_match("wasmcustom.reporter=.=server;.;code=.=200;.;istio_x_milliseconds"));
         assert!(!re.is_match("wasmcustom.reporter=.=server;.;code=.=200;.;istio_y_istio_x_milliseconds"));

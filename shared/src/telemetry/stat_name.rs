@@ -102,7 +102,7 @@ pub fn parse_tagged_name(name: &str) -> Option<(Vec<(String, String)>, String)> 
 /// The raw `stats_tags` regex for `tag`: `(tag=\.=(.*?);\.;)` (regex metacharacters in `tag`
 /// escaped; a valid label name has none).
 pub fn stats_tag_regex(tag: &str) -> String {
-    format!("({}=\\.=(.*?);\\.;)", regex_lite::escape(tag))
+    format!("({}=\\.=(.*?);\\.;)", regex::escape(tag))
 }
 
 /// Envoy's bootstrap `stats_config.stats_tags` entries for `tags`, in order:
@@ -155,7 +155,7 @@ pub fn check_tag_names(tags: &[&str], histogram: bool) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use regex_lite::Regex;
+    use regex::Regex;
 
     use super::*;
 
