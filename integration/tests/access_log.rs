@@ -395,7 +395,7 @@ fn chrono_like_today() -> String {
 /// reviews -> ratings through two sidecars running peer-metadata and access-log: both report
 /// the seed's line with source "reviews" and destination "ratings" (from node metadata on
 /// the own side, from the exchanged metadata on the other; no mTLS here, so the filters opt in
-/// to unverified peers).
+/// to unverified peers, and ratings to answering a plain-text caller).
 #[test]
 fn seed_line_for_reviews_to_ratings_through_two_sidecars() -> Result<(), HarnessError> {
     let backend = ratings_backend()?;
@@ -408,7 +408,10 @@ fn seed_line_for_reviews_to_ratings_through_two_sidecars() -> Result<(), Harness
         upstream_port: backend.port(),
         workload: "ratings-v1",
         app: "ratings",
-        filters: vec![("peer-metadata", "{}".to_string()), ("access-log", config.clone())],
+        filters: vec![
+            ("peer-metadata", r#"{"answer_plaintext_callers": true}"#.to_string()),
+            ("access-log", config.clone()),
+        ],
         access_log: json!([filter_state_logger("stdout", STDOUT_KEY, None)]),
         collector_port: collector,
     })?;
