@@ -37,7 +37,7 @@ WASM_OPT       ?= wasm-opt
 WASM_OPT_FLAGS ?= -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
                   --enable-mutable-globals --one-caller-inline-max-function-size=500
 
-.PHONY: help setup wasm size test test-native test-wasm32 test-integration lint clean run bench bench-paired bench-instructions bench-expr bench-request-paths profile-request-paths profile-instructions
+.PHONY: help setup wasm size test test-native test-wasm32 test-integration lint clean run bench bench-paired bench-instructions bench-expr bench-validate bench-request-paths profile-request-paths profile-instructions
 
 help: ## list the verbs
 	@echo "wasmixer make verbs:"
@@ -183,6 +183,13 @@ bench-instructions: setup wasm ## instructions per request of each one-hop setup
 
 bench-expr: ## CEXL evaluation ns/op and allocations vs cel-interpreter (CEL); writes bench/results/expr.json
 	$(CARGO) run --release -p wasmixer-bench-expr
+
+# Times `wasmixer validate` on generated files of 10,000 and 50,000 rules (two shapes, see the
+# script); validation is linear in the rule count (issue 25: 50,000 rules in under 10 s).
+VALIDATE_SIZES ?= 10000 50000
+bench-validate: ## time `wasmixer validate` (release) on generated files of VALIDATE_SIZES rules (default 10000 50000)
+	$(CARGO) build --release -q -p wasmixer-cli
+	bash bench/validate/scale.sh $(TARGET_DIR)/release/wasmixer $(VALIDATE_SIZES)
 
 bench-request-paths: ## each seed plan's per-request work inside a filter (native, host answered from memory): ns, allocations, host reads
 	$(CARGO) run --release -p wasmixer-bench-expr --bin request_paths

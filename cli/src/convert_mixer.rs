@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{json, Map, Value as Json};
+use wasmixer_shared::config::error::expression_suffix;
 use wasmixer_shared::config::expressions::compile_field;
 use wasmixer_shared::config::resource::{classify, ResourceClass};
 use wasmixer_shared::config::snapshot::{candidates, key};
@@ -762,7 +763,8 @@ fn report_config_error(
     let mut message = err.message.clone();
     let expression = ctx.scalar_text(entry.obj, &field);
     if let Some(expr) = &expression {
-        let suffix = format!(" (expression: {expr})");
+        // The expression is shown under the message, with a caret: not in it a second time.
+        let suffix = expression_suffix(expr, err.position);
         if let Some(stripped) = message.strip_suffix(&suffix) {
             message = stripped.to_string();
         }

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde_json::{json, Value as Json};
 
+use wasmixer_shared::expr::excerpt;
+
 use crate::mixer_yaml::Pos;
 
 /// How much a diagnostic matters.
@@ -105,8 +107,10 @@ impl fmt::Display for Diagnostic {
         }
         f.write_str(&self.message)?;
         if let (Some(expr), Some(p)) = (&self.expression, l.position) {
-            let one_line: String = expr.chars().map(|c| if c == '\n' { ' ' } else { c }).collect();
-            write!(f, "\n    {one_line}\n    {}^", " ".repeat(p.saturating_sub(1)))?;
+            // A window of the expression around the position: a whole million-term expression
+            // (and a caret line as long) would bury the message.
+            let (window, col) = excerpt(expr, p);
+            write!(f, "\n    {window}\n    {}^", " ".repeat(col.saturating_sub(1)))?;
         }
         Ok(())
     }

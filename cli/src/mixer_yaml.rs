@@ -5,6 +5,12 @@
 //! go-yaml v2, YAML 1.1 rules): `yes`/`no`/`on`/`off` are booleans, `~` is null, `0x1f` and
 //! `0o17` are integers. Anchors, aliases and `<<` merge keys work. A repeated key keeps its last
 //! value, with a warning.
+//!
+//! Aliases are bounded as kubectl's YAML library (go-yaml, since v2.2.8) bounds them: every alias
+//! copies its anchored value, so nine references over ten levels ("billion laughs") would make a
+//! 540-byte file expand to 10^9 nodes. A document whose aliases would copy more nodes than
+//! [`alias_budget`] allows, a share of the nodes it actually holds, fails with
+//! [`EXCESSIVE_ALIASING`] before the copy is made.
 
 use std::collections::HashMap;
 
@@ -123,6 +129,33 @@ impl Document {
     }
 }
 
+/// The error of a document whose aliases expand too far (see [`alias_budget`]).
+pub const EXCESSIVE_ALIASING: &str =
+    "document contains excessive aliasing (its aliases would copy far more nodes than it holds; a YAML alias bomb?)";
+
+/// Whether a document that will have decoded `decoded` nodes, `aliased` of them copies made by
+/// aliases, is within go-yaml's bound (`allowedAliasRatio` in its decode.go): small documents
+/// may get 99 % of their nodes from aliases, documents past 4,000,000 nodes 10 %, with a linear
+/// scale between 400,000 and 4,000,000. The allowed copies thus grow with the nodes written in
+/// the file, which grow with its size; the worst a document can do is about 400,000 copied
+/// nodes (tens of MB) per 4,000 nodes written.
+pub fn alias_budget(decoded: usize, aliased: usize) -> bool {
+    const LOW: f64 = 400_000.0;
+    const HIGH: f64 = 4_000_000.0;
+    if aliased <= 100 || decoded <= 1000 {
+        return true;
+    }
+    let d = decoded as f64;
+    let ratio = if d <= LOW {
+        0.99
+    } else if d >= HIGH {
+        0.10
+    } else {
+        0.99 - 0.89 * ((d - LOW) / (HIGH - LOW))
+    };
+    aliased as f64 / d <= ratio
+}
+
 /// Parses every document of `text`. Documents read before a syntax error are returned with it.
 pub fn parse_documents(text: &str) -> (Vec<Document>, Option<YamlError>) {
     let mut builder = Builder::default();
@@ -141,6 +174,8 @@ enum Frame {
         pos: Pos,
         anchor: usize,
         items: Vec<Json>,
+        /// Nodes of this collection so far, itself included (for the alias bound).
+        nodes: usize,
     },
     Map {
         path: String,
@@ -150,6 +185,8 @@ enum Frame {
         key: Option<String>,
         key_pos: Option<Pos>,
         merges: Vec<Json>,
+        /// Nodes of this collection so far, itself included (for the alias bound).
+        nodes: usize,
     },
 }
 
@@ -157,7 +194,8 @@ enum Frame {
 struct Builder {
     docs: Vec<Document>,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Json>,
+    /// Each anchored value with its number of nodes.
+    anchors: HashMap<usize, (Json, usize)>,
     spans: HashMap<String, Span>,
     keys: HashMap<String, Pos>,
     warnings: Vec<(Pos, String)>,
@@ -166,6 +204,10 @@ struct Builder {
     root: Option<Json>,
     count: usize,
     error: Option<YamlError>,
+    /// Nodes of the current document, copies made by aliases included, and those copies alone:
+    /// the alias bound's two counts.
+    decoded: usize,
+    aliased: usize,
 }
 
 fn child_path(parent: &str, key: &str) -> String {
@@ -193,10 +235,10 @@ impl Builder {
         }
     }
 
-    /// Delivers a finished value to its parent (or makes it the document's root).
-    fn deliver(&mut self, value: Json, anchor: usize, pos: Pos) {
+    /// Delivers a finished value of `nodes` nodes to its parent (or makes it the document's root).
+    fn deliver(&mut self, value: Json, nodes: usize, anchor: usize, pos: Pos) {
         if anchor > 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors.insert(anchor, (value.clone(), nodes));
         }
         if self.doc_pos.is_none() {
             self.doc_pos = Some(pos);
@@ -204,8 +246,12 @@ impl Builder {
         let mut duplicate = None;
         match self.stack.last_mut() {
             None => self.root = Some(value),
-            Some(Frame::Seq { items, .. }) => items.push(value),
-            Some(Frame::Map { map, key, merges, .. }) => {
+            Some(Frame::Seq { items, nodes: n, .. }) => {
+                *n = n.saturating_add(nodes);
+                items.push(value)
+            }
+            Some(Frame::Map { map, key, merges, nodes: n, .. }) => {
+                *n = n.saturating_add(nodes);
                 if let Some(k) = key.take() {
                     if k == "<<" {
                         merges.push(value);
@@ -249,7 +295,8 @@ impl Builder {
                     TScalarStyle::Literal | TScalarStyle::Folded => Style::Block,
                 };
                 self.spans.insert(path, Span { pos, style: st, text: Some(text) });
-                self.deliver(value, anchor, pos);
+                self.decoded = self.decoded.saturating_add(1);
+                self.deliver(value, 1, anchor, pos);
             }
         }
     }
@@ -278,9 +325,10 @@ impl Builder {
 
     fn push(&mut self, seq: bool, path: String, anchor: usize, pos: Pos) {
         self.note_key(&path);
+        self.decoded = self.decoded.saturating_add(1);
         if seq {
             self.spans.insert(path.clone(), Span { pos, style: Style::Collection, text: None });
-            self.stack.push(Frame::Seq { path, pos, anchor, items: Vec::new() });
+            self.stack.push(Frame::Seq { path, pos, anchor, items: Vec::new(), nodes: 1 });
         } else {
             // A block mapping's mark points past its first key; the first key gives the position.
             self.stack.push(Frame::Map {
@@ -291,14 +339,15 @@ impl Builder {
                 key: None,
                 key_pos: None,
                 merges: Vec::new(),
+                nodes: 1,
             });
         }
     }
 
     fn end(&mut self, mark: &Marker) {
         match self.stack.pop() {
-            Some(Frame::Seq { anchor, items, pos, .. }) => self.deliver(Json::Array(items), anchor, pos),
-            Some(Frame::Map { path, pos, anchor, mut map, merges, .. }) => {
+            Some(Frame::Seq { anchor, items, pos, nodes, .. }) => self.deliver(Json::Array(items), nodes, anchor, pos),
+            Some(Frame::Map { path, pos, anchor, mut map, merges, nodes, .. }) => {
                 for m in merges {
                     let sources = match m {
                         Json::Array(list) => list,
@@ -314,10 +363,35 @@ impl Builder {
                 }
                 let pos = pos.unwrap_or_else(|| Pos::of(mark));
                 self.spans.insert(path, Span { pos, style: Style::Collection, text: None });
-                self.deliver(Json::Object(map), anchor, pos);
+                self.deliver(Json::Object(map), nodes, anchor, pos);
             }
             None => {}
         }
+    }
+}
+
+impl Builder {
+    /// A copy of the value anchored as `id`, with its node count; `null` (and an error) when the
+    /// anchor is unknown, when the copy would break the alias bound, or once the document has
+    /// failed (so that a bomb's remaining aliases copy nothing).
+    fn expand_alias(&mut self, id: usize, pos: Pos) -> (Json, usize) {
+        if self.error.is_some() {
+            return (Json::Null, 1);
+        }
+        let Some((value, nodes)) = self.anchors.get(&id) else {
+            self.fail(pos, "alias to an unknown anchor");
+            return (Json::Null, 1);
+        };
+        let decoded = self.decoded.saturating_add(*nodes);
+        let aliased = self.aliased.saturating_add(*nodes);
+        if !alias_budget(decoded, aliased) {
+            self.fail(pos, EXCESSIVE_ALIASING);
+            return (Json::Null, 1);
+        }
+        let copy = (value.clone(), *nodes);
+        self.decoded = decoded;
+        self.aliased = aliased;
+        copy
     }
 }
 
@@ -333,6 +407,8 @@ impl MarkedEventReceiver for Builder {
                 self.spans = HashMap::new();
                 self.keys = HashMap::new();
                 self.warnings = Vec::new();
+                self.decoded = 0;
+                self.aliased = 0;
             }
             Event::DocumentEnd => {
                 let value = self.root.take().unwrap_or(Json::Null);
@@ -355,15 +431,9 @@ impl MarkedEventReceiver for Builder {
                     None => self.fail(pos, "an alias cannot be a mapping key"),
                     Some(path) => {
                         self.note_key(&path);
-                        let value = match self.anchors.get(&id) {
-                            Some(v) => v.clone(),
-                            None => {
-                                self.fail(pos, "alias to an unknown anchor");
-                                Json::Null
-                            }
-                        };
+                        let (value, nodes) = self.expand_alias(id, pos);
                         self.spans.insert(path, Span { pos, style: Style::Alias, text: None });
-                        self.deliver(value, 0, pos);
+                        self.deliver(value, nodes, 0, pos);
                     }
                 }
             }
@@ -526,5 +596,61 @@ mod tests {
         let err = err.unwrap();
         assert_eq!(err.pos.line, 4);
         assert!(err.message.contains("mapping values are not allowed"), "{}", err.message);
+    }
+
+    /// Go-yaml's "billion laughs" test: nine aliases per level, ten levels, 540 bytes.
+    pub(crate) fn billion_laughs() -> String {
+        let mut text =
+            String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        for (prev, name) in
+            ["a", "b", "c", "d", "e", "f", "g", "h", "i"].iter().zip(["b", "c", "d", "e", "f", "g", "h", "i", "j"])
+        {
+            let refs = vec![format!("*{prev}"); 9].join(",");
+            text.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn an_alias_bomb_fails_before_it_expands() {
+        let text = billion_laughs();
+        assert!(text.len() < 600, "{}", text.len());
+        let (docs, err) = parse_documents(&text);
+        let err = err.unwrap();
+        assert_eq!(err.message, EXCESSIVE_ALIASING);
+        // The failing alias is on level d (9^3 = 729 nodes per copy of c passes 1,000 nodes).
+        assert_eq!(err.pos.line, 4, "{err:?}");
+        // The document is returned with the failed aliases as nulls: nothing large was built.
+        let size = serde_json::to_string(&docs[0].value).unwrap().len();
+        assert!(size < 100_000, "{size}");
+    }
+
+    #[test]
+    fn ordinary_aliasing_is_allowed() {
+        // A shared block referenced by many resources, as real files do: 200 references to a
+        // 10-node value in a document of 1,000 written nodes.
+        let mut text = String::from("base: &b {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9}\nitems:\n");
+        for i in 0..200 {
+            text.push_str(&format!("- {{name: n{i}, x: 1, y: 2, z: 3, <<: *b}}\n"));
+        }
+        let (docs, err) = parse_documents(&text);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(docs[0].value["items"][199]["i"], json!(9));
+        // Pure aliasing of a small document is fine below go-yaml's floor of 1,000 nodes.
+        let small = "x: &x [1, 2, 3, 4, 5, 6, 7, 8, 9]\ny: [*x, *x, *x, *x, *x, *x, *x, *x, *x, *x]\n";
+        assert!(parse_documents(small).1.is_none());
+    }
+
+    #[test]
+    fn the_alias_bound_is_go_yamls() {
+        assert!(alias_budget(1000, 990));
+        assert!(alias_budget(1001, 100));
+        assert!(!alias_budget(1001, 992));
+        assert!(alias_budget(10_000, 9_900));
+        assert!(!alias_budget(10_000, 9_901));
+        assert!(alias_budget(4_000_000, 400_000));
+        assert!(!alias_budget(4_000_000, 400_001));
+        assert!(!alias_budget(2_200_000, 2_200_000 / 100 * 55));
+        assert!(alias_budget(2_200_000, 2_200_000 / 100 * 54));
     }
 }

@@ -417,16 +417,23 @@ fn a_list_provider_without_a_cluster_is_counted_and_fails_closed() -> Result<(),
     ensure_fails_closed(&hop, "the call could not be sent (is the cluster defined?)")
 }
 
+/// A deny configuration the plugin rejects (an unknown field, an unknown template).
+fn bad_user_rule() -> String {
+    USER_RULE.replace("\"denier\"", "\"denier\", \"oops\": 1").replace("checknothing", "no-such-template")
+}
+
+/// Through LDS, a listener whose plugin rejects its first configuration is never created: Envoy
+/// runs, logs the rejection, and the port refuses connections (nothing is served unchecked).
+/// A later bad configuration for a listener that exists is rejected and the previous one keeps
+/// serving (`a_bad_configuration_is_rejected_and_the_previous_one_keeps_serving`).
 #[test]
-fn without_a_valid_configuration_requests_are_refused() -> Result<(), HarnessError> {
-    let bad = USER_RULE.replace("\"denier\"", "\"denier\", \"oops\": 1").replace("checknothing", "no-such-template");
-    // The listener is rejected (Envoy cannot build the filter): nothing is served unchecked.
+fn through_lds_a_listener_whose_plugin_never_configured_is_not_created() -> Result<(), HarnessError> {
     let backend = Backend::ok()?;
     let port = wasmixer_integration::free_port()?;
     let dir = std::env::temp_dir().join(format!("wasmixer-it-deny-unconfigured-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| HarnessError::io("creating the test directory", e))?;
     let lds_path = dir.join("lds.json");
-    write_lds(&lds_path, &listener(port, &bad)?)?;
+    write_lds(&lds_path, &listener(port, &bad_user_rule())?)?;
     let yaml = render(
         &read_workspace_file("integration/testdata/deny-lds-bootstrap.yaml")?,
         &[
@@ -437,14 +444,60 @@ fn without_a_valid_configuration_requests_are_refused() -> Result<(), HarnessErr
     )?;
     let envoy = EnvoyProcess::start(&yaml, "deny-unconfigured")?;
     envoy.wait_for_log("configuration rejected", Duration::from_secs(15))?;
+    std::thread::sleep(Duration::from_millis(500));
     for _ in 0..5 {
-        // A connection error means the listener was not created: also a refusal.
-        if let Ok(r) = Request::get("/x").send(([127, 0, 0, 1], port).into()) {
-            ensure!(r.status >= 500, "a request passed an unconfigured deny filter: {}", r.status);
-        }
+        let answer = Request::get("/x").send(([127, 0, 0, 1], port).into());
+        ensure!(answer.is_err(), "the listener exists and answered {:?}", answer.map(|r| r.status));
         std::thread::sleep(Duration::from_millis(100));
     }
+    let listeners = Request::get("/listeners").send(envoy.admin_addr())?.body_text();
+    ensure!(!listeners.contains("ingress"), "Envoy lists the listener: {listeners}");
     ensure!(backend.request_count() == 0, "the application received traffic without a policy check");
+    Ok(())
+}
+
+/// `bad_user_rule`'s listener as a static bootstrap (no LDS), its plugin configured with
+/// `policy` (JSON fields of the Wasm `PluginConfig`).
+fn static_bootstrap(port: u16, backend_port: u16, policy: &str) -> Result<String, HarnessError> {
+    let lds = read_workspace_file("integration/testdata/deny-lds-bootstrap.yaml")?;
+    let (head, rest) =
+        lds.split_once("dynamic_resources:").ok_or_else(|| HarnessError::check("no dynamic_resources"))?;
+    let (_, tail) = rest.split_once("static_resources:\n").ok_or_else(|| HarnessError::check("no static_resources"))?;
+    let listener = listener_resource("ingress", port, &[], &bad_user_rule())?
+        .replacen(r#""@type":"type.googleapis.com/envoy.config.listener.v3.Listener","#, "", 1)
+        .replacen(r#""config":{"name":"#, &format!(r#""config":{{{policy},"name":"#), 1);
+    let yaml = format!("{head}static_resources:\n  listeners: [{listener}]\n{tail}");
+    // The template's header comment names the LDS placeholder too.
+    let ports = [("lds_path", "unused".to_string()), ("backend_port", backend_port.to_string())];
+    render(&yaml, &[ports[0].clone(), ports[1].clone(), ("lists_port", backend_port.to_string())])
+}
+
+/// With a static bootstrap, Envoy does not start when the plugin rejects its configuration,
+/// whatever the failure policy (`failure_policy: FAIL_OPEN`, `fail_open: true`): those cover a
+/// VM that fails at run time, not a configuration the plugin refused. Envoy logs `Unable to
+/// create Wasm plugin …` after the plugin's reason and exits with status 1.
+#[test]
+fn with_a_static_bootstrap_envoy_does_not_start_on_a_rejected_configuration() -> Result<(), HarnessError> {
+    let backend = Backend::ok()?;
+    for policy in [r#""failure_policy":"FAIL_CLOSED""#, r#""failure_policy":"FAIL_OPEN""#, r#""fail_open":true"#] {
+        let port = wasmixer_integration::free_port()?;
+        let yaml = static_bootstrap(port, backend.port(), policy)?;
+        match EnvoyProcess::start(&yaml, "deny-static") {
+            Ok(_) => return Err(HarnessError::check(format!("{policy}: Envoy started with a rejected configuration"))),
+            Err(HarnessError::Envoy { message, log }) => {
+                ensure!(message.contains("exited during startup"), "{policy}: {message}");
+                ensure!(message.contains("exit status: 1"), "{policy}: {message}");
+                ensure!(
+                    log.contains("configuration rejected")
+                        && log.contains("no-such-template")
+                        && log.contains("Unable to create Wasm plugin wasmixer-deny"),
+                    "{policy}: the rejection is not in the log:\n{log}"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    ensure!(backend.request_count() == 0, "the application received traffic");
     Ok(())
 }
 

@@ -246,14 +246,13 @@ fn label_mismatch_is_rejected_at_configure_time() -> Result<(), HarnessError> {
         upstream_port: backend.port(),
     }
     .http_bootstrap(&[("metrics", broken)], SEED_STATS)?;
-    // Envoy refuses a filter chain whose Wasm plugin fails to configure: either it exits, or it
-    // runs without the listener. Both leave the reason in the log.
+    // A static bootstrap whose Wasm plugin rejects its configuration: Envoy exits (README,
+    // "Errors"), the reason in its log.
     let expected = "doublehandler.handler.istio-system: field params.metrics[0].label_names: label_names [reporter, source, destination] must equal the dimension keys [destination, message, reporter, source] of instance doublerequestcount.instance.istio-system: dimension(s) message have no label";
     match EnvoyProcess::start(&yaml, "metrics-rejected") {
-        Ok(envoy) => {
-            envoy.wait_for_log(expected, Duration::from_secs(10))?;
-        }
-        Err(HarnessError::Envoy { log, .. }) => {
+        Ok(_) => return Err(HarnessError::check("Envoy started with a rejected configuration")),
+        Err(HarnessError::Envoy { message, log }) => {
+            ensure!(message.contains("exited during startup: exit status: 1"), "{message}");
             ensure!(log.contains(expected), "the rejection is not in the log:\n{log}")
         }
         Err(e) => return Err(e),

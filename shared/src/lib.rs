@@ -10,6 +10,7 @@ pub mod diag;
 pub mod expr;
 pub mod gostd;
 pub mod host;
+pub mod keyed_hash;
 pub mod policy;
 pub mod self_metrics;
 pub mod sorting;

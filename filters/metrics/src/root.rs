@@ -71,7 +71,7 @@ impl MetricsRoot {
             Ok(shared) => {
                 let plan = &shared.plan;
                 log::info!(
-                    "wasmixer-metrics {} configured: {} metric(s) from {} rule(s), series cap {} per metric{}{}",
+                    "wasmixer-metrics {} configured: {} metric(s) from {} rule(s), series cap {} per metric in this worker{}{}",
                     env!("CARGO_PKG_VERSION"),
                     plan.families.len(),
                     plan.rules.len(),

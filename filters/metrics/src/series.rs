@@ -67,6 +67,22 @@ fn metric_type(kind: MetricKind) -> MetricType {
     }
 }
 
+impl Drop for Recorder {
+    /// A configuration going away takes its series out of `wasmixer_metric_series` (its id
+    /// cache goes with it; the next configuration counts the series it defines again).
+    fn drop(&mut self) {
+        // Streams of a replaced configuration may have added counts since `apply` flushed.
+        self.flush();
+        let Ok(table) = self.series_table.try_borrow() else { return };
+        for (fi, family) in self.families.iter().enumerate() {
+            let count = i64::try_from(table.count(fi)).unwrap_or(i64::MAX);
+            if count > 0 {
+                self.series.increment(&METRIC_TAG, &[family.name.as_str()], -count);
+            }
+        }
+    }
+}
+
 impl Recorder {
     pub fn new(plan: &MetricPlan) -> Recorder {
         let max = plan.options.max_series_per_metric;
@@ -158,7 +174,11 @@ impl MetricSink for Sink<'_> {
         let class = self.plan.metrics.get(metric).map_or(usize::MAX, |d| d.tuple());
         match r.record(fi, class, labels, envoy_value) {
             Series::Existing(_) => {}
-            Series::New(_, count) => r.series.record(&METRIC_TAG, &[family.name.as_str()], count as u64),
+            // Each worker's VM has its own table and cap, and Envoy keeps one gauge for all of
+            // them: setting it to this VM's count would overwrite the other workers' counts, so
+            // each VM adds its new series (and a retired configuration takes its own back, see
+            // `Drop`): the gauge is the sum over workers.
+            Series::New(..) => r.series.increment(&METRIC_TAG, &[family.name.as_str()], 1),
             Series::Overflow(_) => {
                 r.overflow.increment(&METRIC_TAG, &[family.name.as_str()], 1);
                 if let Some(suppressed) = admitted(r.overflow_logs.get(fi)) {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::expr::CompileError;
+use crate::expr::{excerpt, CompileError, EXCERPT_CHARS};
 
 /// A configuration problem, found at configure time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,14 +22,32 @@ impl ConfigError {
     }
 
     /// An expression that failed to compile, located in `source` at the compiler's position.
+    /// The message quotes at most [`crate::expr::EXCERPT_CHARS`] characters of the expression
+    /// around the position (see [`expression_suffix`]).
     pub fn expression(resource: &str, field: &str, source: &str, err: &CompileError) -> ConfigError {
+        let position = err.column(source);
         ConfigError {
             resource: resource.to_string(),
             field: field.to_string(),
-            position: err.column(source),
-            message: format!("{} (expression: {source})", err.message),
+            position,
+            message: format!("{}{}", bounded_message(&err.message), expression_suffix(source, position)),
         }
     }
+}
+
+/// A compiler's message, cut after four excerpts' worth of characters: the compilers' own texts
+/// are shorter, but some quote a name or a sub-expression of the user's.
+fn bounded_message(message: &str) -> &str {
+    match message.char_indices().nth(4 * EXCERPT_CHARS) {
+        Some((cut, _)) => message.get(..cut).unwrap_or(message),
+        None => message,
+    }
+}
+
+/// The end of an expression error's message: ` (expression: …)`, quoting the expression or,
+/// when it is long, a window around `position` with `…` where it was cut.
+pub fn expression_suffix(source: &str, position: Option<usize>) -> String {
+    format!(" (expression: {})", excerpt(source, position.unwrap_or(1)).0)
 }
 
 impl fmt::Display for ConfigError {

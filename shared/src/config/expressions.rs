@@ -2,7 +2,7 @@
 //! rule matches (empty or `true` always match, otherwise BOOL), typed instance fields.
 
 use super::error::ConfigError;
-use crate::expr::{Manifest, Program, ValueType};
+use crate::expr::{bounded, Manifest, Program, ValueType};
 
 /// A rule's match: `None` means "always", as for an empty, blank or `true` match.
 pub fn compile_match(resource: &str, source: &str, manifest: &Manifest) -> Result<Option<Program>, ConfigError> {
@@ -16,7 +16,7 @@ pub fn compile_match(resource: &str, source: &str, manifest: &Manifest) -> Resul
         return Err(ConfigError::new(
             resource,
             "match",
-            format!("expression '{source}' evaluated to type {}, expected type BOOL", program.result_type()),
+            format!("expression '{}' evaluated to type {}, expected type BOOL", bounded(source), program.result_type()),
         ));
     }
     if program.is_constant_true() {
@@ -103,5 +103,25 @@ mod tests {
             e.message,
             "instance field type mismatch: expected='STRING', actual='INT64', expression='response.code'"
         );
+    }
+
+    /// Issue 25: an error quotes a window of the expression, not the whole of it (a
+    /// 50,000-parenthesis rule made a 200 KB Envoy log line).
+    #[test]
+    fn messages_do_not_grow_with_the_expression() {
+        let m = Manifest::istio();
+        let parens = format!("{}true{}", "(".repeat(50_000), ")".repeat(50_000));
+        let terms = format!("true{}", " || true".repeat(1_000_000));
+        let not_bool = format!("1{}", " + 1".repeat(20_000));
+        let garbage = format!("{} ]", "a.b".repeat(30_000));
+        for source in [&parens, &terms, &not_bool, &garbage] {
+            let text = compile_match("big.rule.default", source, m).unwrap_err().to_string();
+            assert!(text.chars().count() < 500, "{} chars: {text}", text.chars().count());
+            assert!(text.contains('…'), "{text}");
+        }
+        // Too many tokens: found at the start, so the window is the expression's first 120
+        // characters.
+        let e = compile_match("r", &parens, m).unwrap_err();
+        assert!(e.message.ends_with(&format!("(expression: {}…)", "(".repeat(120))), "{}", e.message);
     }
 }

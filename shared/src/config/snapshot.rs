@@ -1,6 +1,7 @@
 //! Resolution of a set of Mixer resources into handlers, instances and rules with Mixer's
 //! naming (`mixer/pkg/runtime/config/ephemeral.go`) and reference rules (`config/util.go`).
 
+use hashbrown::{HashMap, HashSet};
 use serde_json::Value as Json;
 
 use super::error::{ConfigError, ConfigErrors};
@@ -119,7 +120,9 @@ impl Snapshot {
     ) -> Result<Snapshot, ConfigErrors> {
         let mut snap = Snapshot { config_namespace: config_namespace.to_string(), ..Snapshot::default() };
         let mut errors = Vec::new();
-        let mut keys: Vec<String> = Vec::new();
+        // Hashed, not searched: a linear search per resource made resolving quadratic in the
+        // number of resources (10,000 rules took a minute in `wasmixer validate`).
+        let mut keys: HashSet<String> = HashSet::new();
         let mut rule_resources = Vec::new();
         for (i, r) in resources.iter().enumerate() {
             let ns = r.metadata.namespace.clone().unwrap_or_else(|| default_namespace.to_string());
@@ -141,7 +144,7 @@ impl Snapshot {
                     ));
                     continue;
                 }
-                keys.push(label.clone());
+                keys.insert(label.clone());
             }
             match class {
                 ResourceClass::Handler => match handler(r, &ns) {
@@ -156,8 +159,10 @@ impl Snapshot {
                 ResourceClass::Ignored => {}
             }
         }
+        let handlers = RefIndex::new(snap.handlers.iter().map(|h| (&h.name, &h.kind, &h.namespace)));
+        let instances = RefIndex::new(snap.instances.iter().map(|x| (&x.name, &x.kind, &x.namespace)));
         for (r, ns) in rule_resources {
-            match snap.rule(r, &ns) {
+            match rule(r, &ns, &handlers, &instances) {
                 Ok(rule) => snap.rules.push(rule),
                 Err(mut e) => errors.append(&mut e),
             }
@@ -168,105 +173,105 @@ impl Snapshot {
             Err(ConfigErrors(errors))
         }
     }
+}
 
-    fn rule(&self, r: &Resource, ns: &str) -> Result<Rule, Vec<ConfigError>> {
-        let label = key(&r.metadata.name, "rule", ns);
-        let mut errors = Vec::new();
-        let match_source = match r.spec.get("match") {
-            None | Some(Json::Null) => String::new(),
-            Some(Json::String(s)) => s.clone(),
-            Some(other) => {
+/// A rule resource resolved: its references looked up in `handlers` and `instances`.
+fn rule(r: &Resource, ns: &str, handlers: &RefIndex, instance_index: &RefIndex) -> Result<Rule, Vec<ConfigError>> {
+    let label = key(&r.metadata.name, "rule", ns);
+    let mut errors = Vec::new();
+    let match_source = match r.spec.get("match") {
+        None | Some(Json::Null) => String::new(),
+        Some(Json::String(s)) => s.clone(),
+        Some(other) => {
+            errors.push(ConfigError::new(
+                &label,
+                "match",
+                format!("must be a string, got {}", crate::config::json_text(other)),
+            ));
+            String::new()
+        }
+    };
+    let mut actions = Vec::new();
+    let raw_actions = r.spec.get("actions").and_then(Json::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    for (ai, a) in raw_actions.iter().enumerate() {
+        let field = format!("actions[{ai}]");
+        let Some(h) = a.get("handler").and_then(Json::as_str) else {
+            errors.push(ConfigError::new(&label, format!("{field}.handler"), "missing handler reference"));
+            continue;
+        };
+        let handler = match handlers.find(h, "handler", ns) {
+            Some(i) => i,
+            None => {
                 errors.push(ConfigError::new(
                     &label,
-                    "match",
-                    format!("must be a string, got {}", crate::config::json_text(other)),
+                    format!("{field}.handler"),
+                    format!("handler {h} not found (looked for {})", candidates(h, "handler", ns).join(", ")),
                 ));
-                String::new()
+                continue;
             }
         };
-        let mut actions = Vec::new();
-        let raw_actions = r.spec.get("actions").and_then(Json::as_array).map(Vec::as_slice).unwrap_or(&[]);
-        for (ai, a) in raw_actions.iter().enumerate() {
-            let field = format!("actions[{ai}]");
-            let Some(h) = a.get("handler").and_then(Json::as_str) else {
-                errors.push(ConfigError::new(&label, format!("{field}.handler"), "missing handler reference"));
+        let mut instances = Vec::new();
+        let raw = a.get("instances").and_then(Json::as_array).map(Vec::as_slice).unwrap_or(&[]);
+        for (ii, inst) in raw.iter().enumerate() {
+            let Some(name) = inst.as_str() else {
+                errors.push(ConfigError::new(&label, format!("{field}.instances[{ii}]"), "must be a string"));
                 continue;
             };
-            let handler = match self.find(h, "handler", ns, |i| {
-                self.handlers.get(i).map(|x| (x.name.as_str(), x.kind.as_str(), x.namespace.as_str()))
-            }) {
-                Some(i) => i,
-                None => {
-                    errors.push(ConfigError::new(
-                        &label,
-                        format!("{field}.handler"),
-                        format!("handler {h} not found (looked for {})", candidates(h, "handler", ns).join(", ")),
-                    ));
-                    continue;
-                }
-            };
-            let mut instances = Vec::new();
-            let raw = a.get("instances").and_then(Json::as_array).map(Vec::as_slice).unwrap_or(&[]);
-            for (ii, inst) in raw.iter().enumerate() {
-                let Some(name) = inst.as_str() else {
-                    errors.push(ConfigError::new(&label, format!("{field}.instances[{ii}]"), "must be a string"));
-                    continue;
-                };
-                match self.find(name, "instance", ns, |i| {
-                    self.instances.get(i).map(|x| (x.name.as_str(), x.kind.as_str(), x.namespace.as_str()))
-                }) {
-                    Some(i) => instances.push(i),
-                    None => errors.push(ConfigError::new(
-                        &label,
-                        format!("{field}.instances[{ii}]"),
-                        format!(
-                            "instance {name} not found (looked for {})",
-                            candidates(name, "instance", ns).join(", ")
-                        ),
-                    )),
-                }
+            match instance_index.find(name, "instance", ns) {
+                Some(i) => instances.push(i),
+                None => errors.push(ConfigError::new(
+                    &label,
+                    format!("{field}.instances[{ii}]"),
+                    format!("instance {name} not found (looked for {})", candidates(name, "instance", ns).join(", ")),
+                )),
             }
-            let name = a.get("name").and_then(Json::as_str).map(str::to_string);
-            actions.push(Action { handler, instances, name });
         }
-        if errors.is_empty() {
-            Ok(Rule {
-                name: r.metadata.name.clone(),
-                namespace: ns.to_string(),
-                label,
-                match_source,
-                actions,
-                spec: r.spec.clone(),
-            })
-        } else {
-            Err(errors)
+        let name = a.get("name").and_then(Json::as_str).map(str::to_string);
+        actions.push(Action { handler, instances, name });
+    }
+    if errors.is_empty() {
+        Ok(Rule {
+            name: r.metadata.name.clone(),
+            namespace: ns.to_string(),
+            label,
+            match_source,
+            actions,
+            spec: r.spec.clone(),
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The handlers (or instances) of a snapshot, indexed for a rule's references.
+struct RefIndex {
+    /// Position of each resource by its key `name.kind.namespace` (keys are unique).
+    by_key: HashMap<String, usize>,
+    /// Position of the first resource of each name and namespace, any kind.
+    by_name: HashMap<(String, String), usize>,
+}
+
+impl RefIndex {
+    fn new<'a>(resources: impl Iterator<Item = (&'a String, &'a String, &'a String)>) -> RefIndex {
+        let mut index = RefIndex { by_key: HashMap::new(), by_name: HashMap::new() };
+        for (i, (name, kind, ns)) in resources.enumerate() {
+            index.by_key.entry(key(name, kind, ns)).or_insert(i);
+            index.by_name.entry((name.clone(), ns.clone())).or_insert(i);
         }
+        index
     }
 
     /// Finds a handler or instance by a rule's reference. Mixer's forms: `x` means
-    /// `x.<kind>.<rule ns>`, `x.y` is tried as `x.y.<rule ns>` and `x.<kind>.y`, `x.k.ns` is exact.
-    /// A one-part name also finds a legacy-kind resource of that name in the rule's namespace.
-    fn find<'s>(
-        &'s self,
-        reference: &str,
-        desired_kind: &str,
-        ns: &str,
-        at: impl Fn(usize) -> Option<(&'s str, &'s str, &'s str)>,
-    ) -> Option<usize> {
-        let wanted = candidates(reference, desired_kind, ns);
-        let mut i = 0;
-        let mut lenient = None;
-        while let Some((name, kind, rns)) = at(i) {
-            let k = key(name, kind, rns);
-            if wanted.contains(&k) {
-                return Some(i);
-            }
-            if !reference.contains('.') && name == reference && rns == ns && lenient.is_none() {
-                lenient = Some(i);
-            }
-            i += 1;
-        }
-        lenient
+    /// `x.<kind>.<rule ns>`, `x.y` is tried as `x.y.<rule ns>` and `x.<kind>.y`, `x.k.ns` is exact;
+    /// when several candidates exist, the one declared first. A one-part name also finds a
+    /// legacy-kind resource of that name in the rule's namespace (the first declared).
+    fn find(&self, reference: &str, desired_kind: &str, ns: &str) -> Option<usize> {
+        let exact = candidates(reference, desired_kind, ns).iter().filter_map(|k| self.by_key.get(k).copied()).min();
+        exact.or_else(|| {
+            (!reference.contains('.'))
+                .then(|| self.by_name.get(&(reference.to_string(), ns.to_string())).copied())
+                .flatten()
+        })
     }
 }
 
@@ -392,5 +397,45 @@ mod tests {
             "resources[2] f.frobnicator.default: field kind: unknown kind frobnicator",
             "r.rule.default: field actions[0].handler: handler nope not found (looked for nope.handler.default)",
         ]);
+    }
+
+    #[test]
+    fn the_first_declared_candidate_wins_and_legacy_kinds_are_found_by_name() {
+        // `h.other` from namespace default is tried as `h.other.default` (a resource of kind
+        // `other`: none) and `h.handler.other` (declared first).
+        let r = resources(
+            r#"[
+          {"kind": "handler", "metadata": {"name": "h", "namespace": "other"}, "spec": {"compiledAdapter": "denier"}},
+          {"kind": "denier", "metadata": {"name": "h", "namespace": "default"}, "spec": {}},
+          {"kind": "checknothing", "metadata": {"name": "i", "namespace": "default"}, "spec": {}},
+          {"kind": "checknothing", "metadata": {"name": "i", "namespace": "istio-system"}, "spec": {}},
+          {"kind": "rule", "metadata": {"name": "r"}, "spec": {"actions": [{"handler": "h.other", "instances": ["i"]}]}},
+          {"kind": "rule", "metadata": {"name": "s"}, "spec": {"actions": [{"handler": "h", "instances": ["i.checknothing.istio-system"]}]}}
+        ]"#,
+        );
+        let s = Snapshot::resolve(&r, "default", "istio-system").unwrap();
+        assert_eq!(s.rules[0].actions[0], Action { handler: 0, instances: vec![0], name: None });
+        // `h` from namespace default: no `h.handler.default`, so the legacy `h.denier.default`.
+        assert_eq!(s.rules[1].actions[0], Action { handler: 1, instances: vec![1], name: None });
+    }
+
+    /// A guard against resolving in time quadratic in the number of resources: 60,000 of them
+    /// (20,000 rules, each with its own handler and instance) resolve in well under a second
+    /// natively, but took minutes when each reference searched the whole list.
+    #[test]
+    fn many_resources_resolve_in_linear_time() {
+        let n = 20_000;
+        let mut list = Vec::with_capacity(3 * n);
+        for i in 0..n {
+            let ns = format!("ns{}", i % 50);
+            list.push(serde_json::json!({"kind": "handler", "metadata": {"name": format!("h{i}"), "namespace": ns}, "spec": {"compiledAdapter": "denier"}}));
+            list.push(serde_json::json!({"kind": "instance", "metadata": {"name": format!("i{i}"), "namespace": ns}, "spec": {"compiledTemplate": "checknothing"}}));
+            list.push(serde_json::json!({"kind": "rule", "metadata": {"name": format!("r{i}"), "namespace": ns},
+                "spec": {"actions": [{"handler": format!("h{i}"), "instances": [format!("i{i}.instance.{ns}")]}]}}));
+        }
+        let r: Vec<Resource> = serde_json::from_value(serde_json::Value::Array(list)).unwrap();
+        let s = Snapshot::resolve(&r, "default", "istio-system").unwrap();
+        assert_eq!(s.rules.len(), n);
+        assert_eq!(s.rules[n - 1].actions[0], Action { handler: n - 1, instances: vec![n - 1], name: None });
     }
 }

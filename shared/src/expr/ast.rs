@@ -54,9 +54,17 @@ pub enum ConstValue {
 
 /// Parses CEXL source into the Mixer AST. Errors carry Mixer's texts.
 pub fn parse(src: &str) -> Result<Expr, CompileError> {
-    let go = parse_go_expr(src).map_err(|e| CompileError {
-        message: format!("unable to parse expression '{src}': {}", e.go_text(src)),
-        pos: Some(e.pos),
+    let go = parse_go_expr(src).map_err(|e| {
+        // Mixer's text quotes the whole expression; a window around the error says as much.
+        let column = src.get(..e.pos).map_or(e.pos, |s| s.chars().count()) + 1;
+        CompileError {
+            message: format!(
+                "unable to parse expression '{}': {}",
+                super::error::excerpt(src, column).0,
+                e.go_text(src)
+            ),
+            pos: Some(e.pos),
+        }
     })?;
     lower(&go, src)
 }
@@ -87,7 +95,7 @@ fn operator_name(op: &str) -> &'static str {
 
 fn unexpected(go: &GoExpr, src: &str) -> CompileError {
     let text = src.get(go.span.0..go.span.1).unwrap_or(src);
-    CompileError::at(go.span.0, format!("unexpected expression: {text}"))
+    CompileError::at(go.span.0, format!("unexpected expression: {}", super::error::bounded(text)))
 }
 
 fn call(name: &str, target: Option<Expr>, args: Vec<Expr>, pos: usize) -> Expr {

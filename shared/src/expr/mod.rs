@@ -18,7 +18,7 @@ pub mod syntax;
 pub mod value;
 
 pub use bag::{AttributeBag, MapBag};
-pub use error::{CompileError, EvalError};
+pub use error::{bounded, excerpt, CompileError, EvalError, EXCERPT_CHARS};
 pub use manifest::{AttrId, Manifest};
 pub use program::Program;
 pub use value::{StringMap, StringMapBuilder, Value, ValueType};

@@ -14,6 +14,7 @@ use crate::attr::protobuf_struct;
 use crate::attr::workload::WorkloadMetadata;
 use crate::attr::workload_attributes::WorkloadAttributes;
 use crate::bytes::words_equal;
+use crate::keyed_hash::{keyed_state, KeyedState};
 
 /// Filter-state key (Envoy prefixes it with `wasm.`) under which the peer-metadata filter
 /// publishes the *verified* caller of a stream on an inbound listener, in the
@@ -126,7 +127,7 @@ const UNVERIFIED_KEY: &str = "wasm.wasmixer_peer_unverified";
 #[derive(Debug)]
 pub struct PeerCache {
     /// Keyed by the whole encoded claim (up to 16 KiB), held once for the map and the order.
-    entries: RefCell<HashMap<ClaimKey, Rc<WorkloadAttributes>>>,
+    entries: RefCell<HashMap<ClaimKey, Rc<WorkloadAttributes>, KeyedState>>,
     order: RefCell<VecDeque<ClaimKey>>,
     capacity: usize,
     /// The peer found last: a sidecar's requests come in runs from one caller (every request of
@@ -182,7 +183,7 @@ impl Default for PeerCache {
 impl PeerCache {
     pub fn with_capacity(capacity: usize) -> PeerCache {
         PeerCache {
-            entries: RefCell::new(HashMap::new()),
+            entries: RefCell::new(HashMap::with_hasher(keyed_state())),
             order: RefCell::new(VecDeque::new()),
             capacity: capacity.max(1),
             last: RefCell::new(None),

@@ -726,7 +726,7 @@ impl Builder<'_> {
                             self.errors.push(ConfigError::new(
                                 &il,
                                 format!("params.dimensions.{l}"),
-                                format!("the expression '{src}' always fails: {e}"),
+                                format!("the expression '{}' always fails: {e}", crate::expr::bounded(src)),
                             ));
                             continue;
                         }

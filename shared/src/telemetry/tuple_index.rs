@@ -9,11 +9,13 @@ use std::hash::{Hash, Hasher};
 use hashbrown::{Equivalent, HashMap};
 
 use crate::bytes::words_equal;
+use crate::keyed_hash::{keyed_state, KeyedState};
 
 /// Distinct tuples and their slots (0, 1, 2, … in order of insertion), at most `capacity`.
 #[derive(Debug)]
 pub struct TupleIndex {
-    slots: HashMap<TupleKey, u32>,
+    /// Keyed by label values a request chooses: randomly seeded (see `keyed_hash`).
+    slots: HashMap<TupleKey, u32, KeyedState>,
     capacity: usize,
 }
 
@@ -100,7 +102,7 @@ fn hash_values<'a, H: Hasher>(values: impl Iterator<Item = &'a [u8]>, state: &mu
 
 impl TupleIndex {
     pub fn new(capacity: usize) -> TupleIndex {
-        TupleIndex { slots: HashMap::new(), capacity }
+        TupleIndex { slots: HashMap::with_hasher(keyed_state()), capacity }
     }
 
     /// The slot of `values`, if the index has them.
@@ -180,5 +182,14 @@ mod tests {
         assert_eq!(index.find(&[&other, "200"]), None);
         assert_eq!(index.find(&[long, "201"]), None);
         assert_eq!(index.find(&[long, "200"]), Some(0));
+    }
+
+    /// Each index is keyed by its own random seed: label values that collide in one VM do not
+    /// collide in another (or in the next map of the same VM).
+    #[test]
+    fn two_indexes_hash_a_tuple_differently() {
+        let (a, b) = (TupleIndex::new(1), TupleIndex::new(1));
+        let tuple = BorrowedTuple(&["reviews", "200"]);
+        assert_ne!(a.slots.hasher().hash_one(&tuple), b.slots.hasher().hash_one(&tuple));
     }
 }
