@@ -15,7 +15,7 @@ USAGE:
       {\"name\": \"TYPE\"}). Prints the result type, or the error with its position marked.
       Exit status 0 when the expression compiles, 1 otherwise.
   wasmixer expr eval
-      Read JSON lines on stdin, write one JSON answer per line (see README, \"expr eval\").
+      Read JSON lines on stdin, write one JSON answer per line (see cli/README.md, \"expr eval\").
   wasmixer convert [FILES|DIRS|-] --out DIR [--format wasmplugin|envoy|both] [--namespace NS]
                    [--config-namespace NS] [--wasm-url URL]
       Convert Istio 1.4 Mixer YAML (handler/instance/rule, legacy kinds, mTLS Policy and
