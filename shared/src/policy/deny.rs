@@ -598,6 +598,20 @@ mod tests {
         }
     }
 
+    /// The templates a check handler takes come from the registry.
+    #[test]
+    fn a_wrong_template_names_what_check_handlers_take() {
+        let e = plan(
+            r#"{"resources": [
+          {"kind": "handler", "metadata": {"name": "h"}, "spec": {"compiledAdapter": "listchecker", "params": {"overrides": ["a"]}}},
+          {"kind": "instance", "metadata": {"name": "i"}, "spec": {"compiledTemplate": "metric", "params": {"value": "1"}}},
+          {"kind": "rule", "metadata": {"name": "r"}, "spec": {"actions": [{"handler": "h", "instances": ["i"]}]}}
+        ]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e, "r.rule.default: field actions: instance i.instance.default of template metric cannot be sent to a check handler (use checknothing or listentry)");
+    }
+
     fn plan(json: &str) -> Result<DenyPlan, String> {
         let config = FilterConfig::parse(json.as_bytes()).map_err(|e| e.to_string())?;
         DenyPlan::compile(&config, Manifest::istio()).map_err(|e| e.to_string())

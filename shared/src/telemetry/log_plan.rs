@@ -924,6 +924,14 @@ mod tests {
         }
     }
 
+    /// The templates a stdio handler takes come from the registry.
+    #[test]
+    fn a_wrong_template_names_what_stdio_takes() {
+        let e = plan(&SEED.replace("\"compiledTemplate\": \"logentry\"", "\"compiledTemplate\": \"listentry\""))
+            .unwrap_err();
+        assert!(e.contains("instance newlog.instance.istio-system of template listentry cannot be sent to a stdio handler (use logentry or metric)"), "{e}");
+    }
+
     fn plan(json: &str) -> Result<LogPlan, String> {
         let config = FilterConfig::parse(json.as_bytes()).map_err(|e| e.to_string())?;
         LogPlan::compile(&config, Manifest::istio()).map_err(|e| e.to_string())
