@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{json, Map, Value as Json};
 use wasmixer_shared::config::error::expression_suffix;
 use wasmixer_shared::config::expressions::compile_field;
+use wasmixer_shared::config::registry::{self, Component, Module, Support, KUBERNETESENV_SUPERSEDED};
 use wasmixer_shared::config::resource::{classify, ResourceClass};
 use wasmixer_shared::config::snapshot::{candidates, key};
 use wasmixer_shared::config::{ConfigError, ConfigErrors, FilterConfig, Resource, Snapshot};
@@ -66,36 +67,56 @@ enum Route {
     Unsupported(String),
 }
 
-const KUBERNETESENV_SUPERSEDED: &str = "the kubernetesenv adapter only produced workload attributes (source.workload.name, destination.labels, ...); wasmixer's peer-metadata filter provides them from the proxies' node metadata";
+impl Filter {
+    /// The filter of a registry component; `None` for peer-metadata, which no Mixer resource
+    /// configures.
+    fn of(component: Component) -> Option<Filter> {
+        match component {
+            Component::Deny => Some(Filter::Deny),
+            Component::Metrics => Some(Filter::Metrics),
+            Component::AccessLog => Some(Filter::AccessLog),
+            Component::PeerMetadata => None,
+        }
+    }
+}
+
+/// `a, b and c`.
+fn and_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.concat(),
+    }
+}
+
+/// The route of a registry row; `what` is `adapter` or `template`, for the message.
+fn route<S: Copy>(what: &str, name: &str, support: Option<Support<S>>, component: impl Fn(S) -> Component) -> Route {
+    let hint = match support {
+        // (No adapter or template is served by peer-metadata, which no Mixer resource configures.)
+        Some(Support::Served(s)) => match Filter::of(component(s)) {
+            Some(f) => return Route::Filter(f),
+            None => "",
+        },
+        Some(Support::Superseded { why, .. }) => return Route::Superseded(why),
+        Some(Support::Unsupported { hint }) => hint,
+        None => "",
+    };
+    let sep = if hint.is_empty() { "" } else { "; " };
+    Route::Unsupported(format!("{what} {name} is not implemented by wasmixer{sep}{hint}"))
+}
 
 fn adapter_route(adapter: &str, out_of_process: bool) -> Route {
     if out_of_process {
-        return Route::Unsupported(format!("out-of-process adapter {adapter}: wasmixer runs only the compiled-in denier, listchecker, prometheus and stdio adapters"));
+        let compiled = and_list(registry::served_adapters().map(|a| a.name));
+        return Route::Unsupported(format!(
+            "out-of-process adapter {adapter}: wasmixer runs only the compiled-in {compiled} adapters"
+        ));
     }
-    let hint = match adapter {
-        "denier" | "listchecker" => return Route::Filter(Filter::Deny),
-        "prometheus" => return Route::Filter(Filter::Metrics),
-        "stdio" => return Route::Filter(Filter::AccessLog),
-        "kubernetesenv" | "kubernetes" => return Route::Superseded(KUBERNETESENV_SUPERSEDED),
-        "memquota" | "redisquota" => "rate limiting: use Envoy's local or global rate limit filter",
-        "rbac" => "use Istio's AuthorizationPolicy",
-        "opa" => "use an ext_authz filter with OPA",
-        "stackdriver" | "zipkin" => "tracing and Stackdriver export are configured on Envoy and Istio directly",
-        "fluentd" => "send the stdio access log to a log collector instead",
-        _ => "",
-    };
-    let sep = if hint.is_empty() { "" } else { "; " };
-    Route::Unsupported(format!("adapter {adapter} is not implemented by wasmixer{sep}{hint}"))
+    route("adapter", adapter, registry::adapter(adapter).map(|a| a.support), Module::component)
 }
 
 fn template_route(template: &str) -> Route {
-    match template {
-        "checknothing" | "listentry" => Route::Filter(Filter::Deny),
-        "metric" => Route::Filter(Filter::Metrics),
-        "logentry" => Route::Filter(Filter::AccessLog),
-        "kubernetes" => Route::Superseded(KUBERNETESENV_SUPERSEDED),
-        other => Route::Unsupported(format!("template {other} is not implemented by wasmixer")),
-    }
+    route("template", template, registry::template(template).map(|t| t.support), |c| c)
 }
 
 /// A Mixer resource taken into the conversion.
@@ -105,18 +126,10 @@ struct Entry<'o> {
     class: ResourceClass,
 }
 
-/// Instance fields that hold expressions, per template, relative to the params.
-fn expression_fields(template: &str) -> (&'static [&'static str], &'static [&'static str]) {
-    // (single fields, map fields)
-    match template {
-        "listentry" => (&["value"], &[]),
-        "metric" => (&["value", "monitored_resource_type"], &["dimensions", "monitored_resource_dimensions"]),
-        "logentry" => {
-            (&["timestamp", "severity", "monitored_resource_type"], &["variables", "monitored_resource_dimensions"])
-        }
-        "quota" => (&[], &["dimensions"]),
-        _ => (&[], &[]),
-    }
+/// Instance fields that hold expressions, per template, relative to the params (see
+/// [`registry::TemplateRow::expressions`]): (single fields with their type, map fields).
+fn expression_fields(template: &str) -> (&'static [(&'static str, Option<ValueType>)], &'static [&'static str]) {
+    registry::template(template).map_or((&[], &[]), |t| (t.expressions, t.expression_maps))
 }
 
 /// A scalar written where an expression belongs (`value: 2`, `response_code: 200`) is the
@@ -180,7 +193,7 @@ fn normalized(ctx: &Ctx, obj: &Object, class: ResourceClass) -> Json {
             let base = params_path(obj);
             let params = if base == "spec" { Some(&mut spec) } else { spec.get_mut("params") };
             if let Some(params) = params {
-                for f in singles {
+                for (f, _) in singles {
                     if let Some(v) = params.get_mut(*f) {
                         as_expression(ctx, obj, &format!("{base}.{f}"), v);
                     }
@@ -229,10 +242,15 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
         let ns = ctx.namespace_of(obj);
         let label = key(&obj.name, &obj.kind, &ns);
         let Some(class) = classify(&obj.kind) else {
+            let legacy: Vec<&str> = registry::served_adapters()
+                .map(|a| a.name)
+                .chain(registry::served_templates().filter(|t| t.legacy_kind).map(|t| t.name))
+                .collect();
             ctx.at(Severity::Error, obj, Some(&label), Some("kind"), format!(
-                "unknown kind {} for {}: Mixer's kinds are handler, instance, rule, attributemanifest and the legacy adapter and template kinds (denier, listchecker, prometheus, stdio, checknothing, listentry, metric, logentry, ...)",
+                "unknown kind {} for {}: Mixer's kinds are handler, instance, rule, attributemanifest and the legacy adapter and template kinds ({}, ...)",
                 obj.kind,
-                obj.api_version.as_deref().unwrap_or("config.istio.io/v1alpha2")
+                obj.api_version.as_deref().unwrap_or("config.istio.io/v1alpha2"),
+                legacy.join(", ")
             ));
             continue;
         };
@@ -710,15 +728,10 @@ fn compile(filter: Filter, config: &Json) -> Result<Compiled, ConfigErrors> {
 fn check_instance_fields(inst: &wasmixer_shared::config::Instance, manifest: &Manifest) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let label = inst.label();
-    let typed = |f: &str| match (inst.template.as_str(), f) {
-        ("logentry", "timestamp") => Some(ValueType::Timestamp),
-        (_, "severity" | "monitored_resource_type") => Some(ValueType::String),
-        _ => None,
-    };
     let (singles, maps) = expression_fields(&inst.template);
-    for f in singles {
+    for (f, typed) in singles {
         if let Some(src) = inst.params.get(*f).and_then(Json::as_str).filter(|s| !s.trim().is_empty()) {
-            if let Err(e) = compile_field(&label, &format!("params.{f}"), src, typed(f), manifest) {
+            if let Err(e) = compile_field(&label, &format!("params.{f}"), src, *typed, manifest) {
                 errors.push(e);
             }
         }
@@ -802,5 +815,56 @@ fn document_field(entry: &Entry, origins: &Origins, filter: Option<Filter>, fiel
                 None => format!("spec.{field}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unsupported(route: Route) -> String {
+        match route {
+            Route::Unsupported(why) => why,
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// Routes and messages as they were when convert had its own adapter and template lists.
+    #[test]
+    fn routes_come_from_the_registry() {
+        assert_eq!(adapter_route("denier", false), Route::Filter(Filter::Deny));
+        assert_eq!(adapter_route("listchecker", false), Route::Filter(Filter::Deny));
+        assert_eq!(adapter_route("prometheus", false), Route::Filter(Filter::Metrics));
+        assert_eq!(adapter_route("stdio", false), Route::Filter(Filter::AccessLog));
+        assert_eq!(adapter_route("kubernetesenv", false), Route::Superseded(KUBERNETESENV_SUPERSEDED));
+        assert_eq!(adapter_route("kubernetes", false), Route::Superseded(KUBERNETESENV_SUPERSEDED));
+        assert_eq!(
+            unsupported(adapter_route("memquota", false)),
+            "adapter memquota is not implemented by wasmixer; rate limiting: use Envoy's local or global rate limit filter"
+        );
+        assert_eq!(
+            unsupported(adapter_route("fluentd", false)),
+            "adapter fluentd is not implemented by wasmixer; send the stdio access log to a log collector instead"
+        );
+        assert_eq!(unsupported(adapter_route("statsd", false)), "adapter statsd is not implemented by wasmixer");
+        assert_eq!(unsupported(adapter_route("mine", false)), "adapter mine is not implemented by wasmixer");
+        assert_eq!(
+            unsupported(adapter_route("denier", true)),
+            "out-of-process adapter denier: wasmixer runs only the compiled-in denier, listchecker, prometheus and stdio adapters"
+        );
+        assert_eq!(template_route("checknothing"), Route::Filter(Filter::Deny));
+        assert_eq!(template_route("listentry"), Route::Filter(Filter::Deny));
+        assert_eq!(template_route("metric"), Route::Filter(Filter::Metrics));
+        assert_eq!(template_route("logentry"), Route::Filter(Filter::AccessLog));
+        assert_eq!(template_route("kubernetes"), Route::Superseded(KUBERNETESENV_SUPERSEDED));
+        assert_eq!(unsupported(template_route("quota")), "template quota is not implemented by wasmixer");
+        assert_eq!(unsupported(template_route("mine")), "template mine is not implemented by wasmixer");
+    }
+
+    #[test]
+    fn lists_read_with_and() {
+        assert_eq!(and_list(["a"].into_iter()), "a");
+        assert_eq!(and_list(["a", "b", "c"].into_iter()), "a, b and c");
+        assert_eq!(and_list(std::iter::empty()), "");
     }
 }

@@ -5,6 +5,7 @@ pub mod error;
 pub mod expressions;
 pub mod filter_config;
 pub mod json_text;
+pub mod registry;
 pub mod resource;
 pub mod scope;
 pub mod snapshot;

@@ -5,6 +5,8 @@
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use super::registry;
+
 /// Mixer's default configuration namespace: rules there apply to all traffic.
 pub const DEFAULT_CONFIG_NAMESPACE: &str = "istio-system";
 
@@ -27,47 +29,6 @@ pub struct Metadata {
     // labels, annotations... are accepted and ignored.
 }
 
-/// Templates Mixer shipped, usable as legacy resource kinds (`kind: metric`).
-pub const TEMPLATES: &[&str] = &[
-    "checknothing",
-    "listentry",
-    "logentry",
-    "metric",
-    "quota",
-    "reportnothing",
-    "tracespan",
-    "apikey",
-    "authorization",
-    "edge",
-    "kubernetes",
-];
-
-/// Adapters Mixer shipped, usable as legacy resource kinds (`kind: denier`).
-pub const ADAPTERS: &[&str] = &[
-    "denier",
-    "listchecker",
-    "memquota",
-    "prometheus",
-    "stdio",
-    "bypass",
-    "circonus",
-    "cloudwatch",
-    "dogstatsd",
-    "fluentd",
-    "kubernetesenv",
-    "noop",
-    "opa",
-    "rbac",
-    "redisquota",
-    "signalfx",
-    "solarwinds",
-    "stackdriver",
-    "statsd",
-    "zipkin",
-    "apigee",
-    "kubernetes",
-];
-
 /// Kinds that carry no policy or telemetry configuration; they are accepted and ignored.
 pub const IGNORED_KINDS: &[&str] =
     &["attributemanifest", "adapter", "template", "HTTPAPISpec", "HTTPAPISpecBinding", "QuotaSpec", "QuotaSpecBinding"];
@@ -88,8 +49,9 @@ pub fn classify(kind: &str) -> Option<ResourceClass> {
         "instance" => Some(ResourceClass::Instance),
         "rule" => Some(ResourceClass::Rule),
         k if IGNORED_KINDS.contains(&k) => Some(ResourceClass::Ignored),
-        k if TEMPLATES.contains(&k) && k != "kubernetes" => Some(ResourceClass::Instance),
-        k if ADAPTERS.contains(&k) => Some(ResourceClass::Handler),
+        // The legacy per-template and per-adapter kinds (`kind: metric`, `kind: denier`).
+        k if registry::template(k).is_some_and(|t| t.legacy_kind) => Some(ResourceClass::Instance),
+        k if registry::adapter(k).is_some() => Some(ResourceClass::Handler),
         _ => None,
     }
 }

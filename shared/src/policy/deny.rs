@@ -12,6 +12,7 @@ use super::listchecker::{self, FetchedList, List, ListParams};
 use super::peer_identity::IdentityGuard;
 use super::status::{parse_code, Status};
 use crate::config::expressions::{compile_field, compile_match};
+use crate::config::registry::{self, Component, Module};
 use crate::config::scope::NamespaceScope;
 use crate::config::{ConfigError, ConfigErrors, FilterConfig, Snapshot};
 use crate::expr::{AttrId, AttributeBag, EvalError, Manifest, Program};
@@ -198,8 +199,6 @@ impl<'p> Denial<'p> {
     }
 }
 
-const CHECK_ADAPTERS: &[&str] = &["denier", "listchecker"];
-
 impl DenyPlan {
     /// Compiles the check rules of a configuration. Rules whose actions go only to other
     /// (telemetry) adapters are left out; any error rejects the whole configuration.
@@ -208,7 +207,7 @@ impl DenyPlan {
         let snap = Snapshot::resolve(&config.resources, &config.default_namespace, &config.config_namespace)?;
         let mut errors = Vec::new();
         let (handlers, handler_index) = snap.compile_handlers(
-            |h| CHECK_ADAPTERS.contains(&h.adapter.as_str()),
+            |h| registry::runs_in(&h.adapter, Component::Deny),
             |h| compile_handler(h).map_err(|e| vec![e]),
             &mut errors,
         );
@@ -470,8 +469,8 @@ fn merge(status: &mut Status, rule_status: Status) {
 
 fn compile_handler(h: &crate::config::Handler) -> Result<CheckHandler, ConfigError> {
     let label = h.label();
-    match h.adapter.as_str() {
-        "denier" => {
+    match registry::module_of(&h.adapter) {
+        Some(Module::Denier) => {
             // Mixer merged params over the defaults: code 9 FAILED_PRECONDITION, empty message.
             let status = h.params.get("status");
             let code = match status.and_then(|s| s.get("code")) {
@@ -487,7 +486,7 @@ fn compile_handler(h: &crate::config::Handler) -> Result<CheckHandler, ConfigErr
             let message = status.and_then(|s| s.get("message")).and_then(Json::as_str).unwrap_or("").to_string();
             Ok(CheckHandler::Denier { display_name: h.display_name.clone(), status: Status { code, message } })
         }
-        _ => {
+        Some(Module::ListChecker) => {
             let params = ListParams::from_json(&h.params).map_err(|e| ConfigError::new(&label, "params", e))?;
             let source = if params.provider_url.is_some() {
                 ListSource::Fetched(FetchedList::default())
@@ -499,6 +498,8 @@ fn compile_handler(h: &crate::config::Handler) -> Result<CheckHandler, ConfigErr
             };
             Ok(CheckHandler::List { display_name: h.display_name.clone(), params, list: RefCell::new(source) })
         }
+        // Only the deny component's modules get here (see `DenyPlan::compile`).
+        _ => Err(ConfigError::new(&label, "compiledAdapter", format!("adapter {} is not a check adapter", h.adapter))),
     }
 }
 
@@ -515,22 +516,40 @@ fn compile_rule(
         let mut instances = Vec::new();
         for &i in &action.instances {
             let Some(inst) = snap.instances.get(i) else { continue };
+            let accepted = snap.handlers.get(action.handler).map_or(&[][..], |h| registry::templates_of(&h.adapter));
+            let wrong_template = || {
+                ConfigError::new(
+                    &r.label,
+                    "actions",
+                    format!(
+                        "instance {} of template {} cannot be sent to a check handler (use {})",
+                        inst.fqn,
+                        inst.template,
+                        accepted.join(" or ")
+                    ),
+                )
+            };
+            if !accepted.contains(&inst.template.as_str()) {
+                return Err(wrong_template());
+            }
             instances.push(match inst.template.as_str() {
                 "checknothing" => CheckInstance::Nothing,
                 "listentry" => {
                     let src = inst.params.get("value").and_then(Json::as_str).unwrap_or("");
                     if src.trim().is_empty() {
-                        return Err(ConfigError::new(inst.label(), "params.value", "a listentry instance needs a value expression"));
+                        return Err(ConfigError::new(
+                            inst.label(),
+                            "params.value",
+                            "a listentry instance needs a value expression",
+                        ));
                     }
-                    CheckInstance::ListEntry { fqn: inst.fqn.clone(), value: compile_field(&inst.label(), "params.value", src, None, manifest)? }
+                    CheckInstance::ListEntry {
+                        fqn: inst.fqn.clone(),
+                        value: compile_field(&inst.label(), "params.value", src, None, manifest)?,
+                    }
                 }
-                other => {
-                    return Err(ConfigError::new(
-                        &r.label,
-                        "actions",
-                        format!("instance {} of template {other} cannot be sent to a check handler (use checknothing or listentry)", inst.fqn),
-                    ))
-                }
+                // A template the registry lists for the handler but this module cannot compile.
+                _ => return Err(wrong_template()),
             });
         }
         actions.push(CheckAction { handler: *handler, instances });
@@ -577,6 +596,20 @@ mod tests {
         fn header_value_skipped(&mut self, _: usize, rule: &CheckRule, header: &str, why: &SkippedValue) {
             self.1.push(format!("{} {header}: {why}", rule.label));
         }
+    }
+
+    /// The templates a check handler takes come from the registry.
+    #[test]
+    fn a_wrong_template_names_what_check_handlers_take() {
+        let e = plan(
+            r#"{"resources": [
+          {"kind": "handler", "metadata": {"name": "h"}, "spec": {"compiledAdapter": "listchecker", "params": {"overrides": ["a"]}}},
+          {"kind": "instance", "metadata": {"name": "i"}, "spec": {"compiledTemplate": "metric", "params": {"value": "1"}}},
+          {"kind": "rule", "metadata": {"name": "r"}, "spec": {"actions": [{"handler": "h", "instances": ["i"]}]}}
+        ]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e, "r.rule.default: field actions: instance i.instance.default of template metric cannot be sent to a check handler (use checknothing or listentry)");
     }
 
     fn plan(json: &str) -> Result<DenyPlan, String> {

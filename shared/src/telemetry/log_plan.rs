@@ -17,6 +17,7 @@ use super::stdio::{Level, SeverityLevels};
 use super::zap_json::write_json_string;
 use crate::attr::base64;
 use crate::config::expressions::{compile_field, compile_match};
+use crate::config::registry;
 use crate::config::scope::NamespaceScope;
 use crate::config::{ConfigError, ConfigErrors, FilterConfig, Snapshot};
 use crate::expr::{AttrId, AttributeBag, Manifest, Program, Value, ValueType};
@@ -255,8 +256,6 @@ pub struct LogPlan {
     attributes: Vec<AttrId>,
 }
 
-const STDIO: &str = "stdio";
-
 impl LogPlan {
     /// Compiles the rules of `config` that send instances to stdio handlers. Rules and handlers
     /// of other adapters are left to the other filters; any error rejects the configuration.
@@ -264,7 +263,11 @@ impl LogPlan {
     pub fn compile(config: &FilterConfig, manifest: &Manifest) -> Result<LogPlan, ConfigErrors> {
         let snap = Snapshot::resolve(&config.resources, &config.default_namespace, &config.config_namespace)?;
         let mut errors = Vec::new();
-        let (handlers, handler_index) = snap.compile_handlers(|h| h.adapter == STDIO, compile_handler, &mut errors);
+        let (handlers, handler_index) = snap.compile_handlers(
+            |h| registry::module_of(&h.adapter) == Some(registry::Module::Stdio),
+            compile_handler,
+            &mut errors,
+        );
         let mut instances: Vec<LogInstance> = Vec::new();
         let mut instance_index: Vec<Option<usize>> = vec![None; snap.instances.len()];
         let mut rules = Vec::new();
@@ -284,13 +287,16 @@ impl LogPlan {
                         list.push(*done);
                         continue;
                     }
-                    if inst.template != "logentry" && inst.template != "metric" {
+                    let accepted = snap.handlers.get(a.handler).map_or(&[][..], |h| registry::templates_of(&h.adapter));
+                    if !accepted.contains(&inst.template.as_str()) {
                         rule_errors.push(ConfigError::new(
                             &r.label,
                             "actions",
                             format!(
-                                "instance {} of template {} cannot be sent to a stdio handler (use logentry or metric)",
-                                inst.fqn, inst.template
+                                "instance {} of template {} cannot be sent to a stdio handler (use {})",
+                                inst.fqn,
+                                inst.template,
+                                accepted.join(" or ")
                             ),
                         ));
                         continue;
@@ -916,6 +922,14 @@ mod tests {
         fn filtered(&mut self, _: usize, _: usize) {
             self.filtered += 1;
         }
+    }
+
+    /// The templates a stdio handler takes come from the registry.
+    #[test]
+    fn a_wrong_template_names_what_stdio_takes() {
+        let e = plan(&SEED.replace("\"compiledTemplate\": \"logentry\"", "\"compiledTemplate\": \"listentry\""))
+            .unwrap_err();
+        assert!(e.contains("instance newlog.instance.istio-system of template listentry cannot be sent to a stdio handler (use logentry or metric)"), "{e}");
     }
 
     fn plan(json: &str) -> Result<LogPlan, String> {

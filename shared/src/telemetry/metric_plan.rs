@@ -32,6 +32,7 @@ use super::prometheus::{prom_value, safe, DEFAULT_BOUNDS};
 use super::stat_name::{check_tag_names, is_valid_label_name, stats_tags_json};
 use super::stringify::stringify;
 use crate::config::expressions::{compile_field, compile_match};
+use crate::config::registry;
 use crate::config::scope::NamespaceScope;
 use crate::config::{ConfigError, ConfigErrors, FilterConfig, Handler, Instance, Snapshot};
 use crate::expr::{AttrId, AttributeBag, Manifest, MapBag, Program};
@@ -180,7 +181,10 @@ pub struct MetricPlan {
     scratch: RefCell<Scratch>,
 }
 
-const PROMETHEUS: &str = "prometheus";
+/// Whether the metrics plan runs the handler (see [`registry::Module`]).
+fn is_prometheus(h: &Handler) -> bool {
+    registry::module_of(&h.adapter) == Some(registry::Module::Prometheus)
+}
 
 struct Builder<'m> {
     manifest: &'m Manifest,
@@ -206,7 +210,7 @@ impl MetricPlan {
         let mut expiration = Vec::new();
         let mut warnings = Vec::new();
         for (i, h) in snap.handlers.iter().enumerate() {
-            if h.adapter != PROMETHEUS {
+            if !is_prometheus(h) {
                 continue;
             }
             match parse_prometheus_params(&h.params) {
@@ -238,8 +242,7 @@ impl MetricPlan {
         let mut defs: BTreeMap<(usize, usize), Option<usize>> = BTreeMap::new();
         let mut rules = Vec::new();
         for r in &snap.rules {
-            let is_prom =
-                |a: &&crate::config::Action| snap.handlers.get(a.handler).is_some_and(|h| h.adapter == PROMETHEUS);
+            let is_prom = |a: &&crate::config::Action| snap.handlers.get(a.handler).is_some_and(is_prometheus);
             if !r.actions.iter().any(|a| is_prom(&a)) {
                 continue;
             }
@@ -252,7 +255,7 @@ impl MetricPlan {
             };
             let mut metrics = Vec::new();
             for (ai, a) in r.actions.iter().enumerate() {
-                let Some(handler) = snap.handlers.get(a.handler).filter(|h| h.adapter == PROMETHEUS) else {
+                let Some(handler) = snap.handlers.get(a.handler).filter(|h| is_prometheus(h)) else {
                     continue;
                 };
                 // A handler whose params failed to parse has been reported already.
@@ -264,11 +267,19 @@ impl MetricPlan {
                         continue;
                     };
                     let at = format!("actions[{ai}].instances[{ii}]");
-                    if inst.template != "metric" {
+                    let accepted = registry::templates_of(&handler.adapter);
+                    if !accepted.contains(&inst.template.as_str()) {
                         b.errors.push(ConfigError::new(
                             &r.label,
                             at,
-                            format!("instance {} of template {} cannot be sent to prometheus handler {} (it takes metric instances)", inst.fqn, inst.template, handler.display_name),
+                            format!(
+                                "instance {} of template {} cannot be sent to {} handler {} (it takes {} instances)",
+                                inst.fqn,
+                                inst.template,
+                                handler.adapter,
+                                handler.display_name,
+                                accepted.join(" or ")
+                            ),
                         ));
                         continue;
                     }
