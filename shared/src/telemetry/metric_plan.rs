@@ -569,7 +569,7 @@ impl MetricPlan {
 
 /// The `histogram_bucket_settings` regex for metric `name`.
 pub fn histogram_regex(name: &str) -> String {
-    format!("^{}\\.(?:.*;\\.;)?{}$", WASM_STAT_NAMESPACE, regex::escape(name))
+    format!("^{}\\.(?:.*;\\.;)?{}$", WASM_STAT_NAMESPACE, regex_syntax::escape(name))
 }
 
 /// A bound as JSON: whole numbers without a fraction (`5`, not `5.0`).

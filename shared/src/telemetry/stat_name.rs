@@ -102,7 +102,7 @@ pub fn parse_tagged_name(name: &str) -> Option<(Vec<(String, String)>, String)> 
 /// The raw `stats_tags` regex for `tag`: `(tag=\.=(.*?);\.;)` (regex metacharacters in `tag`
 /// escaped; a valid label name has none).
 pub fn stats_tag_regex(tag: &str) -> String {
-    format!("({}=\\.=(.*?);\\.;)", regex::escape(tag))
+    format!("({}=\\.=(.*?);\\.;)", regex_syntax::escape(tag))
 }
 
 /// Envoy's bootstrap `stats_config.stats_tags` entries for `tags`, in order:
