@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
-use wasmixer_shared::attr::host::Host;
+use wasmixer_shared::attr::source::AttributeSource;
 use wasmixer_shared::attr::sources::Side;
 use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_shared::config::FilterConfig;
@@ -57,7 +57,7 @@ fn text(rng: &mut Rng) -> String {
     String::from_utf8_lossy(&garbage(rng)).into_owned()
 }
 
-impl Host for GarbageHost {
+impl AttributeSource for GarbageHost {
     fn property(&self, _path: &'static [&'static str]) -> Option<Vec<u8>> {
         self.maybe(garbage)
     }

@@ -10,7 +10,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use std::rc::Rc;
 
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
-use wasmixer_shared::attr::host::Host;
+use wasmixer_shared::attr::source::AttributeSource;
 use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::{Manifest, Program, StringMap};
@@ -25,7 +25,7 @@ struct RawHost {
     referer: Vec<u8>,
 }
 
-impl Host for RawHost {
+impl AttributeSource for RawHost {
     fn property(&self, path: &'static [&'static str]) -> Option<Vec<u8>> {
         (path == ["request", "referer"]).then(|| self.referer.clone())
     }

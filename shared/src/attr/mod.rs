@@ -3,11 +3,11 @@
 
 pub mod base64;
 pub mod envoy_bag;
-pub mod host;
 pub mod istio_peer_state;
 pub mod jwt;
 pub mod peer_metadata;
 pub mod protobuf_struct;
+pub mod source;
 pub mod sources;
 pub mod spiffe;
 pub mod tcp_bag;

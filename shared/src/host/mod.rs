@@ -1,7 +1,7 @@
-//! The filters' side of the proxy: raw ABI calls that cannot trap, the [`Host`] of the attribute
+//! The filters' side of the proxy: raw ABI calls that cannot trap, the [`AttributeSource`] of the attribute
 //! layer over them, and metrics with tags encoded in their names.
 //!
-//! [`Host`]: crate::attr::host::Host
+//! [`AttributeSource`]: crate::attr::source::AttributeSource
 
 pub mod abi;
 pub mod context_registry;

@@ -1,4 +1,4 @@
-//! [`Host`] over proxy-wasm: what the attribute layer asks, answered with host calls.
+//! [`AttributeSource`] over proxy-wasm: what the attribute layer asks, answered with host calls.
 
 use std::rc::Rc;
 
@@ -7,7 +7,7 @@ use super::identity::{listener_direction, RootIdentity};
 use super::property_batch::PropertyBatch;
 use super::request_carry::{PeerTrustLevel, RequestCarry};
 use crate::attr::envoy_bag::Direction;
-use crate::attr::host::Host;
+use crate::attr::source::AttributeSource;
 use crate::attr::sources::Side;
 use crate::attr::workload_attributes::WorkloadAttributes;
 use crate::expr::StringMap;
@@ -70,7 +70,7 @@ impl ProxyHost<'_> {
     }
 }
 
-impl Host for ProxyHost<'_> {
+impl AttributeSource for ProxyHost<'_> {
     fn property(&self, path: &'static [&'static str]) -> Option<Vec<u8>> {
         self.carry.property(path, self.after_response, || {
             self.known_from_peer(path).or_else(|| self.batched(path)).or_else(|| abi::get_property(path))
