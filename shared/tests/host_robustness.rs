@@ -166,7 +166,7 @@ fn the_seed_plans_serve_over_a_host_answering_garbage() {
 
 #[test]
 fn a_batched_answer_of_garbage_decodes_or_is_refused_without_a_panic() {
-    use wasmixer_shared::host::property_batch::decode;
+    use wasmixer_shared::attr::batch::decode;
     let mut rng = Rng(0x5EED_BA7C);
     for _ in 0..ROUNDS * 20 {
         let mut bytes = garbage(&mut rng);
