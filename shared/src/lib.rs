@@ -1,6 +1,6 @@
-//! wasmixer-shared: the engine, everything the wasmixer filters and the `wasmixer` command have
-//! in common: Mixer's configuration model, the CEXL expression engine, policy, telemetry, and
-//! the attribute layer.
+//! The wasmixer engine: everything the wasmixer filters and the `wasmixer` command have in
+//! common: Mixer's configuration model, the CEXL expression engine, policy, telemetry, and the
+//! attribute layer.
 //!
 //! Nothing in this crate talks to a proxy (no ABI import, no proxy SDK): a proxy host crate
 //! (`hosts/proxy-wasm`, package `wasmixer-proxy-wasm-host`) implements the traits through which
