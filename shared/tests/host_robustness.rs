@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
-use wasmixer_shared::attr::host::Host;
+use wasmixer_shared::attr::source::AttributeSource;
 use wasmixer_shared::attr::sources::Side;
 use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_shared::config::FilterConfig;
@@ -57,7 +57,7 @@ fn text(rng: &mut Rng) -> String {
     String::from_utf8_lossy(&garbage(rng)).into_owned()
 }
 
-impl Host for GarbageHost {
+impl AttributeSource for GarbageHost {
     fn property(&self, _path: &'static [&'static str]) -> Option<Vec<u8>> {
         self.maybe(garbage)
     }
@@ -166,7 +166,7 @@ fn the_seed_plans_serve_over_a_host_answering_garbage() {
 
 #[test]
 fn a_batched_answer_of_garbage_decodes_or_is_refused_without_a_panic() {
-    use wasmixer_shared::host::property_batch::decode;
+    use wasmixer_shared::attr::batch::decode;
     let mut rng = Rng(0x5EED_BA7C);
     for _ in 0..ROUNDS * 20 {
         let mut bytes = garbage(&mut rng);

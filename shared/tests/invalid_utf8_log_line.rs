@@ -10,11 +10,11 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use std::rc::Rc;
 
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
-use wasmixer_shared::attr::host::Host;
+use wasmixer_shared::attr::pairs;
+use wasmixer_shared::attr::source::AttributeSource;
 use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::{Manifest, Program, StringMap};
-use wasmixer_shared::host::abi;
 use wasmixer_shared::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
 use wasmixer_shared::telemetry::stat_name::write_sanitized_value;
 
@@ -25,7 +25,7 @@ struct RawHost {
     referer: Vec<u8>,
 }
 
-impl Host for RawHost {
+impl AttributeSource for RawHost {
     fn property(&self, path: &'static [&'static str]) -> Option<Vec<u8>> {
         (path == ["request", "referer"]).then(|| self.referer.clone())
     }
@@ -33,7 +33,7 @@ impl Host for RawHost {
         if response {
             StringMap::new()
         } else {
-            abi::string_map_of_pairs(&self.request_header_pairs)
+            pairs::string_map_of_pairs(&self.request_header_pairs)
         }
     }
     fn header(&self, _: bool, _: &str) -> Option<String> {
@@ -53,7 +53,7 @@ impl Host for RawHost {
     }
 }
 
-/// The ABI's pairs encoding over raw bytes (`abi::serialize_pairs` only takes text).
+/// The ABI's pairs encoding over raw bytes (`pairs::serialize_pairs` only takes text).
 fn raw_pairs(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
     let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
     for (k, v) in pairs {
@@ -164,7 +164,7 @@ fn cexl_compares_the_bytes_mixer_compared() {
 
 #[test]
 fn stat_label_values_show_a_replacement_character_per_invalid_byte() {
-    let value = abi::deserialize_pairs(&raw_pairs(&[(b"user-agent", b"a\xe2\x82z")])).remove(0).1;
+    let value = pairs::deserialize_pairs(&raw_pairs(&[(b"user-agent", b"a\xe2\x82z")])).remove(0).1;
     let mut label = String::new();
     write_sanitized_value(&value, &mut label);
     assert_eq!(label, "a\u{fffd}\u{fffd}z");

@@ -11,8 +11,8 @@ const [wasmPath, root] = process.argv.slice(2);
 const wasi = new WASI({ version: 'preview1', args: ['request_paths'], env: {}, preopens: { [root]: root } });
 const module = await WebAssembly.compile(await readFile(wasmPath));
 const imports = wasi.getImportObject();
-// The shared crate links the proxy-wasm host calls; request_paths answers from memory and
-// never makes one, so each only has to exist.
+// request_paths links only the engine, which makes no proxy-wasm host call (they are in
+// hosts/proxy-wasm) and answers from memory: any `env` import a build has only has to exist.
 imports.env = {};
 for (const imp of WebAssembly.Module.imports(module)) {
   if (imp.module === 'env' && imp.kind === 'function') imports.env[imp.name] = () => 1;

@@ -85,7 +85,7 @@ pub fn reviews_header(version: &str) -> String {
 
 /// What wasmixer's peer-metadata filter leaves in filter state (`wasm.wasmixer_downstream_peer`)
 /// once it verified a `reviews` caller of `version` over mTLS: the claim, then the certificate
-/// SAN it was checked against (`shared::host::identity::published_peer`).
+/// SAN it was checked against (`shared::attr::identity::published_peer`).
 pub fn verified_reviews_caller(version: &str) -> String {
     format!("{}\nspiffe://cluster.local/ns/default/sa/bookinfo-reviews", reviews_header(version))
 }

@@ -2,11 +2,11 @@
 //! works in `on_log`, Envoy's last callback for a stream, so it needs neither the request and
 //! response callbacks nor `proxy_on_delete` (one VM call, ~2,300 instructions, less per request
 //! than with the SDK). A stream's root is kept from its creation to its `on_log`
-//! (`wasmixer_shared::host::context_registry`). `make wasm` keeps exactly these exports
+//! (`wasmixer_shared::context_registry`). `make wasm` keeps exactly these exports
 //! (`wasm-exports.txt`).
 
-use wasmixer_shared::host::entry_points::FilterContexts;
-use wasmixer_shared::host::request_carry::RequestCarry;
+use wasmixer_proxy_wasm_host::entry_points::FilterContexts;
+use wasmixer_shared::attr::request_carry::RequestCarry;
 
 use crate::root::AccessLogRoot;
 
@@ -20,7 +20,7 @@ thread_local! {
         FilterContexts::new("wasmixer-access-log", "wasmixer_access_log_lost_total", MAX_IN_FLIGHT);
 }
 
-wasmixer_shared::common_entry_points!("wasmixer-access-log");
+wasmixer_proxy_wasm_host::common_entry_points!("wasmixer-access-log");
 
 fn retire(mut root: AccessLogRoot) {
     root.flush_metrics();

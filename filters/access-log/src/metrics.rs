@@ -3,9 +3,9 @@
 
 use std::cell::Cell;
 
+use wasmixer_proxy_wasm_host::abi::{self, MetricType};
+use wasmixer_proxy_wasm_host::tagged_metrics::TaggedMetric;
 use wasmixer_shared::diag::LogLimiter;
-use wasmixer_shared::host::abi::{self, MetricType};
-use wasmixer_shared::host::tagged_metrics::TaggedMetric;
 use wasmixer_shared::self_metrics;
 use wasmixer_shared::telemetry::log_batch::BatchStats;
 use wasmixer_shared::telemetry::log_plan::LogPlan;

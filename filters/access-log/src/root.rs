@@ -5,15 +5,15 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use wasmixer_proxy_wasm_host::abi::{self, HttpCaller, MapType};
+use wasmixer_proxy_wasm_host::identity;
+use wasmixer_proxy_wasm_host::plugin_configuration;
+use wasmixer_proxy_wasm_host::property_batch::{self, PropertyBatch};
 use wasmixer_shared::attr::envoy_bag::SourceTable;
+use wasmixer_shared::attr::request_carry::RequestCarry;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
 use wasmixer_shared::expr::Manifest;
-use wasmixer_shared::host::abi::{self, HttpCaller, MapType};
-use wasmixer_shared::host::identity::RootIdentity;
-use wasmixer_shared::host::plugin_configuration;
-use wasmixer_shared::host::property_batch::{self, PropertyBatch};
-use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::telemetry::log_batch::{BatchConfig, BatchQueue, BatchStats, Outcome};
 use wasmixer_shared::telemetry::log_options::LogRouting;
 use wasmixer_shared::telemetry::log_options::{AccessLogOptions, NetworkOptions};
@@ -147,7 +147,7 @@ impl AccessLogRoot {
     fn configure(&mut self, config: &FilterConfig) -> Result<Shared, String> {
         let manifest = Manifest::istio();
         let mut plan = LogPlan::compile(config, manifest).map_err(|e| e.to_string())?;
-        let identity = RootIdentity::from_node();
+        let identity = identity::root_from_node();
         plan.settle_scope_for_proxy(identity.own_namespace());
         let options = AccessLogOptions::from_config(config).map_err(|e| e.to_string())?;
         let routing = LogRouting::new(&plan, &options).map_err(|e| e.to_string())?;

@@ -5,13 +5,13 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use wasmixer_proxy_wasm_host::abi;
+use wasmixer_proxy_wasm_host::property_batch::PropertyBatch;
+use wasmixer_proxy_wasm_host::proxy_host::ProxyHost;
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
+use wasmixer_shared::attr::identity::RootIdentity;
+use wasmixer_shared::attr::request_carry::{PeerTrustLevel, RequestCarry};
 use wasmixer_shared::diag::DEFAULT_INTERVAL_NS;
-use wasmixer_shared::host::abi;
-use wasmixer_shared::host::identity::RootIdentity;
-use wasmixer_shared::host::property_batch::PropertyBatch;
-use wasmixer_shared::host::proxy_host::ProxyHost;
-use wasmixer_shared::host::request_carry::{PeerTrustLevel, RequestCarry};
 use wasmixer_shared::telemetry::log_batch::BatchQueue;
 use wasmixer_shared::telemetry::log_options::LogRouting;
 use wasmixer_shared::telemetry::log_plan::{FieldRef, LineMeta, LogInstance, LogPlan, LogRule, LogSink};

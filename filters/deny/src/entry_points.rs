@@ -1,16 +1,16 @@
 //! The standalone filter's proxy-wasm callbacks, without the SDK's dispatcher: Envoy calls
 //! each exported callback on every request (~2,300 instructions a call before any filter code),
 //! and this filter needs only the context's creation, its request headers and (for rules with
-//! `responseHeaderOperations`) its response headers. See `wasmixer_shared::host::context_registry`
+//! `responseHeaderOperations`) its response headers. See `wasmixer_shared::context_registry`
 //! for how it does without `proxy_on_delete`.
 //!
 //! [`entry_points!`](macro@crate::entry_points) exports them: `deny.wasm` with the response phase,
 //! `deny-request-only.wasm` (`filters/deny-request-only`) without. `make wasm` keeps exactly
 //! the exports each lists in its `wasm-exports.txt`.
 
-use wasmixer_shared::host::context_registry::MAX_PENDING;
-use wasmixer_shared::host::entry_points::FilterContexts;
-use wasmixer_shared::host::request_carry::RequestCarry;
+use wasmixer_proxy_wasm_host::entry_points::FilterContexts;
+use wasmixer_shared::attr::request_carry::RequestCarry;
+use wasmixer_shared::context_registry::MAX_PENDING;
 use wasmixer_shared::policy::header_ops::HeaderEdit;
 
 use crate::root::DenyRoot;
@@ -114,7 +114,7 @@ macro_rules! entry_points {
         $crate::entry_points!(@common false);
     };
     (@common $response_phase:expr) => {
-        $crate::__shared::common_entry_points!("wasmixer-deny");
+        $crate::__host::common_entry_points!("wasmixer-deny");
 
         #[no_mangle]
         pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {

@@ -8,7 +8,7 @@
 pub mod entry_points;
 
 #[doc(hidden)]
-pub use wasmixer_shared as __shared;
+pub use wasmixer_proxy_wasm_host as __host;
 mod metrics;
 pub mod root;
 pub mod stream;

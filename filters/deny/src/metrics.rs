@@ -6,9 +6,9 @@
 
 use std::cell::Cell;
 
+use wasmixer_proxy_wasm_host::abi::{self, MetricType};
+use wasmixer_proxy_wasm_host::tagged_metrics::TaggedMetric;
 use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
-use wasmixer_shared::host::abi::{self, MetricType};
-use wasmixer_shared::host::tagged_metrics::TaggedMetric;
 use wasmixer_shared::policy::deny::{CheckRule, RuleOutcome};
 use wasmixer_shared::policy::listchecker::FetchOutcome;
 use wasmixer_shared::self_metrics;

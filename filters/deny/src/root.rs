@@ -3,13 +3,13 @@
 
 use std::rc::Rc;
 
+use wasmixer_proxy_wasm_host::abi::{self, BufferType, HttpCaller};
+use wasmixer_proxy_wasm_host::identity;
+use wasmixer_proxy_wasm_host::plugin_configuration;
 use wasmixer_shared::attr::envoy_bag::SourceTable;
+use wasmixer_shared::attr::request_carry::RequestCarry;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::Manifest;
-use wasmixer_shared::host::abi::{self, BufferType, HttpCaller};
-use wasmixer_shared::host::identity::RootIdentity;
-use wasmixer_shared::host::plugin_configuration;
-use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::policy::deny::{CheckHandler, ListSource};
 use wasmixer_shared::policy::listchecker::FetchOutcome;
 use wasmixer_shared::policy::DenyPlan;
@@ -78,7 +78,7 @@ impl DenyRoot {
                 ));
             }
         }
-        let identity = RootIdentity::from_node();
+        let identity = identity::root_from_node();
         plan.settle_scope_for_proxy(identity.own_namespace());
         let table = SourceTable::new(manifest, plan.attributes());
         let metrics = DenyMetrics::new(plan.rules.len(), plan.handlers.len());

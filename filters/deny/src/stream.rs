@@ -3,12 +3,12 @@
 
 use std::rc::Rc;
 
+use wasmixer_proxy_wasm_host::abi::{self, MapType};
+use wasmixer_proxy_wasm_host::proxy_host::ProxyHost;
 use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
+use wasmixer_shared::attr::identity::RootIdentity;
+use wasmixer_shared::attr::request_carry::{PeerTrustLevel, RequestCarry};
 use wasmixer_shared::diag::DEFAULT_INTERVAL_NS;
-use wasmixer_shared::host::abi::{self, MapType};
-use wasmixer_shared::host::identity::RootIdentity;
-use wasmixer_shared::host::proxy_host::ProxyHost;
-use wasmixer_shared::host::request_carry::{PeerTrustLevel, RequestCarry};
 use wasmixer_shared::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
 use wasmixer_shared::policy::header_ops::{HeaderEdit, SkippedValue};
 use wasmixer_shared::policy::status::http_status;

@@ -4,14 +4,14 @@
 
 use std::rc::Rc;
 
+use wasmixer_proxy_wasm_host::abi;
+use wasmixer_proxy_wasm_host::identity;
+use wasmixer_proxy_wasm_host::plugin_configuration;
+use wasmixer_proxy_wasm_host::property_batch::{self, PropertyBatch};
 use wasmixer_shared::attr::envoy_bag::SourceTable;
+use wasmixer_shared::attr::request_carry::RequestCarry;
 use wasmixer_shared::config::FilterConfig;
 use wasmixer_shared::expr::Manifest;
-use wasmixer_shared::host::abi;
-use wasmixer_shared::host::identity::RootIdentity;
-use wasmixer_shared::host::plugin_configuration;
-use wasmixer_shared::host::property_batch::{self, PropertyBatch};
-use wasmixer_shared::host::request_carry::RequestCarry;
 use wasmixer_shared::telemetry::metric_plan::MetricPlan;
 use wasmixer_shared::telemetry::tcp_traffic::is_tcp_root_id;
 
@@ -41,7 +41,7 @@ impl MetricsRoot {
     fn configure(&self, config: &FilterConfig) -> Result<Shared, String> {
         let manifest = Manifest::istio();
         let mut plan = MetricPlan::compile(config, manifest).map_err(|e| e.to_string())?;
-        let identity = RootIdentity::from_node();
+        let identity = identity::root_from_node();
         plan.settle_scope_for_proxy(identity.own_namespace());
         let table = SourceTable::new(manifest, plan.attributes());
         let recorder = Recorder::new(&plan);

@@ -6,9 +6,9 @@ use std::cell::RefCell;
 use std::fmt;
 
 use hashbrown::HashMap;
+use wasmixer_proxy_wasm_host::abi::{self, MetricType};
+use wasmixer_proxy_wasm_host::tagged_metrics::{define_series, TaggedMetric, OVERFLOW_TAG_VALUE};
 use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
-use wasmixer_shared::host::abi::{self, MetricType};
-use wasmixer_shared::host::tagged_metrics::{define_series, TaggedMetric, OVERFLOW_TAG_VALUE};
 use wasmixer_shared::telemetry::metric_params::{MetricKind, MAX_LABELS};
 use wasmixer_shared::telemetry::metric_plan::{
     DropCause, MetricPlan, MetricSink, DROPPED_METRIC, OVERFLOW_METRIC, RULE_ERRORS_METRIC, SERIES_METRIC,

@@ -16,9 +16,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use hashbrown::HashMap;
+use wasmixer_proxy_wasm_host::abi;
 use wasmixer_shared::attr::tcp_bag::{AttributeSnapshot, TcpBag, TcpReport};
 use wasmixer_shared::expr::AttributeBag;
-use wasmixer_shared::host::abi;
 use wasmixer_shared::telemetry::tcp_traffic::TcpTraffic;
 
 use crate::stream::Shared;

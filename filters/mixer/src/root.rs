@@ -10,12 +10,12 @@ use wasmixer_deny::root::DenyRoot;
 use wasmixer_metrics::root::MetricsRoot;
 use wasmixer_peer_metadata::config::PeerConfig;
 use wasmixer_peer_metadata::root::PeerRoot;
+use wasmixer_proxy_wasm_host::abi;
+use wasmixer_proxy_wasm_host::plugin_configuration;
+use wasmixer_proxy_wasm_host::property_batch::PropertyBatch;
 use wasmixer_shared::attr::envoy_bag::SourceTable;
+use wasmixer_shared::attr::request_carry::RequestCarry;
 use wasmixer_shared::config::FilterConfig;
-use wasmixer_shared::host::abi;
-use wasmixer_shared::host::plugin_configuration;
-use wasmixer_shared::host::property_batch::PropertyBatch;
-use wasmixer_shared::host::request_carry::RequestCarry;
 
 use crate::sdk_http_call;
 use crate::stream::MixerStream;

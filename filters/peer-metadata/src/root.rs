@@ -4,11 +4,12 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
-use wasmixer_shared::host::abi;
-use wasmixer_shared::host::identity::{local_workload_metadata, PeerCache};
-use wasmixer_shared::host::plugin_configuration;
-use wasmixer_shared::host::request_carry::RequestCarry;
-use wasmixer_shared::host::tagged_metrics::BatchedCounter;
+use wasmixer_proxy_wasm_host::abi;
+use wasmixer_proxy_wasm_host::identity::local_workload_metadata;
+use wasmixer_proxy_wasm_host::plugin_configuration;
+use wasmixer_proxy_wasm_host::tagged_metrics::BatchedCounter;
+use wasmixer_shared::attr::identity::PeerCache;
+use wasmixer_shared::attr::request_carry::RequestCarry;
 use wasmixer_shared::self_metrics;
 
 use crate::config::PeerConfig;

@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::rc::Rc;
 
-use super::host::Host;
 use super::jwt;
+use super::source::AttributeSource;
 use super::sources::{response_flags_text, source_of, Decode, Side, Source, WorkloadField};
 use super::workload_attributes::WorkloadAttributes;
 use crate::expr::{AttrId, AttributeBag, Manifest, StringMap, Value};
@@ -130,8 +130,8 @@ const GRPC_STATUS: &str = "grpc-status";
 const GRPC_MESSAGE: &str = "grpc-message";
 
 /// One request's attributes.
-pub struct EnvoyBag<'h, H: Host + ?Sized> {
-    host: &'h H,
+pub struct EnvoyBag<'h, S: AttributeSource + ?Sized> {
+    source: &'h S,
     table: &'h SourceTable,
     slots: Vec<OnceCell<Option<Value<'static>>>>,
     direction: OnceCell<Option<Direction>>,
@@ -143,10 +143,10 @@ pub struct EnvoyBag<'h, H: Host + ?Sized> {
     grpc_status: OnceCell<Option<(bool, String)>>,
 }
 
-impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
-    pub fn new(host: &'h H, table: &'h SourceTable) -> EnvoyBag<'h, H> {
+impl<'h, S: AttributeSource + ?Sized> EnvoyBag<'h, S> {
+    pub fn new(source: &'h S, table: &'h SourceTable) -> EnvoyBag<'h, S> {
         EnvoyBag {
-            host,
+            source,
             table,
             slots: (0..table.slots).map(|_| OnceCell::new()).collect(),
             direction: OnceCell::new(),
@@ -159,7 +159,7 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
     }
 
     /// The listener's direction (`xds.listener_direction`), fetched once. When the expressions
-    /// read workloads, a peer the exchange announced answers it too ([`Host::announced_peer`]).
+    /// read workloads, a peer the exchange announced answers it too ([`AttributeSource::announced_peer`]).
     pub fn direction(&self) -> Option<Direction> {
         if self.direction.get().is_none() && self.table.reads_workloads {
             self.own_side();
@@ -168,26 +168,26 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
     }
 
     fn fetched_direction(&self) -> Option<Direction> {
-        *self.direction.get_or_init(|| self.host.listener_direction())
+        *self.direction.get_or_init(|| self.source.listener_direction())
     }
 
     /// The response's gRPC status and whether it came in the trailers (else in the headers of
     /// a trailers-only response), Mixer's client's `GetGrpcStatus`.
     fn grpc_status_in(&self) -> Option<&(bool, String)> {
         self.grpc_status
-            .get_or_init(|| match self.host.response_trailer(GRPC_STATUS) {
+            .get_or_init(|| match self.source.response_trailer(GRPC_STATUS) {
                 Some(status) => Some((true, status)),
-                None => self.host.header(true, GRPC_STATUS).map(|status| (false, status)),
+                None => self.source.header(true, GRPC_STATUS).map(|status| (false, status)),
             })
             .as_ref()
     }
 
     /// Which side this proxy's own workload is. A verified peer, when the host has one, says
-    /// it without the listener's direction ([`Host::announced_peer`]).
+    /// it without the listener's direction ([`AttributeSource::announced_peer`]).
     fn own_side(&self) -> Side {
         *self.own_side.get_or_init(|| {
             if self.direction.get().is_none() {
-                if let Some((peer_side, peer)) = self.host.announced_peer() {
+                if let Some((peer_side, peer)) = self.source.announced_peer() {
                     let _ = self.peer.set(Some(peer));
                     return if peer_side == Side::Source { Side::Destination } else { Side::Source };
                 }
@@ -203,24 +203,28 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
         let own_side = self.own_side();
         let cell = if side == own_side { &self.local } else { &self.peer };
         let w =
-            cell.get_or_init(|| if side == own_side { self.host.local_workload() } else { self.host.peer_workload() });
+            cell.get_or_init(
+                || if side == own_side { self.source.local_workload() } else { self.source.peer_workload() },
+            );
         w.as_deref()
     }
 
     fn fetch(&self, id: AttrId) -> Option<Value<'static>> {
         match self.table.source(id) {
-            Source::Property(path, decode) => decode_property(self.host.property(path)?, decode),
+            Source::Property(path, decode) => decode_property(self.source.property(path)?, decode),
             Source::ByRole { inbound, outbound } => {
                 let (path, decode) = if self.direction() == Some(Direction::Outbound) { outbound } else { inbound };
-                decode_property(self.host.property(path)?, decode)
+                decode_property(self.source.property(path)?, decode)
             }
-            Source::RequestHeaders => Some(Value::StringMap(Cow::Owned(self.host.headers(false)))),
-            Source::ResponseHeaders => Some(Value::StringMap(Cow::Owned(self.host.headers(true)))),
-            Source::Header { name, response } => self.host.header(response, name).map(|v| Value::String(Cow::Owned(v))),
+            Source::RequestHeaders => Some(Value::StringMap(Cow::Owned(self.source.headers(false)))),
+            Source::ResponseHeaders => Some(Value::StringMap(Cow::Owned(self.source.headers(true)))),
+            Source::Header { name, response } => {
+                self.source.header(response, name).map(|v| Value::String(Cow::Owned(v)))
+            }
             Source::Jwt(field) => {
                 let payload = self
                     .jwt_payload
-                    .get_or_init(|| jwt::payload(&self.host.property(jwt::METADATA_PROPERTY)?))
+                    .get_or_init(|| jwt::payload(&self.source.property(jwt::METADATA_PROPERTY)?))
                     .as_ref()?;
                 jwt::attribute(payload, field)
             }
@@ -228,9 +232,9 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
             Source::GrpcMessage => {
                 let &(in_trailers, _) = self.grpc_status_in()?;
                 let message = if in_trailers {
-                    self.host.response_trailer(GRPC_MESSAGE)
+                    self.source.response_trailer(GRPC_MESSAGE)
                 } else {
-                    self.host.header(true, GRPC_MESSAGE)
+                    self.source.header(true, GRPC_MESSAGE)
                 };
                 Some(Value::String(Cow::Owned(message.unwrap_or_default())))
             }
@@ -252,10 +256,10 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
                 .map(|d| Value::String(Cow::Borrowed(if d == Direction::Inbound { "inbound" } else { "outbound" }))),
             Source::ReporterUid => self.workload(self.own_side())?.uid.clone().map(|u| Value::String(Cow::Owned(u))),
             Source::Protocol => {
-                let grpc = self.host.header(false, "content-type").is_some_and(|c| c.starts_with("application/grpc"));
+                let grpc = self.source.header(false, "content-type").is_some_and(|c| c.starts_with("application/grpc"));
                 Some(Value::String(Cow::Borrowed(if grpc { "grpc" } else { "http" })))
             }
-            Source::Now => Some(Value::Timestamp(Timestamp::from_unix_nanos(self.host.now_nanos()))),
+            Source::Now => Some(Value::Timestamp(Timestamp::from_unix_nanos(self.source.now_nanos()))),
             Source::ResponseTime => {
                 let Value::Timestamp(start) = self.get(self.table.bases.time?)? else { return None };
                 let Value::Duration(duration) = self.get(self.table.bases.duration?)? else { return None };
@@ -269,7 +273,7 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
                 Some(Value::String(Cow::Owned(format!("istio://{ns}/services/{name}"))))
             }
             Source::ResponseFlags => {
-                let bits = self.host.property(&["response", "flags"]).and_then(|b| int64(&b))?;
+                let bits = self.source.property(&["response", "flags"]).and_then(|b| int64(&b))?;
                 let mut s = String::new();
                 response_flags_text(u64::try_from(bits).unwrap_or(0), &mut s);
                 Some(Value::String(Cow::Owned(s)))
@@ -284,7 +288,7 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
 
     /// Host of an Istio-style cluster name: `outbound|9080||reviews.default.svc.cluster.local`.
     fn service_host(&self) -> Option<String> {
-        let cluster = String::from_utf8_lossy(&self.host.property(&["xds", "cluster_name"])?).into_owned();
+        let cluster = String::from_utf8_lossy(&self.source.property(&["xds", "cluster_name"])?).into_owned();
         let host = cluster.split('|').nth(3)?;
         (!host.is_empty()).then(|| host.to_string())
     }
@@ -312,7 +316,7 @@ impl<'h, H: Host + ?Sized> EnvoyBag<'h, H> {
     }
 }
 
-impl<H: Host + ?Sized> AttributeBag for EnvoyBag<'_, H> {
+impl<S: AttributeSource + ?Sized> AttributeBag for EnvoyBag<'_, S> {
     fn get(&self, id: AttrId) -> Option<Value<'_>> {
         if let Source::Workload(side, field) = self.table.source(id) {
             return self.workload_value(side, field);
@@ -389,7 +393,7 @@ mod tests {
         calls: RefCell<Vec<String>>,
     }
 
-    impl Host for FakeHost {
+    impl AttributeSource for FakeHost {
         fn property(&self, path: &'static [&'static str]) -> Option<Vec<u8>> {
             self.calls.borrow_mut().push(path.join("."));
             self.properties.iter().find(|(p, _)| p.as_slice() == path).map(|(_, v)| v.clone())

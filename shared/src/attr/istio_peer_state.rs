@@ -17,9 +17,9 @@
 //! SPIFFE URI) is there only when workload discovery found the peer (`PEER_METADATA_DISCOVERY`,
 //! ambient). The caller verifies what is read here against the peer certificate.
 
+use super::pairs::pairs_raw;
 use crate::attr::workload::WorkloadMetadata;
 use crate::expr::StringMapBuilder;
-use crate::host::abi::pairs_raw;
 
 /// The Istio release line a peer was read in the format of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

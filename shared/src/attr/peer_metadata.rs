@@ -1,5 +1,5 @@
 //! Istio's HTTP metadata exchange: header names and the peer's node id. Decoded peers are
-//! cached by `crate::host::identity::PeerCache`.
+//! cached by [`PeerCache`](crate::attr::identity::PeerCache).
 //!
 //! Protocol (istio/proxy release-1.8 `extensions/metadata_exchange/plugin.cc`):
 //!

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use wasmixer_bench_expr::alloc_snapshot;
 use wasmixer_shared::attr::envoy_bag::{Direction, EnvoyBag, SourceTable};
-use wasmixer_shared::attr::host::Host;
+use wasmixer_shared::attr::source::AttributeSource;
 use wasmixer_shared::attr::sources::Side;
 use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_shared::config::FilterConfig;
@@ -50,7 +50,7 @@ fn le(v: i64) -> Option<Vec<u8>> {
     Some(v.to_le_bytes().to_vec())
 }
 
-impl Host for MemoryHost {
+impl AttributeSource for MemoryHost {
     fn property(&self, path: &'static [&'static str]) -> Option<Vec<u8>> {
         // Once the verified caller is found, ProxyHost answers these from it.
         let from_peer = matches!(path, ["connection", "mtls" | "uri_san_peer_certificate"]);

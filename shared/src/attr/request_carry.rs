@@ -5,7 +5,7 @@
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
-use super::property_batch::BatchValues;
+use super::batch::BatchValues;
 use crate::attr::envoy_bag::Direction;
 use crate::attr::workload_attributes::WorkloadAttributes;
 use crate::bytes::strs_equal;

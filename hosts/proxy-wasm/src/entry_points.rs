@@ -6,10 +6,12 @@
 
 use std::cell::{Cell, RefCell};
 
-use super::abi::{self, MetricType};
-use super::context_registry::{ContextRegistry, MAX_ROOTS};
-use super::{logger, panic_hook};
-use crate::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
+use wasmixer_shared::context_registry::{ContextRegistry, MAX_ROOTS};
+use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
+use wasmixer_shared::panic_hook;
+
+use crate::abi::{self, MetricType};
+use crate::logger;
 
 /// What `_initialize` does after the module's constructors.
 pub fn initialize(filter: &'static str) {
@@ -129,7 +131,7 @@ macro_rules! common_entry_points {
             unsafe {
                 __wasm_call_ctors();
             }
-            $crate::host::entry_points::initialize($filter);
+            $crate::entry_points::initialize($filter);
         }
 
         #[no_mangle]
@@ -137,12 +139,12 @@ macro_rules! common_entry_points {
 
         #[no_mangle]
         pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
-            $crate::host::abi::allocate_for_host(size)
+            $crate::abi::allocate_for_host(size)
         }
 
         #[no_mangle]
         pub extern "C" fn proxy_on_vm_start(_root_id: u32, _vm_configuration_size: usize) -> bool {
-            $crate::host::entry_points::vm_started($filter, env!("CARGO_PKG_VERSION"))
+            $crate::entry_points::vm_started($filter, env!("CARGO_PKG_VERSION"))
         }
     };
 }

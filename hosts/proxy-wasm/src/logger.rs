@@ -1,7 +1,7 @@
 //! The `log` crate's records written to Envoy's log through the ABI, for a filter with its own
 //! entry points (the SDK installs the same for filters on its dispatcher).
 
-use super::abi::{self, LogLevel};
+use crate::abi::{self, LogLevel};
 
 struct EnvoyLog;
 

@@ -1,5 +1,6 @@
 //! The boundary between the attribute layer and the proxy: everything the layer asks of Envoy.
-//! Filters implement it with proxy-wasm host calls; tests implement it with a fake that counts.
+//! A proxy host implements it (`wasmixer-proxy-wasm-host`'s `ProxyHost`, with proxy-wasm host
+//! calls); tests implement it with a fake that counts.
 
 use std::rc::Rc;
 
@@ -9,7 +10,7 @@ use super::workload_attributes::WorkloadAttributes;
 use crate::expr::StringMap;
 
 /// Envoy, as the attribute layer sees it. Every method is one host call (or none).
-pub trait Host {
+pub trait AttributeSource {
     /// `get_property(path)`: `None` when absent or not available in this phase. Paths are the
     /// vocabulary's, fixed at build time (`'static`), so a host may remember facts about a path
     /// by its address.
@@ -31,7 +32,7 @@ pub trait Host {
     /// (`Side::Source`), only an outbound one a callee (`Side::Destination`, after the
     /// response), so the peer alone settles both sides and the direction: one host call where
     /// the direction and the peer would take two. A host that answers `Some` answers
-    /// [`Host::listener_direction`] from it without a call. `None` when there is none or the
+    /// [`AttributeSource::listener_direction`] from it without a call. `None` when there is none or the
     /// direction is already known.
     fn announced_peer(&self) -> Option<(Side, Rc<WorkloadAttributes>)> {
         None

@@ -1,5 +1,7 @@
-//! Workload identities inside the proxy: the local one from `xds.node` metadata, and the peer's,
-//! published in filter state by the peer-metadata filter and decoded here at most once per peer.
+//! Workload identities inside the proxy: the local one (decoded from `xds.node` metadata), and
+//! the peer's, published in filter state by the peer-metadata filter and decoded here at most
+//! once per peer. Reading them from the proxy is the host's part (`wasmixer-proxy-wasm-host`'s
+//! `identity`); this module only names, decodes and caches them.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -8,11 +10,10 @@ use std::rc::Rc;
 
 use hashbrown::{Equivalent, HashMap};
 
-use super::abi;
-use crate::attr::envoy_bag::Direction;
-use crate::attr::protobuf_struct;
-use crate::attr::workload::WorkloadMetadata;
-use crate::attr::workload_attributes::WorkloadAttributes;
+use super::pairs::{deserialize_pairs, deserialize_pairs_bytes};
+use super::protobuf_struct;
+use super::workload::WorkloadMetadata;
+use super::workload_attributes::WorkloadAttributes;
 use crate::bytes::words_equal;
 use crate::keyed_hash::{keyed_state, KeyedState};
 
@@ -41,25 +42,6 @@ pub fn published_peer(encoded: &[u8], certificate_san: &str) -> Vec<u8> {
     out
 }
 
-/// The direction of the listener the current stream arrived on (`xds.listener_direction`).
-pub fn listener_direction() -> Option<Direction> {
-    Direction::from_property(&abi::get_property(&Direction::PROPERTY)?)
-}
-
-/// The local workload, from the node metadata Istio's proxies carry (`xds.node.metadata`).
-pub fn local_workload() -> Option<Rc<WorkloadAttributes>> {
-    let w = local_workload_metadata()?;
-    Some(Rc::new(WorkloadAttributes::from(&w)))
-}
-
-/// The node metadata as Istio's workload description (`None` when the node has none).
-pub fn local_workload_metadata() -> Option<WorkloadMetadata> {
-    let bytes = abi::get_property(&["xds", "node", "metadata"])?;
-    let json = node_metadata_json(&bytes)?;
-    let w = WorkloadMetadata::from_node_metadata(&json);
-    (!w.name.is_empty() || !w.namespace.is_empty()).then_some(w)
-}
-
 /// Keys whose values are maps (Envoy serializes them as nested pairs).
 const MAP_KEYS: [&str; 2] = ["LABELS", "PLATFORM_METADATA"];
 
@@ -71,7 +53,7 @@ pub fn node_metadata_json(bytes: &[u8]) -> Option<serde_json::Value> {
             return Some(serde_json::Value::Object(fields));
         }
     }
-    let pairs = abi::deserialize_pairs_bytes(bytes);
+    let pairs = deserialize_pairs_bytes(bytes);
     if pairs.is_empty() {
         return serde_json::from_slice(bytes).ok();
     }
@@ -80,7 +62,7 @@ pub fn node_metadata_json(bytes: &[u8]) -> Option<serde_json::Value> {
         let v = if MAP_KEYS.contains(&key.as_str()) {
             // Inserted one by one: collecting into a map would compile a sort for its entries.
             let mut inner = serde_json::Map::new();
-            for (k, v) in abi::deserialize_pairs(&value) {
+            for (k, v) in deserialize_pairs(&value) {
                 inner.insert(k, serde_json::Value::String(v));
             }
             serde_json::Value::Object(inner)
@@ -106,9 +88,10 @@ pub struct RootIdentity {
 }
 
 impl RootIdentity {
-    /// The local workload from the node metadata; peers are learnt from streams.
-    pub fn from_node() -> RootIdentity {
-        RootIdentity { local: local_workload(), peers: PeerCache::default() }
+    /// The local workload (the host reads it from the node metadata); peers are learnt from
+    /// streams.
+    pub fn new(local: Option<Rc<WorkloadAttributes>>) -> RootIdentity {
+        RootIdentity { local, peers: PeerCache::default() }
     }
 
     /// The local workload's namespace: a proxy's identity namespace for Mixer's rule scoping.
@@ -117,10 +100,11 @@ impl RootIdentity {
     }
 }
 
-const DOWNSTREAM_KEY: &str = "wasm.wasmixer_downstream_peer";
-const UPSTREAM_KEY: &str = "wasm.wasmixer_upstream_peer";
-const UNDIRECTED_KEY: &str = "wasm.wasmixer_peer";
-const UNVERIFIED_KEY: &str = "wasm.wasmixer_peer_unverified";
+/// The filter-state keys above as a reader names them (`filter_state.<key>`).
+pub const DOWNSTREAM_KEY: &str = "wasm.wasmixer_downstream_peer";
+pub const UPSTREAM_KEY: &str = "wasm.wasmixer_upstream_peer";
+pub const UNDIRECTED_KEY: &str = "wasm.wasmixer_peer";
+pub const UNVERIFIED_KEY: &str = "wasm.wasmixer_peer_unverified";
 
 /// Decoded peers, keyed by their encoded form (never by a client-chosen id, which a peer could
 /// use to poison the cache), bounded (oldest evicted first).
@@ -188,31 +172,6 @@ impl PeerCache {
             capacity: capacity.max(1),
             last: RefCell::new(None),
         }
-    }
-
-    /// This stream's verified caller on an inbound listener, if the peer-metadata filter
-    /// published one.
-    pub fn resolve_downstream(&self) -> Option<Rc<WorkloadAttributes>> {
-        self.resolve_key(DOWNSTREAM_KEY)
-    }
-
-    /// This outbound stream's verified upstream workload, once its response announced it.
-    pub fn resolve_upstream(&self) -> Option<Rc<WorkloadAttributes>> {
-        self.resolve_key(UPSTREAM_KEY)
-    }
-
-    /// The verified caller on a listener without `traffic_direction`.
-    pub fn resolve_undirected(&self) -> Option<Rc<WorkloadAttributes>> {
-        self.resolve_key(UNDIRECTED_KEY)
-    }
-
-    /// Only the unverified claim (when no verified peer was published).
-    pub fn resolve_unverified(&self) -> Option<Rc<WorkloadAttributes>> {
-        self.resolve_key(UNVERIFIED_KEY)
-    }
-
-    fn resolve_key(&self, key: &str) -> Option<Rc<WorkloadAttributes>> {
-        self.get_or_decode_published(&abi::get_property(&["filter_state", key])?)
     }
 
     /// Looks an encoded peer (the `x-envoy-peer-metadata` value, as received) up, decoding it on

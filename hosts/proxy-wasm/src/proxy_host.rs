@@ -1,16 +1,20 @@
-//! [`Host`] over proxy-wasm: what the attribute layer asks, answered with host calls.
+//! [`AttributeSource`] over proxy-wasm: what the attribute layer asks, answered with host calls.
 
 use std::rc::Rc;
 
-use super::abi::{self, MapType};
-use super::identity::{listener_direction, RootIdentity};
-use super::property_batch::PropertyBatch;
-use super::request_carry::{PeerTrustLevel, RequestCarry};
-use crate::attr::envoy_bag::Direction;
-use crate::attr::host::Host;
-use crate::attr::sources::Side;
-use crate::attr::workload_attributes::WorkloadAttributes;
-use crate::expr::StringMap;
+use wasmixer_shared::attr::envoy_bag::Direction;
+use wasmixer_shared::attr::identity::RootIdentity;
+use wasmixer_shared::attr::request_carry::{PeerTrustLevel, RequestCarry};
+use wasmixer_shared::attr::source::AttributeSource;
+use wasmixer_shared::attr::sources::Side;
+use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
+use wasmixer_shared::expr::StringMap;
+
+use crate::abi::{self, MapType};
+use crate::identity::{
+    listener_direction, resolve_downstream, resolve_undirected, resolve_unverified, resolve_upstream,
+};
+use crate::property_batch::PropertyBatch;
 
 /// The proxy as seen from one stream. It remembers, in the request's [`RequestCarry`], what the
 /// request already revealed: the direction, the peer (read from the root's peers at `trust`)
@@ -40,13 +44,13 @@ impl<'a> ProxyHost<'a> {
 impl ProxyHost<'_> {
     /// The verified caller peer-metadata published (inbound), read at most once per request.
     fn caller(&self) -> Option<Rc<WorkloadAttributes>> {
-        self.carry.downstream_peer(|| self.identity.peers.resolve_downstream())
+        self.carry.downstream_peer(|| resolve_downstream(&self.identity.peers))
     }
 
     /// The verified upstream peer-metadata published (outbound, from the response), read at most
     /// once per request.
     fn callee(&self) -> Option<Rc<WorkloadAttributes>> {
-        self.carry.upstream_peer(|| self.identity.peers.resolve_upstream())
+        self.carry.upstream_peer(|| resolve_upstream(&self.identity.peers))
     }
 
     /// What a verified peer this request already found tells about the connection without
@@ -70,7 +74,7 @@ impl ProxyHost<'_> {
     }
 }
 
-impl Host for ProxyHost<'_> {
+impl AttributeSource for ProxyHost<'_> {
     fn property(&self, path: &'static [&'static str]) -> Option<Vec<u8>> {
         self.carry.property(path, self.after_response, || {
             self.known_from_peer(path).or_else(|| self.batched(path)).or_else(|| abi::get_property(path))
@@ -102,9 +106,9 @@ impl Host for ProxyHost<'_> {
         let verified = || match self.listener_direction() {
             Some(Direction::Outbound) => self.callee(),
             Some(Direction::Inbound) => self.caller(),
-            None => peers.resolve_undirected(),
+            None => resolve_undirected(peers),
         };
-        self.carry.peer(self.trust, verified, || peers.resolve_unverified())
+        self.carry.peer(self.trust, verified, || resolve_unverified(peers))
     }
 
     fn announced_peer(&self) -> Option<(Side, Rc<WorkloadAttributes>)> {
@@ -140,7 +144,7 @@ impl Host for ProxyHost<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::identity::PeerCache;
+    use wasmixer_shared::attr::identity::PeerCache;
 
     const SAN: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
 
