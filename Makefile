@@ -31,7 +31,7 @@ COMBINED_PKGS     := $(foreach d,$(filter $(COMBINED_DIRS),$(FILTER_DIRS)),$(cal
 # caller, whatever its size, and the configure-time code (config parsing, plan compilation) ends
 # up as one function of ~80 KB. Envoy's V8 compiles every function with TurboFan when the module
 # loads; the memory that takes grows with the largest functions and tcmalloc keeps it after, so
-# that one function cost each Envoy ~12 MB of RSS. The shared crate marks the same functions
+# that one function cost each Envoy ~12 MB of RSS. The engine crate marks the same functions
 # `#[inline(never)]` so that LLVM does not merge them first.
 WASM_OPT       ?= wasm-opt
 WASM_OPT_FLAGS ?= -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
@@ -91,11 +91,11 @@ test-native: ## cargo test for the workspace (host target); the end-to-end crate
 	@echo "==> native tests"
 	$(CARGO) test --no-fail-fast --workspace --exclude wasmixer-integration --exclude wasmixer-bench-expr
 
-# The shared crate's tests on wasm32-unknown-unknown, run by wasm-bindgen-test-runner under
+# The engine crate's tests on wasm32-unknown-unknown, run by wasm-bindgen-test-runner under
 # node. The runner must match the wasm-bindgen version in Cargo.lock (.ci/install does that).
 # --lib --tests: doctests are not cross-compiled.
-test-wasm32: ## the shared crate's tests on wasm32-unknown-unknown (wasm-bindgen-test-runner, node)
-	@echo "==> wasm32 tests (wasmixer-shared on wasm32-unknown-unknown)"
+test-wasm32: ## the engine crate's tests on wasm32-unknown-unknown (wasm-bindgen-test-runner, node)
+	@echo "==> wasm32 tests (wasmixer-engine on wasm32-unknown-unknown)"
 	@if ! grep -q '^name = "wasm-bindgen"$$' Cargo.lock; then \
 	  echo "SKIP test-wasm32: Cargo.lock has no wasm-bindgen yet (no wasm-bindgen-test dev-dependency)"; \
 	  exit 0; \
@@ -110,7 +110,7 @@ test-wasm32: ## the shared crate's tests on wasm32-unknown-unknown (wasm-bindgen
 	fi; \
 	set -x; \
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-	  $(CARGO) test --no-fail-fast -p wasmixer-shared --target wasm32-unknown-unknown --lib --tests
+	  $(CARGO) test --no-fail-fast -p wasmixer-engine --target wasm32-unknown-unknown --lib --tests
 
 # Wasm modules only the end-to-end tests load, never shipped: built on their own (so that cargo's
 # feature unification cannot change the filters' builds) into $(TEST_WASM), unoptimised.

@@ -340,7 +340,7 @@ pub enum Category {
 
 impl Object {
     pub fn category(&self) -> Category {
-        let mixer_kind = wasmixer_shared::config::resource::classify(&self.kind).is_some();
+        let mixer_kind = wasmixer_engine::config::resource::classify(&self.kind).is_some();
         match (self.group.as_str(), self.kind.as_str()) {
             (MIXER_GROUP, _) => Category::Mixer,
             ("", _) if self.api_version.is_none() && mixer_kind => Category::Mixer,

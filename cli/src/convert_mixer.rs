@@ -7,17 +7,17 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{json, Map, Value as Json};
-use wasmixer_shared::config::error::expression_suffix;
-use wasmixer_shared::config::expressions::compile_field;
-use wasmixer_shared::config::registry::{self, Component, Module, Support, KUBERNETESENV_SUPERSEDED};
-use wasmixer_shared::config::resource::{classify, ResourceClass};
-use wasmixer_shared::config::snapshot::{candidates, key};
-use wasmixer_shared::config::{ConfigError, ConfigErrors, FilterConfig, Resource, Snapshot};
-use wasmixer_shared::expr::{Manifest, ValueType};
-use wasmixer_shared::policy::deny::CheckHandler;
-use wasmixer_shared::policy::DenyPlan;
-use wasmixer_shared::telemetry::log_plan::LogPlan;
-use wasmixer_shared::telemetry::metric_plan::MetricPlan;
+use wasmixer_engine::config::error::expression_suffix;
+use wasmixer_engine::config::expressions::compile_field;
+use wasmixer_engine::config::registry::{self, Component, Module, Support, KUBERNETESENV_SUPERSEDED};
+use wasmixer_engine::config::resource::{classify, ResourceClass};
+use wasmixer_engine::config::snapshot::{candidates, key};
+use wasmixer_engine::config::{ConfigError, ConfigErrors, FilterConfig, Resource, Snapshot};
+use wasmixer_engine::expr::{Manifest, ValueType};
+use wasmixer_engine::policy::deny::CheckHandler;
+use wasmixer_engine::policy::DenyPlan;
+use wasmixer_engine::telemetry::log_plan::LogPlan;
+use wasmixer_engine::telemetry::metric_plan::MetricPlan;
 
 use crate::convert::{Ctx, Object};
 use crate::convert_report::Severity;
@@ -725,7 +725,7 @@ fn compile(filter: Filter, config: &Json) -> Result<Compiled, ConfigErrors> {
 }
 
 /// Type-checks the expressions of an instance that no rule uses (Mixer checked every instance).
-fn check_instance_fields(inst: &wasmixer_shared::config::Instance, manifest: &Manifest) -> Vec<ConfigError> {
+fn check_instance_fields(inst: &wasmixer_engine::config::Instance, manifest: &Manifest) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let label = inst.label();
     let (singles, maps) = expression_fields(&inst.template);

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use serde_json::{json, Map, Value as Json};
-use wasmixer_shared::telemetry::stat_name::stats_tags_json;
+use wasmixer_engine::telemetry::stat_name::stats_tags_json;
 
 use crate::convert::{Ctx, Format, DEFAULT_WASM_URL, WASM_URL_ADVICE};
 use crate::convert_emit::{to_yaml, to_yaml_stream};
@@ -171,7 +171,7 @@ fn tag_families(filters: &[&FilterOutput]) -> Vec<(String, Vec<String>)> {
     }
     // Every filter's own metrics: one bootstrap serves the whole chain (or mixer.wasm).
     if !filters.is_empty() {
-        for m in wasmixer_shared::self_metrics::TAGGED {
+        for m in wasmixer_engine::self_metrics::TAGGED {
             families.push((m.name.to_string(), m.tags.iter().map(|t| t.to_string()).collect()));
         }
     }

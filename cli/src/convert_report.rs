@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::{json, Value as Json};
 
-use wasmixer_shared::expr::excerpt;
+use wasmixer_engine::expr::excerpt;
 
 use crate::mixer_yaml::Pos;
 

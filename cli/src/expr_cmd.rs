@@ -4,7 +4,7 @@
 use std::io::{BufRead, Write};
 
 use serde_json::{json, Value as Json};
-use wasmixer_shared::expr::{Manifest, MapBag, Program};
+use wasmixer_engine::expr::{Manifest, MapBag, Program};
 
 use crate::typed_json::{manifest_from_json, value_from_json, value_to_json};
 

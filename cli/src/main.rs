@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use wasmixer_cli::{convert, expr_cmd, stats_cmd, validate};
-use wasmixer_shared::expr::Manifest;
+use wasmixer_engine::expr::Manifest;
 
 const USAGE: &str = "\
 wasmixer - Mixer's policy and telemetry as proxy-wasm filters

@@ -6,9 +6,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use serde_json::{json, Value as Json};
-use wasmixer_shared::config::FilterConfig;
-use wasmixer_shared::expr::Manifest;
-use wasmixer_shared::telemetry::metric_plan::{MetricPlan, WASM_STAT_NAMESPACE};
+use wasmixer_engine::config::FilterConfig;
+use wasmixer_engine::expr::Manifest;
+use wasmixer_engine::telemetry::metric_plan::{MetricPlan, WASM_STAT_NAMESPACE};
 
 const HELP: &str = "\
 USAGE:
@@ -367,7 +367,7 @@ mod tests {
     #[test]
     fn every_filters_own_tags_are_printed() {
         let out = render(read("envoy-config/metrics/double-request-count.json").as_bytes(), "x", Format::Json).unwrap();
-        for tag in wasmixer_shared::self_metrics::tag_names() {
+        for tag in wasmixer_engine::self_metrics::tag_names() {
             assert!(out.contains(&format!("\"tag_name\": \"{tag}\"")), "{tag} missing:\n{out}");
         }
     }

@@ -4,10 +4,10 @@
 use std::borrow::Cow;
 
 use serde_json::{json, Map, Value as Json};
-use wasmixer_shared::expr::{Manifest, StringMap, Value, ValueType};
-use wasmixer_shared::gostd::duration::{format_duration, parse_duration};
-use wasmixer_shared::gostd::net_ip::IpBytes;
-use wasmixer_shared::gostd::time::Timestamp;
+use wasmixer_engine::expr::{Manifest, StringMap, Value, ValueType};
+use wasmixer_engine::gostd::duration::{format_duration, parse_duration};
+use wasmixer_engine::gostd::net_ip::IpBytes;
+use wasmixer_engine::gostd::time::Timestamp;
 
 /// Reads one typed wrapper into a value.
 pub fn value_from_json(j: &Json) -> Result<Value<'static>, String> {

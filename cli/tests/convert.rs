@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value as Json;
-use wasmixer_shared::config::FilterConfig;
-use wasmixer_shared::expr::{Manifest, MapBag, StringMap, Value};
-use wasmixer_shared::policy::DenyPlan;
+use wasmixer_engine::config::FilterConfig;
+use wasmixer_engine::expr::{Manifest, MapBag, StringMap, Value};
+use wasmixer_engine::policy::DenyPlan;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -165,12 +165,12 @@ fn bag(attrs: &[(&str, Value<'static>)]) -> MapBag {
 }
 
 struct NoObserver;
-impl wasmixer_shared::policy::CheckObserver for NoObserver {
+impl wasmixer_engine::policy::CheckObserver for NoObserver {
     fn rule(
         &mut self,
         _: usize,
-        _: &wasmixer_shared::policy::deny::CheckRule,
-        _: wasmixer_shared::policy::RuleOutcome,
+        _: &wasmixer_engine::policy::deny::CheckRule,
+        _: wasmixer_engine::policy::RuleOutcome,
         _: &dyn std::fmt::Display,
     ) {
     }
@@ -192,7 +192,7 @@ fn converted_deny_seed_denies_reviews_v3_only() {
         ])
     };
     let r = plan.check(&request("v3"), 0, &mut NoObserver);
-    assert_eq!(wasmixer_shared::policy::status::http_status(r.code()), 403);
+    assert_eq!(wasmixer_engine::policy::status::http_status(r.code()), 403);
     assert_eq!(r.body(), "PERMISSION_DENIED:denyreviewsv3handler.default:Not allowed");
     for v in ["v1", "v2"] {
         assert!(plan.check(&request(v), 0, &mut NoObserver).is_ok(), "{v}");
@@ -243,7 +243,7 @@ fn converted_deny_seed_matches_the_integration_testdata() {
 /// The seed README: `istio_double_request_count{reporter, source, destination, message}` +2 per request.
 #[test]
 fn converted_metrics_seed_counts_two_per_request() {
-    use wasmixer_shared::telemetry::metric_plan::{DropCause, MetricPlan, MetricSink};
+    use wasmixer_engine::telemetry::metric_plan::{DropCause, MetricPlan, MetricSink};
     struct Sink(Vec<(String, Vec<String>, u64)>, usize);
     impl MetricSink for Sink {
         fn sample(&mut self, _metric: usize, labels: &[&str], _value: f64, envoy_value: u64) {
@@ -299,8 +299,8 @@ fn converted_metrics_seed_counts_two_per_request() {
 /// The seed README: one JSON line per request, in Mixer's key order.
 #[test]
 fn converted_log_seed_writes_mixers_line() {
-    use wasmixer_shared::gostd::time::Timestamp;
-    use wasmixer_shared::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
+    use wasmixer_engine::gostd::time::Timestamp;
+    use wasmixer_engine::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
     struct Lines(Vec<String>);
     impl LogSink for Lines {
         fn line(&mut self, _meta: &LineMeta<'_>, line: &str) {

@@ -7,13 +7,13 @@
 use std::path::PathBuf;
 
 use wasmixer_cli::{convert, Input, Options};
-use wasmixer_shared::config::FilterConfig;
-use wasmixer_shared::expr::Manifest;
-use wasmixer_shared::policy::DenyPlan;
-use wasmixer_shared::telemetry::log_plan::LogPlan;
-use wasmixer_shared::telemetry::metric_plan::MetricPlan;
+use wasmixer_engine::config::FilterConfig;
+use wasmixer_engine::expr::Manifest;
+use wasmixer_engine::policy::DenyPlan;
+use wasmixer_engine::telemetry::log_plan::LogPlan;
+use wasmixer_engine::telemetry::metric_plan::MetricPlan;
 
-#[path = "../../shared/tests/support/mod.rs"]
+#[path = "../../engine/tests/support/mod.rs"]
 mod support;
 use support::{mutate, Rng};
 

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use wasmixer_cli::{expr_cmd, validate};
-use wasmixer_shared::expr::Manifest;
+use wasmixer_engine::expr::Manifest;
 
 fn rule(name: &str, expression: &str) -> String {
     format!(

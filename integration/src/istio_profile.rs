@@ -15,7 +15,7 @@
 //! filter state for later filters. Stock Envoy has no filter that writes an object of Istio's
 //! types (`WorkloadMetadataObject`, a CelState with Istio's FlatBuffers or Struct prototype);
 //! the readers of those formats are tested on the bytes Envoy hands a Wasm module for each
-//! (`shared/src/attr/istio_peer_state.rs`). Under this profile wasmixer's filters therefore find
+//! (`engine/src/attr/istio_peer_state.rs`). Under this profile wasmixer's filters therefore find
 //! the peer through their own exchange headers, which Istio's filter leaves alone. The
 //! end-to-end test `integration/tests/istio_peer_state.rs` adds a test-only Wasm module after
 //! this filter that writes Istio's state as far as a Wasm module can (1.22/1.23 exactly, 1.25+

@@ -161,7 +161,7 @@ impl Tracing {
 /// Envoy `stats_tags` entries (one-line JSON each) turning `tag=.=value;.;` chunks into labels.
 pub fn stats_tags(extra: &[String]) -> Vec<String> {
     // wasmixer's own metrics' tags (`wasmixer_policy_checks_total{rule,result}`, ...).
-    let mut names: Vec<&str> = wasmixer_shared::self_metrics::tag_names();
+    let mut names: Vec<&str> = wasmixer_engine::self_metrics::tag_names();
     for t in extra {
         if !names.contains(&t.as_str()) {
             names.push(t);

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
+use wasmixer_engine::attr::workload::WorkloadMetadata;
 use wasmixer_integration::bootstrap::wasm_filter;
 use wasmixer_integration::dist::read_workspace_file;
 use wasmixer_integration::pki::TestCa;
 use wasmixer_integration::sidecar::{InboundTls, SidecarSpec, Workload};
 use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request};
-use wasmixer_shared::attr::workload::WorkloadMetadata;
 
 const SEED_BODY: &str = "PERMISSION_DENIED:denyreviewsv3handler.default:Not allowed";
 
@@ -141,7 +141,7 @@ fn forged_peer_metadata_over_plain_text_is_not_trusted() -> Result<(), HarnessEr
         service_account: "bookinfo-reviews".into(),
         ..WorkloadMetadata::default()
     };
-    forged.labels = wasmixer_shared::expr::StringMap::from_pairs([("app", "reviews"), ("version", "v3")]);
+    forged.labels = wasmixer_engine::expr::StringMap::from_pairs([("app", "reviews"), ("version", "v3")]);
     let resp = Request::get("/ratings/0")
         .header("host", "ratings:9080")
         .header("x-envoy-peer-metadata", &forged.encode_header())

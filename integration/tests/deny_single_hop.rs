@@ -5,12 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use wasmixer_engine::attr::base64;
 use wasmixer_integration::bootstrap::{http_filters, json_string, render, wasm_filter};
 use wasmixer_integration::dist::read_workspace_file;
 use wasmixer_integration::{
     ensure, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request, Response,
 };
-use wasmixer_shared::attr::base64;
 
 struct SingleHop {
     envoy: EnvoyProcess,

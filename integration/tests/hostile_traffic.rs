@@ -9,12 +9,12 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use wasmixer_engine::attr::base64;
+use wasmixer_engine::attr::workload::WorkloadMetadata;
+use wasmixer_engine::expr::StringMap;
 use wasmixer_integration::bootstrap::single_hop;
 use wasmixer_integration::dist::read_workspace_file;
 use wasmixer_integration::{ensure, Backend, BackendResponse, EnvoyProcess, HarnessError, Request};
-use wasmixer_shared::attr::base64;
-use wasmixer_shared::attr::workload::WorkloadMetadata;
-use wasmixer_shared::expr::StringMap;
 
 const DENY: &str = r#"{"resources": [
   {"kind": "handler", "metadata": {"name": "h", "namespace": "istio-system"}, "spec": {"compiledAdapter": "denier", "params": {"status": {"code": 7, "message": "go away"}}}},

@@ -17,7 +17,7 @@
 //! - Istio 1.25+ (Struct CelState): the same object, but under `wasm.downstream_peer` instead of
 //!   Istio's bare `downstream_peer`, which no Wasm module or stock Envoy filter can write
 //!   (`set_property` always prefixes `wasm.`; no stock object factory makes a CelState). The
-//!   reader's bare-key path is covered by the unit tests in `shared/src/attr/istio_peer_state.rs`.
+//!   reader's bare-key path is covered by the unit tests in `engine/src/attr/istio_peer_state.rs`.
 //! - Istio 1.24 (`WorkloadMetadataObject`, fields only one by one): not reproducible with stock
 //!   Envoy; unit tests only.
 

@@ -13,9 +13,9 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use wasmixer_engine::expr::regex_syntax::go_regex;
 use wasmixer_integration::dist::{read_workspace_file, workspace_root};
 use wasmixer_integration::{ensure, HarnessError};
-use wasmixer_shared::expr::regex_syntax::go_regex;
 
 const SCHEMA: &str = "envoy-config/schema/wasmplugin-v1alpha1.openapi.json";
 

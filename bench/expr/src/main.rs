@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use cel_interpreter as cel;
 use wasmixer_bench_expr::alloc_snapshot;
-use wasmixer_shared::expr::{AttrId, AttributeBag, Manifest, Program, StringMap, Value};
+use wasmixer_engine::expr::{AttrId, AttributeBag, Manifest, Program, StringMap, Value};
 
 // ---------------------------------------------------------------------------------------------
 // Attributes
@@ -525,8 +525,8 @@ fn breakdown(cfg: &Config) -> Result<(), Box<dyn Error>> {
         std::mem::size_of::<Value<'_>>(),
         std::mem::align_of::<Value<'_>>(),
         std::mem::size_of::<Option<Value<'_>>>(),
-        std::mem::size_of::<Result<Value<'_>, wasmixer_shared::expr::EvalError<'_>>>(),
-        std::mem::size_of::<Result<bool, wasmixer_shared::expr::EvalError<'_>>>(),
+        std::mem::size_of::<Result<Value<'_>, wasmixer_engine::expr::EvalError<'_>>>(),
+        std::mem::size_of::<Result<bool, wasmixer_engine::expr::EvalError<'_>>>(),
     );
     println!("\nCEXL breakdown (reviews v3 attributes):");
     println!("{:>10} {:>10} {:>8}  expression", "ns/eval", "min ns", "allocs");
@@ -536,7 +536,7 @@ fn breakdown(cfg: &Config) -> Result<(), Box<dyn Error>> {
             let _ = black_box(black_box(&program).evaluate(black_box(&bag)));
         });
         println!("{:>10.1} {:>10.1} {:>8}  {src}", m.median_ns, m.min_ns, fmt_count(m.allocs_per_eval));
-        if program.result_type() == wasmixer_shared::expr::ValueType::Bool {
+        if program.result_type() == wasmixer_engine::expr::ValueType::Bool {
             let mb = measure(cfg, || {
                 let _ = black_box(black_box(&program).evaluate_bool(black_box(&bag)));
             });

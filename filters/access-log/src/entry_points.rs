@@ -2,11 +2,11 @@
 //! works in `on_log`, Envoy's last callback for a stream, so it needs neither the request and
 //! response callbacks nor `proxy_on_delete` (one VM call, ~2,300 instructions, less per request
 //! than with the SDK). A stream's root is kept from its creation to its `on_log`
-//! (`wasmixer_shared::context_registry`). `make wasm` keeps exactly these exports
+//! (`wasmixer_engine::context_registry`). `make wasm` keeps exactly these exports
 //! (`wasm-exports.txt`).
 
+use wasmixer_engine::attr::request_carry::RequestCarry;
 use wasmixer_proxy_wasm_host::entry_points::FilterContexts;
-use wasmixer_shared::attr::request_carry::RequestCarry;
 
 use crate::root::AccessLogRoot;
 

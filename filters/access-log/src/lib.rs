@@ -1,6 +1,6 @@
 //! wasmixer access-log filter: Mixer's `logentry` template and `stdio` adapter inside the
 //! sidecar. Lines are rendered in `on_log` exactly as the stdio adapter wrote them
-//! (`wasmixer_shared::telemetry::log_plan`) and delivered
+//! (`wasmixer_engine::telemetry::log_plan`) and delivered
 //!
 //! * to Envoy's own access loggers (stdout, stderr, file) through filter state
 //!   `wasm.<key>`, which a logger prints with `%FILTER_STATE(wasm.<key>:PLAIN)%` (see

@@ -3,12 +3,12 @@
 
 use std::cell::Cell;
 
+use wasmixer_engine::diag::LogLimiter;
+use wasmixer_engine::self_metrics;
+use wasmixer_engine::telemetry::log_batch::BatchStats;
+use wasmixer_engine::telemetry::log_plan::LogPlan;
 use wasmixer_proxy_wasm_host::abi::{self, MetricType};
 use wasmixer_proxy_wasm_host::tagged_metrics::TaggedMetric;
-use wasmixer_shared::diag::LogLimiter;
-use wasmixer_shared::self_metrics;
-use wasmixer_shared::telemetry::log_batch::BatchStats;
-use wasmixer_shared::telemetry::log_plan::LogPlan;
 
 /// Most distinct tag values per tagged family (rules and instances are few).
 const MAX_SERIES: usize = 1_000;

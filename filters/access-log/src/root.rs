@@ -5,19 +5,19 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use wasmixer_engine::attr::envoy_bag::SourceTable;
+use wasmixer_engine::attr::request_carry::RequestCarry;
+use wasmixer_engine::config::FilterConfig;
+use wasmixer_engine::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
+use wasmixer_engine::expr::Manifest;
+use wasmixer_engine::telemetry::log_batch::{BatchConfig, BatchQueue, BatchStats, Outcome};
+use wasmixer_engine::telemetry::log_options::LogRouting;
+use wasmixer_engine::telemetry::log_options::{AccessLogOptions, NetworkOptions};
+use wasmixer_engine::telemetry::log_plan::LogPlan;
 use wasmixer_proxy_wasm_host::abi::{self, HttpCaller, MapType};
 use wasmixer_proxy_wasm_host::identity;
 use wasmixer_proxy_wasm_host::plugin_configuration;
 use wasmixer_proxy_wasm_host::property_batch::{self, PropertyBatch};
-use wasmixer_shared::attr::envoy_bag::SourceTable;
-use wasmixer_shared::attr::request_carry::RequestCarry;
-use wasmixer_shared::config::FilterConfig;
-use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
-use wasmixer_shared::expr::Manifest;
-use wasmixer_shared::telemetry::log_batch::{BatchConfig, BatchQueue, BatchStats, Outcome};
-use wasmixer_shared::telemetry::log_options::LogRouting;
-use wasmixer_shared::telemetry::log_options::{AccessLogOptions, NetworkOptions};
-use wasmixer_shared::telemetry::log_plan::LogPlan;
 
 use crate::metrics::{EnvoyMetrics, Pending};
 use crate::stream::{AccessLogStream, Scratch, Shared};

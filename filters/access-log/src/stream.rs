@@ -5,16 +5,16 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use wasmixer_engine::attr::envoy_bag::{EnvoyBag, SourceTable};
+use wasmixer_engine::attr::identity::RootIdentity;
+use wasmixer_engine::attr::request_carry::{PeerTrustLevel, RequestCarry};
+use wasmixer_engine::diag::DEFAULT_INTERVAL_NS;
+use wasmixer_engine::telemetry::log_batch::BatchQueue;
+use wasmixer_engine::telemetry::log_options::LogRouting;
+use wasmixer_engine::telemetry::log_plan::{FieldRef, LineMeta, LogInstance, LogPlan, LogRule, LogSink};
 use wasmixer_proxy_wasm_host::abi;
 use wasmixer_proxy_wasm_host::property_batch::PropertyBatch;
 use wasmixer_proxy_wasm_host::proxy_host::ProxyHost;
-use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
-use wasmixer_shared::attr::identity::RootIdentity;
-use wasmixer_shared::attr::request_carry::{PeerTrustLevel, RequestCarry};
-use wasmixer_shared::diag::DEFAULT_INTERVAL_NS;
-use wasmixer_shared::telemetry::log_batch::BatchQueue;
-use wasmixer_shared::telemetry::log_options::LogRouting;
-use wasmixer_shared::telemetry::log_plan::{FieldRef, LineMeta, LogInstance, LogPlan, LogRule, LogSink};
 
 use crate::metrics::{bump, Pending};
 

@@ -1,17 +1,17 @@
 //! The standalone filter's proxy-wasm callbacks, without the SDK's dispatcher: Envoy calls
 //! each exported callback on every request (~2,300 instructions a call before any filter code),
 //! and this filter needs only the context's creation, its request headers and (for rules with
-//! `responseHeaderOperations`) its response headers. See `wasmixer_shared::context_registry`
+//! `responseHeaderOperations`) its response headers. See `wasmixer_engine::context_registry`
 //! for how it does without `proxy_on_delete`.
 //!
 //! [`entry_points!`](macro@crate::entry_points) exports them: `deny.wasm` with the response phase,
 //! `deny-request-only.wasm` (`filters/deny-request-only`) without. `make wasm` keeps exactly
 //! the exports each lists in its `wasm-exports.txt`.
 
+use wasmixer_engine::attr::request_carry::RequestCarry;
+use wasmixer_engine::context_registry::MAX_PENDING;
+use wasmixer_engine::policy::header_ops::HeaderEdit;
 use wasmixer_proxy_wasm_host::entry_points::FilterContexts;
-use wasmixer_shared::attr::request_carry::RequestCarry;
-use wasmixer_shared::context_registry::MAX_PENDING;
-use wasmixer_shared::policy::header_ops::HeaderEdit;
 
 use crate::root::DenyRoot;
 use crate::stream::{self, Flow};
@@ -23,7 +23,7 @@ const PAUSE: u32 = 1;
 thread_local! {
     /// Roots, and an allowed request's response edits until its response headers.
     static CONTEXTS: FilterContexts<DenyRoot, Vec<HeaderEdit>> =
-        FilterContexts::new("wasmixer-deny", wasmixer_shared::self_metrics::POLICY_LOST.name, MAX_PENDING);
+        FilterContexts::new("wasmixer-deny", wasmixer_engine::self_metrics::POLICY_LOST.name, MAX_PENDING);
 }
 
 fn new_root(response_phase: bool) -> DenyRoot {

@@ -1,6 +1,6 @@
 //! wasmixer deny filter: Mixer's policy check (rules, denier / listchecker handlers) evaluated
 //! inside the sidecar, answering denials in Mixer's format. The logic lives in
-//! `wasmixer_shared::policy`; this crate is the proxy glue. Built with the `standalone` feature
+//! `wasmixer_engine::policy`; this crate is the proxy glue. Built with the `standalone` feature
 //! (the default) it is a filter of its own with its own entry points (no SDK dispatcher, so no
 //! VM call Envoy would make only for the dispatcher's bookkeeping); without it, a component of
 //! the `mixer` filter.

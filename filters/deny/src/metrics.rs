@@ -6,12 +6,12 @@
 
 use std::cell::Cell;
 
+use wasmixer_engine::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
+use wasmixer_engine::policy::deny::{CheckRule, RuleOutcome};
+use wasmixer_engine::policy::listchecker::FetchOutcome;
+use wasmixer_engine::self_metrics;
 use wasmixer_proxy_wasm_host::abi::{self, MetricType};
 use wasmixer_proxy_wasm_host::tagged_metrics::TaggedMetric;
-use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
-use wasmixer_shared::policy::deny::{CheckRule, RuleOutcome};
-use wasmixer_shared::policy::listchecker::FetchOutcome;
-use wasmixer_shared::self_metrics;
 
 const CHECK_TAGS: &[&str] = self_metrics::POLICY_CHECKS.tags;
 const SKIPPED_TAGS: &[&str] = self_metrics::POLICY_HEADER_VALUES_SKIPPED.tags;

@@ -3,16 +3,16 @@
 
 use std::rc::Rc;
 
+use wasmixer_engine::attr::envoy_bag::SourceTable;
+use wasmixer_engine::attr::request_carry::RequestCarry;
+use wasmixer_engine::config::FilterConfig;
+use wasmixer_engine::expr::Manifest;
+use wasmixer_engine::policy::deny::{CheckHandler, ListSource};
+use wasmixer_engine::policy::listchecker::FetchOutcome;
+use wasmixer_engine::policy::DenyPlan;
 use wasmixer_proxy_wasm_host::abi::{self, BufferType, HttpCaller};
 use wasmixer_proxy_wasm_host::identity;
 use wasmixer_proxy_wasm_host::plugin_configuration;
-use wasmixer_shared::attr::envoy_bag::SourceTable;
-use wasmixer_shared::attr::request_carry::RequestCarry;
-use wasmixer_shared::config::FilterConfig;
-use wasmixer_shared::expr::Manifest;
-use wasmixer_shared::policy::deny::{CheckHandler, ListSource};
-use wasmixer_shared::policy::listchecker::FetchOutcome;
-use wasmixer_shared::policy::DenyPlan;
 
 use crate::metrics::DenyMetrics;
 use crate::stream::{DenyStream, Shared};

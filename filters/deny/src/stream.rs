@@ -3,16 +3,16 @@
 
 use std::rc::Rc;
 
+use wasmixer_engine::attr::envoy_bag::{EnvoyBag, SourceTable};
+use wasmixer_engine::attr::identity::RootIdentity;
+use wasmixer_engine::attr::request_carry::{PeerTrustLevel, RequestCarry};
+use wasmixer_engine::diag::DEFAULT_INTERVAL_NS;
+use wasmixer_engine::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
+use wasmixer_engine::policy::header_ops::{HeaderEdit, SkippedValue};
+use wasmixer_engine::policy::status::http_status;
+use wasmixer_engine::policy::DenyPlan;
 use wasmixer_proxy_wasm_host::abi::{self, MapType};
 use wasmixer_proxy_wasm_host::proxy_host::ProxyHost;
-use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
-use wasmixer_shared::attr::identity::RootIdentity;
-use wasmixer_shared::attr::request_carry::{PeerTrustLevel, RequestCarry};
-use wasmixer_shared::diag::DEFAULT_INTERVAL_NS;
-use wasmixer_shared::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
-use wasmixer_shared::policy::header_ops::{HeaderEdit, SkippedValue};
-use wasmixer_shared::policy::status::http_status;
-use wasmixer_shared::policy::DenyPlan;
 
 use crate::metrics::DenyMetrics;
 

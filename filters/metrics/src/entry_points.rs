@@ -3,11 +3,11 @@
 //! counts its bytes in the data callbacks and reports its close in `on_log`; so the filter
 //! needs neither the header callbacks nor `proxy_on_delete` (one VM call, ~2,300 instructions,
 //! less per request than with the SDK). What a stream needs is kept from its creation to its
-//! `on_log` (`wasmixer_shared::context_registry`). `make wasm` keeps exactly these
+//! `on_log` (`wasmixer_engine::context_registry`). `make wasm` keeps exactly these
 //! exports (`wasm-exports.txt`).
 
+use wasmixer_engine::attr::request_carry::RequestCarry;
 use wasmixer_proxy_wasm_host::entry_points::FilterContexts;
-use wasmixer_shared::attr::request_carry::RequestCarry;
 
 use crate::root::MetricsRoot;
 use crate::stream::MetricsStream;

@@ -4,16 +4,16 @@
 
 use std::rc::Rc;
 
+use wasmixer_engine::attr::envoy_bag::SourceTable;
+use wasmixer_engine::attr::request_carry::RequestCarry;
+use wasmixer_engine::config::FilterConfig;
+use wasmixer_engine::expr::Manifest;
+use wasmixer_engine::telemetry::metric_plan::MetricPlan;
+use wasmixer_engine::telemetry::tcp_traffic::is_tcp_root_id;
 use wasmixer_proxy_wasm_host::abi;
 use wasmixer_proxy_wasm_host::identity;
 use wasmixer_proxy_wasm_host::plugin_configuration;
 use wasmixer_proxy_wasm_host::property_batch::{self, PropertyBatch};
-use wasmixer_shared::attr::envoy_bag::SourceTable;
-use wasmixer_shared::attr::request_carry::RequestCarry;
-use wasmixer_shared::config::FilterConfig;
-use wasmixer_shared::expr::Manifest;
-use wasmixer_shared::telemetry::metric_plan::MetricPlan;
-use wasmixer_shared::telemetry::tcp_traffic::is_tcp_root_id;
 
 use crate::series::Recorder;
 use crate::stream::{MetricsStream, Shared};

@@ -6,14 +6,14 @@ use std::cell::RefCell;
 use std::fmt;
 
 use hashbrown::HashMap;
-use wasmixer_proxy_wasm_host::abi::{self, MetricType};
-use wasmixer_proxy_wasm_host::tagged_metrics::{define_series, TaggedMetric, OVERFLOW_TAG_VALUE};
-use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
-use wasmixer_shared::telemetry::metric_params::{MetricKind, MAX_LABELS};
-use wasmixer_shared::telemetry::metric_plan::{
+use wasmixer_engine::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
+use wasmixer_engine::telemetry::metric_params::{MetricKind, MAX_LABELS};
+use wasmixer_engine::telemetry::metric_plan::{
     DropCause, MetricPlan, MetricSink, DROPPED_METRIC, OVERFLOW_METRIC, RULE_ERRORS_METRIC, SERIES_METRIC,
 };
-use wasmixer_shared::telemetry::series_table::{Series, SeriesTable};
+use wasmixer_engine::telemetry::series_table::{Series, SeriesTable};
+use wasmixer_proxy_wasm_host::abi::{self, MetricType};
+use wasmixer_proxy_wasm_host::tagged_metrics::{define_series, TaggedMetric, OVERFLOW_TAG_VALUE};
 
 const METRIC_TAG: [&str; 1] = ["metric"];
 const DROPPED_TAGS: [&str; 2] = ["metric", "reason"];

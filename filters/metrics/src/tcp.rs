@@ -16,10 +16,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use hashbrown::HashMap;
+use wasmixer_engine::attr::tcp_bag::{AttributeSnapshot, TcpBag, TcpReport};
+use wasmixer_engine::expr::AttributeBag;
+use wasmixer_engine::telemetry::tcp_traffic::TcpTraffic;
 use wasmixer_proxy_wasm_host::abi;
-use wasmixer_shared::attr::tcp_bag::{AttributeSnapshot, TcpBag, TcpReport};
-use wasmixer_shared::expr::AttributeBag;
-use wasmixer_shared::telemetry::tcp_traffic::TcpTraffic;
 
 use crate::stream::Shared;
 

@@ -3,7 +3,7 @@
 //! the corresponding filter crate built as a library; this crate only sequences them. One filter
 //! instead of four saves Envoy's per-filter Wasm overhead three times per request, and the
 //! components share what a request reveals (direction, peer, response properties) through one
-//! [`RequestCarry`](wasmixer_shared::attr::request_carry::RequestCarry) instead of asking Envoy
+//! [`RequestCarry`](wasmixer_engine::attr::request_carry::RequestCarry) instead of asking Envoy
 //! again each.
 
 mod root;
@@ -12,6 +12,6 @@ mod stream;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-    wasmixer_shared::panic_hook::install("wasmixer-mixer");
+    wasmixer_engine::panic_hook::install("wasmixer-mixer");
     proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(root::MixerRoot::default()) });
 }}

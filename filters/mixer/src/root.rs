@@ -7,15 +7,15 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 use wasmixer_access_log::root::AccessLogRoot;
 use wasmixer_deny::root::DenyRoot;
+use wasmixer_engine::attr::envoy_bag::SourceTable;
+use wasmixer_engine::attr::request_carry::RequestCarry;
+use wasmixer_engine::config::FilterConfig;
 use wasmixer_metrics::root::MetricsRoot;
 use wasmixer_peer_metadata::config::PeerConfig;
 use wasmixer_peer_metadata::root::PeerRoot;
 use wasmixer_proxy_wasm_host::abi;
 use wasmixer_proxy_wasm_host::plugin_configuration;
 use wasmixer_proxy_wasm_host::property_batch::PropertyBatch;
-use wasmixer_shared::attr::envoy_bag::SourceTable;
-use wasmixer_shared::attr::request_carry::RequestCarry;
-use wasmixer_shared::config::FilterConfig;
 
 use crate::sdk_http_call;
 use crate::stream::MixerStream;

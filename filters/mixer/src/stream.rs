@@ -7,11 +7,11 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use wasmixer_access_log::stream::AccessLogStream;
 use wasmixer_deny::stream::{DenyStream, Flow};
+use wasmixer_engine::attr::envoy_bag::Direction;
+use wasmixer_engine::attr::request_carry::RequestCarry;
 use wasmixer_metrics::stream::MetricsStream;
 use wasmixer_peer_metadata::stream::PeerStream;
 use wasmixer_proxy_wasm_host::identity::listener_direction;
-use wasmixer_shared::attr::envoy_bag::Direction;
-use wasmixer_shared::attr::request_carry::RequestCarry;
 
 pub struct MixerStream {
     pub carry: Rc<RequestCarry>,

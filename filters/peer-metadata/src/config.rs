@@ -1,10 +1,10 @@
 //! The peer-metadata filter's configuration (JSON; every field optional).
 
 use serde::Deserialize;
-use wasmixer_shared::attr::peer_metadata::{
+use wasmixer_engine::attr::peer_metadata::{
     METADATA_HEADER, METADATA_ID_HEADER, WASMIXER_METADATA_HEADER, WASMIXER_METADATA_ID_HEADER,
 };
-use wasmixer_shared::policy::header_ops::is_valid_header_name;
+use wasmixer_engine::policy::header_ops::is_valid_header_name;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

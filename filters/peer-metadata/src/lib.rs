@@ -13,6 +13,6 @@ pub mod stream;
 #[cfg(feature = "standalone")]
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-    wasmixer_shared::panic_hook::install("wasmixer-peer-metadata");
+    wasmixer_engine::panic_hook::install("wasmixer-peer-metadata");
     proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(root::PeerRoot::default()) });
 }}

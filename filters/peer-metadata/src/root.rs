@@ -4,13 +4,13 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
+use wasmixer_engine::attr::identity::PeerCache;
+use wasmixer_engine::attr::request_carry::RequestCarry;
+use wasmixer_engine::self_metrics;
 use wasmixer_proxy_wasm_host::abi;
 use wasmixer_proxy_wasm_host::identity::local_workload_metadata;
 use wasmixer_proxy_wasm_host::plugin_configuration;
 use wasmixer_proxy_wasm_host::tagged_metrics::BatchedCounter;
-use wasmixer_shared::attr::identity::PeerCache;
-use wasmixer_shared::attr::request_carry::RequestCarry;
-use wasmixer_shared::self_metrics;
 
 use crate::config::PeerConfig;
 use crate::stream::PeerStream;

@@ -4,16 +4,16 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
-use wasmixer_proxy_wasm_host::abi::{self, MapType};
-use wasmixer_proxy_wasm_host::identity::listener_direction;
-use wasmixer_shared::attr::envoy_bag::Direction;
-use wasmixer_shared::attr::identity::{
+use wasmixer_engine::attr::envoy_bag::Direction;
+use wasmixer_engine::attr::identity::{
     published_peer, DOWNSTREAM_PEER_STATE, UNDIRECTED_PEER_STATE, UNVERIFIED_PEER_STATE, UPSTREAM_PEER_STATE,
 };
-use wasmixer_shared::attr::istio_peer_state;
-use wasmixer_shared::attr::request_carry::RequestCarry;
-use wasmixer_shared::attr::spiffe::{verify_peer_claim, PeerTrust, SpiffeId};
-use wasmixer_shared::attr::workload::WorkloadMetadata;
+use wasmixer_engine::attr::istio_peer_state;
+use wasmixer_engine::attr::request_carry::RequestCarry;
+use wasmixer_engine::attr::spiffe::{verify_peer_claim, PeerTrust, SpiffeId};
+use wasmixer_engine::attr::workload::WorkloadMetadata;
+use wasmixer_proxy_wasm_host::abi::{self, MapType};
+use wasmixer_proxy_wasm_host::identity::listener_direction;
 
 use crate::config::{IstioHeaders, PeerConfig};
 use crate::root::PeerShared;

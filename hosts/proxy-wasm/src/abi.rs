@@ -7,9 +7,9 @@
 
 use std::borrow::Cow;
 
-use wasmixer_shared::attr::pairs::{serialize_pairs, string_map_of_pairs};
-use wasmixer_shared::expr::StringMap;
-use wasmixer_shared::gostd::byte_string;
+use wasmixer_engine::attr::pairs::{serialize_pairs, string_map_of_pairs};
+use wasmixer_engine::expr::StringMap;
+use wasmixer_engine::gostd::byte_string;
 
 /// proxy-wasm map types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

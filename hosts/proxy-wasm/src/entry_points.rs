@@ -6,9 +6,9 @@
 
 use std::cell::{Cell, RefCell};
 
-use wasmixer_shared::context_registry::{ContextRegistry, MAX_ROOTS};
-use wasmixer_shared::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
-use wasmixer_shared::panic_hook;
+use wasmixer_engine::context_registry::{ContextRegistry, MAX_ROOTS};
+use wasmixer_engine::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
+use wasmixer_engine::panic_hook;
 
 use crate::abi::{self, MetricType};
 use crate::logger;

@@ -1,15 +1,15 @@
 //! Workload identities as the proxy-wasm host reads them: the local one from `xds.node`
 //! metadata, the listener's direction, and the peers the peer-metadata filter published in
-//! filter state. Decoding and caching them is the engine's ([`wasmixer_shared::attr::identity`]).
+//! filter state. Decoding and caching them is the engine's ([`wasmixer_engine::attr::identity`]).
 
 use std::rc::Rc;
 
-use wasmixer_shared::attr::envoy_bag::Direction;
-use wasmixer_shared::attr::identity::{
+use wasmixer_engine::attr::envoy_bag::Direction;
+use wasmixer_engine::attr::identity::{
     node_metadata_json, PeerCache, RootIdentity, DOWNSTREAM_KEY, UNDIRECTED_KEY, UNVERIFIED_KEY, UPSTREAM_KEY,
 };
-use wasmixer_shared::attr::workload::WorkloadMetadata;
-use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
+use wasmixer_engine::attr::workload::WorkloadMetadata;
+use wasmixer_engine::attr::workload_attributes::WorkloadAttributes;
 
 use crate::abi;
 

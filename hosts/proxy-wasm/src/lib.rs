@@ -1,29 +1,29 @@
-//! wasmixer-proxy-wasm-host: the engine (`wasmixer-shared`) on Envoy's proxy-wasm ABI. Every
+//! wasmixer-proxy-wasm-host: the engine (`wasmixer-engine`) on Envoy's proxy-wasm ABI. Every
 //! call into the proxy that wasmixer's Wasm filters make is here, and nothing else is: raw ABI
 //! calls that cannot trap, the modules' own entry points, and what the engine's traits need
 //! answered by Envoy.
 //!
 //! What it implements, against which engine trait or type:
 //!
-//! * [`proxy_host::ProxyHost`] implements [`wasmixer_shared::attr::source::AttributeSource`]
+//! * [`proxy_host::ProxyHost`] implements [`wasmixer_engine::attr::source::AttributeSource`]
 //!   (properties, headers, trailers, the clock, workloads) with `proxy_get_property`,
 //!   `proxy_get_header_map_*`, `proxy_get_current_time_nanoseconds`, and the log-phase
 //!   [`property_batch::PropertyBatch`] over Envoy's `expr_evaluate` foreign function; the
-//!   engine's [`RequestCarry`](wasmixer_shared::attr::request_carry::RequestCarry) memoizes its
+//!   engine's [`RequestCarry`](wasmixer_engine::attr::request_carry::RequestCarry) memoizes its
 //!   answers within a request.
 //! * [`identity`] reads the node metadata and the peers published in filter state, and hands
-//!   them to the engine's [`PeerCache`](wasmixer_shared::attr::identity::PeerCache) to decode.
+//!   them to the engine's [`PeerCache`](wasmixer_engine::attr::identity::PeerCache) to decode.
 //! * [`tagged_metrics`] defines and updates Envoy stats (`proxy_define_metric`, tags encoded in
 //!   the name): filters record the engine's [`MetricSink`] samples and their own counters
 //!   through it.
 //! * [`logger`] routes the `log` crate's records (the engine's logging) to `proxy_log`;
 //!   [`entry_points`] exports `_initialize`, the ABI version, the allocator and
 //!   `proxy_on_vm_start`, and keeps a filter's contexts in the engine's
-//!   [`ContextRegistry`](wasmixer_shared::context_registry::ContextRegistry);
+//!   [`ContextRegistry`](wasmixer_engine::context_registry::ContextRegistry);
 //!   [`plugin_configuration`] reads the configuration the engine parses.
 //!
 //! Another host (e.g. Envoy's native dynamic modules) is a crate beside this one implementing
-//! the same traits ([`AttributeSource`](wasmixer_shared::attr::source::AttributeSource), the
+//! the same traits ([`AttributeSource`](wasmixer_engine::attr::source::AttributeSource), the
 //! sinks: `MetricSink`, `LogSink`, `CheckObserver`) over its own ABI; the engine does not
 //! change.
 //!
@@ -31,7 +31,7 @@
 //! and unit-tests natively. Filters on the proxy-wasm SDK's dispatcher (`mixer`,
 //! `peer-metadata`) take the SDK themselves; this crate does not depend on it.
 //!
-//! [`MetricSink`]: wasmixer_shared::telemetry::metric_plan::MetricSink
+//! [`MetricSink`]: wasmixer_engine::telemetry::metric_plan::MetricSink
 
 pub mod abi;
 pub mod entry_points;

@@ -1,6 +1,6 @@
 //! The plugin's configuration as every wasmixer root reads it, and how a root turns one down.
 
-use wasmixer_shared::config::FilterConfig;
+use wasmixer_engine::config::FilterConfig;
 
 use crate::abi::{self, BufferType};
 
@@ -32,7 +32,7 @@ pub fn configure(filter: &str, apply: impl FnOnce(&FilterConfig) -> bool) -> boo
 /// `wasmixer_config_rejected_total`.
 pub fn reject(filter: &str, error: &str) -> bool {
     log::error!("{filter}: configuration rejected: {error}");
-    if let Some(id) = abi::define_metric(abi::MetricType::Counter, wasmixer_shared::self_metrics::CONFIG_REJECTED.name)
+    if let Some(id) = abi::define_metric(abi::MetricType::Counter, wasmixer_engine::self_metrics::CONFIG_REJECTED.name)
     {
         abi::increment_metric(id, 1);
     }

@@ -14,14 +14,14 @@
 //! before its response has no `response.code`) the reader falls back to single reads. A batch
 //! that keeps failing is tried only now and then.
 //!
-//! [`BATCHABLE`]: wasmixer_shared::attr::batch::BATCHABLE
+//! [`BATCHABLE`]: wasmixer_engine::attr::batch::BATCHABLE
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use wasmixer_shared::attr::batch::{decode, expression, log_phase_paths, BatchValues};
-use wasmixer_shared::attr::envoy_bag::SourceTable;
-use wasmixer_shared::bytes::strs_equal;
+use wasmixer_engine::attr::batch::{decode, expression, log_phase_paths, BatchValues};
+use wasmixer_engine::attr::envoy_bag::SourceTable;
+use wasmixer_engine::bytes::strs_equal;
 
 use crate::abi;
 
@@ -136,8 +136,8 @@ pub fn share_with<C>(
 
 #[cfg(test)]
 mod tests {
-    use wasmixer_shared::attr::envoy_bag::Direction;
-    use wasmixer_shared::expr::Manifest;
+    use wasmixer_engine::attr::envoy_bag::Direction;
+    use wasmixer_engine::expr::Manifest;
 
     use super::*;
 

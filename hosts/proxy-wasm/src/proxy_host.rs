@@ -2,13 +2,13 @@
 
 use std::rc::Rc;
 
-use wasmixer_shared::attr::envoy_bag::Direction;
-use wasmixer_shared::attr::identity::RootIdentity;
-use wasmixer_shared::attr::request_carry::{PeerTrustLevel, RequestCarry};
-use wasmixer_shared::attr::source::AttributeSource;
-use wasmixer_shared::attr::sources::Side;
-use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
-use wasmixer_shared::expr::StringMap;
+use wasmixer_engine::attr::envoy_bag::Direction;
+use wasmixer_engine::attr::identity::RootIdentity;
+use wasmixer_engine::attr::request_carry::{PeerTrustLevel, RequestCarry};
+use wasmixer_engine::attr::source::AttributeSource;
+use wasmixer_engine::attr::sources::Side;
+use wasmixer_engine::attr::workload_attributes::WorkloadAttributes;
+use wasmixer_engine::expr::StringMap;
 
 use crate::abi::{self, MapType};
 use crate::identity::{
@@ -144,7 +144,7 @@ impl AttributeSource for ProxyHost<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmixer_shared::attr::identity::PeerCache;
+    use wasmixer_engine::attr::identity::PeerCache;
 
     const SAN: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
 

@@ -1,7 +1,7 @@
 //! Test-only: the Istio state emulator, an HTTP filter that stands in for Istio's native
 //! peer-metadata filter (Istio 1.22+) as far as stock Envoy 1.40 allows. Placed on an inbound
 //! chain, it writes a configured peer into the stream's filter state in one of Istio's formats,
-//! for wasmixer's peer-metadata filter to find there (`shared/src/attr/istio_peer_state.rs`).
+//! for wasmixer's peer-metadata filter to find there (`engine/src/attr/istio_peer_state.rs`).
 //! Never shipped: `make test-wasm-modules` builds it into `target/test-wasm/`, not `dist/`.
 //!
 //! Configuration (JSON): `{"format": "struct"|"flatnode", "peers": {"<name>": {"namespace",

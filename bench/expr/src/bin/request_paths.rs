@@ -12,16 +12,16 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use wasmixer_bench_expr::alloc_snapshot;
-use wasmixer_shared::attr::envoy_bag::{Direction, EnvoyBag, SourceTable};
-use wasmixer_shared::attr::source::AttributeSource;
-use wasmixer_shared::attr::sources::Side;
-use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
-use wasmixer_shared::config::FilterConfig;
-use wasmixer_shared::expr::{Manifest, StringMap};
-use wasmixer_shared::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
-use wasmixer_shared::policy::DenyPlan;
-use wasmixer_shared::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
-use wasmixer_shared::telemetry::metric_plan::{DropCause, MetricPlan, MetricSink};
+use wasmixer_engine::attr::envoy_bag::{Direction, EnvoyBag, SourceTable};
+use wasmixer_engine::attr::source::AttributeSource;
+use wasmixer_engine::attr::sources::Side;
+use wasmixer_engine::attr::workload_attributes::WorkloadAttributes;
+use wasmixer_engine::config::FilterConfig;
+use wasmixer_engine::expr::{Manifest, StringMap};
+use wasmixer_engine::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
+use wasmixer_engine::policy::DenyPlan;
+use wasmixer_engine::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
+use wasmixer_engine::telemetry::metric_plan::{DropCause, MetricPlan, MetricSink};
 
 /// A ratings-v1 sidecar's inbound request from reviews-v3, answered from memory. The peer is a
 /// verified caller the peer-metadata filter published in filter state: one read to find it.

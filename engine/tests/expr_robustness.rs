@@ -6,8 +6,8 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use wasmixer_shared::expr::ast::parse;
-use wasmixer_shared::expr::{Manifest, Program};
+use wasmixer_engine::expr::ast::parse;
+use wasmixer_engine::expr::{Manifest, Program};
 
 mod support;
 use support::{gen_expr, mutate, random_bag, Rng};

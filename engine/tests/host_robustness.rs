@@ -11,15 +11,15 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
-use wasmixer_shared::attr::source::AttributeSource;
-use wasmixer_shared::attr::sources::Side;
-use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
-use wasmixer_shared::config::FilterConfig;
-use wasmixer_shared::expr::{AttrId, Manifest, Program, StringMap, ValueType};
-use wasmixer_shared::policy::DenyPlan;
-use wasmixer_shared::telemetry::log_plan::LogPlan;
-use wasmixer_shared::telemetry::metric_plan::MetricPlan;
+use wasmixer_engine::attr::envoy_bag::{EnvoyBag, SourceTable};
+use wasmixer_engine::attr::source::AttributeSource;
+use wasmixer_engine::attr::sources::Side;
+use wasmixer_engine::attr::workload_attributes::WorkloadAttributes;
+use wasmixer_engine::config::FilterConfig;
+use wasmixer_engine::expr::{AttrId, Manifest, Program, StringMap, ValueType};
+use wasmixer_engine::policy::DenyPlan;
+use wasmixer_engine::telemetry::log_plan::LogPlan;
+use wasmixer_engine::telemetry::metric_plan::MetricPlan;
 
 mod support;
 use support::{Quiet, Rng};
@@ -166,7 +166,7 @@ fn the_seed_plans_serve_over_a_host_answering_garbage() {
 
 #[test]
 fn a_batched_answer_of_garbage_decodes_or_is_refused_without_a_panic() {
-    use wasmixer_shared::attr::batch::decode;
+    use wasmixer_engine::attr::batch::decode;
     let mut rng = Rng(0x5EED_BA7C);
     for _ in 0..ROUNDS * 20 {
         let mut bytes = garbage(&mut rng);

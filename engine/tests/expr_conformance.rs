@@ -7,8 +7,8 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use std::borrow::Cow;
 
-use wasmixer_shared::expr::{Manifest, MapBag, Program, StringMap, Value, ValueType};
-use wasmixer_shared::gostd::net_ip::IpBytes;
+use wasmixer_engine::expr::{Manifest, MapBag, Program, StringMap, Value, ValueType};
+use wasmixer_engine::gostd::net_ip::IpBytes;
 
 /// The attribute names used by Mixer's own test table.
 fn manifest() -> Manifest {

@@ -7,7 +7,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use std::hash::BuildHasher;
 
-use wasmixer_shared::keyed_hash::keyed_state;
+use wasmixer_engine::keyed_hash::keyed_state;
 
 #[test]
 fn two_maps_hash_the_same_key_differently() {

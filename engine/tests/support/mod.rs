@@ -5,10 +5,10 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use wasmixer_shared::expr::{Manifest, MapBag, StringMap, Value};
-use wasmixer_shared::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
-use wasmixer_shared::telemetry::log_plan::{LineMeta, LogSink};
-use wasmixer_shared::telemetry::metric_plan::{DropCause, MetricSink};
+use wasmixer_engine::expr::{Manifest, MapBag, StringMap, Value};
+use wasmixer_engine::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
+use wasmixer_engine::telemetry::log_plan::{LineMeta, LogSink};
+use wasmixer_engine::telemetry::metric_plan::{DropCause, MetricSink};
 
 /// A tiny deterministic generator (xorshift64*), so failures reproduce from the seed.
 pub struct Rng(pub u64);

@@ -9,13 +9,13 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use serde_json::{json, Value as Json};
-use wasmixer_shared::config::FilterConfig;
-use wasmixer_shared::expr::{Manifest, MapBag};
-use wasmixer_shared::policy::listchecker::{List, ListParams};
-use wasmixer_shared::policy::DenyPlan;
-use wasmixer_shared::telemetry::log_options::{AccessLogOptions, LogRouting};
-use wasmixer_shared::telemetry::log_plan::LogPlan;
-use wasmixer_shared::telemetry::metric_plan::MetricPlan;
+use wasmixer_engine::config::FilterConfig;
+use wasmixer_engine::expr::{Manifest, MapBag};
+use wasmixer_engine::policy::listchecker::{List, ListParams};
+use wasmixer_engine::policy::DenyPlan;
+use wasmixer_engine::telemetry::log_options::{AccessLogOptions, LogRouting};
+use wasmixer_engine::telemetry::log_plan::LogPlan;
+use wasmixer_engine::telemetry::metric_plan::MetricPlan;
 
 mod support;
 use support::{gen_expr, mutate, random_bag, Quiet, Rng};

@@ -9,14 +9,14 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use std::rc::Rc;
 
-use wasmixer_shared::attr::envoy_bag::{EnvoyBag, SourceTable};
-use wasmixer_shared::attr::pairs;
-use wasmixer_shared::attr::source::AttributeSource;
-use wasmixer_shared::attr::workload_attributes::WorkloadAttributes;
-use wasmixer_shared::config::FilterConfig;
-use wasmixer_shared::expr::{Manifest, Program, StringMap};
-use wasmixer_shared::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
-use wasmixer_shared::telemetry::stat_name::write_sanitized_value;
+use wasmixer_engine::attr::envoy_bag::{EnvoyBag, SourceTable};
+use wasmixer_engine::attr::pairs;
+use wasmixer_engine::attr::source::AttributeSource;
+use wasmixer_engine::attr::workload_attributes::WorkloadAttributes;
+use wasmixer_engine::config::FilterConfig;
+use wasmixer_engine::expr::{Manifest, Program, StringMap};
+use wasmixer_engine::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
+use wasmixer_engine::telemetry::stat_name::write_sanitized_value;
 
 /// The host as the ABI hands values over: header maps in the pairs encoding, properties as
 /// bytes.

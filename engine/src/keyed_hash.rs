@@ -8,12 +8,12 @@
 //!
 //! * the random source is std's `RandomState`, which on wasm32-wasip1 asks the host through
 //!   WASI `random_get` (Envoy serves it to every Wasm module) and natively the OS; on
-//!   wasm32-unknown-unknown (the shared crate's tests under node) it has no source and its keys
+//!   wasm32-unknown-unknown (the engine crate's tests under node) it has no source and its keys
 //!   are fixed, but its per-instance counter still makes every map's seed differ;
 //! * drawing costs one `random_get` per VM and a SipHash of eight bytes per map, never anything
 //!   per request.
 //!
-//! `shared/tests/keyed_hash.rs` checks that two maps hash a key differently.
+//! `engine/tests/keyed_hash.rs` checks that two maps hash a key differently.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use super::go_names::{CATEGORIES, SCRIPTS};
 use super::names::{Ranges, UnicodeClass};
 
-/// The sets of Go's Unicode classes, in the order of `CATEGORIES` and `SCRIPTS`, as shared/build.rs
+/// The sets of Go's Unicode classes, in the order of `CATEGORIES` and `SCRIPTS`, as engine/build.rs
 /// wrote them from `regex-syntax`'s tables: per set, each range as the LEB128 gap from the end of
 /// the previous one and its length less one.
 mod sets {
