@@ -40,12 +40,16 @@ pub fn dist_dir() -> PathBuf {
 /// The absolute path of `dist/<filter>.wasm` (e.g. `wasm_path("deny")`), or an error telling the
 /// user to run `make wasm` when it is missing.
 pub fn wasm_path(filter: &str) -> Result<PathBuf, HarnessError> {
-    let path = dist_dir().join(format!("{filter}.wasm"));
+    built(dist_dir().join(format!("{filter}.wasm")), "make wasm")
+}
+
+/// `path` if it exists, else an error naming the make verb that builds it.
+fn built(path: PathBuf, verb: &str) -> Result<PathBuf, HarnessError> {
     if path.is_file() {
         Ok(path)
     } else {
         Err(HarnessError::MissingWasm(format!(
-            "{} is missing: run `make wasm` first (or `make test-integration`, which builds it)",
+            "{} is missing: run `{verb}` first (or `make test-integration`, which builds it)",
             path.display()
         )))
     }
@@ -68,15 +72,7 @@ pub fn test_wasm_dir() -> PathBuf {
 /// The absolute path of a test-only module (e.g. `test_wasm_path("istio-state-emulator")`), or
 /// an error telling the user to run `make test-wasm-modules` when it is missing.
 pub fn test_wasm_path(module: &str) -> Result<PathBuf, HarnessError> {
-    let path = test_wasm_dir().join(format!("{module}.wasm"));
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(HarnessError::MissingWasm(format!(
-            "{} is missing: run `make test-wasm-modules` first (or `make test-integration`, which builds it)",
-            path.display()
-        )))
-    }
+    built(test_wasm_dir().join(format!("{module}.wasm")), "make test-wasm-modules")
 }
 
 /// A file under the workspace root, e.g. `workspace_file("integration/testdata/single-hop.yaml")`.

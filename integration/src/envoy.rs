@@ -190,6 +190,22 @@ impl EnvoyProcess {
         Ok(r.body_text())
     }
 
+    /// Waits (up to 5 s) until `/stats/prometheus` has the line `line` exactly: the filters hand
+    /// their counts to Envoy on a one-second tick.
+    pub fn wait_for_stat_line(&self, line: &str) -> Result<(), HarnessError> {
+        let start = std::time::Instant::now();
+        loop {
+            let stats = self.stats_prometheus()?;
+            if stats.lines().any(|l| l == line) {
+                return Ok(());
+            }
+            if start.elapsed() > std::time::Duration::from_secs(5) {
+                return Err(HarnessError::check(format!("no line {line:?} in:\n{stats}")));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// The value of one stat from admin `/stats` (e.g. `http.ingress.downstream_rq_2xx`);
     /// `None` if Envoy has no such stat (or it is a histogram).
     pub fn stat(&self, name: &str) -> Result<Option<u64>, HarnessError> {

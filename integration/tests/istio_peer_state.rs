@@ -21,14 +21,12 @@
 //! - Istio 1.24 (`WorkloadMetadataObject`, fields only one by one): not reproducible with stock
 //!   Envoy; unit tests only.
 
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 use wasmixer_integration::bookinfo_pair::{PairFilters, ReviewsToRatings};
 use wasmixer_integration::bootstrap::wasm_filter;
 use wasmixer_integration::dist::{read_workspace_file, test_wasm_path};
 use wasmixer_integration::istio_profile::metadata_exchange_filter;
-use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request};
+use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, HarnessError, Request};
 
 const DENY_SEED: &str = "integration/testdata/deny-seed.json";
 const DENIED: &str = "PERMISSION_DENIED:denyreviewsv3handler.default:Not allowed";
@@ -135,20 +133,8 @@ fn istio_filter_state_peer_is_verified_and_seen_by_the_deny_rule() -> Result<(),
     // Envoy prints the tags in the order it extracts them: result, then direction.
     let counter =
         |result: &str, n: u32| format!("wasmixer_peer_metadata_total{{result=\"{result}\",direction=\"inbound\"}} {n}");
-    wait_for_stat(&pair.ratings, &counter("verified", 5))?;
-    wait_for_stat(&pair.ratings, &counter("namespace_mismatch", 2))?;
-    wait_for_stat(&pair.ratings, &counter("service_account_mismatch", 1))?;
+    pair.ratings.wait_for_stat_line(&counter("verified", 5))?;
+    pair.ratings.wait_for_stat_line(&counter("namespace_mismatch", 2))?;
+    pair.ratings.wait_for_stat_line(&counter("service_account_mismatch", 1))?;
     Ok(())
-}
-
-fn wait_for_stat(sidecar: &EnvoyProcess, line: &str) -> Result<(), HarnessError> {
-    let start = Instant::now();
-    loop {
-        let stats = sidecar.stats_prometheus()?;
-        if stats.lines().any(|l| l == line) {
-            return Ok(());
-        }
-        ensure!(start.elapsed() < Duration::from_secs(5), "no line {line:?} in:\n{stats}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

@@ -5,7 +5,7 @@
 //! with Mixer's body, and each side's access log prints the same identities and principals,
 //! including the peer the client only learns from the response.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use wasmixer_integration::access_log_file::first_json_line;
@@ -13,7 +13,7 @@ use wasmixer_integration::bookinfo_pair::{PairFilters, ReviewsToRatings};
 use wasmixer_integration::bootstrap::wasm_filter;
 use wasmixer_integration::dist::read_workspace_file;
 use wasmixer_integration::sidecar::RATINGS_HOST;
-use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, EnvoyProcess, HarnessError, Request};
+use wasmixer_integration::{ensure, wasm_path, Backend, BackendResponse, HarnessError, Request};
 
 const DENY_SEED: &str = "integration/testdata/deny-seed.json";
 const METRICS_SEED: &str = "integration/testdata/metrics-double-request-count.json";
@@ -138,23 +138,9 @@ fn denies_and_logs_on_both_sidecars(
     // The metrics component reported on both sides with the verified peer; the deny component
     // counted its decision on the server (counters reach Envoy on the next tick: poll).
     let series = "source=\"reviews-v3\",destination=\"ratings-v1\",message=\"twice the fun!\"} 2";
-    wait_for_stat(ratings_sidecar, &format!("istio_double_request_count{{reporter=\"server\",{series}"))?;
-    wait_for_stat(reviews_sidecar, &format!("istio_double_request_count{{reporter=\"client\",{series}"))?;
-    wait_for_stat(
-        ratings_sidecar,
-        "wasmixer_policy_checks_total{rule=\"denyreviewsv3.rule.default\",result=\"deny\"} 1",
-    )?;
+    ratings_sidecar.wait_for_stat_line(&format!("istio_double_request_count{{reporter=\"server\",{series}"))?;
+    reviews_sidecar.wait_for_stat_line(&format!("istio_double_request_count{{reporter=\"client\",{series}"))?;
+    ratings_sidecar
+        .wait_for_stat_line("wasmixer_policy_checks_total{rule=\"denyreviewsv3.rule.default\",result=\"deny\"} 1")?;
     Ok(())
-}
-
-fn wait_for_stat(sidecar: &EnvoyProcess, line: &str) -> Result<(), HarnessError> {
-    let start = Instant::now();
-    loop {
-        let stats = sidecar.stats_prometheus()?;
-        if stats.lines().any(|l| l == line) {
-            return Ok(());
-        }
-        ensure!(start.elapsed() < Duration::from_secs(5), "no line {line:?} in:\n{stats}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
