@@ -339,7 +339,7 @@ fn under_the_istio_profile_a_rule_without_identity_is_counted_and_can_deny() -> 
         wait_for_rule_result(mesh, "no_identity")?;
         let log = mesh.node("ratings-v1")?.sidecar_log();
         ensure!(
-            log.contains("rule denyreviewsv3.rule.default: no verified peer on this mTLS connection (lookup failed: 'source.labels'): is wasmixer-peer-metadata installed ahead of this filter?"),
+            log.contains("rule denyreviewsv3.rule.default: no verified peer identity (lookup failed: 'source.labels'): over mTLS, is wasmixer-peer-metadata installed ahead of this filter?"),
             "no warning naming the rule and the cause in ratings' sidecar log"
         );
 

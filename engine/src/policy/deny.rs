@@ -250,8 +250,11 @@ impl DenyPlan {
             attributes.extend(s.attributes());
         }
         let identity = IdentityGuard::new(manifest, config.deny.require_peer_identity);
+        // Only the opt-in reads them (see `peer_identity`).
         if let (Some(guard), false) = (&identity, rules.is_empty()) {
-            attributes.extend(guard.attributes());
+            if guard.require {
+                attributes.extend(guard.attributes());
+            }
         }
         crate::sorting::sort_dedup(&mut attributes);
         for rule in &mut rules {
@@ -671,11 +674,12 @@ mod tests {
     #[test]
     fn match_errors_do_not_match_unless_fail_closed() {
         let p = plan(SEED).unwrap();
-        // No identity at all: lookup errors, the rule does not match, the request is allowed.
+        // No identity at all: lookup errors, the rule does not match, the request is allowed;
+        // the error is a missing peer identity (`source.labels`), counted as such.
         let (r, outcomes) =
             run(&p, &[("context.reporter.kind", s("inbound")), ("destination.namespace", s("default"))]);
         assert!(r.is_ok());
-        assert_eq!(outcomes, [("denyreviewsv3.rule.default".to_string(), RuleOutcome::Error)]);
+        assert_eq!(outcomes, [("denyreviewsv3.rule.default".to_string(), RuleOutcome::NoIdentity)]);
         let closed = SEED.replacen("{\"resources\"", "{\"deny\": {\"fail_closed\": true}, \"resources\"", 1);
         let p = plan(&closed).unwrap();
         let (r, _) = run(&p, &[("context.reporter.kind", s("inbound")), ("destination.namespace", s("default"))]);
@@ -922,8 +926,6 @@ mod tests {
                 "source.namespace",
                 "destination.labels",
                 "destination.namespace",
-                // Read only when a match fails, to tell a missing peer identity apart.
-                "connection.mtls",
                 "context.reporter.kind"
             ]
         );

@@ -5,7 +5,13 @@
 //! of the check, or a proxy in the path that strips the exchange), the rule silently lets
 //! everything through. This module tells that case apart from other evaluation errors, so the
 //! filters count it on its own (`result="no_identity"`), warn with the likely cause, and, when
-//! the operator opts in (`deny.require_peer_identity`), deny such requests on inbound listeners.
+//! the operator opts in (`deny.require_peer_identity`), deny such requests on inbound mTLS
+//! listeners.
+//!
+//! Telling it apart costs nothing per request: the failed lookup's attribute name says it. Only
+//! the opt-in reads the connection's mTLS flag and the listener's direction, since a plain-text
+//! caller has no identity to verify and is not denied for it: a property read on every request
+//! without identity would cost more than the whole check.
 
 use crate::expr::{AttrId, AttributeBag, EvalError, Manifest, Value};
 
@@ -47,12 +53,12 @@ pub struct IdentityGuard {
     pub require: bool,
 }
 
-/// A rule's match failed because the peer identity it needs is absent on an mTLS connection.
+/// A rule's match failed because the peer identity it needs is absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MissingIdentity<'a> {
     /// The absent attribute, e.g. `source.labels`.
     pub attribute: &'a str,
-    /// Whether the request is to be denied (`require_peer_identity` on an inbound listener).
+    /// Whether the request is to be denied (`require_peer_identity`, on an inbound mTLS listener).
     pub deny: bool,
 }
 
@@ -68,21 +74,22 @@ impl IdentityGuard {
         [self.mtls, self.reporter_kind]
     }
 
-    /// Whether `error` is a missing peer identity on an mTLS connection. Only on the error path:
-    /// a request whose match evaluates pays nothing for this.
+    /// Whether `error` is a missing peer identity, and whether the request is to be denied for
+    /// it. Only on the error path: a request whose match evaluates pays nothing for this.
     pub fn classify<'e>(&self, error: &EvalError<'e>, bag: &dyn AttributeBag) -> Option<MissingIdentity<'e>> {
         let EvalError::LookupFailed(attribute) = *error else { return None };
         if !is_peer_identity_attribute(attribute) {
             return None;
         }
-        // Without mTLS there is no identity to verify: a plain-text caller is not a missing
-        // identity but an unauthenticated one, and Mixer's semantics stand.
-        if !matches!(bag.get(self.mtls), Some(Value::Bool(true))) {
-            return None;
-        }
-        // Mixer checked on the server's sidecar: identity is required where requests arrive.
-        let outbound = matches!(bag.get(self.reporter_kind), Some(v) if v.as_str() == Some("outbound"));
-        Some(MissingIdentity { attribute, deny: self.require && !outbound })
+        Some(MissingIdentity { attribute, deny: self.require && self.identity_required_here(bag) })
+    }
+
+    /// Whether this request should have carried an identity: an mTLS connection (a plain-text
+    /// caller has none to verify, and Mixer's semantics stand) on a listener that is not outbound
+    /// (Mixer checked on the server's sidecar: identity is required where requests arrive).
+    fn identity_required_here(&self, bag: &dyn AttributeBag) -> bool {
+        matches!(bag.get(self.mtls), Some(Value::Bool(true)))
+            && !matches!(bag.get(self.reporter_kind), Some(v) if v.as_str() == Some("outbound"))
     }
 }
 
@@ -131,9 +138,9 @@ mod tests {
         // Outbound listeners never deny for it; direction-less ones do.
         assert_eq!(guard.classify(&missing, &bag(Some(true), Some("outbound"))).map(|m| m.deny), Some(false));
         assert_eq!(guard.classify(&missing, &bag(Some(true), None)).map(|m| m.deny), Some(true));
-        // Plain text, or an unknown mTLS flag: Mixer's semantics.
-        assert_eq!(guard.classify(&missing, &bag(Some(false), Some("inbound"))), None);
-        assert_eq!(guard.classify(&missing, &bag(None, Some("inbound"))), None);
+        // Plain text, or an unknown mTLS flag: counted, never denied (Mixer's semantics).
+        assert_eq!(guard.classify(&missing, &bag(Some(false), Some("inbound"))).map(|m| m.deny), Some(false));
+        assert_eq!(guard.classify(&missing, &bag(None, Some("inbound"))).map(|m| m.deny), Some(false));
         // Other errors are not identity errors.
         assert_eq!(guard.classify(&EvalError::LookupFailed("request.headers"), &inbound), None);
         assert_eq!(guard.classify(&EvalError::Other("lookup failed: 'source.labels'".into()), &inbound), None);

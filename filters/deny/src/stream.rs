@@ -54,7 +54,7 @@ impl CheckObserver for Observer<'_> {
             let label = &rule.label;
             match outcome {
                 RuleOutcome::Error => log::warn!("#{id} wasmixer-deny: rule {label}: evaluation failed: {detail} ({suppressed} similar suppressed)"),
-                RuleOutcome::NoIdentity => log::warn!("#{id} wasmixer-deny: rule {label}: no verified peer on this mTLS connection ({detail}): is wasmixer-peer-metadata installed ahead of this filter? The rule does not match unless deny.require_peer_identity is on ({suppressed} similar suppressed)"),
+                RuleOutcome::NoIdentity => log::warn!("#{id} wasmixer-deny: rule {label}: no verified peer identity ({detail}): over mTLS, is wasmixer-peer-metadata installed ahead of this filter? The rule does not match unless deny.require_peer_identity is on ({suppressed} similar suppressed)"),
                 RuleOutcome::DryRunDeny => log::info!("#{id} wasmixer-deny: rule {label} (dry run) would deny: {detail} ({suppressed} similar suppressed)"),
                 _ => log::info!("#{id} wasmixer-deny: rule {label} denied: {detail} ({suppressed} similar suppressed)"),
             }
