@@ -13,11 +13,20 @@ use wasmixer_engine::telemetry::metric_plan::{
 };
 use wasmixer_engine::telemetry::series_table::{Series, SeriesTable};
 use wasmixer_proxy_wasm_host::abi::{self, MetricType};
-use wasmixer_proxy_wasm_host::tagged_metrics::{define_series, TaggedMetric, OVERFLOW_TAG_VALUE};
+use wasmixer_proxy_wasm_host::tagged_metrics::{define_series, BatchedCounter, TaggedMetric, OVERFLOW_TAG_VALUE};
 
 const METRIC_TAG: [&str; 1] = ["metric"];
 const DROPPED_TAGS: [&str; 2] = ["metric", "reason"];
 const RULE_TAG: [&str; 1] = ["rule"];
+const DROP_CAUSES: [DropCause; 3] = [DropCause::Value, DropCause::Dimension, DropCause::Range];
+
+fn drop_slot(cause: DropCause) -> usize {
+    match cause {
+        DropCause::Value => 0,
+        DropCause::Dimension => 1,
+        DropCause::Range => 2,
+    }
+}
 
 /// One family as Envoy sees it.
 struct Family {
@@ -45,10 +54,13 @@ impl Family {
 pub struct Recorder {
     families: Vec<Family>,
     series_table: RefCell<SeriesTable>,
-    dropped: TaggedMetric,
-    overflow: TaggedMetric,
+    /// `{metric, reason}`: metric def `m`'s cause `c` is slot `DROP_CAUSES.len() * m + c`.
+    dropped: BatchedCounter,
+    /// `{metric}`: slot = family index.
+    overflow: BatchedCounter,
     series: TaggedMetric,
-    rule_errors: TaggedMetric,
+    /// `{rule}`: slot = rule index.
+    rule_errors: BatchedCounter,
     /// One per metric def.
     drop_logs: Vec<LogLimiter>,
     /// One per family.
@@ -99,10 +111,31 @@ impl Recorder {
                 })
                 .collect(),
             series_table: RefCell::new(SeriesTable::new(n, plan.tuple_classes(), max)),
-            dropped: TaggedMetric::new(DROPPED_METRIC, MetricType::Counter, 3 * n + 8),
-            overflow: TaggedMetric::new(OVERFLOW_METRIC, MetricType::Counter, n + 8),
+            dropped: BatchedCounter::new(
+                DROPPED_METRIC,
+                &DROPPED_TAGS,
+                [
+                    plan.metrics
+                        .iter()
+                        .map(|m| plan.families.get(m.family).map_or("unknown", |f| f.name.as_str()))
+                        .collect::<Vec<_>>(),
+                    DROP_CAUSES.iter().map(|c| c.name()).collect(),
+                ],
+                3 * n + 8,
+            ),
+            overflow: BatchedCounter::new(
+                OVERFLOW_METRIC,
+                &METRIC_TAG,
+                [plan.families.iter().map(|f| f.name.as_str())],
+                n + 8,
+            ),
             series: TaggedMetric::new(SERIES_METRIC, MetricType::Gauge, n + 8),
-            rule_errors: TaggedMetric::new(RULE_ERRORS_METRIC, MetricType::Counter, plan.rules.len() + 8),
+            rule_errors: BatchedCounter::new(
+                RULE_ERRORS_METRIC,
+                &RULE_TAG,
+                [plan.rules.iter().map(|r| r.label.as_str())],
+                plan.rules.len() + 8,
+            ),
             drop_logs: plan.metrics.iter().map(|_| LogLimiter::new()).collect(),
             overflow_logs: plan.families.iter().map(|_| LogLimiter::new()).collect(),
             rule_logs: plan.rules.iter().map(|_| LogLimiter::new()).collect(),
@@ -113,6 +146,10 @@ impl Recorder {
     /// Hands the summed counter increments to Envoy (from the root's tick, and before a
     /// configuration is replaced).
     pub fn flush(&self) {
+        // The filter's own counters first: a series seen in Envoy has its overflow count there.
+        self.dropped.flush();
+        self.overflow.flush();
+        self.rule_errors.flush();
         let Ok(mut pending) = self.pending.try_borrow_mut() else { return };
         for (id, delta) in pending.drain() {
             abi::record_metric(id, delta);
@@ -180,7 +217,7 @@ impl MetricSink for Sink<'_> {
             // `Drop`): the gauge is the sum over workers.
             Series::New(..) => r.series.increment(&METRIC_TAG, &[family.name.as_str()], 1),
             Series::Overflow(_) => {
-                r.overflow.increment(&METRIC_TAG, &[family.name.as_str()], 1);
+                r.overflow.add(fi, 1);
                 if let Some(suppressed) = admitted(r.overflow_logs.get(fi)) {
                     log::warn!(
                         "#{} wasmixer-metrics: metric {} has reached its cap of {} series (metrics.max_series_per_metric); new label combinations are recorded in the series whose labels are all {OVERFLOW_TAG_VALUE:?} ({suppressed} similar suppressed)",
@@ -200,8 +237,7 @@ impl MetricSink for Sink<'_> {
 
     fn dropped(&mut self, metric: usize, cause: DropCause, detail: &dyn fmt::Display) {
         let r = self.recorder;
-        let name = self.family(metric).map_or("unknown", |(_, f)| f.name.as_str());
-        r.dropped.increment(&DROPPED_TAGS, &[name, cause.name()], 1);
+        r.dropped.add(metric * DROP_CAUSES.len() + drop_slot(cause), 1);
         if let Some(suppressed) = admitted(r.drop_logs.get(metric)) {
             log::warn!(
                 "#{} wasmixer-metrics: sample dropped ({}): {detail} ({suppressed} similar suppressed)",
@@ -213,8 +249,7 @@ impl MetricSink for Sink<'_> {
 
     fn rule_error(&mut self, rule: usize, detail: &dyn fmt::Display) {
         let r = self.recorder;
-        let label = self.plan.rules.get(rule).map_or("unknown", |x| x.label.as_str());
-        r.rule_errors.increment(&RULE_TAG, &[label], 1);
+        r.rule_errors.add(rule, 1);
         if let Some(suppressed) = admitted(r.rule_logs.get(rule)) {
             log::warn!(
                 "#{} wasmixer-metrics: {detail}; the rule does not match ({suppressed} similar suppressed)",

@@ -3,7 +3,7 @@
 //! regexes turn them back into labels. Metric ids are cached per tag tuple: a cache hit neither
 //! builds a name nor calls the host.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use wasmixer_engine::telemetry::series_table::{Series, SeriesTable};
 use wasmixer_engine::telemetry::stat_name::write_tagged_name;
@@ -69,46 +69,111 @@ pub fn define_series(name: &str, kind: MetricType, tags: &[&str], values: Option
     abi::define_metric(kind, &stat)
 }
 
-/// A counter family whose increments are summed in memory and handed to Envoy by
-/// [`BatchedCounter::flush`] (on the root's tick): no host call per event. Its tag values come
-/// from a fixed vocabulary (`'static`), so the pending sums stay few.
+/// Most tags a [`BatchedCounter`] has.
+pub const MAX_BATCHED_TAGS: usize = 4;
+
+/// A counter family counted in memory and handed to Envoy by [`BatchedCounter::flush`] (on the
+/// root's tick): no host call per event. Every counter a filter keeps about itself is one.
+///
+/// Its series are fixed when it is made (at configure time): each tag takes its values from a
+/// vocabulary (a rule's label, an outcome's name), and every combination is a slot, numbered
+/// row-major (the last tag varies fastest: with tags `[rule, result]` and 5 results, rule `r`'s
+/// result `k` is slot `5 * r + k`). Counting is [`add`](BatchedCounter::add)`(slot, n)`: an
+/// index and a `Cell` add, nothing allocated, nothing looked up. A series is defined in Envoy
+/// the first time its count is handed over (a counter without tags at once, so that it reads 0
+/// from the start), up to `max_series` series, beyond which counts go to the overflow series.
 #[derive(Debug)]
-pub struct BatchedCounter<const N: usize> {
+pub struct BatchedCounter {
     metric: TaggedMetric,
-    tags: [&'static str; N],
-    pending: RefCell<Vec<([&'static str; N], i64)>>,
+    tags: &'static [&'static str],
+    /// Each tag's values, in slot order.
+    values: Vec<Box<[Box<str>]>>,
+    counts: Box<[Cell<i64>]>,
 }
 
-impl<const N: usize> BatchedCounter<N> {
-    pub fn new(name: &str, tags: [&'static str; N], max_series: usize) -> BatchedCounter<N> {
-        BatchedCounter {
-            metric: TaggedMetric::new(name, MetricType::Counter, max_series),
-            tags,
-            pending: RefCell::default(),
+impl BatchedCounter {
+    /// A counter `name` whose `tags` take their values from `values` (one vocabulary per tag).
+    /// Tags beyond [`MAX_BATCHED_TAGS`] are left out.
+    pub fn new<V, S>(name: &str, tags: &'static [&'static str], values: V, max_series: usize) -> BatchedCounter
+    where
+        V: IntoIterator,
+        V::Item: IntoIterator<Item = S>,
+        S: Into<Box<str>>,
+    {
+        let tags = tags.get(..tags.len().min(MAX_BATCHED_TAGS)).unwrap_or(&[]);
+        let values: Vec<Box<[Box<str>]>> =
+            values.into_iter().take(tags.len()).map(|v| v.into_iter().map(Into::into).collect()).collect();
+        let slots = if values.len() == tags.len() { values.iter().map(|v| v.len()).product() } else { 0 };
+        let metric = TaggedMetric::new(name, MetricType::Counter, max_series);
+        if tags.is_empty() {
+            metric.id(&[], &[]);
+        }
+        BatchedCounter { metric, tags, values, counts: (0..slots).map(|_| Cell::new(0)).collect() }
+    }
+
+    /// An untagged counter.
+    pub fn single(name: &str) -> BatchedCounter {
+        BatchedCounter::new(name, &[], std::iter::empty::<[&str; 0]>(), 1)
+    }
+
+    /// Adds `n` to slot `slot` (in memory); a slot out of range is ignored.
+    #[inline]
+    pub fn add(&self, slot: usize, n: i64) {
+        if let Some(c) = self.counts.get(slot) {
+            c.set(c.get().saturating_add(n));
         }
     }
 
-    /// Adds `delta` to the series `values` (in memory).
-    pub fn add(&self, values: [&'static str; N], delta: i64) {
-        let Ok(mut pending) = self.pending.try_borrow_mut() else { return };
-        match pending.iter_mut().find(|(v, _)| *v == values) {
-            Some((_, sum)) => *sum = sum.saturating_add(delta),
-            None => pending.push((values, delta)),
+    /// How many values tag `tag` takes (the stride of the tag before it).
+    pub fn values_of(&self, tag: usize) -> usize {
+        self.values.get(tag).map_or(0, |v| v.len())
+    }
+
+    /// The slot of these tag values, if they are in the vocabularies (a linear search: for small
+    /// vocabularies only).
+    pub fn slot_of(&self, values: &[&str]) -> Option<usize> {
+        if values.len() != self.values.len() {
+            return None;
+        }
+        let mut slot = 0;
+        for (vocabulary, value) in self.values.iter().zip(values) {
+            slot = slot * vocabulary.len() + vocabulary.iter().position(|v| &**v == *value)?;
+        }
+        Some(slot)
+    }
+
+    /// The tag values of `slot`, into `out`.
+    fn values_at<'a>(&'a self, mut slot: usize, out: &mut [&'a str; MAX_BATCHED_TAGS]) {
+        for (i, vocabulary) in self.values.iter().enumerate().rev() {
+            let n = vocabulary.len().max(1);
+            if let (Some(o), Some(v)) = (out.get_mut(i), vocabulary.get(slot % n)) {
+                *o = v;
+            }
+            slot /= n;
         }
     }
 
     /// What is counted but not handed to Envoy yet, by series.
-    pub fn pending(&self) -> Vec<([&'static str; N], i64)> {
-        self.pending.try_borrow().map(|p| p.iter().filter(|(_, n)| *n != 0).cloned().collect()).unwrap_or_default()
+    pub fn pending(&self) -> Vec<(Vec<&str>, i64)> {
+        let mut out = Vec::new();
+        for (slot, c) in self.counts.iter().enumerate() {
+            if c.get() != 0 {
+                let mut values = [""; MAX_BATCHED_TAGS];
+                self.values_at(slot, &mut values);
+                out.push((values.get(..self.tags.len()).unwrap_or(&[]).to_vec(), c.get()));
+            }
+        }
+        out
     }
 
     /// Hands the sums to Envoy.
     pub fn flush(&self) {
-        let Ok(mut pending) = self.pending.try_borrow_mut() else { return };
-        for (values, sum) in pending.iter_mut() {
-            if *sum != 0 {
-                self.metric.increment(&self.tags, values, *sum);
-                *sum = 0;
+        for (slot, c) in self.counts.iter().enumerate() {
+            let n = c.replace(0);
+            if n != 0 {
+                let mut values = [""; MAX_BATCHED_TAGS];
+                self.values_at(slot, &mut values);
+                self.metric.increment(self.tags, values.get(..self.tags.len()).unwrap_or(&[]), n);
             }
         }
     }
@@ -119,15 +184,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn batched_counts_are_summed_per_series_until_flushed() {
-        let c = BatchedCounter::new("wasmixer_test_total", ["direction", "result"], 8);
-        c.add(["inbound", "verified"], 1);
-        c.add(["inbound", "verified"], 2);
-        c.add(["outbound", "no_mtls"], 1);
-        assert_eq!(c.pending(), [(["inbound", "verified"], 3), (["outbound", "no_mtls"], 1)]);
+    fn batched_counts_are_summed_per_slot_until_flushed() {
+        let c = BatchedCounter::new(
+            "wasmixer_test_total",
+            &["direction", "result"],
+            [vec!["inbound", "outbound"], vec!["verified", "no_mtls", "malformed"]],
+            8,
+        );
+        let verified_in = c.slot_of(&["inbound", "verified"]).unwrap_or(usize::MAX);
+        let no_mtls_out = c.slot_of(&["outbound", "no_mtls"]).unwrap_or(usize::MAX);
+        assert_eq!((verified_in, no_mtls_out, c.values_of(1)), (0, 4, 3));
+        assert_eq!(c.slot_of(&["sideways", "verified"]), None);
+        c.add(verified_in, 1);
+        c.add(verified_in, 2);
+        c.add(no_mtls_out, 1);
+        c.add(99, 1);
+        assert_eq!(c.pending(), [(vec!["inbound", "verified"], 3), (vec!["outbound", "no_mtls"], 1)]);
         c.flush();
         assert!(c.pending().is_empty());
-        c.add(["outbound", "no_mtls"], 1);
-        assert_eq!(c.pending(), [(["outbound", "no_mtls"], 1)]);
+        c.add(no_mtls_out, 1);
+        assert_eq!(c.pending(), [(vec!["outbound", "no_mtls"], 1)]);
+    }
+
+    #[test]
+    fn an_untagged_counter_has_one_slot() {
+        let c = BatchedCounter::single("wasmixer_test_lines_total");
+        c.add(0, 2);
+        c.add(1, 5);
+        assert_eq!(c.pending(), [(vec![], 2)]);
     }
 }
