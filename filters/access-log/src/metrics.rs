@@ -6,7 +6,7 @@ use wasmixer_engine::self_metrics;
 use wasmixer_engine::telemetry::log_batch::BatchStats;
 use wasmixer_engine::telemetry::log_plan::LogPlan;
 use wasmixer_proxy_wasm_host::abi::{self, MetricType};
-use wasmixer_proxy_wasm_host::tagged_metrics::{BatchedCounter, TaggedMetric};
+use wasmixer_proxy_wasm_host::stats::{BatchedCounter, TaggedMetric};
 
 /// Most distinct tag values per tagged family (rules and instances are few).
 const MAX_SERIES: usize = 1_000;

@@ -11,7 +11,7 @@ use wasmixer_engine::policy::deny::{CheckRule, RuleOutcome};
 use wasmixer_engine::policy::listchecker::FetchOutcome;
 use wasmixer_engine::self_metrics;
 use wasmixer_proxy_wasm_host::abi::{self, MetricType};
-use wasmixer_proxy_wasm_host::tagged_metrics::{BatchedCounter, TaggedMetric};
+use wasmixer_proxy_wasm_host::stats::{BatchedCounter, TaggedMetric};
 
 const FETCH_TAGS: &[&str] = self_metrics::POLICY_LIST_FETCHES.tags;
 const MAX_RULE_SERIES: usize = 10_000;

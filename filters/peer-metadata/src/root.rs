@@ -10,7 +10,7 @@ use wasmixer_engine::self_metrics;
 use wasmixer_proxy_wasm_host::abi;
 use wasmixer_proxy_wasm_host::identity::local_workload_metadata;
 use wasmixer_proxy_wasm_host::plugin_configuration;
-use wasmixer_proxy_wasm_host::tagged_metrics::BatchedCounter;
+use wasmixer_proxy_wasm_host::stats::BatchedCounter;
 
 use crate::config::PeerConfig;
 use crate::stream::PeerStream;
