@@ -1,27 +1,26 @@
-//! Counters. Streams only bump plain cells (no host call per request); the root context moves
-//! the deltas into Envoy metrics on every tick.
-
-use std::cell::Cell;
+//! Counters. Streams only add to [`BatchedCounter`] slots (no host call per request); the root
+//! context hands the sums to Envoy on every tick.
 
 use wasmixer_engine::diag::LogLimiter;
 use wasmixer_engine::self_metrics;
 use wasmixer_engine::telemetry::log_batch::BatchStats;
 use wasmixer_engine::telemetry::log_plan::LogPlan;
 use wasmixer_proxy_wasm_host::abi::{self, MetricType};
-use wasmixer_proxy_wasm_host::tagged_metrics::TaggedMetric;
+use wasmixer_proxy_wasm_host::stats::{BatchedCounter, TaggedMetric};
 
 /// Most distinct tag values per tagged family (rules and instances are few).
 const MAX_SERIES: usize = 1_000;
 
-/// Per-configuration counts not yet reported, and the log limiters of streams.
+/// Per-configuration counts not yet reported (each [`BatchedCounter`] has one slot, or one per
+/// instance or rule of the plan, by index), and the log limiters of streams.
 pub struct Pending {
-    pub lines: Cell<u64>,
-    pub filtered: Cell<u64>,
-    pub publish_failures: Cell<u64>,
-    /// Per instance of the plan.
-    pub instance_errors: Vec<Cell<u64>>,
-    /// Per rule of the plan.
-    pub match_errors: Vec<Cell<u64>>,
+    pub lines: BatchedCounter,
+    pub filtered: BatchedCounter,
+    pub publish_failures: BatchedCounter,
+    /// Slot: the instance's index in the plan.
+    pub instance_errors: BatchedCounter,
+    /// Slot: the rule's index in the plan.
+    pub match_errors: BatchedCounter,
     pub instance_limiters: Vec<LogLimiter>,
     pub rule_limiters: Vec<LogLimiter>,
     pub publish_limiter: LogLimiter,
@@ -30,21 +29,40 @@ pub struct Pending {
 impl Pending {
     pub fn new(plan: &LogPlan) -> Pending {
         Pending {
-            lines: Cell::new(0),
-            filtered: Cell::new(0),
-            publish_failures: Cell::new(0),
-            instance_errors: plan.instances.iter().map(|_| Cell::new(0)).collect(),
-            match_errors: plan.rules.iter().map(|_| Cell::new(0)).collect(),
+            lines: BatchedCounter::single(LINES),
+            filtered: BatchedCounter::single(FILTERED),
+            publish_failures: BatchedCounter::single(PUBLISH_FAILURES),
+            instance_errors: BatchedCounter::new(
+                self_metrics::ACCESS_LOG_INSTANCE_ERRORS.name,
+                self_metrics::ACCESS_LOG_INSTANCE_ERRORS.tags,
+                [plan.instances.iter().map(|i| i.fqn.as_str())],
+                MAX_SERIES,
+            ),
+            match_errors: BatchedCounter::new(
+                self_metrics::ACCESS_LOG_MATCH_ERRORS.name,
+                self_metrics::ACCESS_LOG_MATCH_ERRORS.tags,
+                [plan.rules.iter().map(|r| r.label.as_str())],
+                MAX_SERIES,
+            ),
             instance_limiters: plan.instances.iter().map(|_| LogLimiter::new()).collect(),
             rule_limiters: plan.rules.iter().map(|_| LogLimiter::new()).collect(),
             publish_limiter: LogLimiter::new(),
         }
     }
+
+    /// Hands what streams counted since the last call to Envoy.
+    pub fn flush(&self) {
+        self.lines.flush();
+        self.filtered.flush();
+        self.publish_failures.flush();
+        self.instance_errors.flush();
+        self.match_errors.flush();
+    }
 }
 
-pub fn bump(c: &Cell<u64>, by: u64) {
-    c.set(c.get().saturating_add(by));
-}
+const LINES: &str = "wasmixer_access_log_lines_total";
+const FILTERED: &str = "wasmixer_access_log_filtered_total";
+const PUBLISH_FAILURES: &str = "wasmixer_access_log_publish_failures_total";
 
 fn counter(name: &str) -> Option<u32> {
     abi::define_metric(MetricType::Counter, name)
@@ -58,11 +76,6 @@ fn add(id: Option<u32>, delta: u64) {
 
 /// The filter's Envoy metrics (names as listed in `envoy-config/access-log/README.md`).
 pub struct EnvoyMetrics {
-    lines: Option<u32>,
-    filtered: Option<u32>,
-    publish_failures: Option<u32>,
-    instance_errors: TaggedMetric,
-    match_errors: TaggedMetric,
     net_delivered: Option<u32>,
     net_dropped: TaggedMetric,
     net_requests: Option<u32>,
@@ -73,20 +86,12 @@ pub struct EnvoyMetrics {
 
 impl Default for EnvoyMetrics {
     fn default() -> EnvoyMetrics {
+        // Defined before any configuration, so that they read 0 from the start (a configuration's
+        // [`Pending`] counts into them).
+        for name in [LINES, FILTERED, PUBLISH_FAILURES] {
+            counter(name);
+        }
         EnvoyMetrics {
-            lines: counter("wasmixer_access_log_lines_total"),
-            filtered: counter("wasmixer_access_log_filtered_total"),
-            publish_failures: counter("wasmixer_access_log_publish_failures_total"),
-            instance_errors: TaggedMetric::new(
-                self_metrics::ACCESS_LOG_INSTANCE_ERRORS.name,
-                MetricType::Counter,
-                MAX_SERIES,
-            ),
-            match_errors: TaggedMetric::new(
-                self_metrics::ACCESS_LOG_MATCH_ERRORS.name,
-                MetricType::Counter,
-                MAX_SERIES,
-            ),
             net_delivered: counter("wasmixer_access_log_network_delivered_lines_total"),
             net_dropped: TaggedMetric::new(self_metrics::ACCESS_LOG_NETWORK_DROPPED.name, MetricType::Counter, 8),
             net_requests: counter("wasmixer_access_log_network_requests_total"),
@@ -98,33 +103,6 @@ impl Default for EnvoyMetrics {
 }
 
 impl EnvoyMetrics {
-    /// Reports what streams counted since the last call.
-    pub fn flush_pending(&self, plan: &LogPlan, pending: &Pending) {
-        add(self.lines, pending.lines.replace(0));
-        add(self.filtered, pending.filtered.replace(0));
-        add(self.publish_failures, pending.publish_failures.replace(0));
-        for (i, c) in pending.instance_errors.iter().enumerate() {
-            let n = c.replace(0);
-            if let (true, Some(inst)) = (n > 0, plan.instances.get(i)) {
-                self.instance_errors.increment(
-                    self_metrics::ACCESS_LOG_INSTANCE_ERRORS.tags,
-                    &[inst.fqn.as_str()],
-                    i64::try_from(n).unwrap_or(i64::MAX),
-                );
-            }
-        }
-        for (i, c) in pending.match_errors.iter().enumerate() {
-            let n = c.replace(0);
-            if let (true, Some(rule)) = (n > 0, plan.rules.get(i)) {
-                self.match_errors.increment(
-                    self_metrics::ACCESS_LOG_MATCH_ERRORS.tags,
-                    &[rule.label.as_str()],
-                    i64::try_from(n).unwrap_or(i64::MAX),
-                );
-            }
-        }
-    }
-
     /// Reports the network sink's progress since `last` (then updates `last`). The buffered
     /// gauge moves by differences, so that every VM (each worker's, and the main thread's that
     /// never sees a request) adds its own share instead of overwriting the others'.

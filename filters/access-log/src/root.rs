@@ -188,7 +188,7 @@ impl AccessLogRoot {
     pub fn flush_metrics(&mut self) {
         let Some(metrics) = &self.metrics else { return };
         if let Some(shared) = &self.shared {
-            metrics.flush_pending(&shared.plan, &shared.pending);
+            shared.pending.flush();
         }
         if let Some(n) = &mut self.network {
             if let Ok(q) = n.queue.try_borrow() {

@@ -16,7 +16,7 @@ use wasmixer_proxy_wasm_host::abi;
 use wasmixer_proxy_wasm_host::property_batch::PropertyBatch;
 use wasmixer_proxy_wasm_host::proxy_host::ProxyHost;
 
-use crate::metrics::{bump, Pending};
+use crate::metrics::Pending;
 
 /// Reused buffers: the line being rendered and one buffer per filter-state destination.
 #[derive(Default)]
@@ -78,7 +78,7 @@ impl Sink<'_> {
 
 impl LogSink for Sink<'_> {
     fn line(&mut self, meta: &LineMeta<'_>, line: &str) {
-        bump(&self.shared.pending.lines, 1);
+        self.shared.pending.lines.add(0, 1);
         let routing = &self.shared.routing;
         if let Some(buf) =
             routing.handler_logger.get(meta.handler).copied().flatten().and_then(|i| self.per_logger.get_mut(i))
@@ -100,9 +100,7 @@ impl LogSink for Sink<'_> {
 
     fn match_error(&mut self, rule_index: usize, rule: &LogRule, error: &dyn std::fmt::Display) {
         let p = &self.shared.pending;
-        if let Some(c) = p.match_errors.get(rule_index) {
-            bump(c, 1);
-        }
+        p.match_errors.add(rule_index, 1);
         let now = self.now();
         if let Some(suppressed) = p.rule_limiters.get(rule_index).and_then(|l| l.admit(now, DEFAULT_INTERVAL_NS)) {
             log::warn!("#{} wasmixer-access-log: rule {}: match evaluation failed, nothing logged: {error} ({suppressed} similar suppressed)", self.context_id, rule.label);
@@ -117,9 +115,7 @@ impl LogSink for Sink<'_> {
         error: &dyn std::fmt::Display,
     ) {
         let p = &self.shared.pending;
-        if let Some(c) = p.instance_errors.get(instance_index) {
-            bump(c, 1);
-        }
+        p.instance_errors.add(instance_index, 1);
         let now = self.now();
         if let Some(suppressed) =
             p.instance_limiters.get(instance_index).and_then(|l| l.admit(now, DEFAULT_INTERVAL_NS))
@@ -133,7 +129,7 @@ impl LogSink for Sink<'_> {
     }
 
     fn filtered(&mut self, _handler: usize, _instance_index: usize) {
-        bump(&self.shared.pending.filtered, 1);
+        self.shared.pending.filtered.add(0, 1);
     }
 }
 
@@ -175,7 +171,7 @@ impl AccessLogStream {
                 continue;
             };
             if !abi::set_property(&[logger.key.as_str()], buf.as_bytes()) {
-                bump(&shared.pending.publish_failures, 1);
+                shared.pending.publish_failures.add(0, 1);
                 let now = if now_ns == 0 { abi::now_nanos() } else { now_ns };
                 if let Some(suppressed) = shared.pending.publish_limiter.admit(now, DEFAULT_INTERVAL_NS) {
                     log::warn!(

@@ -11,10 +11,8 @@ use wasmixer_engine::policy::deny::{CheckRule, RuleOutcome};
 use wasmixer_engine::policy::listchecker::FetchOutcome;
 use wasmixer_engine::self_metrics;
 use wasmixer_proxy_wasm_host::abi::{self, MetricType};
-use wasmixer_proxy_wasm_host::tagged_metrics::TaggedMetric;
+use wasmixer_proxy_wasm_host::stats::{BatchedCounter, TaggedMetric};
 
-const CHECK_TAGS: &[&str] = self_metrics::POLICY_CHECKS.tags;
-const SKIPPED_TAGS: &[&str] = self_metrics::POLICY_HEADER_VALUES_SKIPPED.tags;
 const FETCH_TAGS: &[&str] = self_metrics::POLICY_LIST_FETCHES.tags;
 const MAX_RULE_SERIES: usize = 10_000;
 const OUTCOMES: [RuleOutcome; 5] =
@@ -31,11 +29,11 @@ fn slot(outcome: RuleOutcome) -> usize {
 }
 
 pub struct DenyMetrics {
-    checks: TaggedMetric,
-    pending: Vec<[Cell<i64>; 5]>,
+    /// `{rule, result}`: rule `r`'s outcome `k` is slot `OUTCOMES.len() * r + k`.
+    checks: BatchedCounter,
     limiters: Vec<LogLimiter>,
-    skipped_values: TaggedMetric,
-    pending_skipped: Vec<Cell<i64>>,
+    /// `{rule}`: slot `r`.
+    skipped_values: BatchedCounter,
     skipped_limiters: Vec<LogLimiter>,
     list_fetches: TaggedMetric,
     fetch_limiters: Vec<LogLimiter>,
@@ -43,18 +41,23 @@ pub struct DenyMetrics {
 }
 
 impl DenyMetrics {
-    pub fn new(rules: usize, handlers: usize) -> DenyMetrics {
+    pub fn new(rules: &[CheckRule], handlers: usize) -> DenyMetrics {
+        let labels = || rules.iter().map(|r| r.label.as_str());
         DenyMetrics {
-            checks: TaggedMetric::new(self_metrics::POLICY_CHECKS.name, MetricType::Counter, MAX_RULE_SERIES),
-            pending: (0..rules).map(|_| Default::default()).collect(),
-            limiters: (0..rules).map(|_| LogLimiter::new()).collect(),
-            skipped_values: TaggedMetric::new(
-                self_metrics::POLICY_HEADER_VALUES_SKIPPED.name,
-                MetricType::Counter,
+            checks: BatchedCounter::new(
+                self_metrics::POLICY_CHECKS.name,
+                self_metrics::POLICY_CHECKS.tags,
+                [labels().collect::<Vec<_>>(), OUTCOMES.iter().map(|o| o.name()).collect()],
                 MAX_RULE_SERIES,
             ),
-            pending_skipped: (0..rules).map(|_| Cell::new(0)).collect(),
-            skipped_limiters: (0..rules).map(|_| LogLimiter::new()).collect(),
+            limiters: rules.iter().map(|_| LogLimiter::new()).collect(),
+            skipped_values: BatchedCounter::new(
+                self_metrics::POLICY_HEADER_VALUES_SKIPPED.name,
+                self_metrics::POLICY_HEADER_VALUES_SKIPPED.tags,
+                [labels()],
+                MAX_RULE_SERIES,
+            ),
+            skipped_limiters: rules.iter().map(|_| LogLimiter::new()).collect(),
             list_fetches: TaggedMetric::new(
                 self_metrics::POLICY_LIST_FETCHES.name,
                 MetricType::Counter,
@@ -67,9 +70,7 @@ impl DenyMetrics {
 
     /// Counts one outcome of rule `index` (in memory).
     pub fn count(&self, index: usize, outcome: RuleOutcome) {
-        if let Some(cell) = self.pending.get(index).and_then(|c| c.get(slot(outcome))) {
-            cell.set(cell.get().saturating_add(1));
-        }
+        self.checks.add(index * OUTCOMES.len() + slot(outcome), 1);
     }
 
     /// Whether a log line about rule `index` may be written now; `Some(suppressed repeats)`.
@@ -80,9 +81,7 @@ impl DenyMetrics {
     /// Counts a header value of rule `index` left out; `Some(suppressed repeats)` when a log
     /// line about it may be written now.
     pub fn skipped_value(&self, index: usize, interval_ns: i64) -> Option<u64> {
-        if let Some(cell) = self.pending_skipped.get(index) {
-            cell.set(cell.get().saturating_add(1));
-        }
+        self.skipped_values.add(index, 1);
         self.skipped_limiters.get(index)?.admit(self.clock_ns.get(), interval_ns)
     }
 
@@ -103,21 +102,9 @@ impl DenyMetrics {
     }
 
     /// Hands the counts to Envoy and refreshes the clock; called on every tick.
-    pub fn flush(&self, rules: &[CheckRule]) {
+    pub fn flush(&self) {
         self.clock_ns.set(abi::now_nanos());
-        for (rule, cell) in rules.iter().zip(&self.pending_skipped) {
-            let n = cell.replace(0);
-            if n > 0 {
-                self.skipped_values.increment(SKIPPED_TAGS, &[rule.label.as_str()], n);
-            }
-        }
-        for (rule, counts) in rules.iter().zip(&self.pending) {
-            for (outcome, cell) in OUTCOMES.iter().zip(counts) {
-                let n = cell.replace(0);
-                if n > 0 {
-                    self.checks.increment(CHECK_TAGS, &[rule.label.as_str(), outcome.name()], n);
-                }
-            }
-        }
+        self.skipped_values.flush();
+        self.checks.flush();
     }
 }

@@ -81,7 +81,7 @@ impl DenyRoot {
         let identity = identity::root_from_node();
         plan.settle_scope_for_proxy(identity.own_namespace());
         let table = SourceTable::new(manifest, plan.attributes());
-        let metrics = DenyMetrics::new(plan.rules.len(), plan.handlers.len());
+        let metrics = DenyMetrics::new(&plan.rules, plan.handlers.len());
         Ok(Shared { table, metrics, plan, identity })
     }
 
@@ -185,7 +185,7 @@ impl DenyRoot {
     /// Hands the counts so far to Envoy.
     pub fn flush(&self) {
         if let Some(shared) = &self.shared {
-            shared.metrics.flush(&shared.plan.rules);
+            shared.metrics.flush();
         }
     }
 }

@@ -16,6 +16,5 @@
 #[cfg(all(feature = "standalone", target_arch = "wasm32"))]
 mod entry_points;
 pub mod root;
-mod series;
 pub mod stream;
 mod tcp;

@@ -14,8 +14,8 @@ use wasmixer_proxy_wasm_host::abi;
 use wasmixer_proxy_wasm_host::identity;
 use wasmixer_proxy_wasm_host::plugin_configuration;
 use wasmixer_proxy_wasm_host::property_batch::{self, PropertyBatch};
+use wasmixer_proxy_wasm_host::stats::MetricRecorder;
 
-use crate::series::Recorder;
 use crate::stream::{MetricsStream, Shared};
 use crate::tcp::{ConnectionRegistry, TcpMetricsStream};
 
@@ -44,7 +44,7 @@ impl MetricsRoot {
         let identity = identity::root_from_node();
         plan.settle_scope_for_proxy(identity.own_namespace());
         let table = SourceTable::new(manifest, plan.attributes());
-        let recorder = Recorder::new(&plan);
+        let recorder = MetricRecorder::new(&plan);
         // A TCP report reads no HTTP response properties.
         let batch = if self.tcp { None } else { PropertyBatch::register(&[&table]).map(Rc::new) };
         Ok(Shared { table, recorder, plan, identity, batch })

@@ -10,14 +10,13 @@ use wasmixer_engine::expr::AttributeBag;
 use wasmixer_engine::telemetry::metric_plan::MetricPlan;
 use wasmixer_proxy_wasm_host::property_batch::PropertyBatch;
 use wasmixer_proxy_wasm_host::proxy_host::ProxyHost;
-
-use crate::series::Recorder;
+use wasmixer_proxy_wasm_host::stats::MetricRecorder;
 
 /// What every stream of one configuration shares.
 pub struct Shared {
     pub plan: MetricPlan,
     pub table: SourceTable,
-    pub recorder: Recorder,
+    pub recorder: MetricRecorder,
     pub identity: RootIdentity,
     /// The log-phase properties read with one host call.
     pub batch: Option<Rc<PropertyBatch>>,

@@ -10,7 +10,7 @@ use wasmixer_engine::self_metrics;
 use wasmixer_proxy_wasm_host::abi;
 use wasmixer_proxy_wasm_host::identity::local_workload_metadata;
 use wasmixer_proxy_wasm_host::plugin_configuration;
-use wasmixer_proxy_wasm_host::tagged_metrics::BatchedCounter;
+use wasmixer_proxy_wasm_host::stats::BatchedCounter;
 
 use crate::config::PeerConfig;
 use crate::stream::PeerStream;
@@ -24,11 +24,33 @@ pub struct PeerShared {
     pub local_id: String,
     pub peers: PeerCache,
     /// `wasmixer_peer_metadata_total{direction, result}`, handed to Envoy on the tick.
-    pub exchanges: BatchedCounter<2>,
+    pub exchanges: BatchedCounter,
 }
 
-/// The exchange counter's tags, as declared in [`self_metrics::PEER_METADATA`].
-const PEER_METADATA_TAGS: [&str; 2] = ["direction", "result"];
+/// The exchange counter's `direction` values.
+const DIRECTIONS: [&str; 2] = ["inbound", "outbound"];
+/// The exchange counter's `result` values: `verified`, `malformed`, and every
+/// [`UnverifiedReason`](wasmixer_engine::attr::spiffe::UnverifiedReason) (`as_str`; the test below keeps the list complete).
+const RESULTS: [&str; 7] = [
+    "verified",
+    "malformed",
+    "no_mtls",
+    "no_certificate",
+    "not_spiffe",
+    "namespace_mismatch",
+    "service_account_mismatch",
+];
+
+impl PeerShared {
+    /// Counts one exchange (in memory).
+    pub fn count_exchange(&self, direction: &str, result: &str) {
+        let d = DIRECTIONS.iter().position(|d| *d == direction);
+        let r = RESULTS.iter().position(|r| *r == result);
+        if let (Some(d), Some(r)) = (d, r) {
+            self.exchanges.add(d * RESULTS.len() + r, 1);
+        }
+    }
+}
 
 /// How often counted exchanges reach Envoy.
 pub const TICK_MS: u32 = 1_000;
@@ -64,7 +86,12 @@ impl PeerRoot {
             local_metadata,
             local_id,
             peers: PeerCache::default(),
-            exchanges: BatchedCounter::new(self_metrics::PEER_METADATA.name, PEER_METADATA_TAGS, 64),
+            exchanges: BatchedCounter::new(
+                self_metrics::PEER_METADATA.name,
+                self_metrics::PEER_METADATA.tags,
+                [DIRECTIONS.to_vec(), RESULTS.to_vec()],
+                64,
+            ),
         }));
     }
 
@@ -100,5 +127,32 @@ impl RootContext for PeerRoot {
 
     fn on_tick(&mut self) {
         self.flush_counts();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmixer_engine::attr::spiffe::UnverifiedReason;
+
+    #[test]
+    fn every_unverified_reason_is_an_exchange_result() {
+        for reason in [
+            UnverifiedReason::NoMtls,
+            UnverifiedReason::NoCertificate,
+            UnverifiedReason::NotSpiffe,
+            UnverifiedReason::NamespaceMismatch,
+            UnverifiedReason::ServiceAccountMismatch,
+        ] {
+            // A new variant fails to compile here.
+            match reason {
+                UnverifiedReason::NoMtls
+                | UnverifiedReason::NoCertificate
+                | UnverifiedReason::NotSpiffe
+                | UnverifiedReason::NamespaceMismatch
+                | UnverifiedReason::ServiceAccountMismatch => {}
+            }
+            assert!(RESULTS.contains(&reason.as_str()), "{reason:?}");
+        }
     }
 }

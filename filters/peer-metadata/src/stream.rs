@@ -150,7 +150,7 @@ impl PeerStream {
                 }
             }
         };
-        shared.exchanges.add([direction, result], 1);
+        shared.count_exchange(direction, result);
         connection_mtls
     }
 

@@ -13,9 +13,10 @@
 //!   answers within a request.
 //! * [`identity`] reads the node metadata and the peers published in filter state, and hands
 //!   them to the engine's [`PeerCache`](wasmixer_engine::attr::identity::PeerCache) to decode.
-//! * [`tagged_metrics`] defines and updates Envoy stats (`proxy_define_metric`, tags encoded in
-//!   the name): filters record the engine's [`MetricSink`] samples and their own counters
-//!   through it.
+//! * [`stats`] is the one stats layer: it implements the engine's [`MetricSink`]
+//!   ([`stats::MetricRecorder`]: a sample's series, looked up in the engine's `SeriesTable`,
+//!   defined with `proxy_define_metric` under a tag-in-name stat, counted) and keeps every
+//!   filter's own counters ([`stats::BatchedCounter`]).
 //! * [`logger`] routes the `log` crate's records (the engine's logging) to `proxy_log`;
 //!   [`entry_points`] exports `_initialize`, the ABI version, the allocator and
 //!   `proxy_on_vm_start`, and keeps a filter's contexts in the engine's
@@ -40,4 +41,4 @@ pub mod logger;
 pub mod plugin_configuration;
 pub mod property_batch;
 pub mod proxy_host;
-pub mod tagged_metrics;
+pub mod stats;
