@@ -16,8 +16,8 @@ use wasmixer_engine::config::{ConfigError, ConfigErrors, FilterConfig, Resource,
 use wasmixer_engine::expr::{Manifest, ValueType};
 use wasmixer_engine::policy::deny::CheckHandler;
 use wasmixer_engine::policy::DenyPlan;
-use wasmixer_engine::telemetry::log_plan::LogPlan;
-use wasmixer_engine::telemetry::metric_plan::MetricPlan;
+use wasmixer_engine::telemetry::logs::plan::LogPlan;
+use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
 
 use crate::convert::{Ctx, Object};
 use crate::convert_report::Severity;

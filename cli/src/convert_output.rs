@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use serde_json::{json, Map, Value as Json};
-use wasmixer_engine::telemetry::stat_name::stats_tags_json;
+use wasmixer_engine::telemetry::metrics::stat_name::stats_tags_json;
 
 use crate::convert::{Ctx, Format, DEFAULT_WASM_URL, WASM_URL_ADVICE};
 use crate::convert_emit::{to_yaml, to_yaml_stream};

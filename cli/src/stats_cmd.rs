@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use serde_json::{json, Value as Json};
 use wasmixer_engine::config::FilterConfig;
 use wasmixer_engine::expr::Manifest;
-use wasmixer_engine::telemetry::metric_plan::{MetricPlan, WASM_STAT_NAMESPACE};
+use wasmixer_engine::telemetry::metrics::plan::{MetricPlan, WASM_STAT_NAMESPACE};
 
 const HELP: &str = "\
 USAGE:

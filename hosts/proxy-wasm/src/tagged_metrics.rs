@@ -1,12 +1,12 @@
 //! Metrics with tags, on an ABI whose metrics have none: the tags are encoded in the stat name
-//! (`tag=.=value;.;...;.;name`, see [`wasmixer_engine::telemetry::stat_name`]) and Envoy's `stats_tags`
+//! (`tag=.=value;.;...;.;name`, see [`wasmixer_engine::telemetry::metrics::stat_name`]) and Envoy's `stats_tags`
 //! regexes turn them back into labels. Metric ids are cached per tag tuple: a cache hit neither
 //! builds a name nor calls the host.
 
 use std::cell::RefCell;
 
-use wasmixer_engine::telemetry::series_table::{Series, SeriesTable};
-use wasmixer_engine::telemetry::stat_name::write_tagged_name;
+use wasmixer_engine::telemetry::metrics::series_table::{Series, SeriesTable};
+use wasmixer_engine::telemetry::metrics::stat_name::write_tagged_name;
 
 use crate::abi::{self, MetricType};
 

@@ -12,8 +12,8 @@ use std::fmt;
 
 use serde_json::Value as Json;
 
-use super::log_text::{write_json_value_fast, write_utc_micros};
 use super::stdio::{Level, SeverityLevels};
+use super::text::{write_json_value_fast, write_utc_micros};
 use super::zap_json::write_json_string;
 use crate::attr::base64;
 use crate::config::expressions::{compile_field, compile_match};
@@ -897,7 +897,7 @@ mod tests {
     use super::*;
     use crate::expr::{MapBag, StringMap};
     use crate::gostd::net_ip::IpBytes;
-    use crate::telemetry::stdio::{render_console_line, render_json_line};
+    use crate::telemetry::logs::stdio::{render_console_line, render_json_line};
 
     /// Collects everything a render produced.
     #[derive(Default)]

@@ -12,8 +12,8 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
-use super::log_options::{NetworkFormat, NetworkOptions};
-use super::log_plan::LineMeta;
+use super::options::{NetworkFormat, NetworkOptions};
+use super::plan::LineMeta;
 use super::stdio::Level;
 use super::zap_json::write_json_string;
 

@@ -9,7 +9,7 @@
 //! that differ from the instance's dimension keys, a constant negative counter increment, a value
 //! type that is never a number, an instance with no metric in the handler.
 //!
-//! On Envoy the values become unsigned integers; see [`super::metric_params`] for the units
+//! On Envoy the values become unsigned integers; see [`super::params`] for the units
 //! (durations are recorded in milliseconds by default and the metric name says so).
 //!
 //! Each metric is a *family* ([`MetricFamily`]): a name, a kind, labels in encoding order and, for
@@ -24,7 +24,7 @@ use std::fmt;
 
 use serde_json::{json, Value as Json};
 
-use super::metric_params::{
+use super::params::{
     envoy_bounds, envoy_unit, envoy_value, field, is_numeric_type, is_valid_metric_name, parse_prometheus_params,
     ExpirationPolicy, MetricInfo, MetricKind, MetricOptions, PrometheusParams, MAX_LABELS,
 };
