@@ -243,7 +243,8 @@ fn converted_deny_seed_matches_the_integration_testdata() {
 /// The seed README: `istio_double_request_count{reporter, source, destination, message}` +2 per request.
 #[test]
 fn converted_metrics_seed_counts_two_per_request() {
-    use wasmixer_engine::telemetry::metrics::plan::{DropCause, MetricPlan, MetricSink};
+    use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
+    use wasmixer_engine::telemetry::metrics::record::{DropCause, MetricSink};
     struct Sink(Vec<(String, Vec<String>, u64)>, usize);
     impl MetricSink for Sink {
         fn sample(&mut self, _metric: usize, labels: &[&str], _value: f64, envoy_value: u64) {

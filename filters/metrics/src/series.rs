@@ -8,8 +8,9 @@ use std::fmt;
 use hashbrown::HashMap;
 use wasmixer_engine::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
 use wasmixer_engine::telemetry::metrics::params::{MetricKind, MAX_LABELS};
-use wasmixer_engine::telemetry::metrics::plan::{
-    DropCause, MetricPlan, MetricSink, DROPPED_METRIC, OVERFLOW_METRIC, RULE_ERRORS_METRIC, SERIES_METRIC,
+use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
+use wasmixer_engine::telemetry::metrics::record::{
+    DropCause, MetricSink, DROPPED_METRIC, OVERFLOW_METRIC, RULE_ERRORS_METRIC, SERIES_METRIC,
 };
 use wasmixer_engine::telemetry::metrics::series_table::{Series, SeriesTable};
 use wasmixer_proxy_wasm_host::abi::{self, MetricType};

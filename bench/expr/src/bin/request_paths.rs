@@ -21,7 +21,8 @@ use wasmixer_engine::expr::{Manifest, StringMap};
 use wasmixer_engine::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
 use wasmixer_engine::policy::DenyPlan;
 use wasmixer_engine::telemetry::logs::plan::{LineMeta, LogPlan, LogSink};
-use wasmixer_engine::telemetry::metrics::plan::{DropCause, MetricPlan, MetricSink};
+use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
+use wasmixer_engine::telemetry::metrics::record::{DropCause, MetricSink};
 
 /// A ratings-v1 sidecar's inbound request from reviews-v3, answered from memory. The peer is a
 /// verified caller the peer-metadata filter published in filter state: one read to find it.
