@@ -301,7 +301,8 @@ fn converted_metrics_seed_counts_two_per_request() {
 #[test]
 fn converted_log_seed_writes_mixers_line() {
     use wasmixer_engine::gostd::time::Timestamp;
-    use wasmixer_engine::telemetry::logs::plan::{LineMeta, LogPlan, LogSink};
+    use wasmixer_engine::telemetry::logs::plan::LogPlan;
+    use wasmixer_engine::telemetry::logs::render::{LineMeta, LogSink};
     struct Lines(Vec<String>);
     impl LogSink for Lines {
         fn line(&mut self, _meta: &LineMeta<'_>, line: &str) {

@@ -9,7 +9,7 @@
 //! * [`attr::source::AttributeSource`]: Envoy as the attribute layer sees it (properties,
 //!   headers, the clock, workloads); [`attr::envoy_bag::EnvoyBag`] turns it into the
 //!   [`expr::AttributeBag`] expressions read.
-//! * [`telemetry::metrics::record::MetricSink`] (stats), [`telemetry::logs::plan::LogSink`] (access
+//! * [`telemetry::metrics::record::MetricSink`] (stats), [`telemetry::logs::render::LogSink`] (access
 //!   log lines), [`policy::deny::CheckObserver`] (what a check did): where the engine's results
 //!   go; a filter implements them over its host's metrics and calls.
 //! * The clock is [`attr::source::AttributeSource::now_nanos`]; plans that need the time take

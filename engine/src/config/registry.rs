@@ -85,7 +85,7 @@ pub enum Module {
     ListChecker,
     /// [`crate::telemetry::metrics::params::parse_prometheus_params`].
     Prometheus,
-    /// `telemetry::logs::plan` (`compile_handler`).
+    /// `telemetry::logs::handler` (`compile_handler`).
     Stdio,
 }
 

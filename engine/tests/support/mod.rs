@@ -7,7 +7,7 @@ use std::fmt;
 
 use wasmixer_engine::expr::{Manifest, MapBag, StringMap, Value};
 use wasmixer_engine::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
-use wasmixer_engine::telemetry::logs::plan::{LineMeta, LogSink};
+use wasmixer_engine::telemetry::logs::render::{LineMeta, LogSink};
 use wasmixer_engine::telemetry::metrics::record::{DropCause, MetricSink};
 
 /// A tiny deterministic generator (xorshift64*), so failures reproduce from the seed.

@@ -20,7 +20,8 @@ use wasmixer_engine::config::FilterConfig;
 use wasmixer_engine::expr::{Manifest, StringMap};
 use wasmixer_engine::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
 use wasmixer_engine::policy::DenyPlan;
-use wasmixer_engine::telemetry::logs::plan::{LineMeta, LogPlan, LogSink};
+use wasmixer_engine::telemetry::logs::plan::LogPlan;
+use wasmixer_engine::telemetry::logs::render::{LineMeta, LogSink};
 use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
 use wasmixer_engine::telemetry::metrics::record::{DropCause, MetricSink};
 

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 use super::options::{NetworkFormat, NetworkOptions};
-use super::plan::LineMeta;
+use super::render::LineMeta;
 use super::stdio::Level;
 use super::zap_json::write_json_string;
 

@@ -22,7 +22,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::plan::{LogPlan, LogStream};
+use super::handler::LogStream;
+use super::plan::LogPlan;
 use crate::config::{ConfigError, ConfigErrors, FilterConfig};
 
 /// Default filter-state key (without Envoy's `wasm.` prefix) of STDOUT handlers.
