@@ -19,8 +19,8 @@ use wasmixer_engine::policy::DenyPlan;
 use wasmixer_engine::telemetry::logs::plan::LogPlan;
 use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
 
-use crate::convert::{Ctx, Object};
-use crate::convert_report::Severity;
+use super::context::{Ctx, Object};
+use super::report::Severity;
 
 /// The filters a Mixer configuration becomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
