@@ -25,6 +25,7 @@ pub mod context_registry;
 pub mod diag;
 pub mod expr;
 pub mod gostd;
+pub mod json_escape;
 pub mod keyed_hash;
 pub mod panic_hook;
 pub mod policy;

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use super::options::{NetworkFormat, NetworkOptions};
 use super::render::LineMeta;
 use super::stdio::Level;
-use super::zap_json::write_json_string;
+use crate::json_escape::write_json_string;
 
 const MS: i64 = 1_000_000;
 /// A request the host never answered is written off this long after its own timeout.

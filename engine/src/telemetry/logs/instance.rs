@@ -4,10 +4,10 @@
 use serde_json::Value as Json;
 
 use super::handler::param;
-use super::zap_json::write_json_string;
 use crate::config::expressions::compile_field;
 use crate::config::ConfigError;
 use crate::expr::{Manifest, Program, ValueType};
+use crate::json_escape::write_json_string;
 
 /// One map entry of an instance (a logentry variable or a metric dimension), with its JSON
 /// keys rendered at configure time.
