@@ -3,7 +3,7 @@
 //! the metric tags, modern mTLS resources and the harness's mesh settings.
 //!
 //! The pipeline: read the YAML documents ([`crate::mixer_yaml`]), sort them into Mixer resources
-//! ([`mixer`]), mTLS resources ([`mtls`]) and the rest, then write ([`output`]). Every problem
+//! (`mixer`), mTLS resources (`mtls`) and the rest, then write (`output`). Every problem
 //! becomes a [`Diagnostic`] located in the user's file.
 //!
 //! The parts depend one way: [`report`] and `emit` on nothing here, [`context`] on `report`,

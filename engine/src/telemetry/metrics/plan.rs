@@ -18,7 +18,7 @@
 //! from [`MetricPlan::stats_tags`] turn them back into Prometheus labels;
 //! [`MetricPlan::histogram_bucket_settings`] gives the distributions their buckets.
 //!
-//! Here: the plan and its compilation; one metric's definition in [`super::define`], the
+//! Here: the plan and its compilation; one metric's definition in `define`, the
 //! per-request recording in [`super::record`], the bootstrap fragment in [`super::stats_config`].
 
 use std::cell::RefCell;

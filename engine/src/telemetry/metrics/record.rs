@@ -47,7 +47,7 @@ impl DropCause {
 pub trait MetricSink {
     /// A sample of metric `metric` (index into [`MetricPlan::metrics`]): label values in the
     /// family's label order, Mixer's number, and the integer to give Envoy. Within one
-    /// [`MetricPlan::record`], samples of metrics of one [`MetricDef::tuple`] class have the
+    /// [`MetricPlan::record`], samples of metrics of one [`MetricDef::tuple`](super::plan::MetricDef::tuple) class have the
     /// same label values.
     fn sample(&mut self, metric: usize, labels: &[&str], value: f64, envoy_value: u64);
     /// A sample that was dropped; the other samples of the request still record.
