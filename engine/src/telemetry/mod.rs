@@ -5,3 +5,6 @@
 
 pub mod logs;
 pub mod metrics;
+
+#[cfg(test)]
+mod test_support;

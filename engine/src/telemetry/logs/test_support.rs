@@ -10,8 +10,9 @@ use super::plan::{LogPlan, LogRule};
 use super::render::{FieldRef, LineMeta, LogSink};
 use super::stdio::Level;
 use crate::config::FilterConfig;
-use crate::expr::{Manifest, MapBag, StringMap, Value};
+use crate::expr::{Manifest, StringMap, Value};
 use crate::gostd::time::Timestamp;
+pub(crate) use crate::telemetry::test_support::{bag, s};
 
 /// Collects everything a render produced.
 #[derive(Default)]
@@ -43,21 +44,8 @@ pub(crate) fn plan(json: &str) -> Result<LogPlan, String> {
     LogPlan::compile(&config, Manifest::istio()).map_err(|e| e.to_string())
 }
 
-pub(crate) fn s(v: &str) -> Value<'static> {
-    Value::String(Cow::Owned(v.to_string()))
-}
-
 pub(crate) fn labels(pairs: &[(&str, &str)]) -> Value<'static> {
     Value::StringMap(Cow::Owned(StringMap::from_pairs(pairs.iter().copied())))
-}
-
-pub(crate) fn bag(attrs: &[(&str, Value<'static>)]) -> MapBag {
-    let m = Manifest::istio();
-    let mut b = MapBag::new(m);
-    for (n, v) in attrs {
-        b.set(m, n, v.clone()).unwrap();
-    }
-    b
 }
 
 pub(crate) fn render(p: &LogPlan, attrs: &[(&str, Value<'static>)]) -> Collect {

@@ -2,13 +2,13 @@
 //! that collects, and bags.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::borrow::Cow;
 use std::fmt;
 
 use super::plan::MetricPlan;
 use super::record::{DropCause, MetricSink};
 use crate::config::FilterConfig;
 use crate::expr::{Manifest, MapBag, Value};
+pub(crate) use crate::telemetry::test_support::{bag, s};
 
 /// The seed `double-request-count.yaml`, by hand in the JSON `resources` form.
 pub(crate) const SEED: &str = r#"{"resources": [
@@ -49,19 +49,6 @@ impl MetricSink for Collect {
 pub(crate) fn plan(json: &str) -> Result<MetricPlan, String> {
     let config = FilterConfig::parse(json.as_bytes()).map_err(|e| e.to_string())?;
     MetricPlan::compile(&config, Manifest::istio()).map_err(|e| e.to_string())
-}
-
-pub(crate) fn s(v: &str) -> Value<'static> {
-    Value::String(Cow::Owned(v.to_string()))
-}
-
-pub(crate) fn bag(attrs: &[(&str, Value<'static>)]) -> MapBag {
-    let m = Manifest::istio();
-    let mut b = MapBag::new(m);
-    for (k, v) in attrs {
-        b.set(m, k, v.clone()).unwrap();
-    }
-    b
 }
 
 pub(crate) fn run(p: &MetricPlan, attrs: &[(&str, Value<'static>)]) -> Collect {
