@@ -16,11 +16,6 @@
 //! ```
 
 pub mod convert;
-mod convert_emit;
-mod convert_mixer;
-mod convert_mtls;
-mod convert_output;
-pub mod convert_report;
 pub mod expr_cmd;
 pub mod mixer_yaml;
 mod resource_set;
@@ -28,6 +23,7 @@ pub mod stats_cmd;
 mod typed_json;
 pub mod validate;
 
-pub use convert::{convert, Category, Format, Input, Options, Outcome};
-pub use convert_report::{Diagnostic, Report, Severity};
+pub use convert::context::{Category, Format, Input, Options};
+pub use convert::report::{Diagnostic, Report, Severity};
+pub use convert::{convert, Outcome};
 pub use resource_set::{Change, ResourceKey, ResourceSet};

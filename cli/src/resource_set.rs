@@ -13,7 +13,8 @@
 
 use std::fmt;
 
-use crate::convert::{convert_selected, scan, Category, Input, Object, Options, Outcome};
+use crate::convert::context::{Category, Input, Object, Options};
+use crate::convert::{convert_selected, scan, Outcome};
 
 /// What `kubectl` identifies a resource by.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use serde_json::{json, Value as Json};
 use wasmixer_engine::config::FilterConfig;
 use wasmixer_engine::expr::Manifest;
-use wasmixer_engine::telemetry::metric_plan::{MetricPlan, WASM_STAT_NAMESPACE};
+use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
+use wasmixer_engine::telemetry::metrics::stats_config::WASM_STAT_NAMESPACE;
 
 const HELP: &str = "\
 USAGE:

@@ -243,7 +243,8 @@ fn converted_deny_seed_matches_the_integration_testdata() {
 /// The seed README: `istio_double_request_count{reporter, source, destination, message}` +2 per request.
 #[test]
 fn converted_metrics_seed_counts_two_per_request() {
-    use wasmixer_engine::telemetry::metric_plan::{DropCause, MetricPlan, MetricSink};
+    use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
+    use wasmixer_engine::telemetry::metrics::record::{DropCause, MetricSink};
     struct Sink(Vec<(String, Vec<String>, u64)>, usize);
     impl MetricSink for Sink {
         fn sample(&mut self, _metric: usize, labels: &[&str], _value: f64, envoy_value: u64) {
@@ -300,7 +301,8 @@ fn converted_metrics_seed_counts_two_per_request() {
 #[test]
 fn converted_log_seed_writes_mixers_line() {
     use wasmixer_engine::gostd::time::Timestamp;
-    use wasmixer_engine::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
+    use wasmixer_engine::telemetry::logs::plan::LogPlan;
+    use wasmixer_engine::telemetry::logs::render::{LineMeta, LogSink};
     struct Lines(Vec<String>);
     impl LogSink for Lines {
         fn line(&mut self, _meta: &LineMeta<'_>, line: &str) {

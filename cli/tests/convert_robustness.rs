@@ -10,8 +10,8 @@ use wasmixer_cli::{convert, Input, Options};
 use wasmixer_engine::config::FilterConfig;
 use wasmixer_engine::expr::Manifest;
 use wasmixer_engine::policy::DenyPlan;
-use wasmixer_engine::telemetry::log_plan::LogPlan;
-use wasmixer_engine::telemetry::metric_plan::MetricPlan;
+use wasmixer_engine::telemetry::logs::plan::LogPlan;
+use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
 
 #[path = "../../engine/tests/support/mod.rs"]
 mod support;

@@ -9,7 +9,7 @@
 //! * [`attr::source::AttributeSource`]: Envoy as the attribute layer sees it (properties,
 //!   headers, the clock, workloads); [`attr::envoy_bag::EnvoyBag`] turns it into the
 //!   [`expr::AttributeBag`] expressions read.
-//! * [`telemetry::metric_plan::MetricSink`] (stats), [`telemetry::log_plan::LogSink`] (access
+//! * [`telemetry::metrics::record::MetricSink`] (stats), [`telemetry::logs::render::LogSink`] (access
 //!   log lines), [`policy::deny::CheckObserver`] (what a check did): where the engine's results
 //!   go; a filter implements them over its host's metrics and calls.
 //! * The clock is [`attr::source::AttributeSource::now_nanos`]; plans that need the time take
@@ -25,6 +25,7 @@ pub mod context_registry;
 pub mod diag;
 pub mod expr;
 pub mod gostd;
+pub mod json_escape;
 pub mod keyed_hash;
 pub mod panic_hook;
 pub mod policy;

@@ -13,9 +13,9 @@ use wasmixer_engine::config::FilterConfig;
 use wasmixer_engine::expr::{Manifest, MapBag};
 use wasmixer_engine::policy::listchecker::{List, ListParams};
 use wasmixer_engine::policy::DenyPlan;
-use wasmixer_engine::telemetry::log_options::{AccessLogOptions, LogRouting};
-use wasmixer_engine::telemetry::log_plan::LogPlan;
-use wasmixer_engine::telemetry::metric_plan::MetricPlan;
+use wasmixer_engine::telemetry::logs::options::{AccessLogOptions, LogRouting};
+use wasmixer_engine::telemetry::logs::plan::LogPlan;
+use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
 
 mod support;
 use support::{gen_expr, mutate, random_bag, Quiet, Rng};

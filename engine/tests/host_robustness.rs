@@ -18,8 +18,8 @@ use wasmixer_engine::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_engine::config::FilterConfig;
 use wasmixer_engine::expr::{AttrId, Manifest, Program, StringMap, ValueType};
 use wasmixer_engine::policy::DenyPlan;
-use wasmixer_engine::telemetry::log_plan::LogPlan;
-use wasmixer_engine::telemetry::metric_plan::MetricPlan;
+use wasmixer_engine::telemetry::logs::plan::LogPlan;
+use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
 
 mod support;
 use support::{Quiet, Rng};

@@ -15,8 +15,9 @@ use wasmixer_engine::attr::source::AttributeSource;
 use wasmixer_engine::attr::workload_attributes::WorkloadAttributes;
 use wasmixer_engine::config::FilterConfig;
 use wasmixer_engine::expr::{Manifest, Program, StringMap};
-use wasmixer_engine::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
-use wasmixer_engine::telemetry::stat_name::write_sanitized_value;
+use wasmixer_engine::telemetry::logs::plan::LogPlan;
+use wasmixer_engine::telemetry::logs::render::{LineMeta, LogSink};
+use wasmixer_engine::telemetry::metrics::stat_name::write_sanitized_value;
 
 /// The host as the ABI hands values over: header maps in the pairs encoding, properties as
 /// bytes.

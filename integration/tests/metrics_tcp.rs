@@ -249,7 +249,7 @@ fn tcp_metrics_on_both_reporters_with_periodic_reports_and_in_prometheus() -> Re
 fn tcp_preset_stats_config_is_current_and_merges_with_the_http_preset() -> Result<(), HarnessError> {
     use wasmixer_engine::config::FilterConfig;
     use wasmixer_engine::expr::Manifest;
-    use wasmixer_engine::telemetry::metric_plan::MetricPlan;
+    use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
 
     let compile = |text: &str| -> Result<MetricPlan, HarnessError> {
         let config = FilterConfig::parse(text.as_bytes()).map_err(|e| HarnessError::check(e.to_string()))?;

@@ -1,6 +1,9 @@
 //! Istio 1.5's attribute vocabulary: the `istioproxy` and `kubernetes` attribute manifests
 //! shipped in `install/kubernetes/helm/istio/charts/mixer/templates/config.yaml`.
 
+use std::sync::OnceLock;
+
+use crate::expr::Manifest;
 use crate::expr::ValueType::{self, *};
 
 /// Every attribute name with its type. An expression may reference only these (by default).
@@ -96,3 +99,11 @@ pub const ISTIO_VOCABULARY: &[(&str, ValueType)] = &[
     ("rbac.permissive.response_code", String),
     ("rbac.permissive.effective_policy_id", String),
 ];
+
+impl Manifest {
+    /// Istio 1.5's vocabulary (the default manifest of every filter).
+    pub fn istio() -> &'static Manifest {
+        static ISTIO: OnceLock<Manifest> = OnceLock::new();
+        ISTIO.get_or_init(|| Manifest::new(ISTIO_VOCABULARY.iter().map(|(n, t)| (*n, *t))))
+    }
+}

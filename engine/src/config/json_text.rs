@@ -9,7 +9,7 @@ use std::fmt;
 use serde_json::{Number, Value as Json};
 
 use crate::gostd::strconv::format_float_f;
-use crate::telemetry::zap_json::write_json_string;
+use crate::json_escape::write_json_string;
 
 /// Displays `v` as compact JSON.
 pub fn json_text(v: &Json) -> JsonText<'_> {

@@ -83,9 +83,9 @@ pub enum Module {
     Denier,
     /// [`crate::policy::listchecker::ListParams::from_json`].
     ListChecker,
-    /// [`crate::telemetry::metric_params::parse_prometheus_params`].
+    /// [`crate::telemetry::metrics::params::parse_prometheus_params`].
     Prometheus,
-    /// `telemetry::log_plan` (`compile_handler`).
+    /// `telemetry::logs::handler` (`compile_handler`).
     Stdio,
 }
 

@@ -1,11 +1,10 @@
 //! Attribute manifests: which attribute names exist and their types (the type checker's input).
-
-use std::sync::OnceLock;
+//! Istio's own vocabulary, the default manifest, is the attribute layer's
+//! (`Manifest::istio`, in `attr::vocabulary`).
 
 use hashbrown::HashMap;
 
 use super::ValueType;
-use crate::attr::vocabulary::ISTIO_VOCABULARY;
 
 /// Index of an attribute within its manifest; evaluation looks attributes up by it.
 pub type AttrId = u16;
@@ -35,12 +34,6 @@ impl Manifest {
             }
         }
         m
-    }
-
-    /// Istio 1.5's vocabulary (the default manifest of every filter).
-    pub fn istio() -> &'static Manifest {
-        static ISTIO: OnceLock<Manifest> = OnceLock::new();
-        ISTIO.get_or_init(|| Manifest::new(ISTIO_VOCABULARY.iter().map(|(n, t)| (*n, *t))))
     }
 
     /// The id and type of `name`, if declared.

@@ -1,18 +1,10 @@
-//! Telemetry encoders shared by the metrics and access-log filters: Mixer's label text
-//! (`adapter.Stringify`), zap's JSON as the stdio adapter wrote it, the prometheus adapter's
-//! naming, values and buckets, and Istio's tag-in-stat-name encoding for Envoy.
+//! Mixer's report path, evaluated locally, in two groups that share nothing: [`metrics`] (the
+//! prometheus adapter's plan, naming, values and buckets, the series table and Istio's
+//! tag-in-stat-name encoding for Envoy) and [`logs`] (the stdio adapter's plan, zap's JSON and
+//! console lines, the collector batches).
 
-pub mod log_batch;
-pub mod log_options;
-pub mod log_plan;
-pub mod log_text;
-pub mod metric_params;
-pub mod metric_plan;
-pub mod prometheus;
-pub mod series_table;
-pub mod stat_name;
-pub mod stdio;
-pub mod stringify;
-pub mod tcp_traffic;
-pub mod tuple_index;
-pub mod zap_json;
+pub mod logs;
+pub mod metrics;
+
+#[cfg(test)]
+mod test_support;

@@ -7,8 +7,8 @@ use std::fmt;
 
 use wasmixer_engine::expr::{Manifest, MapBag, StringMap, Value};
 use wasmixer_engine::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
-use wasmixer_engine::telemetry::log_plan::{LineMeta, LogSink};
-use wasmixer_engine::telemetry::metric_plan::{DropCause, MetricSink};
+use wasmixer_engine::telemetry::logs::render::{LineMeta, LogSink};
+use wasmixer_engine::telemetry::metrics::record::{DropCause, MetricSink};
 
 /// A tiny deterministic generator (xorshift64*), so failures reproduce from the seed.
 pub struct Rng(pub u64);

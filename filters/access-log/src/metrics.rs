@@ -3,8 +3,8 @@
 
 use wasmixer_engine::diag::LogLimiter;
 use wasmixer_engine::self_metrics;
-use wasmixer_engine::telemetry::log_batch::BatchStats;
-use wasmixer_engine::telemetry::log_plan::LogPlan;
+use wasmixer_engine::telemetry::logs::batch::BatchStats;
+use wasmixer_engine::telemetry::logs::plan::LogPlan;
 use wasmixer_proxy_wasm_host::abi::{self, MetricType};
 use wasmixer_proxy_wasm_host::stats::{BatchedCounter, TaggedMetric};
 

@@ -1,6 +1,6 @@
 //! wasmixer metrics filter: Mixer's `metric` template and `prometheus` adapter inside the
 //! sidecar. Rules, instances and handlers are compiled by
-//! `wasmixer_engine::telemetry::metric_plan`; this crate is the proxy-wasm glue. Every request is
+//! `wasmixer_engine::telemetry::metrics::plan`; this crate is the proxy-wasm glue. Every request is
 //! reported once, in `on_log`, on whichever side the filter runs (listener direction INBOUND:
 //! the server reporter, OUTBOUND: the client reporter). Under a `root_id` ending in `-tcp` the
 //! same module is a network filter reporting Mixer's TCP events (`tcp.rs`).

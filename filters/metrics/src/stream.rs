@@ -7,7 +7,7 @@ use wasmixer_engine::attr::envoy_bag::{EnvoyBag, SourceTable};
 use wasmixer_engine::attr::identity::RootIdentity;
 use wasmixer_engine::attr::request_carry::{PeerTrustLevel, RequestCarry};
 use wasmixer_engine::expr::AttributeBag;
-use wasmixer_engine::telemetry::metric_plan::MetricPlan;
+use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
 use wasmixer_proxy_wasm_host::property_batch::PropertyBatch;
 use wasmixer_proxy_wasm_host::proxy_host::ProxyHost;
 use wasmixer_proxy_wasm_host::stats::MetricRecorder;

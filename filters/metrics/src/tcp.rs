@@ -18,7 +18,7 @@ use std::rc::Rc;
 use hashbrown::HashMap;
 use wasmixer_engine::attr::tcp_bag::{AttributeSnapshot, TcpBag, TcpReport};
 use wasmixer_engine::expr::AttributeBag;
-use wasmixer_engine::telemetry::tcp_traffic::TcpTraffic;
+use wasmixer_engine::telemetry::metrics::tcp_traffic::TcpTraffic;
 use wasmixer_proxy_wasm_host::abi;
 
 use crate::stream::Shared;

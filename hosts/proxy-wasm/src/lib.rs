@@ -32,7 +32,7 @@
 //! and unit-tests natively. Filters on the proxy-wasm SDK's dispatcher (`mixer`,
 //! `peer-metadata`) take the SDK themselves; this crate does not depend on it.
 //!
-//! [`MetricSink`]: wasmixer_engine::telemetry::metric_plan::MetricSink
+//! [`MetricSink`]: wasmixer_engine::telemetry::metrics::record::MetricSink
 
 pub mod abi;
 pub mod entry_points;

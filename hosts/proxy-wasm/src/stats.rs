@@ -1,7 +1,7 @@
 //! Envoy stats, the one layer every filter records through: sample → series → stat.
 //!
 //! Metrics with tags, on an ABI whose metrics have none: the tags are encoded in the stat name
-//! (`tag=.=value;.;...;.;name`, see [`wasmixer_engine::telemetry::stat_name`]) and Envoy's `stats_tags`
+//! (`tag=.=value;.;...;.;name`, see [`wasmixer_engine::telemetry::metrics::stat_name`]) and Envoy's `stats_tags`
 //! regexes turn them back into labels. Metric ids are cached per tag tuple: a cache hit neither
 //! builds a name nor calls the host.
 //!
@@ -15,12 +15,13 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use wasmixer_engine::diag::{LogLimiter, DEFAULT_INTERVAL_NS};
-use wasmixer_engine::telemetry::metric_params::{MetricKind, MAX_LABELS};
-use wasmixer_engine::telemetry::metric_plan::{
-    DropCause, MetricPlan, MetricSink, DROPPED_METRIC, OVERFLOW_METRIC, RULE_ERRORS_METRIC, SERIES_METRIC,
+use wasmixer_engine::telemetry::metrics::params::{MetricKind, MAX_LABELS};
+use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
+use wasmixer_engine::telemetry::metrics::record::{
+    DropCause, MetricSink, DROPPED_METRIC, OVERFLOW_METRIC, RULE_ERRORS_METRIC, SERIES_METRIC,
 };
-use wasmixer_engine::telemetry::series_table::{Series, SeriesTable};
-use wasmixer_engine::telemetry::stat_name::write_tagged_name;
+use wasmixer_engine::telemetry::metrics::series_table::{Series, SeriesTable};
+use wasmixer_engine::telemetry::metrics::stat_name::write_tagged_name;
 
 use crate::abi::{self, MetricType};
 

@@ -20,8 +20,10 @@ use wasmixer_engine::config::FilterConfig;
 use wasmixer_engine::expr::{Manifest, StringMap};
 use wasmixer_engine::policy::deny::{CheckObserver, CheckRule, RuleOutcome};
 use wasmixer_engine::policy::DenyPlan;
-use wasmixer_engine::telemetry::log_plan::{LineMeta, LogPlan, LogSink};
-use wasmixer_engine::telemetry::metric_plan::{DropCause, MetricPlan, MetricSink};
+use wasmixer_engine::telemetry::logs::plan::LogPlan;
+use wasmixer_engine::telemetry::logs::render::{LineMeta, LogSink};
+use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
+use wasmixer_engine::telemetry::metrics::record::{DropCause, MetricSink};
 
 /// A ratings-v1 sidecar's inbound request from reviews-v3, answered from memory. The peer is a
 /// verified caller the peer-metadata filter published in filter state: one read to find it.

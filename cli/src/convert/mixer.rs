@@ -16,11 +16,11 @@ use wasmixer_engine::config::{ConfigError, ConfigErrors, FilterConfig, Resource,
 use wasmixer_engine::expr::{Manifest, ValueType};
 use wasmixer_engine::policy::deny::CheckHandler;
 use wasmixer_engine::policy::DenyPlan;
-use wasmixer_engine::telemetry::log_plan::LogPlan;
-use wasmixer_engine::telemetry::metric_plan::MetricPlan;
+use wasmixer_engine::telemetry::logs::plan::LogPlan;
+use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
 
-use crate::convert::{Ctx, Object};
-use crate::convert_report::Severity;
+use super::context::{Ctx, Object};
+use super::report::Severity;
 
 /// The filters a Mixer configuration becomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -235,6 +235,36 @@ struct Origins {
 }
 
 pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
+    let (entries, superseded_keys) = sort_entries(ctx, objects);
+    let mut resources = parse_resources(ctx, &entries, &superseded_keys);
+    let mut origins = Origins::default();
+    for (i, e) in entries.iter().enumerate() {
+        origins.by_label.insert(e.label.clone(), i);
+    }
+    let Some(snap) = resolve(ctx, &entries, &origins, &mut resources) else {
+        return MixerOutput::default();
+    };
+    let index = Index::new(&entries, &resources, &snap);
+    let mut routed = route_rules(ctx, &entries, &snap, &index, &mut origins);
+    report_unused(ctx, &entries, &origins, &snap, &index, &routed);
+    let mut out = MixerOutput::default();
+    for filter in Filter::ALL {
+        let rules = routed.kept.remove(&filter).unwrap_or_default();
+        let used = &routed.used_handlers;
+        if let Some(f) = filter_output(ctx, filter, rules, &entries, &origins, &resources, &snap, &index, used) {
+            out.filters.push(f);
+        }
+    }
+    out
+}
+
+/// Each entry's resource, as JSON and parsed; `None` when it is not a valid resource or was left
+/// out after errors.
+type Resources = Vec<Option<(Json, Resource)>>;
+
+/// Step 1: the objects Mixer would have loaded, each once; the others are reported (ignored,
+/// unsupported, duplicate), and the keys of superseded legacy `kubernetes` instances returned.
+fn sort_entries<'o>(ctx: &mut Ctx, objects: &[&'o Object]) -> (Vec<Entry<'o>>, Vec<String>) {
     let mut entries: Vec<Entry> = Vec::new();
     let mut first_at: HashMap<String, usize> = HashMap::new();
     let mut superseded_keys: Vec<String> = Vec::new();
@@ -311,10 +341,14 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
         first_at.insert(label.clone(), entries.len());
         entries.push(Entry { obj, label, class });
     }
+    (entries, superseded_keys)
+}
 
-    // Resources for the shared resolver, references to superseded legacy instances removed.
+/// Step 2: each entry as a resource for the shared resolver (`None` when it is not one),
+/// references to superseded legacy instances removed.
+fn parse_resources(ctx: &mut Ctx, entries: &[Entry], superseded_keys: &[String]) -> Resources {
     let mut resources: Vec<Option<(Json, Resource)>> = Vec::new();
-    for e in &entries {
+    for e in entries {
         let mut j = normalized(ctx, e.obj, e.class);
         if e.class == ResourceClass::Rule && !superseded_keys.is_empty() {
             let ns = ctx.namespace_of(e.obj);
@@ -338,13 +372,12 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
             }
         }
     }
-    let mut origins = Origins::default();
-    for (i, e) in entries.iter().enumerate() {
-        origins.by_label.insert(e.label.clone(), i);
-    }
+    resources
+}
 
-    // Resolve; a resource with errors is reported and left out, and the rest resolved again so
-    // that every problem is found in one run.
+/// Step 3: resolves; a resource with errors is reported and left out, and the rest resolved
+/// again so that every problem is found in one run.
+fn resolve(ctx: &mut Ctx, entries: &[Entry], origins: &Origins, resources: &mut Resources) -> Option<Snapshot> {
     let mut snap = None;
     for _ in 0..8 {
         let list: Vec<Resource> = resources.iter().flatten().map(|(_, r)| r.clone()).collect();
@@ -355,7 +388,7 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
             }
             Err(ConfigErrors(errs)) => {
                 for err in &errs {
-                    report_config_error(ctx, &entries, &origins, None, err, Severity::Error);
+                    report_config_error(ctx, entries, origins, None, err, Severity::Error);
                 }
                 let bad: BTreeSet<String> = errs.iter().map(|e| strip_index(&e.resource).to_string()).collect();
                 for (i, slot) in resources.iter_mut().enumerate() {
@@ -366,34 +399,56 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
             }
         }
     }
-    let Some(snap) = snap else {
-        return MixerOutput::default();
-    };
+    snap
+}
 
-    // Snapshot index -> entry index, per class (the resolver keeps the input order).
-    let live: Vec<usize> = resources.iter().enumerate().filter(|(_, r)| r.is_some()).map(|(i, _)| i).collect();
-    let of_class = |class: ResourceClass| -> Vec<usize> {
-        live.iter().copied().filter(|&i| entries.get(i).is_some_and(|e| e.class == class)).collect()
-    };
-    let handler_entry = of_class(ResourceClass::Handler);
-    let instance_entry = of_class(ResourceClass::Instance);
-    let rule_entry = of_class(ResourceClass::Rule);
+/// Snapshot index -> entry index, per class (the resolver keeps the input order), and where
+/// each handler goes.
+struct Index {
+    handler_entry: Vec<usize>,
+    instance_entry: Vec<usize>,
+    rule_entry: Vec<usize>,
+    handler_routes: Vec<Route>,
+}
 
-    let handler_routes: Vec<Route> = snap
-        .handlers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let oop = handler_entry.get(i).and_then(|&e| entries.get(e)).is_some_and(|e| {
-                e.obj.kind == "handler"
-                    && e.obj.spec().get("compiledAdapter").is_none()
-                    && e.obj.spec().get("compiled_adapter").is_none()
-            });
-            adapter_route(&h.adapter, oop)
-        })
-        .collect();
+impl Index {
+    fn new(entries: &[Entry], resources: &Resources, snap: &Snapshot) -> Index {
+        let live: Vec<usize> = resources.iter().enumerate().filter(|(_, r)| r.is_some()).map(|(i, _)| i).collect();
+        let of_class = |class: ResourceClass| -> Vec<usize> {
+            live.iter().copied().filter(|&i| entries.get(i).is_some_and(|e| e.class == class)).collect()
+        };
+        let handler_entry = of_class(ResourceClass::Handler);
+        let instance_entry = of_class(ResourceClass::Instance);
+        let rule_entry = of_class(ResourceClass::Rule);
 
-    // Distribute rule actions over the filters.
+        let handler_routes: Vec<Route> = snap
+            .handlers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let oop = handler_entry.get(i).and_then(|&e| entries.get(e)).is_some_and(|e| {
+                    e.obj.kind == "handler"
+                        && e.obj.spec().get("compiledAdapter").is_none()
+                        && e.obj.spec().get("compiled_adapter").is_none()
+                });
+                adapter_route(&h.adapter, oop)
+            })
+            .collect();
+        Index { handler_entry, instance_entry, rule_entry, handler_routes }
+    }
+}
+
+/// What the rules' actions go to: per filter, (rule, its actions); and which handlers and
+/// instances some action uses.
+struct Routed {
+    kept: BTreeMap<Filter, Vec<(usize, Vec<usize>)>>,
+    used_handlers: BTreeSet<usize>,
+    used_instances: BTreeSet<usize>,
+}
+
+/// Step 4: distributes the rules' actions over the filters, reporting those no filter takes.
+fn route_rules(ctx: &mut Ctx, entries: &[Entry], snap: &Snapshot, index: &Index, origins: &mut Origins) -> Routed {
+    let Index { rule_entry, handler_routes, .. } = index;
     let mut kept: BTreeMap<Filter, Vec<(usize, Vec<usize>)>> = BTreeMap::new();
     let mut used_handlers: BTreeSet<usize> = BTreeSet::new();
     let mut used_instances: BTreeSet<usize> = BTreeSet::new();
@@ -462,9 +517,14 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
             kept.entry(f).or_default().push((ri, actions));
         }
     }
+    Routed { kept, used_handlers, used_instances }
+}
 
-    // Resources nobody uses: Mixer loaded them but they did nothing. (After errors, a resource
-    // may only look unused because the rule that uses it was rejected: no warning then.)
+/// Step 5: resources nobody uses: Mixer loaded them but they did nothing. (After errors, a
+/// resource may only look unused because the rule that uses it was rejected: no warning then.)
+fn report_unused(ctx: &mut Ctx, entries: &[Entry], origins: &Origins, snap: &Snapshot, index: &Index, routed: &Routed) {
+    let Index { handler_entry, instance_entry, handler_routes, .. } = index;
+    let Routed { used_handlers, used_instances, .. } = routed;
     let quiet = ctx.report.has_errors();
     for hi in 0..snap.handlers.len() {
         if used_handlers.contains(&hi) {
@@ -526,131 +586,141 @@ pub fn convert(ctx: &mut Ctx, objects: &[&Object]) -> MixerOutput {
                 );
             }
             for err in check_instance_fields(inst, Manifest::istio()) {
-                report_config_error(ctx, &entries, &origins, None, &err, Severity::Error);
+                report_config_error(ctx, entries, origins, None, &err, Severity::Error);
             }
         }
     }
+}
 
-    // One configuration per filter, compiled by the filter's own code.
-    let mut out = MixerOutput::default();
-    for filter in Filter::ALL {
-        let rules = kept.remove(&filter).unwrap_or_default();
-        let unused_handlers: Vec<usize> = (0..snap.handlers.len())
-            .filter(|h| !used_handlers.contains(h) && handler_routes.get(*h) == Some(&Route::Filter(filter)))
-            .collect();
-        if rules.is_empty() && unused_handlers.is_empty() {
+/// Step 6: one filter's configuration, compiled by the filter's own code: its rules (with only
+/// their actions to it) and the handlers and instances they use.
+#[allow(clippy::too_many_arguments)]
+fn filter_output(
+    ctx: &mut Ctx,
+    filter: Filter,
+    rules: Vec<(usize, Vec<usize>)>,
+    entries: &[Entry],
+    origins: &Origins,
+    resources: &Resources,
+    snap: &Snapshot,
+    index: &Index,
+    used_handlers: &BTreeSet<usize>,
+) -> Option<FilterOutput> {
+    let Index { handler_entry, instance_entry, rule_entry, handler_routes } = index;
+    let unused_handlers: Vec<usize> = (0..snap.handlers.len())
+        .filter(|h| !used_handlers.contains(h) && handler_routes.get(*h) == Some(&Route::Filter(filter)))
+        .collect();
+    if rules.is_empty() && unused_handlers.is_empty() {
+        return None;
+    }
+    let mut handlers: BTreeSet<usize> = BTreeSet::new();
+    let mut instances: BTreeSet<usize> = BTreeSet::new();
+    let mut rule_actions: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (ri, actions) in &rules {
+        let Some(rule) = snap.rules.get(*ri) else {
             continue;
-        }
-        let mut handlers: BTreeSet<usize> = BTreeSet::new();
-        let mut instances: BTreeSet<usize> = BTreeSet::new();
-        let mut rule_actions: HashMap<usize, Vec<usize>> = HashMap::new();
-        for (ri, actions) in &rules {
-            let Some(rule) = snap.rules.get(*ri) else {
-                continue;
-            };
-            for &ai in actions {
-                if let Some(a) = rule.actions.get(ai) {
-                    handlers.insert(a.handler);
-                    instances.extend(a.instances.iter().copied());
-                }
+        };
+        for &ai in actions {
+            if let Some(a) = rule.actions.get(ai) {
+                handlers.insert(a.handler);
+                instances.extend(a.instances.iter().copied());
             }
-            rule_actions.insert(*ri, actions.clone());
         }
-        let pick = |with_unused: bool| -> Vec<Json> {
-            let mut list = Vec::new();
-            for (ei, slot) in resources.iter().enumerate() {
-                let Some((j, _)) = slot else { continue };
-                let Some(e) = entries.get(ei) else { continue };
-                let include = match e.class {
-                    ResourceClass::Handler => handler_entry
-                        .iter()
-                        .position(|&x| x == ei)
-                        .is_some_and(|hi| handlers.contains(&hi) || (with_unused && unused_handlers.contains(&hi))),
-                    ResourceClass::Instance => {
-                        instance_entry.iter().position(|&x| x == ei).is_some_and(|ii| instances.contains(&ii))
-                    }
-                    ResourceClass::Rule => {
-                        let Some(ri) = rule_entry.iter().position(|&x| x == ei) else {
-                            continue;
-                        };
-                        let Some(actions) = rule_actions.get(&ri) else {
-                            continue;
-                        };
-                        let mut r = j.clone();
-                        if let Some(spec) = r.get_mut("spec").and_then(Json::as_object_mut) {
-                            let original: Vec<Json> =
-                                spec.get("actions").and_then(Json::as_array).cloned().unwrap_or_default();
-                            let picked: Vec<Json> =
-                                actions.iter().filter_map(|&ai| original.get(ai).cloned()).collect();
-                            if picked.is_empty() {
-                                spec.remove("actions");
-                            } else {
-                                spec.insert("actions".into(), Json::Array(picked));
-                            }
-                            if filter != Filter::Deny {
-                                spec.remove("requestHeaderOperations");
-                                spec.remove("responseHeaderOperations");
-                            }
-                        }
-                        list.push(r);
+        rule_actions.insert(*ri, actions.clone());
+    }
+    let pick = |with_unused: bool| -> Vec<Json> {
+        let mut list = Vec::new();
+        for (ei, slot) in resources.iter().enumerate() {
+            let Some((j, _)) = slot else { continue };
+            let Some(e) = entries.get(ei) else { continue };
+            let include = match e.class {
+                ResourceClass::Handler => handler_entry
+                    .iter()
+                    .position(|&x| x == ei)
+                    .is_some_and(|hi| handlers.contains(&hi) || (with_unused && unused_handlers.contains(&hi))),
+                ResourceClass::Instance => {
+                    instance_entry.iter().position(|&x| x == ei).is_some_and(|ii| instances.contains(&ii))
+                }
+                ResourceClass::Rule => {
+                    let Some(ri) = rule_entry.iter().position(|&x| x == ei) else {
                         continue;
+                    };
+                    let Some(actions) = rule_actions.get(&ri) else {
+                        continue;
+                    };
+                    let mut r = j.clone();
+                    if let Some(spec) = r.get_mut("spec").and_then(Json::as_object_mut) {
+                        let original: Vec<Json> =
+                            spec.get("actions").and_then(Json::as_array).cloned().unwrap_or_default();
+                        let picked: Vec<Json> = actions.iter().filter_map(|&ai| original.get(ai).cloned()).collect();
+                        if picked.is_empty() {
+                            spec.remove("actions");
+                        } else {
+                            spec.insert("actions".into(), Json::Array(picked));
+                        }
+                        if filter != Filter::Deny {
+                            spec.remove("requestHeaderOperations");
+                            spec.remove("responseHeaderOperations");
+                        }
                     }
-                    ResourceClass::Ignored => false,
-                };
-                if include {
-                    list.push(j.clone());
+                    list.push(r);
+                    continue;
                 }
-            }
-            list
-        };
-        let config_for = |resources: Vec<Json>| -> Json {
-            json!({
-                "config_namespace": ctx.opts.config_namespace,
-                "default_namespace": ctx.opts.namespace,
-                "resources": resources,
-            })
-        };
-        let output_config = config_for(pick(false));
-        if !unused_handlers.is_empty() {
-            // Validate the unused handlers of this filter's adapters too.
-            let validation = config_for(pick(true));
-            if let Err(errs) = compile(filter, &validation) {
-                for err in &errs.0 {
-                    report_config_error(ctx, &entries, &origins, Some(filter), err, Severity::Error);
-                }
-                continue;
+                ResourceClass::Ignored => false,
+            };
+            if include {
+                list.push(j.clone());
             }
         }
-        if rules.is_empty() {
-            continue;
-        }
-        match compile(filter, &output_config) {
-            Err(errs) => {
-                for err in &errs.0 {
-                    report_config_error(ctx, &entries, &origins, Some(filter), err, Severity::Error);
-                }
+        list
+    };
+    let config_for = |resources: Vec<Json>| -> Json {
+        json!({
+            "config_namespace": ctx.opts.config_namespace,
+            "default_namespace": ctx.opts.namespace,
+            "resources": resources,
+        })
+    };
+    let output_config = config_for(pick(false));
+    if !unused_handlers.is_empty() {
+        // Validate the unused handlers of this filter's adapters too.
+        let validation = config_for(pick(true));
+        if let Err(errs) = compile(filter, &validation) {
+            for err in &errs.0 {
+                report_config_error(ctx, entries, origins, Some(filter), err, Severity::Error);
             }
-            Ok(compiled) => {
-                for w in &compiled.warnings {
-                    ctx.global(Severity::Warning, format!("{} filter: {w}", filter.name()));
-                }
-                for (cluster, handler) in &compiled.clusters {
-                    ctx.global(
-                        Severity::Warning,
-                        format!("handler {handler} fetches its list through the Envoy cluster {cluster:?}: define that cluster (plain Envoy) or a ServiceEntry for it (Istio), or the list stays empty"),
-                    );
-                }
-                out.filters.push(FilterOutput {
-                    filter,
-                    config: output_config,
-                    families: compiled.families,
-                    istio_standard: compiled.istio_standard,
-                    histogram_buckets: compiled.histogram_buckets,
-                });
-            }
+            return None;
         }
     }
-    out
+    if rules.is_empty() {
+        return None;
+    }
+    match compile(filter, &output_config) {
+        Err(errs) => {
+            for err in &errs.0 {
+                report_config_error(ctx, entries, origins, Some(filter), err, Severity::Error);
+            }
+            None
+        }
+        Ok(compiled) => {
+            for w in &compiled.warnings {
+                ctx.global(Severity::Warning, format!("{} filter: {w}", filter.name()));
+            }
+            for (cluster, handler) in &compiled.clusters {
+                ctx.global(
+                    Severity::Warning,
+                    format!("handler {handler} fetches its list through the Envoy cluster {cluster:?}: define that cluster (plain Envoy) or a ServiceEntry for it (Istio), or the list stays empty"),
+                );
+            }
+            Some(FilterOutput {
+                filter,
+                config: output_config,
+                families: compiled.families,
+                istio_standard: compiled.istio_standard,
+                histogram_buckets: compiled.histogram_buckets,
+            })
+        }
+    }
 }
 
 /// The metrics current Istio's own telemetry exports (Istio 1.4's default Mixer telemetry

@@ -5,7 +5,7 @@
 //! once: Istio's four standard metrics hash and compare their ~25 label values once a request,
 //! not four times.
 //!
-//! [`MetricDef::tuple`]: super::metric_plan::MetricDef::tuple
+//! [`MetricDef::tuple`]: super::plan::MetricDef::tuple
 
 use super::tuple_index::TupleIndex;
 

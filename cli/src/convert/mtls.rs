@@ -6,8 +6,8 @@
 
 use serde_json::{json, Map, Value as Json};
 
-use crate::convert::{Ctx, Object};
-use crate::convert_report::Severity;
+use super::context::{Ctx, Object};
+use super::report::Severity;
 
 /// What the mTLS resources become.
 #[derive(Debug, Default)]

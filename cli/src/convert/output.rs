@@ -10,13 +10,13 @@
 use std::collections::HashMap;
 
 use serde_json::{json, Map, Value as Json};
-use wasmixer_engine::telemetry::stat_name::stats_tags_json;
+use wasmixer_engine::telemetry::metrics::stat_name::stats_tags_json;
 
-use crate::convert::{Ctx, Format, DEFAULT_WASM_URL, WASM_URL_ADVICE};
-use crate::convert_emit::{to_yaml, to_yaml_stream};
-use crate::convert_mixer::{FilterOutput, MixerOutput};
-use crate::convert_mtls::MtlsOutput;
-use crate::convert_report::Severity;
+use super::context::{Ctx, Format, DEFAULT_WASM_URL, WASM_URL_ADVICE};
+use super::emit::{to_yaml, to_yaml_stream};
+use super::mixer::{FilterOutput, MixerOutput};
+use super::mtls::MtlsOutput;
+use super::report::Severity;
 
 /// Every file a conversion may write (stale ones from an earlier run are removed).
 pub const ALL_OUTPUTS: &[&str] = &[

@@ -12,10 +12,10 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
-use super::log_options::{NetworkFormat, NetworkOptions};
-use super::log_plan::LineMeta;
+use super::options::{NetworkFormat, NetworkOptions};
+use super::render::LineMeta;
 use super::stdio::Level;
-use super::zap_json::write_json_string;
+use crate::json_escape::write_json_string;
 
 const MS: i64 = 1_000_000;
 /// A request the host never answered is written off this long after its own timeout.

@@ -3,8 +3,11 @@
 //! the metric tags, modern mTLS resources and the harness's mesh settings.
 //!
 //! The pipeline: read the YAML documents ([`crate::mixer_yaml`]), sort them into Mixer resources
-//! (`convert_mixer`), mTLS resources (`convert_mtls`) and the rest, then write
-//! (`convert_output`). Every problem becomes a [`Diagnostic`] located in the user's file.
+//! (`mixer`), mTLS resources (`mtls`) and the rest, then write (`output`). Every problem
+//! becomes a [`Diagnostic`] located in the user's file.
+//!
+//! The parts depend one way: [`report`] and `emit` on nothing here, [`context`] on `report`,
+//! `mixer` and `mtls` on `context`, `output` on those, and this module on all.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -12,9 +15,16 @@ use std::process::ExitCode;
 
 use serde_json::Value as Json;
 
-use crate::convert_report::{Diagnostic, Location, Report, Severity};
-use crate::mixer_yaml::{parse_documents, Document};
-use crate::{convert_mixer, convert_mtls, convert_output};
+use self::context::{Category, Ctx, Format, Input, Object, Options, SourceRef};
+use self::report::{Diagnostic, Location, Report, Severity};
+use crate::mixer_yaml::parse_documents;
+
+pub mod context;
+mod emit;
+mod mixer;
+mod mtls;
+mod output;
+pub mod report;
 
 /// Exit status: everything converted (or valid).
 pub const EXIT_COMPLETE: u8 = 0;
@@ -22,69 +32,6 @@ pub const EXIT_COMPLETE: u8 = 0;
 pub const EXIT_INVALID: u8 = 1;
 /// Exit status: written, but some parts (reported as `unsupported`) were not converted.
 pub const EXIT_INCOMPLETE: u8 = 3;
-
-/// One input text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Input {
-    /// How messages name it: the path as given, or `<stdin>`.
-    pub name: String,
-    pub text: String,
-}
-
-/// Which deployment artefacts to write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    WasmPlugin,
-    Envoy,
-    Both,
-}
-
-impl Format {
-    pub fn istio(self) -> bool {
-        matches!(self, Format::WasmPlugin | Format::Both)
-    }
-
-    pub fn envoy(self) -> bool {
-        matches!(self, Format::Envoy | Format::Both)
-    }
-}
-
-/// Conversion settings.
-#[derive(Clone, Debug)]
-pub struct Options {
-    pub format: Format,
-    /// Namespace of resources that name none (`kubectl apply -n`).
-    pub namespace: String,
-    /// Mixer's config namespace, also Istio's root namespace (where mesh-wide resources go).
-    pub config_namespace: String,
-    /// Where the filters' Wasm modules are (`--wasm-url`): `{filter}` is replaced by the filter
-    /// name. Envoy fragments default to [`DEFAULT_WASM_URL`]; WasmPlugins have no default (see
-    /// [`WASM_URL_ADVICE`]).
-    pub wasm_url: Option<String>,
-    /// `wasmixer validate`: nothing is written, so nothing is said about module URLs.
-    pub validate_only: bool,
-}
-
-impl Default for Options {
-    fn default() -> Options {
-        Options {
-            format: Format::Both,
-            namespace: "default".to_string(),
-            config_namespace: "istio-system".to_string(),
-            wasm_url: None,
-            validate_only: false,
-        }
-    }
-}
-
-/// Where Envoy bootstrap fragments load the modules from unless `--wasm-url` says otherwise: a
-/// path on the proxy's own file system, which a stock-Envoy deployment controls.
-pub const DEFAULT_WASM_URL: &str = "file:///etc/wasmixer/{filter}.wasm";
-
-/// How to deliver the modules to Istio's proxies, for the report. There is no default URL for
-/// WasmPlugins: a `file://` path must exist inside every `istio-proxy` container, and a
-/// mesh-wide `FAIL_CLOSE` plugin whose module cannot be loaded refuses that sidecar's traffic.
-pub const WASM_URL_ADVICE: &str = "deliver the modules and name them with --wasm-url: push the images `make oci` builds (dist/oci/) to a registry the cluster can pull from and pass --wasm-url 'oci://REGISTRY/wasmixer/{filter}:VERSION', or mount the .wasm files into each proxy container (pod annotations sidecar.istio.io/userVolume and sidecar.istio.io/userVolumeMount) and pass --wasm-url 'file:///MOUNT/{filter}.wasm'";
 
 /// Parsed command line of `convert` / `validate`.
 #[derive(Debug)]
@@ -174,132 +121,6 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
     Ok(())
 }
 
-/// Where an object came from: input, document (index into [`Ctx::docs`], and its number in the
-/// input) and, for items of a `kind: List`, the path prefix (`items[2]`).
-#[derive(Clone, Debug)]
-pub struct SourceRef {
-    pub input: usize,
-    pub doc: usize,
-    pub number: usize,
-    pub base: String,
-}
-
-/// A Kubernetes-shaped object from the input.
-#[derive(Clone, Debug)]
-pub struct Object {
-    pub src: SourceRef,
-    pub api_version: Option<String>,
-    /// The API group (`config.istio.io`), empty for the core group.
-    pub group: String,
-    pub kind: String,
-    pub name: String,
-    /// As written; see [`Ctx::namespace_of`].
-    pub namespace: Option<String>,
-    pub value: Json,
-}
-
-impl Object {
-    pub fn spec(&self) -> &Json {
-        self.value.get("spec").unwrap_or(&Json::Null)
-    }
-}
-
-/// The state of one conversion: inputs, documents, options and what was found.
-pub struct Ctx<'a> {
-    pub inputs: &'a [Input],
-    pub docs: Vec<(usize, Document)>,
-    pub report: Report,
-    pub opts: &'a Options,
-}
-
-impl Ctx<'_> {
-    pub fn namespace_of(&self, obj: &Object) -> String {
-        obj.namespace.clone().unwrap_or_else(|| self.opts.namespace.clone())
-    }
-
-    fn full_path(src: &SourceRef, field: &str) -> String {
-        match (src.base.is_empty(), field.is_empty()) {
-            (true, _) => field.to_string(),
-            (false, true) => src.base.clone(),
-            (false, false) => format!("{}.{field}", src.base),
-        }
-    }
-
-    fn document(&self, src: &SourceRef) -> Option<&Document> {
-        self.docs.get(src.doc).map(|(_, d)| d)
-    }
-
-    fn input_name(&self, src: &SourceRef) -> Option<String> {
-        self.inputs.get(src.input).map(|i| i.name.clone())
-    }
-
-    /// `file:line (document n)` of an object, for "also declared at" messages.
-    pub fn describe(&self, obj: &Object) -> String {
-        let pos = self.document(&obj.src).map(|d| d.locate(&obj.src.base)).unwrap_or_default();
-        let doc = self.document(&obj.src).map_or(0, |d| d.number);
-        format!("{}:{}:{} (document {doc})", self.input_name(&obj.src).unwrap_or_default(), pos.line, pos.col)
-    }
-
-    /// The text of the scalar at `field` of `obj`, as written.
-    pub fn scalar_text(&self, obj: &Object, field: &str) -> Option<String> {
-        self.document(&obj.src)?.span(&Self::full_path(&obj.src, field))?.text.clone()
-    }
-
-    fn location(&self, obj: &Object, resource: Option<&str>, field: Option<&str>) -> Location {
-        let path = Self::full_path(&obj.src, field.unwrap_or(""));
-        let doc = self.document(&obj.src);
-        Location {
-            file: self.input_name(&obj.src),
-            pos: doc.map(|d| d.locate(&path)),
-            document: doc.map(|d| d.number),
-            resource: resource.map(str::to_string),
-            field: field.map(str::to_string),
-            position: None,
-        }
-    }
-
-    /// Reports a problem with `obj` (and, optionally, one of its fields).
-    pub fn at(
-        &mut self,
-        severity: Severity,
-        obj: &Object,
-        resource: Option<&str>,
-        field: Option<&str>,
-        message: impl Into<String>,
-    ) {
-        let location = self.location(obj, resource, field);
-        self.report.push(Diagnostic::new(severity, location, message));
-    }
-
-    /// Reports a problem at character `position` of the expression in `field`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn expr_at(
-        &mut self,
-        severity: Severity,
-        obj: &Object,
-        resource: &str,
-        field: &str,
-        position: usize,
-        expression: &str,
-        message: String,
-    ) {
-        let mut location = self.location(obj, Some(resource), Some(field));
-        location.position = Some(position);
-        let path = Self::full_path(&obj.src, field);
-        if let (Some(doc), Some(input)) = (self.document(&obj.src), self.inputs.get(obj.src.input)) {
-            location.pos = Some(doc.locate_in_scalar(&path, position, &input.text));
-        }
-        let mut d = Diagnostic::new(severity, location, message);
-        d.expression = Some(expression.to_string());
-        self.report.push(d);
-    }
-
-    /// Reports something that belongs to no single document.
-    pub fn global(&mut self, severity: Severity, message: impl Into<String>) {
-        self.report.push(Diagnostic::new(severity, Location::default(), message));
-    }
-}
-
 /// The result of a conversion: what was found and the files to write (relative path, content).
 #[derive(Debug)]
 pub struct Outcome {
@@ -322,33 +143,6 @@ impl Outcome {
     /// this conversion produced it.
     pub fn file(&self, path: &str) -> Option<&str> {
         self.files.iter().find(|(p, _)| p == path).map(|(_, content)| content.as_str())
-    }
-}
-
-const MIXER_GROUP: &str = "config.istio.io";
-
-/// Which part of the converter an object goes to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Category {
-    /// Mixer configuration (`config.istio.io`, or a Mixer kind without `apiVersion`).
-    Mixer,
-    /// The mTLS resources of Istio 1.4 (`Policy`, `MeshPolicy`, `DestinationRule`).
-    Mtls,
-    /// Anything else: reported (ignored or unsupported), not converted.
-    Other,
-}
-
-impl Object {
-    pub fn category(&self) -> Category {
-        let mixer_kind = wasmixer_engine::config::resource::classify(&self.kind).is_some();
-        match (self.group.as_str(), self.kind.as_str()) {
-            (MIXER_GROUP, _) => Category::Mixer,
-            ("", _) if self.api_version.is_none() && mixer_kind => Category::Mixer,
-            ("authentication.istio.io", "Policy" | "MeshPolicy") | ("networking.istio.io", "DestinationRule") => {
-                Category::Mtls
-            }
-            _ => Category::Other,
-        }
     }
 }
 
@@ -379,10 +173,9 @@ pub fn convert_selected(inputs: &[Input], opts: &Options, keep: impl Fn(&Object)
             Category::Other => report_other(&mut ctx, o),
         }
     }
-    let mixer_out = convert_mixer::convert(&mut ctx, &mixer);
-    let mtls_out = convert_mtls::convert(&mut ctx, &mtls);
-    let mut files =
-        if ctx.report.has_errors() { Vec::new() } else { convert_output::files(&mut ctx, &mixer_out, &mtls_out) };
+    let mixer_out = mixer::convert(&mut ctx, &mixer);
+    let mtls_out = mtls::convert(&mut ctx, &mtls);
+    let mut files = if ctx.report.has_errors() { Vec::new() } else { output::files(&mut ctx, &mixer_out, &mtls_out) };
     if ctx.report.has_errors() {
         files.clear();
     } else {
@@ -537,7 +330,7 @@ pub fn print_report(report: &Report, wrote: bool, err: &mut impl Write) -> std::
 
 /// Writes `files` under `out`, removing outputs of an earlier run that this one did not produce.
 pub fn write_files(out: &Path, files: &[(String, String)]) -> Result<(), String> {
-    for stale in convert_output::ALL_OUTPUTS {
+    for stale in output::ALL_OUTPUTS {
         if !files.iter().any(|(p, _)| p == stale) {
             let p = out.join(stale);
             if p.is_file() {

@@ -5,7 +5,7 @@
 //!   one key per destination: `log_stream` STDOUT and STDERR each have a key, FILE and
 //!   ROTATED_FILE have one key per `output_path`;
 //! * a **network** collector, reached over HTTP from the filter's root context (see
-//!   [`super::log_batch`]).
+//!   [`super::batch`]).
 //!
 //! ```json
 //! "access_log": {
@@ -22,7 +22,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::log_plan::{LogPlan, LogStream};
+use super::handler::LogStream;
+use super::plan::LogPlan;
 use crate::config::{ConfigError, ConfigErrors, FilterConfig};
 
 /// Default filter-state key (without Envoy's `wasm.` prefix) of STDOUT handlers.

@@ -5,7 +5,8 @@
 use crate::expr::Value;
 use crate::gostd::time::Timestamp;
 
-use super::zap_json::{write_json_string, write_json_value};
+use super::zap_json::write_json_value;
+use crate::json_escape::write_json_string;
 
 /// The stdio adapter's three levels (`adapter.stdio.config.Params.Level`), ordered so that
 /// `output_level` filtering is a comparison.
