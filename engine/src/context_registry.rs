@@ -1,6 +1,7 @@
 //! Contexts of a filter with its own entry points and no `proxy_on_delete`: Envoy calls every
 //! callback a module exports on every request, and the SDK's dispatcher needs `proxy_on_delete`
-//! to forget each stream (one VM call of ~2,300 instructions). A filter that knows when it is
+//! to forget each stream (one more VM call per stream, and entering the VM has a fixed cost
+//! before any filter code runs: see bench/README.md). A filter that knows when it is
 //! done with a stream needs no deletion:
 //!
 //! * The deny filter works in the request-headers callback only. A stream's root there is the

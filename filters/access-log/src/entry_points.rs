@@ -1,7 +1,8 @@
 //! The standalone filter's proxy-wasm entry points, without the SDK's dispatcher: the filter
 //! works in `on_log`, Envoy's last callback for a stream, so it needs neither the request and
-//! response callbacks nor `proxy_on_delete` (one VM call, ~2,300 instructions, less per request
-//! than with the SDK). A stream's root is kept from its creation to its `on_log`
+//! response callbacks nor `proxy_on_delete` (one VM call less per request than with the SDK,
+//! and every call into the VM has a fixed cost before any filter code runs: see
+//! bench/README.md). A stream's root is kept from its creation to its `on_log`
 //! (`wasmixer_engine::context_registry`). `make wasm` keeps exactly these exports
 //! (`wasm-exports.txt`).
 

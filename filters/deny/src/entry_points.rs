@@ -1,5 +1,6 @@
 //! The standalone filter's proxy-wasm callbacks, without the SDK's dispatcher: Envoy calls
-//! each exported callback on every request (~2,300 instructions a call before any filter code),
+//! each exported callback on every request (each call a fixed cost before any filter code runs:
+//! see bench/README.md),
 //! and this filter needs only the context's creation, its request headers and (for rules with
 //! `responseHeaderOperations`) its response headers. See `wasmixer_engine::context_registry`
 //! for how it does without `proxy_on_delete`.

@@ -1,8 +1,9 @@
 //! The standalone filter's proxy-wasm entry points, without the SDK's dispatcher: an HTTP
 //! request is reported in `on_log`, Envoy's last callback for a stream, and a TCP connection
 //! counts its bytes in the data callbacks and reports its close in `on_log`; so the filter
-//! needs neither the header callbacks nor `proxy_on_delete` (one VM call, ~2,300 instructions,
-//! less per request than with the SDK). What a stream needs is kept from its creation to its
+//! needs neither the header callbacks nor `proxy_on_delete` (one VM call less per request than
+//! with the SDK, and every call into the VM has a fixed cost before any filter code runs: see
+//! bench/README.md). What a stream needs is kept from its creation to its
 //! `on_log` (`wasmixer_engine::context_registry`). `make wasm` keeps exactly these
 //! exports (`wasm-exports.txt`).
 

@@ -1,13 +1,14 @@
 //! The log-phase properties a configuration reads, fetched with one host call per request
 //! instead of one call each.
 //!
-//! Every value Envoy hands a module costs a call back into the VM to allocate it: counted with
-//! `make bench-instructions`, a `get_property` that returns a value is ~11,500 instructions, one
-//! that finds nothing ~2,700. Envoy's official build also offers CEL through the foreign
-//! functions `expr_create` / `expr_evaluate`, over the same attributes `get_property` serves: a
-//! CEL list of the properties, created once per configuration and evaluated once per request,
-//! comes back as one buffer (the pairs encoding, each element a key in `get_property`'s own
-//! encoding). Seven properties that way cost ~40,000 instructions instead of ~94,000.
+//! Every value Envoy hands a module costs a call back into the VM to allocate it, so a
+//! `get_property` that returns a value costs several times one that finds nothing (see
+//! bench/README.md, `make bench-instructions`). Envoy's official build also offers CEL through
+//! the foreign functions `expr_create` / `expr_evaluate`, over the same attributes
+//! `get_property` serves: a CEL list of the properties, created once per configuration and
+//! evaluated once per request, comes back as one buffer (the pairs encoding, each element a key
+//! in `get_property`'s own encoding). For the handful of properties the log phase reads, one
+//! evaluation and one allocation cost far less than a read and an allocation for each.
 //!
 //! CEL fails the whole list when one element is absent, so only properties every finished HTTP
 //! stream has are batched ([`BATCHABLE`]); when the evaluation fails anyway (a stream reset
