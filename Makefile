@@ -29,9 +29,9 @@ COMBINED_PKGS     := $(foreach d,$(filter $(COMBINED_DIRS),$(FILTER_DIRS)),$(cal
 #
 # --one-caller-inline-max-function-size: binaryen otherwise inlines every function that has one
 # caller, whatever its size, and the configure-time code (config parsing, plan compilation) ends
-# up as one function of ~80 KB. Envoy's V8 compiles every function with TurboFan when the module
+# up as one huge function. Envoy's V8 compiles every function with TurboFan when the module
 # loads; the memory that takes grows with the largest functions and tcmalloc keeps it after, so
-# that one function cost each Envoy ~12 MB of RSS. The engine crate marks the same functions
+# that one function cost each Envoy megabytes of RSS (bench/README.md, memory). The engine crate marks the same functions
 # `#[inline(never)]` so that LLVM does not merge them first.
 WASM_OPT       ?= wasm-opt
 WASM_OPT_FLAGS ?= -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \

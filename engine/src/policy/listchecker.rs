@@ -43,7 +43,8 @@ pub struct ListParams {
 
 const SECOND: i64 = 1_000_000_000;
 /// Default of `max_list_bytes`: about 300,000 names or 200,000 IPv4 networks. Each worker
-/// compiles a changed list, serving nothing meanwhile: natively ~0.15 s for 4 MiB of names.
+/// compiles a changed list, serving nothing meanwhile, in time that grows with the list
+/// (docs/deny.md gives a measured figure).
 pub const DEFAULT_MAX_LIST_BYTES: usize = 4 << 20;
 /// The most `max_list_bytes` may be: the filter's linear memory is 4 GiB at most, and a
 /// compiled list takes several times its text.
