@@ -82,9 +82,8 @@ impl RootContext for MixerRoot {
             return false;
         }
         // What only the composition knows: one property batch for both telemetry components,
-        // and one tick period.
         self.share_one_batch();
-        // One tick period for all: the shortest any component needs.
+        // and one tick period for all: the shortest any component needs.
         abi::set_tick_period_ms(self.access_log.tick_period_ms().clamp(1, wasmixer_deny::root::TICK_MS));
         true
     }
