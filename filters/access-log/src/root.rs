@@ -15,6 +15,7 @@ use wasmixer_engine::telemetry::logs::options::LogRouting;
 use wasmixer_engine::telemetry::logs::options::{AccessLogOptions, NetworkOptions};
 use wasmixer_engine::telemetry::logs::plan::LogPlan;
 use wasmixer_proxy_wasm_host::abi::{self, HttpCaller, MapType};
+use wasmixer_proxy_wasm_host::component::Component;
 use wasmixer_proxy_wasm_host::identity;
 use wasmixer_proxy_wasm_host::plugin_configuration;
 use wasmixer_proxy_wasm_host::property_batch::{self, PropertyBatch};
@@ -119,7 +120,7 @@ impl AccessLogRoot {
         }
         // Report what the previous configuration counted before it is replaced.
         self.flush_metrics();
-        match self.configure(config) {
+        match self.compile(config) {
             Ok(shared) => {
                 let network = shared.network.is_some();
                 log::info!(
@@ -144,7 +145,7 @@ impl AccessLogRoot {
         }
     }
 
-    fn configure(&mut self, config: &FilterConfig) -> Result<Shared, String> {
+    fn compile(&mut self, config: &FilterConfig) -> Result<Shared, String> {
         let manifest = Manifest::istio();
         let mut plan = LogPlan::compile(config, manifest).map_err(|e| e.to_string())?;
         let identity = identity::root_from_node();
@@ -269,6 +270,30 @@ impl AccessLogRoot {
     pub fn on_tick(&mut self) {
         self.pump();
         self.flush_metrics();
+    }
+}
+
+/// The access-log filter as a component of a larger filter (the `mixer`).
+impl Component for AccessLogRoot {
+    type Stream = AccessLogStream;
+
+    fn configure(&mut self, config: &FilterConfig) -> bool {
+        self.apply(config)
+    }
+
+    fn stream(&self, context_id: u32, carry: Rc<RequestCarry>) -> AccessLogStream {
+        AccessLogRoot::stream(self, context_id, carry)
+    }
+
+    fn on_tick(&mut self) {
+        AccessLogRoot::on_tick(self);
+    }
+
+    /// Takes every answer it is offered: the collector's queue tells its own calls from stale
+    /// ones.
+    fn on_http_call_response(&mut self, token: u32, _body_size: usize) -> bool {
+        AccessLogRoot::on_http_call_response(self, token);
+        true
     }
 }
 

@@ -15,6 +15,7 @@ use wasmixer_engine::telemetry::logs::options::LogRouting;
 use wasmixer_engine::telemetry::logs::plan::{LogPlan, LogRule};
 use wasmixer_engine::telemetry::logs::render::{FieldRef, LineMeta, LogSink};
 use wasmixer_proxy_wasm_host::abi;
+use wasmixer_proxy_wasm_host::component::ComponentStream;
 use wasmixer_proxy_wasm_host::property_batch::PropertyBatch;
 use wasmixer_proxy_wasm_host::proxy_host::ProxyHost;
 
@@ -135,10 +136,10 @@ impl LogSink for Sink<'_> {
     }
 }
 
-impl AccessLogStream {
+impl ComponentStream for AccessLogStream {
     /// Renders the request's lines and hands them to their sinks (Envoy's loggers through
     /// filter state, the collector's queue).
-    pub fn on_log(&mut self) {
+    fn on_log(&mut self) {
         let Some(shared) = self.shared.as_deref() else {
             return;
         };

@@ -12,10 +12,11 @@
 use wasmixer_engine::attr::request_carry::RequestCarry;
 use wasmixer_engine::context_registry::MAX_PENDING;
 use wasmixer_engine::policy::header_ops::HeaderEdit;
+use wasmixer_proxy_wasm_host::component::Flow;
 use wasmixer_proxy_wasm_host::entry_points::FilterContexts;
 
 use crate::root::DenyRoot;
-use crate::stream::{self, Flow};
+use crate::stream;
 
 /// The ABI's header-callback answers.
 const CONTINUE: u32 = 0;

@@ -11,6 +11,7 @@ use wasmixer_engine::policy::deny::{CheckHandler, ListSource};
 use wasmixer_engine::policy::listchecker::FetchOutcome;
 use wasmixer_engine::policy::DenyPlan;
 use wasmixer_proxy_wasm_host::abi::{self, BufferType, HttpCaller};
+use wasmixer_proxy_wasm_host::component::Component;
 use wasmixer_proxy_wasm_host::identity;
 use wasmixer_proxy_wasm_host::plugin_configuration;
 
@@ -67,7 +68,7 @@ impl DenyRoot {
         self.fetches.iter().any(|(t, _)| *t == token)
     }
 
-    fn configure(&self, config: &FilterConfig) -> Result<Shared, String> {
+    fn compile(&self, config: &FilterConfig) -> Result<Shared, String> {
         let manifest = Manifest::istio();
         let mut plan = DenyPlan::compile(config, manifest).map_err(|e| e.to_string())?;
         if !self.response_phase {
@@ -142,7 +143,7 @@ impl DenyRoot {
 
     /// Takes `config` (the standalone filter's own document, or the mixer's), or rejects it.
     pub fn apply(&mut self, config: &FilterConfig) -> bool {
-        match self.configure(config) {
+        match self.compile(config) {
             Ok(shared) => {
                 log::info!(
                     "wasmixer-deny {} configured: {} check rule(s), {} handler(s)",
@@ -190,6 +191,32 @@ impl DenyRoot {
     }
 }
 
+/// The deny filter as a component of a larger filter (the `mixer`).
+impl Component for DenyRoot {
+    type Stream = DenyStream;
+
+    fn configure(&mut self, config: &FilterConfig) -> bool {
+        self.apply(config)
+    }
+
+    fn stream(&self, context_id: u32, carry: Rc<RequestCarry>) -> DenyStream {
+        DenyRoot::stream(self, context_id, carry)
+    }
+
+    fn on_tick(&mut self) {
+        DenyRoot::on_tick(self);
+    }
+
+    /// Takes the answers to its list fetches.
+    fn on_http_call_response(&mut self, token: u32, body_size: usize) -> bool {
+        if !self.owns_call(token) {
+            return false;
+        }
+        DenyRoot::on_http_call_response(self, token, body_size);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
@@ -209,14 +236,14 @@ mod tests {
     #[test]
     fn a_build_without_the_response_phase_rejects_rules_that_edit_responses() {
         let edits_responses = config(RESPONSE_OPS);
-        match DenyRoot::default().without_response_phase().configure(&edits_responses) {
+        match DenyRoot::default().without_response_phase().compile(&edits_responses) {
             Err(e) => assert_eq!(
                 e,
                 "tag.rule.istio-system: field responseHeaderOperations: this build has no response phase (deny-request-only.wasm); use deny.wasm"
             ),
             Ok(_) => panic!("accepted a rule it cannot apply"),
         }
-        assert!(DenyRoot::default().configure(&edits_responses).is_ok());
-        assert!(DenyRoot::default().without_response_phase().configure(&config("")).is_ok());
+        assert!(DenyRoot::default().compile(&edits_responses).is_ok());
+        assert!(DenyRoot::default().without_response_phase().compile(&config("")).is_ok());
     }
 }

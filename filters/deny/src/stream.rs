@@ -12,6 +12,7 @@ use wasmixer_engine::policy::header_ops::{HeaderEdit, SkippedValue};
 use wasmixer_engine::policy::status::http_status;
 use wasmixer_engine::policy::DenyPlan;
 use wasmixer_proxy_wasm_host::abi::{self, MapType};
+use wasmixer_proxy_wasm_host::component::{ComponentStream, Flow};
 use wasmixer_proxy_wasm_host::proxy_host::ProxyHost;
 
 use crate::metrics::DenyMetrics;
@@ -60,14 +61,6 @@ impl CheckObserver for Observer<'_> {
             }
         }
     }
-}
-
-/// Whether a request goes on after the check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flow {
-    Continue,
-    /// A local reply was sent; the request stops here.
-    Stop,
 }
 
 /// Checks one request against `shared`'s configuration (`None`: none valid ever loaded) from its
@@ -136,14 +129,16 @@ impl DenyStream {
     pub fn new(context_id: u32, shared: Option<Rc<Shared>>, carry: Rc<RequestCarry>) -> DenyStream {
         DenyStream { context_id, shared, carry, response_edits: Vec::new() }
     }
+}
 
-    pub fn on_request_headers(&mut self) -> Flow {
+impl ComponentStream for DenyStream {
+    fn on_request_headers(&mut self) -> Flow {
         let (flow, response_edits) = check_request(self.shared.as_deref(), &self.carry, self.context_id);
         self.response_edits = response_edits;
         flow
     }
 
-    pub fn on_response_headers(&mut self) {
+    fn on_response_headers(&mut self) {
         apply_response_edits(&self.response_edits);
     }
 }

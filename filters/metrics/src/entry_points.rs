@@ -8,6 +8,7 @@
 //! exports (`wasm-exports.txt`).
 
 use wasmixer_engine::attr::request_carry::RequestCarry;
+use wasmixer_proxy_wasm_host::component::ComponentStream;
 use wasmixer_proxy_wasm_host::entry_points::FilterContexts;
 
 use crate::root::MetricsRoot;

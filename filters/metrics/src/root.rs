@@ -11,6 +11,7 @@ use wasmixer_engine::expr::Manifest;
 use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
 use wasmixer_engine::telemetry::metrics::tcp_traffic::is_tcp_root_id;
 use wasmixer_proxy_wasm_host::abi;
+use wasmixer_proxy_wasm_host::component::Component;
 use wasmixer_proxy_wasm_host::identity;
 use wasmixer_proxy_wasm_host::plugin_configuration;
 use wasmixer_proxy_wasm_host::property_batch::{self, PropertyBatch};
@@ -38,7 +39,7 @@ impl MetricsRoot {
         MetricsStream::new(context_id, self.shared.clone(), carry)
     }
 
-    fn configure(&self, config: &FilterConfig) -> Result<Shared, String> {
+    fn compile(&self, config: &FilterConfig) -> Result<Shared, String> {
         let manifest = Manifest::istio();
         let mut plan = MetricPlan::compile(config, manifest).map_err(|e| e.to_string())?;
         let identity = identity::root_from_node();
@@ -67,7 +68,7 @@ impl MetricsRoot {
         }
         // What the previous configuration counted reaches Envoy before it is replaced.
         self.flush();
-        match self.configure(config) {
+        match self.compile(config) {
             Ok(shared) => {
                 let plan = &shared.plan;
                 log::info!(
@@ -126,5 +127,22 @@ impl MetricsRoot {
         if self.tcp {
             self.connections.report_due(abi::now_nanos());
         }
+    }
+}
+
+/// The metrics filter (HTTP) as a component of a larger filter (the `mixer`).
+impl Component for MetricsRoot {
+    type Stream = MetricsStream;
+
+    fn configure(&mut self, config: &FilterConfig) -> bool {
+        self.apply(config)
+    }
+
+    fn stream(&self, context_id: u32, carry: Rc<RequestCarry>) -> MetricsStream {
+        MetricsRoot::stream(self, context_id, carry)
+    }
+
+    fn on_tick(&mut self) {
+        MetricsRoot::on_tick(self);
     }
 }

@@ -8,6 +8,7 @@ use wasmixer_engine::attr::identity::RootIdentity;
 use wasmixer_engine::attr::request_carry::{PeerTrustLevel, RequestCarry};
 use wasmixer_engine::expr::AttributeBag;
 use wasmixer_engine::telemetry::metrics::plan::MetricPlan;
+use wasmixer_proxy_wasm_host::component::ComponentStream;
 use wasmixer_proxy_wasm_host::property_batch::PropertyBatch;
 use wasmixer_proxy_wasm_host::proxy_host::ProxyHost;
 use wasmixer_proxy_wasm_host::stats::MetricRecorder;
@@ -63,9 +64,9 @@ impl MetricsStream {
     }
 }
 
-impl MetricsStream {
+impl ComponentStream for MetricsStream {
     /// Records the finished request's metrics.
-    pub fn on_log(&mut self) {
+    fn on_log(&mut self) {
         // Without a valid configuration there is nothing to record (and nothing to block).
         let Some(shared) = self.shared.as_deref() else {
             return;

@@ -4,6 +4,7 @@ use serde::Deserialize;
 use wasmixer_engine::attr::peer_metadata::{
     METADATA_HEADER, METADATA_ID_HEADER, WASMIXER_METADATA_HEADER, WASMIXER_METADATA_ID_HEADER,
 };
+use wasmixer_engine::config::FilterConfig;
 use wasmixer_engine::policy::header_ops::is_valid_header_name;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -106,6 +107,22 @@ impl PeerConfig {
         config.validated()
     }
 
+    /// The `peer_metadata` section of a combined document (the `mixer` filter's; absent:
+    /// defaults). The components there share the peer in memory, so filter state is published
+    /// only if the section asks for it.
+    pub fn from_document(config: &FilterConfig) -> Result<PeerConfig, String> {
+        let shares_in_memory = match &config.peer_metadata {
+            serde_json::Value::Object(section) => !section.contains_key("publish_filter_state"),
+            _ => true,
+        };
+        let mut peer =
+            PeerConfig::from_section(config.peer_metadata.clone()).map_err(|e| format!("peer_metadata: {e}"))?;
+        if shares_in_memory {
+            peer.publish_filter_state = false;
+        }
+        Ok(peer)
+    }
+
     /// Header names must be lower-case HTTP tokens (Envoy keeps header names lower case, and a
     /// name it cannot send would fail every request), and the two must differ.
     fn validated(mut self) -> Result<PeerConfig, String> {
@@ -146,6 +163,28 @@ impl PeerConfig {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn peer_of(document: &str) -> Result<PeerConfig, String> {
+        PeerConfig::from_document(&FilterConfig::parse(document.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn the_peer_is_shared_in_memory_unless_the_section_asks_for_filter_state() {
+        assert!(!peer_of("{}").unwrap().publish_filter_state);
+        let section =
+            peer_of(r#"{"peer_metadata": {"external_clusters": ["outbound|443||api.example.com"]}}"#).unwrap();
+        assert!(!section.publish_filter_state);
+        assert_eq!(section.external_clusters, ["outbound|443||api.example.com"]);
+        assert!(peer_of(r#"{"peer_metadata": {"publish_filter_state": true}}"#).unwrap().publish_filter_state);
+    }
+
+    #[test]
+    fn a_bad_peer_section_is_named_in_the_error() {
+        let err = peer_of(r#"{"peer_metadata": {"publish_unverified": "yes"}}"#).unwrap_err();
+        assert!(err.starts_with("peer_metadata: invalid type: string \"yes\", expected a boolean"), "{err}");
+        let err = peer_of(r#"{"peer_metadata": {"external": []}}"#).unwrap_err();
+        assert!(err.starts_with("peer_metadata: unknown field `external`"), "{err}");
+    }
 
     #[test]
     fn external_clusters_never_receive_metadata() {

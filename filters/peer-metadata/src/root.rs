@@ -6,8 +6,10 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 use wasmixer_engine::attr::identity::PeerCache;
 use wasmixer_engine::attr::request_carry::RequestCarry;
+use wasmixer_engine::config::FilterConfig;
 use wasmixer_engine::self_metrics;
 use wasmixer_proxy_wasm_host::abi;
+use wasmixer_proxy_wasm_host::component::Component;
 use wasmixer_proxy_wasm_host::identity::local_workload_metadata;
 use wasmixer_proxy_wasm_host::plugin_configuration;
 use wasmixer_proxy_wasm_host::stats::BatchedCounter;
@@ -71,7 +73,7 @@ impl PeerRoot {
     }
 
     /// Takes `config` (already parsed) as the configuration.
-    pub fn configure(&mut self, config: PeerConfig) {
+    pub fn apply(&mut self, config: PeerConfig) {
         self.flush_counts();
         let local_metadata = local_metadata();
         if local_metadata.is_none() {
@@ -103,13 +105,38 @@ impl PeerRoot {
     }
 }
 
+/// Peer metadata as a component of a larger filter (the `mixer`), configured from the combined
+/// document's `peer_metadata` section ([`PeerConfig::from_document`]).
+impl Component for PeerRoot {
+    type Stream = PeerStream;
+
+    fn configure(&mut self, config: &FilterConfig) -> bool {
+        match PeerConfig::from_document(config) {
+            Ok(peer) => {
+                self.apply(peer);
+                true
+            }
+            // The combined document is the mixer's: its rejection is named so.
+            Err(e) => plugin_configuration::reject("wasmixer-mixer", &e),
+        }
+    }
+
+    fn stream(&self, _context_id: u32, carry: Rc<RequestCarry>) -> PeerStream {
+        PeerRoot::stream(self, carry)
+    }
+
+    fn on_tick(&mut self) {
+        self.flush_counts();
+    }
+}
+
 impl Context for PeerRoot {}
 
 impl RootContext for PeerRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
         match PeerConfig::parse(&plugin_configuration::bytes()) {
             Ok(config) => {
-                self.configure(config);
+                self.apply(config);
                 abi::set_tick_period_ms(TICK_MS);
                 true
             }

@@ -13,6 +13,7 @@ use wasmixer_engine::attr::request_carry::RequestCarry;
 use wasmixer_engine::attr::spiffe::{verify_peer_claim, PeerTrust, SpiffeId};
 use wasmixer_engine::attr::workload::WorkloadMetadata;
 use wasmixer_proxy_wasm_host::abi::{self, MapType};
+use wasmixer_proxy_wasm_host::component::{ComponentStream, Flow};
 use wasmixer_proxy_wasm_host::identity::listener_direction;
 
 use crate::config::{IstioHeaders, PeerConfig};
@@ -190,9 +191,23 @@ impl PeerStream {
 
 impl Context for PeerStream {}
 
+/// The standalone filter's stream, on the SDK's dispatcher: the component's phases.
 impl HttpContext for PeerStream {
     fn on_http_request_headers(&mut self, _n: usize, _end: bool) -> Action {
-        let Some(shared) = self.shared.clone() else { return Action::Continue };
+        self.on_request_headers();
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, _end: bool) -> Action {
+        self.on_response_headers();
+        Action::Continue
+    }
+}
+
+/// Peer metadata never stops a request.
+impl ComponentStream for PeerStream {
+    fn on_request_headers(&mut self) -> Flow {
+        let Some(shared) = self.shared.clone() else { return Flow::Continue };
         let config = &shared.config;
         self.direction = self.carry.direction(listener_direction);
         if self.outbound() {
@@ -221,11 +236,11 @@ impl HttpContext for PeerStream {
             // Nobody announced: the request's other components need not look in filter state.
             self.carry.learn_peer(None, true);
         }
-        Action::Continue
+        Flow::Continue
     }
 
-    fn on_http_response_headers(&mut self, _n: usize, _end: bool) -> Action {
-        let Some(shared) = self.shared.clone() else { return Action::Continue };
+    fn on_response_headers(&mut self) {
+        let Some(shared) = self.shared.clone() else { return };
         if self.outbound() {
             let received = receive(MapType::ResponseHeaders, &shared.config);
             match (self.announced, received) {
@@ -243,6 +258,5 @@ impl HttpContext for PeerStream {
         } else {
             receive(MapType::ResponseHeaders, &shared.config);
         }
-        Action::Continue
     }
 }

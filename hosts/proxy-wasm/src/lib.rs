@@ -3,6 +3,9 @@
 //! calls that cannot trap, the modules' own entry points, and what the engine's traits need
 //! answered by Envoy.
 //!
+//! [`component`] is the interface every filter's parts implement (a root's configuration and
+//! events, a stream's phases), which the `mixer` filter composes.
+//!
 //! What it implements, against which engine trait or type:
 //!
 //! * [`proxy_host::ProxyHost`] implements [`wasmixer_engine::attr::source::AttributeSource`]
@@ -35,6 +38,7 @@
 //! [`MetricSink`]: wasmixer_engine::telemetry::metrics::record::MetricSink
 
 pub mod abi;
+pub mod component;
 pub mod entry_points;
 pub mod identity;
 pub mod logger;
