@@ -88,33 +88,49 @@ impl PeerStream {
         self.direction == Some(Direction::Outbound)
     }
 
-    /// Verifies a received announcement against the connection's certificate and publishes it;
-    /// tells whether the connection is mTLS (a peer certificate was presented).
-    fn accept(&self, shared: &PeerShared, encoded: &[u8], direction: &'static str) -> bool {
-        let mut connection_mtls = false;
-        let (san_path, mtls_path): (&[&str], Option<&[&str]>) = if self.outbound() {
-            (&["upstream", "uri_san_peer_certificate"], None)
+    /// A property of the peer's connection. Outbound, this runs on the response: the upstream
+    /// connection is final, so the request's other components may reuse what is read here.
+    fn peer_property(&self, path: &'static [&'static str]) -> Option<Vec<u8>> {
+        self.carry.property(path, self.outbound(), || abi::get_property(path))
+    }
+
+    /// The peer certificate's URI SAN: the caller's inbound, the upstream's outbound.
+    fn peer_certificate_san(&self) -> Option<String> {
+        let path: &'static [&'static str] = if self.outbound() {
+            &["upstream", "uri_san_peer_certificate"]
         } else {
-            (&["connection", "uri_san_peer_certificate"], Some(&["connection", "mtls"]))
+            &["connection", "uri_san_peer_certificate"]
         };
+        self.peer_property(path).map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// Verifies a received announcement against the connection's certificate (its SAN from
+    /// `san`, read only for a well-formed claim) and publishes it; tells whether the connection
+    /// is mTLS (a peer certificate was presented).
+    fn accept(
+        &self,
+        shared: &PeerShared,
+        encoded: &[u8],
+        san: impl FnOnce() -> Option<String>,
+        direction: &'static str,
+    ) -> bool {
+        let mut connection_mtls = false;
         let result = match shared.peers.get_or_decode(encoded) {
             None => {
                 self.carry.learn_peer(None, true);
                 "malformed"
             }
             Some(peer) => {
-                // Outbound, this runs on the response: the upstream connection is final, so the
-                // request's other components may reuse what is read here.
-                let fetch = |path: &'static [&'static str]| {
-                    self.carry.property(path, self.outbound(), || abi::get_property(path))
-                };
-                let san = fetch(san_path).map(|b| String::from_utf8_lossy(&b).into_owned());
+                let san = san();
                 // A peer certificate with a URI SAN means the peer presented one: mutual TLS.
                 // Without one, the connection's own answer tells no_mtls from no_certificate.
-                let mtls = match (san.as_deref().is_some_and(|s| !s.is_empty()), mtls_path) {
+                let mtls = match (san.as_deref().is_some_and(|s| !s.is_empty()), self.outbound()) {
                     (true, _) => true,
-                    (false, Some(path)) => fetch(path).and_then(|b| b.first().copied()).is_some_and(|b| b != 0),
-                    (false, None) => false,
+                    (false, false) => self
+                        .peer_property(&["connection", "mtls"])
+                        .and_then(|b| b.first().copied())
+                        .is_some_and(|b| b != 0),
+                    (false, true) => false,
                 };
                 connection_mtls = mtls;
                 let claim = WorkloadMetadata {
@@ -164,28 +180,18 @@ impl PeerStream {
         }
         let Some(peer) = istio_peer_state::read(self.outbound(), abi::get_property) else { return false };
         let mut claim = peer.metadata;
+        let san = self.peer_certificate_san();
         if peer.identity.is_none() {
             // Istio learnt the peer from its own header exchange, which carries no service
             // account: the claim can be checked by namespace only, and the service account is
             // the certificate's (README, security model).
-            if let Some(sa) = self.certificate_service_account(&claim.namespace) {
-                claim.service_account = sa;
+            let certificate = san.as_deref().and_then(|s| SpiffeId::parse(s).ok());
+            if let Some(id) = certificate.filter(|id| id.namespace() == claim.namespace) {
+                claim.service_account = id.service_account().to_string();
             }
         }
-        self.accept(shared, claim.encode_header().as_bytes(), direction);
+        self.accept(shared, claim.encode_header().as_bytes(), || san, direction);
         true
-    }
-
-    /// The service account of the peer certificate's SPIFFE SAN, if it is in `namespace`.
-    fn certificate_service_account(&self, namespace: &str) -> Option<String> {
-        let path: &'static [&'static str] = if self.outbound() {
-            &["upstream", "uri_san_peer_certificate"]
-        } else {
-            &["connection", "uri_san_peer_certificate"]
-        };
-        let san = self.carry.property(path, self.outbound(), || abi::get_property(path))?;
-        let id = SpiffeId::parse(std::str::from_utf8(&san).ok()?).ok()?;
-        (id.namespace() == namespace).then(|| id.service_account().to_string())
     }
 }
 
@@ -217,8 +223,15 @@ impl ComponentStream for PeerStream {
             match &shared.local_metadata {
                 Some(meta) if config.may_announce_to(&cluster) => {
                     announce(MapType::RequestHeaders, HeaderNames::Ours, &shared, meta);
-                    if config.istio_headers == IstioHeaders::Exchange {
-                        announce(MapType::RequestHeaders, HeaderNames::Istio, &shared, meta);
+                    match (config.istio_headers, HeaderNames::Istio.names(config)) {
+                        (IstioHeaders::Exchange, _) => {
+                            announce(MapType::RequestHeaders, HeaderNames::Istio, &shared, meta)
+                        }
+                        // Never forward an announcement the application made up under Istio's names.
+                        (IstioHeaders::Accept, Some(names)) => {
+                            strip(MapType::RequestHeaders, names);
+                        }
+                        _ => {}
                     }
                     self.announced = true;
                 }
@@ -228,7 +241,7 @@ impl ComponentStream for PeerStream {
                 }
             }
         } else if let Some((family, encoded)) = receive(MapType::RequestHeaders, config) {
-            let mtls = self.accept(&shared, &encoded, "inbound");
+            let mtls = self.accept(&shared, &encoded, || self.peer_certificate_san(), "inbound");
             // Our answer names this workload: only callers on an mTLS connection get it, unless
             // the operator restores Istio's behaviour.
             self.answer_under = (mtls || config.answer_plaintext_callers).then_some(family);
@@ -245,7 +258,7 @@ impl ComponentStream for PeerStream {
             let received = receive(MapType::ResponseHeaders, &shared.config);
             match (self.announced, received) {
                 (true, Some((_, encoded))) => {
-                    self.accept(&shared, &encoded, "outbound");
+                    self.accept(&shared, &encoded, || self.peer_certificate_san(), "outbound");
                 }
                 (true, None) => {
                     self.accept_istio_state(&shared, "outbound");
