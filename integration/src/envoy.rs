@@ -73,10 +73,13 @@ impl EnvoyProcess {
         let log_too = log.try_clone().map_err(|e| HarnessError::io("duplicating the log file handle", e))?;
         // Unique per process and instance, so parallel tests and test binaries never share one.
         let base_id = (pid % 100_000) * 20 + instance % 20 + 1;
+        // One worker unless the caller asks for more (Envoy refuses an option given twice).
+        let concurrency: &[&str] = if extra_args.contains(&"--concurrency") { &[] } else { &["--concurrency", "1"] };
         let child = Command::new(&bin)
             .arg("-c")
             .arg(&config)
-            .args(["--disable-hot-restart", "--concurrency", "1", "-l", "info"])
+            .args(["--disable-hot-restart", "-l", "info"])
+            .args(concurrency)
             .args(["--base-id", &base_id.to_string()])
             .arg("--admin-address-path")
             .arg(&admin_path)

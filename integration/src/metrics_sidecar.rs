@@ -44,7 +44,17 @@ impl MetricsSidecar<'_> {
 
     /// Starts the HTTP sidecar and waits until the metrics filter is configured.
     pub fn start_http(&self, filters: &[(&str, String)], stats_path: &str) -> Result<EnvoyProcess, HarnessError> {
-        let envoy = EnvoyProcess::start(&self.http_bootstrap(filters, stats_path)?, self.name)?;
+        self.start_http_with_args(filters, stats_path, &[])
+    }
+
+    /// [`MetricsSidecar::start_http`] with extra Envoy arguments (e.g. `--concurrency 2`).
+    pub fn start_http_with_args(
+        &self,
+        filters: &[(&str, String)],
+        stats_path: &str,
+        extra_args: &[&str],
+    ) -> Result<EnvoyProcess, HarnessError> {
+        let envoy = EnvoyProcess::start_with_args(&self.http_bootstrap(filters, stats_path)?, self.name, extra_args)?;
         wait_configured(&envoy)?;
         Ok(envoy)
     }

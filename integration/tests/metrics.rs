@@ -229,6 +229,48 @@ fn distributions_buckets_sanitising_and_series_cap() -> Result<(), HarnessError>
 
 /// A configuration Mixer only failed at runtime is rejected when Envoy loads it, with the
 /// resource, field and reason in the log.
+/// Each worker has its own VM and so its own series: `wasmixer_metric_series` is their sum
+/// (every VM adds the series it defines), not the count of whichever worker wrote last. Two
+/// workers, one label value on many connections: the gauge equals the number of workers that
+/// served a request (Envoy's per-worker listener counters tell which).
+#[test]
+fn the_series_gauge_sums_the_workers() -> Result<(), HarnessError> {
+    let backend = Backend::start(|_| BackendResponse::ok("ok"))?;
+    let server = MetricsSidecar {
+        name: "metrics-two-workers",
+        workload: "server",
+        listener: "inbound",
+        direction: "INBOUND",
+        cluster: "inbound|8080|http|server.default.svc.cluster.local",
+        upstream_port: backend.port(),
+    }
+    .start_http_with_args(
+        &[("metrics", read_workspace_file(DISTRIBUTION)?)],
+        DISTRIBUTION_STATS,
+        &["--concurrency", "2"],
+    )?;
+    let addr = server.listener_addr("inbound")?;
+    // A connection each: the kernel spreads them over both workers' sockets.
+    for _ in 0..24 {
+        let resp = Request::get("/a").send(addr)?;
+        ensure!(resp.status == 200, "status {}", resp.status);
+    }
+    let stats = server.admin_get("/stats?filter=worker_[0-9]+\\.downstream_cx_total")?.body_text();
+    let workers = stats
+        .lines()
+        .filter(|l| l.starts_with("listener.") && l.contains(".worker_"))
+        .filter(|l| l.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n > 0))
+        .count();
+    ensure!(workers >= 1, "no worker served a connection:\n{stats}");
+    eprintln!("{workers} worker(s) served the connections");
+    wait_for_stats_line(
+        &server,
+        &format!("wasmixer_metric_series{{metric=\"istio_path_requests_total\"}} {workers}"),
+        Duration::from_secs(10),
+    )?;
+    Ok(())
+}
+
 #[test]
 fn label_mismatch_is_rejected_at_configure_time() -> Result<(), HarnessError> {
     let backend = Backend::ok()?;
